@@ -1,0 +1,160 @@
+// recur/rnn.h - a recurrent network: L stacked layers of D directions of any cell, run over a
+// time-major batch of variable-length sequences, forward and backward through time.
+//
+// Structure follows PyTorch ATen's RNN.cpp: a cell is one step, a direction scans it over time,
+// bidirectional and stacked networks are compositions. For each layer and direction the input
+// projection for all T steps is one GEMM outside the time loop; inside the loop only the
+// recurrent GEMM and fused element-wise gate code run, on buffers allocated before the loop.
+//
+// Variable lengths follow PyTorch's packed-sequence semantics without sorting: step t of
+// sequence b is valid iff t < lengths[b]; outputs past a sequence's length are zero, its final
+// state is the state after its last valid step, and the reverse direction starts at its own
+// last valid step from the initial state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recur/cell.h"
+#include "recur/random.h"
+#include "recur/tensor.h"
+
+namespace recur {
+
+struct RnnConfig {
+  CellType cell = CellType::lstm;
+  GruReset gru_reset = GruReset::after;  // GRU only
+  int64_t input_size = 0;                // I
+  int64_t hidden_size = 0;               // H
+  int64_t proj_size = 0;                 // P, LSTM only; 0 = no projection
+  int64_t num_layers = 1;                // L
+  bool bidirectional = false;            // D = 2 if set
+  bool peephole = false;                 // LSTM only
+  bool bias = true;
+  double dropout = 0.0;  // on the outputs of every layer but the last, in training only
+
+  int64_t directions() const { return bidirectional ? 2 : 1; }              // D
+  int64_t gates() const { return gate_count(cell); }                         // G
+  int64_t state_size() const { return proj_size > 0 ? proj_size : hidden_size; }  // R
+  int64_t output_size() const { return directions() * state_size(); }        // D * R
+  int64_t layer_input_size(int64_t layer) const { return layer == 0 ? input_size : output_size(); }
+  bool has_cell_state() const { return cell == CellType::lstm; }
+  void validate() const;  // throws Error naming the offending field
+};
+
+// Parameters of one layer and direction, PyTorch's names and layouts.
+template <typename T>
+struct DirectionParams {
+  Tensor<T> w_ih;    // weight_ih_l{k}: [G*H, I_layer]
+  Tensor<T> w_hh;    // weight_hh_l{k}: [G*H, R]
+  Tensor<T> b_ih;    // bias_ih_l{k}:   [G*H]   (empty if !bias)
+  Tensor<T> b_hh;    // bias_hh_l{k}:   [G*H]   (empty if !bias)
+  Tensor<T> w_hr;    // weight_hr_l{k}: [P, H]  (LSTM with projection only)
+  Tensor<T> w_peep;  // weight_peep_l{k}: [3, H] rows (i, f, o) (peephole LSTM only; not in PyTorch)
+};
+
+// Index of layer l, direction d in the params/grads/state vectors: l * D + d (PyTorch's order).
+template <typename T>
+struct RnnParams {
+  std::vector<DirectionParams<T>> dirs;  // [L * D]
+};
+
+// Same layout as RnnParams; a separate type so the two cannot be swapped by mistake.
+template <typename T>
+struct RnnGrads {
+  std::vector<DirectionParams<T>> dirs;  // [L * D]
+  void zero();
+};
+
+// Recurrent state between calls (initial state in, final state out).
+template <typename T>
+struct RnnState {
+  Tensor<T> h;  // [L*D, B, R]
+  Tensor<T> c;  // [L*D, B, H]  (LSTM only, else empty)
+};
+
+// What forward keeps for backward. Reused across calls: buffers grow, never shrink.
+template <typename T>
+struct DirectionCache {
+  Tensor<T> gates;  // [T, B, G*H] post-activation gate values (RNN: h; GRU: r,z,n; LSTM: i,f,g,o)
+  Tensor<T> h;      // [T+1, B, R] h[0] = initial state, h[t+1] = state after step t (held when invalid)
+  Tensor<T> c;      // [T+1, B, H] LSTM cell states, c[0] = initial
+  Tensor<T> aux;    // [T, B, H] GRU after: W_hn h + b_hn; GRU before: r * h; LSTMP: o * tanh(c) pre-projection
+};
+
+template <typename T>
+struct RnnCache {
+  int64_t steps = 0, batch = 0;               // T, B of the cached forward
+  std::vector<int64_t> lengths;               // [B]
+  std::vector<DirectionCache<T>> dirs;        // [L * D]
+  std::vector<Tensor<T>> layer_outputs;       // [L-1] inputs of layers 1..L-1, after dropout: [T, B, D*R]
+  std::vector<Tensor<T>> dropout_masks;       // [L-1] [T, B, D*R], 0 or 1/(1-p); empty when not training
+};
+
+struct ForwardOptions {
+  bool training = false;  // enables dropout between layers
+  Rng* rng = nullptr;     // required when training with dropout > 0
+};
+
+// Allocates parameters with PyTorch's default init U(-1/sqrt(H), 1/sqrt(H)) (peepholes too).
+template <typename T>
+RnnParams<T> rnn_init_params(const RnnConfig& cfg, Rng& rng);
+// Same as rnn_init_params, then uniform(-scale, scale) for every parameter (Zaremba et al.).
+template <typename T>
+RnnParams<T> rnn_init_params_uniform(const RnnConfig& cfg, Rng& rng, double scale);
+template <typename T>
+RnnGrads<T> rnn_zero_grads(const RnnConfig& cfg);
+template <typename T>
+RnnState<T> rnn_zero_state(const RnnConfig& cfg, int64_t batch);
+
+// Throws ShapeError naming the tensor, expected and given shape.
+template <typename T>
+void rnn_check_params(const RnnConfig& cfg, const RnnParams<T>& params);
+
+// PyTorch state_dict name of a parameter: kind is "weight_ih", "weight_hh", "bias_ih",
+// "bias_hh", "weight_hr" or "weight_peep"; e.g. ("weight_ih", 1, 1) -> "weight_ih_l1_reverse".
+std::string rnn_param_name(std::string_view kind, int64_t layer, int64_t direction);
+
+// Visits every present parameter tensor as (state_dict name, tensor), in PyTorch's order.
+template <typename T, typename F>
+void rnn_for_each_param(const RnnConfig& cfg, std::vector<DirectionParams<T>>& dirs, F&& f) {
+  const int64_t D = cfg.directions();
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t d = 0; d < D; ++d) {
+      auto& p = dirs[size_t(l * D + d)];
+      f(rnn_param_name("weight_ih", l, d), p.w_ih);
+      f(rnn_param_name("weight_hh", l, d), p.w_hh);
+      if (cfg.bias) {
+        f(rnn_param_name("bias_ih", l, d), p.b_ih);
+        f(rnn_param_name("bias_hh", l, d), p.b_hh);
+      }
+      if (cfg.proj_size > 0) f(rnn_param_name("weight_hr", l, d), p.w_hr);
+      if (cfg.peephole) f(rnn_param_name("weight_peep", l, d), p.w_peep);
+    }
+}
+
+// Forward over a batch.
+//   input   [T, B, I]
+//   lengths [B] with 1 <= lengths[b] <= T, or empty for all T
+//   state0  initial state (h [L*D, B, R], c [L*D, B, H]); empty tensors mean zeros
+//   output  [T, B, D*R] (resized)
+//   state_n final state (resized)
+template <typename T>
+void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                 const std::vector<int64_t>& lengths, const RnnState<T>& state0, const ForwardOptions& opts,
+                 Tensor<T>& output, RnnState<T>& state_n, RnnCache<T>& cache);
+
+// Backward through time of the last forward held in `cache`.
+//   grad_output  [T, B, D*R]                   dLoss/doutput (values past a length are ignored)
+//   grad_state_n final-state gradients, same shapes as state_n; empty tensors mean zeros
+//   grads        accumulated into (+=), so the caller zeroes them once per step
+//   grad_input   [T, B, I] (resized, overwritten); pass nullptr to skip
+//   grad_state0  initial-state gradients (resized, overwritten); nullptr to skip. Truncated BPTT
+//                simply drops it: the carried state is a constant of the next chunk.
+template <typename T>
+void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                  const RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
+                  RnnGrads<T>& grads, Tensor<T>* grad_input, RnnState<T>* grad_state0);
+
+}  // namespace recur

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package recur needs, only when missing (idempotent; run as root
+# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|all]
+#   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark
+#   test       build + the data used by the README's main job (fortunes-min)
+#   reference  build + python3-torch, to regenerate the golden files in tests/golden/
+#   bench      reference + oneDNN, for the side-by-side benchmarks
+set -euo pipefail
+what="${1:-test}"
+pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
+      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min)
+case "$what" in
+  build|test) ;;
+  reference) pkgs+=(python3-torch python3-numpy) ;;
+  bench|all) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
+  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench or all)" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: missing packages (${missing[*]}); run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
