@@ -1,0 +1,408 @@
+#include "recur/text_data.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "recur/utf8.h"
+
+namespace recur {
+
+const char* text_mode_name(TextMode mode) { return mode == TextMode::stream ? "stream" : "lines"; }
+
+TextMode parse_text_mode(std::string_view name) {
+  if (name == "stream") return TextMode::stream;
+  if (name == "lines") return TextMode::lines;
+  throw Error("text mode: got \"" + std::string(name) + "\", expected \"stream\" or \"lines\"");
+}
+
+std::string read_text_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (st.type() == fs::file_type::not_found) throw FormatError(path + ": no such file; expected a UTF-8 text file");
+  if (st.type() == fs::file_type::directory) throw FormatError(path + ": is a directory; expected a UTF-8 text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(path + ": cannot open: " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw FormatError(path + ": read error: " + std::strerror(errno));
+  if (text.empty()) throw FormatError(path + ": file is empty; expected UTF-8 text");
+  // Offsets in the error must be file offsets, so validate before dropping the mark.
+  utf8_validate(text, path);
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  return text;
+}
+
+namespace {
+// Lines split on '\n'; a final '\n' ends the last line rather than opening an empty one.
+template <typename Fn>
+void for_each_raw_line(std::string_view text, Fn&& fn) {
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    fn(text.substr(start, end - start), start);
+    start = end + 1;
+  }
+}
+
+std::string_view strip_cr(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+// Char tokenizing of a line reports offsets within the line; validating first makes the error
+// name the byte offset in the whole file instead.
+void validate_line(std::string_view text, std::string_view line, size_t line_start, std::string_view origin) {
+  const char* reason = nullptr;
+  const size_t bad = utf8_find_invalid(line, &reason);
+  if (bad != std::string_view::npos) throw FormatError(utf8_error_message(origin, text, line_start + bad, reason));
+}
+}  // namespace
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  for_each_raw_line(text, [&](std::string_view line, size_t) { lines.push_back(strip_cr(line)); });
+  return lines;
+}
+
+void count_tokens(TokenCounter& counter, std::string_view text, TextMode mode, std::string_view origin) {
+  if (mode == TextMode::stream || counter.level() == TokenLevel::words) {
+    counter.add_text(text, origin);
+    return;
+  }
+  for_each_raw_line(text, [&](std::string_view line, size_t start) {
+    validate_line(text, line, start, origin);
+    counter.add_text(strip_cr(line), origin);
+  });
+}
+
+Vocab build_vocab(std::string_view text, TokenLevel level, TextMode mode, const VocabOptions& opts,
+                  std::string_view origin) {
+  TokenCounter counter(level);
+  count_tokens(counter, text, mode, origin);
+  return Vocab::build(counter, opts);
+}
+
+std::vector<int32_t> encode_stream(const Vocab& vocab, std::string_view text, OovStats* stats, std::string_view origin) {
+  std::vector<int32_t> ids;
+  // One token per ~5 bytes for English words, one per byte for chars: reserve the upper bound
+  // for chars only, where it is exact for ASCII.
+  ids.reserve(vocab.level() == TokenLevel::chars ? text.size() : text.size() / 4);
+  if (vocab.level() == TokenLevel::chars) {
+    vocab.tokenize(text, ids, stats, origin);
+    return ids;
+  }
+  for_each_raw_line(text, [&](std::string_view line, size_t) {
+    vocab.tokenize(line, ids, stats, origin);
+    ids.push_back(Vocab::eos_id);
+  });
+  return ids;
+}
+
+void LineExamples::add(std::span<const int32_t> example) {
+  ids.insert(ids.end(), example.begin(), example.end());
+  offsets.push_back(int64_t(ids.size()));
+}
+
+LineExamples encode_lines(const Vocab& vocab, std::string_view text, OovStats* stats, std::string_view origin) {
+  LineExamples ex;
+  ex.ids.reserve(vocab.level() == TokenLevel::chars ? text.size() : text.size() / 4);
+  for_each_raw_line(text, [&](std::string_view raw, size_t start) {
+    const std::string_view line = strip_cr(raw);
+    const size_t before = ex.ids.size();
+    if (vocab.level() == TokenLevel::chars) validate_line(text, line, start, origin);
+    vocab.tokenize(line, ex.ids, stats, origin);
+    if (ex.ids.size() > before) ex.offsets.push_back(int64_t(ex.ids.size()));
+  });
+  return ex;
+}
+
+int64_t TextBatch::tokens() const {
+  int64_t n = 0;
+  for (int64_t l : lengths) n += l;
+  return n;
+}
+
+// ---- stream ---------------------------------------------------------------------------------
+
+StreamBatcher::StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts) : opts_(opts), ids_(std::move(ids)) {
+  if (opts_.batch_size < 1) throw Error("stream batcher: batch_size = " + std::to_string(opts_.batch_size) + ", expected >= 1");
+  if (opts_.seq_len < 1) throw Error("stream batcher: seq_len = " + std::to_string(opts_.seq_len) + ", expected >= 1");
+  stream_len_ = int64_t(ids_.size()) / opts_.batch_size;
+  if (stream_len_ < 2)
+    throw Error("stream batcher: " + std::to_string(ids_.size()) + " tokens for batch_size " +
+                std::to_string(opts_.batch_size) + "; expected at least 2 tokens per stream (" +
+                std::to_string(2 * opts_.batch_size) + ")");
+  ids_.resize(size_t(stream_len_ * opts_.batch_size));
+  ids_.shrink_to_fit();
+}
+
+int64_t StreamBatcher::batches_per_epoch() const {
+  const int64_t steps = stream_len_ - 1;  // the last token of a stream is only a target
+  return opts_.drop_last ? steps / opts_.seq_len : (steps + opts_.seq_len - 1) / opts_.seq_len;
+}
+
+bool StreamBatcher::next(TextBatch& out) {
+  const int64_t p = state_.offset;
+  const int64_t T = std::min(opts_.seq_len, stream_len_ - 1 - p);
+  if (T <= 0 || (opts_.drop_last && T < opts_.seq_len)) {
+    state_ = {state_.epoch + 1, 0};
+    return false;
+  }
+  const int64_t B = opts_.batch_size, N = stream_len_;
+  out.input.resize({T, B});
+  out.target.resize({T, B});
+  out.mask.resize({T, B});
+  std::fill(out.mask.data.begin(), out.mask.data.end(), 1.0f);
+  out.lengths.assign(size_t(B), T);
+  int32_t* in = out.input.ptr();
+  int32_t* tg = out.target.ptr();
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t* s = ids_.data() + b * N + p;
+    for (int64_t t = 0; t < T; ++t) {
+      in[t * B + b] = s[t];
+      tg[t * B + b] = s[t + 1];
+    }
+  }
+  state_.offset = p + T;
+  return true;
+}
+
+void StreamBatcher::set_state(const State& s) {
+  if (s.epoch < 0 || s.offset < 0 || s.offset > stream_len_ - 1)
+    throw Error("stream batcher state: epoch " + std::to_string(s.epoch) + ", offset " + std::to_string(s.offset) +
+                "; expected epoch >= 0 and offset in [0, " + std::to_string(stream_len_ - 1) + "]");
+  state_ = s;
+}
+
+std::string StreamBatcher::state_json() const {
+  nlohmann::json j = {{"mode", "stream"},
+                      {"epoch", state_.epoch},
+                      {"offset", state_.offset},
+                      {"batch_size", opts_.batch_size},
+                      {"stream_len", stream_len_}};
+  return j.dump();
+}
+
+namespace {
+nlohmann::json parse_state(std::string_view json, const std::string& o, const char* mode) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json.begin(), json.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError(o + ": JSON syntax error at byte " + std::to_string(e.byte) + "; expected a batcher state object");
+  }
+  if (!j.is_object()) throw FormatError(o + ": top level: got " + j.type_name() + ", expected an object");
+  auto it = j.find("mode");
+  if (it == j.end() || !it->is_string() || it->get<std::string>() != mode)
+    throw FormatError(o + ": \"mode\": got " + (it == j.end() ? std::string("nothing") : it->dump()) +
+                      ", expected \"" + mode + "\"");
+  return j;
+}
+
+int64_t get_int(const nlohmann::json& j, const std::string& o, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) throw FormatError(o + ": \"" + name + "\": missing field");
+  if (!it->is_number_integer()) throw FormatError(o + ": \"" + name + "\": got " + it->dump() + ", expected an integer");
+  return it->get<int64_t>();
+}
+
+void expect_same(const nlohmann::json& j, const std::string& o, const char* name, int64_t have) {
+  const int64_t got = get_int(j, o, name);
+  if (got != have)
+    throw FormatError(o + ": \"" + name + "\": saved " + std::to_string(got) + ", but this batcher has " +
+                      std::to_string(have) + "; expected the same data and options as the saved run");
+}
+}  // namespace
+
+void StreamBatcher::set_state_json(std::string_view json, std::string_view origin) {
+  const std::string o(origin);
+  const auto j = parse_state(json, o, "stream");
+  expect_same(j, o, "batch_size", opts_.batch_size);
+  expect_same(j, o, "stream_len", stream_len_);
+  try {
+    set_state({get_int(j, o, "epoch"), get_int(j, o, "offset")});
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FormatError(o + ": " + e.what());
+  }
+}
+
+// ---- lines ----------------------------------------------------------------------------------
+
+LinesBatcher::LinesBatcher(LineExamples examples, const LinesOptions& opts)
+    : examples_(std::move(examples)), opts_(opts), rng_(opts.seed) {
+  if (examples_.size() < 1) throw Error("lines batcher: no examples; expected at least one line with a token");
+  if (opts_.batch_size < 1) throw Error("lines batcher: batch_size = " + std::to_string(opts_.batch_size) + ", expected >= 1");
+  if (opts_.bucket_batches < 0)
+    throw Error("lines batcher: bucket_batches = " + std::to_string(opts_.bucket_batches) + ", expected >= 0");
+  if (opts_.drop_last && examples_.size() < opts_.batch_size)
+    throw Error("lines batcher: " + std::to_string(examples_.size()) + " examples with drop_last and batch_size " +
+                std::to_string(opts_.batch_size) + "; expected at least one full batch");
+  epoch_rng_ = rng_.state();
+  plan_epoch();
+}
+
+void LinesBatcher::plan_epoch() {
+  const int64_t n = examples_.size(), B = opts_.batch_size;
+  order_.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) order_[size_t(i)] = i;
+  if (opts_.shuffle)
+    for (int64_t i = n - 1; i > 0; --i) std::swap(order_[size_t(i)], order_[rng_.below(uint64_t(i + 1))]);
+  if (opts_.bucket_batches > 0) {
+    const int64_t window = opts_.bucket_batches * B;
+    for (int64_t w = 0; w < n; w += window) {
+      // Stable, so equal lengths keep the shuffled order and the result stays seed-determined.
+      std::stable_sort(order_.begin() + w, order_.begin() + std::min(n, w + window),
+                       [&](int64_t a, int64_t b) { return examples_.length(a) > examples_.length(b); });
+    }
+  }
+  batches_.clear();
+  for (int64_t s = 0; s < n; s += B) {
+    const int64_t count = std::min(B, n - s);
+    if (count < B && opts_.drop_last) break;
+    batches_.emplace_back(s, count);
+  }
+  // Sorted windows would otherwise yield long batches first in every window; shuffling whole
+  // batches keeps the grouping and randomises which lengths the optimiser sees when.
+  if (opts_.shuffle && opts_.bucket_batches > 0)
+    for (int64_t i = int64_t(batches_.size()) - 1; i > 0; --i)
+      std::swap(batches_[size_t(i)], batches_[rng_.below(uint64_t(i + 1))]);
+}
+
+bool LinesBatcher::next(TextBatch& out) {
+  if (batch_ >= int64_t(batches_.size())) {
+    ++epoch_;
+    batch_ = 0;
+    epoch_rng_ = rng_.state();
+    plan_epoch();
+    return false;
+  }
+  const auto [start, B] = batches_[size_t(batch_++)];
+  const int64_t* idx = order_.data() + start;
+  int64_t T = 0;
+  out.lengths.resize(size_t(B));
+  for (int64_t b = 0; b < B; ++b) {
+    out.lengths[size_t(b)] = examples_.length(idx[b]) + 1;  // + the <eos> start/end symbol
+    T = std::max(T, out.lengths[size_t(b)]);
+  }
+  out.input.resize({T, B});
+  out.target.resize({T, B});
+  out.mask.resize({T, B});
+  std::fill(out.input.data.begin(), out.input.data.end(), opts_.pad_id);
+  std::fill(out.target.data.begin(), out.target.data.end(), opts_.pad_id);
+  out.mask.zero();
+  int32_t* in = out.input.ptr();
+  int32_t* tg = out.target.ptr();
+  float* m = out.mask.ptr();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto ex = examples_.example(idx[b]);
+    const int64_t n = int64_t(ex.size());
+    in[b] = Vocab::eos_id;
+    for (int64_t t = 0; t < n; ++t) {
+      in[(t + 1) * B + b] = ex[size_t(t)];
+      tg[t * B + b] = ex[size_t(t)];
+    }
+    tg[n * B + b] = Vocab::eos_id;
+    for (int64_t t = 0; t <= n; ++t) m[t * B + b] = 1.0f;
+  }
+  return true;
+}
+
+void LinesBatcher::set_state(const State& s) {
+  if (s.epoch < 0 || s.batch < 0) throw Error("lines batcher state: negative epoch or batch; expected >= 0");
+  rng_.set_state(s.epoch_rng);
+  plan_epoch();
+  if (s.batch > int64_t(batches_.size())) {
+    const int64_t nb = int64_t(batches_.size());
+    rng_.set_state(epoch_rng_);  // leave the batcher as it was
+    plan_epoch();
+    throw Error("lines batcher state: batch " + std::to_string(s.batch) + "; expected at most " + std::to_string(nb));
+  }
+  epoch_rng_ = s.epoch_rng;
+  epoch_ = s.epoch;
+  batch_ = s.batch;
+}
+
+std::string LinesBatcher::state_json() const {
+  nlohmann::json rng = nlohmann::json::array();
+  for (uint64_t w : epoch_rng_) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)w);
+    rng.push_back(buf);
+  }
+  nlohmann::json j = {{"mode", "lines"},          {"epoch", epoch_},
+                      {"batch", batch_},          {"epoch_rng", rng},
+                      {"batch_size", opts_.batch_size}, {"num_examples", examples_.size()}};
+  return j.dump();
+}
+
+void LinesBatcher::set_state_json(std::string_view json, std::string_view origin) {
+  const std::string o(origin);
+  const auto j = parse_state(json, o, "lines");
+  expect_same(j, o, "batch_size", opts_.batch_size);
+  expect_same(j, o, "num_examples", examples_.size());
+  State s{get_int(j, o, "epoch"), get_int(j, o, "batch"), {}};
+  auto it = j.find("epoch_rng");
+  if (it == j.end() || !it->is_array() || it->size() != s.epoch_rng.size())
+    throw FormatError(o + ": \"epoch_rng\": expected an array of 4 hex strings");
+  for (size_t i = 0; i < s.epoch_rng.size(); ++i) {
+    const auto& w = (*it)[i];
+    const std::string str = w.is_string() ? w.get<std::string>() : std::string();
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = str.size() == 16 ? std::strtoull(str.c_str(), &end, 16) : 0;
+    if (str.size() != 16 || errno != 0 || end != str.c_str() + 16)
+      throw FormatError(o + ": \"epoch_rng\"[" + std::to_string(i) + "]: got " + w.dump() +
+                        ", expected a 16-digit hex string");
+    s.epoch_rng[i] = uint64_t(v);
+  }
+  try {
+    set_state(s);
+  } catch (const Error& e) {
+    throw FormatError(o + ": " + e.what());
+  }
+}
+
+// ---- held-out split -------------------------------------------------------------------------
+
+TextSplit holdout_split(std::string_view text, const HoldoutOptions& opts) {
+  if (!(opts.fraction > 0.0 && opts.fraction < 1.0))
+    throw Error("holdout split: fraction = " + std::to_string(opts.fraction) + ", expected a value in (0, 1)");
+  std::vector<std::string_view> lines;
+  for_each_raw_line(text, [&](std::string_view line, size_t) { lines.push_back(line); });
+  const int64_t n = int64_t(lines.size());
+  if (n < 2) throw Error("holdout split: " + std::to_string(n) + " line(s); expected at least 2 to split");
+  const int64_t k = std::clamp<int64_t>(std::llround(opts.fraction * double(n)), 1, n - 1);
+  std::vector<char> is_valid(static_cast<size_t>(n), 0);
+  if (opts.contiguous) {
+    for (int64_t i = n - k; i < n; ++i) is_valid[size_t(i)] = 1;
+  } else {
+    // Partial Fisher-Yates: the first k slots of a seeded permutation are the held-out lines.
+    std::vector<int64_t> perm(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = i;
+    Rng rng(opts.seed);
+    for (int64_t i = 0; i < k; ++i) {
+      std::swap(perm[size_t(i)], perm[size_t(i) + rng.below(uint64_t(n - i))]);
+      is_valid[size_t(perm[size_t(i)])] = 1;
+    }
+  }
+  TextSplit out;
+  out.valid_lines = k;
+  out.train_lines = n - k;
+  for (int64_t i = 0; i < n; ++i) {
+    std::string& dst = is_valid[size_t(i)] ? out.valid : out.train;
+    dst.append(lines[size_t(i)]);
+    dst.push_back('\n');
+  }
+  return out;
+}
+
+}  // namespace recur
