@@ -1,0 +1,33 @@
+// recur/linear.h - fully connected layer y = x W^T + b (PyTorch nn.Linear's layout), forward
+// and backward, each a single GEMM over all rows.
+//
+// Shapes use the glossary in tensor.h: F input features, C output features, N rows. x may be
+// [N, F] or any [..., F]; its leading dimensions are flattened into N, so a whole time-major
+// sequence [T, B, F] (N = T*B) and a final state [B, F] (N = B) go through the same call.
+#pragma once
+
+#include <type_traits>
+
+#include "recur/tensor.h"
+
+namespace recur {
+
+// y = x W^T + b.
+//   weight [C, F]; bias [C] or empty (no bias); x [..., F]; y resized to [..., C], overwritten.
+template <typename T>
+void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor<T>& x, Tensor<T>& y);
+
+// Gradients of linear_forward given dy = dL/dy:
+//   grad_weight += dy^T x        grad_weight [C, F], accumulated
+//   grad_bias   += colsum(dy)    grad_bias [C], accumulated; nullptr when there is no bias
+//   grad_x       = dy W          grad_x resized to x's shape and overwritten; nullptr to skip
+//                                (e.g. the first layer, whose input is data)
+//   weight [C, F]; x [..., F] as given to forward; dy [..., C] with x's leading dimensions.
+// Weight and bias gradients accumulate so several steps or calls can share one buffer;
+// grad_x is overwritten because it is a fresh value flowing back, not a parameter gradient.
+// The optional outputs take no part in deducing T, so nullptr can be passed for them.
+template <typename T>
+void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& grad_weight,
+                     std::type_identity_t<Tensor<T>>* grad_bias, std::type_identity_t<Tensor<T>>* grad_x);
+
+}  // namespace recur
