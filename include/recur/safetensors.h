@@ -6,7 +6,10 @@
 // A file is untrusted input: the reader checks the header length against the file size, the
 // JSON's structure, every dtype, that shape * dtype size == end - begin without overflow, that
 // offsets lie inside the data section, that tensors neither overlap nor leave gaps, and reports
-// the file name and the offending tensor in one line (FormatError).
+// the file name and the offending tensor in one line (FormatError). Duplicate keys anywhere in
+// the header are refused too: a JSON parser that keeps the last one would silently change
+// which bytes a name refers to. Multi-byte values are little-endian, so a little-endian host
+// is required (checked at compile time).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,10 @@ namespace recur {
 enum class DType { f64, f32, f16, bf16, i64, i32, i16, i8, u8, boolean };
 std::string_view dtype_name(DType t);  // safetensors spelling: "F64", "F32", "BF16", "I64", "BOOL"...
 int64_t dtype_size(DType t);
+
+// Largest JSON header accepted; real headers are a few hundred bytes per tensor, so this
+// only stops a corrupt or hostile length from allocating gigabytes.
+inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
 struct TensorInfo {
   DType dtype;
@@ -42,7 +49,8 @@ class SafetensorsReader {
   const TensorInfo& info(const std::string& name) const;  // throws FormatError if absent
 
   // Converts any float dtype (F64/F32/F16/BF16) to T; integer dtypes are refused.
-  // The second overload also checks the shape and names both in the error.
+  // The second overload also checks the shape and names both in the error. A file that does
+  // not hold what the caller expects is a bad file, so every error here is FormatError.
   template <typename T>
   Tensor<T> get(const std::string& name) const;
   template <typename T>
@@ -61,12 +69,14 @@ class SafetensorsReader {
 class SafetensorsWriter {
  public:
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-  // Stores the tensor in its own precision (F32 for float, F64 for double).
+  // Stores the tensor in its own precision (F32 for float, F64 for double). Throws ShapeError
+  // if data does not match shape, Error if the name is "__metadata__" or was already added.
   void add(const std::string& name, const Tensor<float>& t);
   void add(const std::string& name, const Tensor<double>& t);
   void add_int(const std::string& name, const std::vector<int64_t>& values, const Shape& shape);  // I64
   std::string serialize() const;  // header padded to 8 bytes with spaces, tensors in name order
   // Atomic: writes <path>.tmp.<pid>, flushes and fsyncs it, then renames over <path>.
+  // Throws Error("<path>: <what failed>: <strerror>") and leaves no temporary file behind.
   void write(const std::string& path) const;
 
  private:
