@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "recur/cell.h"
@@ -117,8 +118,9 @@ void rnn_check_params(const RnnConfig& cfg, const RnnParams<T>& params);
 std::string rnn_param_name(std::string_view kind, int64_t layer, int64_t direction);
 
 // Visits every present parameter tensor as (state_dict name, tensor), in PyTorch's order.
-template <typename T, typename F>
-void rnn_for_each_param(const RnnConfig& cfg, std::vector<DirectionParams<T>>& dirs, F&& f) {
+// `dirs` is RnnParams::dirs or RnnGrads::dirs, const or not.
+template <typename Dirs, typename F>
+void rnn_for_each_param(const RnnConfig& cfg, Dirs& dirs, F&& f) {
   const int64_t D = cfg.directions();
   for (int64_t l = 0; l < cfg.num_layers; ++l)
     for (int64_t d = 0; d < D; ++d) {
@@ -155,6 +157,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
 template <typename T>
 void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
                   const RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
-                  RnnGrads<T>& grads, Tensor<T>* grad_input, RnnState<T>* grad_state0);
+                  RnnGrads<T>& grads, std::type_identity_t<Tensor<T>>* grad_input,
+                  std::type_identity_t<RnnState<T>>* grad_state0);
 
 }  // namespace recur

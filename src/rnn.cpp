@@ -1,0 +1,629 @@
+// The reference recurrent core: forward and backward through time for every cell, direction,
+// depth and variable-length batch. Read rnn.h first for the data layout; cell.h for the
+// equations and PyTorch's gate order.
+//
+// One direction of one layer is scanned by scan_forward / scan_backward below. Both are laid
+// out the same way:
+//   1. one GEMM for the input side of all T steps (outside the time loop),
+//   2. the time loop: one recurrent GEMM per step plus a fused element-wise gate kernel,
+//   3. (backward) one GEMM per weight over all T steps after the loop.
+// The state history is stored in time order for both directions so that step 3 can pair the
+// gate gradients of step t with the state that entered step t in a single product:
+//   forward direction: h[t] enters step t, h[t+1] leaves it; initial h[0], final h[T]
+//   reverse direction: h[t+1] enters step t, h[t] leaves it; initial h[T], final h[0]
+// Rows of a batch that are past their length at step t are "inactive": their state is held,
+// their output is zero, and in backward their gradient passes through unchanged.
+#include "recur/rnn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "blas.h"
+
+namespace recur {
+
+namespace {
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+// Everything one direction's scan needs, gathered so the scan functions stay short.
+template <typename T>
+struct Scan {
+  const RnnConfig& cfg;
+  const DirectionParams<T>& p;
+  int64_t steps, batch, in_size;  // T, B, I_layer
+  const int64_t* lengths;         // [B]
+  bool reverse;
+
+  int64_t H() const { return cfg.hidden_size; }
+  int64_t R() const { return cfg.state_size(); }
+  int64_t G() const { return cfg.gates(); }
+  int64_t prev_slot(int64_t t) const { return reverse ? t + 1 : t; }
+  int64_t next_slot(int64_t t) const { return reverse ? t : t + 1; }
+  int64_t first_step() const { return reverse ? steps - 1 : 0; }
+  int64_t step_delta() const { return reverse ? -1 : 1; }
+  bool active(int64_t t, int64_t b) const { return t < lengths[b]; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Forward of one direction.
+//   x      [T, B, I]           layer input
+//   h0     [B, R], c0 [B, H]   initial state (c0 ignored unless LSTM)
+//   y      [T, B, ldy]         output, this direction's R columns start at y (strided rows)
+//   hn     [B, R], cn [B, H]   final state
+template <typename T>
+void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, int64_t ldy, T* hn, T* cn,
+                  DirectionCache<T>& cache) {
+  const int64_t Tn = s.steps, B = s.batch, H = s.H(), R = s.R(), G = s.G(), GH = G * H;
+  const CellType cell = s.cfg.cell;
+  const bool lstm = cell == CellType::lstm, gru = cell == CellType::gru;
+  const bool gru_before = gru && s.cfg.gru_reset == GruReset::before;
+  const bool proj = lstm && s.cfg.proj_size > 0, peep = lstm && s.cfg.peephole;
+  const auto& p = s.p;
+
+  cache.gates.resize({Tn, B, GH});
+  cache.h.resize({Tn + 1, B, R});
+  if (lstm) cache.c.resize({Tn + 1, B, H});
+  if (gru || proj) cache.aux.resize({Tn, B, H});
+  T* gates = cache.gates.ptr();
+
+  // 1. Input side for all steps: gates[t, b] = x[t, b] W_ih^T + bias. Hidden biases that enter
+  // the pre-activation linearly are folded in here; only GRU-after's b_hn must stay inside
+  // the reset product.
+  if (s.cfg.bias) {
+    std::vector<T> bias(size_t(GH), T(0));  // [G*H]
+    for (int64_t k = 0; k < GH; ++k) {
+      const bool hidden_bias_inside_reset = gru && !gru_before && k >= 2 * H;
+      bias[size_t(k)] = p.b_ih.data[size_t(k)] + (hidden_bias_inside_reset ? T(0) : p.b_hh.data[size_t(k)]);
+    }
+    for (int64_t row = 0; row < Tn * B; ++row) std::memcpy(gates + row * GH, bias.data(), size_t(GH) * sizeof(T));
+  } else {
+    cache.gates.zero();
+  }
+  blas::gemm(false, true, Tn * B, GH, s.in_size, T(1), x, s.in_size, p.w_ih.ptr(), s.in_size, T(1), gates, GH);
+
+  const int64_t init = s.reverse ? Tn : 0;
+  std::memcpy(cache.h.ptr() + init * B * R, h0, size_t(B * R) * sizeof(T));
+  if (lstm) std::memcpy(cache.c.ptr() + init * B * H, c0, size_t(B * H) * sizeof(T));
+
+  std::vector<T> hp(size_t(B * GH));  // [B, G*H] recurrent product of one step
+  const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : nullptr;
+
+  // 2. The time loop.
+  for (int64_t i = 0, t = s.first_step(); i < Tn; ++i, t += s.step_delta()) {
+    const T* h_prev = cache.h.ptr() + s.prev_slot(t) * B * R;  // [B, R]
+    T* h_next = cache.h.ptr() + s.next_slot(t) * B * R;        // [B, R]
+    T* g = gates + t * B * GH;                                 // [B, G*H]
+    T* aux = (gru || proj) ? cache.aux.ptr() + t * B * H : nullptr;  // [B, H]
+
+    if (cell == CellType::rnn_tanh || cell == CellType::rnn_relu) {
+      blas::gemm(false, true, B, H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
+      const bool relu = cell == CellType::rnn_relu;
+      for (int64_t b = 0; b < B; ++b) {
+        T* gb = g + b * H;
+        T* hb = h_next + b * R;
+        if (!s.active(t, b)) {
+          std::fill(gb, gb + H, T(0));
+          std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T v = relu ? std::max(gb[j], T(0)) : std::tanh(gb[j]);
+          gb[j] = v;
+          hb[j] = v;
+        }
+      }
+    } else if (gru && !gru_before) {
+      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp.data(), GH);
+      for (int64_t b = 0; b < B; ++b) {
+        T* gb = g + b * GH;
+        T* ab = aux + b * H;
+        T* hb = h_next + b * R;
+        const T* hpb = hp.data() + b * GH;
+        const T* hprev_b = h_prev + b * R;
+        if (!s.active(t, b)) {
+          std::fill(gb, gb + GH, T(0));
+          std::fill(ab, ab + H, T(0));
+          std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T r = sigmoid(gb[j] + hpb[j]);
+          const T z = sigmoid(gb[H + j] + hpb[H + j]);
+          const T a = hpb[2 * H + j] + (b_hn ? b_hn[j] : T(0));
+          const T n = std::tanh(gb[2 * H + j] + r * a);
+          gb[j] = r;
+          gb[H + j] = z;
+          gb[2 * H + j] = n;
+          ab[j] = a;
+          hb[j] = (T(1) - z) * n + z * hprev_b[j];
+        }
+      }
+    } else if (gru_before) {
+      // r and z from h_prev, then the candidate's product from r * h_prev.
+      blas::gemm(false, true, B, 2 * H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp.data(), GH);
+      for (int64_t b = 0; b < B; ++b) {
+        T* gb = g + b * GH;
+        const T* hpb = hp.data() + b * GH;
+        for (int64_t j = 0; j < 2 * H; ++j) gb[j] = sigmoid(gb[j] + hpb[j]);
+        for (int64_t j = 0; j < H; ++j) aux[b * H + j] = gb[j] * h_prev[b * R + j];
+      }
+      blas::gemm(false, true, B, H, H, T(1), aux, H, p.w_hh.ptr() + 2 * H * H, H, T(1), g + 2 * H, GH);
+      for (int64_t b = 0; b < B; ++b) {
+        T* gb = g + b * GH;
+        T* hb = h_next + b * R;
+        const T* hprev_b = h_prev + b * R;
+        if (!s.active(t, b)) {
+          std::fill(gb, gb + GH, T(0));
+          std::fill(aux + b * H, aux + (b + 1) * H, T(0));
+          std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T z = gb[H + j];
+          const T n = std::tanh(gb[2 * H + j]);
+          gb[2 * H + j] = n;
+          hb[j] = (T(1) - z) * n + z * hprev_b[j];
+        }
+      }
+    } else {  // LSTM
+      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
+      const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
+      T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;        // [B, H]
+      const T* wci = peep ? p.w_peep.ptr() : nullptr;
+      const T* wcf = peep ? p.w_peep.ptr() + H : nullptr;
+      const T* wco = peep ? p.w_peep.ptr() + 2 * H : nullptr;
+      // Without projection h~ = o * tanh(c) is the state itself; with it, h~ goes to aux and
+      // the projection below makes the state.
+      T* htil = proj ? aux : h_next;
+      const int64_t ld_htil = proj ? H : R;
+      for (int64_t b = 0; b < B; ++b) {
+        T* gb = g + b * GH;
+        const T* cp = c_prev + b * H;
+        T* cn_b = c_next + b * H;
+        T* hb = htil + b * ld_htil;
+        if (!s.active(t, b)) {
+          std::fill(gb, gb + GH, T(0));
+          std::memcpy(cn_b, cp, size_t(H) * sizeof(T));
+          if (proj) std::fill(hb, hb + H, T(0));
+          else std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T i_g = sigmoid(gb[j] + (peep ? wci[j] * cp[j] : T(0)));
+          const T f_g = sigmoid(gb[H + j] + (peep ? wcf[j] * cp[j] : T(0)));
+          const T g_g = std::tanh(gb[2 * H + j]);
+          const T c = f_g * cp[j] + i_g * g_g;
+          const T o_g = sigmoid(gb[3 * H + j] + (peep ? wco[j] * c : T(0)));
+          gb[j] = i_g;
+          gb[H + j] = f_g;
+          gb[2 * H + j] = g_g;
+          gb[3 * H + j] = o_g;
+          cn_b[j] = c;
+          hb[j] = o_g * std::tanh(c);
+        }
+      }
+      if (proj) {
+        blas::gemm(false, true, B, R, H, T(1), aux, H, p.w_hr.ptr(), H, T(0), h_next, R);
+        for (int64_t b = 0; b < B; ++b)
+          if (!s.active(t, b)) std::memcpy(h_next + b * R, h_prev + b * R, size_t(R) * sizeof(T));
+      }
+    }
+
+    // Output of step t: the new state for valid rows, zero past a sequence's end.
+    T* yt = y + t * B * ldy;
+    for (int64_t b = 0; b < B; ++b) {
+      if (s.active(t, b)) std::memcpy(yt + b * ldy, h_next + b * R, size_t(R) * sizeof(T));
+      else std::fill(yt + b * ldy, yt + b * ldy + R, T(0));
+    }
+  }
+
+  const int64_t fin = s.reverse ? 0 : Tn;
+  std::memcpy(hn, cache.h.ptr() + fin * B * R, size_t(B * R) * sizeof(T));
+  if (lstm) std::memcpy(cn, cache.c.ptr() + fin * B * H, size_t(B * H) * sizeof(T));
+}
+
+// Column sums of a [rows, cols] matrix added into out [cols].
+template <typename T>
+void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c] += m[r * ld + c];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward of one direction, the mirror of scan_forward.
+//   x    [T, B, I]      layer input of the forward
+//   dy   [T, B, ldy]    gradient of this direction's output columns (strided rows)
+//   dhn  [B, R], dcn [B, H]   gradient of the final state (nullptr = zero)
+//   dx   [T, B, I]      accumulated (+=), nullptr to skip
+//   dh0  [B, R], dc0 [B, H]   gradient of the initial state, overwritten
+template <typename T>
+void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache, const T* dy, int64_t ldy,
+                   const T* dhn, const T* dcn, DirectionParams<T>& grad, T* dx, T* dh0, T* dc0) {
+  const int64_t Tn = s.steps, B = s.batch, H = s.H(), R = s.R(), G = s.G(), GH = G * H, I = s.in_size;
+  const CellType cell = s.cfg.cell;
+  const bool lstm = cell == CellType::lstm, gru = cell == CellType::gru;
+  const bool gru_before = gru && s.cfg.gru_reset == GruReset::before;
+  const bool proj = lstm && s.cfg.proj_size > 0, peep = lstm && s.cfg.peephole;
+  const auto& p = s.p;
+
+  // Pre-activation gradients of every step, input side and (where it differs) hidden side.
+  std::vector<T> dgx(size_t(Tn * B * GH));                                // [T, B, G*H]
+  std::vector<T> dgh(gru && !gru_before ? size_t(Tn * B * GH) : 0);       // [T, B, G*H] GRU after
+  std::vector<T> dproj(proj ? size_t(Tn * B * R) : 0);                    // [T, B, P] dLoss/dh (projected)
+  std::vector<T> dh(size_t(B * R)), dht(size_t(B * R)), dhtil(proj ? size_t(B * H) : 0);  // [B, R], [B, H]
+  std::vector<T> dc(lstm ? size_t(B * H) : 0);                            // [B, H]
+  std::vector<T> daux(gru_before ? size_t(B * H) : 0);                    // [B, H] dLoss/d(r * h)
+  if (dhn) std::memcpy(dh.data(), dhn, dh.size() * sizeof(T));
+  if (lstm && dcn) std::memcpy(dc.data(), dcn, dc.size() * sizeof(T));
+  T* dwci = peep ? grad.w_peep.ptr() : nullptr;
+  T* dwcf = peep ? grad.w_peep.ptr() + H : nullptr;
+  T* dwco = peep ? grad.w_peep.ptr() + 2 * H : nullptr;
+
+  // Backward visits the steps in the opposite order of the forward scan.
+  for (int64_t i = 0, t = s.reverse ? 0 : Tn - 1; i < Tn; ++i, t -= s.step_delta()) {
+    const T* h_prev = cache.h.ptr() + s.prev_slot(t) * B * R;  // [B, R]
+    const T* g = cache.gates.ptr() + t * B * GH;               // [B, G*H]
+    const T* dyt = dy + t * B * ldy;                           // [B, ldy]
+    T* dg = dgx.data() + t * B * GH;                           // [B, G*H]
+
+    // dht = gradient reaching the state that left step t: from later steps and the output.
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < R; ++j)
+        dht[size_t(b * R + j)] = dh[size_t(b * R + j)] + (s.active(t, b) ? dyt[b * ldy + j] : T(0));
+
+    if (cell == CellType::rnn_tanh || cell == CellType::rnn_relu) {
+      const bool relu = cell == CellType::rnn_relu;
+      for (int64_t b = 0; b < B; ++b) {
+        T* dgb = dg + b * H;
+        if (!s.active(t, b)) {
+          std::fill(dgb, dgb + H, T(0));
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T hv = g[b * H + j];
+          const T d = dht[size_t(b * R + j)];
+          dgb[j] = relu ? (hv > T(0) ? d : T(0)) : d * (T(1) - hv * hv);
+        }
+      }
+      blas::gemm(false, false, B, R, H, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh.data(), R);
+    } else if (gru) {
+      const T* aux = cache.aux.ptr() + t * B * H;  // [B, H]
+      T* dgh_t = gru_before ? nullptr : dgh.data() + t * B * GH;
+      // dh (to step t-1) starts with the direct path z * dh'; the products are added below.
+      for (int64_t b = 0; b < B; ++b) {
+        T* dgb = dg + b * GH;
+        if (!s.active(t, b)) {
+          std::fill(dgb, dgb + GH, T(0));
+          if (dgh_t) std::fill(dgh_t + b * GH, dgh_t + (b + 1) * GH, T(0));
+          for (int64_t j = 0; j < R; ++j) dh[size_t(b * R + j)] = dht[size_t(b * R + j)];
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const T r = g[b * GH + j], z = g[b * GH + H + j], n = g[b * GH + 2 * H + j];
+          const T d = dht[size_t(b * R + j)];
+          const T dn_pre = d * (T(1) - z) * (T(1) - n * n);
+          const T dz_pre = d * (h_prev[b * R + j] - n) * z * (T(1) - z);
+          dgb[H + j] = dz_pre;
+          dgb[2 * H + j] = dn_pre;
+          dh[size_t(b * R + j)] = d * z;
+          if (!gru_before) {
+            const T dr_pre = dn_pre * aux[b * H + j] * r * (T(1) - r);
+            dgb[j] = dr_pre;
+            dgh_t[b * GH + j] = dr_pre;
+            dgh_t[b * GH + H + j] = dz_pre;
+            dgh_t[b * GH + 2 * H + j] = dn_pre * r;
+          }
+        }
+      }
+      if (!gru_before) {
+        blas::gemm(false, false, B, R, GH, T(1), dgh_t, GH, p.w_hh.ptr(), R, T(1), dh.data(), R);
+      } else {
+        // d(r * h) = dn_pre W_hn, then r's gradient and the direct r * d(r * h) path.
+        blas::gemm(false, false, B, H, H, T(1), dg + 2 * H, GH, p.w_hh.ptr() + 2 * H * H, H, T(0), daux.data(), H);
+        for (int64_t b = 0; b < B; ++b) {
+          if (!s.active(t, b)) continue;
+          for (int64_t j = 0; j < H; ++j) {
+            const T r = g[b * GH + j];
+            const T da = daux[size_t(b * H + j)];
+            dg[b * GH + j] = da * h_prev[b * R + j] * r * (T(1) - r);
+            dh[size_t(b * R + j)] += da * r;
+          }
+        }
+        blas::gemm(false, false, B, R, 2 * H, T(1), dg, GH, p.w_hh.ptr(), R, T(1), dh.data(), R);
+      }
+    } else {  // LSTM
+      const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
+      const T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;  // [B, H]
+      const T* wci = peep ? p.w_peep.ptr() : nullptr;
+      const T* wcf = peep ? p.w_peep.ptr() + H : nullptr;
+      const T* wco = peep ? p.w_peep.ptr() + 2 * H : nullptr;
+      const T* dhtil_p = dht.data();
+      int64_t ld_dhtil = R;
+      if (proj) {
+        T* dp = dproj.data() + t * B * R;
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t j = 0; j < R; ++j) dp[b * R + j] = s.active(t, b) ? dht[size_t(b * R + j)] : T(0);
+        blas::gemm(false, false, B, H, R, T(1), dht.data(), R, p.w_hr.ptr(), H, T(0), dhtil.data(), H);
+        dhtil_p = dhtil.data();
+        ld_dhtil = H;
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        T* dgb = dg + b * GH;
+        if (!s.active(t, b)) {
+          std::fill(dgb, dgb + GH, T(0));
+          continue;  // dc passes through unchanged
+        }
+        const T* gb = g + b * GH;
+        for (int64_t j = 0; j < H; ++j) {
+          const T i_g = gb[j], f_g = gb[H + j], g_g = gb[2 * H + j], o_g = gb[3 * H + j];
+          const T c = c_next[b * H + j], cp = c_prev[b * H + j];
+          const T tc = std::tanh(c);
+          const T d = dhtil_p[b * ld_dhtil + j];
+          const T do_pre = d * tc * o_g * (T(1) - o_g);
+          T dcv = dc[size_t(b * H + j)] + d * o_g * (T(1) - tc * tc);
+          if (peep) dcv += do_pre * wco[j];
+          const T di_pre = dcv * g_g * i_g * (T(1) - i_g);
+          const T df_pre = dcv * cp * f_g * (T(1) - f_g);
+          const T dg_pre = dcv * i_g * (T(1) - g_g * g_g);
+          T dc_prev = dcv * f_g;
+          if (peep) {
+            dc_prev += di_pre * wci[j] + df_pre * wcf[j];
+            dwci[j] += di_pre * cp;
+            dwcf[j] += df_pre * cp;
+            dwco[j] += do_pre * c;
+          }
+          dc[size_t(b * H + j)] = dc_prev;
+          dgb[j] = di_pre;
+          dgb[H + j] = df_pre;
+          dgb[2 * H + j] = dg_pre;
+          dgb[3 * H + j] = do_pre;
+        }
+      }
+      blas::gemm(false, false, B, R, GH, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh.data(), R);
+    }
+
+    // Rows past their length: the gradient passes to the earlier state unchanged.
+    if (cell != CellType::gru)
+      for (int64_t b = 0; b < B; ++b)
+        if (!s.active(t, b)) std::memcpy(dh.data() + b * R, dht.data() + b * R, size_t(R) * sizeof(T));
+  }
+
+  // 3. Weight gradients over all steps at once. Rows of inactive steps are zero in dgx/dgh.
+  const int64_t TB = Tn * B;
+  const T* hprev_all = cache.h.ptr() + (s.reverse ? B * R : 0);  // [T, B, R] state entering step t
+  blas::gemm(true, false, GH, I, TB, T(1), dgx.data(), GH, x, I, T(1), grad.w_ih.ptr(), I);
+  if (gru && !gru_before) {
+    blas::gemm(true, false, GH, R, TB, T(1), dgh.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+  } else if (gru_before) {
+    blas::gemm(true, false, 2 * H, R, TB, T(1), dgx.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+    blas::gemm(true, false, H, H, TB, T(1), dgx.data() + 2 * H, GH, cache.aux.ptr(), H, T(1),
+               grad.w_hh.ptr() + 2 * H * H, H);
+  } else {
+    blas::gemm(true, false, GH, R, TB, T(1), dgx.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+  }
+  if (s.cfg.bias) {
+    add_colsum(dgx.data(), TB, GH, GH, grad.b_ih.ptr());
+    add_colsum(gru && !gru_before ? dgh.data() : dgx.data(), TB, GH, GH, grad.b_hh.ptr());
+  }
+  if (proj) blas::gemm(true, false, R, H, TB, T(1), dproj.data(), R, cache.aux.ptr(), H, T(1), grad.w_hr.ptr(), H);
+  if (dx) blas::gemm(false, false, TB, I, GH, T(1), dgx.data(), GH, p.w_ih.ptr(), I, T(1), dx, I);
+  if (dh0) std::memcpy(dh0, dh.data(), dh.size() * sizeof(T));
+  if (dc0 && lstm) std::memcpy(dc0, dc.data(), dc.size() * sizeof(T));
+}
+
+template <typename T>
+void init_direction(const RnnConfig& cfg, int64_t layer, DirectionParams<T>& p) {
+  const int64_t H = cfg.hidden_size, GH = cfg.gates() * H, R = cfg.state_size();
+  p.w_ih = Tensor<T>({GH, cfg.layer_input_size(layer)});
+  p.w_hh = Tensor<T>({GH, R});
+  if (cfg.bias) {
+    p.b_ih = Tensor<T>({GH});
+    p.b_hh = Tensor<T>({GH});
+  }
+  if (cfg.proj_size > 0) p.w_hr = Tensor<T>({cfg.proj_size, H});
+  if (cfg.peephole) p.w_peep = Tensor<T>({3, H});
+}
+
+void check_state(std::string_view what, const Shape& got, const Shape& expected) {
+  if (!got.empty() && shape_numel(got) != 0) check_shape(what, got, expected);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+template <typename T>
+RnnParams<T> rnn_init_params(const RnnConfig& cfg, Rng& rng) {
+  return rnn_init_params_uniform<T>(cfg, rng, 1.0 / std::sqrt(double(cfg.hidden_size)));
+}
+
+template <typename T>
+RnnParams<T> rnn_init_params_uniform(const RnnConfig& cfg, Rng& rng, double scale) {
+  cfg.validate();
+  RnnParams<T> params;
+  params.dirs.resize(size_t(cfg.num_layers * cfg.directions()));
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t d = 0; d < cfg.directions(); ++d) init_direction(cfg, l, params.dirs[size_t(l * cfg.directions() + d)]);
+  rnn_for_each_param(cfg, params.dirs, [&](const std::string&, Tensor<T>& t) {
+    for (auto& v : t.data) v = T(rng.uniform(-scale, scale));
+  });
+  return params;
+}
+
+template <typename T>
+RnnGrads<T> rnn_zero_grads(const RnnConfig& cfg) {
+  cfg.validate();
+  RnnGrads<T> grads;
+  grads.dirs.resize(size_t(cfg.num_layers * cfg.directions()));
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t d = 0; d < cfg.directions(); ++d) init_direction(cfg, l, grads.dirs[size_t(l * cfg.directions() + d)]);
+  return grads;
+}
+
+template <typename T>
+void RnnGrads<T>::zero() {
+  for (auto& d : dirs)
+    for (Tensor<T>* t : {&d.w_ih, &d.w_hh, &d.b_ih, &d.b_hh, &d.w_hr, &d.w_peep}) t->zero();
+}
+
+template <typename T>
+RnnState<T> rnn_zero_state(const RnnConfig& cfg, int64_t batch) {
+  RnnState<T> s;
+  const int64_t LD = cfg.num_layers * cfg.directions();
+  s.h = Tensor<T>({LD, batch, cfg.state_size()});
+  if (cfg.has_cell_state()) s.c = Tensor<T>({LD, batch, cfg.hidden_size});
+  return s;
+}
+
+template <typename T>
+void rnn_check_params(const RnnConfig& cfg, const RnnParams<T>& params) {
+  cfg.validate();
+  const int64_t LD = cfg.num_layers * cfg.directions();
+  if (int64_t(params.dirs.size()) != LD)
+    throw ShapeError("rnn params: expected " + std::to_string(LD) + " layer-directions (layers x directions), got " +
+                     std::to_string(params.dirs.size()));
+  RnnGrads<T> expected = rnn_zero_grads<T>(cfg);
+  std::vector<std::pair<std::string, Shape>> want;
+  rnn_for_each_param(cfg, expected.dirs, [&](const std::string& name, Tensor<T>& t) { want.emplace_back(name, t.shape); });
+  size_t k = 0;
+  rnn_for_each_param(cfg, params.dirs, [&](const std::string& name, const Tensor<T>& t) {
+    check_shape("rnn parameter " + name, t.shape, want[k++].second);
+  });
+}
+
+template <typename T>
+void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                 const std::vector<int64_t>& lengths, const RnnState<T>& state0, const ForwardOptions& opts,
+                 Tensor<T>& output, RnnState<T>& state_n, RnnCache<T>& cache) {
+  rnn_check_params(cfg, params);
+  if (input.rank() != 3 || input.dim(2) != cfg.input_size || input.dim(0) < 1 || input.dim(1) < 1)
+    throw ShapeError("rnn input: expected shape [T, B, " + std::to_string(cfg.input_size) + "] with T, B >= 1, got " +
+                     shape_str(input.shape));
+  const int64_t Tn = input.dim(0), B = input.dim(1), D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
+  const int64_t L = cfg.num_layers, DR = D * R;
+  if (!lengths.empty()) {
+    if (int64_t(lengths.size()) != B)
+      throw ShapeError("rnn lengths: expected " + std::to_string(B) + " entries (one per sequence), got " +
+                       std::to_string(lengths.size()));
+    for (size_t b = 0; b < lengths.size(); ++b)
+      if (lengths[b] < 1 || lengths[b] > Tn)
+        throw ShapeError("rnn lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                         ": expected 1 <= length <= T = " + std::to_string(Tn));
+  }
+  check_state("rnn initial state h", state0.h.shape, {L * D, B, R});
+  if (cfg.has_cell_state()) check_state("rnn initial state c", state0.c.shape, {L * D, B, H});
+  const double p_drop = opts.training ? cfg.dropout : 0.0;
+  if (p_drop > 0 && !opts.rng) throw Error("rnn_forward: training with dropout needs ForwardOptions::rng");
+
+  cache.steps = Tn;
+  cache.batch = B;
+  cache.lengths = lengths.empty() ? std::vector<int64_t>(size_t(B), Tn) : lengths;
+  cache.dirs.resize(size_t(L * D));
+  cache.layer_outputs.resize(size_t(L - 1));
+  cache.dropout_masks.resize(p_drop > 0 ? size_t(L - 1) : 0);
+  output.resize({Tn, B, DR});
+  state_n = rnn_zero_state<T>(cfg, B);
+  const std::vector<T> zeros(size_t(B * std::max(R, H)), T(0));
+
+  for (int64_t l = 0; l < L; ++l) {
+    const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
+    Tensor<T>& y = l == L - 1 ? output : cache.layer_outputs[size_t(l)];
+    if (l < L - 1) y.resize({Tn, B, DR});
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t k = l * D + d;
+      Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, cfg.layer_input_size(l), cache.lengths.data(), d == 1};
+      const T* h0 = state0.h.empty() ? zeros.data() : state0.h.ptr() + k * B * R;
+      const T* c0 = state0.c.empty() ? zeros.data() : state0.c.ptr() + k * B * H;
+      scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, state_n.h.ptr() + k * B * R,
+                   cfg.has_cell_state() ? state_n.c.ptr() + k * B * H : nullptr, cache.dirs[size_t(k)]);
+    }
+    if (l < L - 1 && p_drop > 0) {
+      // Inverted dropout: kept units are scaled by 1/(1-p) so evaluation needs no rescaling.
+      Tensor<T>& mask = cache.dropout_masks[size_t(l)];
+      mask.resize(y.shape);
+      const T keep_scale = T(1.0 / (1.0 - p_drop));
+      for (int64_t e = 0; e < mask.numel(); ++e) {
+        mask.data[size_t(e)] = opts.rng->uniform() < p_drop ? T(0) : keep_scale;
+        y.data[size_t(e)] *= mask.data[size_t(e)];
+      }
+    }
+  }
+}
+
+template <typename T>
+void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                  const RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
+                  RnnGrads<T>& grads, std::type_identity_t<Tensor<T>>* grad_input,
+                  std::type_identity_t<RnnState<T>>* grad_state0) {
+  const int64_t Tn = cache.steps, B = cache.batch, D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
+  const int64_t L = cfg.num_layers, DR = D * R;
+  if (int64_t(cache.dirs.size()) != L * D || Tn == 0)
+    throw Error("rnn_backward: the cache does not hold a forward pass of this configuration");
+  check_shape("rnn_backward input", input.shape, {Tn, B, cfg.input_size});
+  check_shape("rnn_backward grad_output", grad_output.shape, {Tn, B, DR});
+  check_state("rnn_backward grad_state_n.h", grad_state_n.h.shape, {L * D, B, R});
+  if (cfg.has_cell_state()) check_state("rnn_backward grad_state_n.c", grad_state_n.c.shape, {L * D, B, H});
+  if (int64_t(grads.dirs.size()) != L * D)
+    throw ShapeError("rnn_backward grads: expected " + std::to_string(L * D) + " layer-directions, got " +
+                     std::to_string(grads.dirs.size()) + " (make them with rnn_zero_grads)");
+  if (grad_state0) *grad_state0 = rnn_zero_state<T>(cfg, B);
+
+  // dy: gradient w.r.t. the current layer's output; dx: w.r.t. its input (the layer below's
+  // output after dropout).
+  Tensor<T> dy_buf, dx_buf;
+  const Tensor<T>* dy = &grad_output;
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
+    const int64_t I = cfg.layer_input_size(l);
+    T* dx = nullptr;
+    if (l > 0) {
+      dx_buf.resize({Tn, B, I});
+      dx_buf.zero();
+      dx = dx_buf.ptr();
+    } else if (grad_input) {
+      grad_input->resize({Tn, B, I});
+      grad_input->zero();
+      dx = grad_input->ptr();
+    }
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t k = l * D + d;
+      Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, I, cache.lengths.data(), d == 1};
+      const T* dhn = grad_state_n.h.empty() ? nullptr : grad_state_n.h.ptr() + k * B * R;
+      const T* dcn = grad_state_n.c.empty() ? nullptr : grad_state_n.c.ptr() + k * B * H;
+      T* dh0 = grad_state0 ? grad_state0->h.ptr() + k * B * R : nullptr;
+      T* dc0 = grad_state0 && cfg.has_cell_state() ? grad_state0->c.ptr() + k * B * H : nullptr;
+      scan_backward(s, x.ptr(), cache.dirs[size_t(k)], dy->ptr() + d * R, DR, dhn, dcn, grads.dirs[size_t(k)], dx,
+                    dh0, dc0);
+    }
+    if (l > 0) {
+      if (!cache.dropout_masks.empty()) {
+        const Tensor<T>& mask = cache.dropout_masks[size_t(l - 1)];
+        for (int64_t e = 0; e < dx_buf.numel(); ++e) dx_buf.data[size_t(e)] *= mask.data[size_t(e)];
+      }
+      std::swap(dy_buf, dx_buf);
+      dy = &dy_buf;
+    }
+  }
+}
+
+#define RECUR_INSTANTIATE(T)                                                                                       \
+  template RnnParams<T> rnn_init_params<T>(const RnnConfig&, Rng&);                                               \
+  template RnnParams<T> rnn_init_params_uniform<T>(const RnnConfig&, Rng&, double);                               \
+  template RnnGrads<T> rnn_zero_grads<T>(const RnnConfig&);                                                        \
+  template struct RnnGrads<T>;                                                                                     \
+  template RnnState<T> rnn_zero_state<T>(const RnnConfig&, int64_t);                                               \
+  template void rnn_check_params<T>(const RnnConfig&, const RnnParams<T>&);                                        \
+  template void rnn_forward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const std::vector<int64_t>&, \
+                               const RnnState<T>&, const ForwardOptions&, Tensor<T>&, RnnState<T>&, RnnCache<T>&); \
+  template void rnn_backward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const RnnCache<T>&,       \
+                                const Tensor<T>&, const RnnState<T>&, RnnGrads<T>&, Tensor<T>*, RnnState<T>*);
+RECUR_INSTANTIATE(float)
+RECUR_INSTANTIATE(double)
+#undef RECUR_INSTANTIATE
+
+}  // namespace recur
