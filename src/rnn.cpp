@@ -19,16 +19,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "activations.h"
 #include "blas.h"
 
 namespace recur {
 
 namespace {
 
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
+using act::sigmoid;
 
 // Everything one direction's scan needs, gathered so the scan functions stay short.
 template <typename T>
@@ -91,7 +89,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   if (lstm) std::memcpy(cache.c.ptr() + init * B * H, c0, size_t(B * H) * sizeof(T));
 
   std::vector<T> hp(size_t(B * GH));  // [B, G*H] recurrent product of one step
-  const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : nullptr;
+  // Loop-invariant choices become data (zeros) so the gate loops stay branch-free and vectorise.
+  const std::vector<T> zeros(size_t(3 * H), T(0));
+  const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : zeros.data();
 
   // 2. The time loop.
   for (int64_t i = 0, t = s.first_step(); i < Tn; ++i, t += s.step_delta()) {
@@ -111,10 +111,12 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
           continue;
         }
-        for (int64_t j = 0; j < H; ++j) {
-          const T v = relu ? std::max(gb[j], T(0)) : std::tanh(gb[j]);
-          gb[j] = v;
-          hb[j] = v;
+        if (relu) {
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) gb[j] = hb[j] = std::max(gb[j], T(0));
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) gb[j] = hb[j] = act::tanh(gb[j]);
         }
       }
     } else if (gru && !gru_before) {
@@ -131,11 +133,12 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
           continue;
         }
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T r = sigmoid(gb[j] + hpb[j]);
           const T z = sigmoid(gb[H + j] + hpb[H + j]);
-          const T a = hpb[2 * H + j] + (b_hn ? b_hn[j] : T(0));
-          const T n = std::tanh(gb[2 * H + j] + r * a);
+          const T a = hpb[2 * H + j] + b_hn[j];
+          const T n = act::tanh(gb[2 * H + j] + r * a);
           gb[j] = r;
           gb[H + j] = z;
           gb[2 * H + j] = n;
@@ -149,7 +152,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       for (int64_t b = 0; b < B; ++b) {
         T* gb = g + b * GH;
         const T* hpb = hp.data() + b * GH;
+#pragma omp simd
         for (int64_t j = 0; j < 2 * H; ++j) gb[j] = sigmoid(gb[j] + hpb[j]);
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) aux[b * H + j] = gb[j] * h_prev[b * R + j];
       }
       blas::gemm(false, true, B, H, H, T(1), aux, H, p.w_hh.ptr() + 2 * H * H, H, T(1), g + 2 * H, GH);
@@ -163,9 +168,10 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
           continue;
         }
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T z = gb[H + j];
-          const T n = std::tanh(gb[2 * H + j]);
+          const T n = act::tanh(gb[2 * H + j]);
           gb[2 * H + j] = n;
           hb[j] = (T(1) - z) * n + z * hprev_b[j];
         }
@@ -174,9 +180,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
       T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;        // [B, H]
-      const T* wci = peep ? p.w_peep.ptr() : nullptr;
-      const T* wcf = peep ? p.w_peep.ptr() + H : nullptr;
-      const T* wco = peep ? p.w_peep.ptr() + 2 * H : nullptr;
+      const T* wci = peep ? p.w_peep.ptr() : zeros.data();
+      const T* wcf = peep ? p.w_peep.ptr() + H : zeros.data();
+      const T* wco = peep ? p.w_peep.ptr() + 2 * H : zeros.data();
       // Without projection h~ = o * tanh(c) is the state itself; with it, h~ goes to aux and
       // the projection below makes the state.
       T* htil = proj ? aux : h_next;
@@ -193,18 +199,19 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           else std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
           continue;
         }
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          const T i_g = sigmoid(gb[j] + (peep ? wci[j] * cp[j] : T(0)));
-          const T f_g = sigmoid(gb[H + j] + (peep ? wcf[j] * cp[j] : T(0)));
-          const T g_g = std::tanh(gb[2 * H + j]);
+          const T i_g = sigmoid(gb[j] + wci[j] * cp[j]);
+          const T f_g = sigmoid(gb[H + j] + wcf[j] * cp[j]);
+          const T g_g = act::tanh(gb[2 * H + j]);
           const T c = f_g * cp[j] + i_g * g_g;
-          const T o_g = sigmoid(gb[3 * H + j] + (peep ? wco[j] * c : T(0)));
+          const T o_g = sigmoid(gb[3 * H + j] + wco[j] * c);
           gb[j] = i_g;
           gb[H + j] = f_g;
           gb[2 * H + j] = g_g;
           gb[3 * H + j] = o_g;
           cn_b[j] = c;
-          hb[j] = o_g * std::tanh(c);
+          hb[j] = o_g * act::tanh(c);
         }
       }
       if (proj) {
@@ -260,9 +267,12 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
   std::vector<T> daux(gru_before ? size_t(B * H) : 0);                    // [B, H] dLoss/d(r * h)
   if (dhn) std::memcpy(dh.data(), dhn, dh.size() * sizeof(T));
   if (lstm && dcn) std::memcpy(dc.data(), dcn, dc.size() * sizeof(T));
-  T* dwci = peep ? grad.w_peep.ptr() : nullptr;
-  T* dwcf = peep ? grad.w_peep.ptr() + H : nullptr;
-  T* dwco = peep ? grad.w_peep.ptr() + 2 * H : nullptr;
+  // Without peepholes the peephole terms read zeros and write to scratch, so the LSTM loop
+  // below has no branches and vectorises.
+  std::vector<T> peep_zeros(lstm && !peep ? size_t(3 * H) : 0), peep_scratch(peep_zeros.size());
+  T* dwci = peep ? grad.w_peep.ptr() : peep_scratch.data();
+  T* dwcf = dwci + H;
+  T* dwco = dwci + 2 * H;
 
   // Backward visits the steps in the opposite order of the forward scan.
   for (int64_t i = 0, t = s.reverse ? 0 : Tn - 1; i < Tn; ++i, t -= s.step_delta()) {
@@ -339,9 +349,9 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
     } else {  // LSTM
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
       const T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;  // [B, H]
-      const T* wci = peep ? p.w_peep.ptr() : nullptr;
-      const T* wcf = peep ? p.w_peep.ptr() + H : nullptr;
-      const T* wco = peep ? p.w_peep.ptr() + 2 * H : nullptr;
+      const T* wci = peep ? p.w_peep.ptr() : peep_zeros.data();
+      const T* wcf = wci + H;
+      const T* wco = wci + 2 * H;
       const T* dhtil_p = dht.data();
       int64_t ld_dhtil = R;
       if (proj) {
@@ -359,25 +369,25 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
           continue;  // dc passes through unchanged
         }
         const T* gb = g + b * GH;
+        const T* dhb = dhtil_p + b * ld_dhtil;
+        T* dcb = dc.data() + b * H;
+        const T* cnb = c_next + b * H;
+        const T* cpb = c_prev + b * H;
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T i_g = gb[j], f_g = gb[H + j], g_g = gb[2 * H + j], o_g = gb[3 * H + j];
-          const T c = c_next[b * H + j], cp = c_prev[b * H + j];
-          const T tc = std::tanh(c);
-          const T d = dhtil_p[b * ld_dhtil + j];
+          const T c = cnb[j], cp = cpb[j];
+          const T tc = act::tanh(c);
+          const T d = dhb[j];
           const T do_pre = d * tc * o_g * (T(1) - o_g);
-          T dcv = dc[size_t(b * H + j)] + d * o_g * (T(1) - tc * tc);
-          if (peep) dcv += do_pre * wco[j];
+          const T dcv = dcb[j] + d * o_g * (T(1) - tc * tc) + do_pre * wco[j];
           const T di_pre = dcv * g_g * i_g * (T(1) - i_g);
           const T df_pre = dcv * cp * f_g * (T(1) - f_g);
           const T dg_pre = dcv * i_g * (T(1) - g_g * g_g);
-          T dc_prev = dcv * f_g;
-          if (peep) {
-            dc_prev += di_pre * wci[j] + df_pre * wcf[j];
-            dwci[j] += di_pre * cp;
-            dwcf[j] += df_pre * cp;
-            dwco[j] += do_pre * c;
-          }
-          dc[size_t(b * H + j)] = dc_prev;
+          dwci[j] += di_pre * cp;
+          dwcf[j] += df_pre * cp;
+          dwco[j] += do_pre * c;
+          dcb[j] = dcv * f_g + di_pre * wci[j] + df_pre * wcf[j];
           dgb[j] = di_pre;
           dgb[H + j] = df_pre;
           dgb[2 * H + j] = dg_pre;
@@ -453,6 +463,17 @@ RnnParams<T> rnn_init_params_uniform(const RnnConfig& cfg, Rng& rng, double scal
     for (auto& v : t.data) v = T(rng.uniform(-scale, scale));
   });
   return params;
+}
+
+template <typename T>
+void rnn_set_forget_bias(const RnnConfig& cfg, RnnParams<T>& params, double value) {
+  if (cfg.cell != CellType::lstm || !cfg.bias) return;
+  const int64_t H = cfg.hidden_size;
+  for (auto& d : params.dirs)
+    for (int64_t j = H; j < 2 * H; ++j) {
+      d.b_ih.data[size_t(j)] = T(value);
+      d.b_hh.data[size_t(j)] = T(0);
+    }
 }
 
 template <typename T>
@@ -614,6 +635,7 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
 #define RECUR_INSTANTIATE(T)                                                                                       \
   template RnnParams<T> rnn_init_params<T>(const RnnConfig&, Rng&);                                               \
   template RnnParams<T> rnn_init_params_uniform<T>(const RnnConfig&, Rng&, double);                               \
+  template void rnn_set_forget_bias<T>(const RnnConfig&, RnnParams<T>&, double);                                  \
   template RnnGrads<T> rnn_zero_grads<T>(const RnnConfig&);                                                        \
   template struct RnnGrads<T>;                                                                                     \
   template RnnState<T> rnn_zero_state<T>(const RnnConfig&, int64_t);                                               \

@@ -104,6 +104,11 @@ RnnParams<T> rnn_init_params(const RnnConfig& cfg, Rng& rng);
 // Same as rnn_init_params, then uniform(-scale, scale) for every parameter (Zaremba et al.).
 template <typename T>
 RnnParams<T> rnn_init_params_uniform(const RnnConfig& cfg, Rng& rng, double scale);
+// Sets every LSTM forget-gate bias to `value` (b_ih's f block; b_hh's f block to 0), as
+// Keras' unit_forget_bias and Jozefowicz et al. 2015 recommend (value 1): the cell then keeps
+// its memory from the start, which long dependencies need. No-op for other cells.
+template <typename T>
+void rnn_set_forget_bias(const RnnConfig& cfg, RnnParams<T>& params, double value);
 template <typename T>
 RnnGrads<T> rnn_zero_grads(const RnnConfig& cfg);
 template <typename T>
