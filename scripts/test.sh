@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds recur and runs the whole test suite (the README's test
+# command and what CI runs). Usage: scripts/test.sh [extra ctest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+build_dir="${RECUR_BUILD_DIR:-build}"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
+# One BLAS thread per test process: ctest runs tests in parallel, and tiny test matrices only
+# lose from threading.
+export OPENBLAS_NUM_THREADS=1
+ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "$@"
