@@ -8,7 +8,7 @@
 set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
-      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min)
+      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;
