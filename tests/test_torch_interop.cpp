@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "recur/random.h"
+#include "recur/rnn.h"
 #include "recur/rnn_io.h"
 
 namespace recur {
@@ -117,13 +118,23 @@ void check_round_trip_through_torch(const RnnConfig& cfg, const std::string& pre
   const auto reloaded = rnn_load_params<T>(cfg, theirs, prefix);
   EXPECT_EQ(reloaded.dirs[0].w_ih.data, params.dirs[0].w_ih.data);
 
-  // The forward pass ran; its shapes are what rnn_forward will be compared against.
+  // PyTorch's forward on recur's saved weights equals recur's own forward.
   const int64_t LD = cfg.num_layers * cfg.directions();
-  EXPECT_EQ(theirs.info("output").shape, (Shape{steps, batch, cfg.output_size()}));  // [T, B, D*R]
-  EXPECT_EQ(theirs.info("h_n").shape, (Shape{LD, batch, cfg.state_size()}));          // [L*D, B, R]
-  if (cfg.has_cell_state()) {
-    EXPECT_EQ(theirs.info("c_n").shape, (Shape{LD, batch, cfg.hidden_size}));  // [L*D, B, H]
-  }
+  const Tensor<T> x = ours.get<T>("input");
+  Tensor<T> y;
+  RnnState<T> sn;
+  RnnCache<T> cache;
+  rnn_forward(cfg, params, x, {}, {}, {}, y, sn, cache);
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  auto expect_close = [&](const std::string& name, const Tensor<T>& mine, const Shape& shape) {
+    const Tensor<T> torch_t = theirs.get<T>(name, shape);
+    double worst = 0;
+    for (size_t i = 0; i < mine.data.size(); ++i) worst = std::max(worst, std::abs(double(mine.data[i]) - double(torch_t.data[i])));
+    EXPECT_LE(worst, tol) << name << ": recur and PyTorch differ by " << worst;
+  };
+  expect_close("output", y, {steps, batch, cfg.output_size()});  // [T, B, D*R]
+  expect_close("h_n", sn.h, {LD, batch, cfg.state_size()});       // [L*D, B, R]
+  if (cfg.has_cell_state()) expect_close("c_n", sn.c, {LD, batch, cfg.hidden_size});  // [L*D, B, H]
 }
 
 TEST(TorchInterop, LstmProjectionBidirectionalTwoLayersFloat) {
