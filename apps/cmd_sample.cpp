@@ -1,0 +1,105 @@
+// recur sample MODEL - generate text from a trained language model (lm_text.h).
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "lm_cli_util.h"
+#include "recur/lm_text.h"
+#include "recur/text_data.h"
+
+namespace recur::cli {
+namespace {
+
+struct SampleArgs {
+  std::string model;
+  GenerateOptions gen;
+  int64_t count = 1;
+  std::string prime_file;
+  uint64_t seed = 1;
+  int threads = 0;
+};
+
+// 'x' for a warning line; control characters escaped so the line stays one line.
+std::string quoted(const std::string& tok) {
+  std::string out = "'";
+  for (unsigned char c : tok) {
+    char buf[8];
+    if (c < 0x20 || c == 0x7f) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "'";
+}
+
+void run(SampleArgs& a) {
+  apply_threads(a.threads);
+  if (a.count < 1) throw Error("--count: got " + std::to_string(a.count) + ", expected >= 1");
+  if (a.gen.length < 1) throw Error("--length: got " + std::to_string(a.gen.length) + ", expected >= 1");
+  a.gen.sample.validate();
+  if (!a.prime_file.empty()) {
+    if (!a.gen.prime.empty()) throw Error("--prime and --prime-file: expected at most one of them");
+    a.gen.prime = read_text_file(a.prime_file);
+  }
+  const LmModel model = load_model(a.model);
+  const bool one_line = model.spec.mode == TextMode::lines || model.spec.level == TokenLevel::words;
+  Rng rng(a.seed);
+  std::string out;
+  for (int64_t i = 0; i < a.count; ++i) {
+    out.clear();
+    const PrimeInfo info = generate_text(model, a.gen, rng, [&](std::string_view piece) {
+      out.append(piece);
+      // Stream samples can be long: show them as they grow.
+      if (!one_line && out.size() > 256) {
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        std::fflush(stdout);
+        out.clear();
+      }
+    });
+    if (i == 0 && !info.unknown.empty()) {
+      std::string list;
+      for (size_t k = 0; k < info.unknown.size() && k < 10; ++k) list += (k ? " " : "") + quoted(info.unknown[k]);
+      if (info.unknown.size() > 10) list += " ...";
+      std::fprintf(stderr, "recur: warning: --prime: %zu %s not in the model's vocabulary, read as <unk>: %s\n",
+                   info.unknown.size(), model.spec.level == TokenLevel::chars ? "character(s)" : "word(s)",
+                   list.c_str());
+    }
+    // One sample per line for line and word models; stream char samples are separated by a blank line.
+    if (one_line) {
+      out += '\n';
+    } else {
+      if (out.empty() || out.back() != '\n') out += '\n';
+      if (i + 1 < a.count) out += '\n';
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+void add_sample(CLI::App& app) {
+  auto a = std::make_shared<SampleArgs>();
+  CLI::App* sub = app.add_subcommand("sample", "Generate text from a trained language model");
+  sub->add_option("MODEL", a->model, "Checkpoint (.safetensors) written by recur train")->required();
+  sub->add_option("--length", a->gen.length,
+                  "Tokens to generate (stream char models: exactly; others stop at <eos> or here)")
+      ->capture_default_str();
+  sub->add_option("--count", a->count, "Number of samples")->capture_default_str();
+  sub->add_option("--temperature", a->gen.sample.temperature, "Softmax temperature (> 0; lower is more conservative)")
+      ->capture_default_str();
+  sub->add_option("--top-k", a->gen.sample.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  sub->add_option("--top-p", a->gen.sample.top_p, "Nucleus sampling: keep tokens up to this probability mass (1 = off)")
+      ->capture_default_str();
+  sub->add_flag("--argmax", a->gen.sample.argmax, "Always take the most likely token");
+  sub->add_option("--prime", a->gen.prime, "Text fed to the model first and printed as the sample's start");
+  sub->add_option("--prime-file", a->prime_file, "Read the prime text from a file");
+  sub->add_option("--seed", a->seed, "Seed of the draws (same seed, same output)")->capture_default_str();
+  add_threads_option(sub, a->threads);
+  sub->callback([a] { run(*a); });
+}
+
+}  // namespace recur::cli

@@ -1,0 +1,77 @@
+// recur/checkpoint.h - one .safetensors file that holds a trained language model and, when it
+// comes from a training run, everything needed to resume that run exactly.
+//
+// Layout:
+//   tensors   model parameters under PyTorch word_language_model names ("encoder.weight",
+//             "rnn.weight_ih_l0", ..., "decoder.weight", "decoder.bias"), F32;
+//             training tensors under "optim." (optimizer moments, see optim.h) and "train."
+//             (e.g. the recurrent state carried between stream chunks), F32.
+//   metadata  "format": "recur-lm", "format_version": "1",
+//             "config": the model (LmSpec, JSON), "vocab": Vocab::to_json(),
+//             "train_state": trainer-owned JSON (see trainer.h), absent for a bare model.
+//
+// Loading treats the file as untrusted: every metadata field is checked for presence and type,
+// unknown fields and tensors are refused, all parameter shapes are checked against the config,
+// and a format_version above the one this build writes is refused as "written by a newer
+// recur". Every error is one FormatError line naming the file and the field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "recur/lm.h"
+#include "recur/text_data.h"
+#include "recur/vocab.h"
+
+namespace recur {
+
+inline constexpr std::string_view kCheckpointFormat = "recur-lm";
+inline constexpr int kCheckpointVersion = 1;
+
+// What a language model is: the network plus how text becomes tokens and examples.
+struct LmSpec {
+  LmConfig lm;
+  TokenLevel level = TokenLevel::chars;
+  TextMode mode = TextMode::stream;
+
+  void validate() const;  // LmConfig::validate plus "a language model cannot be bidirectional"
+};
+
+// {"vocab_size":..,"embed_size":..,"dropout":..,"level":"chars","mode":"stream",
+//  "rnn":{"cell":"lstm","gru_reset":"after","input_size":..,"hidden_size":..,"proj_size":..,
+//         "num_layers":..,"bidirectional":false,"peephole":false,"bias":true,"dropout":..}}
+std::string lm_spec_to_json(const LmSpec& spec);
+// Throws FormatError "<origin>: config: \"<field>\": <what was expected>".
+LmSpec lm_spec_from_json(std::string_view json, std::string_view origin);
+
+// One line for `recur info` and logs: "lstm 2x128 (one-hot input), chars, stream, V=65".
+std::string lm_spec_summary(const LmSpec& spec);
+int64_t lm_param_count(const LmSpec& spec);
+
+// A usable model: enough to sample, score and evaluate.
+struct LmModel {
+  LmSpec spec;
+  Vocab vocab;
+  LmParams<float> params;
+};
+
+struct Checkpoint {
+  LmModel model;
+  std::string train_state;                      // JSON object text; empty for a bare model
+  std::map<std::string, Tensor<float>> tensors;  // "optim.*" and "train.*" training tensors
+};
+
+// Checks the model (spec, vocab size and level, parameter shapes, finite values) and writes
+// atomically (temporary file, fsync, rename). Throws Error naming the path.
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
+
+// Reads and validates everything except the contents of train_state, which the trainer checks
+// when it resumes (and `recur info` when it reports). Throws FormatError naming the path.
+Checkpoint load_checkpoint(const std::string& path);
+
+// True when every parameter value is finite (no NaN or infinity).
+bool lm_params_finite(const LmSpec& spec, const LmParams<float>& params);
+
+}  // namespace recur

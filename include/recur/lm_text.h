@@ -1,0 +1,87 @@
+// recur/lm_text.h - using a trained language model on text: generate, score, evaluate.
+//
+// Framing. Every model reads a line the way it saw lines in training:
+//   words (stream or lines) and chars in lines mode: the line is preceded by <eos> (in stream
+//     data every line follows the previous line's <eos>; in lines mode <eos> is the start
+//     symbol) and ends with <eos>.
+//   chars in stream mode: the line is preceded by '\n' and ends with '\n' (the previous and
+//     own line break); if the vocabulary has no '\n', by <eos> as above.
+// Scoring counts the line-end token as one of the sentence's tokens (as SRILM counts </s>).
+//
+// Out-of-vocabulary input (a prime or a scored sentence) is read as <unk>, which every
+// vocabulary has (id 0), and counted, so it is reported rather than a crash.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recur/checkpoint.h"
+#include "recur/loss.h"
+#include "recur/random.h"
+#include "recur/sampler.h"
+
+namespace recur {
+
+struct GenerateOptions {
+  SampleOptions sample;
+  int64_t length = 500;  // tokens to generate; in lines mode and for word models a cap (they stop at <eos>)
+  std::string prime;     // text fed first and printed as the start of the sample
+};
+
+// What generate_text did with the prime.
+struct PrimeInfo {
+  int64_t tokens = 0;
+  std::vector<std::string> unknown;  // distinct prime tokens absent from the vocabulary (fed as <unk>)
+};
+
+// Generates one sample from a zero state and calls emit(piece) as text is produced (the prime
+// first, then each token; word models put a space between words). Stream char models emit
+// exactly `length` tokens; other models stop after <eos> (not emitted) or `length` tokens.
+// Throws Error for invalid options, FormatError for a prime that is not valid UTF-8.
+PrimeInfo generate_text(const LmModel& model, const GenerateOptions& opts, Rng& rng,
+                        const std::function<void(std::string_view)>& emit);
+
+struct TokenScore {
+  std::string token;  // as written in the input ("<eos>" for the line end)
+  double logprob = 0;  // natural log of p(token | preceding tokens)
+  bool oov = false;    // not in the vocabulary, scored as <unk>
+};
+
+struct SentenceScore {
+  double logprob = 0;  // natural log, sum over tokens
+  int64_t tokens = 0;  // scored tokens, line end included
+  int64_t oov = 0;
+  std::vector<TokenScore> per_token;  // filled when asked for
+  double log10prob() const;
+  double perplexity() const;  // exp(-logprob / tokens)
+};
+
+// Scores one line (no '\n' inside; a trailing '\r' is dropped). Throws FormatError naming
+// `origin` for invalid UTF-8 in a char model's input.
+SentenceScore score_sentence(const LmModel& model, std::string_view sentence, bool per_token,
+                             std::string_view origin = "<sentence>");
+
+struct EvalOptions {
+  int64_t batch = 10;    // B; stream mode: parallel streams (clamped to the data), lines: examples per batch
+  int64_t seq_len = 64;  // T, stream mode chunk length (the state is carried, so it only affects speed)
+};
+
+struct EvalResult {
+  LossSum loss;  // summed natural-log cross-entropy over scored tokens
+  OovStats oov;
+  int64_t batch = 0;   // B actually used
+  double mean() const { return loss.mean(); }
+  double perplexity() const;
+  double bits_per_token() const;  // bits per character for a char model
+};
+
+// Mean loss over `text` read in the model's mode (stream: one sequence cut into `batch`
+// streams with the state carried; lines: one example per line). Throws Error if the text is
+// too short to form one batch.
+EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
+                         std::string_view origin = "<text>");
+
+}  // namespace recur

@@ -1,0 +1,221 @@
+#include "recur/checkpoint.h"
+
+#include <cmath>
+#include <set>
+
+#include "json_fields.h"
+#include "quote.h"
+#include "recur/rnn_io.h"
+#include "recur/safetensors.h"
+
+namespace recur {
+
+void LmSpec::validate() const {
+  if (lm.rnn.bidirectional)
+    throw Error(
+        "a language model predicts the next token, so it cannot read the future: --bidirectional is for tag/classify "
+        "tasks");
+  lm.validate();
+}
+
+std::string lm_spec_to_json(const LmSpec& spec) {
+  const RnnConfig& r = spec.lm.rnn;
+  nlohmann::ordered_json rnn = {{"cell", cell_name(r.cell)},
+                                {"gru_reset", gru_reset_name(r.gru_reset)},
+                                {"input_size", r.input_size},
+                                {"hidden_size", r.hidden_size},
+                                {"proj_size", r.proj_size},
+                                {"num_layers", r.num_layers},
+                                {"bidirectional", r.bidirectional},
+                                {"peephole", r.peephole},
+                                {"bias", r.bias},
+                                {"dropout", r.dropout}};
+  nlohmann::ordered_json j = {{"level", token_level_name(spec.level)},
+                              {"mode", text_mode_name(spec.mode)},
+                              {"vocab_size", spec.lm.vocab_size},
+                              {"embed_size", spec.lm.embed_size},
+                              {"dropout", spec.lm.dropout},
+                              {"rnn", rnn}};
+  return j.dump();
+}
+
+LmSpec lm_spec_from_json(std::string_view json, std::string_view origin) {
+  JsonFields f(json, std::string(origin) + ": config");
+  LmSpec s;
+  const std::string level = f.string("level");
+  if (level == "chars") s.level = TokenLevel::chars;
+  else if (level == "words") s.level = TokenLevel::words;
+  else f.fail("level", "\"chars\" or \"words\"");
+  const std::string mode = f.string("mode");
+  if (mode == "stream") s.mode = TextMode::stream;
+  else if (mode == "lines") s.mode = TextMode::lines;
+  else f.fail("mode", "\"stream\" or \"lines\"");
+  s.lm.vocab_size = f.integer("vocab_size", Vocab::num_special, int64_t(1) << 31);
+  s.lm.embed_size = f.integer("embed_size", 0, int64_t(1) << 24);
+  s.lm.dropout = f.number("dropout");
+  JsonFields r = f.object("rnn");
+  f.finish();
+  RnnConfig& c = s.lm.rnn;
+  const std::string cell = r.string("cell");
+  if (cell == "rnn_tanh" || cell == "rnn_relu" || cell == "gru" || cell == "lstm") c.cell = parse_cell(cell);
+  else r.fail("cell", "\"rnn_tanh\", \"rnn_relu\", \"gru\" or \"lstm\"");
+  const std::string reset = r.string("gru_reset");
+  if (reset == "after" || reset == "before") c.gru_reset = parse_gru_reset(reset);
+  else r.fail("gru_reset", "\"after\" or \"before\"");
+  c.input_size = r.integer("input_size", 1, int64_t(1) << 31);
+  c.hidden_size = r.integer("hidden_size", 1, int64_t(1) << 24);
+  c.proj_size = r.integer("proj_size", 0, int64_t(1) << 24);
+  c.num_layers = r.integer("num_layers", 1, 1024);
+  c.bidirectional = r.boolean("bidirectional");
+  c.peephole = r.boolean("peephole");
+  c.bias = r.boolean("bias");
+  c.dropout = r.number("dropout");
+  r.finish();
+  try {
+    s.validate();
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FormatError(std::string(origin) + ": config: " + e.what());
+  }
+  return s;
+}
+
+std::string lm_spec_summary(const LmSpec& spec) {
+  const RnnConfig& r = spec.lm.rnn;
+  std::string s = std::string(cell_name(r.cell));
+  if (r.cell == CellType::gru && r.gru_reset == GruReset::before) s += " (reset before)";
+  if (r.peephole) s += " (peephole)";
+  // Appends rather than `"literal" + std::to_string(..)`: g++ 12 raises a false -Wrestrict on that.
+  s.append(" ").append(std::to_string(r.num_layers)).append("x").append(std::to_string(r.hidden_size));
+  if (r.proj_size > 0) s.append(" proj ").append(std::to_string(r.proj_size));
+  if (spec.lm.embed_size > 0) s.append(", embedding ").append(std::to_string(spec.lm.embed_size));
+  else s.append(", one-hot input");
+  if (spec.lm.dropout > 0 || r.dropout > 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", dropout %g", spec.lm.dropout);
+    s += buf;
+  }
+  s += std::string(", ") + token_level_name(spec.level) + ", " + text_mode_name(spec.mode) + " mode, vocabulary " +
+       std::to_string(spec.lm.vocab_size);
+  return s;
+}
+
+int64_t lm_param_count(const LmSpec& spec) {
+  const LmConfig& c = spec.lm;
+  const RnnConfig& r = c.rnn;
+  int64_t n = c.embed_size * c.vocab_size + c.vocab_size * r.output_size() + c.vocab_size;
+  const int64_t G = r.gates(), H = r.hidden_size, R = r.state_size();
+  for (int64_t l = 0; l < r.num_layers; ++l) {
+    int64_t d = G * H * r.layer_input_size(l) + G * H * R;
+    if (r.bias) d += 2 * G * H;
+    if (r.proj_size > 0) d += r.proj_size * H;
+    if (r.peephole) d += 3 * H;
+    n += d * r.directions();
+  }
+  return n;
+}
+
+bool lm_params_finite(const LmSpec& spec, const LmParams<float>& params) {
+  bool ok = true;
+  lm_for_each_param(spec.lm, params, [&](const std::string&, const Tensor<float>& t) {
+    for (float v : t.data)
+      if (!std::isfinite(v)) {
+        ok = false;
+        return;
+      }
+  });
+  return ok;
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  const LmModel& m = ckpt.model;
+  m.spec.validate();
+  if (m.vocab.size() != m.spec.lm.vocab_size || m.vocab.level() != m.spec.level)
+    throw Error(path + ": vocabulary (" + std::to_string(m.vocab.size()) + " " + token_level_name(m.vocab.level()) +
+                ") does not match the model (" + std::to_string(m.spec.lm.vocab_size) + " " +
+                token_level_name(m.spec.level) + ")");
+  lm_check_params(m.spec.lm, m.params);
+  // A checkpoint is only ever a good state: a diverged model must not replace one.
+  if (!lm_params_finite(m.spec, m.params)) throw Error(path + ": refusing to save a model with NaN or infinite weights");
+  SafetensorsWriter w;
+  w.set_metadata("format", std::string(kCheckpointFormat));
+  w.set_metadata("format_version", std::to_string(kCheckpointVersion));
+  w.set_metadata("config", lm_spec_to_json(m.spec));
+  w.set_metadata("vocab", m.vocab.to_json());
+  if (!ckpt.train_state.empty()) w.set_metadata("train_state", ckpt.train_state);
+  lm_for_each_param(m.spec.lm, m.params, [&](const std::string& name, const Tensor<float>& t) { w.add(name, t); });
+  for (const auto& [name, t] : ckpt.tensors) {
+    if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
+      throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
+    w.add(name, t);
+  }
+  w.write(path);
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  const auto& meta = rd.metadata();
+  auto field = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end())
+      throw FormatError(path + ": metadata \"" + key + "\": missing; expected a recur language model checkpoint");
+    return it->second;
+  };
+  if (!meta.count("format"))
+    throw FormatError(path + ": metadata \"format\": missing; not a recur language model checkpoint");
+  if (field("format") != kCheckpointFormat)
+    throw FormatError(path + ": metadata \"format\": got " + quote_name(field("format")) + ", expected '" +
+                      std::string(kCheckpointFormat) + "'");
+  const std::string& ver = field("format_version");
+  char* end = nullptr;
+  const long v = std::strtol(ver.c_str(), &end, 10);
+  if (ver.empty() || end != ver.c_str() + ver.size() || v < 1)
+    throw FormatError(path + ": metadata \"format_version\": got " + quote_name(ver) + ", expected a positive integer");
+  if (v > kCheckpointVersion)
+    throw FormatError(path + ": format_version " + ver + " was written by a newer recur; this build reads up to " +
+                      std::to_string(kCheckpointVersion));
+  for (const auto& [key, value] : meta) {
+    (void)value;
+    if (key != "format" && key != "format_version" && key != "config" && key != "vocab" && key != "train_state")
+      throw FormatError(path + ": metadata " + quote_name(key) + ": unknown key; expected only format, format_version, "
+                        "config, vocab, train_state");
+  }
+
+  Checkpoint ck;
+  LmModel& m = ck.model;
+  m.spec = lm_spec_from_json(field("config"), path);
+  m.vocab = Vocab::from_json(field("vocab"), path + ": metadata \"vocab\"");
+  if (m.vocab.level() != m.spec.level)
+    throw FormatError(path + ": metadata \"vocab\": level " + token_level_name(m.vocab.level()) +
+                      ", but config says " + token_level_name(m.spec.level));
+  if (m.vocab.size() != m.spec.lm.vocab_size)
+    throw FormatError(path + ": metadata \"vocab\": " + std::to_string(m.vocab.size()) +
+                      " tokens, but config says vocab_size " + std::to_string(m.spec.lm.vocab_size));
+  if (meta.count("train_state")) {
+    ck.train_state = meta.at("train_state");
+    JsonFields(std::string_view(ck.train_state), path + ": metadata \"train_state\"");  // syntax and object check only
+  }
+
+  const LmConfig& c = m.spec.lm;
+  if (c.embed_size > 0) m.params.encoder = rd.get<float>("encoder.weight", {c.vocab_size, c.embed_size});
+  m.params.rnn.dirs = rnn_load_params<float>(c.rnn, rd, "rnn.").dirs;
+  m.params.decoder_w = rd.get<float>("decoder.weight", {c.vocab_size, c.rnn.output_size()});
+  m.params.decoder_b = rd.get<float>("decoder.bias", {c.vocab_size});
+  lm_check_params(c, m.params);
+  std::set<std::string> model_names;
+  lm_for_each_param(c, m.params, [&](const std::string& name, const Tensor<float>&) { model_names.insert(name); });
+  for (const std::string& name : rd.names()) {
+    if (model_names.count(name)) continue;
+    if (name.rfind("optim.", 0) == 0 || name.rfind("train.", 0) == 0) {
+      ck.tensors[name] = rd.get<float>(name);
+      continue;
+    }
+    throw FormatError(path + ": unexpected tensor " + quote_name(name) + " for a " + lm_spec_summary(m.spec) +
+                      " model");
+  }
+  if (!lm_params_finite(m.spec, m.params)) throw FormatError(path + ": model weights contain NaN or infinity");
+  return ck;
+}
+
+}  // namespace recur

@@ -1,0 +1,168 @@
+#include "recur/lm_text.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "lm_batch.h"
+
+namespace recur {
+
+namespace {
+
+// The token a line starts after and ends with (see the framing note in lm_text.h).
+int32_t line_break_id(const LmModel& m) {
+  if (m.spec.level == TokenLevel::chars && m.spec.mode == TextMode::stream && m.vocab.contains("\n"))
+    return m.vocab.id("\n");
+  return Vocab::eos_id;
+}
+
+// One recurrent step for a single sequence: feeds `id`, leaves the next-token logits [1, V].
+struct Stepper {
+  const LmModel& m;
+  RnnState<float> state;  // empty = zeros
+  LmCache<float> cache;
+  Tensor<float> logits;  // [1, V]
+  void feed(int32_t id) { lm_step<float>(m.spec.lm, m.params, std::span<const int32_t>(&id, 1), state, cache, logits); }
+};
+
+}  // namespace
+
+PrimeInfo generate_text(const LmModel& model, const GenerateOptions& opts, Rng& rng,
+                        const std::function<void(std::string_view)>& emit) {
+  opts.sample.validate();
+  if (opts.length < 0) throw Error("--length: got " + std::to_string(opts.length) + ", expected >= 0");
+  const Vocab& vocab = model.vocab;
+  const bool words = model.spec.level == TokenLevel::words;
+  const bool stop_at_eos = words || model.spec.mode == TextMode::lines;
+
+  PrimeInfo info;
+  std::vector<int32_t> prime_ids;
+  std::set<std::string> unknown;
+  for_each_token(
+      model.spec.level, opts.prime,
+      [&](std::string_view tok) {
+        const int32_t id = vocab.id(tok);
+        prime_ids.push_back(id);
+        if (id == Vocab::unk_id && tok != Vocab::unk_token) unknown.insert(std::string(tok));
+      },
+      "--prime");
+  info.tokens = int64_t(prime_ids.size());
+  info.unknown.assign(unknown.begin(), unknown.end());
+
+  Stepper s{model, {}, {}, {}};
+  s.feed(line_break_id(model));
+  for (int32_t id : prime_ids) s.feed(id);
+  if (!opts.prime.empty()) emit(opts.prime);
+  // A word follows the prime after a space unless the prime already ends in whitespace.
+  bool need_space = words && !opts.prime.empty() && !is_token_space(opts.prime.back());
+
+  SamplerScratch scratch;
+  for (int64_t n = 0; n < opts.length; ++n) {
+    const int32_t id = sample_token(std::span<const float>(s.logits.data), opts.sample, rng, scratch);
+    if (id == Vocab::eos_id && stop_at_eos) break;
+    if (id == Vocab::eos_id) {
+      emit("\n");
+      need_space = false;
+    } else {
+      if (need_space) emit(" ");
+      emit(vocab.token(id));
+      need_space = words;
+    }
+    if (n + 1 < opts.length) s.feed(id);
+  }
+  return info;
+}
+
+double SentenceScore::log10prob() const { return logprob / std::log(10.0); }
+double SentenceScore::perplexity() const { return tokens > 0 ? std::exp(-logprob / double(tokens)) : 1.0; }
+
+SentenceScore score_sentence(const LmModel& model, std::string_view sentence, bool per_token,
+                             std::string_view origin) {
+  if (!sentence.empty() && sentence.back() == '\r') sentence.remove_suffix(1);
+  const Vocab& vocab = model.vocab;
+  const int32_t brk = line_break_id(model);
+  SentenceScore out;
+  std::vector<int32_t> body;  // the sentence's token ids
+  std::vector<std::string> toks;
+  std::vector<char> oov;
+  for_each_token(
+      model.spec.level, sentence,
+      [&](std::string_view tok) {
+        body.push_back(vocab.id(tok));
+        const bool is_oov = !vocab.contains(tok);
+        out.oov += is_oov;
+        if (per_token) {
+          toks.emplace_back(tok);
+          oov.push_back(is_oov);
+        }
+      },
+      origin);
+  if (per_token) {
+    toks.push_back(brk == Vocab::eos_id ? std::string(Vocab::eos_token) : std::string("\\n"));
+    oov.push_back(0);
+  }
+  // input = [brk, t1 .. tn], target = [t1 .. tn, brk]: [T] each with B = 1.
+  std::vector<int32_t> input{brk}, target = body;
+  input.insert(input.end(), body.begin(), body.end());
+  target.push_back(brk);
+
+  const int64_t T = int64_t(target.size()), V = model.spec.lm.vocab_size;
+  LmBatch batch;
+  batch.input = input;
+  batch.target = target;
+  batch.steps = T;
+  batch.batch = 1;
+  RnnState<float> state;
+  LmCache<float> cache;
+  lm_forward_backward<float>(model.spec.lm, model.params, batch, state, {}, cache, nullptr, 0.0);
+  // Per-row log-softmax in double: logits [T, V].
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = cache.logits.ptr() + t * V;
+    const float mx = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - double(mx));
+    const double lp = double(row[target[size_t(t)]]) - double(mx) - std::log(sum);
+    out.logprob += lp;
+    if (per_token) out.per_token.push_back({toks[size_t(t)], lp, oov[size_t(t)] != 0});
+  }
+  out.tokens = T;
+  return out;
+}
+
+double EvalResult::perplexity() const { return std::exp(mean()); }
+double EvalResult::bits_per_token() const { return mean() / std::log(2.0); }
+
+EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
+                         std::string_view origin) {
+  if (opts.batch < 1) throw Error("eval batch: got " + std::to_string(opts.batch) + ", expected >= 1");
+  if (opts.seq_len < 1) throw Error("eval seq_len: got " + std::to_string(opts.seq_len) + ", expected >= 1");
+  const std::string o(origin);
+  const LmConfig& cfg = model.spec.lm;
+  EvalResult r;
+  LmCache<float> cache;
+  TextBatch tb;
+  if (model.spec.mode == TextMode::stream) {
+    std::vector<int32_t> ids = encode_stream(model.vocab, text, &r.oov, origin);
+    if (ids.size() < 2) throw Error(o + ": " + std::to_string(ids.size()) + " token(s); expected at least 2 to evaluate");
+    // Each stream needs 2 tokens (an input and its target), so tiny texts use fewer streams.
+    r.batch = std::clamp<int64_t>(opts.batch, 1, int64_t(ids.size()) / 2);
+    StreamBatcher batcher(std::move(ids), {.batch_size = r.batch, .seq_len = opts.seq_len, .drop_last = false});
+    RnnState<float> state;
+    while (batcher.next(tb)) r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::stream),
+                                                                  state, {}, cache, nullptr, 0.0);
+  } else {
+    LineExamples ex = encode_lines(model.vocab, text, &r.oov, origin);
+    if (ex.size() < 1) throw Error(o + ": no line with a token; expected at least one example");
+    r.batch = opts.batch;
+    LinesBatcher batcher(std::move(ex), {.batch_size = opts.batch, .shuffle = false});
+    while (batcher.next(tb)) {
+      RnnState<float> state;  // every example starts from zeros
+      r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::lines), state, {}, cache,
+                                           nullptr, 0.0);
+    }
+  }
+  return r;
+}
+
+}  // namespace recur

@@ -1,0 +1,185 @@
+// Library-level tests of checkpoint.h: round trip of everything a checkpoint holds, and a
+// one-line FormatError naming the file and the field for every kind of bad file.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "recur/checkpoint.h"
+#include "recur/safetensors.h"
+
+namespace fs = std::filesystem;
+using namespace recur;
+
+namespace {
+
+LmModel small_model(CellType cell, int64_t embed) {
+  TokenCounter counter(TokenLevel::chars);
+  counter.add_text("hello world\n");
+  LmModel m;
+  m.vocab = Vocab::build(counter);
+  m.spec.level = TokenLevel::chars;
+  m.spec.mode = TextMode::stream;
+  m.spec.lm.vocab_size = m.vocab.size();
+  m.spec.lm.embed_size = embed;
+  m.spec.lm.dropout = 0.25;
+  m.spec.lm.rnn.cell = cell;
+  m.spec.lm.rnn.gru_reset = GruReset::before;
+  m.spec.lm.rnn.input_size = m.spec.lm.input_size();
+  m.spec.lm.rnn.hidden_size = 5;
+  m.spec.lm.rnn.num_layers = 2;
+  Rng rng(3);
+  m.params = lm_init_params<float>(m.spec.lm, rng, 0.1);
+  return m;
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("recur_checkpoint_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+template <typename Fn>
+void expect_format_error(Fn&& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception; expected one containing \"" << *parts.begin() << "\"";
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
+  }
+}
+
+// Rewrites a valid checkpoint with one metadata value replaced (or removed when value is empty).
+void rewrite(const std::string& from, const std::string& to, const std::string& key, const std::string& value) {
+  const SafetensorsReader rd = SafetensorsReader::open(from);
+  SafetensorsWriter w;
+  for (const auto& [k, v] : rd.metadata())
+    if (k != key) w.set_metadata(k, v);
+  if (!value.empty()) w.set_metadata(key, value);
+  for (const auto& name : rd.names()) w.add(name, rd.get<float>(name));
+  w.write(to);
+}
+
+TEST_F(CheckpointTest, RoundTripKeepsEverything) {
+  for (CellType cell : {CellType::lstm, CellType::gru, CellType::rnn_relu}) {
+    for (int64_t embed : {0, 4}) {
+      Checkpoint ck;
+      ck.model = small_model(cell, embed);
+      ck.train_state = R"({"step":3})";
+      ck.tensors["optim.decoder.bias.exp_avg"] = Tensor<float>({ck.model.spec.lm.vocab_size}, 0.5f);
+      ck.tensors["train.state.h"] = Tensor<float>({2, 1, 5}, -1.0f);
+      const std::string p = path("m.safetensors");
+      save_checkpoint(p, ck);
+      const Checkpoint back = load_checkpoint(p);
+      EXPECT_EQ(lm_spec_to_json(back.model.spec), lm_spec_to_json(ck.model.spec));
+      EXPECT_EQ(back.model.vocab, ck.model.vocab);
+      EXPECT_EQ(back.train_state, ck.train_state);
+      ASSERT_EQ(back.tensors.size(), 2u);
+      EXPECT_EQ(back.tensors.at("optim.decoder.bias.exp_avg").data, ck.tensors.at("optim.decoder.bias.exp_avg").data);
+      EXPECT_EQ(back.tensors.at("train.state.h").shape, (Shape{2, 1, 5}));
+      std::vector<std::vector<float>> a, b;
+      lm_for_each_param(ck.model.spec.lm, ck.model.params, [&](const std::string&, const Tensor<float>& t) { a.push_back(t.data); });
+      lm_for_each_param(back.model.spec.lm, back.model.params, [&](const std::string&, const Tensor<float>& t) { b.push_back(t.data); });
+      EXPECT_EQ(a, b);
+      // PyTorch-compatible names.
+      const SafetensorsReader rd = SafetensorsReader::open(p);
+      EXPECT_TRUE(rd.contains("rnn.weight_ih_l0"));
+      EXPECT_TRUE(rd.contains("rnn.weight_hh_l1"));
+      EXPECT_TRUE(rd.contains("decoder.weight"));
+      EXPECT_EQ(rd.contains("encoder.weight"), embed > 0);
+      EXPECT_EQ(rd.metadata().at("format"), "recur-lm");
+      EXPECT_EQ(rd.metadata().at("format_version"), "1");
+    }
+  }
+  EXPECT_FALSE(fs::exists(path("m.safetensors.tmp")));
+}
+
+TEST_F(CheckpointTest, SaveRefusesBadModels) {
+  Checkpoint ck;
+  ck.model = small_model(CellType::lstm, 0);
+  ck.model.params.decoder_b.data[1] = std::nanf("");
+  EXPECT_THROW(save_checkpoint(path("nan.safetensors"), ck), Error);
+  EXPECT_FALSE(fs::exists(path("nan.safetensors")));
+  ck.model = small_model(CellType::lstm, 0);
+  ck.model.spec.lm.rnn.bidirectional = true;
+  try {
+    save_checkpoint(path("bi.safetensors"), ck);
+    ADD_FAILURE() << "bidirectional LM saved";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read the future"), std::string::npos);
+  }
+  ck.model = small_model(CellType::lstm, 0);
+  ck.tensors["stray"] = Tensor<float>({1});
+  EXPECT_THROW(save_checkpoint(path("stray.safetensors"), ck), Error);
+}
+
+TEST_F(CheckpointTest, BadFilesGiveOneLineErrors) {
+  Checkpoint ck;
+  ck.model = small_model(CellType::gru, 4);
+  const std::string good = path("good.safetensors");
+  save_checkpoint(good, ck);
+  const std::string bad = path("bad.safetensors");
+
+  rewrite(good, bad, "format_version", "2");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version 2", "newer recur"});
+  rewrite(good, bad, "format_version", "one");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version"});
+  rewrite(good, bad, "format", "");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"format\"", "not a recur language model"});
+  rewrite(good, bad, "format", "something-else");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format"});
+  rewrite(good, bad, "config", "");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"config\"", "missing"});
+  rewrite(good, bad, "config", "{not json");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "config", "JSON"});
+
+  const std::string cfg = lm_spec_to_json(ck.model.spec);
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string c = cfg;
+    const size_t at = c.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return c.replace(at, from.size(), to);
+  };
+  rewrite(good, bad, "config", with("\"hidden_size\":5", "\"hidden_size\":\"5\""));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"hidden_size\"", "integer"});
+  rewrite(good, bad, "config", with("\"cell\":\"gru\"", "\"cell\":\"tree\""));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"cell\""});
+  rewrite(good, bad, "config", with("\"level\":\"chars\"", "\"level\":\"bytes\""));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"level\""});
+  rewrite(good, bad, "config", with("\"hidden_size\":5", "\"hidden_size\":6"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "expected shape"});
+  rewrite(good, bad, "config", with("\"vocab_size\":", "\"colour\":1,\"vocab_size\":"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "unknown field \"colour\""});
+  rewrite(good, bad, "config", with("\"bidirectional\":false", "\"bidirectional\":true"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "cannot read the future"});
+  rewrite(good, bad, "vocab", "");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"vocab\""});
+  rewrite(good, bad, "extra", "1");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "extra"});
+
+  // Truncated and garbled bytes.
+  std::ifstream in(good, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  for (size_t cut : {size_t(0), size_t(5), size_t(100), bytes.size() - 1}) {
+    std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes.substr(0, cut);
+    expect_format_error([&] { load_checkpoint(bad); }, {bad});
+  }
+  expect_format_error([&] { load_checkpoint(path("missing.safetensors")); }, {"missing.safetensors"});
+}
+
+}  // namespace
