@@ -55,7 +55,7 @@ struct Scan {
 //   hn     [B, R], cn [B, H]   final state
 template <typename T>
 void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, int64_t ldy, T* hn, T* cn,
-                  DirectionCache<T>& cache) {
+                  DirectionCache<T>& cache, Workspace<T>& work) {
   const int64_t Tn = s.steps, B = s.batch, H = s.H(), R = s.R(), G = s.G(), GH = G * H;
   const CellType cell = s.cfg.cell;
   const bool lstm = cell == CellType::lstm, gru = cell == CellType::gru;
@@ -68,17 +68,22 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   if (lstm) cache.c.resize({Tn + 1, B, H});
   if (gru || proj) cache.aux.resize({Tn, B, H});
   T* gates = cache.gates.ptr();
+  work.reserve(size_t(GH + B * GH + 3 * H));
+  T* bias = work.take(size_t(GH));    // [G*H]
+  T* hp = work.take(size_t(B * GH));  // [B, G*H] recurrent product of one step
+  // Loop-invariant choices become data (zeros) so the gate loops stay branch-free and vectorise.
+  T* zeros = work.take(size_t(3 * H));  // [3*H]
+  std::fill(zeros, zeros + 3 * H, T(0));
 
   // 1. Input side for all steps: gates[t, b] = x[t, b] W_ih^T + bias. Hidden biases that enter
   // the pre-activation linearly are folded in here; only GRU-after's b_hn must stay inside
   // the reset product.
   if (s.cfg.bias) {
-    std::vector<T> bias(size_t(GH), T(0));  // [G*H]
     for (int64_t k = 0; k < GH; ++k) {
       const bool hidden_bias_inside_reset = gru && !gru_before && k >= 2 * H;
-      bias[size_t(k)] = p.b_ih.data[size_t(k)] + (hidden_bias_inside_reset ? T(0) : p.b_hh.data[size_t(k)]);
+      bias[k] = p.b_ih.data[size_t(k)] + (hidden_bias_inside_reset ? T(0) : p.b_hh.data[size_t(k)]);
     }
-    for (int64_t row = 0; row < Tn * B; ++row) std::memcpy(gates + row * GH, bias.data(), size_t(GH) * sizeof(T));
+    for (int64_t row = 0; row < Tn * B; ++row) std::memcpy(gates + row * GH, bias, size_t(GH) * sizeof(T));
   } else {
     cache.gates.zero();
   }
@@ -88,10 +93,7 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   std::memcpy(cache.h.ptr() + init * B * R, h0, size_t(B * R) * sizeof(T));
   if (lstm) std::memcpy(cache.c.ptr() + init * B * H, c0, size_t(B * H) * sizeof(T));
 
-  std::vector<T> hp(size_t(B * GH));  // [B, G*H] recurrent product of one step
-  // Loop-invariant choices become data (zeros) so the gate loops stay branch-free and vectorise.
-  const std::vector<T> zeros(size_t(3 * H), T(0));
-  const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : zeros.data();
+  const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : zeros;
 
   // 2. The time loop.
   for (int64_t i = 0, t = s.first_step(); i < Tn; ++i, t += s.step_delta()) {
@@ -120,12 +122,12 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
         }
       }
     } else if (gru && !gru_before) {
-      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp.data(), GH);
+      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp, GH);
       for (int64_t b = 0; b < B; ++b) {
         T* gb = g + b * GH;
         T* ab = aux + b * H;
         T* hb = h_next + b * R;
-        const T* hpb = hp.data() + b * GH;
+        const T* hpb = hp + b * GH;
         const T* hprev_b = h_prev + b * R;
         if (!s.active(t, b)) {
           std::fill(gb, gb + GH, T(0));
@@ -148,10 +150,10 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       }
     } else if (gru_before) {
       // r and z from h_prev, then the candidate's product from r * h_prev.
-      blas::gemm(false, true, B, 2 * H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp.data(), GH);
+      blas::gemm(false, true, B, 2 * H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp, GH);
       for (int64_t b = 0; b < B; ++b) {
         T* gb = g + b * GH;
-        const T* hpb = hp.data() + b * GH;
+        const T* hpb = hp + b * GH;
 #pragma omp simd
         for (int64_t j = 0; j < 2 * H; ++j) gb[j] = sigmoid(gb[j] + hpb[j]);
 #pragma omp simd
@@ -180,9 +182,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
       T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;        // [B, H]
-      const T* wci = peep ? p.w_peep.ptr() : zeros.data();
-      const T* wcf = peep ? p.w_peep.ptr() + H : zeros.data();
-      const T* wco = peep ? p.w_peep.ptr() + 2 * H : zeros.data();
+      const T* wci = peep ? p.w_peep.ptr() : zeros;
+      const T* wcf = peep ? p.w_peep.ptr() + H : zeros;
+      const T* wco = peep ? p.w_peep.ptr() + 2 * H : zeros;
       // Without projection h~ = o * tanh(c) is the state itself; with it, h~ goes to aux and
       // the projection below makes the state.
       T* htil = proj ? aux : h_next;
@@ -250,7 +252,7 @@ void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out) {
 //   dh0  [B, R], dc0 [B, H]   gradient of the initial state, overwritten
 template <typename T>
 void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache, const T* dy, int64_t ldy,
-                   const T* dhn, const T* dcn, DirectionParams<T>& grad, T* dx, T* dh0, T* dc0) {
+                   const T* dhn, const T* dcn, DirectionParams<T>& grad, T* dx, T* dh0, T* dc0, Workspace<T>& work) {
   const int64_t Tn = s.steps, B = s.batch, H = s.H(), R = s.R(), G = s.G(), GH = G * H, I = s.in_size;
   const CellType cell = s.cfg.cell;
   const bool lstm = cell == CellType::lstm, gru = cell == CellType::gru;
@@ -259,18 +261,30 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
   const auto& p = s.p;
 
   // Pre-activation gradients of every step, input side and (where it differs) hidden side.
-  std::vector<T> dgx(size_t(Tn * B * GH));                                // [T, B, G*H]
-  std::vector<T> dgh(gru && !gru_before ? size_t(Tn * B * GH) : 0);       // [T, B, G*H] GRU after
-  std::vector<T> dproj(proj ? size_t(Tn * B * R) : 0);                    // [T, B, P] dLoss/dh (projected)
-  std::vector<T> dh(size_t(B * R)), dht(size_t(B * R)), dhtil(proj ? size_t(B * H) : 0);  // [B, R], [B, H]
-  std::vector<T> dc(lstm ? size_t(B * H) : 0);                            // [B, H]
-  std::vector<T> daux(gru_before ? size_t(B * H) : 0);                    // [B, H] dLoss/d(r * h)
-  if (dhn) std::memcpy(dh.data(), dhn, dh.size() * sizeof(T));
-  if (lstm && dcn) std::memcpy(dc.data(), dcn, dc.size() * sizeof(T));
+  const size_t n_gh = gru && !gru_before ? size_t(Tn * B * GH) : 0, n_proj = proj ? size_t(Tn * B * R) : 0;
+  const size_t n_peep = lstm ? size_t(3 * H) : 0;
+  work.reserve(size_t(Tn * B * GH) + n_gh + n_proj + size_t(2 * B * R) + size_t(B * H) * (proj + lstm + gru_before) +
+               2 * n_peep);
+  T* dgx = work.take(size_t(Tn * B * GH));         // [T, B, G*H]
+  T* dgh = work.take(n_gh);                        // [T, B, G*H] GRU after: hidden side
+  T* dproj = work.take(n_proj);                    // [T, B, P] dLoss/dh (projected)
+  T* dh = work.take(size_t(B * R));                // [B, R] to the state entering the step
+  T* dht = work.take(size_t(B * R));               // [B, R] at the state leaving the step
+  T* dhtil = work.take(proj ? size_t(B * H) : 0);  // [B, H] before the projection
+  T* dc = work.take(lstm ? size_t(B * H) : 0);     // [B, H]
+  T* daux = work.take(gru_before ? size_t(B * H) : 0);  // [B, H] dLoss/d(r * h)
   // Without peepholes the peephole terms read zeros and write to scratch, so the LSTM loop
   // below has no branches and vectorises.
-  std::vector<T> peep_zeros(lstm && !peep ? size_t(3 * H) : 0), peep_scratch(peep_zeros.size());
-  T* dwci = peep ? grad.w_peep.ptr() : peep_scratch.data();
+  T* peep_zeros = work.take(n_peep);
+  T* peep_scratch = work.take(n_peep);
+  std::fill(peep_zeros, peep_zeros + n_peep, T(0));
+  if (dhn) std::memcpy(dh, dhn, size_t(B * R) * sizeof(T));
+  else std::fill(dh, dh + B * R, T(0));
+  if (lstm) {
+    if (dcn) std::memcpy(dc, dcn, size_t(B * H) * sizeof(T));
+    else std::fill(dc, dc + B * H, T(0));
+  }
+  T* dwci = peep ? grad.w_peep.ptr() : peep_scratch;
   T* dwcf = dwci + H;
   T* dwco = dwci + 2 * H;
 
@@ -279,12 +293,12 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
     const T* h_prev = cache.h.ptr() + s.prev_slot(t) * B * R;  // [B, R]
     const T* g = cache.gates.ptr() + t * B * GH;               // [B, G*H]
     const T* dyt = dy + t * B * ldy;                           // [B, ldy]
-    T* dg = dgx.data() + t * B * GH;                           // [B, G*H]
+    T* dg = dgx + t * B * GH;                           // [B, G*H]
 
     // dht = gradient reaching the state that left step t: from later steps and the output.
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < R; ++j)
-        dht[size_t(b * R + j)] = dh[size_t(b * R + j)] + (s.active(t, b) ? dyt[b * ldy + j] : T(0));
+        dht[b * R + j] = dh[b * R + j] + (s.active(t, b) ? dyt[b * ldy + j] : T(0));
 
     if (cell == CellType::rnn_tanh || cell == CellType::rnn_relu) {
       const bool relu = cell == CellType::rnn_relu;
@@ -296,31 +310,31 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
         }
         for (int64_t j = 0; j < H; ++j) {
           const T hv = g[b * H + j];
-          const T d = dht[size_t(b * R + j)];
+          const T d = dht[b * R + j];
           dgb[j] = relu ? (hv > T(0) ? d : T(0)) : d * (T(1) - hv * hv);
         }
       }
-      blas::gemm(false, false, B, R, H, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh.data(), R);
+      blas::gemm(false, false, B, R, H, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh, R);
     } else if (gru) {
       const T* aux = cache.aux.ptr() + t * B * H;  // [B, H]
-      T* dgh_t = gru_before ? nullptr : dgh.data() + t * B * GH;
+      T* dgh_t = gru_before ? nullptr : dgh + t * B * GH;
       // dh (to step t-1) starts with the direct path z * dh'; the products are added below.
       for (int64_t b = 0; b < B; ++b) {
         T* dgb = dg + b * GH;
         if (!s.active(t, b)) {
           std::fill(dgb, dgb + GH, T(0));
           if (dgh_t) std::fill(dgh_t + b * GH, dgh_t + (b + 1) * GH, T(0));
-          for (int64_t j = 0; j < R; ++j) dh[size_t(b * R + j)] = dht[size_t(b * R + j)];
+          for (int64_t j = 0; j < R; ++j) dh[b * R + j] = dht[b * R + j];
           continue;
         }
         for (int64_t j = 0; j < H; ++j) {
           const T r = g[b * GH + j], z = g[b * GH + H + j], n = g[b * GH + 2 * H + j];
-          const T d = dht[size_t(b * R + j)];
+          const T d = dht[b * R + j];
           const T dn_pre = d * (T(1) - z) * (T(1) - n * n);
           const T dz_pre = d * (h_prev[b * R + j] - n) * z * (T(1) - z);
           dgb[H + j] = dz_pre;
           dgb[2 * H + j] = dn_pre;
-          dh[size_t(b * R + j)] = d * z;
+          dh[b * R + j] = d * z;
           if (!gru_before) {
             const T dr_pre = dn_pre * aux[b * H + j] * r * (T(1) - r);
             dgb[j] = dr_pre;
@@ -331,35 +345,35 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
         }
       }
       if (!gru_before) {
-        blas::gemm(false, false, B, R, GH, T(1), dgh_t, GH, p.w_hh.ptr(), R, T(1), dh.data(), R);
+        blas::gemm(false, false, B, R, GH, T(1), dgh_t, GH, p.w_hh.ptr(), R, T(1), dh, R);
       } else {
         // d(r * h) = dn_pre W_hn, then r's gradient and the direct r * d(r * h) path.
-        blas::gemm(false, false, B, H, H, T(1), dg + 2 * H, GH, p.w_hh.ptr() + 2 * H * H, H, T(0), daux.data(), H);
+        blas::gemm(false, false, B, H, H, T(1), dg + 2 * H, GH, p.w_hh.ptr() + 2 * H * H, H, T(0), daux, H);
         for (int64_t b = 0; b < B; ++b) {
           if (!s.active(t, b)) continue;
           for (int64_t j = 0; j < H; ++j) {
             const T r = g[b * GH + j];
-            const T da = daux[size_t(b * H + j)];
+            const T da = daux[b * H + j];
             dg[b * GH + j] = da * h_prev[b * R + j] * r * (T(1) - r);
-            dh[size_t(b * R + j)] += da * r;
+            dh[b * R + j] += da * r;
           }
         }
-        blas::gemm(false, false, B, R, 2 * H, T(1), dg, GH, p.w_hh.ptr(), R, T(1), dh.data(), R);
+        blas::gemm(false, false, B, R, 2 * H, T(1), dg, GH, p.w_hh.ptr(), R, T(1), dh, R);
       }
     } else {  // LSTM
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
       const T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;  // [B, H]
-      const T* wci = peep ? p.w_peep.ptr() : peep_zeros.data();
+      const T* wci = peep ? p.w_peep.ptr() : peep_zeros;
       const T* wcf = wci + H;
       const T* wco = wci + 2 * H;
-      const T* dhtil_p = dht.data();
+      const T* dhtil_p = dht;
       int64_t ld_dhtil = R;
       if (proj) {
-        T* dp = dproj.data() + t * B * R;
+        T* dp = dproj + t * B * R;
         for (int64_t b = 0; b < B; ++b)
-          for (int64_t j = 0; j < R; ++j) dp[b * R + j] = s.active(t, b) ? dht[size_t(b * R + j)] : T(0);
-        blas::gemm(false, false, B, H, R, T(1), dht.data(), R, p.w_hr.ptr(), H, T(0), dhtil.data(), H);
-        dhtil_p = dhtil.data();
+          for (int64_t j = 0; j < R; ++j) dp[b * R + j] = s.active(t, b) ? dht[b * R + j] : T(0);
+        blas::gemm(false, false, B, H, R, T(1), dht, R, p.w_hr.ptr(), H, T(0), dhtil, H);
+        dhtil_p = dhtil;
         ld_dhtil = H;
       }
       for (int64_t b = 0; b < B; ++b) {
@@ -370,7 +384,7 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
         }
         const T* gb = g + b * GH;
         const T* dhb = dhtil_p + b * ld_dhtil;
-        T* dcb = dc.data() + b * H;
+        T* dcb = dc + b * H;
         const T* cnb = c_next + b * H;
         const T* cpb = c_prev + b * H;
 #pragma omp simd
@@ -394,36 +408,36 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
           dgb[3 * H + j] = do_pre;
         }
       }
-      blas::gemm(false, false, B, R, GH, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh.data(), R);
+      blas::gemm(false, false, B, R, GH, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh, R);
     }
 
     // Rows past their length: the gradient passes to the earlier state unchanged.
     if (cell != CellType::gru)
       for (int64_t b = 0; b < B; ++b)
-        if (!s.active(t, b)) std::memcpy(dh.data() + b * R, dht.data() + b * R, size_t(R) * sizeof(T));
+        if (!s.active(t, b)) std::memcpy(dh + b * R, dht + b * R, size_t(R) * sizeof(T));
   }
 
   // 3. Weight gradients over all steps at once. Rows of inactive steps are zero in dgx/dgh.
   const int64_t TB = Tn * B;
   const T* hprev_all = cache.h.ptr() + (s.reverse ? B * R : 0);  // [T, B, R] state entering step t
-  blas::gemm(true, false, GH, I, TB, T(1), dgx.data(), GH, x, I, T(1), grad.w_ih.ptr(), I);
+  blas::gemm(true, false, GH, I, TB, T(1), dgx, GH, x, I, T(1), grad.w_ih.ptr(), I);
   if (gru && !gru_before) {
-    blas::gemm(true, false, GH, R, TB, T(1), dgh.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+    blas::gemm(true, false, GH, R, TB, T(1), dgh, GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
   } else if (gru_before) {
-    blas::gemm(true, false, 2 * H, R, TB, T(1), dgx.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
-    blas::gemm(true, false, H, H, TB, T(1), dgx.data() + 2 * H, GH, cache.aux.ptr(), H, T(1),
+    blas::gemm(true, false, 2 * H, R, TB, T(1), dgx, GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+    blas::gemm(true, false, H, H, TB, T(1), dgx + 2 * H, GH, cache.aux.ptr(), H, T(1),
                grad.w_hh.ptr() + 2 * H * H, H);
   } else {
-    blas::gemm(true, false, GH, R, TB, T(1), dgx.data(), GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
+    blas::gemm(true, false, GH, R, TB, T(1), dgx, GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
   }
   if (s.cfg.bias) {
-    add_colsum(dgx.data(), TB, GH, GH, grad.b_ih.ptr());
-    add_colsum(gru && !gru_before ? dgh.data() : dgx.data(), TB, GH, GH, grad.b_hh.ptr());
+    add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr());
+    add_colsum(gru && !gru_before ? dgh : dgx, TB, GH, GH, grad.b_hh.ptr());
   }
-  if (proj) blas::gemm(true, false, R, H, TB, T(1), dproj.data(), R, cache.aux.ptr(), H, T(1), grad.w_hr.ptr(), H);
-  if (dx) blas::gemm(false, false, TB, I, GH, T(1), dgx.data(), GH, p.w_ih.ptr(), I, T(1), dx, I);
-  if (dh0) std::memcpy(dh0, dh.data(), dh.size() * sizeof(T));
-  if (dc0 && lstm) std::memcpy(dc0, dc.data(), dc.size() * sizeof(T));
+  if (proj) blas::gemm(true, false, R, H, TB, T(1), dproj, R, cache.aux.ptr(), H, T(1), grad.w_hr.ptr(), H);
+  if (dx) blas::gemm(false, false, TB, I, GH, T(1), dgx, GH, p.w_ih.ptr(), I, T(1), dx, I);
+  if (dh0) std::memcpy(dh0, dh, size_t(B * R) * sizeof(T));
+  if (dc0 && lstm) std::memcpy(dc0, dc, size_t(B * H) * sizeof(T));
 }
 
 template <typename T>
@@ -508,13 +522,24 @@ void rnn_check_params(const RnnConfig& cfg, const RnnParams<T>& params) {
   if (int64_t(params.dirs.size()) != LD)
     throw ShapeError("rnn params: expected " + std::to_string(LD) + " layer-directions (layers x directions), got " +
                      std::to_string(params.dirs.size()));
-  RnnGrads<T> expected = rnn_zero_grads<T>(cfg);
-  std::vector<std::pair<std::string, Shape>> want;
-  rnn_for_each_param(cfg, expected.dirs, [&](const std::string& name, Tensor<T>& t) { want.emplace_back(name, t.shape); });
-  size_t k = 0;
-  rnn_for_each_param(cfg, params.dirs, [&](const std::string& name, const Tensor<T>& t) {
-    check_shape("rnn parameter " + name, t.shape, want[k++].second);
-  });
+  // Compared field by field rather than against a freshly built RnnGrads: this runs on every
+  // forward, including one-token generation, and must not allocate.
+  const int64_t GH = cfg.gates() * cfg.hidden_size, R = cfg.state_size(), H = cfg.hidden_size;
+  for (int64_t l = 0; l < cfg.num_layers; ++l)
+    for (int64_t d = 0; d < cfg.directions(); ++d) {
+      const DirectionParams<T>& p = params.dirs[size_t(l * cfg.directions() + d)];
+      auto check = [&](std::string_view kind, const Tensor<T>& t, const Shape& want) {
+        if (t.shape != want) check_shape("rnn parameter " + rnn_param_name(kind, l, d), t.shape, want);
+      };
+      check("weight_ih", p.w_ih, {GH, cfg.layer_input_size(l)});
+      check("weight_hh", p.w_hh, {GH, R});
+      if (cfg.bias) {
+        check("bias_ih", p.b_ih, {GH});
+        check("bias_hh", p.b_hh, {GH});
+      }
+      if (cfg.proj_size > 0) check("weight_hr", p.w_hr, {cfg.proj_size, H});
+      if (cfg.peephole) check("weight_peep", p.w_peep, {3, H});
+    }
 }
 
 template <typename T>
@@ -548,8 +573,16 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
   cache.layer_outputs.resize(size_t(L - 1));
   cache.dropout_masks.resize(p_drop > 0 ? size_t(L - 1) : 0);
   output.resize({Tn, B, DR});
-  state_n = rnn_zero_state<T>(cfg, B);
-  const std::vector<T> zeros(size_t(B * std::max(R, H)), T(0));
+  // resize, not reassign: a caller that keeps state_n between calls allocates nothing.
+  state_n.h.resize({L * D, B, R});
+  if (cfg.has_cell_state()) state_n.c.resize({L * D, B, H});
+  else state_n.c = Tensor<T>();
+  const T* zeros = nullptr;  // [B, max(R, H)] initial state when none is given
+  if (state0.h.empty() || (cfg.has_cell_state() && state0.c.empty())) {
+    cache.zero_state.resize({B * std::max(R, H)});
+    cache.zero_state.zero();
+    zeros = cache.zero_state.ptr();
+  }
 
   for (int64_t l = 0; l < L; ++l) {
     const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
@@ -558,10 +591,10 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
     for (int64_t d = 0; d < D; ++d) {
       const int64_t k = l * D + d;
       Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, cfg.layer_input_size(l), cache.lengths.data(), d == 1};
-      const T* h0 = state0.h.empty() ? zeros.data() : state0.h.ptr() + k * B * R;
-      const T* c0 = state0.c.empty() ? zeros.data() : state0.c.ptr() + k * B * H;
+      const T* h0 = state0.h.empty() ? zeros : state0.h.ptr() + k * B * R;
+      const T* c0 = state0.c.empty() ? zeros : state0.c.ptr() + k * B * H;
       scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, state_n.h.ptr() + k * B * R,
-                   cfg.has_cell_state() ? state_n.c.ptr() + k * B * H : nullptr, cache.dirs[size_t(k)]);
+                   cfg.has_cell_state() ? state_n.c.ptr() + k * B * H : nullptr, cache.dirs[size_t(k)], cache.work);
     }
     if (l < L - 1 && p_drop > 0) {
       // Inverted dropout: kept units are scaled by 1/(1-p) so evaluation needs no rescaling.
@@ -578,7 +611,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
 
 template <typename T>
 void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
-                  const RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
+                  RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
                   RnnGrads<T>& grads, std::type_identity_t<Tensor<T>>* grad_input,
                   std::type_identity_t<RnnState<T>>* grad_state0) {
   const int64_t Tn = cache.steps, B = cache.batch, D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
@@ -592,20 +625,25 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
   if (int64_t(grads.dirs.size()) != L * D)
     throw ShapeError("rnn_backward grads: expected " + std::to_string(L * D) + " layer-directions, got " +
                      std::to_string(grads.dirs.size()) + " (make them with rnn_zero_grads)");
-  if (grad_state0) *grad_state0 = rnn_zero_state<T>(cfg, B);
+  if (grad_state0) {  // every slice is overwritten below
+    grad_state0->h.resize({L * D, B, R});
+    if (cfg.has_cell_state()) grad_state0->c.resize({L * D, B, H});
+    else grad_state0->c = Tensor<T>();
+  }
 
   // dy: gradient w.r.t. the current layer's output; dx: w.r.t. its input (the layer below's
   // output after dropout).
-  Tensor<T> dy_buf, dx_buf;
+  Tensor<T>* dy_buf = &cache.grad_between[0];
+  Tensor<T>* dx_buf = &cache.grad_between[1];
   const Tensor<T>* dy = &grad_output;
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
     const int64_t I = cfg.layer_input_size(l);
     T* dx = nullptr;
     if (l > 0) {
-      dx_buf.resize({Tn, B, I});
-      dx_buf.zero();
-      dx = dx_buf.ptr();
+      dx_buf->resize({Tn, B, I});
+      dx_buf->zero();
+      dx = dx_buf->ptr();
     } else if (grad_input) {
       grad_input->resize({Tn, B, I});
       grad_input->zero();
@@ -619,15 +657,15 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
       T* dh0 = grad_state0 ? grad_state0->h.ptr() + k * B * R : nullptr;
       T* dc0 = grad_state0 && cfg.has_cell_state() ? grad_state0->c.ptr() + k * B * H : nullptr;
       scan_backward(s, x.ptr(), cache.dirs[size_t(k)], dy->ptr() + d * R, DR, dhn, dcn, grads.dirs[size_t(k)], dx,
-                    dh0, dc0);
+                    dh0, dc0, cache.work);
     }
     if (l > 0) {
       if (!cache.dropout_masks.empty()) {
         const Tensor<T>& mask = cache.dropout_masks[size_t(l - 1)];
-        for (int64_t e = 0; e < dx_buf.numel(); ++e) dx_buf.data[size_t(e)] *= mask.data[size_t(e)];
+        for (int64_t e = 0; e < dx_buf->numel(); ++e) dx_buf->data[size_t(e)] *= mask.data[size_t(e)];
       }
       std::swap(dy_buf, dx_buf);
-      dy = &dy_buf;
+      dy = dy_buf;
     }
   }
 }
@@ -642,7 +680,7 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
   template void rnn_check_params<T>(const RnnConfig&, const RnnParams<T>&);                                        \
   template void rnn_forward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const std::vector<int64_t>&, \
                                const RnnState<T>&, const ForwardOptions&, Tensor<T>&, RnnState<T>&, RnnCache<T>&); \
-  template void rnn_backward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const RnnCache<T>&,       \
+  template void rnn_backward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, RnnCache<T>&,       \
                                 const Tensor<T>&, const RnnState<T>&, RnnGrads<T>&, Tensor<T>*, RnnState<T>*);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)

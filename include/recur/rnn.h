@@ -84,6 +84,26 @@ struct DirectionCache {
   Tensor<T> aux;    // [T, B, H] GRU after: W_hn h + b_hn; GRU before: r * h; LSTMP: o * tanh(c) pre-projection
 };
 
+// Scratch memory reused across calls so the steady state allocates nothing: take() hands out
+// consecutive pieces of one buffer that only ever grows.
+template <typename T>
+class Workspace {
+ public:
+  void reserve(size_t n) {
+    if (buf_.size() < n) buf_.resize(n);
+    used_ = 0;
+  }
+  T* take(size_t n) {  // n values, uninitialised; reserve() must have covered them
+    T* p = buf_.data() + used_;
+    used_ += n;
+    return p;
+  }
+
+ private:
+  std::vector<T> buf_;
+  size_t used_ = 0;
+};
+
 template <typename T>
 struct RnnCache {
   int64_t steps = 0, batch = 0;               // T, B of the cached forward
@@ -91,6 +111,9 @@ struct RnnCache {
   std::vector<DirectionCache<T>> dirs;        // [L * D]
   std::vector<Tensor<T>> layer_outputs;       // [L-1] inputs of layers 1..L-1, after dropout: [T, B, D*R]
   std::vector<Tensor<T>> dropout_masks;       // [L-1] [T, B, D*R], 0 or 1/(1-p); empty when not training
+  Workspace<T> work;                          // per-direction scratch of forward and backward
+  Tensor<T> zero_state;                       // [B * max(R, H)] zeros when no initial state is given
+  Tensor<T> grad_between[2];                  // backward: gradients w.r.t. inner layer outputs
 };
 
 struct ForwardOptions {
@@ -152,7 +175,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
                  const std::vector<int64_t>& lengths, const RnnState<T>& state0, const ForwardOptions& opts,
                  Tensor<T>& output, RnnState<T>& state_n, RnnCache<T>& cache);
 
-// Backward through time of the last forward held in `cache`.
+// Backward through time of the last forward held in `cache` (whose scratch memory it uses).
 //   grad_output  [T, B, D*R]                   dLoss/doutput (values past a length are ignored)
 //   grad_state_n final-state gradients, same shapes as state_n; empty tensors mean zeros
 //   grads        accumulated into (+=), so the caller zeroes them once per step
@@ -161,7 +184,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
 //                simply drops it: the carried state is a constant of the next chunk.
 template <typename T>
 void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
-                  const RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
+                  RnnCache<T>& cache, const Tensor<T>& grad_output, const RnnState<T>& grad_state_n,
                   RnnGrads<T>& grads, std::type_identity_t<Tensor<T>>* grad_input,
                   std::type_identity_t<RnnState<T>>* grad_state0);
 
