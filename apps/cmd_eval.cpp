@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "recur/lm_text.h"
+#include "task_cli.h"
 
 namespace recur::cli {
 namespace {
@@ -18,6 +19,7 @@ struct EvalArgs {
 };
 
 void run(const EvalArgs& a) {
+  if (is_task_model(a.model)) return run_task_eval(a.model, a.file, a.threads);
   apply_threads(a.threads);
   const LmModel model = load_model(a.model);
   const std::string text = read_text_file(a.file);
@@ -44,6 +46,7 @@ void add_eval(CLI::App& app) {
   sub->add_option("--seq-len", a->opts.seq_len, "Chunk length (stream mode; speed only, the state is carried)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
       ->capture_default_str();
+  add_task_eval_options(sub);
   add_threads_option(sub, a->threads);
   sub->callback([a] { run(*a); });
 }

@@ -1,0 +1,415 @@
+// recur classify | tag | translate, and the task side of train, eval and sample (task_cli.h).
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "lm_cli_util.h"
+#include "recur/task_trainer.h"
+#include "recur/tasks.h"
+#include "recur/text_data.h"
+#include "task_cli.h"
+
+namespace recur::cli {
+
+struct TaskTrainCliArgs {
+  CLI::App* sub = nullptr;
+  bool condition_every_step = false;
+  bool char_rnn = false, binary = false, features = false, keep_case = false, freeze = false;
+  std::string embeddings;
+  int64_t text_column = 1, label_column = 0, token_column = 1, tag_column = 0;  // 1-based; 0 = last
+  int header = -1;
+  int64_t char_embed = 25, char_hidden = 25;
+};
+
+namespace {
+
+std::atomic<bool> g_task_stop{false};
+extern "C" void on_task_signal(int sig) {
+  g_task_stop.store(true);
+  std::signal(sig, SIG_DFL);
+}
+
+int64_t given(CLI::App* sub, const char* name) { return int64_t(sub->get_option(name)->count()); }
+
+// Lines of a file, or of stdin when path is "-".
+std::vector<std::string> read_lines(const std::string& path) {
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    text = read_text_file(path);
+  }
+  std::vector<std::string> out;
+  for (std::string_view l : split_lines(text)) out.emplace_back(l);
+  return out;
+}
+
+// Texts from arguments, --file, or stdin when neither is given.
+std::vector<std::string> gather_texts(const std::vector<std::string>& args, const std::string& file) {
+  if (!args.empty() && !file.empty()) throw Error("TEXT and --file: expected one of them");
+  if (!args.empty()) return args;
+  return read_lines(file.empty() ? "-" : file);
+}
+
+TaskModel load_task(const std::string& path, TaskKind want) {
+  if (!is_task_checkpoint(path))
+    throw FormatError(path + ": not a task model (metadata \"format\" 'recur-model'); train one with recur train --task " +
+                      task_kind_name(want));
+  TaskModel m = load_task_checkpoint(path).model;
+  if (m.task.kind != want)
+    throw Error(path + ": a " + std::string(task_kind_name(m.task.kind)) + " model; this command needs a " +
+                task_kind_name(want) + " model");
+  return m;
+}
+
+// Raw examples from bare texts (classify / translate input), split as in training.
+std::vector<RawExample> raw_from_texts(const TaskModel& m, const std::vector<std::string>& texts, const std::string& origin) {
+  std::vector<RawExample> raw;
+  int64_t line = 0;
+  for (const auto& t : texts) {
+    ++line;
+    RawExample e;
+    const std::string src = t.substr(0, t.find('\t'));
+    e.input = split_words(src, m.task.lowercase);
+    e.line = line;
+    if (e.input.empty()) throw FormatError(origin + ":" + std::to_string(line) + ": empty text; expected at least one word");
+    raw.push_back(std::move(e));
+  }
+  return raw;
+}
+
+struct EvalCli {
+  DecodeOptions decode;
+  int64_t batch = 64;
+};
+EvalCli& eval_cli() {
+  static EvalCli e;
+  return e;
+}
+struct SampleCli {
+  std::string condition;
+};
+SampleCli& sample_cli() {
+  static SampleCli s;
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- train
+
+std::shared_ptr<TaskTrainCliArgs> add_task_train_options(CLI::App* sub) {
+  auto a = std::make_shared<TaskTrainCliArgs>();
+  a->sub = sub;
+  const std::string g = "Tasks (--task classify|tag|seq2seq|generate)";
+  sub->add_flag("--char-rnn", a->char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
+  sub->add_option("--char-embed", a->char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
+  sub->add_option("--char-hidden", a->char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
+  sub->add_flag("--condition-every-step", a->condition_every_step,
+                "generate: feed the condition to every step's input instead of the initial state")->group(g);
+  sub->add_flag("--binary", a->binary, "classify: two labels with one sigmoid output (BCE)")->group(g);
+  sub->add_flag("--features", a->features, "classify/tag: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step")->group(g);
+  sub->add_flag("--keep-case", a->keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
+  sub->add_option("--embeddings", a->embeddings, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
+  sub->add_flag("--freeze-embeddings", a->freeze, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
+  sub->add_option("--text-column", a->text_column, "classify: 1-based text column")->capture_default_str()->group(g);
+  sub->add_option("--label-column", a->label_column, "classify: 1-based label column (0 = last)")->capture_default_str()->group(g);
+  sub->add_option("--token-column", a->token_column, "tag: 1-based token column")->capture_default_str()->group(g);
+  sub->add_option("--tag-column", a->tag_column, "tag: 1-based tag column (0 = last)")->capture_default_str()->group(g);
+  sub->add_option("--header", a->header, "classify: 1 = first row is a header, 0 = no header, -1 = guess")
+      ->check(CLI::Range(-1, 1))->capture_default_str()->group(g);
+  return a;
+}
+
+bool is_task_train(const std::string& task, const TrainOptions& o, bool resume_last) {
+  if (is_task_kind(task)) return true;
+  const std::string path = resume_last ? (std::filesystem::path(o.out_dir) / "last.safetensors").string() : o.resume_path;
+  return !path.empty() && is_task_checkpoint(path);
+}
+
+void run_task_train(TaskTrainCliArgs& a, const std::string& task, const std::vector<std::string>& data,
+                    const TrainOptions& o, bool resume_last, bool quiet, int threads) {
+  if (data.size() != 1) throw Error("DATA: got " + std::to_string(data.size()) + " inputs, expected one file");
+  TaskTrainOptions t;
+  t.data_path = data[0];
+  if (resume_last) {
+    t.resume_path = (std::filesystem::path(o.out_dir) / "last.safetensors").string();
+    if (!std::filesystem::exists(t.resume_path))
+      throw Error(o.out_dir + ": no last.safetensors to resume from; start a fresh run without --resume");
+  } else {
+    t.resume_path = o.resume_path;
+  }
+  if (is_task_kind(task)) t.task.kind = parse_task_kind(task);
+  else if (!t.resume_path.empty()) t.task.kind = load_task_checkpoint(t.resume_path).model.task.kind;
+  t.task.char_rnn = a.char_rnn;
+  t.task.binary = a.binary;
+  t.task.condition_every_step = a.condition_every_step;
+  t.task.features = a.features;
+  t.task.lowercase = !a.keep_case;
+  auto col = [](int64_t c, const char* flag) {
+    if (c < 0) throw Error(std::string(flag) + ": got " + std::to_string(c) + ", expected a 1-based column or 0 (last)");
+    return c == 0 ? int64_t(-1) : c - 1;
+  };
+  t.task.table.text_column = col(a.text_column, "--text-column");
+  if (t.task.table.text_column < 0) throw Error("--text-column: got 0, expected a 1-based column");
+  t.task.table.label_column = col(a.label_column, "--label-column");
+  t.task.table.header = a.header;
+  t.task.conll.token_column = col(a.token_column, "--token-column");
+  if (t.task.conll.token_column < 0) throw Error("--token-column: got 0, expected a 1-based column");
+  t.task.conll.tag_column = col(a.tag_column, "--tag-column");
+  t.valid_path = o.valid_path;
+  t.test_path = o.test_path;
+  t.valid_fraction = o.valid_fraction;
+  t.vocab = {o.max_vocab, o.min_count};
+  // Task defaults differ from the language model's where the LM default makes no sense here.
+  RnnConfig& r = t.model.rnn;
+  r.cell = o.cell;
+  r.gru_reset = o.gru_reset;
+  r.hidden_size = o.hidden;
+  r.num_layers = given(a.sub, "--layers") ? o.layers : 1;
+  r.proj_size = o.proj;
+  r.peephole = o.peephole;
+  r.bidirectional = o.bidirectional;
+  r.dropout = r.num_layers > 1 ? o.dropout : 0.0;
+  t.model.embed = o.embed > 0 ? o.embed : 100;
+  t.model.dropout = o.dropout;
+  t.model.char_embed = a.char_embed;
+  t.model.char_hidden = a.char_hidden;
+  t.model.freeze_embeddings = a.freeze;
+  t.embeddings_path = a.embeddings;
+  t.optimizer = o.optimizer;
+  t.batch = o.batch;
+  t.clip_norm = o.clip_norm;
+  t.lr_decay = o.lr_decay;
+  t.epochs = o.epochs;
+  t.steps = o.steps;
+  t.time_limit = o.time_limit;
+  t.seed = o.seed;
+  t.valid_every = o.valid_every;
+  t.log_every = o.log_every;
+  t.eval_batch = std::max<int64_t>(o.eval_batch, 64);
+  t.out_dir = o.out_dir;
+  t.force = o.force;
+  apply_threads(threads);
+  TaskTrainObserver obs;
+  obs.on_log = [&](const TaskLog& l) {
+    if (quiet && l.type == "train") return;
+    if (l.type == "train")
+      std::printf("step %lld | epoch %.2f | loss %.4f | grad %.3g | %.0f ex/s | lr %.3g\n", (long long)l.step, l.epoch,
+                  l.loss, l.grad_norm, l.examples_per_s, l.lr);
+    else
+      std::printf("%-5s step %lld | epoch %.2f | loss %.4f | %s %.4f\n", l.type.c_str(), (long long)l.step, l.epoch, l.loss,
+                  l.metric_name.c_str(), l.metric);
+    std::fflush(stdout);
+  };
+  obs.on_note = [](const std::string& s) { std::fprintf(stderr, "recur: %s\n", s.c_str()); };
+  g_task_stop.store(false);
+  std::signal(SIGINT, on_task_signal);
+  std::signal(SIGTERM, on_task_signal);
+  const TaskTrainResult res = train_task(t, obs, &g_task_stop);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (res.nothing_to_do) {
+    obs.on_note("nothing to do: the run in " + t.out_dir + " is at step " + std::to_string(res.step) +
+                ", which already meets its budget; pass a larger --steps or --epochs");
+    return;
+  }
+  std::string msg = "saved " + res.last_path;
+  if (!res.best_path.empty()) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " (valid %s %.4f)", res.metric_name.c_str(), res.best_metric);
+    msg += " and " + res.best_path + buf;
+  }
+  obs.on_note(msg);
+  if (res.interrupted) throw CLI::RuntimeError(130);
+}
+
+// ---------------------------------------------------------------- eval
+
+void add_task_eval_options(CLI::App* sub) {
+  EvalCli& e = eval_cli();
+  const std::string g = "Task models";
+  sub->add_option("--beam", e.decode.beam, "seq2seq: beam width (1 = greedy)")->capture_default_str()->group(g);
+  sub->add_option("--length-penalty", e.decode.length_penalty, "seq2seq beam: score = log p / length^alpha (0 = off)")
+      ->capture_default_str()->group(g);
+  sub->add_option("--max-length", e.decode.max_length, "seq2seq: longest output")->capture_default_str()->group(g);
+}
+
+bool is_task_model(const std::string& path) { return is_task_checkpoint(path); }
+
+void run_task_eval(const std::string& path, const std::string& file, int threads) {
+  apply_threads(threads);
+  const TaskModel m = load_task_checkpoint(path).model;
+  const auto raw = read_task_file(m.task, file, true);
+  const auto ex = encode_task_examples(m, raw, true, file);
+  TaskEvalOptions o;
+  o.decode = eval_cli().decode;
+  const TaskEvalResult r = evaluate_task(m, ex, o);
+  std::printf("file        %s\nmodel       %s\n%s", file.c_str(), task_model_summary(m).c_str(), r.report.c_str());
+}
+
+// ---------------------------------------------------------------- info
+
+void run_task_info(const std::string& path) {
+  const TaskCheckpoint ck = load_task_checkpoint(path);
+  const TaskModel& m = ck.model;
+  std::printf("file         %s (format recur-model v1)\n", path.c_str());
+  std::printf("task         %s\n", task_model_summary(m).c_str());
+  for (const LayerSpec& l : m.spec.layers) {
+    std::string ins;
+    for (const auto& i : l.inputs) ins += (ins.empty() ? "" : ", ") + i;
+    std::printf("layer        %-10s %-9s <- %s%s\n", l.name.c_str(), layer_kind_name(l.kind), ins.c_str(),
+                l.init.empty() ? "" : (" (initial state from " + l.init + ")").c_str());
+  }
+  if (!m.labels.empty()) {
+    std::string ls;
+    for (size_t i = 0; i < m.labels.size() && i < 20; ++i) ls += (i ? " " : "") + m.labels[i];
+    if (m.labels.size() > 20) ls += " ...";
+    std::printf("labels       %zu: %s\n", m.labels.size(), ls.c_str());
+  }
+  if (!ck.train_state.empty()) std::printf("train_state  %s\n", ck.train_state.c_str());
+}
+
+// ---------------------------------------------------------------- sample
+
+void add_task_sample_options(CLI::App* sub) {
+  sub->add_option("--condition", sample_cli().condition,
+                  "Conditioned generators (--task generate): the label to generate for (default: every label)");
+}
+
+void run_task_sample(const std::string& path, int64_t count, double temperature, bool argmax, uint64_t seed,
+                     int64_t max_length, int threads) {
+  apply_threads(threads);
+  const TaskModel m = load_task(path, TaskKind::generate);
+  std::vector<int32_t> conds;
+  const std::string& c = sample_cli().condition;
+  if (c.empty()) {
+    for (size_t i = 0; i < m.labels.size(); ++i) conds.push_back(int32_t(i));
+  } else {
+    const int32_t id = m.label_id(c);
+    if (id < 0) throw Error("--condition: " + c + " is not one of the model's " + std::to_string(m.labels.size()) + " labels");
+    conds.push_back(id);
+  }
+  Rng rng(seed);
+  GenerateTaskOptions go{.temperature = temperature, .max_length = max_length, .argmax = argmax};
+  for (int32_t id : conds)
+    for (int64_t i = 0; i < count; ++i) {
+      const auto out = generate_conditioned(m, id, go, rng);
+      std::printf("%s\t%s\n", m.labels[size_t(id)].c_str(), task_output_text(m, out).c_str());
+    }
+}
+
+// ---------------------------------------------------------------- classify, tag, translate
+
+namespace {
+
+struct PredictArgs {
+  std::string model, file, out;
+  std::vector<std::string> texts;
+  DecodeOptions decode;
+  int threads = 0;
+};
+
+void run_classify(const PredictArgs& a) {
+  apply_threads(a.threads);
+  const TaskModel m = load_task(a.model, TaskKind::classify);
+  if (m.task.features) {
+    // Numeric input: the file in training's format (labels optional).
+    const auto raw = read_task_file(m.task, a.file.empty() ? "-" : a.file, false);
+    const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, a.file));
+    for (const auto& p : probs) {
+      const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+      std::printf("%s", m.labels[best].c_str());
+      for (size_t c = 0; c < p.size(); ++c) std::printf("\t%s=%.4f", m.labels[c].c_str(), p[c]);
+      std::printf("\n");
+    }
+    return;
+  }
+  const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
+  const auto texts = gather_texts(a.texts, a.file);
+  const auto ex = encode_task_examples(m, raw_from_texts(m, texts, origin), false, origin);
+  const auto probs = classify_probabilities(m, ex);
+  for (const auto& p : probs) {
+    const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+    std::printf("%s", m.labels[best].c_str());
+    for (size_t c = 0; c < p.size(); ++c) std::printf("\t%s=%.4f", m.labels[c].c_str(), p[c]);
+    std::printf("\n");
+  }
+}
+
+void run_tag(const PredictArgs& a) {
+  apply_threads(a.threads);
+  const TaskModel m = load_task(a.model, TaskKind::tag);
+  const auto raw = read_task_file(m.task, a.file, false);
+  const auto ex = encode_task_examples(m, raw, false, a.file);
+  const auto pred = tag_predictions(m, ex);
+  std::FILE* out = stdout;
+  if (!a.out.empty() && !(out = std::fopen(a.out.c_str(), "w"))) throw Error(a.out + ": cannot open for writing");
+  // The input lines with the predicted tag appended as a last column (conlleval's layout when
+  // the input has gold tags), sentences separated by blank lines.
+  for (size_t i = 0; i < raw.size(); ++i) {
+    for (size_t t = 0; t < pred[i].size(); ++t) {
+      const std::string& line = m.task.features ? std::string() : raw[i].lines[t];
+      if (!line.empty()) std::fprintf(out, "%s %s\n", line.c_str(), m.labels[size_t(pred[i][t])].c_str());
+      else std::fprintf(out, "%s\n", m.labels[size_t(pred[i][t])].c_str());
+    }
+    std::fprintf(out, "\n");
+  }
+  if (out != stdout && std::fclose(out) != 0) throw Error(a.out + ": write failed");
+}
+
+void run_translate(const PredictArgs& a) {
+  apply_threads(a.threads);
+  const TaskModel m = load_task(a.model, TaskKind::seq2seq);
+  const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
+  const auto texts = gather_texts(a.texts, a.file);
+  const auto ex = encode_task_examples(m, raw_from_texts(m, texts, origin), false, origin);
+  for (const auto& ids : translate(m, ex, a.decode)) std::printf("%s\n", task_output_text(m, ids).c_str());
+}
+
+}  // namespace
+
+void add_classify(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* sub = app.add_subcommand("classify", "Label texts with a sequence classifier (recur train --task classify)");
+  sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task classify")->required();
+  sub->add_option("TEXT", a->texts, "Texts to classify (default: --file, or one text per line on stdin)");
+  sub->add_option("--file", a->file, "One text per line ('-' = stdin); a tab ends the text");
+  add_threads_option(sub, a->threads);
+  sub->callback([a] { run_classify(*a); });
+}
+
+void add_tag(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* sub = app.add_subcommand("tag", "Tag a CoNLL-style file with a sequence tagger (recur train --task tag)");
+  sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task tag")->required();
+  sub->add_option("FILE", a->file, "One token per line (further columns kept), blank lines between sentences")->required();
+  sub->add_option("-o,--output", a->out, "Write here instead of stdout");
+  add_threads_option(sub, a->threads);
+  sub->callback([a] { run_tag(*a); });
+}
+
+void add_translate(CLI::App& app) {
+  auto a = std::make_shared<PredictArgs>();
+  CLI::App* sub = app.add_subcommand("translate", "Translate with an encoder-decoder (recur train --task seq2seq)");
+  sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task seq2seq")->required();
+  sub->add_option("TEXT", a->texts, "Sentences (default: --file, or one per line on stdin)");
+  sub->add_option("--file", a->file, "One sentence per line ('-' = stdin); a tab ends the sentence");
+  sub->add_option("--beam", a->decode.beam, "Beam width (1 = greedy)")->check(CLI::Range(int64_t(1), int64_t(1000)))->capture_default_str();
+  sub->add_option("--length-penalty", a->decode.length_penalty, "Beam: score = log p / length^alpha (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--max-length", a->decode.max_length, "Longest output in tokens")->capture_default_str();
+  add_threads_option(sub, a->threads);
+  sub->callback([a] { run_translate(*a); });
+}
+
+}  // namespace recur::cli

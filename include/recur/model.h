@@ -1,0 +1,224 @@
+// recur/model.h - composable models: a small graph of named layers (embedding, recurrent
+// network, linear head, concatenation, dropout, state bridge), each with its forward and
+// backward side by side, and a JSON description that checkpoints keep so a model built in C++
+// can be loaded by `recur` again.
+//
+// A model is a list of layers in evaluation order; each names its inputs, which are model
+// inputs or earlier layers. There is no general autograd: every layer kind knows its own
+// backward, and model_backward walks the list in reverse, summing the gradients a value
+// receives from all its consumers.
+//
+// Values (glossary in tensor.h) are either sequences [T, B, F] with per-example lengths, or
+// per-example vectors [N, F] (N = B, or T*B for per-word features such as a character RNN's
+// final states). References:
+//   "x"        a model input or the output of layer x (an rnn's output is its sequence)
+//   "x.final"  an rnn's final state: the last layer's h_n, directions concatenated in PyTorch's
+//              h_n order (forward, then backward) [B, D*R]
+// Concatenation joins rows: sequences [T, B, F] with vectors of T*B rows (per-position
+// features), or with vectors of B rows, which are repeated at every step (a condition fed to
+// every step's input).
+// An rnn layer may start from the final state of an earlier rnn (same shape: the
+// encoder-decoder link) or from a bridge: tanh(W x + b) of a vector [B, F] reshaped into the
+// initial h (and c) of every layer and direction (a condition or a bidirectional encoder).
+//
+// Parameter names are "<layer>.weight", "<layer>.bias" and "<layer>.<PyTorch rnn name>", so a
+// PyTorch module with the same attribute names loads the same state_dict.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recur/optim.h"
+#include "recur/random.h"
+#include "recur/rnn.h"
+#include "recur/tensor.h"
+
+namespace recur {
+
+enum class InputKind { tokens, features };
+enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge };
+
+const char* layer_kind_name(LayerKind kind);  // "embedding", "rnn", ...
+
+struct InputSpec {
+  std::string name;
+  InputKind kind = InputKind::tokens;
+  bool per_step = true;  // tokens: ids [T, B] (true) or one id per example [B]
+  int64_t size = 0;      // tokens: vocabulary V; features: F
+};
+
+struct LayerSpec {
+  std::string name;
+  LayerKind kind = LayerKind::linear;
+  std::vector<std::string> inputs;  // references, see the top of this file
+  int64_t size = 0;      // embedding: E (vocabulary from its input); linear: C; others: derived
+  bool frozen = false;   // embedding: excluded from training (pre-trained vectors)
+  RnnConfig rnn;         // rnn
+  std::string init;      // rnn: "" (zeros), an earlier rnn layer or a bridge layer
+  std::string target;    // bridge: the rnn layer whose initial state it makes
+  double p = 0.0;        // dropout probability
+};
+
+// The description of a model. The builder methods append a layer, infer its input width from
+// what it references and return its name, so a model reads like a Keras functional program.
+struct ModelSpec {
+  std::vector<InputSpec> inputs;
+  std::vector<LayerSpec> layers;
+
+  std::string tokens(const std::string& name, int64_t vocab, bool per_step = true);
+  std::string features(const std::string& name, int64_t width);
+  std::string embedding(const std::string& name, const std::string& input, int64_t dim, bool frozen = false);
+  // cfg.input_size is set from the input; the rest of cfg is the caller's.
+  std::string rnn(const std::string& name, const std::string& input, RnnConfig cfg, const std::string& init = "");
+  std::string linear(const std::string& name, const std::string& input, int64_t out);
+  std::string concat(const std::string& name, const std::vector<std::string>& inputs);
+  std::string dropout(const std::string& name, const std::string& input, double p);
+  // A bridge from `input` (a vector) to the initial state of the rnn `target`, added later
+  // with init = this bridge's name.
+  std::string bridge(const std::string& name, const std::string& input, const std::string& target);
+
+  // Checks names, references, kinds and widths; throws Error "model layer '<name>': ...".
+  void validate() const;
+  const LayerSpec& layer(std::string_view name) const;  // throws Error if absent
+  int64_t layer_index(std::string_view name) const;     // -1 if absent
+  // Width F of a referenced value (tokens: 0) and whether it is a sequence.
+  int64_t width(std::string_view ref) const;
+  bool is_sequence(std::string_view ref) const;
+  int64_t bridge_size(const LayerSpec& bridge) const;  // L*D*R (+ L*D*H for LSTM)
+};
+
+std::string model_spec_to_json(const ModelSpec& spec);
+// Throws FormatError "<origin>: model: ..." naming the field.
+ModelSpec model_spec_from_json(std::string_view json, std::string_view origin);
+std::string model_spec_summary(const ModelSpec& spec);  // "emb(embedding 100) -> rnn(lstm 1x128 bi) -> out(linear 9)"
+
+// Parameters of one layer; which tensors are present depends on the kind.
+template <typename T>
+struct LayerParams {
+  Tensor<T> weight;  // embedding [V, E]; linear [C, F]; bridge [S, F]
+  Tensor<T> bias;    // linear [C]; bridge [S]
+  RnnParams<T> rnn;
+};
+template <typename T>
+struct LayerGrads {
+  Tensor<T> weight, bias;
+  RnnGrads<T> rnn;
+};
+template <typename T>
+struct ModelParams {
+  std::vector<LayerParams<T>> layers;  // one per spec layer
+};
+template <typename T>
+struct ModelGrads {
+  std::vector<LayerGrads<T>> layers;
+  void zero();
+};
+
+// Embeddings U(-0.1, 0.1); linear and bridge PyTorch's U(-1/sqrt(F), 1/sqrt(F)); recurrent
+// layers PyTorch's default with LSTM forget-gate biases 1 (see rnn_set_forget_bias).
+template <typename T>
+ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng);
+template <typename T>
+ModelGrads<T> model_zero_grads(const ModelSpec& spec);
+template <typename T>
+void model_check_params(const ModelSpec& spec, const ModelParams<T>& params);  // ShapeError naming the tensor
+int64_t model_param_count(const ModelSpec& spec);
+
+// Visits every parameter (name, tensor, trainable) in layer order; works for params and grads.
+template <typename P, typename F>
+void model_for_each_param(const ModelSpec& spec, P& p, F&& f) {
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    auto& lp = p.layers[i];
+    switch (l.kind) {
+      case LayerKind::embedding: f(l.name + ".weight", lp.weight, !l.frozen); break;
+      case LayerKind::linear:
+      case LayerKind::bridge:
+        f(l.name + ".weight", lp.weight, true);
+        f(l.name + ".bias", lp.bias, true);
+        break;
+      case LayerKind::rnn:
+        rnn_for_each_param(l.rnn, lp.rnn.dirs, [&](const std::string& n, auto& t) { f(l.name + "." + n, t, true); });
+        break;
+      default: break;
+    }
+  }
+}
+
+// The trainable parameters as optimizer references (frozen embeddings left out).
+template <typename T>
+std::vector<ParamRef<T>> model_param_refs(const ModelSpec& spec, ModelParams<T>& params, ModelGrads<T>& grads);
+
+// One model input of a batch.
+template <typename T>
+struct ModelInput {
+  std::vector<int32_t> ids;      // tokens: [T, B] per step, [B] per example
+  Tensor<T> features;            // features: [T, B, F]
+  int64_t steps = 0, batch = 0;  // T (per-step inputs; 0 for per-example), B
+  std::vector<int64_t> lengths;  // [B], 1 <= lengths[b] <= T, or empty for all T
+};
+template <typename T>
+using ModelInputs = std::map<std::string, ModelInput<T>>;
+
+template <typename T>
+struct ModelValue {
+  Tensor<T> data;                // [T, B, F] or [N, F]
+  std::vector<int64_t> lengths;  // sequences: [B] or empty (all T)
+};
+
+// What forward keeps per layer for backward; reused across calls.
+template <typename T>
+struct LayerCache {
+  bool done = false;         // computed by the last forward
+  ModelValue<T> out;         // the layer's output (bridge: [B, S] after tanh)
+  Tensor<T> final;           // rnn: [B, D*R]
+  RnnState<T> state0, state_n;
+  RnnCache<T> rnn;
+  Tensor<T> mask;            // dropout mask, empty when not training
+  // backward scratch: gradients flowing into this layer's outputs
+  Tensor<T> grad_out, grad_final;
+  RnnState<T> grad_state_n;
+  bool has_grad = false;
+};
+template <typename T>
+struct ModelCache {
+  std::vector<LayerCache<T>> layers;
+};
+
+struct ModelForwardOptions {
+  bool training = false;  // dropout on
+  Rng* rng = nullptr;     // dropout masks; required when training with dropout
+  // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
+  // of a decoder step without recomputing the encoder.
+  std::vector<std::string> wanted;
+};
+
+// Initial states given from outside (a decoding step), by rnn layer name; they replace the
+// layer's `init`, so what feeds that init is not computed.
+template <typename T>
+using StateOverrides = std::map<std::string, const RnnState<T>*>;
+
+template <typename T>
+void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
+                   const ModelForwardOptions& opts, ModelCache<T>& cache, const StateOverrides<T>& overrides = {});
+
+// The output of a computed layer, "x" or "x.final" (Error if it was not computed).
+template <typename T>
+const Tensor<T>& model_output(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view ref);
+// The initial and final state of a computed rnn layer.
+template <typename T>
+const RnnState<T>& model_rnn_state0(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view layer);
+template <typename T>
+const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view layer);
+
+// Backward of the last forward: grad_outputs maps references ("out", "enc.final") to
+// dLoss/dvalue of the same shape. Parameter gradients are accumulated (+=) into grads.
+template <typename T>
+void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
+                    ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
+                    ModelGrads<T>& grads);
+
+}  // namespace recur

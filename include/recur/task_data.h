@@ -1,0 +1,82 @@
+// recur/task_data.h - reading the data files of the supervised tasks: CoNLL-style tagged
+// sentences, labelled text tables (TSV/CSV), tab-separated sequence pairs, numeric feature
+// sequences (CSV, one row per step) and pre-trained word vectors (GloVe / word2vec text).
+//
+// Every reader takes the whole file through read_text_file (UTF-8 checked) and reports a bad
+// line as one FormatError "<path>:<line>: <what>; expected <what>".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recur/tensor.h"
+#include "recur/vocab.h"
+
+namespace recur {
+
+// ---- CoNLL: one "token ... tag" line per token, blank lines between sentences ----
+struct ConllOptions {
+  int64_t token_column = 0;  // 0-based
+  int64_t tag_column = -1;   // 0-based; -1 = the last column
+  bool require_tags = true;  // false: a file of tokens only (tagging new text) is accepted
+};
+struct TaggedSentence {
+  std::vector<std::string> tokens;
+  std::vector<std::string> tags;   // empty when the file has no tag column
+  std::vector<std::string> lines;  // the original lines (for writing predictions back)
+  int64_t line = 0;                // first line, 1-based
+};
+// "-DOCSTART-" lines separate documents and are skipped. Every token line must have as many
+// columns as the file's first one (ragged columns are an error naming the line).
+std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptions& opts);
+
+// ---- labelled text tables ----
+struct TableOptions {
+  int64_t text_column = 0;    // 0-based
+  int64_t label_column = -1;  // -1 = the last column
+  char delimiter = 0;         // 0: ',' for *.csv, else '\t'
+  int header = -1;            // -1: auto (first row's label cell is "label"/"class"/"sentiment"/...), 0 no, 1 yes
+  bool require_labels = true;
+};
+struct LabelledText {
+  std::string text, label;  // label empty when not required and absent
+  int64_t line = 0;
+};
+// CSV fields may be quoted ("a, b" with "" for a quote). Rows must all have the first row's
+// field count; an empty text is an error naming its line.
+std::vector<LabelledText> read_labelled_texts(const std::string& path, const TableOptions& opts);
+
+// ---- sequence pairs: "source<TAB>target" per line (further columns ignored) ----
+struct TextPair {
+  std::string source, target;
+  int64_t line = 0;
+};
+std::vector<TextPair> read_pairs(const std::string& path, bool require_target = true);
+
+// ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,label" (header optional) ----
+// Consecutive rows with the same id form one sequence; the label column is per step (tagging)
+// or constant within a sequence (classification: checked by the caller).
+struct FeatureSequence {
+  std::string id;
+  std::vector<float> values;        // [T, F]
+  std::vector<std::string> labels;  // [T]
+  int64_t steps = 0;
+  int64_t line = 0;
+};
+std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width);
+
+// ---- words ----
+// Lower-cases ASCII (optional) and splits on whitespace (ASCII, U+00A0, U+202F, U+2009) and
+// around punctuation, so "Cours !" and "Cours\u202f!" give the same tokens.
+std::vector<std::string> split_words(std::string_view text, bool lowercase);
+
+// Reads GloVe ("word v1 ... vD") or word2vec text (the same after a "count dim" header line)
+// and copies the vector of every vocabulary word found into weight [V, dim] (rows of words
+// not in the file are left as they are). Returns how many rows were filled; words match
+// exactly (lower-cased task text matches GloVe's lower-case vocabulary). Throws FormatError naming path:line on a wrong number of values.
+int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<float>& weight);
+int64_t word_vectors_dim(const std::string& path);  // D of the file's first vector line
+
+}  // namespace recur

@@ -1,0 +1,195 @@
+// recur/tasks.h - the supervised tasks the CLI trains, built from the composable model
+// (model.h): sequence classification (many-to-one), tagging (many-to-many, equal lengths),
+// sequence-to-sequence (encoder-decoder) and conditioned generation (one-to-many).
+//
+// A TaskModel is a ModelSpec with fixed layer and input names that the task code relies on:
+//   inputs  "words" [T, B] | "features" [T, B, F]; "chars" [Tc, T*B] (tagger with --char-rnn);
+//           "src" [Ts, B] and "tgt" [Tt, B] (seq2seq); "cond" [B] and "tgt" (generate)
+//           (generate with condition_every_step: "cond" is concatenated to every step's input)
+//   layers  "out" the logits head: [B, C] (classify; C = 1 for binary), [T, B, C] (tag),
+//           [Tt, B, V] (seq2seq, generate); "dec" the decoder of seq2seq / generate
+// Decoders read <eos> as their start symbol and are trained with teacher forcing: input
+// <eos> y1 .. yn, target y1 .. yn <eos>.
+//
+// Checkpoint (one .safetensors): tensors under the model's parameter names plus "optim.*";
+// metadata "format": "recur-model", "format_version": "1", "task" (TaskSpec and labels, JSON),
+// "model" (model_spec_to_json), "vocab.words" / "vocab.chars" / "vocab.targets" (when used),
+// "train_state" (task trainer, absent for a bare model).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recur/loss.h"
+#include "recur/model.h"
+#include "recur/random.h"
+#include "recur/task_data.h"
+#include "recur/vocab.h"
+
+namespace recur {
+
+enum class TaskKind { classify, tag, seq2seq, generate };
+const char* task_kind_name(TaskKind kind);          // "classify", "tag", "seq2seq", "generate"
+TaskKind parse_task_kind(std::string_view name);    // Error on anything else
+bool is_task_kind(std::string_view name);
+
+struct TaskSpec {
+  TaskKind kind = TaskKind::classify;
+  bool binary = false;     // classify with two labels: one sigmoid output (BCE) instead of softmax
+  bool lowercase = true;   // classify / seq2seq text is lower-cased (ASCII) before splitting
+  bool char_rnn = false;   // tag: a character BiLSTM per word feeds the word representation
+  bool features = false;   // classify / tag: numeric feature sequences instead of tokens
+  bool condition_every_step = false;  // generate: the condition joins every step's input instead of
+                                      // making the initial state
+  int64_t max_word_chars = 30;  // tag with char_rnn: longer words are cut
+  ConllOptions conll;      // tag: the columns the model was trained on (defaults when tagging)
+  TableOptions table;      // classify: likewise
+};
+
+// Sizes of the model the CLI builds for a task.
+struct TaskModelOptions {
+  RnnConfig rnn;                 // cell, hidden_size, num_layers, bidirectional, proj_size, peephole, dropout
+  int64_t embed = 100;           // word / token embedding width
+  double dropout = 0.0;          // on embeddings and before the head
+  int64_t char_embed = 25, char_hidden = 25;  // tag with char_rnn
+  bool freeze_embeddings = false;             // pre-trained vectors stay as loaded
+};
+
+struct TaskModel {
+  TaskSpec task;
+  ModelSpec spec;
+  ModelParams<float> params;
+  Vocab words{TokenLevel::words};    // input tokens (classify, tag, seq2seq source)
+  Vocab chars{TokenLevel::chars};    // tag with char_rnn
+  Vocab targets{TokenLevel::words};  // seq2seq target words; generate: characters
+  std::vector<std::string> labels;   // classes, tags or conditions
+  int32_t label_id(std::string_view label) const;  // -1 when unknown
+};
+
+// One example as the model reads it.
+struct TaskExample {
+  std::vector<int32_t> words;                // [T] input ids (tokens input)
+  std::vector<std::vector<int32_t>> chars;   // [T][characters] (tag with char_rnn)
+  std::vector<float> features;               // [T, F] (features input)
+  int64_t steps = 0;                         // T
+  std::vector<int32_t> targets;              // tag: [T] label ids; seq2seq / generate: output ids without <eos>
+  int32_t label = -1;                        // classify: the class; generate: the condition
+  int64_t line = 0;                          // where it came from (messages)
+};
+
+// An example as read from a file, before vocabularies.
+struct RawExample {
+  std::vector<std::string> input;   // words / tokens (empty for features)
+  std::vector<float> features;      // [T, F]
+  int64_t steps = 0;
+  std::vector<std::string> output;  // tags (tag), target words (seq2seq), characters (generate)
+  std::string label;                // classify class, generate condition
+  std::vector<std::string> lines;   // tag: the file's lines of the sentence (written back by `recur tag`)
+  int64_t line = 0;
+};
+
+// Reads a task's data file. tag: CoNLL; classify: TSV/CSV (or a features CSV); seq2seq:
+// "source<TAB>target"; generate: "condition<TAB>text" lines, or a directory whose *.txt files
+// are named after their condition with one text per line. with_targets = false accepts files
+// without the label / tag / target column (prediction input). *features_width is set for
+// feature data.
+std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
+                                       int64_t* features_width = nullptr);
+
+struct TaskVocabOptions {
+  int64_t max_vocab = 0;  // 0 = unlimited
+  int64_t min_count = 1;
+};
+
+// Builds the vocabularies and labels from training examples, then the model (parameters
+// initialised from rng). features_width is F for feature input.
+TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vocab,
+                           const TaskModelOptions& model, int64_t features_width, Rng& rng);
+
+// Maps words and labels to ids. An unknown label (a class, tag or condition the model was not
+// trained on) is a FormatError "<origin>:<line>: label 'x' was not seen in training (...)".
+// with_targets = false leaves targets and labels empty.
+std::vector<TaskExample> encode_task_examples(const TaskModel& model, const std::vector<RawExample>& raw,
+                                              bool with_targets, const std::string& origin);
+
+// A padded, time-major batch and its loss targets.
+struct TaskBatch {
+  ModelInputs<float> inputs;
+  std::vector<int32_t> targets;  // softmax targets: [B] or [T*B] (-1 = padding)
+  std::vector<float> binary;     // binary classify: [B] in {0, 1}
+  int64_t steps = 0, batch = 0;  // of the head's output
+};
+TaskBatch make_task_batch(const TaskModel& model, std::span<const TaskExample* const> examples);
+
+// Loss of the head's output for a batch; grad_out (nullptr: none) is d(loss * grad_scale)/dout.
+LossSum task_loss(const TaskModel& model, const Tensor<float>& out, const TaskBatch& batch, Tensor<float>* grad_out,
+                  double grad_scale);
+
+// Forward (and, with grads, backward with the mean loss) of one batch.
+LossSum task_forward_backward(const TaskModel& model, const TaskBatch& batch, const ModelForwardOptions& opts,
+                              ModelCache<float>& cache, ModelGrads<float>* grads);
+
+// ---- prediction ----
+
+// classify: class probabilities [C] per example.
+std::vector<std::vector<double>> classify_probabilities(const TaskModel& model, const std::vector<TaskExample>& examples,
+                                                        int64_t batch = 64);
+// tag: the most likely tag id per token.
+std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& model, const std::vector<TaskExample>& examples,
+                                                  int64_t batch = 64);
+
+struct DecodeOptions {
+  int64_t beam = 1;              // 1 = greedy
+  double length_penalty = 1.0;   // beam: score = log p / length^alpha (0 = raw log p)
+  int64_t max_length = 50;       // output tokens, <eos> not counted
+};
+// seq2seq: output ids (without <eos>) per example.
+std::vector<std::vector<int32_t>> translate(const TaskModel& model, const std::vector<TaskExample>& examples,
+                                            const DecodeOptions& opts, int64_t batch = 64);
+
+struct GenerateTaskOptions {
+  double temperature = 1.0;
+  int64_t max_length = 50;
+  bool argmax = false;
+};
+// generate: one sample (output ids) for condition `label`.
+std::vector<int32_t> generate_conditioned(const TaskModel& model, int32_t label, const GenerateTaskOptions& opts,
+                                          Rng& rng);
+
+// Output ids -> text (words joined by spaces; characters concatenated).
+std::string task_output_text(const TaskModel& model, const std::vector<int32_t>& ids);
+
+// ---- evaluation ----
+struct TaskEvalOptions {
+  int64_t batch = 64;
+  DecodeOptions decode;  // seq2seq
+  bool decode_outputs = true;  // seq2seq: run the decoder for BLEU / exact match (else loss only)
+};
+struct TaskEvalResult {
+  LossSum loss;
+  double metric = 0;          // tag: entity F1; classify: accuracy; seq2seq: BLEU; generate: -loss
+  std::string metric_name;    // "f1", "accuracy", "bleu", "neg_loss"
+  std::string report;         // multi-line report for `recur eval`
+};
+TaskEvalResult evaluate_task(const TaskModel& model, const std::vector<TaskExample>& examples,
+                             const TaskEvalOptions& opts);
+
+// ---- checkpoints ----
+inline constexpr std::string_view kTaskCheckpointFormat = "recur-model";
+struct TaskCheckpoint {
+  TaskModel model;
+  std::string train_state;                        // JSON object text; empty for a bare model
+  std::map<std::string, Tensor<float>> tensors;   // "optim.*"
+};
+void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck);
+TaskCheckpoint load_task_checkpoint(const std::string& path);
+// True when `path` is a safetensors file whose metadata format is "recur-model".
+bool is_task_checkpoint(const std::string& path);
+std::string task_model_summary(const TaskModel& model);  // one line
+
+}  // namespace recur

@@ -1,0 +1,927 @@
+// Composable models: every layer kind's forward and backward side by side. See model.h.
+#include "recur/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "json_fields.h"
+#include "quote.h"
+#include "recur/embedding.h"
+#include "recur/linear.h"
+
+namespace recur {
+
+namespace {
+
+// A parsed reference: a model input, a layer's output or an rnn layer's final state.
+struct Ref {
+  int64_t input = -1, layer = -1;
+  bool final = false;
+};
+
+Ref resolve(const ModelSpec& s, std::string_view ref) {
+  Ref r;
+  std::string_view base = ref;
+  if (ref.size() > 6 && ref.substr(ref.size() - 6) == ".final") {
+    base = ref.substr(0, ref.size() - 6);
+    r.final = true;
+  }
+  for (size_t i = 0; i < s.inputs.size(); ++i)
+    if (!r.final && s.inputs[i].name == base) r.input = int64_t(i);
+  if (r.input < 0) r.layer = s.layer_index(base);
+  if (r.input < 0 && r.layer < 0) throw Error("model: unknown reference " + quote_name(ref));
+  if (r.final && s.layers[size_t(r.layer)].kind != LayerKind::rnn)
+    throw Error("model: " + quote_name(ref) + ": only an rnn layer has a .final state");
+  return r;
+}
+
+[[noreturn]] void layer_error(const LayerSpec& l, const std::string& what) {
+  throw Error("model layer " + quote_name(l.name) + " (" + layer_kind_name(l.kind) + "): " + what);
+}
+
+// Adds src into dst; an empty dst (no gradient yet) takes a copy.
+template <typename T>
+void add_to(Tensor<T>& dst, const Tensor<T>& src) {
+  if (dst.empty()) {
+    dst.shape = src.shape;
+    dst.data.assign(src.data.begin(), src.data.end());
+    return;
+  }
+  for (size_t i = 0; i < dst.data.size(); ++i) dst.data[i] += src.data[i];
+}
+
+template <typename T>
+void clear(Tensor<T>& t) {
+  t.data.clear();
+  t.shape.clear();
+}
+
+int64_t rows_of(const Shape& s) { return s.size() == 3 ? s[0] * s[1] : s.at(0); }
+
+}  // namespace
+
+const char* layer_kind_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::embedding: return "embedding";
+    case LayerKind::rnn: return "rnn";
+    case LayerKind::linear: return "linear";
+    case LayerKind::concat: return "concat";
+    case LayerKind::dropout: return "dropout";
+    case LayerKind::bridge: return "bridge";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------- spec and builders
+
+int64_t ModelSpec::layer_index(std::string_view name) const {
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].name == name) return int64_t(i);
+  return -1;
+}
+
+const LayerSpec& ModelSpec::layer(std::string_view name) const {
+  const int64_t i = layer_index(name);
+  if (i < 0) throw Error("model: no layer " + quote_name(name));
+  return layers[size_t(i)];
+}
+
+int64_t ModelSpec::bridge_size(const LayerSpec& bridge) const {
+  const RnnConfig& c = layer(bridge.target).rnn;
+  const int64_t k = c.num_layers * c.directions();
+  return k * c.state_size() + (c.has_cell_state() ? k * c.hidden_size : 0);
+}
+
+int64_t ModelSpec::width(std::string_view ref) const {
+  const Ref r = resolve(*this, ref);
+  if (r.input >= 0) {
+    const InputSpec& in = inputs[size_t(r.input)];
+    return in.kind == InputKind::tokens ? 0 : in.size;
+  }
+  const LayerSpec& l = layers[size_t(r.layer)];
+  switch (l.kind) {
+    case LayerKind::embedding:
+    case LayerKind::linear: return l.size;
+    case LayerKind::rnn: return l.rnn.output_size();
+    case LayerKind::dropout: return width(l.inputs.at(0));
+    case LayerKind::bridge: return bridge_size(l);
+    case LayerKind::concat: {
+      int64_t w = 0;
+      for (const auto& i : l.inputs) w += width(i);
+      return w;
+    }
+  }
+  return 0;
+}
+
+bool ModelSpec::is_sequence(std::string_view ref) const {
+  const Ref r = resolve(*this, ref);
+  if (r.input >= 0) {
+    const InputSpec& in = inputs[size_t(r.input)];
+    return in.kind == InputKind::features || in.per_step;
+  }
+  const LayerSpec& l = layers[size_t(r.layer)];
+  switch (l.kind) {
+    case LayerKind::rnn: return !r.final;
+    case LayerKind::bridge: return false;
+    case LayerKind::concat:
+      return std::any_of(l.inputs.begin(), l.inputs.end(), [&](const std::string& i) { return is_sequence(i); });
+    default: return is_sequence(l.inputs.at(0));
+  }
+}
+
+std::string ModelSpec::tokens(const std::string& name, int64_t vocab, bool per_step) {
+  inputs.push_back(InputSpec{.name = name, .kind = InputKind::tokens, .per_step = per_step, .size = vocab});
+  return name;
+}
+std::string ModelSpec::features(const std::string& name, int64_t w) {
+  inputs.push_back({.name = name, .kind = InputKind::features, .per_step = true, .size = w});
+  return name;
+}
+namespace {
+LayerSpec& add_layer(std::vector<LayerSpec>& layers, const std::string& name, LayerKind kind,
+                     std::vector<std::string> inputs) {
+  LayerSpec& l = layers.emplace_back();
+  l.name = name;
+  l.kind = kind;
+  l.inputs = std::move(inputs);
+  return l;
+}
+}  // namespace
+
+std::string ModelSpec::embedding(const std::string& name, const std::string& input, int64_t dim, bool frozen) {
+  LayerSpec& l = add_layer(layers, name, LayerKind::embedding, {input});
+  l.size = dim;
+  l.frozen = frozen;
+  return name;
+}
+std::string ModelSpec::rnn(const std::string& name, const std::string& input, RnnConfig cfg, const std::string& init) {
+  cfg.input_size = width(input);
+  LayerSpec& l = add_layer(layers, name, LayerKind::rnn, {input});
+  l.rnn = cfg;
+  l.init = init;
+  return name;
+}
+std::string ModelSpec::linear(const std::string& name, const std::string& input, int64_t out) {
+  add_layer(layers, name, LayerKind::linear, {input}).size = out;
+  return name;
+}
+std::string ModelSpec::concat(const std::string& name, const std::vector<std::string>& ins) {
+  add_layer(layers, name, LayerKind::concat, ins);
+  return name;
+}
+std::string ModelSpec::dropout(const std::string& name, const std::string& input, double p) {
+  add_layer(layers, name, LayerKind::dropout, {input}).p = p;
+  return name;
+}
+std::string ModelSpec::bridge(const std::string& name, const std::string& input, const std::string& target) {
+  add_layer(layers, name, LayerKind::bridge, {input}).target = target;
+  return name;
+}
+
+void ModelSpec::validate() const {
+  auto bad_name = [](const std::string& n) {
+    return n.empty() || n.find('.') != std::string::npos || n.find(' ') != std::string::npos;
+  };
+  std::vector<std::string> seen;
+  for (const InputSpec& in : inputs) {
+    if (bad_name(in.name)) throw Error("model input " + quote_name(in.name) + ": expected a non-empty name without '.'");
+    if (std::find(seen.begin(), seen.end(), in.name) != seen.end()) throw Error("model input " + quote_name(in.name) + ": duplicate name");
+    seen.push_back(in.name);
+    if (in.size < 1) throw Error("model input " + quote_name(in.name) + ": size must be >= 1");
+  }
+  // Each layer may only reference what is defined before it; check on a growing prefix.
+  ModelSpec prefix;
+  prefix.inputs = inputs;
+  for (const LayerSpec& l : layers) {
+    if (bad_name(l.name)) layer_error(l, "expected a non-empty name without '.' or spaces");
+    if (std::find(seen.begin(), seen.end(), l.name) != seen.end()) layer_error(l, "duplicate name");
+    seen.push_back(l.name);
+    const size_t want_inputs = l.kind == LayerKind::concat ? 0 : 1;
+    if (want_inputs ? l.inputs.size() != 1 : l.inputs.size() < 2)
+      layer_error(l, want_inputs ? "expected exactly one input" : "expected two or more inputs");
+    for (const auto& i : l.inputs) {
+      try {
+        (void)resolve(prefix, i);
+      } catch (const Error& e) {
+        layer_error(l, std::string("input: ") + e.what() + " (inputs must be defined before the layer)");
+      }
+      const bool tokens = prefix.width(i) == 0;
+      if (tokens != (l.kind == LayerKind::embedding))
+        layer_error(l, l.kind == LayerKind::embedding ? "input " + quote_name(i) + " must be a tokens input"
+                                                      : "input " + quote_name(i) + " is token ids; embed it first");
+    }
+    const std::string& in0 = l.inputs[0];
+    switch (l.kind) {
+      case LayerKind::embedding:
+        if (resolve(prefix, in0).input < 0) layer_error(l, "input must be a model input");
+        if (l.size < 1) layer_error(l, "size (embedding width) must be >= 1");
+        break;
+      case LayerKind::linear:
+        if (l.size < 1) layer_error(l, "size (output features) must be >= 1");
+        break;
+      case LayerKind::dropout:
+        if (!(l.p >= 0 && l.p < 1)) layer_error(l, "p must be in [0, 1)");
+        break;
+      case LayerKind::concat:
+      case LayerKind::bridge: break;
+      case LayerKind::rnn: {
+        try {
+          l.rnn.validate();
+        } catch (const Error& e) {
+          layer_error(l, e.what());
+        }
+        if (!prefix.is_sequence(in0)) layer_error(l, "input " + quote_name(in0) + " must be a sequence");
+        if (l.rnn.input_size != prefix.width(in0))
+          layer_error(l, "rnn input_size " + std::to_string(l.rnn.input_size) + " does not match the input's width " +
+                             std::to_string(prefix.width(in0)));
+        if (!l.init.empty()) {
+          const int64_t k = prefix.layer_index(l.init);
+          if (k < 0) layer_error(l, "init " + quote_name(l.init) + ": no earlier layer of that name");
+          const LayerSpec& src = prefix.layers[size_t(k)];
+          if (src.kind == LayerKind::bridge) {
+            if (src.target != l.name) layer_error(l, "init bridge " + quote_name(l.init) + " targets another layer");
+          } else if (src.kind == LayerKind::rnn) {
+            const RnnConfig &a = src.rnn, &b = l.rnn;
+            if (a.num_layers != b.num_layers || a.directions() != b.directions() || a.state_size() != b.state_size() ||
+                a.hidden_size != b.hidden_size || a.has_cell_state() != b.has_cell_state())
+              layer_error(l, "init " + quote_name(l.init) + ": its state has another shape (layers, directions, sizes or "
+                                                             "cell); put a bridge between them");
+          } else {
+            layer_error(l, "init " + quote_name(l.init) + " must be an rnn or a bridge layer");
+          }
+        }
+        break;
+      }
+    }
+    if (l.kind == LayerKind::bridge && prefix.is_sequence(in0))
+      layer_error(l, "input " + quote_name(in0) + " must be a vector (e.g. an rnn's .final or a per-example embedding)");
+    if (l.kind == LayerKind::linear || l.kind == LayerKind::dropout || l.kind == LayerKind::concat || l.kind == LayerKind::bridge)
+      for (const auto& i : l.inputs)
+        if (prefix.width(i) < 1) layer_error(l, "input " + quote_name(i) + " has no features");
+    prefix.layers.push_back(l);
+  }
+  // Bridges: the target must come later and name the bridge as its init.
+  for (const LayerSpec& l : layers) {
+    if (l.kind != LayerKind::bridge) continue;
+    const int64_t t = layer_index(l.target);
+    if (t < 0 || layers[size_t(t)].kind != LayerKind::rnn || layers[size_t(t)].init != l.name || t < layer_index(l.name))
+      layer_error(l, "target " + quote_name(l.target) + " must be a later rnn layer with init = " + quote_name(l.name));
+  }
+}
+
+// ---------------------------------------------------------------- JSON
+
+std::string model_spec_to_json(const ModelSpec& spec) {
+  nlohmann::ordered_json ins = nlohmann::ordered_json::array(), ls = nlohmann::ordered_json::array();
+  for (const InputSpec& in : spec.inputs)
+    ins.push_back({{"name", in.name},
+                   {"kind", in.kind == InputKind::tokens ? "tokens" : "features"},
+                   {"per_step", in.per_step},
+                   {"size", in.size}});
+  for (const LayerSpec& l : spec.layers) {
+    nlohmann::ordered_json j = {{"name", l.name}, {"kind", layer_kind_name(l.kind)}, {"inputs", l.inputs}};
+    switch (l.kind) {
+      case LayerKind::embedding: j["size"] = l.size; j["frozen"] = l.frozen; break;
+      case LayerKind::linear: j["size"] = l.size; break;
+      case LayerKind::dropout: j["p"] = l.p; break;
+      case LayerKind::bridge: j["target"] = l.target; break;
+      case LayerKind::concat: break;
+      case LayerKind::rnn: {
+        const RnnConfig& r = l.rnn;
+        j["rnn"] = {{"cell", cell_name(r.cell)},       {"gru_reset", gru_reset_name(r.gru_reset)},
+                    {"input_size", r.input_size},      {"hidden_size", r.hidden_size},
+                    {"proj_size", r.proj_size},        {"num_layers", r.num_layers},
+                    {"bidirectional", r.bidirectional}, {"peephole", r.peephole},
+                    {"bias", r.bias},                  {"dropout", r.dropout}};
+        j["init"] = l.init;
+        break;
+      }
+    }
+    ls.push_back(j);
+  }
+  nlohmann::ordered_json j = {{"inputs", ins}, {"layers", ls}};
+  return j.dump();
+}
+
+ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
+  const std::string where = std::string(origin) + ": model";
+  JsonFields f(json, where);
+  ModelSpec s;
+  const auto& ins = f.raw("inputs");
+  const auto& ls = f.raw("layers");
+  if (!ins.is_array()) f.fail("inputs", "an array");
+  if (!ls.is_array()) f.fail("layers", "an array");
+  f.finish();
+  for (size_t i = 0; i < ins.size(); ++i) {
+    JsonFields g(ins[i], where + ": inputs[" + std::to_string(i) + "]");
+    InputSpec in;
+    in.name = g.string("name");
+    const std::string kind = g.string("kind");
+    if (kind == "tokens") in.kind = InputKind::tokens;
+    else if (kind == "features") in.kind = InputKind::features;
+    else g.fail("kind", "\"tokens\" or \"features\"");
+    in.per_step = g.boolean("per_step");
+    in.size = g.integer("size", 1, int64_t(1) << 31);
+    g.finish();
+    s.inputs.push_back(in);
+  }
+  for (size_t i = 0; i < ls.size(); ++i) {
+    JsonFields g(ls[i], where + ": layers[" + std::to_string(i) + "]");
+    LayerSpec l;
+    l.name = g.string("name");
+    const std::string kind = g.string("kind");
+    const auto& in = g.raw("inputs");
+    if (!in.is_array()) g.fail("inputs", "an array of names");
+    for (const auto& x : in) {
+      if (!x.is_string()) g.fail("inputs", "an array of names");
+      l.inputs.push_back(x.get<std::string>());
+    }
+    if (kind == "embedding") {
+      l.kind = LayerKind::embedding;
+      l.size = g.integer("size", 1, int64_t(1) << 24);
+      l.frozen = g.boolean("frozen");
+    } else if (kind == "linear") {
+      l.kind = LayerKind::linear;
+      l.size = g.integer("size", 1, int64_t(1) << 31);
+    } else if (kind == "dropout") {
+      l.kind = LayerKind::dropout;
+      l.p = g.number("p");
+    } else if (kind == "bridge") {
+      l.kind = LayerKind::bridge;
+      l.target = g.string("target");
+    } else if (kind == "concat") {
+      l.kind = LayerKind::concat;
+    } else if (kind == "rnn") {
+      l.kind = LayerKind::rnn;
+      JsonFields r = g.object("rnn");
+      RnnConfig& c = l.rnn;
+      const std::string cell = r.string("cell");
+      if (cell != "rnn_tanh" && cell != "rnn_relu" && cell != "gru" && cell != "lstm")
+        r.fail("cell", "\"rnn_tanh\", \"rnn_relu\", \"gru\" or \"lstm\"");
+      c.cell = parse_cell(cell);
+      const std::string reset = r.string("gru_reset");
+      if (reset != "after" && reset != "before") r.fail("gru_reset", "\"after\" or \"before\"");
+      c.gru_reset = parse_gru_reset(reset);
+      c.input_size = r.integer("input_size", 1, int64_t(1) << 31);
+      c.hidden_size = r.integer("hidden_size", 1, int64_t(1) << 24);
+      c.proj_size = r.integer("proj_size", 0, int64_t(1) << 24);
+      c.num_layers = r.integer("num_layers", 1, 1024);
+      c.bidirectional = r.boolean("bidirectional");
+      c.peephole = r.boolean("peephole");
+      c.bias = r.boolean("bias");
+      c.dropout = r.number("dropout");
+      r.finish();
+      l.init = g.string("init");
+    } else {
+      g.fail("kind", "\"embedding\", \"rnn\", \"linear\", \"concat\", \"dropout\" or \"bridge\"");
+    }
+    g.finish();
+    s.layers.push_back(l);
+  }
+  try {
+    s.validate();
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FormatError(where + ": " + e.what());
+  }
+  return s;
+}
+
+std::string model_spec_summary(const ModelSpec& spec) {
+  std::string s;
+  for (const LayerSpec& l : spec.layers) {
+    if (!s.empty()) s += " -> ";
+    s += l.name + "(" + layer_kind_name(l.kind);
+    char buf[96];
+    if (l.kind == LayerKind::rnn) {
+      std::snprintf(buf, sizeof buf, " %s %lldx%lld%s", cell_name(l.rnn.cell).data(), (long long)l.rnn.num_layers,
+                    (long long)l.rnn.hidden_size, l.rnn.bidirectional ? " bi" : "");
+      s += buf;
+      if (!l.init.empty()) s += " from " + l.init;
+    } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear) {
+      s += " " + std::to_string(l.size);
+      if (l.frozen) s += " frozen";
+    }
+    s += ")";
+  }
+  return s;
+}
+
+int64_t model_param_count(const ModelSpec& spec) {
+  int64_t n = 0;
+  for (const LayerSpec& l : spec.layers) {
+    switch (l.kind) {
+      case LayerKind::embedding: n += spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].size * l.size; break;
+      case LayerKind::linear: n += (spec.width(l.inputs[0]) + 1) * l.size; break;
+      case LayerKind::bridge: n += (spec.width(l.inputs[0]) + 1) * spec.bridge_size(l); break;
+      case LayerKind::rnn: {
+        const RnnConfig& r = l.rnn;
+        const int64_t G = r.gates(), H = r.hidden_size, R = r.state_size();
+        for (int64_t k = 0; k < r.num_layers; ++k) {
+          int64_t d = G * H * r.layer_input_size(k) + G * H * R;
+          if (r.bias) d += 2 * G * H;
+          if (r.proj_size > 0) d += r.proj_size * H;
+          if (r.peephole) d += 3 * H;
+          n += d * r.directions();
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------- parameters
+
+template <typename T>
+void ModelGrads<T>::zero() {
+  for (auto& l : layers) {
+    l.weight.zero();
+    l.bias.zero();
+    l.rnn.zero();
+  }
+}
+
+namespace {
+
+// Shapes of the weight and bias of a non-recurrent layer ({} when absent).
+std::pair<Shape, Shape> dense_shapes(const ModelSpec& spec, const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::embedding: return {{spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].size, l.size}, {}};
+    case LayerKind::linear: return {{l.size, spec.width(l.inputs[0])}, {l.size}};
+    case LayerKind::bridge: {
+      const int64_t S = spec.bridge_size(l);
+      return {{S, spec.width(l.inputs[0])}, {S}};
+    }
+    default: return {{}, {}};
+  }
+}
+
+}  // namespace
+
+template <typename T>
+ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng) {
+  spec.validate();
+  ModelParams<T> p;
+  p.layers.resize(spec.layers.size());
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    LayerParams<T>& lp = p.layers[i];
+    if (l.kind == LayerKind::rnn) {
+      lp.rnn = rnn_init_params<T>(l.rnn, rng);
+      rnn_set_forget_bias(l.rnn, lp.rnn, 1.0);
+      continue;
+    }
+    const auto [ws, bs] = dense_shapes(spec, l);
+    if (ws.empty()) continue;
+    lp.weight = Tensor<T>(ws);
+    const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(double(ws[1]));
+    for (auto& v : lp.weight.data) v = T(rng.uniform(-s, s));
+    if (!bs.empty()) {
+      lp.bias = Tensor<T>(bs);
+      for (auto& v : lp.bias.data) v = T(rng.uniform(-s, s));
+    }
+  }
+  return p;
+}
+
+template <typename T>
+ModelGrads<T> model_zero_grads(const ModelSpec& spec) {
+  spec.validate();
+  ModelGrads<T> g;
+  g.layers.resize(spec.layers.size());
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    if (l.kind == LayerKind::rnn) {
+      g.layers[i].rnn = rnn_zero_grads<T>(l.rnn);
+      continue;
+    }
+    const auto [ws, bs] = dense_shapes(spec, l);
+    if (!ws.empty()) g.layers[i].weight = Tensor<T>(ws);
+    if (!bs.empty()) g.layers[i].bias = Tensor<T>(bs);
+  }
+  return g;
+}
+
+template <typename T>
+void model_check_params(const ModelSpec& spec, const ModelParams<T>& params) {
+  spec.validate();
+  if (params.layers.size() != spec.layers.size())
+    throw ShapeError("model parameters: expected " + std::to_string(spec.layers.size()) + " layers, got " +
+                     std::to_string(params.layers.size()));
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    const LayerParams<T>& lp = params.layers[i];
+    if (l.kind == LayerKind::rnn) {
+      rnn_check_params(l.rnn, lp.rnn);
+      continue;
+    }
+    const auto [ws, bs] = dense_shapes(spec, l);
+    if (!ws.empty()) check_shape("model parameter " + l.name + ".weight", lp.weight.shape, ws);
+    if (!bs.empty()) check_shape("model parameter " + l.name + ".bias", lp.bias.shape, bs);
+  }
+}
+
+template <typename T>
+std::vector<ParamRef<T>> model_param_refs(const ModelSpec& spec, ModelParams<T>& params, ModelGrads<T>& grads) {
+  std::vector<std::pair<std::string, Tensor<T>*>> pv, gv;
+  std::vector<bool> train;
+  model_for_each_param(spec, params, [&](const std::string& n, Tensor<T>& t, bool tr) {
+    pv.emplace_back(n, &t);
+    train.push_back(tr);
+  });
+  model_for_each_param(spec, grads, [&](const std::string& n, Tensor<T>& t, bool) { gv.emplace_back(n, &t); });
+  std::vector<ParamRef<T>> refs;
+  for (size_t i = 0; i < pv.size(); ++i)
+    if (train[i]) refs.push_back(param_ref(pv[i].first, *pv[i].second, *gv[i].second));
+  return refs;
+}
+
+// ---------------------------------------------------------------- forward
+
+namespace {
+
+// The value a reference denotes in the current forward (inputs are wrapped on the fly).
+template <typename T>
+struct Values {
+  const ModelSpec& spec;
+  const ModelInputs<T>& inputs;
+  ModelCache<T>& cache;
+
+  const ModelInput<T>& input(const Ref& r) const {
+    const InputSpec& in = spec.inputs[size_t(r.input)];
+    auto it = inputs.find(in.name);
+    if (it == inputs.end()) throw Error("model_forward: input " + quote_name(in.name) + " was not given");
+    return it->second;
+  }
+  // Tensor and lengths of a non-token reference.
+  std::pair<const Tensor<T>*, const std::vector<int64_t>*> get(std::string_view ref) const {
+    static const std::vector<int64_t> none;
+    const Ref r = resolve(spec, ref);
+    if (r.input >= 0) {
+      const ModelInput<T>& in = input(r);
+      return {&in.features, &in.lengths};
+    }
+    const LayerCache<T>& c = cache.layers[size_t(r.layer)];
+    if (!c.done) throw Error("model: " + quote_name(ref) + " was not computed");
+    if (r.final) return {&c.final, &none};
+    return {&c.out.data, &c.out.lengths};
+  }
+};
+
+template <typename T>
+void dropout_forward(const Tensor<T>& in, double p, bool training, Rng* rng, Tensor<T>& out, Tensor<T>& mask) {
+  out = in;
+  if (!training || p <= 0) {
+    clear(mask);
+    return;
+  }
+  mask.resize(in.shape);
+  const T keep = T(1.0 / (1.0 - p));
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    mask.data[i] = rng->uniform() < p ? T(0) : keep;
+    out.data[i] *= mask.data[i];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
+                   const ModelForwardOptions& opts, ModelCache<T>& cache, const StateOverrides<T>& overrides) {
+  const size_t n = spec.layers.size();
+  if (params.layers.size() != n) throw ShapeError("model_forward: parameters do not match the spec's layers");
+  cache.layers.resize(n);
+  // Which layers to compute: all, or what the wanted ones depend on.
+  std::vector<bool> need(n, opts.wanted.empty());
+  for (const auto& w : opts.wanted) {
+    const Ref r = resolve(spec, w);
+    if (r.layer < 0) throw Error("model_forward: wanted " + quote_name(w) + " is not a layer");
+    need[size_t(r.layer)] = true;
+  }
+  for (size_t i = n; i-- > 0;) {
+    if (!need[i]) continue;
+    const LayerSpec& l = spec.layers[i];
+    for (const auto& in : l.inputs) {
+      const Ref r = resolve(spec, in);
+      if (r.layer >= 0) need[size_t(r.layer)] = true;
+    }
+    if (l.kind == LayerKind::rnn && !l.init.empty() && !overrides.count(l.name)) need[size_t(spec.layer_index(l.init))] = true;
+  }
+  Values<T> vals{spec, inputs, cache};
+  for (size_t i = 0; i < n; ++i) {
+    LayerCache<T>& c = cache.layers[i];
+    c.done = false;
+    if (!need[i]) continue;
+    const LayerSpec& l = spec.layers[i];
+    const LayerParams<T>& p = params.layers[i];
+    switch (l.kind) {
+      case LayerKind::embedding: {
+        // ids [T, B] -> [T, B, E] or [B] -> [B, E]
+        const ModelInput<T>& in = vals.input(resolve(spec, l.inputs[0]));
+        const bool seq = spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].per_step;
+        const int64_t N = seq ? in.steps * in.batch : in.batch;
+        if (int64_t(in.ids.size()) != N || N < 1)
+          throw ShapeError("model input " + quote_name(l.inputs[0]) + ": expected " + std::to_string(N) + " ids, got " +
+                           std::to_string(in.ids.size()));
+        embedding_forward(p.weight, std::span<const int32_t>(in.ids), c.out.data);
+        if (seq) c.out.data.shape = {in.steps, in.batch, l.size};
+        c.out.lengths = seq ? in.lengths : std::vector<int64_t>();
+        break;
+      }
+      case LayerKind::rnn: {
+        // [T, B, I] -> [T, B, D*R]; final [B, D*R]
+        const auto [x, lens] = vals.get(l.inputs[0]);
+        const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
+        auto ov = overrides.find(l.name);
+        if (ov != overrides.end()) {
+          c.state0 = *ov->second;
+        } else if (l.init.empty()) {
+          c.state0 = RnnState<T>();
+        } else {
+          const LayerSpec& src = spec.layer(l.init);
+          const LayerCache<T>& sc = cache.layers[size_t(spec.layer_index(l.init))];
+          if (src.kind == LayerKind::rnn) {
+            c.state0 = sc.state_n;
+          } else {
+            // bridge output [B, S] -> h [L*D, B, R] (+ c [L*D, B, H])
+            const RnnConfig& rc = l.rnn;
+            const int64_t K = rc.num_layers * rc.directions(), R = rc.state_size(), H = rc.hidden_size;
+            const int64_t S = sc.out.data.dim(1), Bb = sc.out.data.dim(0);
+            c.state0 = rnn_zero_state<T>(rc, Bb);
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t b = 0; b < Bb; ++b) {
+                const T* y = sc.out.data.ptr() + b * S;
+                std::copy(y + k * R, y + (k + 1) * R, c.state0.h.ptr() + (k * Bb + b) * R);
+                if (rc.has_cell_state()) std::copy(y + K * R + k * H, y + K * R + (k + 1) * H, c.state0.c.ptr() + (k * Bb + b) * H);
+              }
+          }
+        }
+        rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = opts.training, .rng = opts.rng}, c.out.data,
+                    c.state_n, c.rnn);
+        c.out.lengths = *lens;
+        const int64_t D = l.rnn.directions(), R = l.rnn.state_size(), L = l.rnn.num_layers;
+        c.final.resize({B, D * R});
+        for (int64_t d = 0; d < D; ++d)
+          for (int64_t b = 0; b < B; ++b) {
+            const T* h = c.state_n.h.ptr() + (((L - 1) * D + d) * B + b) * R;
+            std::copy(h, h + R, c.final.ptr() + b * D * R + d * R);
+          }
+        break;
+      }
+      case LayerKind::linear: {
+        const auto [x, lens] = vals.get(l.inputs[0]);
+        linear_forward(p.weight, p.bias, *x, c.out.data);
+        c.out.lengths = *lens;
+        break;
+      }
+      case LayerKind::dropout: {
+        const auto [x, lens] = vals.get(l.inputs[0]);
+        if (opts.training && l.p > 0 && !opts.rng) throw Error("model_forward: training with dropout needs an rng");
+        dropout_forward(*x, l.p, opts.training, opts.rng, c.out.data, c.mask);
+        c.out.lengths = *lens;
+        break;
+      }
+      case LayerKind::bridge: {
+        // [B, F] -> tanh(x W^T + b) [B, S]
+        const auto [x, lens] = vals.get(l.inputs[0]);
+        (void)lens;
+        linear_forward(p.weight, p.bias, *x, c.out.data);
+        for (auto& v : c.out.data.data) v = std::tanh(v);
+        c.out.lengths.clear();
+        break;
+      }
+      case LayerKind::concat: {
+        // Rows N of every input (T*B for sequences) joined along features; a vector of B rows
+        // next to a sequence [T, B, F] is repeated at every step (a per-step condition).
+        Shape lead;
+        std::vector<int64_t> lengths;
+        int64_t rows = -1, width = 0;
+        for (const auto& in : l.inputs) {
+          const auto [x, lens] = vals.get(in);
+          if (x->rank() == 3 && lead.empty()) {
+            lead = {x->dim(0), x->dim(1)};
+            lengths = *lens;
+          }
+          width += x->shape.back();
+        }
+        for (const auto& in : l.inputs) {
+          const Tensor<T>& x = *vals.get(in).first;
+          const int64_t r = rows_of(x.shape);
+          const int64_t want = lead.empty() ? (rows < 0 ? r : rows) : lead[0] * lead[1];
+          if (r != want && !(x.rank() == 2 && !lead.empty() && r == lead[1]))
+            layer_error(l, "input " + quote_name(in) + " has " + std::to_string(r) + " rows, expected " +
+                               std::to_string(want) + (lead.empty() ? "" : " or " + std::to_string(lead[1]) + " (one per sequence)"));
+          rows = want;
+        }
+        if (lead.empty()) lead = {rows};
+        Shape s = lead;
+        s.push_back(width);
+        c.out.data.resize(s);
+        int64_t off = 0;
+        for (const auto& in : l.inputs) {
+          const Tensor<T>& x = *vals.get(in).first;
+          const int64_t F = x.shape.back(), xr = rows_of(x.shape);  // xr < rows: repeated per step
+          for (int64_t r = 0; r < rows; ++r) {
+            const T* src = x.ptr() + (r % xr) * F;
+            std::copy(src, src + F, c.out.data.ptr() + r * width + off);
+          }
+          off += F;
+        }
+        c.out.lengths = lengths;
+        break;
+      }
+    }
+    c.done = true;
+  }
+}
+
+template <typename T>
+const Tensor<T>& model_output(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view ref) {
+  const Ref r = resolve(spec, ref);
+  if (r.layer < 0 || size_t(r.layer) >= cache.layers.size() || !cache.layers[size_t(r.layer)].done)
+    throw Error("model: " + quote_name(ref) + " was not computed by the last forward");
+  const LayerCache<T>& c = cache.layers[size_t(r.layer)];
+  return r.final ? c.final : c.out.data;
+}
+
+template <typename T>
+const RnnState<T>& model_rnn_state0(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view layer) {
+  const int64_t i = spec.layer_index(layer);
+  if (i < 0 || spec.layers[size_t(i)].kind != LayerKind::rnn || !cache.layers.at(size_t(i)).done)
+    throw Error("model: " + quote_name(layer) + " is not a computed rnn layer");
+  return cache.layers[size_t(i)].state0;
+}
+
+template <typename T>
+const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view layer) {
+  (void)model_rnn_state0(spec, cache, layer);
+  return cache.layers[size_t(spec.layer_index(layer))].state_n;
+}
+
+// ---------------------------------------------------------------- backward
+
+template <typename T>
+void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
+                    ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
+                    ModelGrads<T>& grads) {
+  const size_t n = spec.layers.size();
+  if (cache.layers.size() != n || grads.layers.size() != n)
+    throw ShapeError("model_backward: cache or gradients do not match the spec (make them with model_zero_grads)");
+  for (auto& c : cache.layers) {
+    clear(c.grad_out);
+    clear(c.grad_final);
+    clear(c.grad_state_n.h);
+    clear(c.grad_state_n.c);
+    c.has_grad = false;
+  }
+  // Sends a gradient to the value `ref` denotes (model inputs are data: dropped).
+  auto route = [&](std::string_view ref, const Tensor<T>& g) {
+    const Ref r = resolve(spec, ref);
+    if (r.layer < 0) return;
+    LayerCache<T>& c = cache.layers[size_t(r.layer)];
+    if (!c.done) throw Error("model_backward: " + quote_name(ref) + " was not computed by the last forward");
+    add_to(r.final ? c.grad_final : c.grad_out, g);
+    c.has_grad = true;
+  };
+  for (const auto& [ref, g] : grad_outputs) {
+    const Tensor<T>& v = model_output(spec, cache, ref);
+    check_shape("model_backward gradient of " + ref, g->shape, v.shape);
+    route(ref, *g);
+  }
+  Values<T> vals{spec, inputs, cache};
+  Tensor<T> dx, zeros;
+  for (size_t i = n; i-- > 0;) {
+    LayerCache<T>& c = cache.layers[i];
+    if (!c.done || !c.has_grad) continue;
+    const LayerSpec& l = spec.layers[i];
+    const LayerParams<T>& p = params.layers[i];
+    LayerGrads<T>& g = grads.layers[i];
+    const bool input_is_layer = resolve(spec, l.inputs[0]).layer >= 0;
+    switch (l.kind) {
+      case LayerKind::embedding: {
+        if (l.frozen) break;
+        const ModelInput<T>& in = vals.input(resolve(spec, l.inputs[0]));
+        embedding_backward(std::span<const int32_t>(in.ids), c.grad_out, g.weight);
+        break;
+      }
+      case LayerKind::linear: {
+        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
+        linear_backward(p.weight, x, c.grad_out, g.weight, &g.bias, input_is_layer ? &dx : nullptr);
+        if (input_is_layer) route(l.inputs[0], dx);
+        break;
+      }
+      case LayerKind::dropout: {
+        dx = c.grad_out;
+        if (!c.mask.empty())
+          for (size_t k = 0; k < dx.data.size(); ++k) dx.data[k] *= c.mask.data[k];
+        route(l.inputs[0], dx);
+        break;
+      }
+      case LayerKind::concat: {
+        const int64_t rows = rows_of(c.out.data.shape), width = c.out.data.shape.back();
+        int64_t off = 0;
+        for (const auto& in : l.inputs) {
+          const Tensor<T>& x = *vals.get(in).first;
+          const int64_t F = x.shape.back(), xr = rows_of(x.shape);
+          dx.resize(x.shape);
+          dx.zero();
+          // A vector repeated at every step collects the gradients of all steps.
+          if (!c.grad_out.empty())
+            for (int64_t r = 0; r < rows; ++r) {
+              const T* g = c.grad_out.ptr() + r * width + off;
+              T* d = dx.ptr() + (r % xr) * F;
+              for (int64_t k = 0; k < F; ++k) d[k] += g[k];
+            }
+          route(in, dx);
+          off += F;
+        }
+        break;
+      }
+      case LayerKind::bridge: {
+        // dz = dy * (1 - y^2)
+        dx = c.grad_out;
+        for (size_t k = 0; k < dx.data.size(); ++k) dx.data[k] *= T(1) - c.out.data.data[k] * c.out.data.data[k];
+        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
+        Tensor<T> dxin;
+        linear_backward(p.weight, x, dx, g.weight, &g.bias, &dxin);
+        route(l.inputs[0], dxin);
+        break;
+      }
+      case LayerKind::rnn: {
+        const RnnConfig& rc = l.rnn;
+        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
+        const int64_t B = x.dim(1), D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
+        const Tensor<T>* gy = &c.grad_out;
+        if (c.grad_out.empty()) {
+          zeros.resize(c.out.data.shape);
+          zeros.zero();
+          gy = &zeros;
+        }
+        // The final-state head reads the last layer's h_n: its gradient enters there.
+        if (!c.grad_final.empty()) {
+          if (c.grad_state_n.h.empty()) {
+            c.grad_state_n.h.resize({L * D, B, R});
+            c.grad_state_n.h.zero();
+          }
+          for (int64_t d = 0; d < D; ++d)
+            for (int64_t b = 0; b < B; ++b) {
+              T* dh = c.grad_state_n.h.ptr() + (((L - 1) * D + d) * B + b) * R;
+              const T* gf = c.grad_final.ptr() + b * D * R + d * R;
+              for (int64_t r = 0; r < R; ++r) dh[r] += gf[r];
+            }
+        }
+        const bool link = !l.init.empty() && cache.layers[size_t(spec.layer_index(l.init))].done;
+        RnnState<T> gs0;
+        rnn_backward(rc, p.rnn, x, c.rnn, *gy, c.grad_state_n, g.rnn, input_is_layer ? &dx : nullptr,
+                     link ? &gs0 : nullptr);
+        if (input_is_layer) route(l.inputs[0], dx);
+        if (link) {
+          const int64_t k = spec.layer_index(l.init);
+          LayerCache<T>& sc = cache.layers[size_t(k)];
+          if (spec.layers[size_t(k)].kind == LayerKind::rnn) {
+            add_to(sc.grad_state_n.h, gs0.h);
+            if (!gs0.c.empty()) add_to(sc.grad_state_n.c, gs0.c);
+          } else {
+            // back into the bridge's [B, S] layout
+            const int64_t K = L * D, H = rc.hidden_size, S = sc.out.data.dim(1);
+            Tensor<T> gb({B, S});
+            for (int64_t kk = 0; kk < K; ++kk)
+              for (int64_t b = 0; b < B; ++b) {
+                T* y = gb.ptr() + b * S;
+                std::copy(gs0.h.ptr() + (kk * B + b) * R, gs0.h.ptr() + (kk * B + b + 1) * R, y + kk * R);
+                if (rc.has_cell_state())
+                  std::copy(gs0.c.ptr() + (kk * B + b) * H, gs0.c.ptr() + (kk * B + b + 1) * H, y + K * R + kk * H);
+              }
+            add_to(sc.grad_out, gb);
+          }
+          sc.has_grad = true;
+        }
+        break;
+      }
+    }
+  }
+}
+
+#define RECUR_INSTANTIATE(T)                                                                                        \
+  template struct ModelGrads<T>;                                                                                    \
+  template ModelParams<T> model_init_params<T>(const ModelSpec&, Rng&);                                             \
+  template ModelGrads<T> model_zero_grads<T>(const ModelSpec&);                                                     \
+  template void model_check_params<T>(const ModelSpec&, const ModelParams<T>&);                                     \
+  template std::vector<ParamRef<T>> model_param_refs<T>(const ModelSpec&, ModelParams<T>&, ModelGrads<T>&);         \
+  template void model_forward<T>(const ModelSpec&, const ModelParams<T>&, const ModelInputs<T>&,                    \
+                                 const ModelForwardOptions&, ModelCache<T>&, const StateOverrides<T>&);             \
+  template const Tensor<T>& model_output<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);              \
+  template const RnnState<T>& model_rnn_state0<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);        \
+  template const RnnState<T>& model_rnn_state_n<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);       \
+  template void model_backward<T>(const ModelSpec&, const ModelParams<T>&, const ModelInputs<T>&, ModelCache<T>&,   \
+                                  const std::map<std::string, const Tensor<T>*>&, ModelGrads<T>&);
+RECUR_INSTANTIATE(float)
+RECUR_INSTANTIATE(double)
+#undef RECUR_INSTANTIATE
+
+}  // namespace recur

@@ -1,0 +1,352 @@
+// Readers of the task data files. See task_data.h.
+#include "recur/task_data.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <unordered_map>
+
+#include "quote.h"
+#include "recur/error.h"
+#include "recur/text_data.h"
+
+namespace recur {
+
+namespace {
+
+[[noreturn]] void bad_line(const std::string& path, int64_t line, const std::string& what) {
+  throw FormatError(path + ":" + std::to_string(line) + ": " + what);
+}
+
+std::vector<std::string> split_space(std::string_view s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_token_space(s[i])) ++i;
+    size_t j = i;
+    while (j < s.size() && !is_token_space(s[j])) ++j;
+    if (j > i) out.emplace_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// One CSV/TSV record of a line; quotes only mean something at the start of a field.
+std::vector<std::string> split_fields(std::string_view s, char delim, const std::string& path, int64_t line) {
+  std::vector<std::string> out;
+  std::string cur;
+  size_t i = 0;
+  bool fresh = true;
+  while (true) {
+    if (fresh && i < s.size() && s[i] == '"' && delim == ',') {
+      ++i;
+      while (true) {
+        if (i >= s.size()) bad_line(path, line, "unterminated quoted field; expected a closing '\"' on the same line");
+        if (s[i] == '"') {
+          if (i + 1 < s.size() && s[i + 1] == '"') {
+            cur += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        cur += s[i++];
+      }
+      fresh = false;
+      continue;
+    }
+    if (i >= s.size() || s[i] == delim) {
+      out.push_back(cur);
+      cur.clear();
+      if (i >= s.size()) break;
+      ++i;
+      fresh = true;
+      continue;
+    }
+    cur += s[i++];
+    fresh = false;
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+int64_t column(int64_t c, size_t n) { return c < 0 ? int64_t(n) + c : c; }
+
+}  // namespace
+
+std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptions& opts) {
+  const std::string text = read_text_file(path);
+  std::vector<TaggedSentence> out;
+  TaggedSentence cur;
+  size_t ncols = 0;
+  int64_t first_line = 0;
+  int64_t lineno = 0;
+  auto flush = [&] {
+    if (!cur.tokens.empty()) out.push_back(std::move(cur));
+    cur = TaggedSentence();
+  };
+  for (std::string_view line : split_lines(text)) {
+    ++lineno;
+    const std::vector<std::string> cols = split_space(line);
+    if (cols.empty()) {
+      flush();
+      continue;
+    }
+    if (cols[0] == "-DOCSTART-") {
+      flush();
+      continue;
+    }
+    if (ncols == 0) {
+      ncols = cols.size();
+      first_line = lineno;
+    }
+    if (cols.size() != ncols)
+      bad_line(path, lineno, std::to_string(cols.size()) + " columns; expected " + std::to_string(ncols) +
+                                 " as on line " + std::to_string(first_line) + " (ragged columns)");
+    const int64_t tc = opts.token_column, gc = column(opts.tag_column, ncols);
+    if (tc < 0 || tc >= int64_t(ncols))
+      bad_line(path, lineno, "no token column " + std::to_string(tc + 1) + "; the line has " + std::to_string(ncols));
+    const bool has_tag = ncols >= 2 && gc >= 0 && gc < int64_t(ncols) && gc != tc;
+    if (opts.require_tags && !has_tag)
+      bad_line(path, lineno, "missing tag column (" + std::to_string(ncols) + " column" + (ncols == 1 ? "" : "s") +
+                                 "); expected 'token tag' with the tag in column " +
+                                 (opts.tag_column < 0 ? std::string("last") : std::to_string(opts.tag_column + 1)));
+    if (cur.tokens.empty()) cur.line = lineno;
+    cur.tokens.push_back(cols[size_t(tc)]);
+    if (has_tag) cur.tags.push_back(cols[size_t(gc)]);
+    cur.lines.emplace_back(line);
+  }
+  flush();
+  if (out.empty()) throw FormatError(path + ": no sentences; expected 'token tag' lines with blank lines between sentences");
+  return out;
+}
+
+std::vector<LabelledText> read_labelled_texts(const std::string& path, const TableOptions& opts) {
+  const std::string text = read_text_file(path);
+  char delim = opts.delimiter;
+  if (delim == 0) delim = path.size() >= 4 && lower(path.substr(path.size() - 4)) == ".csv" ? ',' : '\t';
+  std::vector<LabelledText> out;
+  size_t nfields = 0;
+  int64_t first_line = 0, lineno = 0;
+  bool first = true;
+  for (std::string_view line : split_lines(text)) {
+    ++lineno;
+    if (split_space(line).empty()) continue;  // blank lines
+    const std::vector<std::string> f = split_fields(line, delim, path, lineno);
+    if (nfields == 0) {
+      nfields = f.size();
+      first_line = lineno;
+    }
+    if (f.size() != nfields)
+      bad_line(path, lineno, std::to_string(f.size()) + " fields; expected " + std::to_string(nfields) + " as on line " +
+                                 std::to_string(first_line) + " (ragged columns)");
+    const int64_t tc = column(opts.text_column, nfields), lc = column(opts.label_column, nfields);
+    if (tc < 0 || tc >= int64_t(nfields))
+      bad_line(path, lineno, "no text column " + std::to_string(opts.text_column + 1) + "; the row has " + std::to_string(nfields));
+    const bool has_label = nfields >= 2 && lc >= 0 && lc < int64_t(nfields) && lc != tc;
+    if (opts.require_labels && !has_label)
+      bad_line(path, lineno, "missing label column (" + std::to_string(nfields) + " field(s)); expected text and label");
+    if (first) {
+      first = false;
+      bool header = opts.header == 1;
+      if (opts.header < 0 && has_label) {
+        const std::string l = lower(f[size_t(lc)]), t = lower(f[size_t(tc)]);
+        header = l == "label" || l == "labels" || l == "class" || l == "sentiment" || l == "category" || l == "target" ||
+                 t == "text" || t == "sentence";
+      }
+      if (header) continue;
+    }
+    LabelledText e;
+    e.text = f[size_t(tc)];
+    if (split_space(e.text).empty()) bad_line(path, lineno, "empty text; expected at least one word");
+    if (has_label) {
+      const auto w = split_space(f[size_t(lc)]);
+      if (w.size() != 1) bad_line(path, lineno, "label " + quote_name(f[size_t(lc)]) + "; expected one word");
+      e.label = w[0];
+    }
+    e.line = lineno;
+    out.push_back(std::move(e));
+  }
+  if (out.empty()) throw FormatError(path + ": no examples; expected text and label rows");
+  return out;
+}
+
+std::vector<TextPair> read_pairs(const std::string& path, bool require_target) {
+  const std::string text = read_text_file(path);
+  std::vector<TextPair> out;
+  int64_t lineno = 0;
+  for (std::string_view line : split_lines(text)) {
+    ++lineno;
+    if (split_space(line).empty()) continue;
+    const size_t tab = line.find('\t');
+    TextPair p;
+    p.line = lineno;
+    p.source = std::string(line.substr(0, tab));
+    if (tab != std::string_view::npos) {
+      std::string_view rest = line.substr(tab + 1);
+      p.target = std::string(rest.substr(0, rest.find('\t')));
+    } else if (require_target) {
+      bad_line(path, lineno, "no tab; expected 'source<TAB>target'");
+    }
+    if (split_space(p.source).empty()) bad_line(path, lineno, "empty source; expected at least one word");
+    if (require_target && split_space(p.target).empty()) bad_line(path, lineno, "empty target; expected at least one word");
+    out.push_back(std::move(p));
+  }
+  if (out.empty()) throw FormatError(path + ": no pairs; expected 'source<TAB>target' lines");
+  return out;
+}
+
+std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width) {
+  const std::string text = read_text_file(path);
+  std::vector<FeatureSequence> out;
+  size_t nfields = 0;
+  int64_t lineno = 0, first_line = 0;
+  for (std::string_view line : split_lines(text)) {
+    ++lineno;
+    if (split_space(line).empty()) continue;
+    const auto f = split_fields(line, ',', path, lineno);
+    if (nfields == 0) {
+      if (f.size() < 3) bad_line(path, lineno, std::to_string(f.size()) + " fields; expected id, features..., label");
+      nfields = f.size();
+      first_line = lineno;
+      // A header row: its first feature is not a number.
+      char* end = nullptr;
+      std::strtod(f[1].c_str(), &end);
+      if (end == f[1].c_str()) continue;
+    }
+    if (f.size() != nfields)
+      bad_line(path, lineno, std::to_string(f.size()) + " fields; expected " + std::to_string(nfields) + " as on line " +
+                                 std::to_string(first_line) + " (ragged columns)");
+    if (out.empty() || out.back().id != f[0]) {
+      out.push_back({});
+      out.back().id = f[0];
+      out.back().line = lineno;
+    }
+    FeatureSequence& s = out.back();
+    for (size_t k = 1; k + 1 < nfields; ++k) {
+      char* end = nullptr;
+      const double v = std::strtod(f[k].c_str(), &end);
+      if (f[k].empty() || end != f[k].c_str() + f[k].size() || !std::isfinite(v))
+        bad_line(path, lineno, "field " + std::to_string(k + 1) + " " + quote_name(f[k]) + "; expected a finite number");
+      s.values.push_back(float(v));
+    }
+    const auto w = split_space(f.back());
+    if (w.size() != 1) bad_line(path, lineno, "label " + quote_name(f.back()) + "; expected one word");
+    s.labels.push_back(w[0]);
+    ++s.steps;
+  }
+  if (out.empty()) throw FormatError(path + ": no sequences; expected 'id,f1,...,label' rows");
+  *width = int64_t(nfields) - 2;
+  return out;
+}
+
+std::vector<std::string> split_words(std::string_view text, bool lc) {
+  std::vector<std::string> out;
+  std::string cur;
+  auto flush = [&] {
+    if (!cur.empty()) out.push_back(lc ? lower(cur) : cur);
+    cur.clear();
+  };
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    // U+00A0 (C2 A0), U+202F (E2 80 AF), U+2009 (E2 80 89): spaces in French typography.
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0xA0) {
+      flush();
+      i += 2;
+      continue;
+    }
+    if (c == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+        (static_cast<unsigned char>(text[i + 2]) == 0xAF || static_cast<unsigned char>(text[i + 2]) == 0x89)) {
+      flush();
+      i += 3;
+      continue;
+    }
+    // « and » (C2 AB, C2 BB) are punctuation tokens.
+    if (c == 0xC2 && i + 1 < text.size() &&
+        (static_cast<unsigned char>(text[i + 1]) == 0xAB || static_cast<unsigned char>(text[i + 1]) == 0xBB)) {
+      flush();
+      out.emplace_back(text.substr(i, 2));
+      i += 2;
+      continue;
+    }
+    if (is_token_space(char(c))) {
+      flush();
+      ++i;
+      continue;
+    }
+    // ASCII punctuation splits off, except an apostrophe or hyphen inside a word ("don't", "peut-être").
+    if (c < 0x80 && std::ispunct(c)) {
+      const bool inner = (c == '\'' || c == '-') && !cur.empty() && i + 1 < text.size() &&
+                         !is_token_space(text[i + 1]) && !std::ispunct(static_cast<unsigned char>(text[i + 1]));
+      if (!inner) {
+        flush();
+        out.emplace_back(1, char(c));
+        ++i;
+        continue;
+      }
+    }
+    cur += char(c);
+    ++i;
+  }
+  flush();
+  return out;
+}
+
+int64_t word_vectors_dim(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw FormatError(path + ": cannot open; expected a GloVe or word2vec text file");
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    const auto f = split_space(line);
+    if (f.empty()) continue;
+    if (lineno == 1 && f.size() == 2) continue;  // word2vec "count dim" header
+    if (f.size() < 2) bad_line(path, lineno, "expected a word and its vector");
+    return int64_t(f.size()) - 1;
+  }
+  throw FormatError(path + ": no vectors; expected 'word v1 ... vD' lines");
+}
+
+int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<float>& weight) {
+  const int64_t D = word_vectors_dim(path);
+  if (weight.rank() != 2 || weight.dim(1) != D)
+    throw Error(path + ": vectors have " + std::to_string(D) + " dimensions; the embedding has " +
+                std::to_string(weight.rank() == 2 ? weight.dim(1) : 0) + " (pass --embed " + std::to_string(D) + ")");
+  std::ifstream in(path);
+  std::string line;
+  int64_t lineno = 0, found = 0;
+  std::vector<bool> done(size_t(vocab.size()), false);
+  while (std::getline(in, line)) {
+    ++lineno;
+    const auto f = split_space(line);
+    if (f.empty() || (lineno == 1 && f.size() == 2)) continue;
+    if (int64_t(f.size()) != D + 1)
+      bad_line(path, lineno, std::to_string(f.size() - 1) + " values; expected " + std::to_string(D) + " as on the first vector line");
+    // An exact match wins over a lower-cased one (GloVe is lower-case, the data may not be).
+    for (const std::string& key : {f[0]}) {
+      int32_t id = vocab.contains(key) ? vocab.id(key) : -1;
+      if (id < Vocab::num_special || done[size_t(id)]) continue;
+      float* row = weight.ptr() + int64_t(id) * D;
+      for (int64_t k = 0; k < D; ++k) {
+        char* end = nullptr;
+        const double v = std::strtod(f[size_t(k + 1)].c_str(), &end);
+        if (end == f[size_t(k + 1)].c_str() || !std::isfinite(v))
+          bad_line(path, lineno, "value " + quote_name(f[size_t(k + 1)]) + "; expected a finite number");
+        row[k] = float(v);
+      }
+      done[size_t(id)] = true;
+      ++found;
+    }
+  }
+  (void)lower;
+  return found;
+}
+
+}  // namespace recur

@@ -1,0 +1,952 @@
+// The supervised tasks on top of the composable model. See tasks.h.
+#include "recur/tasks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <set>
+
+#include "json_fields.h"
+#include "quote.h"
+#include "recur/metrics.h"
+#include "recur/safetensors.h"
+#include "recur/sampler.h"
+#include "recur/text_data.h"
+
+namespace recur {
+
+namespace fs = std::filesystem;
+
+const char* task_kind_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::classify: return "classify";
+    case TaskKind::tag: return "tag";
+    case TaskKind::seq2seq: return "seq2seq";
+    case TaskKind::generate: return "generate";
+  }
+  return "?";
+}
+
+bool is_task_kind(std::string_view n) { return n == "classify" || n == "tag" || n == "seq2seq" || n == "generate"; }
+
+TaskKind parse_task_kind(std::string_view n) {
+  if (n == "classify") return TaskKind::classify;
+  if (n == "tag") return TaskKind::tag;
+  if (n == "seq2seq") return TaskKind::seq2seq;
+  if (n == "generate") return TaskKind::generate;
+  throw Error("task " + quote_name(n) + ": expected classify, tag, seq2seq or generate");
+}
+
+int32_t TaskModel::label_id(std::string_view label) const {
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] == label) return int32_t(i);
+  return -1;
+}
+
+// ---------------------------------------------------------------- reading
+
+namespace {
+
+std::vector<std::string> code_points(std::string_view s) {
+  std::vector<std::string> out;
+  for_each_token(TokenLevel::chars, s, [&](std::string_view c) { out.emplace_back(c); });
+  return out;
+}
+
+}  // namespace
+
+std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
+                                       int64_t* features_width) {
+  std::vector<RawExample> out;
+  if (task.features) {
+    if (task.kind != TaskKind::classify && task.kind != TaskKind::tag)
+      throw Error("--features: numeric input is for the classify and tag tasks");
+    int64_t F = 0;
+    for (auto& s : read_feature_sequences(path, &F)) {
+      RawExample e;
+      e.features = std::move(s.values);
+      e.steps = s.steps;
+      e.line = s.line;
+      if (task.kind == TaskKind::tag) {
+        e.output = s.labels;
+      } else {
+        for (const auto& l : s.labels)
+          if (l != s.labels[0])
+            throw FormatError(path + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
+                              " has labels " + quote_name(s.labels[0]) + " and " + quote_name(l) +
+                              "; expected one label per sequence for classification");
+        e.label = s.labels[0];
+      }
+      out.push_back(std::move(e));
+    }
+    if (features_width) *features_width = F;
+    return out;
+  }
+  switch (task.kind) {
+    case TaskKind::tag: {
+      ConllOptions o = task.conll;
+      o.require_tags = with_targets;
+      for (auto& s : read_conll(path, o)) {
+        RawExample e;
+        e.input = std::move(s.tokens);
+        e.output = std::move(s.tags);
+        e.lines = std::move(s.lines);
+        e.line = s.line;
+        out.push_back(std::move(e));
+      }
+      break;
+    }
+    case TaskKind::classify: {
+      TableOptions o = task.table;
+      o.require_labels = with_targets;
+      for (auto& r : read_labelled_texts(path, o)) {
+        RawExample e;
+        e.input = split_words(r.text, task.lowercase);
+        if (e.input.empty()) throw FormatError(path + ":" + std::to_string(r.line) + ": no words in the text");
+        e.label = r.label;
+        e.line = r.line;
+        out.push_back(std::move(e));
+      }
+      break;
+    }
+    case TaskKind::seq2seq: {
+      for (auto& p : read_pairs(path, with_targets)) {
+        RawExample e;
+        e.input = split_words(p.source, task.lowercase);
+        e.output = split_words(p.target, task.lowercase);
+        e.line = p.line;
+        if (e.input.empty()) throw FormatError(path + ":" + std::to_string(p.line) + ": empty source");
+        out.push_back(std::move(e));
+      }
+      break;
+    }
+    case TaskKind::generate: {
+      std::error_code ec;
+      if (fs::is_directory(path, ec)) {
+        std::vector<fs::path> files;
+        for (const auto& de : fs::directory_iterator(path))
+          if (de.path().extension() == ".txt") files.push_back(de.path());
+        std::sort(files.begin(), files.end());
+        if (files.empty()) throw FormatError(path + ": no *.txt files; expected one file of texts per condition");
+        for (const auto& f : files) {
+          const std::string text = read_text_file(f.string());
+          int64_t lineno = 0;
+          for (std::string_view line : split_lines(text)) {
+            ++lineno;
+            RawExample e;
+            e.output = code_points(line);
+            if (e.output.empty()) continue;
+            e.label = f.stem().string();
+            e.line = lineno;
+            out.push_back(std::move(e));
+          }
+        }
+      } else {
+        const std::string text = read_text_file(path);
+        int64_t lineno = 0;
+        for (std::string_view line : split_lines(text)) {
+          ++lineno;
+          if (line.empty()) continue;
+          const size_t tab = line.find('\t');
+          if (tab == std::string_view::npos || tab == 0)
+            throw FormatError(path + ":" + std::to_string(lineno) + ": expected 'condition<TAB>text'");
+          RawExample e;
+          e.label = std::string(line.substr(0, tab));
+          e.output = code_points(line.substr(tab + 1));
+          e.line = lineno;
+          if (e.output.empty()) throw FormatError(path + ":" + std::to_string(lineno) + ": empty text");
+          out.push_back(std::move(e));
+        }
+      }
+      if (out.empty()) throw FormatError(path + ": no texts to learn");
+      break;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- building
+
+TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vo,
+                           const TaskModelOptions& mo, int64_t features_width, Rng& rng) {
+  if (train.empty()) throw Error("no training examples");
+  TaskModel m;
+  m.task = task;
+  const VocabOptions vopts{vo.max_vocab, vo.min_count};
+  // Vocabularies and labels from the training data; labels sorted so ids do not depend on order.
+  std::set<std::string> labels;
+  if (!task.features && task.kind != TaskKind::generate) {
+    TokenCounter wc(TokenLevel::words);
+    for (const auto& e : train)
+      for (const auto& w : e.input) wc.add_token(w);
+    m.words = Vocab::build(wc, vopts);
+  }
+  if (task.kind == TaskKind::tag && task.char_rnn) {
+    TokenCounter cc(TokenLevel::chars);
+    for (const auto& e : train)
+      for (const auto& w : e.input) cc.add_text(w);
+    m.chars = Vocab::build(cc, {});
+  }
+  if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate) {
+    TokenCounter tc(task.kind == TaskKind::generate ? TokenLevel::chars : TokenLevel::words);
+    for (const auto& e : train)
+      for (const auto& w : e.output) tc.add_token(w);
+    m.targets = Vocab::build(tc, task.kind == TaskKind::generate ? VocabOptions{} : vopts);
+  }
+  if (task.kind == TaskKind::tag) {
+    for (const auto& e : train) labels.insert(e.output.begin(), e.output.end());
+  } else if (task.kind != TaskKind::seq2seq) {
+    for (const auto& e : train) labels.insert(e.label);
+  }
+  m.labels.assign(labels.begin(), labels.end());
+  if ((task.kind == TaskKind::classify) && m.labels.size() < 2)
+    throw Error("classification needs at least two labels in the training data, got " + std::to_string(m.labels.size()));
+  if (task.binary && m.labels.size() != 2)
+    throw Error("--binary: needs exactly two labels, got " + std::to_string(m.labels.size()));
+
+  RnnConfig rc = mo.rnn;
+  ModelSpec& s = m.spec;
+  auto drop = [&](const std::string& name, const std::string& in) { return mo.dropout > 0 ? s.dropout(name, in, mo.dropout) : in; };
+  switch (task.kind) {
+    case TaskKind::classify:
+    case TaskKind::tag: {
+      std::string x;
+      if (task.features) {
+        x = s.features("features", features_width);
+      } else {
+        s.tokens("words", m.words.size());
+        x = s.embedding("emb", "words", mo.embed, mo.freeze_embeddings);
+        if (task.char_rnn) {
+          s.tokens("chars", m.chars.size());
+          s.embedding("char_emb", "chars", mo.char_embed);
+          s.rnn("char_rnn", "char_emb", {.cell = CellType::lstm, .hidden_size = mo.char_hidden, .bidirectional = true});
+          x = s.concat("word_repr", {x, "char_rnn.final"});
+        }
+        x = drop("emb_drop", x);
+      }
+      s.rnn("rnn", x, rc);
+      const std::string h = drop("rnn_drop", task.kind == TaskKind::classify ? "rnn.final" : "rnn");
+      s.linear("out", h, task.kind == TaskKind::classify && task.binary ? 1 : int64_t(m.labels.size()));
+      break;
+    }
+    case TaskKind::seq2seq: {
+      s.tokens("src", m.words.size());
+      s.tokens("tgt", m.targets.size());
+      const std::string se = drop("src_drop", s.embedding("src_emb", "src", mo.embed, mo.freeze_embeddings));
+      s.rnn("enc", se, rc);
+      RnnConfig dc = rc;
+      dc.bidirectional = false;  // a decoder reads only the past
+      std::string init = "enc";
+      if (rc.bidirectional) init = s.bridge("bridge", "enc.final", "dec");
+      const std::string te = drop("tgt_drop", s.embedding("tgt_emb", "tgt", mo.embed));
+      s.rnn("dec", te, dc, init);
+      s.linear("out", drop("dec_drop", "dec"), m.targets.size());
+      break;
+    }
+    case TaskKind::generate: {
+      RnnConfig dc = rc;
+      dc.bidirectional = false;
+      s.tokens("cond", int64_t(m.labels.size()), false);
+      s.tokens("tgt", m.targets.size());
+      s.embedding("cond_emb", "cond", mo.embed);
+      if (!task.condition_every_step) s.bridge("bridge", "cond_emb", "dec");
+      std::string te = drop("tgt_drop", s.embedding("tgt_emb", "tgt", mo.embed));
+      // [T, B, E] next to [B, E]: the condition is repeated at every step (model.h, concat).
+      if (task.condition_every_step) te = s.concat("dec_in", {te, "cond_emb"});
+      s.rnn("dec", te, dc, task.condition_every_step ? "" : "bridge");
+      s.linear("out", drop("dec_drop", "dec"), m.targets.size());
+      break;
+    }
+  }
+  s.validate();
+  m.params = model_init_params<float>(s, rng);
+  return m;
+}
+
+std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vector<RawExample>& raw, bool with_targets,
+                                              const std::string& origin) {
+  std::vector<TaskExample> out;
+  out.reserve(raw.size());
+  auto label_of = [&](const std::string& l, int64_t line) {
+    const int32_t id = m.label_id(l);
+    if (id < 0) {
+      std::string known;
+      for (size_t i = 0; i < m.labels.size() && i < 12; ++i) known += (i ? ", " : "") + m.labels[i];
+      if (m.labels.size() > 12) known += ", ...";
+      throw FormatError(origin + ":" + std::to_string(line) + ": label " + quote_name(l) +
+                        " was not seen in training; expected one of: " + known);
+    }
+    return id;
+  };
+  for (const RawExample& r : raw) {
+    TaskExample e;
+    e.line = r.line;
+    if (m.task.features) {
+      const int64_t F = m.spec.inputs.at(0).size;
+      if (r.steps < 1 || int64_t(r.features.size()) != r.steps * F)
+        throw FormatError(origin + ":" + std::to_string(r.line) + ": " + std::to_string(r.steps ? r.features.size() / size_t(r.steps) : 0) +
+                          " features per step; the model reads " + std::to_string(F));
+      e.features = r.features;
+      e.steps = r.steps;
+    } else if (m.task.kind != TaskKind::generate) {
+      for (const auto& w : r.input) e.words.push_back(m.words.id(w));
+      e.steps = int64_t(e.words.size());
+      if (m.task.char_rnn)
+        for (const auto& w : r.input) {
+          std::vector<int32_t> c;
+          for (const auto& cp : code_points(w)) {
+            if (int64_t(c.size()) >= m.task.max_word_chars) break;
+            c.push_back(m.chars.id(cp));
+          }
+          if (c.empty()) c.push_back(Vocab::unk_id);
+          e.chars.push_back(std::move(c));
+        }
+    }
+    if (m.task.kind == TaskKind::generate) {
+      e.label = label_of(r.label, r.line);  // the condition is the input, always needed
+    }
+    if (with_targets) {
+      switch (m.task.kind) {
+        case TaskKind::classify: e.label = label_of(r.label, r.line); break;
+        case TaskKind::tag:
+          for (const auto& t : r.output) e.targets.push_back(label_of(t, r.line));
+          break;
+        case TaskKind::seq2seq:
+        case TaskKind::generate:
+          for (const auto& t : r.output) e.targets.push_back(m.targets.id(t));
+          break;
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- batches and loss
+
+namespace {
+
+// Decoder input <eos> y1..yn and target y1..yn <eos>, padded to the longest in the batch.
+void decoder_rows(std::span<const TaskExample* const> ex, ModelInput<float>& tgt, std::vector<int32_t>& targets) {
+  const int64_t B = int64_t(ex.size());
+  int64_t T = 1;
+  for (const auto* e : ex) T = std::max<int64_t>(T, int64_t(e->targets.size()) + 1);
+  tgt.steps = T;
+  tgt.batch = B;
+  tgt.ids.assign(size_t(T * B), Vocab::eos_id);
+  tgt.lengths.resize(size_t(B));
+  targets.assign(size_t(T * B), -1);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& y = ex[size_t(b)]->targets;
+    const int64_t n = int64_t(y.size());
+    tgt.lengths[size_t(b)] = n + 1;
+    for (int64_t t = 0; t < n; ++t) {
+      tgt.ids[size_t((t + 1) * B + b)] = y[size_t(t)];
+      targets[size_t(t * B + b)] = y[size_t(t)];
+    }
+    targets[size_t(n * B + b)] = Vocab::eos_id;
+  }
+}
+
+}  // namespace
+
+TaskBatch make_task_batch(const TaskModel& m, std::span<const TaskExample* const> ex) {
+  TaskBatch tb;
+  const int64_t B = int64_t(ex.size());
+  if (B < 1) throw Error("make_task_batch: empty batch");
+  tb.batch = B;
+  const TaskKind k = m.task.kind;
+  if (k == TaskKind::generate) {
+    ModelInput<float> cond;
+    cond.batch = B;
+    for (const auto* e : ex) cond.ids.push_back(e->label);
+    tb.inputs["cond"] = std::move(cond);
+    decoder_rows(ex, tb.inputs["tgt"], tb.targets);
+    tb.steps = tb.inputs["tgt"].steps;
+    return tb;
+  }
+  int64_t T = 1;
+  for (const auto* e : ex) T = std::max(T, e->steps);
+  ModelInput<float> x;
+  x.steps = T;
+  x.batch = B;
+  x.lengths.resize(size_t(B));
+  for (int64_t b = 0; b < B; ++b) {
+    if (ex[size_t(b)]->steps < 1) throw Error("input line " + std::to_string(ex[size_t(b)]->line) + ": empty sequence");
+    x.lengths[size_t(b)] = ex[size_t(b)]->steps;
+  }
+  if (m.task.features) {
+    const int64_t F = m.spec.inputs.at(0).size;
+    x.features = Tensor<float>({T, B, F});
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < ex[size_t(b)]->steps; ++t)
+        std::copy_n(ex[size_t(b)]->features.data() + t * F, F, x.features.ptr() + (t * B + b) * F);
+  } else {
+    x.ids.assign(size_t(T * B), Vocab::eos_id);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < ex[size_t(b)]->steps; ++t) x.ids[size_t(t * B + b)] = ex[size_t(b)]->words[size_t(t)];
+  }
+  const std::string xname = m.task.features ? "features" : (k == TaskKind::seq2seq ? "src" : "words");
+  if (m.task.char_rnn) {
+    // One character sequence per word position [Tc, T*B]; padding positions get one <eos>.
+    ModelInput<float> c;
+    int64_t Tc = 1;
+    for (const auto* e : ex)
+      for (const auto& w : e->chars) Tc = std::max<int64_t>(Tc, int64_t(w.size()));
+    const int64_t N = T * B;
+    c.steps = Tc;
+    c.batch = N;
+    c.ids.assign(size_t(Tc * N), Vocab::eos_id);
+    c.lengths.assign(size_t(N), 1);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < ex[size_t(b)]->steps; ++t) {
+        const auto& w = ex[size_t(b)]->chars[size_t(t)];
+        const int64_t n = t * B + b;
+        c.lengths[size_t(n)] = int64_t(w.size());
+        for (size_t j = 0; j < w.size(); ++j) c.ids[j * size_t(N) + size_t(n)] = w[j];
+      }
+    tb.inputs["chars"] = std::move(c);
+  }
+  tb.inputs[xname] = std::move(x);
+  switch (k) {
+    case TaskKind::classify:
+      tb.steps = 0;
+      for (const auto* e : ex) {
+        tb.targets.push_back(e->label);
+        tb.binary.push_back(e->label == 1 ? 1.f : 0.f);
+      }
+      break;
+    case TaskKind::tag:
+      tb.steps = T;
+      tb.targets.assign(size_t(T * B), -1);
+      for (int64_t b = 0; b < B; ++b)
+        for (size_t t = 0; t < ex[size_t(b)]->targets.size(); ++t) tb.targets[t * size_t(B) + size_t(b)] = ex[size_t(b)]->targets[t];
+      break;
+    case TaskKind::seq2seq:
+      decoder_rows(ex, tb.inputs["tgt"], tb.targets);
+      tb.steps = tb.inputs["tgt"].steps;
+      break;
+    case TaskKind::generate: break;
+  }
+  return tb;
+}
+
+LossSum task_loss(const TaskModel& m, const Tensor<float>& out, const TaskBatch& tb, Tensor<float>* grad_out,
+                  double grad_scale) {
+  if (m.task.kind == TaskKind::classify && m.task.binary) {
+    bool any = false;
+    for (int32_t t : tb.targets) any |= t >= 0;
+    if (!any) return {};
+    return sigmoid_binary_cross_entropy(out, std::span<const float>(tb.binary), {}, grad_out, grad_scale);
+  }
+  bool any = false;
+  for (int32_t t : tb.targets) any |= t >= 0;
+  if (!any) return {};
+  return softmax_cross_entropy(out, std::span<const int32_t>(tb.targets), {}, grad_out, grad_scale);
+}
+
+LossSum task_forward_backward(const TaskModel& m, const TaskBatch& tb, const ModelForwardOptions& opts,
+                              ModelCache<float>& cache, ModelGrads<float>* grads) {
+  model_forward(m.spec, m.params, tb.inputs, opts, cache);
+  const Tensor<float>& out = model_output(m.spec, cache, "out");
+  if (!grads) return task_loss(m, out, tb, nullptr, 0.0);
+  // The mean over target positions: count them first, then scale the gradient by 1/count.
+  int64_t count = 0;
+  for (int32_t t : tb.targets) count += t >= 0;
+  Tensor<float> g;
+  const LossSum ls = task_loss(m, out, tb, &g, count > 0 ? 1.0 / double(count) : 0.0);
+  model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads);
+  return ls;
+}
+
+// ---------------------------------------------------------------- prediction
+
+namespace {
+
+template <typename F>
+void for_batches(const std::vector<TaskExample>& ex, int64_t batch, F&& f) {
+  std::vector<const TaskExample*> ptrs;
+  for (size_t i = 0; i < ex.size(); i += size_t(batch)) {
+    ptrs.clear();
+    for (size_t j = i; j < std::min(ex.size(), i + size_t(batch)); ++j) ptrs.push_back(&ex[j]);
+    f(i, std::span<const TaskExample* const>(ptrs));
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<double>> classify_probabilities(const TaskModel& m, const std::vector<TaskExample>& ex,
+                                                        int64_t batch) {
+  std::vector<std::vector<double>> out(ex.size());
+  ModelCache<float> cache;
+  for_batches(ex, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
+    const TaskBatch tb = make_task_batch(m, b);
+    model_forward(m.spec, m.params, tb.inputs, {}, cache);
+    const Tensor<float>& logits = model_output(m.spec, cache, "out");
+    const int64_t C = logits.dim(1);
+    for (size_t k = 0; k < b.size(); ++k) {
+      std::vector<double>& p = out[i0 + k];
+      if (m.task.binary) {
+        const double z = logits.data[k];
+        const double p1 = 1.0 / (1.0 + std::exp(-z));
+        p = {1.0 - p1, p1};
+      } else {
+        std::vector<double> row(logits.data.begin() + int64_t(k) * C, logits.data.begin() + int64_t(k + 1) * C);
+        p.resize(size_t(C));
+        softmax<double>(row, p);
+      }
+    }
+  });
+  return out;
+}
+
+std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& m, const std::vector<TaskExample>& ex, int64_t batch) {
+  std::vector<std::vector<int32_t>> out(ex.size());
+  ModelCache<float> cache;
+  for_batches(ex, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
+    const TaskBatch tb = make_task_batch(m, b);
+    model_forward(m.spec, m.params, tb.inputs, {}, cache);
+    const Tensor<float>& logits = model_output(m.spec, cache, "out");  // [T, B, C]
+    const int64_t B = int64_t(b.size()), C = logits.dim(2);
+    for (int64_t k = 0; k < B; ++k)
+      for (int64_t t = 0; t < b[size_t(k)]->steps; ++t) {
+        const float* row = logits.ptr() + (t * B + k) * C;
+        out[i0 + size_t(k)].push_back(int32_t(std::max_element(row, row + C) - row));
+      }
+  });
+  return out;
+}
+
+namespace {
+
+// One decoder step for a batch: ids [B] in, log-probabilities [B, V] out, state advanced.
+// `in` holds the other inputs a step needs (a condition fed to every step), or nothing.
+void decoder_step(const TaskModel& m, const std::vector<int32_t>& ids, RnnState<float>& state, ModelCache<float>& cache,
+                  std::vector<double>& logp, ModelInputs<float> in = {}) {
+  ModelInput<float>& t = in["tgt"];
+  t.steps = 1;
+  t.batch = int64_t(ids.size());
+  t.ids = ids;
+  StateOverrides<float> ov{{"dec", &state}};
+  model_forward(m.spec, m.params, in, {.training = false, .rng = nullptr, .wanted = {"out"}}, cache, ov);
+  const Tensor<float>& logits = model_output(m.spec, cache, "out");
+  Tensor<double> l = tensor_cast<double>(logits);
+  Tensor<double> lp;
+  l.shape = {int64_t(ids.size()), logits.shape.back()};
+  log_softmax(l, lp);
+  logp = lp.data;
+  state = model_rnn_state_n(m.spec, cache, "dec");
+}
+
+// The decoder's initial state for a batch of sources / conditions: the first forward with a
+// one-step <eos> decoder input computes it from the encoder or the bridge.
+RnnState<float> decoder_start(const TaskModel& m, ModelInputs<float> in, int64_t B, ModelCache<float>& cache) {
+  ModelInput<float>& t = in["tgt"];
+  t.steps = 1;
+  t.batch = B;
+  t.ids.assign(size_t(B), Vocab::eos_id);
+  t.lengths.clear();
+  model_forward(m.spec, m.params, in, {.training = false, .rng = nullptr, .wanted = {"dec"}}, cache);
+  return model_rnn_state0(m.spec, cache, "dec");
+}
+
+// Rows [B] of a state, picked by `from` (beam reordering): h [K, B, R] -> [K, from.size(), R].
+RnnState<float> select_rows(const RnnState<float>& s, const std::vector<int64_t>& from) {
+  auto pick = [&](const Tensor<float>& t) {
+    if (t.empty()) return Tensor<float>();
+    const int64_t K = t.dim(0), B = t.dim(1), F = t.dim(2), N = int64_t(from.size());
+    Tensor<float> o({K, N, F});
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n)
+        std::copy_n(t.ptr() + (k * B + from[size_t(n)]) * F, F, o.ptr() + (k * N + n) * F);
+    return o;
+  };
+  return {pick(s.h), pick(s.c)};
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> translate(const TaskModel& m, const std::vector<TaskExample>& ex,
+                                            const DecodeOptions& opts, int64_t batch) {
+  if (m.task.kind != TaskKind::seq2seq) throw Error("translate: the model is not a seq2seq model");
+  if (opts.beam < 1) throw Error("--beam: expected >= 1, got " + std::to_string(opts.beam));
+  std::vector<std::vector<int32_t>> out(ex.size());
+  ModelCache<float> cache;
+  std::vector<double> logp;
+  const int64_t V = m.targets.size();
+  if (opts.beam == 1) {
+    // Greedy, a batch at a time.
+    for_batches(ex, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
+      TaskBatch tb = make_task_batch(m, b);
+      const int64_t B = int64_t(b.size());
+      RnnState<float> state = decoder_start(m, tb.inputs, B, cache);
+      std::vector<int32_t> ids(size_t(B), Vocab::eos_id);
+      std::vector<bool> done(size_t(B), false);
+      for (int64_t step = 0; step <= opts.max_length; ++step) {
+        decoder_step(m, ids, state, cache, logp);
+        bool all = true;
+        for (int64_t k = 0; k < B; ++k) {
+          const double* row = logp.data() + k * V;
+          ids[size_t(k)] = int32_t(std::max_element(row, row + V) - row);
+          if (done[size_t(k)]) continue;
+          if (ids[size_t(k)] == Vocab::eos_id || step == opts.max_length) done[size_t(k)] = true;
+          else out[i0 + size_t(k)].push_back(ids[size_t(k)]);
+          all = all && done[size_t(k)];
+        }
+        if (all) break;
+      }
+    });
+    return out;
+  }
+  // Beam search, one source at a time. Finished hypotheses (ended by <eos>) compete by
+  // length-normalised score; search stops when the best live one cannot beat the best finished
+  // one under the same normalisation, or at max_length.
+  const int64_t K = opts.beam;
+  auto norm = [&](double lp, size_t len) {
+    return opts.length_penalty > 0 ? lp / std::pow(double(std::max<size_t>(len, 1)), opts.length_penalty) : lp;
+  };
+  for (size_t i = 0; i < ex.size(); ++i) {
+    const TaskExample* one[1] = {&ex[i]};
+    TaskBatch tb = make_task_batch(m, std::span<const TaskExample* const>(one, 1));
+    RnnState<float> state = decoder_start(m, tb.inputs, 1, cache);
+    struct Hyp {
+      std::vector<int32_t> ids;
+      double logp = 0;
+    };
+    std::vector<Hyp> live{{{}, 0.0}};
+    Hyp best;
+    double best_score = -std::numeric_limits<double>::infinity();
+    for (int64_t step = 0; step <= opts.max_length && !live.empty(); ++step) {
+      std::vector<int32_t> last;
+      for (const Hyp& h : live) last.push_back(h.ids.empty() ? Vocab::eos_id : h.ids.back());
+      decoder_step(m, last, state, cache, logp);
+      struct Cand {
+        double lp;
+        int64_t from;
+        int32_t tok;
+      };
+      std::vector<Cand> cands;
+      for (size_t h = 0; h < live.size(); ++h) {
+        const double* row = logp.data() + h * size_t(V);
+        // The K best tokens of each hypothesis are enough to find the K best overall.
+        std::vector<int32_t> idx(static_cast<size_t>(V));
+        std::iota(idx.begin(), idx.end(), 0);
+        std::partial_sort(idx.begin(), idx.begin() + std::min<int64_t>(K, V), idx.end(),
+                          [&](int32_t a, int32_t b2) { return row[a] > row[b2]; });
+        for (int64_t j = 0; j < std::min<int64_t>(K, V); ++j)
+          cands.push_back({live[h].logp + row[idx[size_t(j)]], int64_t(h), idx[size_t(j)]});
+      }
+      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b2) { return a.lp > b2.lp; });
+      std::vector<Hyp> next;
+      std::vector<int64_t> from;
+      for (const Cand& c : cands) {
+        if (int64_t(next.size()) >= K) break;
+        Hyp h = live[size_t(c.from)];
+        h.logp = c.lp;
+        if (c.tok == Vocab::eos_id || step == opts.max_length) {
+          const double sc = norm(h.logp, h.ids.size() + 1);
+          if (sc > best_score) {
+            best_score = sc;
+            best = h;
+          }
+          continue;
+        }
+        h.ids.push_back(c.tok);
+        next.push_back(std::move(h));
+        from.push_back(c.from);
+      }
+      if (next.empty()) break;
+      state = select_rows(state, from);
+      live = std::move(next);
+      // Log-probabilities only fall, so with a fixed length a live hypothesis can at best keep
+      // its score; under length normalisation it could still win, so stop only without it.
+      if (opts.length_penalty <= 0 && live.front().logp < best_score) break;
+    }
+    out[i] = best_score > -std::numeric_limits<double>::infinity() ? best.ids : live.front().ids;
+  }
+  return out;
+}
+
+std::vector<int32_t> generate_conditioned(const TaskModel& m, int32_t label, const GenerateTaskOptions& opts, Rng& rng) {
+  if (m.task.kind != TaskKind::generate) throw Error("generate: the model is not a conditioned generator");
+  if (label < 0 || label >= int32_t(m.labels.size())) throw Error("generate: condition id out of range");
+  ModelInputs<float> in;
+  in["cond"].batch = 1;
+  in["cond"].ids = {label};
+  ModelCache<float> cache;
+  RnnState<float> state = decoder_start(m, in, 1, cache);
+  std::vector<int32_t> out, ids{Vocab::eos_id};
+  std::vector<double> logp;
+  SampleOptions so;
+  so.temperature = opts.temperature;
+  so.argmax = opts.argmax;
+  so.validate();
+  SamplerScratch scratch;
+  for (int64_t step = 0; step < opts.max_length; ++step) {
+    decoder_step(m, ids, state, cache, logp, in);
+    logp[Vocab::unk_id] = -std::numeric_limits<double>::infinity();  // never a training target
+    const int32_t tok = sample_token(std::span<const double>(logp), so, rng, scratch);
+    if (tok == Vocab::eos_id) break;
+    out.push_back(tok);
+    ids[0] = tok;
+  }
+  return out;
+}
+
+std::string task_output_text(const TaskModel& m, const std::vector<int32_t>& ids) {
+  std::string s;
+  const bool chars = m.targets.level() == TokenLevel::chars;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!chars && i) s += ' ';
+    s += m.targets.token(ids[i]);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- evaluation
+
+TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>& ex, const TaskEvalOptions& opts) {
+  TaskEvalResult r;
+  ModelCache<float> cache;
+  for_batches(ex, opts.batch, [&](size_t, std::span<const TaskExample* const> b) {
+    const TaskBatch tb = make_task_batch(m, b);
+    r.loss += task_forward_backward(m, tb, {}, cache, nullptr);
+  });
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "loss        %.6f (%lld targets)\n", r.loss.mean(), (long long)r.loss.count);
+  r.report = buf;
+  switch (m.task.kind) {
+    case TaskKind::classify: {
+      const auto probs = classify_probabilities(m, ex, opts.batch);
+      ClassEval ce(m.labels);
+      for (size_t i = 0; i < ex.size(); ++i)
+        ce.add(ex[i].label, int64_t(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin()));
+      r.metric = ce.accuracy();
+      r.metric_name = "accuracy";
+      r.report += ce.report();
+      break;
+    }
+    case TaskKind::tag: {
+      const auto pred = tag_predictions(m, ex, opts.batch);
+      TagEval te;
+      for (size_t i = 0; i < ex.size(); ++i) {
+        std::vector<std::string> g, p;
+        for (int32_t t : ex[i].targets) g.push_back(m.labels[size_t(t)]);
+        for (int32_t t : pred[i]) p.push_back(m.labels[size_t(t)]);
+        te.add(g, p);
+      }
+      r.metric = te.all.f1();
+      r.metric_name = "f1";
+      r.report += te.report();
+      break;
+    }
+    case TaskKind::seq2seq: {
+      r.metric_name = "bleu";
+      if (!opts.decode_outputs) {
+        r.metric = -r.loss.mean();
+        r.metric_name = "neg_loss";
+        break;
+      }
+      const auto hyp = translate(m, ex, opts.decode, opts.batch);
+      BleuEval be;
+      for (size_t i = 0; i < ex.size(); ++i) {
+        std::vector<std::string> ref, h;
+        for (int32_t t : ex[i].targets) ref.push_back(m.targets.token(t));
+        for (int32_t t : hyp[i]) h.push_back(m.targets.token(t));
+        be.add(ref, h);
+      }
+      r.metric = be.bleu();
+      std::snprintf(buf, sizeof buf, "decoder     %s\nBLEU        %.2f\nexact match %.2f%% (%lld of %lld)\n",
+                    opts.decode.beam > 1 ? ("beam " + std::to_string(opts.decode.beam)).c_str() : "greedy",
+                    100 * be.bleu(), 100 * be.exact_match(), (long long)be.exact, (long long)be.sentences);
+      r.report += buf;
+      break;
+    }
+    case TaskKind::generate:
+      r.metric = -r.loss.mean();
+      r.metric_name = "neg_loss";
+      std::snprintf(buf, sizeof buf, "perplexity  %.4f\n", std::exp(r.loss.mean()));
+      r.report += buf;
+      break;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+namespace {
+
+std::string task_json(const TaskModel& m) {
+  const TaskSpec& t = m.task;
+  nlohmann::ordered_json j = {{"kind", task_kind_name(t.kind)},
+                              {"binary", t.binary},
+                              {"lowercase", t.lowercase},
+                              {"char_rnn", t.char_rnn},
+                              {"features", t.features},
+                              {"condition_every_step", t.condition_every_step},
+                              {"max_word_chars", t.max_word_chars},
+                              {"token_column", t.conll.token_column},
+                              {"tag_column", t.conll.tag_column},
+                              {"text_column", t.table.text_column},
+                              {"label_column", t.table.label_column},
+                              {"labels", m.labels}};
+  return j.dump();
+}
+
+void task_from_json(TaskModel& m, std::string_view json, const std::string& origin) {
+  JsonFields f(json, origin + ": metadata \"task\"");
+  TaskSpec& t = m.task;
+  const std::string kind = f.string("kind");
+  if (!is_task_kind(kind)) f.fail("kind", "\"classify\", \"tag\", \"seq2seq\" or \"generate\"");
+  t.kind = parse_task_kind(kind);
+  t.binary = f.boolean("binary");
+  t.lowercase = f.boolean("lowercase");
+  t.char_rnn = f.boolean("char_rnn");
+  t.features = f.boolean("features");
+  t.condition_every_step = f.boolean("condition_every_step");
+  t.max_word_chars = f.integer("max_word_chars", 1, 1 << 20);
+  t.conll.token_column = f.integer("token_column", 0, 1 << 20);
+  t.conll.tag_column = f.integer("tag_column", -(1 << 20), 1 << 20);
+  t.table.text_column = f.integer("text_column", -(1 << 20), 1 << 20);
+  t.table.label_column = f.integer("label_column", -(1 << 20), 1 << 20);
+  const auto& l = f.raw("labels");
+  if (!l.is_array()) f.fail("labels", "an array of strings");
+  for (const auto& x : l) {
+    if (!x.is_string()) f.fail("labels", "an array of strings");
+    m.labels.push_back(x.get<std::string>());
+  }
+  f.finish();
+}
+
+// The inputs and head the task code relies on, checked against the loaded model's structure.
+void check_task_structure(const TaskModel& m, const std::string& origin) {
+  auto need_input = [&](const char* name, int64_t size) {
+    for (const auto& in : m.spec.inputs)
+      if (in.name == name) {
+        if (size > 0 && in.size != size)
+          throw FormatError(origin + ": model input '" + name + "' has size " + std::to_string(in.size) +
+                            " but its vocabulary " + std::to_string(size));
+        return;
+      }
+    throw FormatError(origin + ": model has no input '" + std::string(name) + "' for a " + task_kind_name(m.task.kind) + " task");
+  };
+  if (m.spec.layer_index("out") < 0) throw FormatError(origin + ": model has no 'out' layer");
+  const TaskKind k = m.task.kind;
+  if (k == TaskKind::seq2seq || k == TaskKind::generate) {
+    need_input("tgt", m.targets.size());
+    if (m.spec.layer_index("dec") < 0) throw FormatError(origin + ": model has no 'dec' layer");
+    if (k == TaskKind::seq2seq) need_input("src", m.words.size());
+    else need_input("cond", int64_t(m.labels.size()));
+  } else if (m.task.features) {
+    need_input("features", 0);
+  } else {
+    need_input("words", m.words.size());
+    if (m.task.char_rnn) need_input("chars", m.chars.size());
+  }
+  const int64_t C = m.spec.width("out");
+  const int64_t want = k == TaskKind::seq2seq || k == TaskKind::generate ? m.targets.size()
+                       : (k == TaskKind::classify && m.task.binary)      ? 1
+                                                                         : int64_t(m.labels.size());
+  if (C != want)
+    throw FormatError(origin + ": layer 'out' has " + std::to_string(C) + " outputs, expected " + std::to_string(want));
+}
+
+}  // namespace
+
+std::string task_model_summary(const TaskModel& m) {
+  std::string s = std::string(task_kind_name(m.task.kind));
+  if (m.task.binary) s += " (binary)";
+  s += ": " + model_spec_summary(m.spec) + "; " + std::to_string(model_param_count(m.spec)) + " parameters";
+  if (!m.labels.empty()) s += "; " + std::to_string(m.labels.size()) + " labels";
+  if (m.words.size() > Vocab::num_special) s += "; " + std::to_string(m.words.size()) + " words";
+  if (m.targets.size() > Vocab::num_special) s += "; " + std::to_string(m.targets.size()) + " output tokens";
+  return s;
+}
+
+void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck) {
+  const TaskModel& m = ck.model;
+  model_check_params(m.spec, m.params);
+  check_task_structure(m, path);
+  bool finite = true;
+  model_for_each_param(m.spec, m.params, [&](const std::string&, const Tensor<float>& t, bool) {
+    for (float v : t.data) finite = finite && std::isfinite(v);
+  });
+  if (!finite) throw Error(path + ": refusing to save a model with NaN or infinite weights");
+  SafetensorsWriter w;
+  w.set_metadata("format", std::string(kTaskCheckpointFormat));
+  w.set_metadata("format_version", "1");
+  w.set_metadata("task", task_json(m));
+  w.set_metadata("model", model_spec_to_json(m.spec));
+  if (m.words.size() > Vocab::num_special) w.set_metadata("vocab.words", m.words.to_json());
+  if (m.chars.size() > Vocab::num_special) w.set_metadata("vocab.chars", m.chars.to_json());
+  if (m.targets.size() > Vocab::num_special) w.set_metadata("vocab.targets", m.targets.to_json());
+  if (!ck.train_state.empty()) w.set_metadata("train_state", ck.train_state);
+  model_for_each_param(m.spec, m.params, [&](const std::string& n, const Tensor<float>& t, bool) { w.add(n, t); });
+  for (const auto& [name, t] : ck.tensors) {
+    if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
+      throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
+    w.add(name, t);
+  }
+  w.write(path);
+}
+
+bool is_task_checkpoint(const std::string& path) {
+  try {
+    const SafetensorsReader rd = SafetensorsReader::open(path);
+    auto it = rd.metadata().find("format");
+    return it != rd.metadata().end() && it->second == kTaskCheckpointFormat;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+TaskCheckpoint load_task_checkpoint(const std::string& path) {
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  const auto& meta = rd.metadata();
+  auto field = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end()) throw FormatError(path + ": metadata \"" + key + "\": missing; expected a recur task model");
+    return it->second;
+  };
+  if (field("format") != kTaskCheckpointFormat)
+    throw FormatError(path + ": metadata \"format\": got " + quote_name(field("format")) + ", expected 'recur-model'");
+  if (field("format_version") != "1")
+    throw FormatError(path + ": format_version " + quote_name(field("format_version")) + ": this build reads version 1");
+  for (const auto& [key, v] : meta) {
+    (void)v;
+    static const std::set<std::string> known{"format", "format_version", "task", "model", "vocab.words",
+                                             "vocab.chars", "vocab.targets", "train_state"};
+    if (!known.count(key)) throw FormatError(path + ": metadata " + quote_name(key) + ": unknown key");
+  }
+  TaskCheckpoint ck;
+  TaskModel& m = ck.model;
+  task_from_json(m, field("task"), path);
+  m.spec = model_spec_from_json(field("model"), path);
+  if (meta.count("vocab.words")) m.words = Vocab::from_json(meta.at("vocab.words"), path + ": metadata \"vocab.words\"");
+  if (meta.count("vocab.chars")) m.chars = Vocab::from_json(meta.at("vocab.chars"), path + ": metadata \"vocab.chars\"");
+  if (meta.count("vocab.targets"))
+    m.targets = Vocab::from_json(meta.at("vocab.targets"), path + ": metadata \"vocab.targets\"");
+  check_task_structure(m, path);
+  std::set<std::string> names;
+  {
+    Rng rng(0);
+    m.params = model_init_params<float>(m.spec, rng);  // shapes; every value is overwritten below
+  }
+  model_for_each_param(m.spec, m.params, [&](const std::string& n, Tensor<float>& t, bool) {
+    t = rd.get<float>(n, t.shape);
+    names.insert(n);
+  });
+  for (const std::string& n : rd.names()) {
+    if (names.count(n)) continue;
+    if (n.rfind("optim.", 0) == 0 || n.rfind("train.", 0) == 0) {
+      ck.tensors[n] = rd.get<float>(n);
+      continue;
+    }
+    throw FormatError(path + ": unexpected tensor " + quote_name(n) + " for this model");
+  }
+  if (meta.count("train_state")) ck.train_state = meta.at("train_state");
+  return ck;
+}
+
+}  // namespace recur

@@ -1,0 +1,363 @@
+// Composable models (model.h): finite-difference gradients of every head (per-step and
+// final-state), the concatenation of word and per-word character features, the
+// encoder-decoder links (direct state and bridge), dropout with fixed masks and feature
+// inputs; the JSON round trip; PyTorch goldens of a BiLSTM tagger and a many-to-one classifier.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gradcheck.h"
+#include "recur/model.h"
+#include "recur/safetensors.h"
+
+namespace recur {
+namespace {
+
+using test::GradCheckInput;
+
+// A model, a batch, and a loss sum(out ⊙ weights) over chosen outputs, so every output element
+// gets an O(1) random gradient.
+struct Problem {
+  ModelSpec spec;
+  ModelParams<double> params;
+  ModelInputs<double> inputs;
+  std::vector<std::string> heads;
+  std::map<std::string, Tensor<double>> weights;
+  bool training = false;
+
+  double run(ModelGrads<double>* grads) {
+    ModelCache<double> cache;
+    Rng rng(3);  // the same dropout masks every call
+    model_forward(spec, params, inputs, {.training = training, .rng = &rng, .wanted = {}}, cache);
+    double loss = 0;
+    std::map<std::string, const Tensor<double>*> g;
+    for (const auto& h : heads) {
+      const Tensor<double>& out = model_output(spec, cache, h);
+      auto& w = weights[h];
+      if (w.shape != out.shape) {
+        Rng wr(h.size() + 17);
+        w = Tensor<double>(out.shape);
+        for (auto& v : w.data) v = wr.uniform(-1, 1);
+      }
+      for (size_t i = 0; i < out.data.size(); ++i) loss += out.data[i] * w.data[i];
+      g[h] = &w;
+    }
+    if (grads) model_backward(spec, params, inputs, cache, g, *grads);
+    return loss;
+  }
+
+  void check(const std::string& what) {
+    Rng rng(7);
+    params = model_init_params<double>(spec, rng);
+    // Larger than the default init so every gate is exercised away from zero.
+    model_for_each_param(spec, params, [&](const std::string&, Tensor<double>& t, bool) {
+      for (auto& v : t.data) v = rng.uniform(-0.6, 0.6);
+    });
+    ModelGrads<double> grads = model_zero_grads<double>(spec);
+    run(&grads);
+    std::vector<Tensor<double>*> values;
+    model_for_each_param(spec, params, [&](const std::string&, Tensor<double>& t, bool) { values.push_back(&t); });
+    std::vector<GradCheckInput> in;
+    size_t k = 0;
+    std::vector<bool> trainable;
+    model_for_each_param(spec, grads, [&](const std::string& name, Tensor<double>& g, bool tr) {
+      if (tr) in.push_back({name, values[k], &g});
+      ++k;
+    });
+    ASSERT_FALSE(in.empty());
+    EXPECT_GRADCHECK([&] { return run(nullptr); }, in, {.eps = 1e-5, .max_per_tensor = 200, .floor = 1e-3}) << what;
+  }
+};
+
+ModelInput<double> tokens(int64_t T, int64_t B, int64_t V, std::vector<int64_t> lengths, uint64_t seed) {
+  ModelInput<double> in;
+  Rng rng(seed);
+  in.steps = T;
+  in.batch = B;
+  in.lengths = std::move(lengths);
+  const int64_t n = T > 0 ? T * B : B;
+  for (int64_t i = 0; i < n; ++i) in.ids.push_back(int32_t(rng.below(uint64_t(V))));
+  return in;
+}
+
+RnnConfig cfg(CellType cell, int64_t H, int64_t L, bool bi) {
+  return {.cell = cell, .hidden_size = H, .num_layers = L, .bidirectional = bi};
+}
+
+TEST(ModelGradients, PerStepHeadOnStackedBiLstm) {
+  Problem p;
+  p.spec.tokens("words", 9);
+  p.spec.embedding("emb", "words", 3);
+  p.spec.rnn("rnn", "emb", cfg(CellType::lstm, 4, 2, true));
+  p.spec.linear("out", "rnn", 5);
+  p.inputs["words"] = tokens(5, 3, 9, {5, 2, 4}, 1);
+  p.heads = {"out"};
+  p.check("tagger head");
+}
+
+TEST(ModelGradients, FinalStateHeadOnBiGruAndUniRnn) {
+  for (CellType cell : {CellType::gru, CellType::rnn_tanh}) {
+    Problem p;
+    p.spec.tokens("words", 8);
+    p.spec.embedding("emb", "words", 3);
+    p.spec.rnn("rnn", "emb", cfg(cell, 4, 2, cell == CellType::gru));
+    p.spec.linear("out", "rnn.final", 3);
+    p.inputs["words"] = tokens(4, 3, 8, {4, 1, 3}, 2);
+    p.heads = {"out"};
+    p.check(std::string("classifier head ") + std::string(cell_name(cell)));
+  }
+}
+
+TEST(ModelGradients, CharacterFeaturesConcatenatedPerWord) {
+  // words [T=3, B=2]; chars [Tc=4, N=T*B=6]: one character sequence per word position.
+  Problem p;
+  p.spec.tokens("words", 7);
+  p.spec.tokens("chars", 5);
+  p.spec.embedding("wemb", "words", 3);
+  p.spec.embedding("cemb", "chars", 2);
+  p.spec.rnn("crnn", "cemb", cfg(CellType::lstm, 2, 1, true));
+  p.spec.concat("cat", {"wemb", "crnn.final"});
+  p.spec.rnn("rnn", "cat", cfg(CellType::gru, 3, 1, true));
+  p.spec.linear("out", "rnn", 4);
+  p.inputs["words"] = tokens(3, 2, 7, {3, 2}, 3);
+  p.inputs["chars"] = tokens(4, 6, 5, {4, 1, 3, 2, 4, 1}, 4);
+  p.heads = {"out"};
+  p.check("char features");
+}
+
+TEST(ModelGradients, EncoderDecoderDirectStateLink) {
+  for (CellType cell : {CellType::lstm, CellType::gru}) {
+    Problem p;
+    p.spec.tokens("src", 6);
+    p.spec.tokens("tgt", 7);
+    p.spec.embedding("semb", "src", 3);
+    p.spec.rnn("enc", "semb", cfg(cell, 4, 2, false));
+    p.spec.embedding("temb", "tgt", 3);
+    p.spec.rnn("dec", "temb", cfg(cell, 4, 2, false), "enc");
+    p.spec.linear("out", "dec", 7);
+    p.inputs["src"] = tokens(5, 3, 6, {5, 3, 1}, 5);
+    p.inputs["tgt"] = tokens(4, 3, 7, {2, 4, 3}, 6);
+    p.heads = {"out"};
+    p.check(std::string("encoder-decoder ") + std::string(cell_name(cell)));
+  }
+}
+
+TEST(ModelGradients, BidirectionalEncoderBridgeToDecoder) {
+  Problem p;
+  p.spec.tokens("src", 6);
+  p.spec.tokens("tgt", 7);
+  p.spec.embedding("semb", "src", 3);
+  p.spec.rnn("enc", "semb", cfg(CellType::lstm, 3, 1, true));
+  p.spec.bridge("bridge", "enc.final", "dec");
+  p.spec.embedding("temb", "tgt", 3);
+  p.spec.rnn("dec", "temb", cfg(CellType::lstm, 4, 2, false), "bridge");
+  p.spec.linear("out", "dec", 7);
+  p.inputs["src"] = tokens(4, 2, 6, {4, 2}, 7);
+  p.inputs["tgt"] = tokens(3, 2, 7, {3, 1}, 8);
+  p.heads = {"out"};
+  p.check("bridge");
+}
+
+TEST(ModelGradients, ConditionEmbeddingInitialisesGenerator) {
+  Problem p;
+  p.spec.tokens("cond", 4, false);  // one label per example
+  p.spec.tokens("tgt", 6);
+  p.spec.embedding("cemb", "cond", 3);
+  p.spec.bridge("bridge", "cemb", "dec");
+  p.spec.embedding("temb", "tgt", 3);
+  p.spec.rnn("dec", "temb", cfg(CellType::gru, 4, 1, false), "bridge");
+  p.spec.linear("out", "dec", 6);
+  p.inputs["cond"] = tokens(0, 3, 4, {}, 9);
+  p.inputs["tgt"] = tokens(4, 3, 6, {4, 2, 3}, 10);
+  p.heads = {"out"};
+  p.check("conditioned generator");
+}
+
+TEST(ModelGradients, ConditionRepeatedAtEveryStep) {
+  // One-to-many with the condition in every step's input: cat(tgt_emb [T, B, 3], cond_emb [B, 2]).
+  Problem p;
+  p.spec.tokens("cond", 4, false);
+  p.spec.tokens("tgt", 6);
+  p.spec.embedding("cemb", "cond", 2);
+  p.spec.embedding("temb", "tgt", 3);
+  p.spec.concat("x", {"temb", "cemb"});
+  p.spec.rnn("dec", "x", cfg(CellType::lstm, 4, 1, false));
+  p.spec.linear("out", "dec", 6);
+  p.inputs["cond"] = tokens(0, 3, 4, {}, 12);
+  p.inputs["tgt"] = tokens(4, 3, 6, {4, 2, 3}, 13);
+  p.heads = {"out"};
+  p.check("per-step condition");
+}
+
+TEST(ModelGradients, FeatureInputDropoutAndTwoHeads) {
+  Problem p;
+  p.spec.features("x", 3);
+  p.spec.rnn("rnn", "x", cfg(CellType::lstm, 4, 1, false));
+  p.spec.dropout("drop", "rnn", 0.3);
+  p.spec.linear("tags", "drop", 2);
+  p.spec.linear("cls", "rnn.final", 3);
+  ModelInput<double> x;
+  x.steps = 4;
+  x.batch = 2;
+  x.lengths = {4, 3};
+  x.features = Tensor<double>({4, 2, 3});
+  Rng rng(11);
+  for (auto& v : x.features.data) v = rng.uniform(-1, 1);
+  p.inputs["x"] = x;
+  p.heads = {"tags", "cls"};
+  p.training = true;
+  p.check("features, dropout, two heads");
+}
+
+TEST(ModelGradients, FrozenEmbeddingGetsNoGradient) {
+  ModelSpec s;
+  s.tokens("w", 5);
+  s.embedding("emb", "w", 2, true);
+  s.rnn("rnn", "emb", cfg(CellType::lstm, 3, 1, false));
+  s.linear("out", "rnn.final", 2);
+  Rng rng(1);
+  ModelParams<float> params = model_init_params<float>(s, rng);
+  ModelGrads<float> grads = model_zero_grads<float>(s);
+  const auto refs = model_param_refs(s, params, grads);
+  for (const auto& r : refs) EXPECT_NE(r.name, "emb.weight");
+  EXPECT_EQ(refs.size(), 6u);  // rnn 4 + out 2
+}
+
+TEST(ModelSpecJson, RoundTripsAndRefusesBadGraphs) {
+  ModelSpec s;
+  s.tokens("src", 6);
+  s.embedding("semb", "src", 3);
+  s.rnn("enc", "semb", cfg(CellType::lstm, 3, 1, true));
+  s.bridge("bridge", "enc.final", "dec");
+  s.tokens("tgt", 7);
+  s.embedding("temb", "tgt", 3);
+  s.rnn("dec", "temb", cfg(CellType::gru, 4, 2, false), "bridge");
+  s.dropout("d", "dec", 0.1);
+  s.linear("out", "d", 7);
+  s.validate();
+  const std::string j = model_spec_to_json(s);
+  const ModelSpec t = model_spec_from_json(j, "x.safetensors");
+  EXPECT_EQ(model_spec_to_json(t), j);
+  EXPECT_EQ(model_param_count(t), model_param_count(s));
+
+  ModelSpec bad = s;
+  bad.layers.back().inputs = {"nope"};
+  EXPECT_THROW(bad.validate(), Error);
+  ModelSpec bad2;
+  bad2.tokens("w", 5);
+  bad2.rnn("rnn", "w", cfg(CellType::lstm, 3, 1, false));  // token ids straight into an rnn
+  EXPECT_THROW(bad2.validate(), Error);
+  ModelSpec bad3;
+  bad3.tokens("a", 5);
+  bad3.embedding("e", "a", 2);
+  bad3.rnn("enc", "e", cfg(CellType::lstm, 3, 1, true));
+  bad3.rnn("dec", "e", cfg(CellType::lstm, 3, 1, false), "enc");  // bidirectional state into a unidirectional rnn
+  EXPECT_THROW(bad3.validate(), Error);
+  try {
+    model_spec_from_json(R"({"inputs":[],"layers":[{"name":"x","kind":"conv","inputs":[]}]})", "m.safetensors");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.safetensors: model: layers[0]"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- PyTorch goldens
+
+// tools/gen_model_golden.py: the same models as torch.nn modules in float64; inputs, weights
+// under the module's state_dict names, and the outputs.
+void check_golden(const std::string& file, ModelSpec spec, const std::string& head, bool per_example_lengths) {
+  const std::string path = std::string(RECUR_GOLDEN_DIR) + "/model/" + file;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  Rng rng(1);
+  ModelParams<double> params = model_init_params<double>(spec, rng);  // shapes; values come from the file
+  model_for_each_param(spec, params, [&](const std::string& name, Tensor<double>& t, bool) { t = rd.get<double>(name, t.shape); });
+  Shape ids_shape;
+  const std::vector<int64_t> ids = rd.get_int("input.ids", &ids_shape);
+  ModelInput<double> in;
+  in.steps = ids_shape[0];
+  in.batch = ids_shape[1];
+  for (int64_t v : ids) in.ids.push_back(int32_t(v));
+  if (per_example_lengths) in.lengths = rd.get_int("input.lengths");
+  ModelInputs<double> inputs{{"words", in}};
+  ModelCache<double> cache;
+  model_forward(spec, params, inputs, {}, cache);
+  const Tensor<double>& out = model_output(spec, cache, head);
+  const Tensor<double> want = rd.get<double>("output", out.shape);
+  for (int64_t t = 0; t < out.numel(); ++t) {
+    // Per-step outputs past a sequence's length are padding (PyTorch's pad_packed_sequence gives
+    // zeros before the head, the linear layer's bias after it): compare valid rows only.
+    if (out.rank() == 3) {
+      const int64_t C = out.dim(2), row = t / C, step = row / in.batch, b = row % in.batch;
+      if (!in.lengths.empty() && step >= in.lengths[size_t(b)]) continue;
+    }
+    EXPECT_NEAR(out.data[size_t(t)], want.data[size_t(t)], 1e-10) << file << " element " << t;
+  }
+}
+
+TEST(ModelGolden, BiLstmTaggerMatchesPyTorch) {
+  ModelSpec s;
+  s.tokens("words", 11);
+  s.embedding("emb", "words", 4);
+  s.rnn("rnn", "emb", cfg(CellType::lstm, 5, 2, true));
+  s.linear("out", "rnn", 3);
+  check_golden("bilstm_tagger.safetensors", s, "out", true);
+}
+
+TEST(ModelGolden, ManyToOneClassifierMatchesPyTorch) {
+  ModelSpec s;
+  s.tokens("words", 11);
+  s.embedding("emb", "words", 4);
+  s.rnn("rnn", "emb", cfg(CellType::lstm, 5, 1, true));
+  s.linear("out", "rnn.final", 2);
+  check_golden("classifier.safetensors", s, "out", true);
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+TEST(ModelGolden, EncoderDecoderStateLinkMatchesPyTorch) {
+  const std::string path = std::string(RECUR_GOLDEN_DIR) + "/model/seq2seq.safetensors";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+  const RnnConfig lstm{.cell = CellType::lstm, .hidden_size = 4, .num_layers = 2};
+  ModelSpec s;
+  s.tokens("src", 7);
+  s.tokens("tgt", 6);
+  s.embedding("src_emb", "src", 3);
+  s.rnn("enc", "src_emb", lstm);
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", lstm, "enc");
+  s.linear("out", "dec", 6);
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  Rng rng(1);
+  ModelParams<double> params = model_init_params<double>(s, rng);
+  model_for_each_param(s, params, [&](const std::string& name, Tensor<double>& t, bool) { t = rd.get<double>(name, t.shape); });
+  ModelInputs<double> inputs;
+  for (const char* name : {"src", "tgt"}) {
+    Shape shape;
+    const auto ids = rd.get_int(std::string("input.") + name, &shape);
+    ModelInput<double>& in = inputs[name];
+    in.steps = shape[0];
+    in.batch = shape[1];
+    for (int64_t v : ids) in.ids.push_back(int32_t(v));
+    in.lengths = rd.get_int(std::string("input.") + name + "_lengths");
+  }
+  ModelCache<double> cache;
+  model_forward(s, params, inputs, {}, cache);
+  const Tensor<double>& out = model_output(s, cache, "out");
+  const Tensor<double> want = rd.get<double>("output", out.shape);
+  const auto& len = inputs["tgt"].lengths;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const int64_t row = i / 6, t = row / 3, b = row % 3;
+    if (t >= len[size_t(b)]) continue;  // padding
+    EXPECT_NEAR(out.data[size_t(i)], want.data[size_t(i)], 1e-10) << "element " << i;
+  }
+}
+
+}  // namespace
+}  // namespace recur

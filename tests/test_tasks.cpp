@@ -1,0 +1,380 @@
+// The supervised tasks: metrics against hand-worked cases (conlleval's chunk rules on IOB1 and
+// BIO, macro-F1, BLEU), and the CLI end to end on small generated data for every task (train,
+// predict, eval, resume) plus bad inputs that must give one error line naming file and line.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "recur/metrics.h"
+#include "recur/task_data.h"
+
+namespace fs = std::filesystem;
+
+namespace recur {
+namespace {
+
+// ---------------------------------------------------------------- metrics
+
+using Tags = std::vector<std::string>;
+
+TEST(ConllChunks, Iob1AndBioGiveTheSameEntities) {
+  // "U.N. official Ekeus heads for Baghdad ." with two adjacent ORG entities at the end.
+  const Tags iob1 = {"I-ORG", "O", "I-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG"};
+  const Tags bio = {"B-ORG", "O", "B-PER", "I-PER", "O", "B-LOC", "B-ORG", "B-ORG"};
+  const std::vector<Chunk> want = {{"ORG", 0, 1}, {"PER", 2, 4}, {"LOC", 5, 6}, {"ORG", 6, 7}, {"ORG", 7, 8}};
+  EXPECT_EQ(conll_chunks(iob1), want);
+  EXPECT_EQ(conll_chunks(bio), want);
+}
+
+TEST(ConllChunks, IllFormedSequencesFollowConlleval) {
+  // An I- after O starts a chunk; a type change inside starts another; E-/S- end chunks.
+  EXPECT_EQ(conll_chunks({"O", "I-PER", "I-LOC", "O"}), (std::vector<Chunk>{{"PER", 1, 2}, {"LOC", 2, 3}}));
+  EXPECT_EQ(conll_chunks({"B-PER", "E-PER", "S-LOC"}), (std::vector<Chunk>{{"PER", 0, 2}, {"LOC", 2, 3}}));
+  EXPECT_TRUE(conll_chunks({"O", "O"}).empty());
+}
+
+TEST(TagEvalTest, CountsLikeConlleval) {
+  TagEval e;
+  // gold: PER(0,2) LOC(3,4); predicted: PER(0,1) LOC(3,4) MISC(4,5)
+  e.add({"B-PER", "I-PER", "O", "B-LOC", "O"}, {"B-PER", "O", "O", "B-LOC", "B-MISC"});
+  EXPECT_EQ(e.all.gold, 2);
+  EXPECT_EQ(e.all.predicted, 3);
+  EXPECT_EQ(e.all.correct, 1);
+  EXPECT_NEAR(e.all.f1(), 2 * (1.0 / 3) * 0.5 / (1.0 / 3 + 0.5), 1e-12);
+  EXPECT_EQ(e.tokens, 5);
+  EXPECT_EQ(e.tokens_correct, 3);
+  EXPECT_THROW(e.add({"O"}, {"O", "O"}), Error);
+}
+
+TEST(ClassEvalTest, AccuracyMacroF1AndConfusion) {
+  ClassEval c({"a", "b", "c"});
+  c.add(0, 0);
+  c.add(0, 1);
+  c.add(1, 1);
+  c.add(2, 2);
+  EXPECT_DOUBLE_EQ(c.accuracy(), 0.75);
+  // F1: a 2*1/(2+1) = 2/3, b 2*1/(1+2) = 2/3, c 1
+  EXPECT_NEAR(c.macro_f1(), (2.0 / 3 + 2.0 / 3 + 1) / 3, 1e-12);
+  EXPECT_EQ(c.confusion[0][1], 1);
+  EXPECT_NE(c.report().find("confusion"), std::string::npos);
+}
+
+TEST(BleuEvalTest, PerfectPartialAndBrevity) {
+  BleuEval b;
+  const std::vector<std::string> ref = {"the", "cat", "sat", "on", "the", "mat"};
+  b.add(ref, ref);
+  EXPECT_NEAR(b.bleu(), 1.0, 1e-12);
+  EXPECT_DOUBLE_EQ(b.exact_match(), 1.0);
+  BleuEval p;
+  // hypothesis of 5: 1-grams 5/5, 2-grams 4/4, 3-grams 3/3, 4-grams 2/2, brevity exp(1 - 6/5)
+  p.add(ref, {"the", "cat", "sat", "on", "the"});
+  EXPECT_NEAR(p.bleu(), std::exp(1.0 - 6.0 / 5.0), 1e-12);
+  EXPECT_DOUBLE_EQ(p.exact_match(), 0.0);
+  BleuEval z;
+  z.add(ref, {"a", "b"});
+  EXPECT_EQ(z.bleu(), 0.0);
+}
+
+TEST(SplitWords, FrenchSpacesAndPunctuation) {
+  EXPECT_EQ(split_words("Cours\u202f!", true), (std::vector<std::string>{"cours", "!"}));
+  EXPECT_EQ(split_words("Cours !", true), (std::vector<std::string>{"cours", "!"}));
+  EXPECT_EQ(split_words("I don't know, Tom.", true), (std::vector<std::string>{"i", "don't", "know", ",", "tom", "."}));
+  EXPECT_EQ(split_words("\u00abOui\u00bb", false), (std::vector<std::string>{"\u00ab", "Oui", "\u00bb"}));
+}
+
+// ---------------------------------------------------------------- CLI
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class CliTasks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("recur_cli_tasks_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& bytes) {
+    std::ofstream(dir_ / name, std::ios::binary) << bytes;
+    return (dir_ / name).string();
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Result run(const std::string& args) {
+    const std::string out = path("stdout.txt"), err = path("stderr.txt");
+    const std::string cmd = std::string("'") + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  void expect_one_line_error(const std::string& args, const std::string& needle) {
+    SCOPED_TRACE(args);
+    const Result r = run(args);
+    EXPECT_NE(r.rc, 0);
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("recur: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << r.err;
+  }
+  // Steps of the metrics lines of `type`, in file order.
+  std::vector<int64_t> steps(const std::string& run_dir, const std::string& type) {
+    std::vector<int64_t> out;
+    std::istringstream in(slurp(fs::path(run_dir) / "metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("type") == type) out.push_back(j.at("step").get<int64_t>());
+    }
+    return out;
+  }
+  static std::string tiny() { return "--hidden 16 --embed 8 --batch 8 --threads 1 --log-every 5 --quiet "; }
+  fs::path dir_;
+};
+
+// Deterministic pseudo-random stream for generated data.
+struct Lcg {
+  uint32_t x = 12345;
+  uint32_t next(uint32_t n) { return ((x = x * 1103515245u + 12345u) >> 16) % n; }
+};
+
+std::string classify_data(int n, bool csv) {
+  const char* pos[] = {"good", "great", "fine"};
+  const char* neg[] = {"bad", "awful", "poor"};
+  const char* fill[] = {"the", "movie", "was", "a", "plot", "very"};
+  Lcg r;
+  std::string s = csv ? "text,label\n" : "";
+  for (int i = 0; i < n; ++i) {
+    const bool y = r.next(2);
+    std::string t;
+    for (uint32_t k = 0, m = 1 + r.next(4); k < m; ++k) t += std::string(fill[r.next(6)]) + " ";
+    t += y ? pos[r.next(3)] : neg[r.next(3)];
+    s += csv ? "\"" + t + "\"," + (y ? "pos" : "neg") + "\n" : t + "\t" + (y ? "pos" : "neg") + "\n";
+  }
+  return s;
+}
+
+std::string tag_data(int n) {
+  const char* names[] = {"Smith", "Jones", "Lee"};
+  const char* places[] = {"Paris", "Rome", "Oslo"};
+  Lcg r;
+  std::string s = "-DOCSTART- -X- O\n\n";
+  for (int i = 0; i < n; ++i) {
+    for (uint32_t k = 0, m = 1 + r.next(3); k < m; ++k) {
+      const uint32_t c = r.next(3);
+      if (c == 0) s += std::string("mr X O\n") + names[r.next(3)] + " X B-PER\n";
+      else if (c == 1) s += std::string("in X O\n") + places[r.next(3)] + " X B-LOC\n";
+      else s += "the X O\n";
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+std::string pair_data(int n) {
+  const char* d[] = {"zero", "one", "two", "three", "four"};
+  Lcg r;
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    std::vector<std::string> w;
+    for (uint32_t k = 0, m = 1 + r.next(3); k < m; ++k) w.push_back(d[r.next(5)]);
+    std::string a, b;
+    for (size_t k = 0; k < w.size(); ++k) a += (k ? " " : "") + w[k];
+    for (size_t k = w.size(); k-- > 0;) b += w[k] + (k ? " " : "");
+    s += a + "\t" + b + "\n";
+  }
+  return s;
+}
+
+TEST_F(CliTasks, ClassifyTrainPredictEvalResume) {
+  const std::string data = write("train.tsv", classify_data(200, false));
+  Result r = run("train " + data + " --task classify --bidirectional --epochs 2 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_TRUE(fs::exists(path("run/last.safetensors")));
+  r = run("classify " + path("run/last.safetensors") + " 'the movie was good' 'very bad'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("neg=0."), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+  r = run("eval " + path("run/last.safetensors") + " " + data);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("accuracy"), std::string::npos);
+  EXPECT_NE(r.out.find("macro-F1"), std::string::npos);
+  EXPECT_NE(r.out.find("confusion"), std::string::npos);
+  // Resume to 3 epochs: the step count goes on and no step is logged twice.
+  const auto before = steps(path("run"), "valid");
+  r = run("train " + data + " --resume --epochs 3 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
+  const auto after = steps(path("run"), "valid");
+  ASSERT_EQ(after.size(), before.size() + 1);
+  EXPECT_GT(after.back(), before.back());
+  // Resuming on other data is refused rather than silently changing the run.
+  const std::string other = write("other.tsv", classify_data(150, false));
+  expect_one_line_error("train " + other + " --resume --epochs 4 --out " + path("run") + " " + tiny(),
+                        "resuming needs the same training data");
+  // A CSV with a header, binary (sigmoid) output, stdin input.
+  const std::string csv = write("train.csv", classify_data(120, true));
+  r = run("train " + csv + " --task classify --binary --epochs 1 --out " + path("bin") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("classify " + path("bin/last.safetensors") + " < " + data);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 200);
+}
+
+TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {
+  const std::string data = write("train.txt", tag_data(120));
+  Result r = run("train " + data + " --task tag --char-rnn --bidirectional --epochs 2 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("tag " + path("run/last.safetensors") + " " + data);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // Every token line comes back with a tag appended.
+  EXPECT_EQ(r.out.rfind("mr X O ", 0) == 0 || r.out.rfind("in X O ", 0) == 0 || r.out.rfind("the X O ", 0) == 0, true)
+      << r.out.substr(0, 80);
+  r = run("eval " + path("run/last.safetensors") + " " + data);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("entities    precision"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("accuracy"), std::string::npos);
+  // A token-only file can be tagged too.
+  const std::string plain = write("plain.txt", "mr\nSmith\nin\nRome\n\nthe\n");
+  r = run("tag " + path("run/last.safetensors") + " " + plain);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7);  // 5 tokens, 2 sentence ends
+}
+
+TEST_F(CliTasks, ResumeMidEpochLogsTheSameLossesAsOneRun) {
+  const std::string data = write("train.txt", tag_data(120));
+  const std::string opts = " --task tag --dropout 0.2 --batch 16 --hidden 16 --embed 8 --threads 1 --log-every 5 --quiet";
+  ASSERT_EQ(run("train " + data + opts + " --steps 30 --out " + path("one")).rc, 0);
+  ASSERT_EQ(run("train " + data + opts + " --steps 12 --out " + path("two")).rc, 0);
+  const Result r = run("train " + data + opts + " --steps 30 --resume --out " + path("two"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto losses = [&](const std::string& d) {
+    std::vector<std::string> out;
+    std::istringstream in(slurp(fs::path(d) / "metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("type") == "train") out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
+    }
+    return out;
+  };
+  EXPECT_EQ(losses(path("one")), losses(path("two")));
+  EXPECT_EQ(losses(path("one")).size(), 6u);
+}
+
+TEST_F(CliTasks, Seq2seqTrainTranslateGreedyAndBeam) {
+  const std::string data = write("pairs.txt", pair_data(200));
+  Result r = run("train " + data + " --task seq2seq --bidirectional --epochs 2 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("translate " + path("run/last.safetensors") + " 'one two' 'three'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+  r = run("translate " + path("run/last.safetensors") + " --beam 3 --length-penalty 0.7 'one two'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("eval " + path("run/last.safetensors") + " " + data + " --beam 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("BLEU"), std::string::npos);
+  EXPECT_NE(r.out.find("exact match"), std::string::npos);
+}
+
+TEST_F(CliTasks, ConditionedGeneration) {
+  fs::create_directories(dir_ / "names");
+  write("names/Alpha.txt", "Aaron\nAbel\nAdam\nAlan\nAlbert\nAlex\nAmos\nAndy\nArt\nAxel\nAbe\nAce\n");
+  write("names/Zulu.txt", "Zack\nZane\nZeke\nZeno\nZion\nZoe\nZora\nZuri\nZed\nZia\nZev\nZola\n");
+  Result r = run("train " + path("names") + " --task generate --epochs 3 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("sample " + path("run/last.safetensors") + " --condition Zulu --count 3 --seed 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
+  EXPECT_EQ(r.out.rfind("Zulu\t", 0), 0u) << r.out;
+  expect_one_line_error("sample " + path("run/last.safetensors") + " --condition Nope", "--condition: Nope");
+  // The condition in every step's input instead of the initial state.
+  r = run("train " + path("names") + " --task generate --condition-every-step --epochs 2 --out " + path("every") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("sample " + path("every/last.safetensors") + " --count 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4);  // 2 per label
+}
+
+TEST_F(CliTasks, NumericFeatureSequences) {
+  // Sequences of 2 features; the label is whether the first feature rises.
+  std::string s = "id,x,y,label\n";
+  Lcg r;
+  for (int i = 0; i < 60; ++i) {
+    const bool up = r.next(2);
+    for (int t = 0; t < 4; ++t)
+      s += std::to_string(i) + "," + std::to_string(up ? t : 4 - t) + "," + std::to_string(r.next(10) / 10.0) + "," +
+           (up ? "up" : "down") + "\n";
+  }
+  const std::string data = write("seq.csv", s);
+  Result res = run("train " + data + " --task classify --features --epochs 2 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(res.rc, 0) << res.err;
+  res = run("eval " + path("run/last.safetensors") + " " + data);
+  ASSERT_EQ(res.rc, 0) << res.err;
+  EXPECT_NE(res.out.find("accuracy"), std::string::npos);
+}
+
+TEST_F(CliTasks, BadInputsGiveOneLineNamingFileAndLine) {
+  const std::string ragged = write("ragged.tsv", "good movie\tpos\nbad\tneg\textra\n");
+  expect_one_line_error("train " + ragged + " --task classify --out " + path("r1"), "ragged.tsv:2: 3 fields; expected 2");
+  const std::string ragged_tag = write("ragged.txt", "a X O\nb O\n\n");
+  expect_one_line_error("train " + ragged_tag + " --task tag --out " + path("r2"), "ragged.txt:2: 2 columns; expected 3");
+  const std::string missing = write("missing.txt", "a\nb\n\n");
+  expect_one_line_error("train " + missing + " --task tag --out " + path("r3"), "missing.txt:1: missing tag column");
+  const std::string empty_text = write("empty.tsv", "good movie\tpos\n \tneg\n");
+  expect_one_line_error("train " + empty_text + " --task classify --out " + path("r4"), "empty.tsv:2: empty text");
+  const std::string empty_src = write("empty_src.txt", "one\tone\n\ttwo\n");
+  expect_one_line_error("train " + empty_src + " --task seq2seq --out " + path("r5"), "empty_src.txt:2: empty source");
+  const std::string no_sentence = write("blank.txt", "\n\n-DOCSTART- -X- O\n\n");
+  expect_one_line_error("train " + no_sentence + " --task tag --out " + path("r6"), "blank.txt: no sentences");
+  // Unknown label at test time.
+  const std::string data = write("train.tsv", classify_data(60, false));
+  ASSERT_EQ(run("train " + data + " --task classify --epochs 1 --out " + path("ok") + " " + tiny()).rc, 0);
+  const std::string test = write("test.tsv", "good movie\tpos\nbad plot\tmeh\n");
+  expect_one_line_error("eval " + path("ok/last.safetensors") + " " + test, "test.tsv:2: label 'meh' was not seen in training");
+  const std::string tags = write("tags.txt", tag_data(20));
+  ASSERT_EQ(run("train " + tags + " --task tag --epochs 1 --out " + path("tg") + " " + tiny()).rc, 0);
+  const std::string bad_tags = write("bad_tags.txt", "mr X O\nSmith X B-ORG\n\n");
+  expect_one_line_error("eval " + path("tg/last.safetensors") + " " + bad_tags, "bad_tags.txt:1: label 'B-ORG'");
+  // A task model handed to the wrong command.
+  expect_one_line_error("translate " + path("ok/last.safetensors") + " hello", "a classify model; this command needs a seq2seq");
+  // Pre-trained vectors with a wrong number of values.
+  const std::string vec = write("vec.txt", "good 0.1 0.2\nbad 0.3\n");
+  expect_one_line_error("train " + data + " --task classify --embeddings " + vec + " --out " + path("r7"), "vec.txt:2: 1 values; expected 2");
+}
+
+TEST_F(CliTasks, PretrainedEmbeddingsLoadFrozenOrFineTuned) {
+  const std::string data = write("train.tsv", classify_data(60, false));
+  const std::string vec = write("vec.txt", "2 3\ngood 0.1 0.2 0.3\nbad -0.1 -0.2 -0.3\nmovie 0 0 1\n");
+  Result r = run("train " + data + " --task classify --embeddings " + vec + " --freeze-embeddings --epochs 1 --out " +
+                 path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("vectors for 3 of"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(frozen)"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace recur
