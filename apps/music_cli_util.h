@@ -1,0 +1,52 @@
+// apps/music_cli_util.h - the music parts of `recur train --task music` and `recur sample
+// --midi-out/--wav-out`, kept out of cmd_train.cpp and cmd_sample.cpp so those stay about text
+// (docs/music.md).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "recur/checkpoint.h"
+#include "recur/lm_text.h"
+#include "recur/music_corpus.h"
+#include "recur/trainer.h"
+
+namespace recur::cli {
+
+// ---- recur train --task music ----
+struct MusicTrainArgs {
+  std::string encoding = "event";
+  std::string transpose = "0";  // "N" (= -N..N) or "MIN..MAX"
+  bool keep_drums = false;
+  std::vector<int> channels;
+  int jsb_steps = 0;
+  CLI::Option *encoding_opt = nullptr, *transpose_opt = nullptr, *drums_opt = nullptr, *channels_opt = nullptr;
+};
+void add_music_train_options(CLI::App* sub, MusicTrainArgs& a);
+
+// Reads the inputs into the trainer's corpus. `saved_task` (a resumed run's "task" metadata)
+// gives the music options that were not given again. Notes go to `note`.
+TokenCorpus music_training_corpus(const MusicTrainArgs& a, const std::vector<std::string>& inputs,
+                                  const TrainOptions& o, const std::string& saved_task,
+                                  const std::function<void(const std::string&)>& note);
+
+// ---- recur sample --midi-out ----
+struct MusicSampleArgs {
+  std::string midi_out, wav_out, prime_midi, soundfont;
+  double prime_bars = 2;
+  double seconds = 0;
+};
+void add_music_sample_options(CLI::App* sub, MusicSampleArgs& a);
+bool music_output_requested(const MusicSampleArgs& a);
+
+// Generates `count` pieces from a music model: MIDI (and WAV) files, or tokens on stdout
+// without --midi-out. `length_given`: whether --length was on the command line (with --seconds
+// and no --length, the length in tokens is only a safety cap).
+void run_music_sample(const LmModel& model, const std::string& model_path, const MusicSampleArgs& m,
+                      const GenerateOptions& gen, bool length_given, int64_t count, uint64_t seed);
+
+}  // namespace recur::cli

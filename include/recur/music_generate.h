@@ -1,0 +1,58 @@
+// recur/music_generate.h - improvising with a music language model (music_corpus.h): tokens
+// from the sampler until a length in tokens or in seconds of music, decoded to a Performance,
+// and rendering a MIDI file to WAV through FluidSynth.
+//
+// Generation is the text sampler's loop (lm_text.h) with music's stopping rule: it starts from a
+// zero state after <eos> (the start of a piece, as the pieces were framed in training), feeds the
+// prime's tokens, then draws until `length` tokens, until the decoded music reaches `seconds`, or
+// until the model ends the piece with <eos>. Randomness follows sampler.h: one uniform draw per
+// token (none with argmax), so a seed gives the same piece on every run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recur/checkpoint.h"
+#include "recur/midi.h"
+#include "recur/music_corpus.h"
+#include "recur/random.h"
+#include "recur/sampler.h"
+
+namespace recur {
+
+struct MusicGenerateOptions {
+  SampleOptions sample;
+  int64_t length = 1000;  // tokens to draw at most (the prime not counted)
+  double seconds = 0;     // > 0: stop once the generated part lasts this long (length still caps)
+  std::vector<std::string> prime;  // tokens fed first (encode_music of a prime piece); kept in the output
+};
+
+struct MusicSample {
+  std::vector<std::string> tokens;  // prime + generated
+  int64_t prime_tokens = 0;
+  int64_t generated_tokens = 0;
+  bool ended = false;      // the model emitted <eos>
+  Performance perf;        // decoded with the task's options
+};
+
+// Throws Error when `model` is not a music model or an option is out of range; a prime token
+// outside the vocabulary is an Error naming it (prime tokens come from our own encoder, so one
+// missing means the prime was encoded differently from the training data).
+MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opts, Rng& rng,
+                           const std::string& origin = "MODEL");
+
+// Seconds of music a token adds (event: TIME_SHIFT; mono: its duration at task.tokens.tempo_bpm).
+double music_token_seconds(const MusicTask& task, const std::string& token);
+
+// The General MIDI soundfont of Debian's fluid-soundfont-gm: $RECUR_SOUNDFONT if set, else
+// /usr/share/sounds/sf2/FluidR3_GM.sf2, else default-GM.sf2 there; "" when none exists.
+std::string default_soundfont();
+
+// fluidsynth -ni -F WAV -r 44100 SOUNDFONT MIDI, into a temporary file renamed over `wav_path`.
+// Throws Error with one line saying how to install FluidSynth when it is missing, naming the
+// soundfont when it is missing, or with fluidsynth's last message when it fails.
+void render_wav(const std::string& midi_path, const std::string& wav_path, const std::string& soundfont = "",
+                int sample_rate = 44100);
+
+}  // namespace recur

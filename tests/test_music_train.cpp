@@ -1,0 +1,311 @@
+// End-to-end tests of music language models: `recur train --task music` on a tiny corpus made
+// with write_midi, `recur sample --midi-out/--wav-out/--seconds/--prime-midi`, `recur info`,
+// `recur music-stats`, and the one-line errors for bad inputs. Plus the library pieces the CLI
+// relies on (transposition, first bars, key estimation, the task record). Runs in seconds.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "recur/midi.h"
+#include "recur/music_corpus.h"
+#include "recur/music_generate.h"
+#include "recur/music_stats.h"
+
+namespace fs = std::filesystem;
+using namespace recur;
+
+namespace {
+
+struct Result {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A short tune in C major: an arpeggio and a scale in eighths and quarters, with a bass note.
+Performance tune(int variant) {
+  Performance p;
+  p.tempo_bpm = 120;
+  const int scale[] = {60, 62, 64, 65, 67, 69, 71, 72};
+  double t = 0;
+  for (int i = 0; i < 16; ++i) {
+    const double len = (i + variant) % 3 == 0 ? 0.5 : 0.25;
+    const int pitch = scale[(i * (variant + 1)) % 8];
+    p.notes.push_back({.pitch = pitch, .velocity = 80, .channel = 0, .program = 0, .start = t, .end = t + len});
+    if (i % 4 == 0) p.notes.push_back({.pitch = 48, .velocity = 70, .channel = 1, .program = 32, .start = t, .end = t + 1.0});
+    t += len;
+  }
+  std::sort(p.notes.begin(), p.notes.end(), [](const Note& a, const Note& b) {
+    return a.start != b.start ? a.start < b.start : a.pitch < b.pitch;
+  });
+  p.end_time = t + 0.5;
+  return p;
+}
+
+class MusicCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("recur_music_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "corpus");
+    for (int v = 0; v < 5; ++v) write_midi(tune(v), (dir_ / "corpus" / ("tune" + std::to_string(v) + ".mid")).string());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Runs `[env] recur <args>` (args are shell words, already quoted where needed).
+  Result run(const std::string& args, const std::string& env = "") {
+    const std::string out = path("stdout.txt"), err = path("stderr.txt");
+    const std::string cmd = env + " '" + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  // A tiny model trained for a few steps; returns the checkpoint.
+  std::string train(const std::string& extra = "") {
+    const Result r = run("train --task music '" + path("corpus") + "' --out '" + path("run") +
+                         "' --hidden 16 --layers 1 --batch 2 --seq-len 16 --steps 6 --threads 1 --valid-fraction 0.2 "
+                         "--force --quiet " + extra);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return path("run/last.safetensors");
+  }
+
+  fs::path dir_;
+};
+
+size_t lines_of(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
+
+bool has_fluidsynth() {
+  return std::system("command -v fluidsynth >/dev/null 2>&1") == 0 && !default_soundfont().empty();
+}
+
+TEST_F(MusicCli, TrainSampleMidiReadsBack) {
+  const std::string model = train("--transpose=-2..2");
+  const Result info = run("info '" + model + "'");
+  ASSERT_EQ(info.rc, 0) << info.err;
+  EXPECT_NE(info.out.find("task         music, event encoding"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("transposed -2..2"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("best valid   loss"), std::string::npos) << info.out;
+
+  const Result s = run("sample '" + model + "' --midi-out '" + path("a.mid") + "' --length 200 --seed 7");
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_NE(s.err.find("-> " + path("a.mid")), std::string::npos) << s.err;
+  const Performance p = read_midi(path("a.mid"));
+  EXPECT_GT(p.notes.size(), 0u);
+  for (const Note& n : p.notes) EXPECT_TRUE(n.pitch >= 0 && n.pitch <= 127);
+
+  // Same seed, same bytes; another seed, (almost surely) other bytes.
+  ASSERT_EQ(run("sample '" + model + "' --midi-out '" + path("b.mid") + "' --length 200 --seed 7").rc, 0);
+  EXPECT_EQ(slurp(path("a.mid")), slurp(path("b.mid")));
+  ASSERT_EQ(run("sample '" + model + "' --midi-out '" + path("c.mid") + "' --length 200 --seed 8").rc, 0);
+  EXPECT_NE(slurp(path("a.mid")), slurp(path("c.mid")));
+
+  // Greedy decoding is deterministic whatever the seed; top-k and temperature are accepted.
+  ASSERT_EQ(run("sample '" + model + "' --midi-out '" + path("g1.mid") + "' --length 60 --argmax --seed 1").rc, 0);
+  ASSERT_EQ(run("sample '" + model + "' --midi-out '" + path("g2.mid") + "' --length 60 --argmax --seed 2").rc, 0);
+  EXPECT_EQ(slurp(path("g1.mid")), slurp(path("g2.mid")));
+  EXPECT_EQ(run("sample '" + model + "' --midi-out '" + path("k.mid") + "' --length 60 --top-k 5 --temperature 0.8").rc,
+            0);
+
+  // Without --midi-out: one line of tokens per piece.
+  const Result toks = run("sample '" + model + "' --length 30 --count 2");
+  ASSERT_EQ(toks.rc, 0) << toks.err;
+  EXPECT_EQ(lines_of(toks.out), 2u);
+}
+
+TEST_F(MusicCli, SecondsAndPrime) {
+  const std::string model = train("--encoding mono");
+  const Result s = run("sample '" + model + "' --midi-out '" + path("s.mid") + "' --seconds 3 --seed 3");
+  ASSERT_EQ(s.rc, 0) << s.err;
+  const Performance p = read_midi(path("s.mid"));
+  // mono at the data's 120 bpm: the last token may overshoot by at most a whole note (2 s).
+  if (s.err.find("ended by the model") == std::string::npos) {
+    EXPECT_GE(p.end_time, 3.0 - 1e-6);
+  }
+  EXPECT_LE(p.end_time, 5.0 + 1e-6);
+
+  // The first bar of a tune comes back as the start of the piece.
+  const std::string prime = path("corpus/tune0.mid");
+  const Result q = run("sample '" + model + "' --midi-out '" + path("p.mid") + "' --prime-midi '" + prime +
+                       "' --prime-bars 1 --length 20 --seed 3");
+  ASSERT_EQ(q.rc, 0) << q.err;
+  const Performance out = read_midi(path("p.mid"));
+  ASSERT_GE(out.notes.size(), 1u);
+  EXPECT_EQ(out.notes[0].pitch, 60);  // mono keeps the top line: the tune's first melody note
+  EXPECT_NE(q.err.find("prime)"), std::string::npos);
+}
+
+TEST_F(MusicCli, WavOutClearErrorOrWorks) {
+  const std::string model = train();
+  // No fluidsynth in PATH: one clear line saying how to install it.
+  const Result e = run("sample '" + model + "' --wav-out '" + path("x.wav") + "' --length 40", "PATH=/nonexistent");
+  EXPECT_EQ(e.rc, 1);
+  EXPECT_EQ(lines_of(e.err), 1u) << e.err;
+  EXPECT_NE(e.err.find("fluidsynth is not installed"), std::string::npos) << e.err;
+  EXPECT_NE(e.err.find("scripts/setup.sh music"), std::string::npos) << e.err;
+  EXPECT_FALSE(fs::exists(path("x.wav")));
+  EXPECT_FALSE(fs::exists(path("x.wav.tmp.mid")));
+  if (has_fluidsynth()) {
+    const Result w = run("sample '" + model + "' --midi-out '" + path("y.mid") + "' --wav-out '" + path("y.wav") +
+                         "' --length 80 --seed 2");
+    ASSERT_EQ(w.rc, 0) << w.err;
+    const std::string wav = slurp(path("y.wav"));
+    ASSERT_GT(wav.size(), 44u);
+    EXPECT_EQ(wav.substr(0, 4), "RIFF");
+    EXPECT_EQ(wav.substr(8, 4), "WAVE");
+  } else {
+    GTEST_SKIP() << "fluidsynth or the GM soundfont not installed (scripts/setup.sh music): only the error was checked";
+  }
+}
+
+TEST_F(MusicCli, BadInputsAreOneLineErrors) {
+  auto expect_error = [&](const std::string& args, const std::string& phrase) {
+    const Result r = run(args);
+    EXPECT_EQ(r.rc, 1) << args;
+    EXPECT_EQ(lines_of(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+  };
+  const std::string common = " --out '" + path("bad") + "' --steps 1 --hidden 8 --layers 1";
+  fs::create_directories(dir_ / "empty");
+  expect_error("train --task music '" + path("empty") + "'" + common, path("empty") + ": no music files");
+  std::ofstream(dir_ / "corpus" / "notes.txt") << "not music\n";
+  expect_error("train --task music '" + path("corpus") + "'" + common, path("corpus/notes.txt") + ": not a music file");
+  fs::remove(dir_ / "corpus" / "notes.txt");
+  std::ofstream(dir_ / "corpus" / "broken.mid") << "MThd but not really";
+  expect_error("train --task music '" + path("corpus") + "'" + common, path("corpus/broken.mid") + ": ");
+  fs::remove(dir_ / "corpus" / "broken.mid");
+  expect_error("train --task music '" + path("missing") + "'" + common, path("missing") + ": no such file or folder");
+  expect_error("train --task music '" + path("corpus") + "' --transpose 1..x" + common, "--transpose: got '1..x'");
+  EXPECT_FALSE(fs::exists(dir_ / "bad"));  // nothing written for a bad input
+
+  // ABC without abc2midi in PATH: a clear error (with it, the tunes are converted).
+  std::ofstream(dir_ / "t.abc") << "X:1\nT:Test\nM:4/4\nL:1/8\nK:G\nGABc d2B2|c2A2 G4|]\n";
+  const Result r = run("train --task music '" + path("t.abc") + "'" + common, "PATH=/nonexistent");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("abc2midi, which is not installed"), std::string::npos) << r.err;
+
+  // Music options on a text model.
+  const std::string model = train();
+  std::ofstream(dir_ / "text.txt") << "a b c\nb c a\nc a b\n";
+  ASSERT_EQ(run("train '" + path("text.txt") + "' --out '" + path("textrun") +
+                "' --level word --hidden 8 --layers 1 --steps 1 --batch 1 --seq-len 2")
+                .rc,
+            0);
+  expect_error("sample '" + path("textrun/last.safetensors") + "' --midi-out '" + path("z.mid") + "'",
+               "not a music model");
+  (void)model;
+}
+
+TEST_F(MusicCli, AbcInputWhenAbc2midiIsInstalled) {
+  if (std::system("command -v abc2midi >/dev/null 2>&1") != 0) GTEST_SKIP() << "abc2midi not installed";
+  const fs::path abc = dir_ / "tunes.abc";
+  std::ofstream(abc) << "X:1\nT:One\nM:4/4\nL:1/8\nK:G\nGABc d2B2|c2A2 G4|]\n\n"
+                        "X:2\nT:Two\nM:3/4\nL:1/8\nK:D\nDEF GAB|A2F2D2|]\n";
+  MusicDataOptions opts;
+  opts.valid_fraction = 0;
+  const MusicSet set = load_music({abc.string()}, opts);
+  ASSERT_EQ(set.train.size(), 2u);
+  EXPECT_EQ(set.train[0].name, abc.string() + "#1");
+  EXPECT_GE(set.train[0].perf.notes.size(), 8u);
+  // abc2midi worked in a temporary folder: nothing written beside the input.
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir_)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);
+}
+
+TEST_F(MusicCli, MusicStatsTable) {
+  const Result r = run("music-stats '" + path("corpus") + "' '" + path("corpus/tune1.mid") + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("| pieces | 5 | 1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| notes in key | 100.0% | 100.0% |"), std::string::npos) << r.out;
+}
+
+// ---- library ----
+
+TEST(MusicLib, TransposeDropsOutOfRangeAndKeepsDrums) {
+  Performance p;
+  p.notes = {{.pitch = 126, .channel = 0, .start = 0, .end = 1},
+             {.pitch = 60, .channel = 0, .start = 0, .end = 1},
+             {.pitch = 38, .channel = 9, .start = 0, .end = 1}};
+  size_t dropped = 0;
+  const Performance t = transpose_performance(p, 3, &dropped);
+  EXPECT_EQ(dropped, 1u);
+  ASSERT_EQ(t.notes.size(), 2u);
+  EXPECT_EQ(t.notes[0].pitch, 38);  // drums unchanged
+  EXPECT_EQ(t.notes[1].pitch, 63);
+}
+
+TEST(MusicLib, FirstBarsCutsAtTheBarLine) {
+  Performance p = tune(0);  // 4/4 at 120 bpm: a bar is 2 s
+  const Performance b = first_bars(p, 1);
+  ASSERT_FALSE(b.notes.empty());
+  for (const Note& n : b.notes) {
+    EXPECT_LT(n.start, 2.0);
+    EXPECT_LE(n.end, 2.0 + 1e-9);
+  }
+  EXPECT_THROW(first_bars(p, 0), Error);
+}
+
+TEST(MusicLib, KeyEstimate) {
+  Performance c;  // C major scale, tonic held longest
+  const int pcs[] = {60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60};
+  double t = 0;
+  for (int x : pcs) {
+    const double len = x % 12 == 0 ? 1.0 : 0.5;
+    c.notes.push_back({.pitch = x, .start = t, .end = t + len});
+    t += len;
+  }
+  const MusicKey k = estimate_key(c);
+  EXPECT_EQ(k.name(), "C major");
+  EXPECT_GT(k.correlation, 0.7);
+  const Performance a = transpose_performance(c, -3);
+  EXPECT_EQ(estimate_key(a).name(), "A major");
+  const MusicStats s = compute_music_stats({c});
+  EXPECT_DOUBLE_EQ(s.in_key, 1.0);
+  EXPECT_EQ(s.pitch_min, 60);
+  EXPECT_EQ(s.pitch_max, 72);
+  EXPECT_NEAR(s.polyphony, 1.0, 1e-9);
+}
+
+TEST(MusicLib, TaskRecordRoundTrips) {
+  MusicTask t;
+  t.encoding = MusicEncoding::mono;
+  t.transpose_min = -3;
+  t.transpose_max = 3;
+  t.channels = {5};
+  t.tokens.tempo_bpm = 112;
+  t.tokens.program = 26;
+  const std::string j = t.to_json();
+  EXPECT_TRUE(is_music_task(j));
+  EXPECT_FALSE(is_music_task(""));
+  EXPECT_FALSE(is_music_task("{\"task\":\"tag\"}"));
+  const MusicTask b = music_task_from_json(j, "m");
+  EXPECT_EQ(b.to_json(), j);
+  EXPECT_THROW(music_task_from_json("{\"task\":\"music\"}", "m"), FormatError);
+  EXPECT_DOUBLE_EQ(music_token_seconds(b, "P60_D4"), 4 * 60.0 / 112 / 4);
+  t.encoding = MusicEncoding::event;
+  EXPECT_DOUBLE_EQ(music_token_seconds(t, "TIME_SHIFT_250"), 0.25);
+  EXPECT_DOUBLE_EQ(music_token_seconds(t, "NOTE_ON_60"), 0.0);
+}
+
+}  // namespace
