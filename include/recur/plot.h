@@ -1,0 +1,35 @@
+// recur/plot.h - pictures of a training run and of the gradient experiment, drawn by gnuplot
+// (Debian's gnuplot-nox: its pngcairo and svg terminals). recur writes the data as plain
+// columns and a gnuplot script into a private temporary directory and runs gnuplot on it
+// without a shell; every figure is written as PNG and SVG.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "recur/diagnostics.h"
+
+namespace recur {
+
+// The gnuplot executable's path, or "" when it is not installed.
+std::string find_gnuplot();
+// Throws Error "--plots needs gnuplot ..." (with the install command) when it is missing;
+// `what` names the option or command that needs it.
+void require_gnuplot(const std::string& what);
+
+// From a run directory's metrics.jsonl, writes into out_dir (created when missing):
+//   loss.png/svg         training and validation loss (and test, when there is one) by step
+//   grad.png/svg         gradient norm, clipping rate and learning rate by step
+//   diagnostics.png/svg  (only when the run recorded --diagnostics lines) state-gradient decay
+//                        with distance, per-position gradients, gradient norm before/after
+//                        clipping, saturated-gate fraction and mean forget/update gate by step
+// Returns the paths written. Throws Error naming the file for a missing or unreadable
+// metrics.jsonl, a run without training lines, or a gnuplot failure (its last message).
+std::vector<std::string> plot_run(const std::string& run_dir, const std::string& out_dir);
+
+// One figure (diagnose_gradients.png/svg in out_dir) of gradient_experiment's profiles: one
+// panel per variant, the three cells in each, log scale. Returns the paths written.
+std::vector<std::string> plot_gradient_experiment(const std::vector<GradientProfile>& profiles,
+                                                  const GradientExperimentOptions& opts, const std::string& out_dir);
+
+}  // namespace recur
