@@ -6,7 +6,9 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
+#include "recur/music_corpus.h"
 #include "recur/trainer.h"
+#include "task_cli.h"
 
 namespace recur::cli {
 namespace {
@@ -19,17 +21,20 @@ std::string shown(const std::string& tok) {
 }
 
 void run(const std::string& path) {
+  if (is_task_model(path)) return run_task_info(path);
   const Checkpoint ck = load_checkpoint(path);
   const LmModel& m = ck.model;
   std::printf("file         %s (format %s v%d)\n", path.c_str(), std::string(kCheckpointFormat).c_str(),
               kCheckpointVersion);
   std::printf("model        %s\n", lm_spec_summary(m.spec).c_str());
   std::printf("parameters   %lld\n", (long long)lm_param_count(m.spec));
+  if (is_music_task(m.task)) std::printf("task         %s\n", music_task_summary(music_task_from_json(m.task, path)).c_str());
   std::string top;
   for (int32_t i = Vocab::num_special; i < m.vocab.size() && i < Vocab::num_special + 12; ++i)
     top += " " + shown(m.vocab.token(i));
-  std::printf("vocabulary   %lld %s (<unk> <eos> then by frequency:%s%s)\n", (long long)m.vocab.size(),
-              token_level_name(m.vocab.level()), top.c_str(), m.vocab.size() > Vocab::num_special + 12 ? " ..." : "");
+  std::printf("vocabulary   %lld %s (<unk> <eos> then %s:%s%s)\n", (long long)m.vocab.size(),
+              token_level_name(m.vocab.level()), is_music_task(m.task) ? "in the encoding's order" : "by frequency",
+              top.c_str(), m.vocab.size() > Vocab::num_special + 12 ? " ..." : "");
   if (ck.train_state.empty()) {
     std::printf("training     no training state (cannot be resumed)\n");
     return;

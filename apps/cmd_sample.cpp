@@ -5,7 +5,9 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
+#include "music_cli_util.h"
 #include "recur/lm_text.h"
+#include "task_cli.h"
 #include "recur/text_data.h"
 
 namespace recur::cli {
@@ -18,6 +20,8 @@ struct SampleArgs {
   std::string prime_file;
   uint64_t seed = 1;
   int threads = 0;
+  MusicSampleArgs music;
+  CLI::Option* length_opt = nullptr;
 };
 
 // 'x' for a warning line; control characters escaped so the line stays one line.
@@ -44,7 +48,10 @@ void run(SampleArgs& a) {
     if (!a.gen.prime.empty()) throw Error("--prime and --prime-file: expected at most one of them");
     a.gen.prime = read_text_file(a.prime_file);
   }
+  if (is_task_model(a.model)) return run_task_sample(a.model, a.count, a.gen.sample.temperature, a.gen.sample.argmax, a.seed, a.length_opt->count() ? a.gen.length : 50, a.threads);
   const LmModel model = load_model(a.model);
+  if (music_output_requested(a.music) || is_music_task(model.task))
+    return run_music_sample(model, a.model, a.music, a.gen, a.length_opt->count() > 0, a.count, a.seed);
   const bool one_line = model.spec.mode == TextMode::lines || model.spec.level == TokenLevel::words;
   Rng rng(a.seed);
   std::string out;
@@ -85,7 +92,7 @@ void add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   CLI::App* sub = app.add_subcommand("sample", "Generate text from a trained language model");
   sub->add_option("MODEL", a->model, "Checkpoint (.safetensors) written by recur train")->required();
-  sub->add_option("--length", a->gen.length,
+  a->length_opt = sub->add_option("--length", a->gen.length,
                   "Tokens to generate (stream char models: exactly; others stop at <eos> or here)")
       ->capture_default_str();
   sub->add_option("--count", a->count, "Number of samples")->capture_default_str();
@@ -98,6 +105,8 @@ void add_sample(CLI::App& app) {
   sub->add_option("--prime", a->gen.prime, "Text fed to the model first and printed as the sample's start");
   sub->add_option("--prime-file", a->prime_file, "Read the prime text from a file");
   sub->add_option("--seed", a->seed, "Seed of the draws (same seed, same output)")->capture_default_str();
+  add_music_sample_options(sub, a->music);
+  add_task_sample_options(sub);
   add_threads_option(sub, a->threads);
   sub->callback([a] { run(*a); });
 }

@@ -14,7 +14,10 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
+#include "music_cli_util.h"
+#include "recur/plot.h"
 #include "recur/trainer.h"
+#include "task_cli.h"
 
 namespace recur::cli {
 namespace {
@@ -32,10 +35,32 @@ struct TrainArgs {
   std::string level = "char", mode = "stream", cell = "lstm", gru_reset = "after", optimizer = "adam";
   int threads = 0;
   bool quiet = false;
+  bool plots = false;            // --plots: recur plot's figures in --out when the run ends
+  std::string diagnostics;       // --diagnostics [N]: "" = every 100 steps
+  CLI::Option* diagnostics_opt = nullptr;
   bool resume_last = false;  // --resume without a file: DIR/last.safetensors
+  std::vector<std::string> data;  // DATA: one text file, or (--task music) music files and folders
+  std::string task = "lm";        // lm: text (DATA is read as UTF-8); music: music_cli_util.h
+  CLI::Option* task_opt = nullptr;
+  MusicTrainArgs music;
+  std::shared_ptr<TaskTrainCliArgs> tasks;  // --task classify|tag|seq2seq|generate (cmd_tasks.cpp)
   // Options a resumed run takes from the checkpoint unless given again: (option, copy saved -> current).
   std::vector<std::pair<CLI::Option*, std::function<void(const TrainOptions&, TrainOptions&)>>> inherit;
 };
+
+// --diagnostics takes an optional step interval; alone it means every 100 steps.
+int64_t diagnostics_interval(const std::string& s) {
+  if (s.empty()) return 100;
+  size_t used = 0;
+  long long n = -1;
+  try {
+    n = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || n < 1) throw Error("--diagnostics: got " + s + ", expected a step interval >= 1");
+  return n;
+}
 
 void to_options(TrainArgs& a) {
   TrainOptions& o = a.o;
@@ -108,6 +133,8 @@ void link_opt(TrainArgs& a, CLI::Option* opt, M OptimizerConfig::*member) {
 void run(TrainArgs& a) {
   to_options(a);
   TrainOptions& o = a.o;
+  if (is_task_train(a.task, o, a.resume_last)) return run_task_train(*a.tasks, a.task, a.data, o, a.resume_last, a.quiet, a.threads);
+  std::string saved_task;  // a resumed run's "task" metadata
   if (a.resume_last) {
     o.resume_path = (std::filesystem::path(o.out_dir) / "last.safetensors").string();
     if (!std::filesystem::exists(o.resume_path))
@@ -117,13 +144,23 @@ void run(TrainArgs& a) {
     // A resumed run takes its settings from the checkpoint; options given again override
     // (the trainer refuses those that would change the model's shape or the data layout).
     const Checkpoint ck = load_checkpoint(o.resume_path);
+    saved_task = ck.model.task;
     if (ck.train_state.empty())
       throw FormatError(o.resume_path + ": metadata \"train_state\": missing; this model cannot be resumed");
     const TrainProgress p = train_progress_from_json(ck.train_state, o.resume_path);
     for (auto& [opt, copy] : a.inherit)
       if (opt->count() == 0) copy(p.options, o);
   }
+  // A resumed music run is music without saying --task again.
+  const bool music = a.task == "music" || (a.task_opt->count() == 0 && is_music_task(saved_task));
+  if (music) o.level = TokenLevel::words;
+  if (!music && a.data.size() != 1)
+    throw Error("DATA: got " + std::to_string(a.data.size()) + " inputs, expected one text file (several are for --task music)");
+  o.data_path.clear();
+  for (const std::string& d : a.data) o.data_path += (o.data_path.empty() ? "" : " ") + d;
   apply_threads(a.threads);
+  if (a.diagnostics_opt->count() > 0) o.diagnostics_every = diagnostics_interval(a.diagnostics);
+  if (a.plots) require_gnuplot("--plots");  // before hours of training, not after
   Printer printer(o.level == TokenLevel::chars, a.quiet);
   TrainObserver obs;
   obs.on_progress = [&](const TrainLog& l) { printer.progress(l); };
@@ -132,7 +169,9 @@ void run(TrainArgs& a) {
   g_stop.store(false);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  const TrainResult r = train_language_model(o, obs, &g_stop);
+  const TrainResult r = music ? train_language_model(o, music_training_corpus(a.music, a.data, o, saved_task, obs.on_note),
+                                                     obs, &g_stop)
+                              : train_language_model(o, obs, &g_stop);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (r.nothing_to_do) {
@@ -149,6 +188,8 @@ void run(TrainArgs& a) {
     msg += " and " + r.best_path + buf;
   }
   printer.note(msg);
+  if (a.plots)
+    for (const std::string& f : plot_run(o.out_dir, o.out_dir)) printer.note("wrote " + f);
   if (r.interrupted) throw CLI::RuntimeError(130);
 }
 
@@ -158,7 +199,10 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   TrainOptions& o = a->o;
   CLI::App* sub = app.add_subcommand("train", "Train a character- or word-level language model on a text file");
-  sub->add_option("DATA", o.data_path, "Training text (UTF-8)")->required();
+  sub->add_option("DATA", a->data, "Training text (UTF-8); --task music: MIDI, ABC or JSB JSON files or folders")
+      ->required();
+  a->task_opt = sub->add_option("--task", a->task, "lm: language model on text; music: on MIDI files (docs/music.md)")
+                    ->check(CLI::IsMember({"lm", "music", "classify", "tag", "seq2seq", "generate"}))->capture_default_str();
   sub->add_option("--out", o.out_dir, "Run directory: last/best.safetensors, metrics.jsonl")->required();
   auto* resume = sub->add_option("--resume", o.resume_path,
                                  "Continue the run in --out (or from FILE); settings not given again come from it")
@@ -264,6 +308,13 @@ void add_train(CLI::App& app) {
                ->capture_default_str()->group(r),
        &TrainOptions::eval_batch);
   sub->add_flag("--quiet", a->quiet, "Only validation lines and notes")->group(r);
+  a->diagnostics_opt = sub->add_option("--diagnostics", a->diagnostics,
+                                       "Every N steps (default 100) log hidden-state gradients, gate saturation and "
+                                       "clipping to metrics.jsonl (type diag)")
+                           ->expected(0, 1)->type_name("[N]")->group(r);
+  sub->add_flag("--plots", a->plots, "At the end write recur plot's PNG/SVG figures into --out (needs gnuplot)")->group(r);
+  add_music_train_options(sub, a->music);
+  a->tasks = add_task_train_options(sub);
   add_threads_option(sub, a->threads);
   sub->callback([a, resume] {
     // --resume without a value is the run directory's last checkpoint.

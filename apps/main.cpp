@@ -12,11 +12,18 @@ namespace recur::cli {
 namespace {
 void register_all(CLI::App& app) {
   add_train(app);
+  add_classify(app);
+  add_tag(app);
+  add_translate(app);
   add_sample(app);
   add_score(app);
   add_eval(app);
   add_info(app);
   add_midi(app);
+  add_music_stats(app);
+  add_diagnose(app);
+  add_plot(app);
+  add_show(app);
   (void)app;
 }
 }  // namespace

@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Installs every Debian package recur needs, only when missing (idempotent; run as root
-# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|all]
+# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
+#   browser    build + headless Chromium for the `recur show` page test
+#   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
+#              abcmidi (abc2midi: ABC folk tunes as training input), see docs/music.md
 set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
-      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv)
+      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
+      gnuplot-nox fonts-dejavu-core)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;
-  bench|all) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
-  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench or all)" >&2; exit 2 ;;
+  bench) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
+  music) pkgs+=(fluidsynth fluid-soundfont-gm abcmidi) ;;
+  browser) pkgs+=(chromium) ;;  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
+  all) pkgs+=(python3-torch python3-numpy libdnnl-dev fluidsynth fluid-soundfont-gm abcmidi) ;;
+  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser or all)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

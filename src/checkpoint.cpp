@@ -144,6 +144,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   w.set_metadata("config", lm_spec_to_json(m.spec));
   w.set_metadata("vocab", m.vocab.to_json());
   if (!ckpt.train_state.empty()) w.set_metadata("train_state", ckpt.train_state);
+  if (!m.task.empty()) w.set_metadata("task", m.task);
   lm_for_each_param(m.spec.lm, m.params, [&](const std::string& name, const Tensor<float>& t) { w.add(name, t); });
   for (const auto& [name, t] : ckpt.tensors) {
     if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
@@ -177,9 +178,10 @@ Checkpoint load_checkpoint(const std::string& path) {
                       std::to_string(kCheckpointVersion));
   for (const auto& [key, value] : meta) {
     (void)value;
-    if (key != "format" && key != "format_version" && key != "config" && key != "vocab" && key != "train_state")
+    if (key != "format" && key != "format_version" && key != "config" && key != "vocab" && key != "train_state" &&
+        key != "task")
       throw FormatError(path + ": metadata " + quote_name(key) + ": unknown key; expected only format, format_version, "
-                        "config, vocab, train_state");
+                        "config, vocab, train_state, task");
   }
 
   Checkpoint ck;
@@ -195,6 +197,10 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (meta.count("train_state")) {
     ck.train_state = meta.at("train_state");
     JsonFields(std::string_view(ck.train_state), path + ": metadata \"train_state\"");  // syntax and object check only
+  }
+  if (meta.count("task")) {
+    m.task = meta.at("task");
+    JsonFields(std::string_view(m.task), path + ": metadata \"task\"");  // syntax and object check only
   }
 
   const LmConfig& c = m.spec.lm;

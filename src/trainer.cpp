@@ -11,6 +11,7 @@
 
 #include "json_fields.h"
 #include "lm_batch.h"
+#include "recur/diagnostics.h"
 #include "recur/lm_text.h"
 
 namespace recur {
@@ -84,6 +85,7 @@ void TrainOptions::validate() const {
   check_int("--valid-every", valid_every, 0, "an integer >= 0");
   check_int("--log-every", log_every, 1, "an integer >= 1");
   check_int("--eval-batch", eval_batch, 1, "an integer >= 1");
+  check_int("--diagnostics", diagnostics_every, 0, "0 (off) or a step interval >= 1");
   if (diverge_factor != 0 && !(diverge_factor > 1 && std::isfinite(diverge_factor)))
     bad("--diverge-factor", num(diverge_factor), "0 (off) or a factor > 1");
 }
@@ -384,7 +386,9 @@ TrainOptions train_options_from_json(std::string_view json, std::string_view ori
   return options_from_fields(f);
 }
 
-TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop) {
+// `corpus` null: read opts.data_path (and valid/test files) as text.
+static TrainResult train_language_model_impl(const TrainOptions& opts, const TokenCorpus* corpus, const TrainObserver& obs,
+                                      const std::atomic<bool>* stop) {
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   opts.validate();
@@ -418,14 +422,19 @@ TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& 
   }
 
   // ---- data ----
-  const std::string text = read_text_file(opts.data_path);
+  const std::string text = corpus ? corpus->train : read_text_file(opts.data_path);
   if (resuming && int64_t(text.size()) != rs.data_bytes)
     throw Error(opts.data_path + ": " + std::to_string(text.size()) + " bytes, but " + opts.resume_path +
                 " was trained on " + std::to_string(rs.data_bytes) + " bytes of " + rs.data_path +
                 "; resuming needs the same training data");
   std::string train_text, valid_text, test_text;
   std::string valid_origin;
-  if (!opts.valid_path.empty()) {
+  if (corpus) {  // already split by its maker
+    train_text = corpus->train;
+    valid_text = corpus->valid;
+    test_text = corpus->test;
+    valid_origin = opts.data_path + " (validation pieces)";
+  } else if (!opts.valid_path.empty()) {
     valid_text = read_text_file(opts.valid_path);
     valid_origin = opts.valid_path;
     train_text = text;
@@ -443,13 +452,19 @@ TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& 
     if (opts.valid_fraction > 0) note(opts.data_path + " has a single line: training without validation");
   }
   // Read now, so a bad test file fails before hours of training rather than after.
-  if (!opts.test_path.empty()) test_text = read_text_file(opts.test_path);
+  if (!corpus && !opts.test_path.empty()) test_text = read_text_file(opts.test_path);
   const bool has_valid = !valid_text.empty();
 
   // ---- model ----
   LmModel model;
   if (resuming) {
     model = std::move(ck.model);
+    if (corpus && corpus->task != model.task)
+      throw Error(opts.resume_path + ": trained with task " + (model.task.empty() ? "lm" : model.task) +
+                  ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
+  } else if (corpus) {
+    model.vocab = corpus->vocab;
+    model.task = corpus->task;
   } else {
     model.vocab = build_vocab(train_text, opts.level, opts.mode, {opts.max_vocab, opts.min_count}, opts.data_path);
     if (model.vocab.size() <= Vocab::num_special)
@@ -704,6 +719,7 @@ TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& 
   TextBatch tb;
   LmCache<float> cache;
   int64_t steps_this_run = 0;
+  int64_t diag_steps = 0, diag_clipped = 0;  // --diagnostics: clip rate since its last line
   auto window_t0 = clock::now();
   while (!budget_done(run_seconds())) {
     if (!batches.next(tb)) {  // end of an epoch: the batcher has moved to the next one
@@ -740,6 +756,19 @@ TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& 
     }
     if (!std::isfinite(norm)) diverged("gradient norm " + num(norm));
     if (opts.clip_value > 0 && clip_grad_value(refs, opts.clip_value) > 0) clipped = true;
+    if (opts.diagnostics_every > 0) {  // before the update: the profiles belong to this step's weights
+      ++diag_steps;
+      diag_clipped += clipped;
+      if (rs.step % opts.diagnostics_every == 0) {
+        const StepDiagnostics d{.step = rs.step, .epoch = epoch_frac(), .grad_norm = norm,
+                                .grad_norm_clipped = grad_norm(refs), .clipped = clipped,
+                                .clip_rate = double(diag_clipped) / double(diag_steps),
+                                .layers = lm_layer_diagnostics(cfg, model.params, cache)};
+        metrics << diagnostics_json(d) << '\n';
+        metrics.flush();
+        diag_steps = diag_clipped = 0;
+      }
+    }
     optimizer.set_lr(rs.lr);
     optimizer.step();
 
@@ -803,6 +832,16 @@ TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& 
   result.best_valid_loss = rs.best_valid_loss;
   if (fs::exists(best_path) && result.best_path.empty() && rs.best_step > 0) result.best_path = best_path;
   return result;
+}
+
+TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop) {
+  return train_language_model_impl(opts, nullptr, obs, stop);
+}
+
+TrainResult train_language_model(const TrainOptions& opts, const TokenCorpus& corpus, const TrainObserver& obs,
+                                 const std::atomic<bool>* stop) {
+  if (opts.level != TokenLevel::words) throw Error("--level: a token corpus is word-level; expected --level word");
+  return train_language_model_impl(opts, &corpus, obs, stop);
 }
 
 }  // namespace recur

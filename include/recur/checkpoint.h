@@ -8,7 +8,9 @@
 //             (e.g. the recurrent state carried between stream chunks), F32.
 //   metadata  "format": "recur-lm", "format_version": "1",
 //             "config": the model (LmSpec, JSON), "vocab": Vocab::to_json(),
-//             "train_state": trainer-owned JSON (see trainer.h), absent for a bare model.
+//             "train_state": trainer-owned JSON (see trainer.h), absent for a bare model,
+//             "task": what the tokens mean when they are not plain text (JSON object, e.g.
+//             {"task":"music","encoding":"event",...}, see music_corpus.h); absent = text.
 //
 // Loading treats the file as untrusted: every metadata field is checked for presence and type,
 // unknown fields and tensors are refused, all parameter shapes are checked against the config,
@@ -55,6 +57,9 @@ struct LmModel {
   LmSpec spec;
   Vocab vocab;
   LmParams<float> params;
+  // The "task" metadata: a JSON object text, or empty for a text language model. The checkpoint
+  // only checks that it is an object; its owner (music_corpus.h for "music") reads the fields.
+  std::string task;
 };
 
 struct Checkpoint {

@@ -7,7 +7,8 @@
 //   best.safetensors  the model with the lowest validation loss so far
 //   metrics.jsonl     one JSON object per logged value set: {"type":"train"|"valid"|"test",
 //                     "step","epoch","loss","ppl","bpc","grad_norm","clip_rate","tokens_per_s",
-//                     "lr","elapsed_s"}; losses in full (round-trip) precision
+//                     "lr","elapsed_s"}; losses in full (round-trip) precision; with
+//                     diagnostics_every, also {"type":"diag",...} lines (diagnostics.h)
 //
 // Determinism: parameter init, dropout and data order draw from generators seeded by
 // TrainOptions::seed; their states, the data position, the recurrent state carried between
@@ -81,6 +82,10 @@ struct TrainOptions {
   std::string out_dir;
   std::string resume_path;  // checkpoint to continue from; empty = a fresh run
   bool force = false;       // a fresh run may replace an existing run in out_dir
+  // Every N steps (0 = off) a {"type":"diag"} line in metrics.jsonl: per-layer state-gradient
+  // profiles, gate saturation, gradient norm before/after clipping (diagnostics.h). A reporting
+  // choice of this invocation: not saved in the checkpoint, so --resume does not inherit it.
+  int64_t diagnostics_every = 0;
 
   // Throws Error "--<flag>: got <value>, expected <range>" for the first bad value.
   void validate() const;
@@ -138,6 +143,20 @@ struct TrainResult {
 // `stop` is polled after each step (set it from a signal handler): the run then writes
 // last.safetensors and returns with interrupted = true.
 TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs,
+                                 const std::atomic<bool>* stop = nullptr);
+
+// Data already turned into tokens by someone else (music: music_corpus.h), given to the trainer
+// instead of opts.data_path. The texts are word-level token lines as the text path would read
+// them (stream: the lines back to back with <eos> between them; lines: one example per line),
+// the vocabulary is fixed by the tokenizer rather than counted, and the split is the caller's
+// (opts.valid_path, valid_fraction and max_vocab/min_count are not used). opts.level must be
+// words. opts.data_path only names the data in messages and in the checkpoint.
+struct TokenCorpus {
+  Vocab vocab{TokenLevel::words};
+  std::string train, valid, test;  // valid/test empty: none
+  std::string task;                // JSON object saved as the checkpoint's "task" metadata
+};
+TrainResult train_language_model(const TrainOptions& opts, const TokenCorpus& corpus, const TrainObserver& obs,
                                  const std::atomic<bool>* stop = nullptr);
 
 }  // namespace recur
