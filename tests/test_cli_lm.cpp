@@ -12,21 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Result = recur::test::CliResult;
+using recur::test::slurp;
 
 class CliLm : public ::testing::Test {
  protected:
@@ -63,16 +56,7 @@ class CliLm : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Runs `recur <args>` (args are shell words, already quoted where needed).
-  Result run(const std::string& args) {
-    const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = std::string("'") + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  Result run(const std::string& args) { return recur::test::run_recur(args, dir_); }
 
   // A small, fast model: stream chars unless `extra` says otherwise.
   std::string tiny(const std::string& extra = "--layers 1") const {

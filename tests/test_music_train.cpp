@@ -18,22 +18,15 @@
 #include "recur/music_generate.h"
 #include "recur/music_stats.h"
 
+#include "cli_run.h"
+
 namespace fs = std::filesystem;
 using namespace recur;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Result = recur::test::CliResult;
+using recur::test::slurp;
 
 // A short tune in C major: an arpeggio and a scale in eighths and quarters, with a bass note.
 Performance tune(int variant) {
@@ -71,16 +64,7 @@ class MusicCli : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Runs `[env] recur <args>` (args are shell words, already quoted where needed).
-  Result run(const std::string& args, const std::string& env = "") {
-    const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = env + " '" + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  Result run(const std::string& args, const std::string& env = "") { return recur::test::run_recur(args, dir_, env); }
   // A tiny model trained for a few steps; returns the checkpoint.
   std::string train(const std::string& extra = "") {
     const Result r = run("train --task music '" + path("corpus") + "' --out '" + path("run") +

@@ -16,6 +16,8 @@
 #include "recur/metrics.h"
 #include "recur/task_data.h"
 
+#include "cli_run.h"
+
 namespace fs = std::filesystem;
 
 namespace recur {
@@ -92,17 +94,8 @@ TEST(SplitWords, FrenchSpacesAndPunctuation) {
 
 // ---------------------------------------------------------------- CLI
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Result = recur::test::CliResult;
+using recur::test::slurp;
 
 class CliTasks : public ::testing::Test {
  protected:
@@ -121,16 +114,7 @@ class CliTasks : public ::testing::Test {
     return (dir_ / name).string();
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  Result run(const std::string& args) {
-    const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = std::string("'") + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  Result run(const std::string& args) { return recur::test::run_recur(args, dir_); }
   void expect_one_line_error(const std::string& args, const std::string& needle) {
     SCOPED_TRACE(args);
     const Result r = run(args);
