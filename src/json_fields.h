@@ -16,6 +16,7 @@
 
 #include "recur/error.h"
 #include "recur/random.h"
+#include "recur/rnn.h"
 
 namespace recur {
 
@@ -126,5 +127,28 @@ inline nlohmann::json rng_state_json(const Rng::State& s) {
 
 // +infinity ("no value yet") as null, since JSON has no infinity.
 inline nlohmann::json number_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+
+// An RnnConfig as checkpoints write it ({"cell", "gru_reset", "input_size", ...}); every field
+// is required, checked for range and consumed (finish()). Used by LM and task checkpoints alike.
+inline RnnConfig read_rnn_config(JsonFields& r) {
+  RnnConfig c;
+  const std::string cell = r.string("cell");
+  if (cell != "rnn_tanh" && cell != "rnn_relu" && cell != "gru" && cell != "lstm")
+    r.fail("cell", "\"rnn_tanh\", \"rnn_relu\", \"gru\" or \"lstm\"");
+  c.cell = parse_cell(cell);
+  const std::string reset = r.string("gru_reset");
+  if (reset != "after" && reset != "before") r.fail("gru_reset", "\"after\" or \"before\"");
+  c.gru_reset = parse_gru_reset(reset);
+  c.input_size = r.integer("input_size", 1, int64_t(1) << 31);
+  c.hidden_size = r.integer("hidden_size", 1, int64_t(1) << 24);
+  c.proj_size = r.integer("proj_size", 0, int64_t(1) << 24);
+  c.num_layers = r.integer("num_layers", 1, 1024);
+  c.bidirectional = r.boolean("bidirectional");
+  c.peephole = r.boolean("peephole");
+  c.bias = r.boolean("bias");
+  c.dropout = r.number("dropout");
+  r.finish();
+  return c;
+}
 
 }  // namespace recur

@@ -356,23 +356,7 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
     } else if (kind == "rnn") {
       l.kind = LayerKind::rnn;
       JsonFields r = g.object("rnn");
-      RnnConfig& c = l.rnn;
-      const std::string cell = r.string("cell");
-      if (cell != "rnn_tanh" && cell != "rnn_relu" && cell != "gru" && cell != "lstm")
-        r.fail("cell", "\"rnn_tanh\", \"rnn_relu\", \"gru\" or \"lstm\"");
-      c.cell = parse_cell(cell);
-      const std::string reset = r.string("gru_reset");
-      if (reset != "after" && reset != "before") r.fail("gru_reset", "\"after\" or \"before\"");
-      c.gru_reset = parse_gru_reset(reset);
-      c.input_size = r.integer("input_size", 1, int64_t(1) << 31);
-      c.hidden_size = r.integer("hidden_size", 1, int64_t(1) << 24);
-      c.proj_size = r.integer("proj_size", 0, int64_t(1) << 24);
-      c.num_layers = r.integer("num_layers", 1, 1024);
-      c.bidirectional = r.boolean("bidirectional");
-      c.peephole = r.boolean("peephole");
-      c.bias = r.boolean("bias");
-      c.dropout = r.number("dropout");
-      r.finish();
+      l.rnn = read_rnn_config(r);
       l.init = g.string("init");
     } else {
       g.fail("kind", "\"embedding\", \"rnn\", \"linear\", \"concat\", \"dropout\" or \"bridge\"");
