@@ -17,7 +17,9 @@ inline float exp_f(float x) {
   // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2; ln 2 split in two parts so
   // n * ln2 is exact in float (Cody-Waite). The clamp keeps 2^n a normal float.
   x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  // Round to nearest by adding and removing 1.5 * 2^23 (exact in IEEE float for |v| < 2^22):
+  // std::floor would not vectorise, since GCC keeps floorf scalar unless -fno-trapping-math.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
