@@ -175,8 +175,8 @@ template <typename T>
 void lm_step(const LmConfig& cfg, const LmParams<T>& params, std::span<const int32_t> ids, RnnState<T>& state,
              LmCache<T>& cache, Tensor<T>& logits) {
   const int64_t B = int64_t(ids.size());
-  std::vector<int32_t> no_target(ids.size(), -1);
-  LmBatch batch{.input = ids, .target = no_target, .mask = {}, .lengths = {}, .steps = 1, .batch = B};
+  cache.step_targets.assign(ids.size(), -1);
+  LmBatch batch{.input = ids, .target = cache.step_targets, .mask = {}, .lengths = {}, .steps = 1, .batch = B};
   lm_forward_backward<T>(cfg, params, batch, state, {}, cache, nullptr, 0.0);
   logits = cache.logits;
 }

@@ -64,6 +64,7 @@ struct LmCache {
   std::vector<T> mask;       // [T*B] loss weights of the last batch (empty = all ones)
   std::vector<int32_t> ids;  // [T*B] copy of the input ids for the embedding backward
   Tensor<T> grad_h, grad_x;  // backward scratch
+  std::vector<int32_t> step_targets;  // [B] all -1: lm_step's "no target" row, kept so a step allocates nothing
 };
 
 // Where an LM batch comes from: ids, targets and (lines mode) lengths and mask.
