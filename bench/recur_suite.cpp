@@ -1,0 +1,352 @@
+// recur's side of the speed suite (issue 7): one case of bench/suite_cases.json per run, timed
+// through the public API exactly as `recur train` / `recur sample` use it, printed as one JSON
+// line. bench/torch_suite.py and bench/dnnl_suite.cpp implement the same protocol; bench/suite.sh
+// runs all three side by side and bench/suite_table.py prints the table.
+//
+//   recur_suite --cases bench/suite_cases.json --case NAME --threads N [--warmup W] [--repeats R]
+//   recur_suite --cases FILE --list
+//   recur_suite --peak --threads N      measured float32 FMA peak in GFLOP/s (the table's 100%)
+//
+// Models (glossary in include/recur/tensor.h):
+//   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
+//   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
+//   generate  batch 1: id -> lm_step -> logits [1, V] -> sample (temperature 1) -> next id
+// A train step is forward, backward, clip_grad_norm(5) and Adam(1e-3), as in bench/torch_suite.py.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "recur/lm.h"
+#include "recur/loss.h"
+#include "recur/model.h"
+#include "recur/optim.h"
+#include "recur/sampler.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+using namespace recur;
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct Case {
+  std::string name, kind, mode, cell;
+  int64_t vocab = 0, embed = 0, hidden = 0, layers = 1, batch = 1, steps = 1, tags = 0, repeats = 5;
+};
+
+Case parse_case(const json& j) {
+  Case c;
+  c.name = j.at("name");
+  c.kind = j.at("kind");
+  c.mode = j.at("mode");
+  c.cell = j.at("cell");
+  c.vocab = j.at("vocab");
+  c.embed = j.at("embed");
+  c.hidden = j.at("hidden");
+  c.layers = j.at("layers");
+  c.batch = j.at("batch");
+  c.steps = j.at("steps");
+  c.tags = j.value("tags", int64_t(0));
+  c.repeats = j.value("repeats", int64_t(5));
+  return c;
+}
+
+RnnConfig rnn_config(const Case& c, int64_t input_size, bool bidirectional) {
+  RnnConfig r;
+  if (c.cell == "lstm") r.cell = CellType::lstm;
+  else if (c.cell == "gru") r.cell = CellType::gru;
+  else if (c.cell == "rnn_tanh") r.cell = CellType::rnn_tanh;
+  else throw std::runtime_error("unknown cell '" + c.cell + "' (expected lstm, gru or rnn_tanh)");
+  r.input_size = input_size;
+  r.hidden_size = c.hidden;
+  r.num_layers = c.layers;
+  r.bidirectional = bidirectional;
+  return r;
+}
+
+double vm_rss_mb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+std::string mapped_blas() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    if (path.find("openblas") != std::string::npos || path.find("libblas") != std::string::npos) {
+      char buf[4096];
+      return realpath(path.c_str(), buf) ? std::string(buf) : path;
+    }
+  }
+  return "?";
+}
+
+std::vector<int32_t> random_ids(Rng& rng, int64_t n, int64_t vocab) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (auto& x : v) x = int32_t(rng.below(uint64_t(vocab)));
+  return v;
+}
+
+// What one case needs between repeats: a step function returning the loss (NaN if none).
+struct Runner {
+  std::function<double()> step;
+  int64_t tokens_per_repeat = 0;
+};
+
+// Keeps every model alive for the duration of the run.
+struct LmBench {
+  LmConfig cfg;
+  LmParams<float> params;
+  LmGrads<float> grads;
+  LmCache<float> cache;
+  std::vector<ParamRef<float>> refs;
+  std::optional<Optimizer<float>> opt;
+  std::vector<int32_t> input, target;  // [T, B]
+  RnnState<float> state;
+  Tensor<float> logits;
+  SamplerScratch scratch;
+};
+
+struct TaggerBench {
+  ModelSpec spec;
+  ModelParams<float> params;
+  ModelGrads<float> grads;
+  ModelCache<float> cache;
+  std::vector<ParamRef<float>> refs;
+  std::optional<Optimizer<float>> opt;
+  ModelInputs<float> in;
+  std::vector<int32_t> target;  // [T, B]
+  Tensor<float> grad;
+};
+
+Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
+  m.cfg.vocab_size = c.vocab;
+  m.cfg.embed_size = c.embed;
+  m.cfg.rnn = rnn_config(c, m.cfg.input_size(), false);
+  m.params = lm_init_params<float>(m.cfg, rng);
+  const int64_t n = c.steps * c.batch;
+  m.input = random_ids(rng, n, c.vocab);
+  m.target = random_ids(rng, n, c.vocab);
+  if (c.mode == "generate") {
+    // One token in, one sampled token out, the state carried: what `recur sample` does.
+    auto id = std::make_shared<int32_t>(0);
+    auto srng = std::make_shared<Rng>(7);
+    return {[&m, c, id, srng] {
+              for (int64_t t = 0; t < c.steps; ++t) {
+                lm_step<float>(m.cfg, m.params, std::span<const int32_t>(id.get(), 1), m.state, m.cache, m.logits);
+                *id = sample_token(std::span<const float>(m.logits.data), {}, *srng, m.scratch);
+              }
+              return std::nan("");
+            },
+            c.steps};
+  }
+  const LmBatch batch{.input = m.input, .target = m.target, .mask = {}, .lengths = {}, .steps = c.steps, .batch = c.batch};
+  if (c.mode == "forward")
+    return {[&m, batch] {
+              RnnState<float> state;
+              return lm_forward_backward<float>(m.cfg, m.params, batch, state, {}, m.cache, nullptr, 0.0).mean();
+            },
+            n};
+  m.grads = lm_zero_grads<float>(m.cfg);
+  std::vector<std::pair<std::string, Tensor<float>*>> pv, gv;
+  lm_for_each_param(m.cfg, m.params, [&](const std::string& name, Tensor<float>& t) { pv.emplace_back(name, &t); });
+  lm_for_each_param(m.cfg, m.grads, [&](const std::string& name, Tensor<float>& t) { gv.emplace_back(name, &t); });
+  for (size_t i = 0; i < pv.size(); ++i) m.refs.push_back(param_ref(pv[i].first, *pv[i].second, *gv[i].second));
+  m.opt.emplace(OptimizerConfig{.type = OptimizerType::adam, .lr = 1e-3}, m.refs);
+  return {[&m, batch, n] {
+            m.grads.zero();
+            RnnState<float> state;
+            const LossSum loss = lm_forward_backward<float>(m.cfg, m.params, batch, state, {.training = true, .rng = nullptr},
+                                                            m.cache, &m.grads, 1.0 / double(n));
+            clip_grad_norm(m.refs, 5.0);
+            m.opt->step();
+            return loss.mean();
+          },
+          n};
+}
+
+Runner make_tagger(const Case& c, TaggerBench& m, Rng& rng) {
+  m.spec.tokens("words", c.vocab);
+  m.spec.embedding("emb", "words", c.embed);
+  m.spec.rnn("rnn", "emb", rnn_config(c, 0, true));
+  m.spec.linear("out", "rnn", c.tags);
+  m.params = model_init_params<float>(m.spec, rng);
+  m.grads = model_zero_grads<float>(m.spec);
+  const int64_t n = c.steps * c.batch;
+  m.in["words"] = {.ids = random_ids(rng, n, c.vocab), .features = {}, .steps = c.steps, .batch = c.batch, .lengths = {}};
+  m.target = random_ids(rng, n, c.tags);
+  if (c.mode == "forward")
+    return {[&m] {
+              model_forward(m.spec, m.params, m.in, {}, m.cache);
+              return softmax_cross_entropy(model_output(m.spec, m.cache, "out"), std::span<const int32_t>(m.target), {},
+                                           nullptr, 0.0)
+                  .mean();
+            },
+            n};
+  m.refs = model_param_refs(m.spec, m.params, m.grads);
+  m.opt.emplace(OptimizerConfig{.type = OptimizerType::adam, .lr = 1e-3}, m.refs);
+  return {[&m, n] {
+            model_forward(m.spec, m.params, m.in, {.training = true, .rng = nullptr, .wanted = {}}, m.cache);
+            const LossSum loss = softmax_cross_entropy(model_output(m.spec, m.cache, "out"),
+                                                       std::span<const int32_t>(m.target), {}, &m.grad, 1.0 / double(n));
+            m.grads.zero();
+            model_backward(m.spec, m.params, m.in, m.cache, {{"out", &m.grad}}, m.grads);
+            clip_grad_norm(m.refs, 5.0);
+            m.opt->step();
+            return loss.mean();
+          },
+          n};
+}
+
+// Float32 FMA peak of `threads` cores: 12 independent 16-wide FMA chains per thread (enough to
+// cover the FMA latency on AVX-512 and AVX2 machines), all threads at once.
+double measure_peak_gflops(int threads) {
+  typedef float v16 __attribute__((vector_size(64)));
+  const int64_t iters = 200'000'000 / 16;
+  std::vector<double> secs(static_cast<size_t>(threads));
+  std::vector<float> sink(static_cast<size_t>(threads));
+  auto work = [&](int k) {
+    v16 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = v16{} + float(i + k) * 1e-9f;
+    const v16 a = v16{} + 0.999999f, b = v16{} + 1e-7f;
+    const auto t0 = clock_type::now();
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) acc[i] = acc[i] * a + b;
+    secs[size_t(k)] = std::chrono::duration<double>(clock_type::now() - t0).count();
+    float s = 0;
+    for (int i = 0; i < 12; ++i) s += acc[i][0];
+    sink[size_t(k)] = s;
+  };
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<std::thread> pool;
+    for (int k = 0; k < threads; ++k) pool.emplace_back(work, k);
+    for (auto& t : pool) t.join();
+    const double slowest = *std::max_element(secs.begin(), secs.end());
+    best = std::max(best, double(threads) * double(iters) * 12 * 16 * 2 / slowest / 1e9);
+  }
+  if (sink[0] == 12345.f) std::fprintf(stderr, " ");  // keep the chains alive
+  return best;
+}
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "recur_suite: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string cases_path, case_name;
+  int threads = 1, warmup = 2, repeats = -1;
+  bool list = false, peak = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    auto int_value = [&]() {
+      const std::string v = value();
+      try {
+        return std::stoi(v);
+      } catch (...) {
+        usage_error(a + ": expected an integer, got '" + v + "'");
+      }
+    };
+    if (a == "--cases") cases_path = value();
+    else if (a == "--case") case_name = value();
+    else if (a == "--threads") threads = int_value();
+    else if (a == "--warmup") warmup = int_value();
+    else if (a == "--repeats") repeats = int_value();
+    else if (a == "--list") list = true;
+    else if (a == "--peak") peak = true;
+    else usage_error("unknown argument '" + a + "'");
+  }
+  if (threads < 1 || warmup < 0) usage_error("--threads must be >= 1 and --warmup >= 0");
+  openblas_set_num_threads(threads);
+  if (peak) {
+    std::printf("{\"impl\":\"fma_peak\",\"threads\":%d,\"gflops\":%.1f}\n", threads, measure_peak_gflops(threads));
+    return 0;
+  }
+  if (cases_path.empty()) usage_error("--cases FILE is required");
+  json all;
+  try {
+    std::ifstream f(cases_path);
+    if (!f) usage_error(cases_path + ": cannot open");
+    all = json::parse(f);
+  } catch (const json::exception& e) {
+    usage_error(cases_path + ": " + e.what());
+  }
+  if (list) {
+    for (const auto& j : all.at("cases")) std::printf("%s\n", j.at("name").get<std::string>().c_str());
+    return 0;
+  }
+  std::optional<Case> c;
+  for (const auto& j : all.at("cases"))
+    if (j.at("name") == case_name) c = parse_case(j);
+  if (!c) usage_error(cases_path + ": no case named '" + case_name + "'");
+  if (repeats < 0) repeats = int(c->repeats);
+
+  try {
+    const double rss_base = vm_rss_mb();
+    Rng rng(1);
+    LmBench lm;
+    TaggerBench tagger;
+    Runner run = c->kind == "tagger" ? make_tagger(*c, tagger, rng) : make_lm(*c, lm, rng);
+    double loss_first = std::nan(""), loss_last = std::nan("");
+    for (int i = 0; i < warmup; ++i) {
+      const double l = run.step();
+      if (i == 0) loss_first = l;
+    }
+    std::vector<double> times;
+    for (int i = 0; i < repeats; ++i) {
+      const auto t0 = clock_type::now();
+      loss_last = run.step();
+      times.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+      if (warmup == 0 && i == 0) loss_first = loss_last;
+    }
+    json out = {{"impl", "recur"},
+                {"case", c->name},
+                {"threads", threads},
+                {"times_s", times},
+                {"tokens_per_repeat", run.tokens_per_repeat},
+                {"loss_first", std::isfinite(loss_first) ? json(loss_first) : json(nullptr)},
+                {"loss_last", std::isfinite(loss_last) ? json(loss_last) : json(nullptr)},
+                {"rss_base_mb", rss_base},
+                {"rss_peak_mb", peak_rss_mb()},
+                {"blas", mapped_blas()},
+                {"notes", ""}};
+    std::printf("%s\n", out.dump().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recur_suite: %s: %s\n", c->name.c_str(), e.what());
+    return 1;
+  }
+  return 0;
+}
