@@ -10,7 +10,7 @@
 // Models (glossary in include/recur/tensor.h):
 //   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
 //   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
-//   generate  batch 1: id -> lm_step -> logits [1, V] -> sample (temperature 1) -> next id
+//   generate  batch 1: id -> LmStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
 // A train step is forward, backward, clip_grad_norm(5) and Adam(1e-3), as in bench/torch_suite.py.
 #include <sys/resource.h>
 
@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "recur/lm.h"
+#include "recur/lm_stepper.h"
 #include "recur/loss.h"
 #include "recur/model.h"
 #include "recur/optim.h"
@@ -157,9 +158,10 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
     // One token in, one sampled token out, the state carried: what `recur sample` does.
     auto id = std::make_shared<int32_t>(0);
     auto srng = std::make_shared<Rng>(7);
-    return {[&m, c, id, srng] {
+    auto stepper = std::make_shared<LmStepper<float>>(m.cfg, m.params);
+    return {[&m, c, id, srng, stepper] {
               for (int64_t t = 0; t < c.steps; ++t) {
-                lm_step<float>(m.cfg, m.params, std::span<const int32_t>(id.get(), 1), m.state, m.cache, m.logits);
+                stepper->step(std::span<const int32_t>(id.get(), 1), m.state, m.logits);
                 *id = sample_token(std::span<const float>(m.logits.data), {}, *srng, m.scratch);
               }
               return std::nan("");

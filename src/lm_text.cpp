@@ -5,6 +5,7 @@
 #include <set>
 
 #include "lm_batch.h"
+#include "recur/lm_stepper.h"
 
 namespace recur {
 
@@ -19,11 +20,11 @@ int32_t line_break_id(const LmModel& m) {
 
 // One recurrent step for a single sequence: feeds `id`, leaves the next-token logits [1, V].
 struct Stepper {
-  const LmModel& m;
+  explicit Stepper(const LmModel& m) : lm(m.spec.lm, m.params) {}
+  LmStepper<float> lm;
   RnnState<float> state;  // empty = zeros
-  LmCache<float> cache;
-  Tensor<float> logits;  // [1, V]
-  void feed(int32_t id) { lm_step<float>(m.spec.lm, m.params, std::span<const int32_t>(&id, 1), state, cache, logits); }
+  Tensor<float> logits;   // [1, V]
+  void feed(int32_t id) { lm.step(std::span<const int32_t>(&id, 1), state, logits); }
 };
 
 }  // namespace
@@ -50,7 +51,7 @@ PrimeInfo generate_text(const LmModel& model, const GenerateOptions& opts, Rng& 
   info.tokens = int64_t(prime_ids.size());
   info.unknown.assign(unknown.begin(), unknown.end());
 
-  Stepper s{model, {}, {}, {}};
+  Stepper s(model);
   s.feed(line_break_id(model));
   for (int32_t id : prime_ids) s.feed(id);
   if (!opts.prime.empty()) emit(opts.prime);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "recur/lm_stepper.h"
 #include "run_program.h"
 
 namespace recur {
@@ -33,10 +34,10 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
     throw Error("--seconds: expected a duration >= 0 (0 = no limit)");
 
   const LmConfig& cfg = model.spec.lm;
+  LmStepper<float> stepper(cfg, model.params);
   RnnState<float> state;
-  LmCache<float> cache;
   Tensor<float> logits;
-  auto feed = [&](int32_t id) { lm_step<float>(cfg, model.params, std::span<const int32_t>(&id, 1), state, cache, logits); };
+  auto feed = [&](int32_t id) { stepper.step(std::span<const int32_t>(&id, 1), state, logits); };
 
   MusicSample out;
   feed(Vocab::eos_id);  // a piece starts after <eos>, as in training

@@ -1,0 +1,101 @@
+// The generation stepper (an optimised inference path) against lm_step (the training code path
+// run with T = 1) for every cell variant, input kind, depth, direction count and batch size.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "recur/lm.h"
+#include "recur/lm_stepper.h"
+
+namespace {
+
+using namespace recur;
+
+struct Variant {
+  std::string name;
+  CellType cell;
+  GruReset reset = GruReset::after;
+  bool peephole = false;
+  int64_t proj = 0;
+};
+
+template <typename T>
+double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
+  EXPECT_EQ(a.shape, b.shape);
+  double m = 0;
+  for (size_t i = 0; i < a.data.size() && i < b.data.size(); ++i) m = std::max(m, std::fabs(double(a.data[i] - b.data[i])));
+  return m;
+}
+
+template <typename T>
+void check_all(double tol) {
+  const std::vector<Variant> variants = {
+      {"rnn_tanh", CellType::rnn_tanh},       {"rnn_relu", CellType::rnn_relu},
+      {"gru_after", CellType::gru},           {"gru_before", CellType::gru, GruReset::before},
+      {"lstm", CellType::lstm},               {"lstm_peephole", CellType::lstm, GruReset::after, true},
+      {"lstm_proj", CellType::lstm, GruReset::after, false, 3},
+      {"lstm_peephole_proj", CellType::lstm, GruReset::after, true, 3},
+  };
+  const int64_t V = 11, H = 6;
+  int cases = 0;
+  for (const Variant& v : variants)
+    for (int64_t embed : {int64_t(0), int64_t(5)})
+      for (int64_t layers : {1, 2})
+        for (bool bidir : {false, true})
+          for (bool bias : {true, false})
+            for (int64_t B : {1, 3}) {
+              LmConfig cfg;
+              cfg.vocab_size = V;
+              cfg.embed_size = embed;
+              cfg.rnn = {.cell = v.cell, .gru_reset = v.reset, .input_size = cfg.input_size(), .hidden_size = H,
+                         .proj_size = v.proj, .num_layers = layers, .bidirectional = bidir, .peephole = v.peephole,
+                         .bias = bias};
+              Rng rng(uint64_t(17 + cases));
+              const LmParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
+              LmStepper<T> stepper(cfg, params);
+              EXPECT_EQ(stepper.has_input_table(), embed > 0 && !bidir) << v.name;
+              RnnState<T> ref_state, fast_state;
+              LmCache<T> cache;
+              Tensor<T> ref_logits, fast_logits;
+              for (int t = 0; t < 4; ++t) {
+                std::vector<int32_t> ids;
+                for (int64_t b = 0; b < B; ++b) ids.push_back(int32_t(rng.below(uint64_t(V))));
+                lm_step<T>(cfg, params, ids, ref_state, cache, ref_logits);
+                stepper.step(ids, fast_state, fast_logits);
+                const std::string where = v.name + " embed " + std::to_string(embed) + " layers " +
+                                          std::to_string(layers) + (bidir ? " bi" : "") + (bias ? "" : " nobias") +
+                                          " B " + std::to_string(B) + " step " + std::to_string(t);
+                ASSERT_LE(max_abs_diff(ref_logits, fast_logits), tol) << where;
+                ASSERT_LE(max_abs_diff(ref_state.h, fast_state.h), tol) << where;
+                if (v.cell == CellType::lstm) {
+                  ASSERT_LE(max_abs_diff(ref_state.c, fast_state.c), tol) << where;
+                }
+              }
+              ++cases;
+            }
+  EXPECT_EQ(cases, 8 * 2 * 2 * 2 * 2 * 2);
+}
+
+TEST(LmStepper, MatchesLmStepInDouble) { check_all<double>(1e-12); }
+TEST(LmStepper, MatchesLmStepInFloat) { check_all<float>(2e-5); }
+
+TEST(LmStepper, RejectsIdsOutsideTheVocabularyAndWrongStates) {
+  LmConfig cfg;
+  cfg.vocab_size = 7;
+  cfg.embed_size = 4;
+  cfg.rnn = {.cell = CellType::lstm, .input_size = 4, .hidden_size = 5};
+  Rng rng(1);
+  const LmParams<float> params = lm_init_params<float>(cfg, rng);
+  LmStepper<float> stepper(cfg, params);
+  RnnState<float> state;
+  Tensor<float> logits;
+  const std::vector<int32_t> bad = {7};
+  EXPECT_THROW(stepper.step(bad, state, logits), Error);
+  const std::vector<int32_t> one = {3}, two = {3, 4};
+  stepper.step(one, state, logits);
+  EXPECT_THROW(stepper.step(two, state, logits), ShapeError);  // a state for batch 1, ids for batch 2
+}
+
+}  // namespace
