@@ -1,7 +1,8 @@
 // Composable models (model.h): finite-difference gradients of every head (per-step and
 // final-state), the concatenation of word and per-word character features, the
 // encoder-decoder links (direct state and bridge), dropout with fixed masks and feature
-// inputs; the JSON round trip; PyTorch goldens of a BiLSTM tagger and a many-to-one classifier.
+// inputs; the JSON round trip; PyTorch goldens of a BiLSTM tagger, a many-to-one classifier,
+// an encoder-decoder state link, and the bridge (output, loss and every parameter gradient).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "gradcheck.h"
+#include "recur/loss.h"
 #include "recur/model.h"
 #include "recur/safetensors.h"
 
@@ -357,6 +359,102 @@ TEST(ModelGolden, EncoderDecoderStateLinkMatchesPyTorch) {
     if (t >= len[size_t(b)]) continue;  // padding
     EXPECT_NEAR(out.data[size_t(i)], want.data[size_t(i)], 1e-10) << "element " << i;
   }
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+// tools/gen_model_golden.py bridge cases: an rnn whose initial (h, c) of every layer and
+// direction comes from a bridge tanh(W x + b). Output, the mean cross-entropy over the
+// non-padding targets and every parameter's gradient must match PyTorch (float64).
+void check_bridge_golden(const std::string& file, const ModelSpec& s) {
+  const std::string path = std::string(RECUR_GOLDEN_DIR) + "/model/" + file;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+  s.validate();
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  Rng rng(1);
+  ModelParams<double> params = model_init_params<double>(s, rng);
+  model_for_each_param(s, params, [&](const std::string& name, Tensor<double>& t, bool) { t = rd.get<double>(name, t.shape); });
+  ModelInputs<double> inputs;
+  for (const InputSpec& spec_in : s.inputs) {
+    Shape shape;
+    const auto ids = rd.get_int("input." + spec_in.name, &shape);
+    ModelInput<double>& in = inputs[spec_in.name];
+    for (int64_t v : ids) in.ids.push_back(int32_t(v));
+    if (spec_in.per_step) {
+      in.steps = shape[0];
+      in.batch = shape[1];
+      in.lengths = rd.get_int("input." + spec_in.name + "_lengths");
+    } else {
+      in.batch = shape[0];
+    }
+  }
+  ModelCache<double> cache;
+  model_forward(s, params, inputs, {}, cache);
+  const Tensor<double>& out = model_output(s, cache, "out");
+  const Tensor<double> want = rd.get<double>("output", out.shape);
+  const auto& len = inputs["tgt"].lengths;
+  const int64_t B = out.dim(1), V = out.dim(2);
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const int64_t row = i / V, t = row / B, b = row % B;
+    if (t >= len[size_t(b)]) continue;  // padding
+    EXPECT_NEAR(out.data[size_t(i)], want.data[size_t(i)], 1e-10) << file << " output element " << i;
+  }
+  // Loss and gradients.
+  std::vector<int32_t> targets;
+  for (int64_t v : rd.get_int("input.targets")) targets.push_back(int32_t(v));
+  int64_t count = 0;
+  for (int32_t t : targets) count += t >= 0;
+  Tensor<double> g;
+  const LossSum loss = softmax_cross_entropy<double>(out, targets, {}, &g, 1.0 / double(count));
+  EXPECT_NEAR(loss.mean(), rd.get<double>("loss", {1}).data[0], 1e-9) << file << " loss";
+  ModelGrads<double> grads = model_zero_grads<double>(s);
+  model_backward(s, params, inputs, cache, {{"out", &g}}, grads);
+  int64_t compared = 0;
+  model_for_each_param(s, grads, [&](const std::string& name, const Tensor<double>& gt, bool) {
+    const Tensor<double> gw = rd.get<double>("grad." + name, gt.shape);
+    double worst = 0;
+    for (size_t k = 0; k < gt.data.size(); ++k) worst = std::max(worst, std::abs(gt.data[k] - gw.data[k]));
+    EXPECT_LE(worst, 1e-9) << file << " gradient of " << name;
+    ++compared;
+  });
+  // Every gradient in the file has a parameter here (nothing left unchecked).
+  int64_t in_file = 0;
+  for (const std::string& n : rd.names()) in_file += n.rfind("grad.", 0) == 0;
+  EXPECT_EQ(compared, in_file) << file;
+}
+
+TEST(ModelGolden, BridgeFromBidirectionalGruIntoProjectedLstmMatchesPyTorch) {
+  RnnConfig enc{.cell = CellType::gru, .hidden_size = 4, .num_layers = 2, .bidirectional = true};
+  RnnConfig dec{.cell = CellType::lstm, .hidden_size = 4, .proj_size = 3, .num_layers = 2};
+  ModelSpec s;
+  s.tokens("src", 7);
+  s.tokens("tgt", 6);
+  s.embedding("src_emb", "src", 3);
+  s.rnn("enc", "src_emb", enc);
+  s.bridge("bridge", "enc.final", "dec");
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", dec, "bridge");
+  s.linear("out", "dec", 6);
+  ASSERT_EQ(s.bridge_size(s.layer("bridge")), 2 * 3 + 2 * 4);
+  check_bridge_golden("bridge_seq2seq.safetensors", s);
+}
+
+TEST(ModelGolden, LabelThroughBridgeIntoBidirectionalLstmMatchesPyTorch) {
+  RnnConfig dec{.cell = CellType::lstm, .hidden_size = 3, .num_layers = 2, .bidirectional = true};
+  ModelSpec s;
+  s.tokens("cond", 3, false);
+  s.tokens("tgt", 6);
+  s.embedding("cond_emb", "cond", 4);
+  s.bridge("bridge", "cond_emb", "dec");
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", dec, "bridge");
+  s.linear("out", "dec", 6);
+  ASSERT_EQ(s.bridge_size(s.layer("bridge")), 4 * 3 + 4 * 3);
+  check_bridge_golden("bridge_conditioned.safetensors", s);
 }
 
 }  // namespace
