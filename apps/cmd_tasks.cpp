@@ -117,7 +117,9 @@ std::shared_ptr<TaskTrainCliArgs> add_task_train_options(CLI::App* sub) {
   sub->add_flag("--condition-every-step", a->condition_every_step,
                 "generate: feed the condition to every step's input instead of the initial state")->group(g);
   sub->add_flag("--binary", a->binary, "classify: two labels with one sigmoid output (BCE)")->group(g);
-  sub->add_flag("--features", a->features, "classify/tag: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step")->group(g);
+  sub->add_flag("--features", a->features,
+                "classify/tag/seq2seq: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step "
+                "(seq2seq: the target text in the last column of a sequence's first row)")->group(g);
   sub->add_flag("--keep-case", a->keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
   sub->add_option("--embeddings", a->embeddings, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
   sub->add_flag("--freeze-embeddings", a->freeze, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
@@ -249,7 +251,7 @@ bool is_task_model(const std::string& path) { return is_task_checkpoint(path); }
 void run_task_eval(const std::string& path, const std::string& file, int threads) {
   apply_threads(threads);
   const TaskModel m = load_task_checkpoint(path).model;
-  const auto raw = read_task_file(m.task, file, true);
+  const auto raw = read_task_file(m, file, true);
   const auto ex = encode_task_examples(m, raw, true, file);
   TaskEvalOptions o;
   o.decode = eval_cli().decode;
@@ -264,6 +266,9 @@ void run_task_info(const std::string& path) {
   const TaskModel& m = ck.model;
   std::printf("file         %s (format recur-model v1)\n", path.c_str());
   std::printf("task         %s\n", task_model_summary(m).c_str());
+  for (const InputSpec& in : m.spec.inputs)
+    std::printf("input        %-10s %s %lld%s\n", in.name.c_str(), in.kind == InputKind::features ? "features" : "tokens",
+                (long long)in.size, in.kind == InputKind::features ? " per step" : in.per_step ? " ids" : " ids, one per example");
   for (const LayerSpec& l : m.spec.layers) {
     std::string ins;
     for (const auto& i : l.inputs) ins += (ins.empty() ? "" : ", ") + i;
@@ -313,7 +318,7 @@ void run_task_sample(const std::string& path, int64_t count, double temperature,
 namespace {
 
 struct PredictArgs {
-  std::string model, file, out;
+  std::string model, file, out, features;
   std::vector<std::string> texts;
   DecodeOptions decode;
   int threads = 0;
@@ -323,8 +328,8 @@ void run_classify(const PredictArgs& a) {
   apply_threads(a.threads);
   const TaskModel m = load_task(a.model, TaskKind::classify);
   if (m.task.features) {
-    // Numeric input: the file in training's format (labels optional).
-    const auto raw = read_task_file(m.task, a.file.empty() ? "-" : a.file, false);
+    // Numeric input: the file in training's format (the label column present, its values ignored).
+    const auto raw = read_task_file(m, a.file.empty() ? "-" : a.file, false);
     const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, a.file));
     for (const auto& p : probs) {
       const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
@@ -349,7 +354,7 @@ void run_classify(const PredictArgs& a) {
 void run_tag(const PredictArgs& a) {
   apply_threads(a.threads);
   const TaskModel m = load_task(a.model, TaskKind::tag);
-  const auto raw = read_task_file(m.task, a.file, false);
+  const auto raw = read_task_file(m, a.file, false);
   const auto ex = encode_task_examples(m, raw, false, a.file);
   const auto pred = tag_predictions(m, ex);
   std::FILE* out = stdout;
@@ -370,6 +375,21 @@ void run_tag(const PredictArgs& a) {
 void run_translate(const PredictArgs& a) {
   apply_threads(a.threads);
   const TaskModel m = load_task(a.model, TaskKind::seq2seq);
+  if (m.task.features || !a.features.empty()) {
+    // Numeric sources: a features CSV (training's format, the target column optional); one
+    // "sequence_id<TAB>output" line per sequence.
+    if (!m.task.features)
+      throw Error("--features: " + a.model + " reads text, not numeric features; pass TEXT or --file");
+    if (!a.texts.empty() || !a.file.empty() || a.features.empty())
+      throw Error(a.model + " reads numeric feature sequences (" + std::to_string(task_features_width(m)) +
+                  " per step); expected --features FILE instead of TEXT or --file");
+    const auto raw = read_task_file(m, a.features, false);
+    const auto ex = encode_task_examples(m, raw, false, a.features);
+    const auto outs = translate(m, ex, a.decode);
+    for (size_t i = 0; i < outs.size(); ++i)
+      std::printf("%s\t%s\n", raw[i].id.c_str(), task_output_text(m, outs[i]).c_str());
+    return;
+  }
   const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
   const auto texts = gather_texts(a.texts, a.file);
   const auto ex = encode_task_examples(m, raw_from_texts(m, texts, origin), false, origin);
@@ -404,6 +424,9 @@ void add_translate(CLI::App& app) {
   sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task seq2seq")->required();
   sub->add_option("TEXT", a->texts, "Sentences (default: --file, or one per line on stdin)");
   sub->add_option("--file", a->file, "One sentence per line ('-' = stdin); a tab ends the sentence");
+  sub->add_option("--features", a->features,
+                  "Models trained with --features: CSV 'sequence_id,f1,...,fF[,target]', one row per step; "
+                  "prints 'sequence_id<TAB>output' per sequence");
   sub->add_option("--beam", a->decode.beam, "Beam width (1 = greedy)")->check(CLI::Range(int64_t(1), int64_t(1000)))->capture_default_str();
   sub->add_option("--length-penalty", a->decode.length_penalty, "Beam: score = log p / length^alpha (0 = off)")
       ->capture_default_str();

@@ -202,19 +202,39 @@ std::vector<TextPair> read_pairs(const std::string& path, bool require_target) {
   return out;
 }
 
-std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width) {
+std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width,
+                                                    const FeatureFileOptions& opts) {
   const std::string text = read_text_file(path);
+  const char* last_name = opts.target_text ? "target" : "label";
+  const int64_t F0 = opts.width;
   std::vector<FeatureSequence> out;
+  std::unordered_map<std::string, int64_t> started;  // id -> first line, for ids that come back
   size_t nfields = 0;
-  int64_t lineno = 0, first_line = 0;
+  bool has_last = true;
+  int64_t lineno = 0, first_line = 0, F = 0;
   for (std::string_view line : split_lines(text)) {
     ++lineno;
     if (split_space(line).empty()) continue;
     const auto f = split_fields(line, ',', path, lineno);
     if (nfields == 0) {
-      if (f.size() < 3) bad_line(path, lineno, std::to_string(f.size()) + " fields; expected id, features..., label");
       nfields = f.size();
       first_line = lineno;
+      if (F0 > 0) {
+        // A trained model's width: F + 2 fields, or F + 1 when the last column may be left out.
+        const bool ok = int64_t(nfields) == F0 + 2 || (!opts.require_last && int64_t(nfields) == F0 + 1);
+        if (!ok)
+          bad_line(path, lineno, std::to_string(nfields) + " fields, but the model reads " + std::to_string(F0) +
+                                     " features per step; expected 'sequence_id,f1,...,f" + std::to_string(F0) +
+                                     (opts.require_last ? std::string(",") + last_name + "' (" + std::to_string(F0 + 2) + " fields)"
+                                                        : std::string("' (") + std::to_string(F0 + 1) + " fields), optionally followed by the " + last_name));
+        F = F0;
+        has_last = int64_t(nfields) == F0 + 2;
+      } else {
+        if (nfields < 3)
+          bad_line(path, lineno, std::to_string(nfields) + " field" + (nfields == 1 ? "" : "s") +
+                                     "; expected 'sequence_id,f1,...,fF," + last_name + "' (at least 3 fields)");
+        F = int64_t(nfields) - 2;
+      }
       // A header row: its first feature is not a number.
       char* end = nullptr;
       std::strtod(f[1].c_str(), &end);
@@ -223,26 +243,53 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int
     if (f.size() != nfields)
       bad_line(path, lineno, std::to_string(f.size()) + " fields; expected " + std::to_string(nfields) + " as on line " +
                                  std::to_string(first_line) + " (ragged columns)");
+    if (split_space(f[0]).empty()) bad_line(path, lineno, "empty sequence id; expected an id in the first field");
     if (out.empty() || out.back().id != f[0]) {
+      auto [it, fresh] = started.emplace(f[0], lineno);
+      if (!fresh)
+        bad_line(path, lineno, "sequence " + quote_name(f[0]) + " started on line " + std::to_string(it->second) +
+                                   " and comes back after other sequences; expected its rows together");
       out.push_back({});
       out.back().id = f[0];
       out.back().line = lineno;
     }
     FeatureSequence& s = out.back();
-    for (size_t k = 1; k + 1 < nfields; ++k) {
+    for (size_t k = 1; k <= size_t(F); ++k) {
       char* end = nullptr;
       const double v = std::strtod(f[k].c_str(), &end);
       if (f[k].empty() || end != f[k].c_str() + f[k].size() || !std::isfinite(v))
         bad_line(path, lineno, "field " + std::to_string(k + 1) + " " + quote_name(f[k]) + "; expected a finite number");
       s.values.push_back(float(v));
     }
-    const auto w = split_space(f.back());
-    if (w.size() != 1) bad_line(path, lineno, "label " + quote_name(f.back()) + "; expected one word");
-    s.labels.push_back(w[0]);
+    if (has_last) {
+      const std::string& cell = f.back();
+      if (opts.target_text) {
+        const bool blank = split_space(cell).empty();
+        if (s.steps == 0) {
+          if (blank && opts.require_last)
+            bad_line(path, lineno, "sequence " + quote_name(s.id) +
+                                       " has an empty target on its first row; expected the target text in the last field");
+          s.target = cell;
+        } else if (!blank && cell != s.target) {
+          if (split_space(s.target).empty())
+            bad_line(path, lineno, "sequence " + quote_name(s.id) + " has its target here, not on its first row (line " +
+                                       std::to_string(s.line) + "); expected the target text on the first row");
+          bad_line(path, lineno, "sequence " + quote_name(s.id) + " has a second target " + quote_name(cell) + " (line " +
+                                     std::to_string(s.line) + " has " + quote_name(s.target) +
+                                     "); expected the target on the sequence's first row only" +
+                                     (F0 > 0 ? ", and " + std::to_string(F0) + " features per step" : std::string()));
+        }
+      } else {
+        const auto w = split_space(cell);
+        if (w.size() != 1) bad_line(path, lineno, "label " + quote_name(cell) + "; expected one word");
+        s.labels.push_back(w[0]);
+      }
+    }
     ++s.steps;
   }
-  if (out.empty()) throw FormatError(path + ": no sequences; expected 'id,f1,...,label' rows");
-  *width = int64_t(nfields) - 2;
+  if (out.empty())
+    throw FormatError(path + ": no sequences; expected 'sequence_id,f1,...,fF," + last_name + "' rows");
+  if (width) *width = F;
   return out;
 }
 

@@ -137,6 +137,7 @@ void TaskTrainOptions::validate() const {
     bad("--condition-every-step", "on", "only with --task generate");
   if (task.char_rnn && task.kind != TaskKind::tag) bad("--char-rnn", "on", "only with --task tag");
   if (task.binary && task.kind != TaskKind::classify) bad("--binary", "on", "only with --task classify");
+  if (task.features && task.kind == TaskKind::generate) bad("--features", "on", "only with --task classify, tag or seq2seq");
   if (!embeddings_path.empty() && (task.features || task.kind == TaskKind::generate))
     bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
   optimizer.validate();
@@ -178,12 +179,14 @@ TaskTrainResult train_task(const TaskTrainOptions& opts, const TaskTrainObserver
   rs.valid_path = valid_path;
 
   // ---- data ----
+  // Feature files: F comes from the training file (or the resumed model) and binds the others.
   int64_t F = 0;
-  std::vector<RawExample> raw = read_task_file(task, opts.data_path, true, &F);
+  std::vector<RawExample> raw =
+      read_task_file(task, opts.data_path, true, &F, resuming ? task_features_width(ck.model) : 0);
   std::vector<RawExample> raw_valid;
   std::string valid_origin = valid_path;
   if (!valid_path.empty()) {
-    raw_valid = read_task_file(task, valid_path, true);
+    raw_valid = read_task_file(task, valid_path, true, nullptr, F);
   } else if (rs.valid_fraction > 0 && raw.size() >= 10) {
     // A seeded random hold-out (the same on resume: it depends only on the seed).
     Rng hr(rs.seed ^ kHoldoutSeed);
@@ -193,7 +196,7 @@ TaskTrainResult train_task(const TaskTrainOptions& opts, const TaskTrainObserver
     valid_origin = opts.data_path + " (held-out " + std::to_string(raw_valid.size()) + " examples)";
   }
   std::vector<RawExample> raw_test;
-  if (!opts.test_path.empty()) raw_test = read_task_file(task, opts.test_path, true);
+  if (!opts.test_path.empty()) raw_test = read_task_file(task, opts.test_path, true, nullptr, F);
 
   // ---- model ----
   TaskModel& model = ck.model;

@@ -57,18 +57,31 @@ std::vector<std::string> code_points(std::string_view s) {
 }  // namespace
 
 std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
-                                       int64_t* features_width) {
+                                       int64_t* features_width, int64_t expect_width) {
   std::vector<RawExample> out;
   if (task.features) {
-    if (task.kind != TaskKind::classify && task.kind != TaskKind::tag)
-      throw Error("--features: numeric input is for the classify and tag tasks");
+    if (task.kind == TaskKind::generate)
+      throw Error("--features: numeric input is for the classify, tag and seq2seq tasks");
+    const bool s2s = task.kind == TaskKind::seq2seq;
+    FeatureFileOptions fo;
+    fo.target_text = s2s;
+    fo.width = expect_width;
+    // Labels stay required for classify / tag (their readers always had them); a seq2seq file
+    // to translate may leave the target column out.
+    fo.require_last = with_targets || !s2s || expect_width <= 0;
     int64_t F = 0;
-    for (auto& s : read_feature_sequences(path, &F)) {
+    for (auto& s : read_feature_sequences(path, &F, fo)) {
       RawExample e;
       e.features = std::move(s.values);
       e.steps = s.steps;
       e.line = s.line;
-      if (task.kind == TaskKind::tag) {
+      e.id = s.id;
+      if (s2s) {
+        e.output = split_words(s.target, task.lowercase);
+        if (with_targets && e.output.empty())
+          throw FormatError(path + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
+                            " has no target words; expected the target text in the last field");
+      } else if (task.kind == TaskKind::tag) {
         e.output = s.labels;
       } else {
         for (const auto& l : s.labels)
@@ -166,6 +179,18 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
   return out;
 }
 
+int64_t task_features_width(const TaskModel& m) {
+  if (!m.task.features) return 0;
+  const char* name = m.task.kind == TaskKind::seq2seq ? "src" : "features";
+  for (const auto& in : m.spec.inputs)
+    if (in.name == name && in.kind == InputKind::features) return in.size;
+  throw Error(std::string("model: no numeric input '") + name + "'");
+}
+
+std::vector<RawExample> read_task_file(const TaskModel& m, const std::string& path, bool with_targets) {
+  return read_task_file(m.task, path, with_targets, nullptr, task_features_width(m));
+}
+
 // ---------------------------------------------------------------- building
 
 TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vo,
@@ -205,6 +230,8 @@ TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& 
   if (task.binary && m.labels.size() != 2)
     throw Error("--binary: needs exactly two labels, got " + std::to_string(m.labels.size()));
 
+  if (task.features && features_width < 1)
+    throw Error("--features: got " + std::to_string(features_width) + " features per step, expected at least 1");
   RnnConfig rc = mo.rnn;
   ModelSpec& s = m.spec;
   auto drop = [&](const std::string& name, const std::string& in) { return mo.dropout > 0 ? s.dropout(name, in, mo.dropout) : in; };
@@ -231,9 +258,12 @@ TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& 
       break;
     }
     case TaskKind::seq2seq: {
-      s.tokens("src", m.words.size());
+      // The source: token ids through an embedding, or numeric features read as they are.
+      if (task.features) s.features("src", features_width);
+      else s.tokens("src", m.words.size());
       s.tokens("tgt", m.targets.size());
-      const std::string se = drop("src_drop", s.embedding("src_emb", "src", mo.embed, mo.freeze_embeddings));
+      const std::string se =
+          task.features ? "src" : drop("src_drop", s.embedding("src_emb", "src", mo.embed, mo.freeze_embeddings));
       s.rnn("enc", se, rc);
       RnnConfig dc = rc;
       dc.bidirectional = false;  // a decoder reads only the past
@@ -283,7 +313,7 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
     TaskExample e;
     e.line = r.line;
     if (m.task.features) {
-      const int64_t F = m.spec.inputs.at(0).size;
+      const int64_t F = task_features_width(m);
       if (r.steps < 1 || int64_t(r.features.size()) != r.steps * F)
         throw FormatError(origin + ":" + std::to_string(r.line) + ": " + std::to_string(r.steps ? r.features.size() / size_t(r.steps) : 0) +
                           " features per step; the model reads " + std::to_string(F));
@@ -377,7 +407,7 @@ TaskBatch make_task_batch(const TaskModel& m, std::span<const TaskExample* const
     x.lengths[size_t(b)] = ex[size_t(b)]->steps;
   }
   if (m.task.features) {
-    const int64_t F = m.spec.inputs.at(0).size;
+    const int64_t F = task_features_width(m);
     x.features = Tensor<float>({T, B, F});
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < ex[size_t(b)]->steps; ++t)
@@ -387,7 +417,7 @@ TaskBatch make_task_batch(const TaskModel& m, std::span<const TaskExample* const
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < ex[size_t(b)]->steps; ++t) x.ids[size_t(t * B + b)] = ex[size_t(b)]->words[size_t(t)];
   }
-  const std::string xname = m.task.features ? "features" : (k == TaskKind::seq2seq ? "src" : "words");
+  const std::string xname = k == TaskKind::seq2seq ? "src" : m.task.features ? "features" : "words";
   if (m.task.char_rnn) {
     // One character sequence per word position [Tc, T*B]; padding positions get one <eos>.
     ModelInput<float> c;
@@ -821,9 +851,15 @@ void task_from_json(TaskModel& m, std::string_view json, const std::string& orig
 
 // The inputs and head the task code relies on, checked against the loaded model's structure.
 void check_task_structure(const TaskModel& m, const std::string& origin) {
+  // size 0: a features input (any F >= 1); else a tokens input over a vocabulary of that size.
   auto need_input = [&](const char* name, int64_t size) {
     for (const auto& in : m.spec.inputs)
       if (in.name == name) {
+        const bool want_features = size == 0;
+        if ((in.kind == InputKind::features) != want_features)
+          throw FormatError(origin + ": model input '" + name + "' is " +
+                            (in.kind == InputKind::features ? "numeric features" : "tokens") + " but metadata \"task\" says " +
+                            (want_features ? "\"features\": true" : "\"features\": false"));
         if (size > 0 && in.size != size)
           throw FormatError(origin + ": model input '" + name + "' has size " + std::to_string(in.size) +
                             " but its vocabulary " + std::to_string(size));
@@ -836,7 +872,7 @@ void check_task_structure(const TaskModel& m, const std::string& origin) {
   if (k == TaskKind::seq2seq || k == TaskKind::generate) {
     need_input("tgt", m.targets.size());
     if (m.spec.layer_index("dec") < 0) throw FormatError(origin + ": model has no 'dec' layer");
-    if (k == TaskKind::seq2seq) need_input("src", m.words.size());
+    if (k == TaskKind::seq2seq) need_input("src", m.task.features ? 0 : m.words.size());
     else need_input("cond", int64_t(m.labels.size()));
   } else if (m.task.features) {
     need_input("features", 0);
@@ -857,6 +893,7 @@ void check_task_structure(const TaskModel& m, const std::string& origin) {
 std::string task_model_summary(const TaskModel& m) {
   std::string s = std::string(task_kind_name(m.task.kind));
   if (m.task.binary) s += " (binary)";
+  if (m.task.features) s += " on " + std::to_string(task_features_width(m)) + " features per step";
   s += ": " + model_spec_summary(m.spec) + "; " + std::to_string(model_param_count(m.spec)) + " parameters";
   if (!m.labels.empty()) s += "; " + std::to_string(m.labels.size()) + " labels";
   if (m.words.size() > Vocab::num_special) s += "; " + std::to_string(m.words.size()) + " words";

@@ -1,6 +1,7 @@
 // The supervised tasks: metrics against hand-worked cases (conlleval's chunk rules on IOB1 and
 // BIO, macro-F1, BLEU), and the CLI end to end on small generated data for every task (train,
-// predict, eval, resume) plus bad inputs that must give one error line naming file and line.
+// predict, eval, resume; numeric feature input for classify and seq2seq) plus bad inputs that
+// must give one error line naming file and line.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -319,6 +320,138 @@ TEST_F(CliTasks, NumericFeatureSequences) {
   res = run("eval " + path("run/last.safetensors") + " " + data);
   ASSERT_EQ(res.rc, 0) << res.err;
   EXPECT_NE(res.out.find("accuracy"), std::string::npos);
+}
+
+// Numeric series -> tokens: 2 to 5 integer values (and a noise feature); the target says for
+// each step after the first whether the value went "up" or "down". CSV
+// "sequence_id,x,noise,target" with the target text on a sequence's first row (quoted on odd
+// sequences, to read quoting too); without the target column when with_targets is false.
+std::string series_data(int n, uint32_t seed, bool with_targets) {
+  Lcg r{seed};
+  std::string s = with_targets ? "id,x,noise,target\n" : "id,x,noise\n";
+  for (int i = 0; i < n; ++i) {
+    std::vector<int> x{int(r.next(10))};
+    for (uint32_t t = 1, T = 2 + r.next(4); t < T; ++t) {
+      int v = int(r.next(10));
+      while (v == x.back()) v = int(r.next(10));
+      x.push_back(v);
+    }
+    std::string target = i % 2 ? "\"" : "";
+    for (size_t t = 1; t < x.size(); ++t) {
+      if (t > 1) target += ' ';
+      target += x[t] > x[t - 1] ? "up" : "down";
+    }
+    if (i % 2) target += '"';
+    for (size_t t = 0; t < x.size(); ++t) {
+      // (appended piece by piece: "s" + std::string trips GCC 12's -Wrestrict false positive)
+      s += 's';
+      s += std::to_string(i);
+      s += ',';
+      s += std::to_string(x[t]);
+      s += ',';
+      s += std::to_string(r.next(100) / 100.0);
+      if (with_targets) {
+        s += ',';
+        if (t == 0) s += target;
+      }
+      s += '\n';
+    }
+  }
+  return s;
+}
+
+TEST_F(CliTasks, Seq2seqFromNumericFeatures) {
+  const std::string data = write("train.csv", series_data(400, 1, true));
+  const std::string test = write("test.csv", series_data(50, 2, true));
+  const std::string opts = " --hidden 32 --embed 8 --batch 8 --threads 1 --quiet ";
+  Result r = run("train " + data + " --task seq2seq --features --bidirectional --epochs 40 --out " + path("run") + opts);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("seq2seq on 2 features per step"), std::string::npos) << r.err;
+  // The checkpoint records numeric input of width 2 ("src" of kind features).
+  r = run("info " + path("run/last.safetensors"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("input        src        features 2 per step"), std::string::npos) << r.out;
+  // Held-out sequences: greedy and beam decoding both get (nearly) all of them right.
+  for (const std::string beam : {"1", "3"}) {
+    r = run("eval " + path("run/last.safetensors") + " " + test + " --beam " + beam);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const size_t at = r.out.find("exact match ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    EXPECT_GE(std::atof(r.out.c_str() + at + 12), 85.0) << r.out;
+    EXPECT_NE(r.out.find("BLEU"), std::string::npos);
+  }
+  // Translate a file without the target column: one "id<TAB>tokens" line per sequence.
+  const std::string pred = write("pred.csv", series_data(6, 3, false));
+  for (const std::string extra : {"", " --beam 3 --length-penalty 0.7"}) {
+    r = run("translate " + path("run/last.safetensors") + " --features " + pred + extra);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 6) << r.out;
+    EXPECT_EQ(r.out.rfind("s0\t", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("\ns5\t"), std::string::npos) << r.out;
+  }
+  // With the target column too (ignored), as for eval.
+  r = run("translate " + path("run/last.safetensors") + " --features " + test);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 50);
+  // A wrong number of features per step is one line naming file and line.
+  const std::string narrow = write("narrow.csv", "s1,0.5\ns1,0.7\n");
+  expect_one_line_error("translate " + path("run/last.safetensors") + " --features " + narrow,
+                        "narrow.csv:1: 2 fields, but the model reads 2 features per step");
+  const std::string wide = write("wide.csv", "id,a,b,c,d,target\ns1,1,2,3,4,up\n");
+  expect_one_line_error("eval " + path("run/last.safetensors") + " " + wide,
+                        "wide.csv:1: 6 fields, but the model reads 2 features per step");
+  // One extra feature column where the target would be: its changing values are caught.
+  const std::string extra = write("extra.csv", "s1,1,0.5,0.1\ns1,2,0.5,0.2\n");
+  expect_one_line_error("translate " + path("run/last.safetensors") + " --features " + extra,
+                        "extra.csv:2: sequence 's1' has a second target '0.2'");
+  // Text for a features model, features for a text model.
+  expect_one_line_error("translate " + path("run/last.safetensors") + " 'one two'", "expected --features FILE");
+  ASSERT_EQ(run("train " + write("pairs.txt", pair_data(40)) + " --task seq2seq --epochs 1 --out " + path("text") + " " + tiny()).rc, 0);
+  expect_one_line_error("translate " + path("text/last.safetensors") + " --features " + pred, "reads text, not numeric features");
+  // Resume: the step count goes on, no step is logged twice.
+  const auto before = steps(path("run"), "valid");
+  r = run("train " + data + " --resume --epochs 41 --out " + path("run") + opts);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
+  const auto after = steps(path("run"), "valid");
+  ASSERT_EQ(after.size(), before.size() + 1);
+  EXPECT_GT(after.back(), before.back());
+  // Resuming on a file of another width is refused naming the file and line.
+  expect_one_line_error("train " + wide + " --resume --epochs 42 --out " + path("run") + opts,
+                        "wide.csv:1: 6 fields, but the model reads 2 features per step");
+}
+
+TEST_F(CliTasks, Seq2seqFeatureFileErrorsNameFileAndLine) {
+  auto bad = [&](const std::string& name, const std::string& text, const std::string& needle) {
+    expect_one_line_error("train " + write(name, text) + " --task seq2seq --features --out " + path("r_" + name), needle);
+  };
+  // Ragged rows.
+  bad("ragged.csv", "id,x,y,target\ns1,1,2,up\ns1,3,down\n", "ragged.csv:3: 3 fields; expected 4 as on line 1 (ragged columns)");
+  // A value that is not a number.
+  bad("nan.csv", "s1,1,2,up\ns1,x3,4,\n", "nan.csv:2: field 2 'x3'; expected a finite number");
+  bad("inf.csv", "s1,1,2,up\ns1,inf,4,\n", "inf.csv:2: field 2 'inf'; expected a finite number");
+  // Too few columns for an id, a feature and the target.
+  bad("short.csv", "s1,up\n", "short.csv:1: 2 fields; expected 'sequence_id,f1,...,fF,target'");
+  // A sequence without its target (an empty target sequence) on its first row.
+  bad("empty.csv", "s1,1,2,up\ns2,1,2,\ns2,3,4,\n", "empty.csv:2: sequence 's2' has an empty target on its first row");
+  // Two different targets for one sequence.
+  bad("two.csv", "s1,1,2,up\ns1,3,4,down\n", "two.csv:2: sequence 's1' has a second target 'down' (line 1 has 'up')");
+  // A sequence id that comes back after another sequence (its rows must be together).
+  bad("back.csv", "s1,1,2,up\ns2,1,2,down\ns1,5,6,\n", "back.csv:3: sequence 's1' started on line 1 and comes back");
+  // A row without a sequence id.
+  bad("noid.csv", "s1,1,2,up\n,1,2,\n", "noid.csv:2: empty sequence id");
+  // A header only: no sequences.
+  bad("header.csv", "id,x,y,target\n", "header.csv: no sequences");
+  // A file of pairs passed as features.
+  bad("pairs.txt", "one two\tdown up\n", "pairs.txt:1: 1 field; expected 'sequence_id,f1,...,fF,target'");
+  // classify and tag read the same files (the last column a label) with the same checks.
+  expect_one_line_error("train " + path("ragged.csv") + " --task classify --features --out " + path("c1"),
+                        "ragged.csv:3: 3 fields; expected 4 as on line 1 (ragged columns)");
+  expect_one_line_error("train " + write("back_tag.csv", "s1,1,O\ns2,1,O\ns1,5,O\n") + " --task tag --features --out " + path("t1"),
+                        "back_tag.csv:3: sequence 's1' started on line 1 and comes back");
+  // Numeric input is not for the generator.
+  expect_one_line_error("train " + write("g.txt", "a\tb\n") + " --task generate --features --out " + path("g"),
+                        "--features: got on, expected only with --task classify, tag or seq2seq");
 }
 
 TEST_F(CliTasks, BadInputsGiveOneLineNamingFileAndLine) {

@@ -1,6 +1,7 @@
 // recur/task_data.h - reading the data files of the supervised tasks: CoNLL-style tagged
 // sentences, labelled text tables (TSV/CSV), tab-separated sequence pairs, numeric feature
-// sequences (CSV, one row per step) and pre-trained word vectors (GloVe / word2vec text).
+// sequences (CSV, one row per step, with labels or a target text) and pre-trained word
+// vectors (GloVe / word2vec text).
 //
 // Every reader takes the whole file through read_text_file (UTF-8 checked) and reports a bad
 // line as one FormatError "<path>:<line>: <what>; expected <what>".
@@ -55,17 +56,30 @@ struct TextPair {
 };
 std::vector<TextPair> read_pairs(const std::string& path, bool require_target = true);
 
-// ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,label" (header optional) ----
-// Consecutive rows with the same id form one sequence; the label column is per step (tagging)
-// or constant within a sequence (classification: checked by the caller).
+// ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,last" (header optional) ----
+// One row per step; consecutive rows with the same id form one sequence (an id that comes back
+// after another sequence is an error). The last column holds
+//   labels (classify, tag): one word per row, a tag per step or the sequence's class repeated
+//                           (constant within a sequence: checked by the caller);
+//   a target text (seq2seq, target_text): the sequence's target on its first row, later rows
+//                           leave the cell empty or repeat it; quote it when it holds commas.
+// A first row whose first feature is not a number is a header.
+struct FeatureFileOptions {
+  bool target_text = false;  // the last column is a seq2seq target text instead of per-row labels
+  int64_t width = 0;         // F of a trained model, checked on every row; 0: F = fields - 2
+  bool require_last = true;  // false (with width > 0): the last column may be left out
+                             // (prediction input: F + 1 fields, or F + 2 with it)
+};
 struct FeatureSequence {
   std::string id;
   std::vector<float> values;        // [T, F]
-  std::vector<std::string> labels;  // [T]
+  std::vector<std::string> labels;  // [T] (labels; empty for target_text or without the column)
+  std::string target;               // target_text: the target text (empty without the column)
   int64_t steps = 0;
-  int64_t line = 0;
+  int64_t line = 0;  // first row, 1-based
 };
-std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width);
+std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width,
+                                                    const FeatureFileOptions& opts = {});
 
 // ---- words ----
 // Lower-cases ASCII (optional) and splits on whitespace (ASCII, U+00A0, U+202F, U+2009) and

@@ -4,7 +4,8 @@
 //
 // A TaskModel is a ModelSpec with fixed layer and input names that the task code relies on:
 //   inputs  "words" [T, B] | "features" [T, B, F]; "chars" [Tc, T*B] (tagger with --char-rnn);
-//           "src" [Ts, B] and "tgt" [Tt, B] (seq2seq); "cond" [B] and "tgt" (generate)
+//           "src" [Ts, B] and "tgt" [Tt, B] (seq2seq; with features "src" is [Ts, B, F]);
+//           "cond" [B] and "tgt" (generate)
 //           (generate with condition_every_step: "cond" is concatenated to every step's input)
 //   layers  "out" the logits head: [B, C] (classify; C = 1 for binary), [T, B, C] (tag),
 //           [Tt, B, V] (seq2seq, generate); "dec" the decoder of seq2seq / generate
@@ -12,9 +13,10 @@
 // <eos> y1 .. yn, target y1 .. yn <eos>.
 //
 // Checkpoint (one .safetensors): tensors under the model's parameter names plus "optim.*";
-// metadata "format": "recur-model", "format_version": "1", "task" (TaskSpec and labels, JSON),
-// "model" (model_spec_to_json), "vocab.words" / "vocab.chars" / "vocab.targets" (when used),
-// "train_state" (task trainer, absent for a bare model).
+// metadata "format": "recur-model", "format_version": "1", "task" (TaskSpec and labels, JSON;
+// "features": true for numeric input), "model" (model_spec_to_json; a numeric input is
+// {"kind": "features", "size": F}), "vocab.words" / "vocab.chars" / "vocab.targets" (when
+// used), "train_state" (task trainer, absent for a bare model).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +45,7 @@ struct TaskSpec {
   bool binary = false;     // classify with two labels: one sigmoid output (BCE) instead of softmax
   bool lowercase = true;   // classify / seq2seq text is lower-cased (ASCII) before splitting
   bool char_rnn = false;   // tag: a character BiLSTM per word feeds the word representation
-  bool features = false;   // classify / tag: numeric feature sequences instead of tokens
+  bool features = false;   // classify / tag / seq2seq (source side): numeric feature sequences instead of tokens
   bool condition_every_step = false;  // generate: the condition joins every step's input instead of
                                       // making the initial state
   int64_t max_word_chars = 30;  // tag with char_rnn: longer words are cut
@@ -90,16 +92,23 @@ struct RawExample {
   std::vector<std::string> output;  // tags (tag), target words (seq2seq), characters (generate)
   std::string label;                // classify class, generate condition
   std::vector<std::string> lines;   // tag: the file's lines of the sentence (written back by `recur tag`)
+  std::string id;                   // features: the sequence id
   int64_t line = 0;
 };
 
-// Reads a task's data file. tag: CoNLL; classify: TSV/CSV (or a features CSV); seq2seq:
-// "source<TAB>target"; generate: "condition<TAB>text" lines, or a directory whose *.txt files
-// are named after their condition with one text per line. with_targets = false accepts files
-// without the label / tag / target column (prediction input). *features_width is set for
-// feature data.
+// Reads a task's data file. tag: CoNLL; classify: TSV/CSV; seq2seq: "source<TAB>target";
+// generate: "condition<TAB>text" lines, or a directory whose *.txt files are named after their
+// condition with one text per line. With task.features (classify, tag, seq2seq) a features CSV
+// "sequence_id,f1,...,fF,label|target" (task_data.h read_feature_sequences; seq2seq: the target
+// text on a sequence's first row). with_targets = false accepts files without the label / tag /
+// target column (prediction input; a features file keeps its label column except for seq2seq).
+// *features_width is set for feature data; expect_width > 0 is the F every row must have.
 std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
-                                       int64_t* features_width = nullptr);
+                                       int64_t* features_width = nullptr, int64_t expect_width = 0);
+// The same for a trained model: feature files are checked against the model's F.
+std::vector<RawExample> read_task_file(const TaskModel& model, const std::string& path, bool with_targets);
+// F of a model that reads numeric features ("features", or seq2seq "src"); 0 for token input.
+int64_t task_features_width(const TaskModel& model);
 
 struct TaskVocabOptions {
   int64_t max_vocab = 0;  // 0 = unlimited
