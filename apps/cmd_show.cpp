@@ -274,7 +274,8 @@ void run(const ShowArgs& a) {
   LmBatch batch{.input = input, .target = no_target, .mask = {}, .lengths = {}, .steps = Tn, .batch = 1};
   RnnState<float> state;
   LmCache<float> cache;
-  lm_forward_backward<float>(cfg, model.params, batch, state, {}, cache, nullptr, 0.0);
+  // The page shows every step's gates: the reference path keeps them in cache.rnn.dirs.
+  lm_forward_backward<float>(cfg, model.params, batch, state, {.backend = RnnBackend::reference}, cache, nullptr, 0.0);
 
   // values[u][i]: the quantity after reading shown token i (input position i + 1).
   const DirectionCache<float>& dc = cache.rnn.dirs[size_t(layer)];

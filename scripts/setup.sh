@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package recur needs, only when missing (idempotent; run as root
 # on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|all]
-#   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark
+#   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
+#              oneDNN (the float recurrent core's fast path; optional for CMake)
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
@@ -12,7 +13,7 @@ set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
-      gnuplot-nox fonts-dejavu-core)
+      gnuplot-nox fonts-dejavu-core libdnnl-dev)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;

@@ -115,9 +115,13 @@ GateStats gate_stats(const RnnConfig& cfg, const Tensor<T>& gates, const std::ve
   return out;
 }
 
+namespace {
+
+// rnn_state_grads with the per-step record of the forward given (rnn_step_record).
 template <typename T>
-StateGrads<T> rnn_state_grads(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
-                              const RnnCache<T>& cache, const Tensor<T>& grad_output, const StateGradOptions& opts) {
+StateGrads<T> state_grads(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                          const RnnCache<T>& cache, const std::vector<DirectionCache<T>>& record,
+                          const Tensor<T>& grad_output, const StateGradOptions& opts) {
   const int64_t Tn = cache.steps, B = cache.batch, D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
   const int64_t L = cfg.num_layers, DR = D * R, GH = cfg.gates() * H;
   const bool lstm = cfg.has_cell_state();
@@ -158,7 +162,7 @@ StateGrads<T> rnn_state_grads(const RnnConfig& cfg, const RnnParams<T>& params, 
     for (int64_t d = 0; d < D; ++d) {
       const int64_t k = l * D + d;
       const bool rev = d == 1;
-      const DirectionCache<T>& dc = cache.dirs[size_t(k)];
+      const DirectionCache<T>& dc = record[size_t(k)];
       RnnParams<T> p1;
       p1.dirs = {params.dirs[size_t(k)]};
       RnnGrads<T> g1 = rnn_zero_grads<T>(c1);  // weight gradients: computed by the core, unused here
@@ -236,6 +240,16 @@ StateGrads<T> rnn_state_grads(const RnnConfig& cfg, const RnnParams<T>& params, 
   return out;
 }
 
+}  // namespace
+
+template <typename T>
+StateGrads<T> rnn_state_grads(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
+                              const RnnCache<T>& cache, const Tensor<T>& grad_output, const StateGradOptions& opts) {
+  // A oneDNN forward keeps no per-step record in the cache; the reference scans recompute it.
+  std::vector<DirectionCache<T>> scratch;
+  return state_grads(cfg, params, input, cache, rnn_step_record(cfg, params, input, cache, scratch), grad_output, opts);
+}
+
 template <typename T>
 std::vector<double> slot_norms(const Tensor<T>& g) {
   if (g.rank() != 3) throw ShapeError("slot_norms: expected shape [T+1, B, R], got " + shape_str(g.shape));
@@ -275,16 +289,19 @@ template <typename T>
 std::vector<LayerDiagnostics> lm_layer_diagnostics(const LmConfig& cfg, const LmParams<T>& params,
                                                    const LmCache<T>& cache) {
   if (cfg.rnn.directions() != 1) throw Error("lm_layer_diagnostics: expected a unidirectional language model");
-  const StateGrads<T> total = rnn_state_grads(cfg.rnn, params.rnn, cache.x, cache.rnn, cache.grad_h);
+  // Recomputed once for all three uses when the forward ran on oneDNN (rnn_step_record).
+  std::vector<DirectionCache<T>> scratch;
+  const std::vector<DirectionCache<T>>& record = rnn_step_record(cfg.rnn, params.rnn, cache.x, cache.rnn, scratch);
+  const StateGrads<T> total = state_grads(cfg.rnn, params.rnn, cache.x, cache.rnn, record, cache.grad_h, {});
   const StateGrads<T> last =
-      rnn_state_grads(cfg.rnn, params.rnn, cache.x, cache.rnn, cache.grad_h, {.last_step_only = true});
+      state_grads(cfg.rnn, params.rnn, cache.x, cache.rnn, record, cache.grad_h, {.last_step_only = true});
   std::vector<LayerDiagnostics> out;
   for (int64_t l = 0; l < cfg.rnn.num_layers; ++l) {
     LayerDiagnostics d;
     d.layer = l;
     d.grad_h = slot_norms(total.h[size_t(l)]);
     d.grad_h_last = distance_norms(last.h[size_t(l)], cache.rnn.lengths);
-    d.gates = gate_stats(cfg.rnn, cache.rnn.dirs[size_t(l)].gates, cache.rnn.lengths);
+    d.gates = gate_stats(cfg.rnn, record[size_t(l)].gates, cache.rnn.lengths);
     out.push_back(std::move(d));
   }
   return out;

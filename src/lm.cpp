@@ -131,7 +131,7 @@ LossSum lm_forward_backward(const LmConfig& cfg, const LmParams<T>& params, cons
 
   // Recurrent layers: [T, B, I] -> [T, B, D*R].
   RnnState<T> state_n;
-  rnn_forward(cfg.rnn, params.rnn, cache.x, batch.lengths, state, {.training = opts.training, .rng = opts.rng},
+  rnn_forward(cfg.rnn, params.rnn, cache.x, batch.lengths, state, {.training = opts.training, .rng = opts.rng, .backend = opts.backend},
               cache.h, state_n, cache.rnn);
   state = std::move(state_n);
   if (p_drop > 0) apply_dropout(cache.h, cache.h_mask, p_drop, *opts.rng);

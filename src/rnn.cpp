@@ -13,6 +13,10 @@
 //   reverse direction: h[t+1] enters step t, h[t] leaves it; initial h[T], final h[0]
 // Rows of a batch that are past their length at step t are "inactive": their state is held,
 // their output is zero, and in backward their gradient passes through unchanged.
+//
+// rnn_forward / rnn_backward hand each layer-direction either to these scans or, for float
+// (RnnBackend, rnn_onednn.h), to oneDNN's RNN primitives with the same buffers; everything
+// around the scans (dropout between layers, state slicing, bidirectional columns) is shared.
 #include "recur/rnn.h"
 
 #include <algorithm>
@@ -21,6 +25,7 @@
 
 #include "activations.h"
 #include "blas.h"
+#include "rnn_onednn.h"
 
 namespace recur {
 
@@ -457,7 +462,31 @@ void check_state(std::string_view what, const Shape& got, const Shape& expected)
   if (!got.empty() && shape_numel(got) != 0) check_shape(what, got, expected);
 }
 
+// The path that runs a forward: `automatic` resolved, an impossible `onednn` an error.
+template <typename T>
+RnnBackend choose_backend(const RnnConfig& cfg, RnnBackend requested, int64_t steps, int64_t batch,
+                          const std::vector<int64_t>& lengths) {
+  if (requested == RnnBackend::reference) return RnnBackend::reference;
+  if (requested == RnnBackend::automatic && !detail::onednn_pays_off(cfg, steps, batch)) return RnnBackend::reference;
+  const std::string why = rnn_onednn_unsupported<T>(cfg, steps, lengths);
+  if (why.empty()) return RnnBackend::onednn;
+  if (requested == RnnBackend::onednn) throw Error("rnn_forward: RnnBackend::onednn cannot run this call: " + why);
+  return RnnBackend::reference;
+}
+
 }  // namespace
+
+bool rnn_onednn_available() { return detail::onednn_built(); }
+
+template <typename T>
+std::string rnn_onednn_unsupported(const RnnConfig& cfg, int64_t steps, const std::vector<int64_t>& lengths) {
+  if constexpr (!std::is_same_v<T, float>) {
+    (void)cfg, (void)steps, (void)lengths;
+    return "oneDNN's RNN primitives compute in float, and this call is double";
+  } else {
+    return detail::onednn_unsupported(cfg, steps, lengths);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -565,7 +594,9 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
   if (cfg.has_cell_state()) check_state("rnn initial state c", state0.c.shape, {L * D, B, H});
   const double p_drop = opts.training ? cfg.dropout : 0.0;
   if (p_drop > 0 && !opts.rng) throw Error("rnn_forward: training with dropout needs ForwardOptions::rng");
+  const RnnBackend backend = choose_backend<T>(cfg, opts.backend, Tn, B, lengths);
 
+  cache.backend = backend;
   cache.steps = Tn;
   cache.batch = B;
   cache.lengths = lengths.empty() ? std::vector<int64_t>(size_t(B), Tn) : lengths;
@@ -593,8 +624,19 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
       Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, cfg.layer_input_size(l), cache.lengths.data(), d == 1};
       const T* h0 = state0.h.empty() ? zeros : state0.h.ptr() + k * B * R;
       const T* c0 = state0.c.empty() ? zeros : state0.c.ptr() + k * B * H;
-      scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, state_n.h.ptr() + k * B * R,
-                   cfg.has_cell_state() ? state_n.c.ptr() + k * B * H : nullptr, cache.dirs[size_t(k)], cache.work);
+      T* hn = state_n.h.ptr() + k * B * R;
+      T* cn = cfg.has_cell_state() ? state_n.c.ptr() + k * B * H : nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        if (backend == RnnBackend::onednn) {
+          // oneDNN keeps its step record in its workspace; an empty record cannot be misread
+          // as this forward's (rnn_step_record recomputes it).
+          cache.dirs[size_t(k)] = DirectionCache<T>();
+          detail::onednn_forward(cache.onednn, L * D, {cfg, s.p, k, Tn, B, s.in_size, s.reverse, opts.training},
+                                 x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn);
+          continue;
+        }
+      }
+      scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn, cache.dirs[size_t(k)], cache.work);
     }
     if (l < L - 1 && p_drop > 0) {
       // Inverted dropout: kept units are scaled by 1/(1-p) so evaluation needs no rescaling.
@@ -656,6 +698,13 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
       const T* dcn = grad_state_n.c.empty() ? nullptr : grad_state_n.c.ptr() + k * B * H;
       T* dh0 = grad_state0 ? grad_state0->h.ptr() + k * B * R : nullptr;
       T* dc0 = grad_state0 && cfg.has_cell_state() ? grad_state0->c.ptr() + k * B * H : nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        if (cache.backend == RnnBackend::onednn) {
+          detail::onednn_backward(*cache.onednn, {cfg, s.p, k, Tn, B, I, s.reverse, true}, x.ptr(), dy->ptr() + d * R,
+                                  DR, dhn, dcn, grads.dirs[size_t(k)], dx, dh0, dc0);
+          continue;
+        }
+      }
       scan_backward(s, x.ptr(), cache.dirs[size_t(k)], dy->ptr() + d * R, DR, dhn, dcn, grads.dirs[size_t(k)], dx,
                     dh0, dc0, cache.work);
     }
@@ -670,6 +719,35 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
   }
 }
 
+template <typename T>
+const std::vector<DirectionCache<T>>& rnn_step_record(const RnnConfig& cfg, const RnnParams<T>& params,
+                                                      const Tensor<T>& input, const RnnCache<T>& cache,
+                                                      std::vector<DirectionCache<T>>& scratch) {
+  if (cache.backend != RnnBackend::onednn) return cache.dirs;
+  const int64_t Tn = cache.steps, B = cache.batch, D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
+  const int64_t L = cfg.num_layers, DR = D * R;
+  if (!cache.onednn || int64_t(cache.dirs.size()) != L * D || Tn == 0)
+    throw Error("rnn_step_record: the cache does not hold a forward pass of this configuration");
+  check_shape("rnn_step_record input", input.shape, {Tn, B, cfg.input_size});
+  rnn_check_params(cfg, params);
+  if constexpr (std::is_same_v<T, float>) {
+    scratch.resize(size_t(L * D));
+    Workspace<T> work;
+    Tensor<T> y({Tn, B, DR}), hn({B, R}), cn({B, H});  // recomputed outputs, dropped
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t d = 0; d < D; ++d) {
+        const int64_t k = l * D + d;
+        // The next layer's input is the cached one (oneDNN's output after dropout), as in backward.
+        const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
+        Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, cfg.layer_input_size(l), cache.lengths.data(), d == 1};
+        const float *h0 = nullptr, *c0 = nullptr;
+        detail::onednn_initial_state(*cache.onednn, k, &h0, &c0);
+        scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, hn.ptr(), cn.ptr(), scratch[size_t(k)], work);
+      }
+  }
+  return scratch;
+}
+
 #define RECUR_INSTANTIATE(T)                                                                                       \
   template RnnParams<T> rnn_init_params<T>(const RnnConfig&, Rng&);                                               \
   template RnnParams<T> rnn_init_params_uniform<T>(const RnnConfig&, Rng&, double);                               \
@@ -681,7 +759,10 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
   template void rnn_forward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const std::vector<int64_t>&, \
                                const RnnState<T>&, const ForwardOptions&, Tensor<T>&, RnnState<T>&, RnnCache<T>&); \
   template void rnn_backward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, RnnCache<T>&,       \
-                                const Tensor<T>&, const RnnState<T>&, RnnGrads<T>&, Tensor<T>*, RnnState<T>*);
+                                const Tensor<T>&, const RnnState<T>&, RnnGrads<T>&, Tensor<T>*, RnnState<T>*); \
+  template std::string rnn_onednn_unsupported<T>(const RnnConfig&, int64_t, const std::vector<int64_t>&);          \
+  template const std::vector<DirectionCache<T>>& rnn_step_record<T>(                                               \
+      const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const RnnCache<T>&, std::vector<DirectionCache<T>>&);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

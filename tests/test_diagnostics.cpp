@@ -351,8 +351,9 @@ TEST(TrainDiagnostics, RecordedValuesMatchDirectComputation) {
   LmGrads<float> grads = lm_zero_grads<float>(cfg);
   LmCache<float> cache;
   RnnState<float> state;
-  lm_forward_backward<float>(cfg, ck.model.params, lm_batch_of(tb, TextMode::stream), state, {}, cache, &grads,
-                             1.0 / double(tb.tokens()));
+  // The reference path keeps every step's gates in cache.rnn.dirs (read by gate_stats below).
+  lm_forward_backward<float>(cfg, ck.model.params, lm_batch_of(tb, TextMode::stream), state,
+                             {.backend = RnnBackend::reference}, cache, &grads, 1.0 / double(tb.tokens()));
   double sq = 0;
   lm_for_each_param(cfg, grads, [&](const std::string&, const Tensor<float>& g) {
     for (float v : g.data) sq += double(v) * double(v);

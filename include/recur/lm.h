@@ -99,6 +99,9 @@ void lm_for_each_param(const LmConfig& cfg, P& p, F&& f) {
 struct LmForwardOptions {
   bool training = false;  // dropout on
   Rng* rng = nullptr;     // dropout masks; required when training with dropout
+  // The recurrent layers' implementation (rnn.h); callers that read cache.rnn.dirs ask for
+  // RnnBackend::reference, whose forward keeps the per-step record there.
+  RnnBackend backend = RnnBackend::automatic;
 };
 
 // Forward and loss. state: initial state in, final state out (zeros when empty tensors).

@@ -10,9 +10,14 @@
 // sequence b is valid iff t < lengths[b]; outputs past a sequence's length are zero, its final
 // state is the state after its last valid step, and the reverse direction starts at its own
 // last valid step from the initial state.
+//
+// Two implementations run the same arithmetic (RnnBackend): the hand-written reference path
+// (rnn.cpp, any cell, float and double, variable lengths) and, for float, Intel oneDNN's RNN
+// primitives (rnn_onednn.cpp), chosen per call by ForwardOptions::backend.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -75,7 +80,10 @@ struct RnnState {
   Tensor<T> c;  // [L*D, B, H]  (LSTM only, else empty)
 };
 
-// What forward keeps for backward. Reused across calls: buffers grow, never shrink.
+// What the reference path's forward keeps for backward, step by step. Reused across calls:
+// buffers grow, never shrink. The oneDNN path keeps its own record in oneDNN's workspace and
+// leaves these empty (RnnCache::backend says which path ran); rnn_step_record gives the
+// record of either.
 template <typename T>
 struct DirectionCache {
   Tensor<T> gates;  // [T, B, G*H] post-activation gate values (RNN: h; GRU: r,z,n; LSTM: i,f,g,o)
@@ -104,8 +112,23 @@ class Workspace {
   size_t used_ = 0;
 };
 
+// Which implementation runs rnn_forward and the rnn_backward that follows it.
+enum class RnnBackend {
+  // oneDNN where it supports the call (rnn_onednn_unsupported) and is expected to be faster:
+  // batches of B >= 4 sequences of T >= 10 steps with G * H >= 384 (an LSTM of H >= 96);
+  // smaller calls, such as sampling one step at a time, run faster on the reference path.
+  automatic,
+  reference,  // the hand-written scans of rnn.cpp: every configuration, float and double
+  onednn,     // Intel oneDNN's RNN primitives; rnn_forward throws Error where they do not apply
+};
+
+namespace detail {
+struct OnednnRnn;  // oneDNN primitives, memories and workspaces of one cache (rnn_onednn.cpp)
+}
+
 template <typename T>
 struct RnnCache {
+  RnnBackend backend = RnnBackend::reference;  // the path of the cached forward: reference or onednn
   int64_t steps = 0, batch = 0;               // T, B of the cached forward
   std::vector<int64_t> lengths;               // [B]
   std::vector<DirectionCache<T>> dirs;        // [L * D]
@@ -114,12 +137,28 @@ struct RnnCache {
   Workspace<T> work;                          // per-direction scratch of forward and backward
   Tensor<T> zero_state;                       // [B * max(R, H)] zeros when no initial state is given
   Tensor<T> grad_between[2];                  // backward: gradients w.r.t. inner layer outputs
+  // The oneDNN path's primitives and workspaces, built on first use and kept per shape; a copy
+  // of the cache shares them (and so its last forward) with the original.
+  std::shared_ptr<detail::OnednnRnn> onednn;
 };
 
 struct ForwardOptions {
   bool training = false;  // enables dropout between layers
   Rng* rng = nullptr;     // required when training with dropout > 0
+  // Which implementation runs; rnn_backward follows the forward's. Both compute the same
+  // function (float results agree to rounding). Callers that read RnnCache::dirs directly
+  // ask for `reference` (or use rnn_step_record).
+  RnnBackend backend = RnnBackend::automatic;
 };
+
+// Whether this build has the oneDNN backend (CMake found oneDNN: Debian's libdnnl-dev).
+bool rnn_onednn_available();
+// "" if RnnBackend::onednn can run a forward of this configuration over `steps` steps with
+// these lengths (as rnn_forward takes them), else why not:
+// oneDNN needs T = float, a build with oneDNN, and every sequence of full length T (empty
+// lengths or all equal to T); ragged batches run on the reference path.
+template <typename T>
+std::string rnn_onednn_unsupported(const RnnConfig& cfg, int64_t steps, const std::vector<int64_t>& lengths);
 
 // Allocates parameters with PyTorch's default init U(-1/sqrt(H), 1/sqrt(H)) (peepholes too).
 template <typename T>
@@ -174,6 +213,16 @@ template <typename T>
 void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
                  const std::vector<int64_t>& lengths, const RnnState<T>& state0, const ForwardOptions& opts,
                  Tensor<T>& output, RnnState<T>& state_n, RnnCache<T>& cache);
+
+// The reference path's per-step record (gates, h, c, aux of every layer-direction, as
+// DirectionCache documents) of the forward held in `cache`: cache.dirs itself when the
+// reference path ran; for a oneDNN forward, recomputed into `scratch` by the reference scans
+// from the cached layer inputs (after dropout) and initial states, equal to what the
+// reference forward would have kept up to float rounding. For diagnostics, not for speed.
+template <typename T>
+const std::vector<DirectionCache<T>>& rnn_step_record(const RnnConfig& cfg, const RnnParams<T>& params,
+                                                      const Tensor<T>& input, const RnnCache<T>& cache,
+                                                      std::vector<DirectionCache<T>>& scratch);
 
 // Backward through time of the last forward held in `cache` (whose scratch memory it uses).
 //   grad_output  [T, B, D*R]                   dLoss/doutput (values past a length are ignored)
