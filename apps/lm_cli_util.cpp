@@ -3,19 +3,18 @@
 #include <cmath>
 #include <cstdio>
 
-// Debian's cblas.h declares it, but other BLAS headers do not; the symbol is OpenBLAS's.
-extern "C" void openblas_set_num_threads(int num_threads);
+#include "recur/threads.h"
 
 namespace recur::cli {
 
 void add_threads_option(CLI::App* sub, int& threads) {
-  sub->add_option("--threads", threads, "BLAS threads (0 = OpenBLAS default)")
+  sub->add_option("--threads", threads, "threads for BLAS and oneDNN (0 = the libraries' defaults)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
 }
 
 void apply_threads(int threads) {
-  if (threads > 0) openblas_set_num_threads(threads);
+  set_num_threads(threads);
 }
 
 LmModel load_model(const std::string& path) { return load_checkpoint(path).model; }

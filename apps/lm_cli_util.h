@@ -10,8 +10,9 @@
 
 namespace recur::cli {
 
-// --threads N: OpenBLAS threads (0 = leave OpenBLAS's own default). BLAS partitions work by
-// thread count, so an exact resume wants the same N as the run it continues.
+// --threads N: threads of OpenBLAS and oneDNN (0 = leave their own defaults; see recur/threads.h).
+// Products are partitioned by thread count, so an exact resume wants the same N as the run it
+// continues.
 void add_threads_option(CLI::App* sub, int& threads);
 void apply_threads(int threads);
 

@@ -35,8 +35,7 @@
 #include "recur/model.h"
 #include "recur/optim.h"
 #include "recur/sampler.h"
-
-extern "C" void openblas_set_num_threads(int);
+#include "recur/threads.h"
 
 using namespace recur;
 using json = nlohmann::json;
@@ -292,7 +291,7 @@ int main(int argc, char** argv) {
     else usage_error("unknown argument '" + a + "'");
   }
   if (threads < 1 || warmup < 0) usage_error("--threads must be >= 1 and --warmup >= 0");
-  openblas_set_num_threads(threads);
+  set_num_threads(threads);
   if (peak) {
     std::printf("{\"impl\":\"fma_peak\",\"threads\":%d,\"gflops\":%.1f}\n", threads, measure_peak_gflops(threads));
     return 0;
