@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "activations.h"
 #include "layer_checks.h"
 
 namespace recur {
@@ -18,6 +19,14 @@ double row_max(const T* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) m = std::max(m, double(x[j]));
   return m;
 }
+// The same, vectorised. noinline: GCC 12 vectorised the out-of-line copy but not the one it
+// inlined into softmax_cross_entropy (perf showed scalar vmaxss there).
+[[gnu::noinline]] double row_max(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
 
 // log(sum_j exp(x_j)), accumulated in double whatever T is.
 template <typename T>
@@ -26,6 +35,43 @@ double log_sum_exp(const T* x, int64_t n) {
   double s = 0;
   for (int64_t j = 0; j < n; ++j) s += std::exp(double(x[j]) - m);
   return m + std::log(s);
+}
+
+// sum_j exp(x_j - m), also writing each term to out[j] unless out is null. float: the
+// vectorised exp of activations.h (a few ulp) with the sum in double; at V = 10000 libm's
+// scalar exp cost as much as the output layer's GEMM. double: libm, so the float64
+// verification path stays exact.
+double exp_shifted(const double* x, int64_t n, double m, double* out) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double e = std::exp(x[j] - m);
+    s += e;
+    if (out) out[j] = e;
+  }
+  return s;
+}
+[[gnu::noinline]] double exp_shifted(const float* x, int64_t n, double m, float* out) {
+  const float mf = float(m);  // m is the row's largest float, so exact
+  // Float partial sums of 256 terms (each <= 1) vectorise; a double accumulator in the same loop
+  // kept GCC 12 from vectorising the clamp inside exp_f. The blocks are summed in double.
+  double s = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += 256) {
+    const int64_t j1 = std::min(n, j0 + 256);
+    float b = 0;
+    if (out) {
+#pragma omp simd reduction(+ : b)
+      for (int64_t j = j0; j < j1; ++j) {
+        const float e = act::exp_f(x[j] - mf);
+        out[j] = e;
+        b += e;
+      }
+    } else {
+#pragma omp simd reduction(+ : b)
+      for (int64_t j = j0; j < j1; ++j) b += act::exp_f(x[j] - mf);
+    }
+    s += double(b);
+  }
+  return s;
 }
 
 void check_mask_size(const char* fn, size_t mask_size, int64_t n) {
@@ -65,21 +111,13 @@ LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> 
       continue;
     }
     const double m = row_max(x, vocab);
-    double s = 0;
-    if (g) {
-      for (int64_t j = 0; j < vocab; ++j) {
-        const double e = std::exp(double(x[j]) - m);
-        s += e;
-        g[j] = T(e);
-      }
-    } else {
-      for (int64_t j = 0; j < vocab; ++j) s += std::exp(double(x[j]) - m);
-    }
+    const double s = exp_shifted(x, vocab, m, g);
     loss.sum += w * (m + std::log(s) - double(x[t]));
     loss.count += 1;
     if (g) {
-      const double k = grad_scale * w / s;
-      for (int64_t j = 0; j < vocab; ++j) g[j] = T(double(g[j]) * k);
+      const T k = T(grad_scale * w / s);
+#pragma omp simd
+      for (int64_t j = 0; j < vocab; ++j) g[j] *= k;
       g[t] = T(double(g[t]) - grad_scale * w);
     }
   }
