@@ -54,7 +54,7 @@ run_one() {  # impl case threads -> one JSON line appended to $out
     *) echo "suite.sh: unknown implementation '$impl'" >&2; exit 2 ;;
   esac
   echo "$line" >>"$out"
-  python3 -c 'import json,sys,statistics as s; r=json.loads(sys.argv[1]); print(f"  {r[\"impl\"]:8s} {r[\"case\"]:24s} {r[\"threads\"]} thr  {r[\"tokens_per_repeat\"]/s.median(r[\"times_s\"]):10.0f} tok/s", file=sys.stderr)' "$line"
+  python3 -c 'import json, sys, statistics as s; r = json.loads(sys.argv[1]); print("  %-8s %-24s %d thr %10.0f tok/s" % (r["impl"], r["case"], r["threads"], r["tokens_per_repeat"] / s.median(r["times_s"])), file=sys.stderr)' "$line"
 }
 
 : >"$out"
