@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+
+#include <omp.h>
 #include <string>
 
 #include "blas.h"
@@ -15,6 +17,26 @@
 namespace recur {
 
 namespace {
+
+// y[B, N] = beta * y + x[B, K] W[N, K]^T, rows of y ldy apart. At B = 1 this is a matrix-vector
+// product, which OpenBLAS runs on one thread however many it has: with several threads the rows
+// of W are split among them (each output is still one dot product, so the result does not
+// depend on the thread count), once W is large enough to pay for the fork (4 MiB per layer of
+// a 2x512 LSTM; a 1x128 model's 256 KiB stays on one thread).
+template <typename T>
+void product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T beta, T* y, int64_t ldy) {
+  const int threads = omp_get_max_threads();
+  if (B != 1 || threads < 2 || N * K < (int64_t(1) << 18) || N < 64) {
+    blas::gemm(false, true, B, N, K, T(1), x, K, W, K, beta, y, ldy);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = (N * t / n) & ~int64_t(15), hi = t + 1 == n ? N : (N * (t + 1) / n) & ~int64_t(15);
+    if (hi > lo) blas::gemm(false, true, 1, hi - lo, K, T(1), x, K, W + lo * K, K, beta, y + lo, N);
+  }
+}
 
 // Layer 0's per-token table is built when it stays this small (a char-level model's is well
 // under 1 MiB; a 10k-word model's would be tens of MiB and cost more to build than it saves).
@@ -98,28 +120,28 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
         }
       } else {
         for (int64_t b = 0; b < B; ++b) std::memcpy(g + b * GH, bias_[size_t(k)].ptr(), size_t(GH) * sizeof(T));
-        blas::gemm(false, true, B, GH, I, T(1), x_.ptr(), I, p.w_ih.ptr(), I, T(1), g, GH);
+        product(B, GH, I, x_.ptr(), p.w_ih.ptr(), T(1), g, GH);
       }
 
       T* h = state.h.ptr() + k * B * R;                 // [B, R] h_prev in, h_next out
       T* c = lstm ? state.c.ptr() + k * B * H : nullptr;  // [B, H]
       T* h_new = h_til_.ptr();                          // [B, H] (R = H except LSTMP)
       if (r.cell == CellType::rnn_tanh || r.cell == CellType::rnn_relu) {
-        blas::gemm(false, true, B, H, R, T(1), h, R, p.w_hh.ptr(), R, T(1), g, GH);
+        product(B, H, R, h, p.w_hh.ptr(), T(1), g, GH);
         for (int64_t b = 0; b < B; ++b) kernels::rnn_row(H, r.cell == CellType::rnn_relu, g + b * GH, h_new + b * H);
       } else if (gru && r.gru_reset == GruReset::after) {
-        blas::gemm(false, true, B, GH, R, T(1), h, R, p.w_hh.ptr(), R, T(0), hp_.ptr(), GH);
+        product(B, GH, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
         const T* b_hn = r.bias ? p.b_hh.ptr() + 2 * H : zeros_.ptr();
         for (int64_t b = 0; b < B; ++b)
           kernels::gru_after_row(H, g + b * GH, hp_.ptr() + b * GH, b_hn, h + b * R, h_new + b * H);
       } else if (gru) {
-        blas::gemm(false, true, B, 2 * H, R, T(1), h, R, p.w_hh.ptr(), R, T(0), hp_.ptr(), GH);
+        product(B, 2 * H, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
         for (int64_t b = 0; b < B; ++b)
           kernels::gru_before_rz_row(H, g + b * GH, hp_.ptr() + b * GH, h + b * R, rh_.ptr() + b * H);
-        blas::gemm(false, true, B, H, H, T(1), rh_.ptr(), H, p.w_hh.ptr() + 2 * H * H, H, T(1), g + 2 * H, GH);
+        product(B, H, H, rh_.ptr(), p.w_hh.ptr() + 2 * H * H, T(1), g + 2 * H, GH);
         for (int64_t b = 0; b < B; ++b) kernels::gru_before_out_row(H, g + b * GH, h + b * R, h_new + b * H);
       } else {  // LSTM
-        blas::gemm(false, true, B, GH, R, T(1), h, R, p.w_hh.ptr(), R, T(1), g, GH);
+        product(B, GH, R, h, p.w_hh.ptr(), T(1), g, GH);
         const T* z = zeros_.ptr();
         const bool peep = r.peephole;
         for (int64_t b = 0; b < B; ++b)
@@ -128,7 +150,7 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
         std::memcpy(c, c_next_.ptr(), size_t(B * H) * sizeof(T));
       }
       if (r.proj_size > 0) {  // LSTMP: the state is W_hr h~ [B, P]
-        blas::gemm(false, true, B, R, H, T(1), h_new, H, p.w_hr.ptr(), H, T(0), h, R);
+        product(B, R, H, h_new, p.w_hr.ptr(), T(0), h, R);
       } else {
         std::memcpy(h, h_new, size_t(B * R) * sizeof(T));
       }
@@ -140,7 +162,7 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
   // Decoder: logits [B, V] = y W^T + b.
   logits.resize({B, V});
   for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * V, P.decoder_b.ptr(), size_t(V) * sizeof(T));
-  blas::gemm(false, true, B, V, DR, T(1), x_.ptr(), DR, P.decoder_w.ptr(), DR, T(1), logits.ptr(), V);
+  product(B, V, DR, x_.ptr(), P.decoder_w.ptr(), T(1), logits.ptr(), V);
 }
 
 template class LmStepper<float>;

@@ -2,18 +2,14 @@
 
 // Debian's cblas.h declares it, but other BLAS headers do not; the symbol is OpenBLAS's.
 extern "C" void openblas_set_num_threads(int num_threads);
-#ifdef RECUR_HAVE_ONEDNN
-extern "C" void omp_set_num_threads(int num_threads);  // libgomp, oneDNN's threading runtime
-#endif
+extern "C" void omp_set_num_threads(int num_threads);  // libgomp: oneDNN's and the stepper's pool
 
 namespace recur {
 
 void set_num_threads(int n) {
   if (n <= 0) return;
   openblas_set_num_threads(n);
-#ifdef RECUR_HAVE_ONEDNN
   omp_set_num_threads(n);
-#endif
 }
 
 }  // namespace recur

@@ -8,6 +8,7 @@
 
 #include "recur/lm.h"
 #include "recur/lm_stepper.h"
+#include "recur/threads.h"
 
 namespace {
 
@@ -80,6 +81,31 @@ void check_all(double tol) {
 
 TEST(LmStepper, MatchesLmStepInDouble) { check_all<double>(1e-12); }
 TEST(LmStepper, MatchesLmStepInFloat) { check_all<float>(2e-5); }
+
+// With more than one thread, batch-1 products of large matrices are split by rows across the
+// threads (lm_stepper.cpp): same numbers as lm_step, and the same bits as one thread.
+TEST(LmStepper, SplitProductsGiveTheSameResultOnTwoThreads) {
+  LmConfig cfg;
+  cfg.vocab_size = 300;
+  cfg.embed_size = 0;  // one-hot: layer 0's input is a column of W_ih, the products are W_hh's
+  cfg.rnn = {.cell = CellType::lstm, .input_size = 300, .hidden_size = 256, .num_layers = 2};
+  Rng rng(3);
+  const LmParams<float> params = lm_init_params<float>(cfg, rng, 0.1);
+  Tensor<float> logits[2], ref_logits;
+  RnnState<float> states[2], ref_state;
+  LmCache<float> cache;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    LmStepper<float> stepper(cfg, params);
+    for (int32_t id : {5, 17, 299, 0}) stepper.step(std::span<const int32_t>(&id, 1), states[threads - 1], logits[threads - 1]);
+  }
+  set_num_threads(1);
+  for (int32_t id : {5, 17, 299, 0}) lm_step<float>(cfg, params, std::span<const int32_t>(&id, 1), ref_state, cache, ref_logits);
+  EXPECT_EQ(logits[0].data, logits[1].data);
+  EXPECT_EQ(states[0].h.data, states[1].h.data);
+  EXPECT_LE(max_abs_diff(logits[1], ref_logits), 2e-5);
+  EXPECT_LE(max_abs_diff(states[1].c, ref_state.c), 2e-5);
+}
 
 TEST(LmStepper, RejectsIdsOutsideTheVocabularyAndWrongStates) {
   LmConfig cfg;
