@@ -7,6 +7,7 @@
 
 #include "activations.h"
 #include "blas.h"
+#include "recur/loss.h"
 #include "recur/random.h"
 
 namespace {
@@ -75,6 +76,34 @@ TEST(Activations, FloatFormsMatchDoubleLibm) {
   EXPECT_EQ(recur::act::sigmoid_f(-200.f), recur::act::sigmoid_f(-200.f));  // no NaN at the clamp
   EXPECT_EQ(recur::act::tanh_f(50.f), 1.0f);
   EXPECT_EQ(recur::act::tanh_f(-50.f), -1.0f);
+}
+
+// The float softmax cross-entropy (vectorised exp, float partial sums) against the double one
+// (libm, exact) on the same logits: a wide vocabulary so that several 256-term blocks and a
+// ragged last block are summed, large logits so that the shift by the row maximum matters.
+TEST(SoftmaxCrossEntropy, FloatPathMatchesDoublePath) {
+  const int64_t N = 7, V = 10001;
+  recur::Rng rng(5);
+  recur::Tensor<float> lf({N, V});
+  recur::Tensor<double> ld({N, V});
+  for (size_t i = 0; i < lf.data.size(); ++i) {
+    lf.data[i] = float(rng.uniform(-30, 30));
+    ld.data[i] = double(lf.data[i]);
+  }
+  std::vector<int32_t> targets = {0, 5, V - 1, -1, 17, 256, 9999};
+  const std::vector<float> mf = {1, 1, 1, 1, 0.5f, 0, 2};
+  const std::vector<double> md(mf.begin(), mf.end());
+  recur::Tensor<float> gf;
+  recur::Tensor<double> gd;
+  const auto a = recur::softmax_cross_entropy<float>(lf, targets, mf, &gf, 0.25);
+  const auto b = recur::softmax_cross_entropy<double>(ld, targets, md, &gd, 0.25);
+  EXPECT_EQ(a.count, b.count);
+  EXPECT_NEAR(a.sum, b.sum, 1e-5 * std::fabs(b.sum));
+  double worst = 0;
+  for (size_t i = 0; i < gd.data.size(); ++i) worst = std::max(worst, std::fabs(double(gf.data[i]) - gd.data[i]));
+  EXPECT_LT(worst, 1e-6);
+  const auto c = recur::softmax_cross_entropy<float>(lf, targets, mf, nullptr, 0.0);  // loss only
+  EXPECT_NEAR(c.sum, b.sum, 1e-5 * std::fabs(b.sum));
 }
 
 }  // namespace
