@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "activations.h"
 #include "layer_checks.h"
@@ -74,6 +75,13 @@ double exp_shifted(const double* x, int64_t n, double m, double* out) {
   return s;
 }
 
+// g[0, n) *= k. Out of line: inside the OpenMP-outlined row loop GCC 12 left it scalar.
+template <typename T>
+[[gnu::noinline]] void scale_row(T* g, int64_t n, T k) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) g[j] *= k;
+}
+
 void check_mask_size(const char* fn, size_t mask_size, int64_t n) {
   if (mask_size != 0) detail::check_size(std::string(fn) + ": mask", int64_t(mask_size), n);
 }
@@ -100,7 +108,16 @@ LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> 
   }
   if (grad_logits) grad_logits->resize(logits.shape);
 
-  LossSum loss;
+  // Rows are independent: with several threads they are split among them (when the rows are
+  // wide enough to pay for it), each row's loss kept apart and the losses summed in row order
+  // afterwards, so the result does not depend on the thread count.
+  // One buffer per calling thread; the OpenMP workers must write into the caller's, hence the
+  // reference (inside the parallel region the name would mean each worker's own).
+  thread_local std::vector<double> row_loss_buffer;
+  std::vector<double>& row_loss = row_loss_buffer;  // [N] NaN = row ignored
+  row_loss.resize(size_t(n_rows));
+  const bool parallel = n_rows > 1 && n_rows * vocab >= (int64_t(1) << 16);
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t i = 0; i < n_rows; ++i) {
     const T* x = logits.ptr() + i * vocab;
     const double w = mask.empty() ? 1.0 : double(mask[size_t(i)]);
@@ -108,18 +125,23 @@ LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> 
     T* g = grad_logits ? grad_logits->ptr() + i * vocab : nullptr;
     if (t == -1 || w == 0) {
       if (g) std::fill_n(g, vocab, T(0));
+      row_loss[size_t(i)] = std::numeric_limits<double>::quiet_NaN();
       continue;
     }
     const double m = row_max(x, vocab);
     const double s = exp_shifted(x, vocab, m, g);
-    loss.sum += w * (m + std::log(s) - double(x[t]));
-    loss.count += 1;
+    row_loss[size_t(i)] = w * (m + std::log(s) - double(x[t]));
     if (g) {
-      const T k = T(grad_scale * w / s);
-#pragma omp simd
-      for (int64_t j = 0; j < vocab; ++j) g[j] *= k;
+      scale_row(g, vocab, T(grad_scale * w / s));
       g[t] = T(double(g[t]) - grad_scale * w);
     }
+  }
+  LossSum loss;
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const int32_t t = targets[size_t(i)];
+    if (t == -1 || (!mask.empty() && double(mask[size_t(i)]) == 0)) continue;
+    loss.sum += row_loss[size_t(i)];
+    loss.count += 1;
   }
   return loss;
 }

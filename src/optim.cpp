@@ -11,8 +11,60 @@
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <vector>
+
+#include <omp.h>
 
 namespace recur {
+
+// Loops over at least this many values are split across the OpenMP threads (optim.cpp is
+// compiled with -fopenmp); below it the fork costs more than it saves. Also the chunk of the
+// gradient norm's fixed-order partial sums.
+constexpr int64_t kParallelMin = 32768;
+
+// Runs f(lo, hi) over [0, n): split in equal contiguous ranges over the OpenMP threads when n is
+// large and there is more than one, else in one call on this thread. f must be element-wise.
+template <typename F>
+void for_ranges(int64_t n, F&& f) {
+  const int threads = omp_get_max_threads();
+  if (threads < 2 || n < kParallelMin) {
+    f(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), m = omp_get_num_threads();
+    f(n * t / m, n * (t + 1) / m);
+  }
+}
+
+template <typename T>
+struct AdamCoefficients {
+  bool decay;
+  T wd, beta1, beta2, one_minus_beta1, one_minus_beta2, bc2_sqrt, eps, neg_step_size;
+};
+
+// Adam (no amsgrad) on elements [lo, hi). Out of line with plain pointers so that it vectorises
+// (inside an OpenMP-outlined body GCC 12 left it scalar).
+template <typename T>
+[[gnu::noinline]] void adam_range(const AdamCoefficients<T>& k, int64_t lo, int64_t hi, const T* grad, T* value,
+                                  T* exp_avg, T* exp_avg_sq) {
+#pragma omp simd
+  for (int64_t j = lo; j < hi; ++j) {
+    T g = grad[j];
+    if (k.decay) g = g + k.wd * value[j];
+    exp_avg[j] = exp_avg[j] * k.beta1 + k.one_minus_beta1 * g;
+    exp_avg_sq[j] = exp_avg_sq[j] * k.beta2 + k.one_minus_beta2 * g * g;
+    const T denom = std::sqrt(exp_avg_sq[j]) / k.bc2_sqrt + k.eps;
+    value[j] = value[j] + k.neg_step_size * exp_avg[j] / denom;
+  }
+}
+
+template <typename T>
+[[gnu::noinline]] void scale_range(int64_t lo, int64_t hi, T scale, T* g) {
+#pragma omp simd
+  for (int64_t j = lo; j < hi; ++j) g[j] *= scale;
+}
 
 template <typename T>
 ParamRef<T> param_ref(std::string name, Tensor<T>& value, Tensor<T>& grad) {
@@ -232,15 +284,11 @@ void Optimizer<T>::step_adam(const ParamRef<T>& p, State& s) {
   // prove the five arrays apart (they are distinct buffers). Vector sqrt and division are
   // correctly rounded, so the result is the scalar loop's, bit for bit.
   if (!c.amsgrad) {
-#pragma omp simd
-    for (int64_t j = 0; j < p.size; ++j) {
-      T g = p.grad[j];
-      if (decay) g = g + wd * p.value[j];
-      exp_avg[j] = exp_avg[j] * beta1 + one_minus_beta1 * g;
-      exp_avg_sq[j] = exp_avg_sq[j] * beta2 + one_minus_beta2 * g * g;
-      const T denom = std::sqrt(exp_avg_sq[j]) / bc2_sqrt + eps;
-      p.value[j] = p.value[j] + neg_step_size * exp_avg[j] / denom;
-    }
+    const AdamCoefficients<T> k{decay, wd, beta1, beta2, one_minus_beta1, one_minus_beta2, bc2_sqrt, eps, neg_step_size};
+    // Element-wise, so splitting it over threads changes no result.
+    for_ranges(p.size, [&](int64_t lo, int64_t hi) {
+      adam_range(k, lo, hi, p.grad, p.value, exp_avg, exp_avg_sq);
+    });
     return;
   }
   for (int64_t j = 0; j < p.size; ++j) {
@@ -305,10 +353,23 @@ void Optimizer<T>::step_rmsprop(const ParamRef<T>& p, State& s) {
 template <typename T>
 double grad_norm(std::span<const ParamRef<T>> params) {
   double sum_sq = 0;
+  // Sums over fixed chunks, computed in parallel and added in chunk order: the same norm
+  // whatever the thread count.
+  thread_local std::vector<double> partial_buffer;  // per calling thread; the workers write
+  std::vector<double>& partial = partial_buffer;    // into the caller's through this reference
   for (const ParamRef<T>& p : params) {
     const T* g = p.grad;
-#pragma omp simd reduction(+ : sum_sq)
-    for (int64_t j = 0; j < p.size; ++j) sum_sq += double(g[j]) * double(g[j]);
+    const int64_t chunks = (p.size + kParallelMin - 1) / kParallelMin;
+    partial.assign(size_t(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t lo = c * kParallelMin, hi = std::min(p.size, lo + kParallelMin);
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = lo; j < hi; ++j) s += double(g[j]) * double(g[j]);
+      partial[size_t(c)] = s;
+    }
+    for (double s : partial) sum_sq += s;
   }
   return std::sqrt(sum_sq);
 }
@@ -324,9 +385,7 @@ double clip_grad_norm(std::span<const ParamRef<T>> params, double max_norm) {
   if (coef < 1) {
     const T scale = T(coef);
     for (const ParamRef<T>& p : params) {
-      T* g = p.grad;
-#pragma omp simd
-      for (int64_t j = 0; j < p.size; ++j) g[j] *= scale;
+      for_ranges(p.size, [&](int64_t lo, int64_t hi) { scale_range(lo, hi, scale, p.grad); });
     }
   }
   return norm;

@@ -8,6 +8,8 @@
 #include "activations.h"
 #include "blas.h"
 #include "recur/loss.h"
+#include "recur/optim.h"
+#include "recur/threads.h"
 #include "recur/random.h"
 
 namespace {
@@ -104,6 +106,41 @@ TEST(SoftmaxCrossEntropy, FloatPathMatchesDoublePath) {
   EXPECT_LT(worst, 1e-6);
   const auto c = recur::softmax_cross_entropy<float>(lf, targets, mf, nullptr, 0.0);  // loss only
   EXPECT_NEAR(c.sum, b.sum, 1e-5 * std::fabs(b.sum));
+}
+
+// The loss rows, the gradient norm and Adam's update are split across threads when large
+// (loss.cpp, optim.cpp); CI runs one thread, so two are set here: every bit must match.
+TEST(Threads, LossNormAndAdamDoNotDependOnTheThreadCount) {
+  const int64_t N = 64, V = 5000, P = 100003;
+  recur::Rng rng(9);
+  recur::Tensor<float> logits({N, V});
+  for (auto& x : logits.data) x = float(rng.uniform(-8, 8));
+  std::vector<int32_t> targets;
+  for (int64_t i = 0; i < N; ++i) targets.push_back(i % 7 == 3 ? -1 : int32_t(rng.below(uint64_t(V))));
+  recur::Tensor<float> grads[2];
+  double loss[2], norm[2];
+  recur::Tensor<float> values[2];
+  for (int k = 0; k < 2; ++k) {
+    recur::set_num_threads(k + 1);
+    loss[k] = recur::softmax_cross_entropy<float>(logits, targets, {}, &grads[k], 1.0 / 55).sum;
+    recur::Rng init(4);
+    recur::Tensor<float> value({P}), grad({P});
+    for (int64_t j = 0; j < P; ++j) {
+      value.data[size_t(j)] = float(init.uniform(-1, 1));
+      grad.data[size_t(j)] = float(init.uniform(-3, 3));
+    }
+    std::vector<recur::ParamRef<float>> refs = {recur::param_ref("w", value, grad)};
+    recur::Optimizer<float> adam({.type = recur::OptimizerType::adam, .lr = 0.01}, refs);
+    norm[k] = recur::clip_grad_norm(refs, 1.0);
+    adam.step();
+    adam.step();
+    values[k] = value;
+  }
+  recur::set_num_threads(1);
+  EXPECT_EQ(loss[0], loss[1]);
+  EXPECT_EQ(grads[0].data, grads[1].data);
+  EXPECT_EQ(norm[0], norm[1]);
+  EXPECT_EQ(values[0].data, values[1].data);
 }
 
 }  // namespace
