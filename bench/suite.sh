@@ -75,6 +75,11 @@ for ((round = 1; round <= rounds; ++round)); do
     done
   done
 done
+# The peak again at the end: the table takes the larger of the two, so a busy moment at the
+# start does not inflate every peak% of the run.
+for t in $threads_list; do
+  env OMP_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" "$build/bench/recur_suite" --peak --threads "$t" >>"$out"
+done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo
 python3 bench/suite_table.py "$out" "$cases_file"
