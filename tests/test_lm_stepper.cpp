@@ -9,18 +9,13 @@
 #include "recur/lm.h"
 #include "recur/lm_stepper.h"
 #include "recur/threads.h"
+#include "cell_variants.h"
 
 namespace {
 
 using namespace recur;
 
-struct Variant {
-  std::string name;
-  CellType cell;
-  GruReset reset = GruReset::after;
-  bool peephole = false;
-  int64_t proj = 0;
-};
+using test::CellVariant;
 
 template <typename T>
 double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
@@ -32,16 +27,9 @@ double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
 
 template <typename T>
 void check_all(double tol) {
-  const std::vector<Variant> variants = {
-      {"rnn_tanh", CellType::rnn_tanh},       {"rnn_relu", CellType::rnn_relu},
-      {"gru_after", CellType::gru},           {"gru_before", CellType::gru, GruReset::before},
-      {"lstm", CellType::lstm},               {"lstm_peephole", CellType::lstm, GruReset::after, true},
-      {"lstm_proj", CellType::lstm, GruReset::after, false, 3},
-      {"lstm_peephole_proj", CellType::lstm, GruReset::after, true, 3},
-  };
   const int64_t V = 11, H = 6;
   int cases = 0;
-  for (const Variant& v : variants)
+  for (const CellVariant& v : test::cell_variants())
     for (int64_t embed : {int64_t(0), int64_t(5)})
       for (int64_t layers : {1, 2})
         for (bool bidir : {false, true})
@@ -50,9 +38,9 @@ void check_all(double tol) {
               LmConfig cfg;
               cfg.vocab_size = V;
               cfg.embed_size = embed;
-              cfg.rnn = {.cell = v.cell, .gru_reset = v.reset, .input_size = cfg.input_size(), .hidden_size = H,
-                         .proj_size = v.proj, .num_layers = layers, .bidirectional = bidir, .peephole = v.peephole,
-                         .bias = bias};
+              cfg.rnn = v.applied_to({.input_size = cfg.input_size(), .hidden_size = H, .num_layers = layers,
+                                      .bidirectional = bidir, .bias = bias},
+                                     3);
               Rng rng(uint64_t(17 + cases));
               const LmParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
               LmStepper<T> stepper(cfg, params);

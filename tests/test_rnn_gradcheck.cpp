@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cell_variants.h"
 #include "gradcheck.h"
 #include "recur/rnn.h"
 
@@ -98,37 +99,13 @@ void check_gradients(const Case& c, bool training) {
 }
 
 std::vector<Case> all_cases() {
-  struct CellVariant {
-    std::string name;
-    CellType cell;
-    GruReset reset = GruReset::after;
-    int64_t proj = 0;
-    bool peep = false;
-  };
-  const std::vector<CellVariant> cells{
-      {"rnn_tanh", CellType::rnn_tanh},
-      {"rnn_relu", CellType::rnn_relu},
-      {"gru", CellType::gru},
-      {"gru_reset_before", CellType::gru, GruReset::before},
-      {"lstm", CellType::lstm},
-      {"lstm_peephole", CellType::lstm, GruReset::after, 0, true},
-      {"lstm_proj", CellType::lstm, GruReset::after, 2},
-      {"lstm_peephole_proj", CellType::lstm, GruReset::after, 2, true},
-  };
   std::vector<Case> cases;
-  for (const auto& v : cells)
+  for (const auto& v : test::cell_variants())
     for (int64_t layers : {1, 2})
       for (bool bidir : {false, true})
         for (bool ragged : {false, true}) {
-          RnnConfig cfg;
-          cfg.cell = v.cell;
-          cfg.gru_reset = v.reset;
-          cfg.proj_size = v.proj;
-          cfg.peephole = v.peep;
-          cfg.input_size = 3;
-          cfg.hidden_size = 4;
-          cfg.num_layers = layers;
-          cfg.bidirectional = bidir;
+          const RnnConfig cfg =
+              v.applied_to({.input_size = 3, .hidden_size = 4, .num_layers = layers, .bidirectional = bidir}, 2);
           std::string name = v.name + "_l" + std::to_string(layers) + (bidir ? "_bi" : "_uni") + (ragged ? "_ragged" : "");
           cases.push_back({name, cfg, ragged ? std::vector<int64_t>{4, 1, 3} : std::vector<int64_t>{}});
         }

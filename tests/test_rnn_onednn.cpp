@@ -16,31 +16,13 @@
 #include "recur/diagnostics.h"
 #include "recur/error.h"
 #include "recur/rnn.h"
+#include "cell_variants.h"
 
 namespace recur {
 namespace {
 
-struct Variant {
-  std::string name;
-  CellType cell;
-  GruReset reset = GruReset::after;
-  int64_t proj = 0;
-  bool peep = false;
-};
-
-const std::vector<Variant>& variants() {
-  static const std::vector<Variant> v{
-      {"lstm", CellType::lstm},
-      {"gru_after", CellType::gru, GruReset::after},
-      {"gru_before", CellType::gru, GruReset::before},
-      {"rnn_tanh", CellType::rnn_tanh},
-      {"rnn_relu", CellType::rnn_relu},
-      {"lstm_peephole", CellType::lstm, GruReset::after, 0, true},
-      {"lstm_proj", CellType::lstm, GruReset::after, 6},
-      {"lstm_peephole_proj", CellType::lstm, GruReset::after, 6, true},
-  };
-  return v;
-}
+using test::CellVariant;
+using test::cell_variants;
 
 struct Case {
   std::string name;
@@ -51,20 +33,13 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (const Variant& v : variants())
+  for (const CellVariant& v : cell_variants())
     for (int64_t layers : {1, 2})
       for (bool bidir : {false, true})
         for (bool bias : {true, false}) {
-          RnnConfig cfg;
-          cfg.cell = v.cell;
-          cfg.gru_reset = v.reset;
-          cfg.proj_size = v.proj;
-          cfg.peephole = v.peep;
-          cfg.input_size = 5;
-          cfg.hidden_size = 12;  // not a multiple of oneDNN's vector width: tails are exercised
-          cfg.num_layers = layers;
-          cfg.bidirectional = bidir;
-          cfg.bias = bias;
+          // H = 12: not a multiple of oneDNN's vector width, so tails are exercised.
+          const RnnConfig cfg = v.applied_to(
+              {.input_size = 5, .hidden_size = 12, .num_layers = layers, .bidirectional = bidir, .bias = bias}, 6);
           cases.push_back({v.name + "_l" + std::to_string(layers) + (bidir ? "_bi" : "_uni") + (bias ? "" : "_nobias"),
                            cfg});
         }
@@ -186,12 +161,9 @@ RnnConfig config(CellType cell, int64_t layers = 1, bool bidir = false, int64_t 
 // over more steps, where rounding differences accumulate.
 TEST(RnnOnednnLarger, MatchesReference) {
   SKIP_WITHOUT_ONEDNN();
-  for (const Variant& v : variants()) {
+  for (const CellVariant& v : cell_variants()) {
     SCOPED_TRACE(v.name);
-    RnnConfig cfg = config(v.cell, 2, true, 64);
-    cfg.gru_reset = v.reset;
-    cfg.peephole = v.peep;
-    cfg.proj_size = v.proj ? 24 : 0;
+    RnnConfig cfg = v.applied_to(config(v.cell, 2, true, 64), 24);
     cfg.input_size = 40;
     const Problem p = make_problem(cfg, /*T=*/30, /*B=*/9);
     expect_same(cfg, run(p, RnnBackend::reference), run(p, RnnBackend::onednn), 2e-4);
@@ -199,12 +171,9 @@ TEST(RnnOnednnLarger, MatchesReference) {
 }
 
 // Wide enough for `automatic` to pick oneDNN at B >= 4, T >= 10 (G * H >= 384).
-RnnConfig wide(const Variant& v, int64_t layers = 2, bool bidir = true) {
-  RnnConfig cfg = config(v.cell, layers, bidir, std::max<int64_t>(12, (384 + gate_count(v.cell) - 1) / gate_count(v.cell)));
-  cfg.gru_reset = v.reset;
-  cfg.peephole = v.peep;
-  cfg.proj_size = v.proj;
-  return cfg;
+RnnConfig wide(const CellVariant& v, int64_t layers = 2, bool bidir = true) {
+  return v.applied_to(
+      config(v.cell, layers, bidir, std::max<int64_t>(12, (384 + gate_count(v.cell) - 1) / gate_count(v.cell))), 6);
 }
 
 TEST(RnnOnednnFallback, AutomaticUsesOnednnWhereItPaysOff) {
@@ -220,7 +189,7 @@ TEST(RnnOnednnFallback, AutomaticUsesOnednnWhereItPaysOff) {
   EXPECT_EQ(run(make_problem(config(CellType::lstm, 1, false, 12), 10, 4), RnnBackend::automatic).ran,
             RnnBackend::reference);
   // Each eligible cell is taken at a size that pays off.
-  for (const Variant& v : variants()) {
+  for (const CellVariant& v : cell_variants()) {
     SCOPED_TRACE(v.name);
     EXPECT_EQ(run(make_problem(wide(v), 10, 4), RnnBackend::automatic).ran, RnnBackend::onednn);
   }
@@ -228,7 +197,7 @@ TEST(RnnOnednnFallback, AutomaticUsesOnednnWhereItPaysOff) {
 
 // Ragged batches run on the reference path under `automatic`: identical, not just close.
 TEST(RnnOnednnFallback, RaggedLengthsUseReference) {
-  for (const Variant& v : variants()) {
+  for (const CellVariant& v : cell_variants()) {
     SCOPED_TRACE(v.name);
     const Problem p = make_problem(wide(v), 10, 4);
     const std::vector<int64_t> lengths{10, 3, 7, 10};
@@ -333,25 +302,28 @@ TEST(RnnOnednnCache, ReusedAcrossShapesBackendsAndAccumulation) {
   });
 }
 
+// Training forwards of p on both backends into their caches, dropout drawn from generators of
+// the same seed (so the masks agree).
+void forward_both_backends(const Problem& p, uint64_t seed, RnnCache<float>& ref, RnnCache<float>& dnn) {
+  Tensor<float> out;
+  RnnState<float> sn;
+  Rng rng_ref(seed), rng_dnn(seed);
+  rnn_forward(p.cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_ref, .backend = RnnBackend::reference},
+              out, sn, ref);
+  rnn_forward(p.cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_dnn, .backend = RnnBackend::onednn},
+              out, sn, dnn);
+}
+
 // The per-step record a oneDNN forward does not keep is recomputed for diagnostics.
 TEST(RnnOnednnCache, StepRecordMatchesReference) {
   SKIP_WITHOUT_ONEDNN();
-  for (const Variant& v : variants()) {
+  for (const CellVariant& v : cell_variants()) {
     SCOPED_TRACE(v.name);
-    RnnConfig cfg = config(v.cell, 2, true);
-    cfg.gru_reset = v.reset;
-    cfg.peephole = v.peep;
-    cfg.proj_size = v.proj;
+    RnnConfig cfg = v.applied_to(config(v.cell, 2, true), 6);
     cfg.dropout = 0.3;
     const Problem p = make_problem(cfg, 6, 3);
     RnnCache<float> ref, dnn;
-    Tensor<float> out;
-    RnnState<float> sn;
-    Rng rng_ref(5), rng_dnn(5);
-    rnn_forward(cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_ref, .backend = RnnBackend::reference}, out,
-                sn, ref);
-    rnn_forward(cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_dnn, .backend = RnnBackend::onednn}, out,
-                sn, dnn);
+    forward_both_backends(p, 5, ref, dnn);
     ASSERT_EQ(dnn.backend, RnnBackend::onednn);
     EXPECT_TRUE(dnn.dirs[0].gates.empty());  // nothing stale to misread
     std::vector<DirectionCache<float>> scratch, unused;
@@ -376,13 +348,7 @@ TEST(RnnOnednnCache, StateGradientsOfOnednnForward) {
     cfg.dropout = 0.25;
     const Problem p = make_problem(cfg, 8, 3);
     RnnCache<float> ref, dnn;
-    Tensor<float> out;
-    RnnState<float> sn;
-    Rng rng_ref(3), rng_dnn(3);
-    rnn_forward(cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_ref, .backend = RnnBackend::reference}, out,
-                sn, ref);
-    rnn_forward(cfg, p.params, p.x, {}, p.s0, {.training = true, .rng = &rng_dnn, .backend = RnnBackend::onednn}, out,
-                sn, dnn);
+    forward_both_backends(p, 3, ref, dnn);
     const StateGrads<float> a = rnn_state_grads(cfg, p.params, p.x, ref, p.grad_out);
     const StateGrads<float> b = rnn_state_grads(cfg, p.params, p.x, dnn, p.grad_out);
     ASSERT_EQ(a.h.size(), b.h.size());
