@@ -40,6 +40,26 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import safetensors_torch  # noqa: E402
 
 
+def weights(m):
+    """The state_dict as the tensors of a golden file (inputs and outputs are added after)."""
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def seq2seq_tensors(m, src, src_len, tgt, tgt_len, out):
+    """The weights, inputs and output of an encoder-decoder case."""
+    tensors = weights(m)
+    tensors["input.src"] = src.to(torch.int64)
+    tensors["input.src_lengths"] = torch.tensor(src_len, dtype=torch.int64)
+    tensors["input.tgt"] = tgt.to(torch.int64)
+    tensors["input.tgt_lengths"] = torch.tensor(tgt_len, dtype=torch.int64)
+    tensors["output"] = out.detach().clone()
+    return tensors
+
+
+def save(tensors, out_dir, name):
+    safetensors_torch.save(tensors, os.path.join(out_dir, name + ".safetensors"), metadata={"torch": torch.__version__})
+
+
 class Model(nn.Module):
     def __init__(self, layers, classes, final):
         super().__init__()
@@ -65,12 +85,11 @@ def case(name, layers, classes, final, seed, out_dir):
     ids = torch.randint(0, 11, (T, len(lengths)))
     with torch.no_grad():
         out = m(ids, torch.tensor(lengths))
-    tensors = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    tensors = weights(m)
     tensors["input.ids"] = ids.to(torch.int64)
     tensors["input.lengths"] = torch.tensor(lengths, dtype=torch.int64)
     tensors["output"] = out
-    safetensors_torch.save(tensors, os.path.join(out_dir, name + ".safetensors"),
-                           metadata={"torch": torch.__version__})
+    save(tensors, out_dir, name)
 
 
 class Seq2seq(nn.Module):
@@ -99,13 +118,7 @@ def seq2seq_case(out_dir):
     tgt = torch.randint(0, 6, (4, 3))
     with torch.no_grad():
         out = m(src, torch.tensor(src_len), tgt, torch.tensor(tgt_len))
-    tensors = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    tensors["input.src"] = src.to(torch.int64)
-    tensors["input.src_lengths"] = torch.tensor(src_len, dtype=torch.int64)
-    tensors["input.tgt"] = tgt.to(torch.int64)
-    tensors["input.tgt_lengths"] = torch.tensor(tgt_len, dtype=torch.int64)
-    tensors["output"] = out
-    safetensors_torch.save(tensors, os.path.join(out_dir, "seq2seq.safetensors"), metadata={"torch": torch.__version__})
+    save(seq2seq_tensors(m, src, src_len, tgt, tgt_len, out), out_dir, "seq2seq")
 
 
 def bridge_state(y, rnn):
@@ -179,15 +192,9 @@ def bridge_cases(out_dir):
     src = torch.randint(0, 7, (5, 3))
     tgt = torch.randint(0, 6, (4, 3))
     out = m(src, torch.tensor(src_len), tgt, torch.tensor(tgt_len))
-    tensors = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    tensors["input.src"] = src.to(torch.int64)
-    tensors["input.src_lengths"] = torch.tensor(src_len, dtype=torch.int64)
-    tensors["input.tgt"] = tgt.to(torch.int64)
-    tensors["input.tgt_lengths"] = torch.tensor(tgt_len, dtype=torch.int64)
-    tensors["output"] = out.detach().clone()
+    tensors = seq2seq_tensors(m, src, src_len, tgt, tgt_len, out)
     with_loss_and_grads(m, out, tgt_len, tensors)
-    safetensors_torch.save(tensors, os.path.join(out_dir, "bridge_seq2seq.safetensors"),
-                           metadata={"torch": torch.__version__})
+    save(tensors, out_dir, "bridge_seq2seq")
 
     torch.manual_seed(5)
     m = BridgeConditioned().double()
@@ -195,14 +202,13 @@ def bridge_cases(out_dir):
     cond = torch.tensor([2, 0, 1])
     tgt = torch.randint(0, 6, (4, 3))
     out = m(cond, tgt, torch.tensor(tgt_len))
-    tensors = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    tensors = weights(m)
     tensors["input.cond"] = cond.to(torch.int64)
     tensors["input.tgt"] = tgt.to(torch.int64)
     tensors["input.tgt_lengths"] = torch.tensor(tgt_len, dtype=torch.int64)
     tensors["output"] = out.detach().clone()
     with_loss_and_grads(m, out, tgt_len, tensors)
-    safetensors_torch.save(tensors, os.path.join(out_dir, "bridge_conditioned.safetensors"),
-                           metadata={"torch": torch.__version__})
+    save(tensors, out_dir, "bridge_conditioned")
 
 
 def main():
