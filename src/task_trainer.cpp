@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "json_fields.h"
+#include "run_dir.h"
 #include "recur/trainer.h"
 
 namespace recur {
@@ -152,10 +153,8 @@ TaskTrainResult train_task(const TaskTrainOptions& opts, const TaskTrainObserver
   };
   const fs::path dir(opts.out_dir);
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
-  const std::string metrics_path = (dir / "metrics.jsonl").string();
   const bool resuming = !opts.resume_path.empty();
-  if (!resuming && fs::exists(last_path) && !opts.force)
-    throw Error(opts.out_dir + ": already holds a run (" + last_path + "); pass --resume to continue it or --force to start over");
+  detail::check_run_dir(opts.out_dir, resuming, opts.force);
 
   TaskCheckpoint ck;
   RunState rs;
@@ -268,26 +267,8 @@ TaskTrainResult train_task(const TaskTrainOptions& opts, const TaskTrainObserver
     return result;
   }
 
-  // ---- metrics ----
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(opts.out_dir + ": cannot create the run directory: " + ec.message());
-  if (!resuming) fs::remove(best_path, ec);
-  if (resuming) {
-    // Keep the lines up to the checkpoint's step, so a resumed run does not log steps twice.
-    std::ifstream in(metrics_path);
-    std::string kept, line;
-    while (std::getline(in, line)) {
-      try {
-        const auto j = nlohmann::json::parse(line);
-        if (j.value("step", int64_t(0)) <= rs.step) kept += line + "\n";
-      } catch (const nlohmann::json::exception&) {
-      }
-    }
-    std::ofstream(metrics_path, std::ios::trunc) << kept;
-  }
-  std::ofstream metrics(metrics_path, resuming ? std::ios::app : std::ios::trunc);
-  if (!metrics) throw Error(metrics_path + ": cannot open for writing");
+  // ---- metrics ---- (the directory is created only now, so a bad input leaves nothing behind)
+  std::ofstream metrics = detail::open_run_metrics(opts.out_dir, resuming, rs.step);
   auto write_log = [&](const TaskLog& l) {
     nlohmann::ordered_json j = {{"type", l.type}, {"step", l.step}, {"epoch", l.epoch}, {"loss", l.loss}};
     if (!l.metric_name.empty()) j[l.metric_name] = l.metric;

@@ -11,6 +11,7 @@
 
 #include "json_fields.h"
 #include "lm_batch.h"
+#include "run_dir.h"
 #include "recur/diagnostics.h"
 #include "recur/lm_text.h"
 
@@ -337,28 +338,6 @@ struct Batches {
 
 // Keeps the metrics of steps <= `step` (the checkpoint's) so a resumed run does not log the
 // steps after it twice.
-void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    try {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-      // A torn last line from a killed run: dropped.
-    }
-  }
-  in.close();
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kept;
-    if (!out) throw Error(path + ": cannot rewrite metrics");
-  }
-  fs::rename(tmp, path);
-}
-
 std::string check_same(const char* flag, const std::string& mine, const std::string& saved, const std::string& ck) {
   if (mine == saved) return {};
   return flag + std::string(" ") + mine + " does not match the checkpoint's " + saved + " (" + ck +
@@ -399,16 +378,8 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
   const fs::path dir(opts.out_dir);
   const std::string last_path = (dir / "last.safetensors").string();
   const std::string best_path = (dir / "best.safetensors").string();
-  const std::string metrics_path = (dir / "metrics.jsonl").string();
   const bool resuming = !opts.resume_path.empty();
-  {
-    std::error_code ec;
-    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
-      throw Error(opts.out_dir + ": exists and is not a directory; expected a run directory for --out");
-    if (!resuming && fs::exists(last_path, ec) && !opts.force)
-      throw Error(opts.out_dir + ": already holds a run (" + last_path +
-                  "); pass --resume to continue it or --force to start over");
-  }
+  detail::check_run_dir(opts.out_dir, resuming, opts.force);
 
   // ---- checkpoint to resume from ----
   Checkpoint ck;
@@ -619,16 +590,7 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
   }
 
   // ---- metrics ---- (the directory is created only now, so a bad input leaves nothing behind)
-  {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw Error(opts.out_dir + ": cannot create the run directory: " + ec.message());
-    // A fresh run over an old one (--force) must not leave the old best model looking current.
-    if (!resuming) fs::remove(best_path, ec);
-  }
-  if (resuming) truncate_metrics(metrics_path, rs.step);
-  std::ofstream metrics(metrics_path, resuming ? std::ios::app : std::ios::trunc);
-  if (!metrics) throw Error(metrics_path + ": cannot open for writing");
+  std::ofstream metrics = detail::open_run_metrics(opts.out_dir, resuming, rs.step);
   const bool chars = opts.level == TokenLevel::chars;
   const double ln2 = std::log(2.0);
   auto write_log = [&](const TrainLog& l) {

@@ -1,0 +1,65 @@
+#include "run_dir.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "recur/error.h"
+
+namespace recur::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // A torn last line from a killed run: dropped.
+    }
+  }
+  in.close();
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept;
+    if (!out) throw Error(path + ": cannot rewrite metrics");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+void check_run_dir(const std::string& out_dir, bool resuming, bool force) {
+  const fs::path dir(out_dir);
+  const std::string last_path = (dir / "last.safetensors").string();
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw Error(out_dir + ": exists and is not a directory; expected a run directory for --out");
+  if (!resuming && fs::exists(last_path, ec) && !force)
+    throw Error(out_dir + ": already holds a run (" + last_path + "); pass --resume to continue it or --force to start over");
+}
+
+std::ofstream open_run_metrics(const std::string& out_dir, bool resuming, int64_t step) {
+  const fs::path dir(out_dir);
+  const std::string metrics_path = (dir / "metrics.jsonl").string();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(out_dir + ": cannot create the run directory: " + ec.message());
+  if (resuming) {
+    truncate_metrics(metrics_path, step);
+  } else {
+    fs::remove(dir / "best.safetensors", ec);
+  }
+  std::ofstream metrics(metrics_path, resuming ? std::ios::app : std::ios::trunc);
+  if (!metrics) throw Error(metrics_path + ": cannot open for writing");
+  return metrics;
+}
+
+}  // namespace recur::detail
