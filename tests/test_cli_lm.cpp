@@ -253,6 +253,7 @@ TEST_F(CliLm, BadInputsGiveOneLineErrors) {
   expect_one_line_error("train '" + data_ + "' --out '" + out + "' --cell banana", "--cell");
   expect_one_line_error("train '" + data_ + "' --out '" + out + "' --bidirectional", "cannot read the future");
   expect_one_line_error("train '" + data_ + "' --out '" + run_dir + "'", "--resume");
+  expect_one_line_error("train '" + data_ + "' --out '" + empty + "'", "is not a directory");
   expect_one_line_error("train '" + data_ + "' --out '" + run_dir + "' --resume --hidden 32", "--hidden 32");
   expect_one_line_error("train '" + bad + "' --out '" + run_dir + "' --resume", "bad.txt");
   EXPECT_FALSE(fs::exists(out)) << "a failed run must not leave a directory behind";

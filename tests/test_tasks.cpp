@@ -208,6 +208,11 @@ TEST_F(CliTasks, ClassifyTrainPredictEvalResume) {
   EXPECT_NE(r.out.find("accuracy"), std::string::npos);
   EXPECT_NE(r.out.find("macro-F1"), std::string::npos);
   EXPECT_NE(r.out.find("confusion"), std::string::npos);
+  // The run directory is checked before anything is read (shared with the language model's loop).
+  expect_one_line_error("train " + data + " --task classify --epochs 1 --out " + path("run") + " " + tiny(),
+                        "already holds a run");
+  expect_one_line_error("train " + data + " --task classify --epochs 1 --out " + data + " " + tiny(),
+                        "is not a directory");
   // Resume to 3 epochs: the step count goes on and no step is logged twice.
   const auto before = steps(path("run"), "valid");
   r = run("train " + data + " --resume --epochs 3 --out " + path("run") + " " + tiny());
