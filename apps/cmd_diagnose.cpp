@@ -6,8 +6,8 @@
 #include <string>
 
 #include "commands.h"
-#include "recur/diagnostics.h"
-#include "recur/plot.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/diag/plot.h"
 
 namespace recur::cli {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/lm_text.h"
+#include "recur/tasks/lm_text.h"
 #include "task_cli.h"
 
 namespace recur::cli {

@@ -6,8 +6,8 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/music_corpus.h"
-#include "recur/trainer.h"
+#include "recur/music/music_corpus.h"
+#include "recur/tasks/trainer.h"
 #include "task_cli.h"
 
 namespace recur::cli {

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "commands.h"
-#include "recur/midi.h"
-#include "recur/music_tokens.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_tokens.h"
 
 namespace recur::cli {
 namespace {

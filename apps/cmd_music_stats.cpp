@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "commands.h"
-#include "recur/music_corpus.h"
-#include "recur/music_stats.h"
+#include "recur/music/music_corpus.h"
+#include "recur/music/music_stats.h"
 
 namespace recur::cli {
 namespace {

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "commands.h"
-#include "recur/plot.h"
+#include "recur/diag/plot.h"
 
 namespace recur::cli {
 

@@ -6,9 +6,9 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "music_cli_util.h"
-#include "recur/lm_text.h"
+#include "recur/tasks/lm_text.h"
 #include "task_cli.h"
-#include "recur/text_data.h"
+#include "recur/data/text_data.h"
 
 namespace recur::cli {
 namespace {

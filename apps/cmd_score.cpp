@@ -9,9 +9,9 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/lm_text.h"
-#include "recur/text_data.h"
-#include "recur/utf8.h"
+#include "recur/tasks/lm_text.h"
+#include "recur/data/text_data.h"
+#include "recur/data/utf8.h"
 
 namespace recur::cli {
 namespace {

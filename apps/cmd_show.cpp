@@ -15,9 +15,9 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/diagnostics.h"
-#include "recur/text_data.h"
-#include "recur/utf8.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/data/text_data.h"
+#include "recur/data/utf8.h"
 
 namespace recur::cli {
 namespace {

@@ -13,9 +13,9 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/task_trainer.h"
-#include "recur/tasks.h"
-#include "recur/text_data.h"
+#include "recur/tasks/task_trainer.h"
+#include "recur/tasks/tasks.h"
+#include "recur/data/text_data.h"
 #include "task_cli.h"
 
 namespace recur::cli {

@@ -15,8 +15,8 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "music_cli_util.h"
-#include "recur/plot.h"
-#include "recur/trainer.h"
+#include "recur/diag/plot.h"
+#include "recur/tasks/trainer.h"
 #include "task_cli.h"
 
 namespace recur::cli {

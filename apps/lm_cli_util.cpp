@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "recur/threads.h"
+#include "recur/core/threads.h"
 
 namespace recur::cli {
 

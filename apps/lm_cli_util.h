@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "recur/checkpoint.h"
+#include "recur/train/checkpoint.h"
 
 namespace recur::cli {
 
-// --threads N: threads of OpenBLAS and oneDNN (0 = leave their own defaults; see recur/threads.h).
+// --threads N: threads of OpenBLAS and oneDNN (0 = leave their own defaults; see recur/core/threads.h).
 // Products are partitioned by thread count, so an exact resume wants the same N as the run it
 // continues.
 void add_threads_option(CLI::App* sub, int& threads);

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "recur/music_corpus.h"
-#include "recur/music_generate.h"
+#include "recur/music/music_corpus.h"
+#include "recur/music/music_generate.h"
 
 namespace recur::cli {
 

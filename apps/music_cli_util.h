@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "recur/checkpoint.h"
-#include "recur/lm_text.h"
-#include "recur/music_corpus.h"
-#include "recur/trainer.h"
+#include "recur/train/checkpoint.h"
+#include "recur/tasks/lm_text.h"
+#include "recur/music/music_corpus.h"
+#include "recur/tasks/trainer.h"
 
 namespace recur::cli {
 

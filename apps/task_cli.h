@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/trainer.h"
+#include "recur/tasks/trainer.h"
 
 namespace recur::cli {
 

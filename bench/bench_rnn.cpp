@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "recur/random.h"
-#include "recur/rnn.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
 
 namespace {
 

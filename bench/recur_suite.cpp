@@ -7,7 +7,7 @@
 //   recur_suite --cases FILE --list
 //   recur_suite --peak --threads N      measured float32 FMA peak in GFLOP/s (the table's 100%)
 //
-// Models (glossary in include/recur/tensor.h):
+// Models (glossary in include/recur/core/tensor.h):
 //   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
 //   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
 //   generate  batch 1: id -> LmStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
@@ -29,13 +29,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "recur/lm.h"
-#include "recur/lm_stepper.h"
-#include "recur/loss.h"
-#include "recur/model.h"
-#include "recur/optim.h"
-#include "recur/sampler.h"
-#include "recur/threads.h"
+#include "recur/model/lm.h"
+#include "recur/model/lm_stepper.h"
+#include "recur/core/loss.h"
+#include "recur/model/model.h"
+#include "recur/core/optim.h"
+#include "recur/model/sampler.h"
+#include "recur/core/threads.h"
 
 using namespace recur;
 using json = nlohmann::json;

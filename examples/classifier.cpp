@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <vector>
 
-#include "recur/loss.h"
-#include "recur/model.h"
-#include "recur/optim.h"
+#include "recur/core/loss.h"
+#include "recur/model/model.h"
+#include "recur/core/optim.h"
 
 using namespace recur;
 

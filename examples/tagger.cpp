@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "recur/loss.h"
-#include "recur/model.h"
-#include "recur/optim.h"
+#include "recur/core/loss.h"
+#include "recur/model/model.h"
+#include "recur/core/optim.h"
 
 using namespace recur;
 

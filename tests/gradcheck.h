@@ -32,8 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "recur/random.h"
-#include "recur/tensor.h"
+#include "recur/core/random.h"
+#include "recur/core/tensor.h"
 
 namespace recur::test {
 

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "recur/checkpoint.h"
-#include "recur/safetensors.h"
+#include "recur/train/checkpoint.h"
+#include "recur/core/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace recur;

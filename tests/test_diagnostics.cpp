@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "lm_batch.h"
-#include "recur/checkpoint.h"
-#include "recur/diagnostics.h"
-#include "recur/optim.h"
-#include "recur/rnn.h"
-#include "recur/text_data.h"
-#include "recur/trainer.h"
+#include "recur/train/checkpoint.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/core/optim.h"
+#include "recur/core/rnn.h"
+#include "recur/data/text_data.h"
+#include "recur/tasks/trainer.h"
 
 namespace recur {
 namespace {

@@ -7,10 +7,10 @@
 
 #include "activations.h"
 #include "blas.h"
-#include "recur/loss.h"
-#include "recur/optim.h"
-#include "recur/threads.h"
-#include "recur/random.h"
+#include "recur/core/loss.h"
+#include "recur/core/optim.h"
+#include "recur/core/threads.h"
+#include "recur/core/random.h"
 
 namespace {
 

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "gradcheck.h"
-#include "recur/embedding.h"
-#include "recur/linear.h"
-#include "recur/loss.h"
-#include "recur/random.h"
+#include "recur/model/embedding.h"
+#include "recur/model/linear.h"
+#include "recur/core/loss.h"
+#include "recur/core/random.h"
 
 namespace recur {
 namespace {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "gradcheck.h"
-#include "recur/lm.h"
-#include "recur/optim.h"
+#include "recur/model/lm.h"
+#include "recur/core/optim.h"
 
 namespace recur {
 namespace {

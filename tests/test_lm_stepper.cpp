@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "recur/lm.h"
-#include "recur/lm_stepper.h"
-#include "recur/threads.h"
+#include "recur/model/lm.h"
+#include "recur/model/lm_stepper.h"
+#include "recur/core/threads.h"
 #include "cell_variants.h"
 
 namespace {

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "recur/jsb_chorales.h"
-#include "recur/midi.h"
-#include "recur/music_tokens.h"
-#include "recur/random.h"
-#include "recur/vocab.h"
+#include "recur/music/jsb_chorales.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_tokens.h"
+#include "recur/core/random.h"
+#include "recur/data/vocab.h"
 
 namespace fs = std::filesystem;
 using namespace recur;

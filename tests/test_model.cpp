@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "gradcheck.h"
-#include "recur/loss.h"
-#include "recur/model.h"
-#include "recur/safetensors.h"
+#include "recur/core/loss.h"
+#include "recur/model/model.h"
+#include "recur/core/safetensors.h"
 
 namespace recur {
 namespace {

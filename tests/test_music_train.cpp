@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "recur/midi.h"
-#include "recur/music_corpus.h"
-#include "recur/music_generate.h"
-#include "recur/music_stats.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_corpus.h"
+#include "recur/music/music_generate.h"
+#include "recur/music/music_stats.h"
 
 #include "cli_run.h"
 

@@ -1,7 +1,7 @@
 // Optimizers and gradient clipping against torch 1.13 trajectories recorded in float64 by
 // tools/gen_optim_golden.py (tests/golden/optim/). The same gradients are replayed here, in
 // double and in float, and every parameter is compared after every step.
-#include "recur/optim.h"
+#include "recur/core/optim.h"
 
 #include <gtest/gtest.h>
 

@@ -20,10 +20,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "recur/cell.h"
-#include "recur/rnn.h"
-#include "recur/safetensors.h"
-#include "recur/tensor.h"
+#include "recur/core/cell.h"
+#include "recur/core/rnn.h"
+#include "recur/core/safetensors.h"
+#include "recur/core/tensor.h"
 
 namespace {
 

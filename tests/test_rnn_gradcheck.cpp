@@ -8,7 +8,7 @@
 
 #include "cell_variants.h"
 #include "gradcheck.h"
-#include "recur/rnn.h"
+#include "recur/core/rnn.h"
 
 namespace recur {
 namespace {

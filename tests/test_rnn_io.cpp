@@ -1,6 +1,6 @@
 // RNN parameters in safetensors under PyTorch's state_dict names: round trips, config
 // mismatches in both directions, and config inference. Also the config vocabulary of cell.h.
-#include "recur/rnn_io.h"
+#include "recur/core/rnn_io.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <functional>
 
-#include "recur/random.h"
+#include "recur/core/random.h"
 
 namespace recur {
 namespace {

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "recur/diagnostics.h"
-#include "recur/error.h"
-#include "recur/rnn.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/core/error.h"
+#include "recur/core/rnn.h"
 #include "cell_variants.h"
 
 namespace recur {

@@ -1,6 +1,6 @@
 // Safetensors reader/writer: round trips, conversions, and one malformed file per check the
 // reader promises, each asserting on the phrase that tells a user what is wrong.
-#include "recur/safetensors.h"
+#include "recur/core/safetensors.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "recur/error.h"
-#include "recur/sampler.h"
+#include "recur/core/error.h"
+#include "recur/model/sampler.h"
 
 namespace recur {
 namespace {

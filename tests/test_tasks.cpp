@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "recur/metrics.h"
-#include "recur/task_data.h"
+#include "recur/tasks/metrics.h"
+#include "recur/data/task_data.h"
 
 #include "cli_run.h"
 

@@ -8,9 +8,9 @@
 #include <set>
 #include <unistd.h>
 
-#include "recur/text_data.h"
-#include "recur/utf8.h"
-#include "recur/vocab.h"
+#include "recur/data/text_data.h"
+#include "recur/data/utf8.h"
+#include "recur/data/vocab.h"
 
 namespace fs = std::filesystem;
 using namespace recur;

@@ -12,9 +12,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "recur/random.h"
-#include "recur/rnn.h"
-#include "recur/rnn_io.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
+#include "recur/core/rnn_io.h"
 
 namespace recur {
 namespace {

@@ -1,11 +1,11 @@
 // Cell vocabulary (cell.h) and the parts of rnn.h that only describe a configuration, so that
 // file I/O and the CLI need not link the compute kernels.
-#include "recur/cell.h"
+#include "recur/core/cell.h"
 
 #include <cmath>
 
-#include "recur/error.h"
-#include "recur/rnn.h"
+#include "recur/core/error.h"
+#include "recur/core/rnn.h"
 
 namespace recur {
 

@@ -1,5 +1,5 @@
 // src/cell_kernels.h - the element-wise part of one cell step for one batch row, forward only:
-// what follows the gate products. Equations and gate order: include/recur/cell.h. Used by the
+// what follows the gate products. Equations and gate order: include/recur/core/cell.h. Used by the
 // generation stepper (lm_stepper.cpp); the loops vectorise under `#pragma omp simd` (float
 // activations from activations.h).
 #pragma once

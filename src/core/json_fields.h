@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
-#include "recur/error.h"
-#include "recur/random.h"
-#include "recur/rnn.h"
+#include "recur/core/error.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
 
 namespace recur {
 

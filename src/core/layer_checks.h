@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur::detail {
 

@@ -1,4 +1,4 @@
-#include "recur/loss.h"
+#include "recur/core/loss.h"
 
 #include <algorithm>
 #include <cmath>

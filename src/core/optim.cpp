@@ -5,7 +5,7 @@
 // self + v * t1 / t2; aten/src/ATen/native/cpu/PointwiseOpsKernel.cpp) and scalar
 // coefficients are computed in double as Python does, then cast to T as ATen casts a Python
 // scalar to the tensor's dtype. That keeps double results within rounding of PyTorch's.
-#include "recur/optim.h"
+#include "recur/core/optim.h"
 
 #include <algorithm>
 #include <cmath>

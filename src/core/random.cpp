@@ -1,4 +1,4 @@
-#include "recur/random.h"
+#include "recur/core/random.h"
 
 #include <cmath>
 #include <numbers>

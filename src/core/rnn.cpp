@@ -17,7 +17,7 @@
 // rnn_forward / rnn_backward hand each layer-direction either to these scans or, for float
 // (RnnBackend, rnn_onednn.h), to oneDNN's RNN primitives with the same buffers; everything
 // around the scans (dropout between layers, state slicing, bidirectional columns) is shared.
-#include "recur/rnn.h"
+#include "recur/core/rnn.h"
 
 #include <algorithm>
 #include <cmath>

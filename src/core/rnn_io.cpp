@@ -1,4 +1,4 @@
-#include "recur/rnn_io.h"
+#include "recur/core/rnn_io.h"
 
 #include <algorithm>
 #include <set>

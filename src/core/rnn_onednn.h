@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/rnn.h"
+#include "recur/core/rnn.h"
 
 namespace recur::detail {
 

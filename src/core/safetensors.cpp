@@ -1,4 +1,4 @@
-#include "recur/safetensors.h"
+#include "recur/core/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-#include "recur/threads.h"
+#include "recur/core/threads.h"
 
 // Debian's cblas.h declares it, but other BLAS headers do not; the symbol is OpenBLAS's.
 extern "C" void openblas_set_num_threads(int num_threads);

@@ -1,5 +1,5 @@
 // Readers of the task data files. See task_data.h.
-#include "recur/task_data.h"
+#include "recur/data/task_data.h"
 
 #include <cctype>
 #include <cmath>
@@ -8,8 +8,8 @@
 #include <unordered_map>
 
 #include "quote.h"
-#include "recur/error.h"
-#include "recur/text_data.h"
+#include "recur/core/error.h"
+#include "recur/data/text_data.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-#include "recur/text_data.h"
+#include "recur/data/text_data.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "recur/utf8.h"
+#include "recur/data/utf8.h"
 
 namespace recur {
 

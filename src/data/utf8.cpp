@@ -1,4 +1,4 @@
-#include "recur/utf8.h"
+#include "recur/data/utf8.h"
 
 #include <cstdio>
 

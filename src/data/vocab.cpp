@@ -1,4 +1,4 @@
-#include "recur/vocab.h"
+#include "recur/data/vocab.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,14 +1,14 @@
 // Training diagnostics: state-gradient profiles, gate statistics, the gradient experiment.
 // See diagnostics.h for what is measured; the core (rnn.cpp) is used as it is.
-#include "recur/diagnostics.h"
+#include "recur/diag/diagnostics.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "recur/error.h"
-#include "recur/optim.h"
+#include "recur/core/error.h"
+#include "recur/core/optim.h"
 
 namespace recur {
 

@@ -1,6 +1,6 @@
 // Figures through gnuplot: data as whitespace-separated columns plus one generated script,
 // run once per figure for both terminals (pngcairo, svg). See plot.h.
-#include "recur/plot.h"
+#include "recur/diag/plot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 #include "run_program.h"
 
 namespace recur {

@@ -1,4 +1,4 @@
-#include "recur/embedding.h"
+#include "recur/model/embedding.h"
 
 #include <algorithm>
 #include <string>

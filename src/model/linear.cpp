@@ -1,4 +1,4 @@
-#include "recur/linear.h"
+#include "recur/model/linear.h"
 
 #include <algorithm>
 #include <type_traits>

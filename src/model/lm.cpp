@@ -1,11 +1,11 @@
 // The language model's forward and backward, side by side. See lm.h for the data flow.
-#include "recur/lm.h"
+#include "recur/model/lm.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "recur/embedding.h"
-#include "recur/linear.h"
+#include "recur/model/embedding.h"
+#include "recur/model/linear.h"
 
 namespace recur {
 

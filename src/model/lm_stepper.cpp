@@ -2,7 +2,7 @@
 //   g [B, G*H] = input side (table row, W_ih column, or x W_ih^T) + folded biases
 //   recurrent product(s) with W_hh, then the cell's element-wise kernel (cell_kernels.h),
 // exactly the reference path's scan_forward for T = 1 without its caches.
-#include "recur/lm_stepper.h"
+#include "recur/model/lm_stepper.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,7 +12,7 @@
 
 #include "blas.h"
 #include "cell_kernels.h"
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

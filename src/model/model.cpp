@@ -1,5 +1,5 @@
 // Composable models: every layer kind's forward and backward side by side. See model.h.
-#include "recur/model.h"
+#include "recur/model/model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,8 +7,8 @@
 
 #include "json_fields.h"
 #include "quote.h"
-#include "recur/embedding.h"
-#include "recur/linear.h"
+#include "recur/model/embedding.h"
+#include "recur/model/linear.h"
 
 namespace recur {
 

@@ -1,11 +1,11 @@
-#include "recur/sampler.h"
+#include "recur/model/sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

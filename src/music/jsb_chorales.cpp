@@ -1,5 +1,5 @@
 // JSB chorales piano-roll JSON -> Performances (see jsb_chorales.h for the held-note rule).
-#include "recur/jsb_chorales.h"
+#include "recur/music/jsb_chorales.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 // Standard MIDI File reader (own, validating) and writer (libsmf). Why not libsmf for reading:
 // it "truncates" a track on an unparsable event and still returns success, and asserts (aborts
 // the process) on a track that ends without end-of-track; see docs/music.md.
-#include "recur/midi.h"
+#include "recur/music/midi.h"
 
 #include <glib.h>
 #include <smf.h>

@@ -1,4 +1,4 @@
-#include "recur/music_corpus.h"
+#include "recur/music/music_corpus.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,8 +8,8 @@
 #include <map>
 
 #include "json_fields.h"
-#include "recur/jsb_chorales.h"
-#include "recur/random.h"
+#include "recur/music/jsb_chorales.h"
+#include "recur/core/random.h"
 #include "run_program.h"
 
 namespace recur {

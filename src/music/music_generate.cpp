@@ -1,10 +1,10 @@
-#include "recur/music_generate.h"
+#include "recur/music/music_generate.h"
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
-#include "recur/lm_stepper.h"
+#include "recur/model/lm_stepper.h"
 #include "run_program.h"
 
 namespace recur {

@@ -1,4 +1,4 @@
-#include "recur/music_stats.h"
+#include "recur/music/music_stats.h"
 
 #include <algorithm>
 #include <array>

@@ -1,5 +1,5 @@
 // Event and monophonic tokenizers; grammar and guarantees in music_tokens.h and docs/music.md.
-#include "recur/music_tokens.h"
+#include "recur/music/music_tokens.h"
 
 #include <algorithm>
 #include <charconv>

@@ -1,8 +1,8 @@
 // src/lm_batch.h - the view of a text batch that lm_forward_backward takes. Internal.
 #pragma once
 
-#include "recur/lm.h"
-#include "recur/text_data.h"
+#include "recur/model/lm.h"
+#include "recur/data/text_data.h"
 
 namespace recur {
 

@@ -1,11 +1,11 @@
-#include "recur/lm_text.h"
+#include "recur/tasks/lm_text.h"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 
 #include "lm_batch.h"
-#include "recur/lm_stepper.h"
+#include "recur/model/lm_stepper.h"
 
 namespace recur {
 

@@ -1,12 +1,12 @@
 // Task metrics. The chunk rules are conlleval.pl's (CoNLL-2000 shared task script), written
 // out so IOB1 and BIO files score the same way the official script scores them.
-#include "recur/metrics.h"
+#include "recur/tasks/metrics.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

@@ -1,6 +1,6 @@
 // The task training loop. It shares the optimizer, clipping, checkpoint writing and metrics
 // format with the language-model trainer (trainer.cpp) but batches whole examples.
-#include "recur/task_trainer.h"
+#include "recur/tasks/task_trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,7 +10,7 @@
 
 #include "json_fields.h"
 #include "run_dir.h"
-#include "recur/trainer.h"
+#include "recur/tasks/trainer.h"
 
 namespace recur {
 

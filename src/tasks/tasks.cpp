@@ -1,5 +1,5 @@
 // The supervised tasks on top of the composable model. See tasks.h.
-#include "recur/tasks.h"
+#include "recur/tasks/tasks.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,10 +9,10 @@
 
 #include "json_fields.h"
 #include "quote.h"
-#include "recur/metrics.h"
-#include "recur/safetensors.h"
-#include "recur/sampler.h"
-#include "recur/text_data.h"
+#include "recur/tasks/metrics.h"
+#include "recur/core/safetensors.h"
+#include "recur/model/sampler.h"
+#include "recur/data/text_data.h"
 
 namespace recur {
 

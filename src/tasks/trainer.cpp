@@ -1,4 +1,4 @@
-#include "recur/trainer.h"
+#include "recur/tasks/trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,8 +12,8 @@
 #include "json_fields.h"
 #include "lm_batch.h"
 #include "run_dir.h"
-#include "recur/diagnostics.h"
-#include "recur/lm_text.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/tasks/lm_text.h"
 
 namespace recur {
 

@@ -1,12 +1,12 @@
-#include "recur/checkpoint.h"
+#include "recur/train/checkpoint.h"
 
 #include <cmath>
 #include <set>
 
 #include "json_fields.h"
 #include "quote.h"
-#include "recur/rnn_io.h"
-#include "recur/safetensors.h"
+#include "recur/core/rnn_io.h"
+#include "recur/core/safetensors.h"
 
 namespace recur {
 

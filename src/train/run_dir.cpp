@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur::detail {
 

@@ -1,4 +1,4 @@
-// recur/cell.h - what a recurrent cell is: its kind, its formulation options and its gates.
+// recur/core/cell.h - what a recurrent cell is: its kind, its formulation options and its gates.
 //
 // Gate order is PyTorch's, written down here once and used everywhere (weights, caches,
 // golden files):

@@ -1,4 +1,4 @@
-// recur/error.h - the exception types. Every message is one line that names the file or
+// recur/core/error.h - the exception types. Every message is one line that names the file or
 // argument, the place and what was expected, so the CLI can print it as it is.
 #pragma once
 

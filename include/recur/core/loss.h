@@ -1,4 +1,4 @@
-// recur/loss.h - losses over logits, returned as (sum, count) with their gradients, and the
+// recur/core/loss.h - losses over logits, returned as (sum, count) with their gradients, and the
 // softmax row helpers used by sampling and scoring.
 //
 // Shapes use the glossary in tensor.h: N scored positions (N = T*B for a time-major batch),
@@ -19,7 +19,7 @@
 #include <span>
 #include <type_traits>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

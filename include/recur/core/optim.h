@@ -1,4 +1,4 @@
-// recur/optim.h - first-order optimizers and gradient clipping, numerically the same as
+// recur/core/optim.h - first-order optimizers and gradient clipping, numerically the same as
 // torch 1.13's torch.optim.{SGD, Adam, Adagrad, RMSprop} (single-tensor code path, one param
 // group, maximize=False) and torch.nn.utils.clip_grad_{norm,value}_.
 //
@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

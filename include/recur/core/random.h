@@ -1,4 +1,4 @@
-// recur/random.h - the seeded generator behind every random draw (initialisation, dropout,
+// recur/core/random.h - the seeded generator behind every random draw (initialisation, dropout,
 // data order, sampling). Its whole state is four 64-bit words, saved in checkpoints so a
 // resumed run draws exactly what an uninterrupted one would.
 #pragma once

@@ -1,4 +1,4 @@
-// recur/rnn.h - a recurrent network: L stacked layers of D directions of any cell, run over a
+// recur/core/rnn.h - a recurrent network: L stacked layers of D directions of any cell, run over a
 // time-major batch of variable-length sequences, forward and backward through time.
 //
 // Structure follows PyTorch ATen's RNN.cpp: a cell is one step, a direction scans it over time,
@@ -22,9 +22,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "recur/cell.h"
-#include "recur/random.h"
-#include "recur/tensor.h"
+#include "recur/core/cell.h"
+#include "recur/core/random.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

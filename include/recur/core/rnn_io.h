@@ -1,4 +1,4 @@
-// recur/rnn_io.h - a recurrent network's parameters in a safetensors file, under PyTorch's
+// recur/core/rnn_io.h - a recurrent network's parameters in a safetensors file, under PyTorch's
 // state_dict names (weight_ih_l0, bias_hh_l1_reverse, weight_hr_l0, ...), so a file written
 // here loads into nn.RNN/nn.GRU/nn.LSTM with load_state_dict(strict=True) and back.
 //
@@ -8,8 +8,8 @@
 
 #include <string>
 
-#include "recur/rnn.h"
-#include "recur/safetensors.h"
+#include "recur/core/rnn.h"
+#include "recur/core/safetensors.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/safetensors.h - reading and writing the safetensors format (huggingface/safetensors):
+// recur/core/safetensors.h - reading and writing the safetensors format (huggingface/safetensors):
 //   [8-byte little-endian header length N][N bytes of JSON header][raw little-endian data]
 // The header maps tensor names to {"dtype", "shape", "data_offsets": [begin, end]} (offsets
 // relative to the data section) and may hold "__metadata__": {string: string}.
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

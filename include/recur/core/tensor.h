@@ -1,4 +1,4 @@
-// recur/tensor.h - the one dense array type, the dimension glossary and shape checks.
+// recur/core/tensor.h - the one dense array type, the dimension glossary and shape checks.
 //
 // Dimension glossary, used in every shape comment of the project:
 //   B batch        T time (sequence length)   I input features (= E for token input)
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

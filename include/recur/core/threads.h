@@ -1,4 +1,4 @@
-// recur/threads.h - how many cores the library's kernels use.
+// recur/core/threads.h - how many cores the library's kernels use.
 //
 // recur's work is threaded by OpenBLAS (the matrix products), oneDNN when recur is built with it
 // (the recurrent layers) and recur's own OpenMP loops (batch-1 generation), the last two in

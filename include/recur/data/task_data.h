@@ -1,4 +1,4 @@
-// recur/task_data.h - reading the data files of the supervised tasks: CoNLL-style tagged
+// recur/data/task_data.h - reading the data files of the supervised tasks: CoNLL-style tagged
 // sentences, labelled text tables (TSV/CSV), tab-separated sequence pairs, numeric feature
 // sequences (CSV, one row per step, with labels or a target text) and pre-trained word
 // vectors (GloVe / word2vec text).
@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/tensor.h"
-#include "recur/vocab.h"
+#include "recur/core/tensor.h"
+#include "recur/data/vocab.h"
 
 namespace recur {
 

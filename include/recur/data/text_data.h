@@ -1,4 +1,4 @@
-// recur/text_data.h - text file -> token ids -> training batches for language models.
+// recur/data/text_data.h - text file -> token ids -> training batches for language models.
 //
 // Two ways to turn a corpus into examples (TextMode):
 //
@@ -32,9 +32,9 @@
 #include <utility>
 #include <vector>
 
-#include "recur/random.h"
-#include "recur/tensor.h"
-#include "recur/vocab.h"
+#include "recur/core/random.h"
+#include "recur/core/tensor.h"
+#include "recur/data/vocab.h"
 
 namespace recur {
 

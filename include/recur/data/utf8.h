@@ -1,4 +1,4 @@
-// recur/utf8.h - strict UTF-8 decoding and encoding (RFC 3629).
+// recur/data/utf8.h - strict UTF-8 decoding and encoding (RFC 3629).
 //
 // Text files are untrusted input, and a code point is the token unit of character-level models,
 // so decoding is strict: overlong forms, UTF-16 surrogates (U+D800..U+DFFF), values above
@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/vocab.h - token <-> id mapping for character- and word-level language models.
+// recur/data/vocab.h - token <-> id mapping for character- and word-level language models.
 //
 // Tokens:
 //   words: maximal runs of non-whitespace bytes, whitespace being ASCII only (space \t \n \v \f
@@ -29,8 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "recur/error.h"
-#include "recur/utf8.h"
+#include "recur/core/error.h"
+#include "recur/data/utf8.h"
 
 namespace recur {
 

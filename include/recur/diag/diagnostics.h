@@ -1,4 +1,4 @@
-// recur/diagnostics.h - looking inside training: how the loss gradient reaching each hidden
+// recur/diag/diagnostics.h - looking inside training: how the loss gradient reaching each hidden
 // state decays (or explodes) with distance, how saturated the gates are, and the classic
 // vanishing/exploding-gradient experiment on a synthetic long-dependency task.
 //
@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "recur/lm.h"
-#include "recur/rnn.h"
+#include "recur/model/lm.h"
+#include "recur/core/rnn.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/plot.h - pictures of a training run and of the gradient experiment, drawn by gnuplot
+// recur/diag/plot.h - pictures of a training run and of the gradient experiment, drawn by gnuplot
 // (Debian's gnuplot-nox: its pngcairo and svg terminals). recur writes the data as plain
 // columns and a gnuplot script into a private temporary directory and runs gnuplot on it
 // without a shell; every figure is written as PNG and SVG.
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/diagnostics.h"
+#include "recur/diag/diagnostics.h"
 
 namespace recur {
 

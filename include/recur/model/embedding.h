@@ -1,4 +1,4 @@
-// recur/embedding.h - token embedding lookup and its sparse gradient.
+// recur/model/embedding.h - token embedding lookup and its sparse gradient.
 //
 // Shapes use the glossary in tensor.h: V vocabulary, E embedding width, N looked-up ids
 // (N = T*B for a time-major batch: id (t, b) at t*B + b, so out reshaped to [T, B, E] is the
@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

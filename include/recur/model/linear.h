@@ -1,4 +1,4 @@
-// recur/linear.h - fully connected layer y = x W^T + b (PyTorch nn.Linear's layout), forward
+// recur/model/linear.h - fully connected layer y = x W^T + b (PyTorch nn.Linear's layout), forward
 // and backward, each a single GEMM over all rows.
 //
 // Shapes use the glossary in tensor.h: F input features, C output features, N rows. x may be
@@ -8,7 +8,7 @@
 
 #include <type_traits>
 
-#include "recur/tensor.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/lm.h - a recurrent language model: token ids -> embedding (or one-hot) -> dropout ->
+// recur/model/lm.h - a recurrent language model: token ids -> embedding (or one-hot) -> dropout ->
 // stacked recurrent network -> dropout -> linear decoder -> softmax cross-entropy.
 //
 // The layout and the tensor names follow PyTorch's word_language_model example (encoder,
@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "recur/loss.h"
-#include "recur/random.h"
-#include "recur/rnn.h"
-#include "recur/tensor.h"
+#include "recur/core/loss.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

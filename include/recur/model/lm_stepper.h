@@ -1,4 +1,4 @@
-// recur/lm_stepper.h - a language model stepped one token at a time for generation: the
+// recur/model/lm_stepper.h - a language model stepped one token at a time for generation: the
 // inference-only counterpart of lm_step.
 //
 // lm_step runs the training code path with T = 1 (caches, masks, loss); generation needs none of
@@ -18,7 +18,7 @@
 #include <span>
 #include <vector>
 
-#include "recur/lm.h"
+#include "recur/model/lm.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/model.h - composable models: a small graph of named layers (embedding, recurrent
+// recur/model/model.h - composable models: a small graph of named layers (embedding, recurrent
 // network, linear head, concatenation, dropout, state bridge), each with its forward and
 // backward side by side, and a JSON description that checkpoints keep so a model built in C++
 // can be loaded by `recur` again.
@@ -31,10 +31,10 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/optim.h"
-#include "recur/random.h"
-#include "recur/rnn.h"
-#include "recur/tensor.h"
+#include "recur/core/optim.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
+#include "recur/core/tensor.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/sampler.h - drawing the next token from one row of logits (text generation).
+// recur/model/sampler.h - drawing the next token from one row of logits (text generation).
 //
 // The pipeline is the one of HF transformers' generate() and char-rnn's sample.lua, in this
 // order:
@@ -24,7 +24,7 @@
 #include <span>
 #include <vector>
 
-#include "recur/random.h"
+#include "recur/core/random.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/jsb_chorales.h - the JSB chorales piano-roll JSON (Boulanger-Lewandowski et al. 2012
+// recur/music/jsb_chorales.h - the JSB chorales piano-roll JSON (Boulanger-Lewandowski et al. 2012
 // split, czhuang/JSB-Chorales-dataset files) as Performances, for the music tokenizers.
 //
 // The file is {"train": [...], "valid": [...], "test": [...]}: each split a list of chorales,
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "recur/error.h"
-#include "recur/midi.h"
+#include "recur/core/error.h"
+#include "recur/music/midi.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/midi.h - Standard MIDI Files (SMF) in and out, as a list of timed notes.
+// recur/music/midi.h - Standard MIDI Files (SMF) in and out, as a list of timed notes.
 //
 // Reading is done by recur's own validating parser: a MIDI file is untrusted input, and the
 // Debian libraries (libsmf, portSMF) accept truncated or over-long chunks by silently dropping
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/error.h"
+#include "recur/core/error.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/music_corpus.h - music files -> pieces -> token lines for the language-model trainer,
+// recur/music/music_corpus.h - music files -> pieces -> token lines for the language-model trainer,
 // and the "task" record that tells `recur sample` how to turn a model's tokens back into MIDI.
 //
 // A music model is an ordinary word-level language model (trainer.h) whose vocabulary is the
@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/midi.h"
-#include "recur/music_tokens.h"
-#include "recur/text_data.h"
-#include "recur/trainer.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_tokens.h"
+#include "recur/data/text_data.h"
+#include "recur/data/corpus.h"
 
 namespace recur {
 

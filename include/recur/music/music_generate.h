@@ -1,4 +1,4 @@
-// recur/music_generate.h - improvising with a music language model (music_corpus.h): tokens
+// recur/music/music_generate.h - improvising with a music language model (music_corpus.h): tokens
 // from the sampler until a length in tokens or in seconds of music, decoded to a Performance,
 // and rendering a MIDI file to WAV through FluidSynth.
 //
@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "recur/checkpoint.h"
-#include "recur/midi.h"
-#include "recur/music_corpus.h"
-#include "recur/random.h"
-#include "recur/sampler.h"
+#include "recur/train/checkpoint.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_corpus.h"
+#include "recur/core/random.h"
+#include "recur/model/sampler.h"
 
 namespace recur {
 

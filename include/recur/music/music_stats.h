@@ -1,4 +1,4 @@
-// recur/music_stats.h - a few statistics of a set of performances, to tell whether generated
+// recur/music/music_stats.h - a few statistics of a set of performances, to tell whether generated
 // music is plausible next to its training data (docs/music.md, BENCHMARKS.md "Music").
 //
 // Key: Krumhansl-Schmuckler. A piece's pitch-class histogram, each note weighted by its
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "recur/midi.h"
+#include "recur/music/midi.h"
 
 namespace recur {
 

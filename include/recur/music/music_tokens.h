@@ -1,4 +1,4 @@
-// recur/music_tokens.h - Performance <-> token strings, for word-level language models over music.
+// recur/music/music_tokens.h - Performance <-> token strings, for word-level language models over music.
 //
 // Two encodings; the name (music_encoding_name) is what a checkpoint records, and the token list
 // (music_vocab_tokens) is fixed per encoding so Vocab::from_tokens(TokenLevel::words, ...) gives
@@ -32,8 +32,8 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/error.h"
-#include "recur/midi.h"
+#include "recur/core/error.h"
+#include "recur/music/midi.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/lm_text.h - using a trained language model on text: generate, score, evaluate.
+// recur/tasks/lm_text.h - using a trained language model on text: generate, score, evaluate.
 //
 // Framing. Every model reads a line the way it saw lines in training:
 //   words (stream or lines) and chars in lines mode: the line is preceded by <eos> (in stream
@@ -18,10 +18,10 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/checkpoint.h"
-#include "recur/loss.h"
-#include "recur/random.h"
-#include "recur/sampler.h"
+#include "recur/train/checkpoint.h"
+#include "recur/core/loss.h"
+#include "recur/core/random.h"
+#include "recur/model/sampler.h"
 
 namespace recur {
 

@@ -1,4 +1,4 @@
-// recur/metrics.h - task metrics: CoNLL entity precision/recall/F1 (the conlleval script's
+// recur/tasks/metrics.h - task metrics: CoNLL entity precision/recall/F1 (the conlleval script's
 // chunk rules), token accuracy, classification accuracy / macro-F1 / confusion matrix, and
 // corpus BLEU / exact match for generated sequences.
 #pragma once

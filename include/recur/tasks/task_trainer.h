@@ -1,4 +1,4 @@
-// recur/task_trainer.h - training a task model (tasks.h) from its data files: shuffled,
+// recur/tasks/task_trainer.h - training a task model (tasks.h) from its data files: shuffled,
 // length-bucketed padded batches, the shared optimizer and clipping (optim.h), validation with
 // the task's metric, last/best checkpoints, metrics.jsonl and an exact resume.
 //
@@ -16,8 +16,8 @@
 #include <limits>
 #include <string>
 
-#include "recur/optim.h"
-#include "recur/tasks.h"
+#include "recur/core/optim.h"
+#include "recur/tasks/tasks.h"
 
 namespace recur {
 

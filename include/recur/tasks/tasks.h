@@ -1,4 +1,4 @@
-// recur/tasks.h - the supervised tasks the CLI trains, built from the composable model
+// recur/tasks/tasks.h - the supervised tasks the CLI trains, built from the composable model
 // (model.h): sequence classification (many-to-one), tagging (many-to-many, equal lengths),
 // sequence-to-sequence (encoder-decoder) and conditioned generation (one-to-many).
 //
@@ -27,11 +27,11 @@
 #include <string_view>
 #include <vector>
 
-#include "recur/loss.h"
-#include "recur/model.h"
-#include "recur/random.h"
-#include "recur/task_data.h"
-#include "recur/vocab.h"
+#include "recur/core/loss.h"
+#include "recur/model/model.h"
+#include "recur/core/random.h"
+#include "recur/data/task_data.h"
+#include "recur/data/vocab.h"
 
 namespace recur {
 

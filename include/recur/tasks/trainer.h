@@ -1,4 +1,4 @@
-// recur/trainer.h - training a language model on a text file, with validation, checkpoints,
+// recur/tasks/trainer.h - training a language model on a text file, with validation, checkpoints,
 // metrics and an exact resume.
 //
 // A run lives in one directory:
@@ -28,8 +28,9 @@
 #include <string>
 #include <string_view>
 
-#include "recur/checkpoint.h"
-#include "recur/optim.h"
+#include "recur/train/checkpoint.h"
+#include "recur/core/optim.h"
+#include "recur/data/corpus.h"
 
 namespace recur {
 
@@ -144,18 +145,7 @@ struct TrainResult {
 // last.safetensors and returns with interrupted = true.
 TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs,
                                  const std::atomic<bool>* stop = nullptr);
-
-// Data already turned into tokens by someone else (music: music_corpus.h), given to the trainer
-// instead of opts.data_path. The texts are word-level token lines as the text path would read
-// them (stream: the lines back to back with <eos> between them; lines: one example per line),
-// the vocabulary is fixed by the tokenizer rather than counted, and the split is the caller's
-// (opts.valid_path, valid_fraction and max_vocab/min_count are not used). opts.level must be
-// words. opts.data_path only names the data in messages and in the checkpoint.
-struct TokenCorpus {
-  Vocab vocab{TokenLevel::words};
-  std::string train, valid, test;  // valid/test empty: none
-  std::string task;                // JSON object saved as the checkpoint's "task" metadata
-};
+// Trains on a TokenCorpus (data/corpus.h) instead of opts.data_path.
 TrainResult train_language_model(const TrainOptions& opts, const TokenCorpus& corpus, const TrainObserver& obs,
                                  const std::atomic<bool>* stop = nullptr);
 

@@ -1,4 +1,4 @@
-// recur/checkpoint.h - one .safetensors file that holds a trained language model and, when it
+// recur/train/checkpoint.h - one .safetensors file that holds a trained language model and, when it
 // comes from a training run, everything needed to resume that run exactly.
 //
 // Layout:
@@ -23,9 +23,9 @@
 #include <string>
 #include <string_view>
 
-#include "recur/lm.h"
-#include "recur/text_data.h"
-#include "recur/vocab.h"
+#include "recur/model/lm.h"
+#include "recur/data/text_data.h"
+#include "recur/data/vocab.h"
 
 namespace recur {
 
