@@ -11,6 +11,7 @@
 #include "quote.h"
 #include "recur/tasks/metrics.h"
 #include "recur/core/safetensors.h"
+#include "recur/train/model_file.h"
 #include "recur/model/sampler.h"
 #include "recur/data/text_data.h"
 
@@ -905,84 +906,43 @@ void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck) {
   const TaskModel& m = ck.model;
   model_check_params(m.spec, m.params);
   check_task_structure(m, path);
-  bool finite = true;
-  model_for_each_param(m.spec, m.params, [&](const std::string&, const Tensor<float>& t, bool) {
-    for (float v : t.data) finite = finite && std::isfinite(v);
-  });
-  if (!finite) throw Error(path + ": refusing to save a model with NaN or infinite weights");
-  SafetensorsWriter w;
-  w.set_metadata("format", std::string(kTaskCheckpointFormat));
-  w.set_metadata("format_version", "1");
-  w.set_metadata("task", task_json(m));
-  w.set_metadata("model", model_spec_to_json(m.spec));
-  if (m.words.size() > Vocab::num_special) w.set_metadata("vocab.words", m.words.to_json());
-  if (m.chars.size() > Vocab::num_special) w.set_metadata("vocab.chars", m.chars.to_json());
-  if (m.targets.size() > Vocab::num_special) w.set_metadata("vocab.targets", m.targets.to_json());
-  if (!ck.train_state.empty()) w.set_metadata("train_state", ck.train_state);
-  model_for_each_param(m.spec, m.params, [&](const std::string& n, const Tensor<float>& t, bool) { w.add(n, t); });
-  for (const auto& [name, t] : ck.tensors) {
-    if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
-      throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
-    w.add(name, t);
-  }
-  w.write(path);
+  ModelFile f;
+  f.task = task_json(m);
+  f.spec = m.spec;
+  f.params = m.params;
+  if (m.words.size() > Vocab::num_special) f.vocabs.emplace("words", m.words);
+  if (m.chars.size() > Vocab::num_special) f.vocabs.emplace("chars", m.chars);
+  if (m.targets.size() > Vocab::num_special) f.vocabs.emplace("targets", m.targets);
+  f.train_state = ck.train_state;
+  f.tensors = ck.tensors;
+  save_model_file(path, f);
 }
 
 bool is_task_checkpoint(const std::string& path) {
   try {
-    const SafetensorsReader rd = SafetensorsReader::open(path);
-    auto it = rd.metadata().find("format");
-    return it != rd.metadata().end() && it->second == kTaskCheckpointFormat;
+    return read_file_format(path).format == kTaskCheckpointFormat;
   } catch (const Error&) {
     return false;
   }
 }
 
 TaskCheckpoint load_task_checkpoint(const std::string& path) {
-  const SafetensorsReader rd = SafetensorsReader::open(path);
-  const auto& meta = rd.metadata();
-  auto field = [&](const char* key) -> const std::string& {
-    auto it = meta.find(key);
-    if (it == meta.end()) throw FormatError(path + ": metadata \"" + key + "\": missing; expected a recur task model");
-    return it->second;
-  };
-  if (field("format") != kTaskCheckpointFormat)
-    throw FormatError(path + ": metadata \"format\": got " + quote_name(field("format")) + ", expected 'recur-model'");
-  if (field("format_version") != "1")
-    throw FormatError(path + ": format_version " + quote_name(field("format_version")) + ": this build reads version 1");
-  for (const auto& [key, v] : meta) {
-    (void)v;
-    static const std::set<std::string> known{"format", "format_version", "task", "model", "vocab.words",
-                                             "vocab.chars", "vocab.targets", "train_state"};
-    if (!known.count(key)) throw FormatError(path + ": metadata " + quote_name(key) + ": unknown key");
-  }
+  ModelFile f = load_model_file(path);
   TaskCheckpoint ck;
   TaskModel& m = ck.model;
-  task_from_json(m, field("task"), path);
-  m.spec = model_spec_from_json(field("model"), path);
-  if (meta.count("vocab.words")) m.words = Vocab::from_json(meta.at("vocab.words"), path + ": metadata \"vocab.words\"");
-  if (meta.count("vocab.chars")) m.chars = Vocab::from_json(meta.at("vocab.chars"), path + ": metadata \"vocab.chars\"");
-  if (meta.count("vocab.targets"))
-    m.targets = Vocab::from_json(meta.at("vocab.targets"), path + ": metadata \"vocab.targets\"");
+  task_from_json(m, f.task, path);
+  for (const auto& [name, vocab] : f.vocabs) {
+    if (name == "words") m.words = vocab;
+    else if (name == "chars") m.chars = vocab;
+    else if (name == "targets") m.targets = vocab;
+    else throw FormatError(path + ": metadata " + quote_name("vocab." + name) + ": a " + task_kind_name(m.task.kind) +
+                           " model has no such vocabulary");
+  }
+  m.spec = std::move(f.spec);
+  m.params = std::move(f.params);
   check_task_structure(m, path);
-  std::set<std::string> names;
-  {
-    Rng rng(0);
-    m.params = model_init_params<float>(m.spec, rng);  // shapes; every value is overwritten below
-  }
-  model_for_each_param(m.spec, m.params, [&](const std::string& n, Tensor<float>& t, bool) {
-    t = rd.get<float>(n, t.shape);
-    names.insert(n);
-  });
-  for (const std::string& n : rd.names()) {
-    if (names.count(n)) continue;
-    if (n.rfind("optim.", 0) == 0 || n.rfind("train.", 0) == 0) {
-      ck.tensors[n] = rd.get<float>(n);
-      continue;
-    }
-    throw FormatError(path + ": unexpected tensor " + quote_name(n) + " for this model");
-  }
-  if (meta.count("train_state")) ck.train_state = meta.at("train_state");
+  ck.train_state = std::move(f.train_state);
+  ck.tensors = std::move(f.tensors);
   return ck;
 }
 

@@ -12,11 +12,9 @@
 // Decoders read <eos> as their start symbol and are trained with teacher forcing: input
 // <eos> y1 .. yn, target y1 .. yn <eos>.
 //
-// Checkpoint (one .safetensors): tensors under the model's parameter names plus "optim.*";
-// metadata "format": "recur-model", "format_version": "1", "task" (TaskSpec and labels, JSON;
-// "features": true for numeric input), "model" (model_spec_to_json; a numeric input is
-// {"kind": "features", "size": F}), "vocab.words" / "vocab.chars" / "vocab.targets" (when
-// used), "train_state" (task trainer, absent for a bare model).
+// Checkpoint: a model file (train/model_file.h, format "recur-model", written as version 2,
+// versions 1 and 2 read) whose "task" record is the TaskSpec and labels (JSON; "features": true
+// for numeric input), with vocabularies "words", "chars" and "targets" where used.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,65 @@
+// recur/train/model_file.h - the checkpoint file of a model.h graph: what every recur model is
+// saved as (format "recur-model"), and the one place that reads a checkpoint's format and
+// version before anything else, so loading never guesses.
+//
+// One .safetensors file:
+//   tensors   the graph's parameters under their names ("<layer>.weight", "<layer>.bias",
+//             "<layer>.weight_ih_l0", ...: PyTorch's state_dict names), F32; training tensors
+//             under "optim." (optimizer moments) and "train." (e.g. a carried recurrent state)
+//   metadata  "format": "recur-model", "format_version": "1" or "2",
+//             "task": the task record (JSON object: its "kind" and what the task code needs),
+//             "model": the graph (model_spec_to_json),
+//             "vocab.<name>": Vocab::to_json() for each vocabulary the task uses,
+//             "train_state": the training loop's JSON, absent for a bare model.
+// Version 1 is what recur wrote before the engine rework (task models only); version 2 has the
+// same layout. The older language-model format ("recur-lm" version 1, train/checkpoint.h) is
+// read by its own loader; read_file_format tells the two apart.
+//
+// The file is untrusted: metadata keys, the graph and every parameter's shape are checked, and
+// unknown keys or tensors are refused; errors are one FormatError line naming the file and field.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "recur/core/tensor.h"
+#include "recur/data/vocab.h"
+#include "recur/model/model.h"
+
+namespace recur {
+
+inline constexpr std::string_view kModelFileFormat = "recur-model";
+inline constexpr int kModelFileVersion = 2;  // what this build writes
+
+// The "format" and "format_version" metadata of a recur checkpoint. Throws FormatError naming
+// the file when it is not a safetensors file, has no such metadata, or the version is not a
+// positive integer; the caller decides which (format, version) pairs it reads.
+struct FileFormat {
+  std::string format;  // "recur-model", "recur-lm"
+  int version = 0;
+};
+FileFormat read_file_format(const std::string& path);
+
+// Vocabulary names a model file may hold: input words, characters of words, output tokens, and
+// the single vocabulary of a language model.
+inline constexpr std::string_view kModelFileVocabs[] = {"words", "chars", "targets", "tokens"};
+
+struct ModelFile {
+  std::string task;   // JSON object text; read by the task code, only checked to be an object here
+  ModelSpec spec;
+  ModelParams<float> params;
+  std::map<std::string, Vocab> vocabs;           // by name, see kModelFileVocabs
+  std::string train_state;                       // JSON object text; empty for a bare model
+  std::map<std::string, Tensor<float>> tensors;  // "optim.*" and "train.*"
+};
+
+// Checks the graph, the parameters (shapes, finite values) and the tensor names, then writes
+// version kModelFileVersion atomically. Throws Error naming the path.
+void save_model_file(const std::string& path, const ModelFile& file);
+
+// Reads "recur-model" versions 1 and 2; anything else is refused by name ("written by a newer
+// recur" for a higher version). Throws FormatError naming the path and the field or tensor.
+ModelFile load_model_file(const std::string& path);
+
+}  // namespace recur

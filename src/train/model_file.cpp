@@ -1,0 +1,118 @@
+#include "recur/train/model_file.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "json_fields.h"
+#include "quote.h"
+#include "recur/core/safetensors.h"
+
+namespace recur {
+
+namespace {
+
+const std::string& metadata_field(const SafetensorsReader& rd, const char* key, const char* expected) {
+  auto it = rd.metadata().find(key);
+  if (it == rd.metadata().end())
+    throw FormatError(rd.origin() + ": metadata \"" + key + "\": missing; expected " + expected);
+  return it->second;
+}
+
+FileFormat file_format_of(const SafetensorsReader& rd) {
+  FileFormat f;
+  f.format = metadata_field(rd, "format", "a recur checkpoint (\"recur-model\" or \"recur-lm\")");
+  const std::string& v = metadata_field(rd, "format_version", "a version number");
+  // Digits only, no sign or leading zero, and small enough for an int: a version is a counter.
+  const bool digits = !v.empty() && v.size() <= 6 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || v[0] == '0')
+    throw FormatError(rd.origin() + ": metadata \"format_version\": got " + quote_name(v) + ", expected a positive integer");
+  f.version = std::stoi(v);
+  return f;
+}
+
+bool is_vocab_name(std::string_view name) {
+  return std::find(std::begin(kModelFileVocabs), std::end(kModelFileVocabs), name) != std::end(kModelFileVocabs);
+}
+
+void check_object(const std::string& json, const std::string& where) {
+  JsonFields f(std::string_view(json), where);  // throws FormatError unless it is one JSON object
+  (void)f;
+}
+
+}  // namespace
+
+FileFormat read_file_format(const std::string& path) { return file_format_of(SafetensorsReader::open(path)); }
+
+void save_model_file(const std::string& path, const ModelFile& file) {
+  file.spec.validate();
+  model_check_params(file.spec, file.params);
+  bool finite = true;
+  model_for_each_param(file.spec, file.params, [&](const std::string&, const Tensor<float>& t, bool) {
+    for (float v : t.data) finite = finite && std::isfinite(v);
+  });
+  if (!finite) throw Error(path + ": refusing to save a model with NaN or infinite weights");
+  SafetensorsWriter w;
+  w.set_metadata("format", std::string(kModelFileFormat));
+  w.set_metadata("format_version", std::to_string(kModelFileVersion));
+  w.set_metadata("task", file.task);
+  w.set_metadata("model", model_spec_to_json(file.spec));
+  for (const auto& [name, vocab] : file.vocabs) {
+    if (!is_vocab_name(name)) throw Error(path + ": vocabulary " + quote_name(name) + " has no place in a model file");
+    w.set_metadata("vocab." + name, vocab.to_json());
+  }
+  if (!file.train_state.empty()) w.set_metadata("train_state", file.train_state);
+  model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) { w.add(n, t); });
+  for (const auto& [name, t] : file.tensors) {
+    if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
+      throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
+    w.add(name, t);
+  }
+  w.write(path);
+}
+
+ModelFile load_model_file(const std::string& path) {
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  const FileFormat ff = file_format_of(rd);
+  if (ff.format != kModelFileFormat)
+    throw FormatError(path + ": metadata \"format\": got " + quote_name(ff.format) + ", expected 'recur-model'");
+  if (ff.version > kModelFileVersion)
+    throw FormatError(path + ": format_version " + std::to_string(ff.version) + " was written by a newer recur; this build reads versions 1 to " +
+                      std::to_string(kModelFileVersion));
+  const auto& meta = rd.metadata();
+  ModelFile file;
+  for (const auto& [key, value] : meta) {
+    if (key == "format" || key == "format_version" || key == "task" || key == "model") continue;
+    if (key == "train_state") {
+      check_object(value, path + ": metadata \"train_state\"");
+      file.train_state = value;
+    } else if (key.rfind("vocab.", 0) == 0 && is_vocab_name(std::string_view(key).substr(6))) {
+      file.vocabs.emplace(key.substr(6), Vocab::from_json(value, path + ": metadata " + quote_name(key)));
+    } else {
+      throw FormatError(path + ": metadata " + quote_name(key) + ": unknown key");
+    }
+  }
+  file.task = metadata_field(rd, "task", "the task record");
+  check_object(file.task, path + ": metadata \"task\"");
+  file.spec = model_spec_from_json(metadata_field(rd, "model", "the model graph"), path);
+  {
+    Rng rng(0);
+    file.params = model_init_params<float>(file.spec, rng);  // the shapes; every value is read below
+  }
+  std::set<std::string> names;
+  model_for_each_param(file.spec, file.params, [&](const std::string& n, Tensor<float>& t, bool) {
+    t = rd.get<float>(n, t.shape);
+    names.insert(n);
+  });
+  for (const std::string& n : rd.names()) {
+    if (names.count(n)) continue;
+    if (n.rfind("optim.", 0) == 0 || n.rfind("train.", 0) == 0) {
+      file.tensors[n] = rd.get<float>(n);
+      continue;
+    }
+    throw FormatError(path + ": unexpected tensor " + quote_name(n) + " for this model");
+  }
+  return file;
+}
+
+}  // namespace recur
