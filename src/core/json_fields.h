@@ -17,6 +17,7 @@
 #include "recur/core/error.h"
 #include "recur/core/random.h"
 #include "recur/core/rnn.h"
+#include "json_parse.h"
 
 namespace recur {
 
@@ -24,11 +25,7 @@ class JsonFields {
  public:
   // Parses `text` as one JSON object; `where` prefixes every error ("model.safetensors: config").
   JsonFields(std::string_view text, std::string where) : where_(std::move(where)) {
-    try {
-      j_ = nlohmann::json::parse(text.begin(), text.end());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw FormatError(where_ + ": JSON syntax error at byte " + std::to_string(e.byte) + "; expected a JSON object");
-    }
+    j_ = parse_json(text, where_, "a JSON object");
     if (!j_.is_object()) throw FormatError(where_ + ": got " + std::string(j_.type_name()) + ", expected a JSON object");
   }
   JsonFields(nlohmann::json j, std::string where) : j_(std::move(j)), where_(std::move(where)) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "json_parse.h"
 #include "recur/data/utf8.h"
 
 namespace recur {
@@ -192,12 +193,7 @@ std::string StreamBatcher::state_json() const {
 
 namespace {
 nlohmann::json parse_state(std::string_view json, const std::string& o, const char* mode) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(o + ": JSON syntax error at byte " + std::to_string(e.byte) + "; expected a batcher state object");
-  }
+  const nlohmann::json j = parse_json(json, o, "a batcher state object");
   if (!j.is_object()) throw FormatError(o + ": top level: got " + j.type_name() + ", expected an object");
   auto it = j.find("mode");
   if (it == j.end() || !it->is_string() || it->get<std::string>() != mode)

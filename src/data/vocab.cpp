@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "json_parse.h"
+
 namespace recur {
 
 const char* token_level_name(TokenLevel level) { return level == TokenLevel::chars ? "chars" : "words"; }
@@ -193,12 +195,7 @@ std::string Vocab::to_json() const {
 
 Vocab Vocab::from_json(std::string_view json, std::string_view origin) {
   const std::string o(origin);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(o + ": JSON syntax error at byte " + std::to_string(e.byte) + "; expected a vocabulary object");
-  }
+  const nlohmann::json j = parse_json(json, o, "a vocabulary object");
   auto fail = [&](const std::string& where, const std::string& what) -> FormatError {
     return FormatError(o + ": " + where + ": " + what);
   };

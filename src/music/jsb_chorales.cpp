@@ -9,6 +9,8 @@
 #include <iterator>
 #include <set>
 
+#include "json_parse.h"
+
 namespace recur {
 namespace {
 
@@ -61,12 +63,7 @@ JsbChorales read_jsb_chorales(const std::string& path, const JsbOptions& opts) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path + ": cannot open JSB chorales file");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(path + ": byte " + std::to_string(e.byte) + ": malformed JSON, expected the JSB chorales object");
-  }
+  const nlohmann::json j = parse_json(text, path, "the JSB chorales object");
   if (!j.is_object()) throw FormatError(path + ": expected a JSON object with train/valid/test");
   JsbChorales out;
   for (auto [name, dst] : {std::pair{"train", &out.train}, {"valid", &out.valid}, {"test", &out.test}}) {

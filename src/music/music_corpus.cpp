@@ -273,8 +273,12 @@ std::string MusicTask::to_json() const {
 
 bool is_music_task(std::string_view task_json) {
   if (task_json.empty()) return false;
-  const auto j = nlohmann::json::parse(task_json.begin(), task_json.end(), nullptr, false);
-  return j.is_object() && j.contains("task") && j["task"] == "music";
+  try {
+    const auto j = parse_json(task_json, "task", "a task record");
+    return j.is_object() && j.contains("task") && j["task"] == "music";
+  } catch (const FormatError&) {
+    return false;  // not a music record; whoever reads it as its own kind reports what is wrong
+  }
 }
 
 MusicTask music_task_from_json(std::string_view task_json, std::string_view origin) {
