@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "json_parse.h"
 #include "quote.h"
 
 namespace recur {
@@ -28,9 +29,9 @@ using json = nlohmann::json;
 constexpr DType kAllDtypes[] = {DType::f64, DType::f32, DType::f16, DType::bf16, DType::i64,
                                 DType::i32, DType::i16, DType::i8,  DType::u8,   DType::boolean};
 
-// Deeper nesting than a valid header has (root -> entry -> shape array) is refused before
-// parsing, so "[[[[..." cannot make the parser build millions of levels.
-constexpr int kMaxJsonDepth = 8;
+// Deeper nesting than a valid header has (root -> entry -> shape array) is refused while
+// checking, so "[[[[..." cannot make the parser build millions of levels.
+constexpr int kMaxHeaderDepth = 8;
 
 // Parser messages quote raw input bytes; keep them printable and on one line.
 std::string one_line(std::string s) {
@@ -66,29 +67,6 @@ std::string dtype_list() {
     s += dtype_name(t);
   }
   return s;
-}
-
-// Maximum nesting of [ and { outside strings; a scan is cheaper than a parser state machine.
-int json_depth(std::string_view text) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      max_depth = std::max(max_depth, ++depth);
-      if (max_depth > kMaxJsonDepth) return max_depth;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return max_depth;
 }
 
 float half_to_float(uint16_t h) {
@@ -190,31 +168,9 @@ SafetensorsReader SafetensorsReader::from_bytes(std::string bytes, const std::st
   const uint64_t data_size = size - r.data_start_;
   const std::string_view text(r.bytes_.data() + 8, size_t(header_len));
 
-  if (const int depth = json_depth(text); depth > kMaxJsonDepth)
-    throw FormatError(pre + "header JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-
-  // nlohmann keeps the last of duplicate keys; the callback records the first duplicate so it
-  // can be refused. Keys of the object opened at depth d arrive with depth d + 1.
-  std::vector<std::set<std::string>> keys_at_depth;
-  std::string duplicate;
-  auto on_event = [&](int depth, json::parse_event_t ev, json& parsed) {
-    const size_t d = size_t(depth);
-    if (ev == json::parse_event_t::object_start) {
-      if (keys_at_depth.size() < d + 2) keys_at_depth.resize(d + 2);
-      keys_at_depth[d + 1].clear();
-    } else if (ev == json::parse_event_t::key && duplicate.empty()) {
-      if (keys_at_depth.size() < d + 1) keys_at_depth.resize(d + 1);
-      if (!keys_at_depth[d].insert(parsed.get<std::string>()).second) duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(text.begin(), text.end(), on_event);
-  } catch (const json::exception& e) {
-    throw FormatError(pre + "header is not valid JSON: " + one_line(e.what()));
-  }
-  if (!duplicate.empty()) throw FormatError(pre + "header has duplicate key " + quote_name(duplicate));
+  // Syntax, depth, numbers and duplicate keys (nlohmann would keep the last of two, changing
+  // which bytes a name refers to) are checked by the one JSON entry point, in linear time.
+  const json header = parse_json(text, pre + "header", "a JSON object", {.max_depth = kMaxHeaderDepth});
   if (!header.is_object()) throw FormatError(pre + "header JSON is " + json_kind(header) + ", expected an object");
 
   for (const auto& [name, entry] : header.items()) {
