@@ -250,6 +250,22 @@ TEST(SafetensorsMalformed, MissingFile) {
   expect_error([&] { SafetensorsReader::open(path); }, path, {"cannot open", "No such file"});
 }
 
+// A device or a pipe is refused before reading: /dev/zero was read until memory ran out.
+TEST(SafetensorsMalformed, NotARegularFile) {
+  expect_error([&] { SafetensorsReader::open("/dev/zero"); }, "/dev/zero", {"not a regular file"});
+  TempDir dir;
+  expect_error([&] { SafetensorsReader::open(dir.file("")); }, dir.file(""), {"not a regular file"});
+}
+
+// Text where the header length should be: say what the file is not, rather than quote the
+// length the text spells (issue 15: "header length 2314885530818453536 exceeds the limit").
+TEST(SafetensorsMalformed, TextFileIsNotASafetensorsFile) {
+  expect_error([&] { SafetensorsReader::from_bytes("        The quick brown fox\n", kOrigin); }, kOrigin,
+               {"not a safetensors file", "starts with text"});
+  expect_error([&] { SafetensorsReader::from_bytes("id,f1,f2\n1,0.5,0.25\n", kOrigin); }, kOrigin,
+               {"not a safetensors file"});
+}
+
 TEST(SafetensorsMalformed, HeaderLengthLargerThanFile) {
   const std::string bytes = le64(100) + "{}";
   expect_error([&] { SafetensorsReader::from_bytes(bytes, kOrigin); }, kOrigin,

@@ -135,16 +135,20 @@ int64_t dtype_size(DType t) {
 SafetensorsReader SafetensorsReader::open(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw FormatError(path + ": cannot open: " + std::strerror(errno));
-  std::string bytes;
+  // The file is read whole, so its size must be known first: a device or a pipe (recur info
+  // /dev/zero) would otherwise be read until memory runs out.
   struct stat st {};
-  if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode)) bytes.reserve(size_t(st.st_size));
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::fclose(f);
+    throw FormatError(path + ": not a regular file; expected a .safetensors file");
+  }
+  std::string bytes(size_t(st.st_size), '\0');
+  const size_t n = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
   const bool failed = std::ferror(f);
   const int err = errno;
   std::fclose(f);
   if (failed) throw FormatError(path + ": read error: " + std::strerror(err));
+  bytes.resize(n);  // a file that shrank while being read is judged by what was there
   return from_bytes(std::move(bytes), path);
 }
 
@@ -158,9 +162,16 @@ SafetensorsReader SafetensorsReader::from_bytes(std::string bytes, const std::st
   if (size < 8)
     throw FormatError(pre + "file is " + std::to_string(size) + " bytes, too short for the 8-byte header length");
   const uint64_t header_len = load_le<uint64_t>(r.bytes_.data());
-  if (header_len > kSafetensorsMaxHeaderBytes)
+  if (header_len > kSafetensorsMaxHeaderBytes) {
+    // Text where the length should be (a config, a CSV, a model from another tool) is the usual
+    // cause: say so rather than quote a length of 2314885530818453536.
+    const bool text = std::all_of(r.bytes_.begin(), r.bytes_.begin() + 8, [](char c) {
+      return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t';
+    });
+    if (text) throw FormatError(pre + "not a safetensors file: it starts with text, not an 8-byte header length");
     throw FormatError(pre + "header length " + std::to_string(header_len) + " exceeds the limit of " +
-                      std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
+                      std::to_string(kSafetensorsMaxHeaderBytes) + " bytes; not a safetensors file?");
+  }
   if (header_len > size - 8)
     throw FormatError(pre + "header length " + std::to_string(header_len) + " exceeds the file size (" +
                       std::to_string(size - 8) + " bytes after the 8-byte length)");
