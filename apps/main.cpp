@@ -1,9 +1,13 @@
 // recur command-line tool: thin dispatch to the library. Every failure is one line on stderr,
-// "recur: error: <what>", and a non-zero exit status.
+// "recur: error: <what>", and a documented exit status (docs/cli.md): 0 success, 1 error,
+// 2 usage error (an unknown flag, a missing argument, a value out of range), 130 interrupted.
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
 #include <string>
 
 #include "commands.h"
@@ -29,6 +33,25 @@ void register_all(CLI::App& app) {
 }  // namespace
 }  // namespace recur::cli
 
+namespace {
+
+constexpr int kExitError = 1, kExitUsage = 2;
+
+// What the command printed must have reached standard output: a full disk or a closed pipe is
+// an error, not a success with a truncated result (recur info MODEL > /dev/full exited 0).
+int check_stdout(int status) {
+  std::cout.flush();
+  const bool cout_failed = !std::cout;
+  errno = 0;
+  const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout) || cout_failed;
+  if (!failed) return status;
+  const int err = errno;
+  std::fprintf(stderr, "recur: error: standard output: write failed%s%s\n", err ? ": " : "", err ? std::strerror(err) : "");
+  return status == 0 ? kExitError : status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time"};
   app.set_version_flag("--version", "recur 0.1.0");
@@ -40,10 +63,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version arrive as ParseErrors whose code is 0, and an interrupted run as a
+    // RuntimeError(130); CLI11's own codes for usage errors (100-127) become the documented 2.
+    const int code = app.exit(e);
+    return check_stdout(code >= 100 && code <= 127 ? kExitUsage : code);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recur: error: %s\n", e.what());
-    return 1;
+    return check_stdout(kExitError);
   }
-  return 0;
+  return check_stdout(0);
 }

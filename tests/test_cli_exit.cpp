@@ -1,0 +1,84 @@
+// The CLI's exit statuses as documented in docs/cli.md (0 success, 1 error, 2 usage error) and
+// write errors on standard output: `recur info MODEL > /dev/full` used to exit 0, and usage
+// errors exited with CLI11's internal codes (109 for an unknown flag).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cli_run.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class CliExit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("recur_cli_exit_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(dir_, ec);
+  }
+  recur::test::CliResult run(const std::string& args) { return recur::test::run_recur(args, dir_); }
+  // Runs `recur ARGS > /dev/full` (stderr to a file) and returns the exit status and stderr.
+  recur::test::CliResult run_to_full_disk(const std::string& args) {
+    const std::string err = (dir_ / "stderr.txt").string();
+    const std::string cmd = "'" + std::string(RECUR_CLI) + "' " + args + " >/dev/full 2>'" + err + "'";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, "", recur::test::slurp(err)};
+  }
+  fs::path dir_;
+};
+
+const std::string kFixtures = std::string(RECUR_SOURCE_DIR) + "/tests/fixtures/v1/";
+
+TEST_F(CliExit, UsageErrorsExitTwoWithOneLine) {
+  for (const std::string& args : std::vector<std::string>{"train --no-such-flag x", "info", "sample " + kFixtures + "lm_char.safetensors --threads -3",
+                                 "frobnicate", "sample " + kFixtures + "lm_char.safetensors --length many"}) {
+    const auto r = run(args);
+    EXPECT_EQ(r.rc, 2) << args << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("recur: error: ", 0), 0u) << args << ": " << r.err;
+  }
+}
+
+TEST_F(CliExit, HelpAndVersionExitZero) {
+  for (const char* args : {"--help", "train --help", "--version"}) {
+    const auto r = run(args);
+    EXPECT_EQ(r.rc, 0) << args << ": " << r.err;
+    EXPECT_FALSE(r.out.empty()) << args;
+  }
+}
+
+TEST_F(CliExit, RuntimeErrorsExitOne) {
+  const auto r = run("info '" + (dir_ / "absent.safetensors").string() + "'");
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("absent.safetensors"), std::string::npos) << r.err;
+}
+
+TEST_F(CliExit, StandardOutputWriteErrorsAreErrors) {
+  // A MIDI file to encode, written by recur itself.
+  const std::string tokens = (dir_ / "tune.txt").string(), midi = (dir_ / "tune.mid").string();
+  { std::ofstream(tokens) << "VELOCITY_19 NOTE_ON_60 TIME_SHIFT_500 NOTE_OFF_60\n"; }
+  ASSERT_EQ(run("midi decode '" + tokens + "' -o '" + midi + "'").rc, 0);
+  const std::string lm = kFixtures + "lm_char.safetensors";
+  for (const std::string& args : std::vector<std::string>{"info " + lm, "sample " + lm + " --length 20 --seed 1", "score " + lm + " 'the cat'",
+                                 "eval " + lm + " " + kFixtures + "lm_eval.txt", "midi encode '" + midi + "'",
+                                 "info " + kFixtures + "tagger.safetensors"}) {
+    const auto r = run_to_full_disk(args);
+    EXPECT_EQ(r.rc, 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("recur: error: standard output: write failed"), std::string::npos)
+        << args << ": " << r.err;
+  }
+}
+
+}  // namespace
