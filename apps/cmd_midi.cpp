@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "recur/core/file_io.h"
 #include "recur/music/midi.h"
 #include "recur/music/music_tokens.h"
 
@@ -33,9 +34,7 @@ void write_tokens(const std::vector<std::string>& tokens, const std::string& pat
     std::fwrite(text.data(), 1, text.size(), stdout);
     return;
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out || !out.write(text.data(), std::streamsize(text.size())) || !out.flush())
-    throw Error("cannot write token file " + path);
+  write_file_atomic(path, text);
 }
 
 void add_common(CLI::App* sub, MidiArgs& a) {

@@ -3,6 +3,7 @@
 // 2 usage error (an unknown flag, a missing argument, a value out of range), 130 interrupted.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -53,6 +54,10 @@ int check_stdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) the kernel sends SIGXFSZ, whose default action kills the
+  // process silently and leaves its temporary file behind; ignored, the write fails with EFBIG
+  // and is reported like any other failed write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time"};
   app.set_version_flag("--version", "recur 0.1.0");
   app.require_subcommand(1);

@@ -81,4 +81,29 @@ TEST_F(CliExit, StandardOutputWriteErrorsAreErrors) {
   }
 }
 
+// Under a file-size limit (ulimit -f) a write fails with a one-line error naming the file, the
+// previous file stays as it was and no temporary is left: recur used to die of SIGXFSZ without a
+// word, leaving *.tmp.<pid> files.
+TEST_F(CliExit, FileSizeLimitIsAReportedErrorAndKeepsThePreviousFile) {
+  std::string tune = "VELOCITY_19";
+  for (int i = 0; i < 400; ++i) tune += " NOTE_ON_" + std::to_string(48 + i % 24) + " TIME_SHIFT_100 NOTE_OFF_" + std::to_string(48 + i % 24);
+  const std::string tokens = (dir_ / "tune.txt").string(), midi = (dir_ / "tune.mid").string();
+  { std::ofstream(tokens) << tune << "\n"; }
+  ASSERT_EQ(run("midi decode '" + tokens + "' -o '" + midi + "'").rc, 0);
+  const std::string out = (dir_ / "out.txt").string();
+  { std::ofstream(out) << "previous content\n"; }
+  // ulimit -f counts 1024-byte blocks: 1 block is far less than the 400-note token file.
+  const std::string err = (dir_ / "err.txt").string();
+  const std::string cmd = "ulimit -f 1; '" + std::string(RECUR_CLI) + "' midi encode '" + midi + "' -o '" + out + "' 2>'" + err + "'";
+  const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string msg = recur::test::slurp(err);
+  EXPECT_NE(msg.find("out.txt: write failed: File too large"), std::string::npos) << msg;
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
+  EXPECT_EQ(recur::test::slurp(out), "previous content\n");
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
 }  // namespace

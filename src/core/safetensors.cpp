@@ -1,5 +1,6 @@
 #include "recur/core/safetensors.h"
 
+#include "recur/core/file_io.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -456,29 +457,6 @@ std::string SafetensorsWriter::serialize() const {
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
-  const std::string bytes = serialize();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto fail = [&](const std::string& what, int err, std::FILE* f) {
-    if (f) std::fclose(f);
-    std::remove(tmp.c_str());
-    throw Error(path + ": " + what + ": " + std::strerror(err));
-  };
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot create " + tmp, errno, nullptr);
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) fail("write failed", errno, f);
-  if (std::fflush(f) != 0) fail("write failed", errno, f);
-  // Without fsync a crash after rename can leave an empty file under the final name.
-  if (::fsync(::fileno(f)) != 0) fail("fsync failed", errno, f);
-  if (std::fclose(f) != 0) fail("close failed", errno, nullptr);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " over it", errno, nullptr);
-  // Best effort: make the rename itself durable. Failure here cannot corrupt the file.
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  if (int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
+void SafetensorsWriter::write(const std::string& path) const { write_file_atomic(path, serialize()); }
 
 }  // namespace recur

@@ -3,6 +3,8 @@
 // the process) on a track that ends without end-of-track; see docs/music.md.
 #include "recur/music/midi.h"
 
+#include "recur/core/file_io.h"
+
 #include <glib.h>
 #include <smf.h>
 
@@ -459,9 +461,8 @@ void write_midi(const Performance& perf, const std::string& path) {
       throw Error("write_midi: libsmf rejected end-of-track");
   }
 
-  // Atomic: write a sibling temporary, then rename over the target.
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  // Atomic: libsmf writes a sibling temporary, which is fsynced and renamed over the target.
+  const std::string tmp = temporary_path(path);
   smf_last_message.clear();
   if (smf_save(smf.get(), tmp.c_str()) != 0) {
     std::error_code ec;
@@ -469,12 +470,7 @@ void write_midi(const Performance& perf, const std::string& path) {
     throw Error("write_midi: cannot write " + path + " (libsmf: " +
                 (smf_last_message.empty() ? std::string("save failed") : smf_last_message) + ")");
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw Error("write_midi: cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
+  commit_temporary(tmp, path);
 }
 
 }  // namespace recur
