@@ -2,13 +2,9 @@
 // and predictions the page shows, and the page itself (inline CSS, script and data).
 #include "recur/diag/show_page.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -19,6 +15,7 @@
 #include "recur/data/utf8.h"
 #include "recur/diag/diagnostics.h"
 #include "recur/model/lm.h"
+#include "atomic_file.h"
 
 namespace recur {
 
@@ -349,25 +346,6 @@ json scaled_values(const std::vector<std::vector<float>>& values) {
   return vals;
 }
 
-// The whole file, or nothing: a temporary file next to it, flushed, fsynced and renamed.
-void write_page_atomically(const std::string& path, const std::string& page) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot write the page: " + std::strerror(errno));
-  const bool ok = std::fwrite(page.data(), 1, page.size(), f) == page.size() && std::fflush(f) == 0 &&
-                  ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write the page: " + std::strerror(ok ? errno : err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rename_err = errno;
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write the page: " + std::strerror(rename_err));
-  }
-}
-
 }  // namespace
 
 void ShowPageOptions::validate() const {
@@ -415,8 +393,9 @@ ShowPageSummary write_show_page(const LmModel& model, const std::string& text, c
                      {"lo", lo},
                      {"hi", hi},
                      {"best_unit", summary.best_unit}};
-  write_page_atomically(out_path, std::string(kPageHead) +
-                                      script_safe(data.dump(-1, ' ', true, json::error_handler_t::replace)) + kPageTail);
+  const std::string page =
+      std::string(kPageHead) + script_safe(data.dump(-1, ' ', true, json::error_handler_t::replace)) + kPageTail;
+  detail::write_file_atomically(out_path, page, "the page");
   return summary;
 }
 
