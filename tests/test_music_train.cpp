@@ -253,6 +253,29 @@ TEST_F(MusicCli, SourceStatsAndTable) {
   EXPECT_NE(table.find("| notes in key | 100.0% | 100.0% |\n"), std::string::npos) << table;
 }
 
+// --prime-midi's tokens: the first bars encoded, only the model's channels, and an error when
+// nothing is left.
+TEST_F(MusicCli, PrimeFromMidi) {
+  const std::string mid = path("corpus/tune2.mid");
+  MusicTask task;
+  const std::vector<std::string> all = music_prime_from_midi(mid, 1, task);
+  EXPECT_EQ(all, encode_music(first_bars(read_midi(mid), 1), task.encoding, task.tokens));
+  task.channels = {0};  // the tune without its bass (channel 1)
+  const std::vector<std::string> melody = music_prime_from_midi(mid, 1, task);
+  Performance p = first_bars(read_midi(mid), 1);
+  std::erase_if(p.notes, [](const Note& n) { return n.channel != 0; });
+  EXPECT_EQ(melody, encode_music(p, task.encoding, task.tokens));
+  EXPECT_LT(melody.size(), all.size());
+  task.channels = {5};
+  try {
+    music_prime_from_midi(mid, 1, task);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--prime-midi: " + mid + ": no notes in the first 1.000000 bar(s) on the model's channels");
+  }
+}
+
 // A token file written by write_token_file reads back as the same tokens, on one line.
 TEST_F(MusicCli, TokenFileRoundTrip) {
   const std::vector<std::string> tokens = encode_music(tune(1), MusicEncoding::event);
