@@ -2,6 +2,9 @@
 // run once per figure for both terminals (pngcairo, svg). See plot.h.
 #include "recur/diag/plot.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +52,21 @@ void write_file(const std::string& path, const std::string& text) {
   if (!out) throw Error(path + ": cannot write plot data");
 }
 
+// gnuplot's output file `tmp` flushed to disk and renamed to `path`, so a figure is replaced
+// whole (gnuplot itself writes in place and does not sync).
+void commit_figure(const std::string& tmp, const std::string& path) {
+  if (int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(path + ": cannot write the figure: " + ec.message());
+  }
+}
+
 // Renders `body` (which starts with `reset`) to out_base.png and out_base.svg.
 std::vector<std::string> render(const detail::TempDir& tmp, const std::string& name, const std::string& body,
                                 const std::string& out_dir, int width, int height) {
@@ -58,26 +76,33 @@ std::vector<std::string> render(const detail::TempDir& tmp, const std::string& n
   fs::create_directories(out_dir, ec);
   if (ec) throw Error(out_dir + ": cannot create the plot directory: " + ec.message());
   const std::string base = fs::absolute(fs::path(out_dir) / name).string();
+  // gnuplot draws into temporaries next to the figures (same file system, so renaming is atomic).
+  const std::string suffix = ".tmp." + std::to_string(::getpid());
+  const std::string png = base + ".png", svg = base + ".svg";
   std::ostringstream s;
   s << "set encoding utf8\n";
   // The same drawing twice: only the terminal differs. Fonts are fontconfig names.
   s << "set terminal pngcairo enhanced size " << width << "," << height
     << " font 'DejaVu Sans,11' linewidth 1.2 background '#ffffff'\n"
-    << "set output " << gq(base + ".png") << "\n"
+    << "set output " << gq(png + suffix) << "\n"
     << body << "\nunset multiplot\nset output\n";
   s << "set terminal svg enhanced size " << width << "," << height
     << " font 'DejaVu Sans,11' linewidth 1.2 background '#ffffff'\n"
-    << "set output " << gq(base + ".svg") << "\n"
+    << "set output " << gq(svg + suffix) << "\n"
     << body << "\nunset multiplot\nset output\n";
   const std::string script = tmp.path() + "/" + name + ".gp";
   write_file(script, s.str());
   const std::string log = tmp.path() + "/" + name + ".log";
   const int rc = detail::run_program({gnuplot, script}, tmp.path(), log);
   if (rc != 0) {
+    fs::remove(png + suffix, ec);
+    fs::remove(svg + suffix, ec);
     std::string last = detail::last_log_line(log);
     throw Error("gnuplot failed on the " + name + " figure" + (last.empty() ? std::string() : ": " + last));
   }
-  return {base + ".png", base + ".svg"};
+  commit_figure(png + suffix, png);
+  commit_figure(svg + suffix, svg);
+  return {png, svg};
 }
 
 struct TrainRow {
