@@ -18,31 +18,12 @@ struct DiagnoseArgs {
   bool no_plot = false;
 };
 
-std::string variant_label(const std::string& v) {
-  if (v == "default") return "init";
-  if (v == "trained") return "trained";
-  if (v == "large") return "large init";
-  return "large+clip";
-}
-
 void run_gradients(const DiagnoseArgs& a) {
   // Checked before the experiment so a missing gnuplot fails at once.
   if (!a.no_plot) require_gnuplot("recur diagnose gradients");
   const std::vector<GradientProfile> profiles = gradient_experiment(a.o);
-  std::printf("gradient of the loss at step %lld w.r.t. the hidden state k steps earlier; hidden %lld, batch %lld, "
-              "seed %llu\n",
-              (long long)a.o.gap, (long long)a.o.hidden, (long long)a.o.batch, (unsigned long long)a.o.seed);
-  std::printf("vanish = first k where the norm < %g x its value at k = 0; growth = max over k of that ratio\n\n",
-              a.o.threshold);
-  std::printf("%-10s %-12s %14s %10s %12s %12s %12s\n", "cell", "weights", "vanish (steps)", "growth", "param grad",
-              "clip factor", "train loss");
-  for (const GradientProfile& p : profiles) {
-    const std::string vanish = p.vanish_distance < 0 ? "> " + std::to_string(a.o.gap) : std::to_string(p.vanish_distance);
-    char loss[32] = "-";
-    if (p.variant == "trained") std::snprintf(loss, sizeof loss, "%.4f", p.train_loss);
-    std::printf("%-10s %-12s %14s %10.3g %12.4g %12.3g %12s\n", p.cell.c_str(), variant_label(p.variant).c_str(),
-                vanish.c_str(), p.max_ratio, p.param_grad_norm, p.clip_factor, loss);
-  }
+  const std::string summary = gradient_experiment_summary(profiles, a.o);
+  std::fwrite(summary.data(), 1, summary.size(), stdout);
   if (!a.no_plot) {
     const auto files = plot_gradient_experiment(profiles, a.o, a.out);
     std::printf("\nwrote");

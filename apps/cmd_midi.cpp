@@ -1,12 +1,10 @@
 // recur midi encode|decode|roundtrip - MIDI files <-> music tokens (see docs/music.md).
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "commands.h"
-#include "recur/core/file_io.h"
 #include "recur/music/midi.h"
 #include "recur/music/music_tokens.h"
 
@@ -22,19 +20,14 @@ struct MidiArgs {
   int program = 0;
 };
 
-// One piece per line, tokens separated by spaces: the `lines` framing of a word-level corpus.
+// To standard output, or a token file (music_tokens.h).
 void write_tokens(const std::vector<std::string>& tokens, const std::string& path) {
-  std::string text;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (i) text += ' ';
-    text += tokens[i];
-  }
-  text += '\n';
   if (path.empty() || path == "-") {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return;
+    const std::string line = token_line(tokens);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  } else {
+    write_token_file(path, tokens);
   }
-  write_file_atomic(path, text);
 }
 
 void add_common(CLI::App* sub, MidiArgs& a) {

@@ -1,6 +1,5 @@
 #include "music_cli_util.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -127,17 +126,7 @@ void run_music_sample(const LmModel& model, const std::string& model_path, const
   mg.length = gen.length;
   mg.seconds = m.seconds;
   if (m.seconds > 0 && !length_given) mg.length = 1000000;  // the duration decides; this only stops a runaway
-  if (!m.prime_midi.empty()) {
-    Performance p = first_bars(read_midi(m.prime_midi), m.prime_bars);
-    if (!task.channels.empty())
-      std::erase_if(p.notes, [&](const Note& n) {
-        return std::find(task.channels.begin(), task.channels.end(), n.channel) == task.channels.end();
-      });
-    mg.prime = encode_music(p, task.encoding, task.tokens);
-    if (mg.prime.empty())
-      throw Error("--prime-midi: " + m.prime_midi + ": no notes in the first " + std::to_string(m.prime_bars) +
-                  " bar(s)" + (task.channels.empty() ? "" : " on the model's channels"));
-  }
+  if (!m.prime_midi.empty()) mg.prime = music_prime_from_midi(m.prime_midi, m.prime_bars, task);
   // --wav-out alone renders from a temporary MIDI file next to the WAV.
   if (!m.wav_out.empty() && m.midi_out.empty() && count > 1)
     throw Error("--wav-out with --count > 1: also give --midi-out so each piece has a file");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -98,6 +100,12 @@ TEST_F(DiagCli, PlotCommand) {
   const Result r = run(cli() + " plot '" + (dir_ / "run").string() + "' --out '" + (dir_ / "figs").string() + "'", dir_);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_TRUE(is_png(dir_ / "figs" / "diagnostics.png"));
+  // Exactly the three figures in two formats: gnuplot's temporaries were renamed, none is left.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_ / "figs")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"diagnostics.png", "diagnostics.svg", "grad.png", "grad.svg", "loss.png",
+                                             "loss.svg"}));
   const Result missing = run(cli() + " plot '" + (dir_ / "nothing").string() + "'", dir_);
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.out.find("metrics.jsonl: cannot open"), std::string::npos) << missing.out;

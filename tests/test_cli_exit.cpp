@@ -99,7 +99,7 @@ TEST_F(CliExit, FileSizeLimitIsAReportedErrorAndKeepsThePreviousFile) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
   EXPECT_EQ(WEXITSTATUS(status), 1);
   const std::string msg = recur::test::slurp(err);
-  EXPECT_NE(msg.find("out.txt: write failed: File too large"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("out.txt: cannot write the token file: File too large"), std::string::npos) << msg;
   EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
   EXPECT_EQ(recur::test::slurp(out), "previous content\n");
   for (const auto& e : fs::directory_iterator(dir_))

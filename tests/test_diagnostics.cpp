@@ -423,5 +423,35 @@ TEST(GradientExperiment, BasicRnnVanishesFirst) {
   EXPECT_THROW(gradient_experiment({.gap = 0}), Error);
 }
 
+// The printed summary: one row per profile, "> gap" where the gradient never vanished, the
+// training loss only on the trained variant.
+TEST(GradientExperiment, SummaryRows) {
+  GradientExperimentOptions o;
+  o.gap = 40;
+  o.hidden = 8;
+  o.batch = 2;
+  o.seed = 9;
+  GradientProfile a;
+  a.cell = "rnn_tanh";
+  a.variant = "default";
+  a.param_grad_norm = 0.5;
+  a.vanish_distance = 12;
+  a.max_ratio = 1;
+  GradientProfile b;
+  b.cell = "lstm";
+  b.variant = "trained";
+  b.param_grad_norm = 2.25;
+  b.clip_factor = 0.25;
+  b.max_ratio = 3.5;
+  b.train_loss = 1.125;
+  const std::string s = gradient_experiment_summary({a, b}, o);
+  EXPECT_EQ(s.rfind("gradient of the loss at step 40 w.r.t. the hidden state k steps earlier; hidden 8, batch 2, "
+                    "seed 9\n", 0), 0u) << s;
+  EXPECT_NE(s.find("\nrnn_tanh   init                     12          1          0.5            1            -\n"),
+            std::string::npos) << s;
+  EXPECT_NE(s.find("\nlstm       trained                > 40        3.5         2.25         0.25       1.1250\n"),
+            std::string::npos) << s;
+}
+
 }  // namespace
 }  // namespace recur

@@ -63,7 +63,7 @@ TEST_F(FileIo, FailureKeepsTheOldFileAndNamesThePath) {
       ::_exit(2);
     } catch (const Error& e) {
       const std::string msg = e.what();
-      ::_exit(msg.find("a.txt: write failed: File too large") != std::string::npos ? 0 : 3);
+      ::_exit(msg.find("a.txt: cannot write the file: File too large") != std::string::npos ? 0 : 3);
     }
   }
   int status = 0;
@@ -76,7 +76,7 @@ TEST_F(FileIo, FailureKeepsTheOldFileAndNamesThePath) {
     write_file_atomic(path("no/such/dir/a.txt"), "x");
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no/such/dir/a.txt: cannot create"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no/such/dir/a.txt: cannot write the file: No such file"), std::string::npos) << e.what();
   }
 }
 

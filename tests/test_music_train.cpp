@@ -17,6 +17,7 @@
 #include "recur/music/music_corpus.h"
 #include "recur/music/music_generate.h"
 #include "recur/music/music_stats.h"
+#include "recur/music/music_tokens.h"
 
 #include "cli_run.h"
 
@@ -222,6 +223,74 @@ TEST_F(MusicCli, MusicStatsTable) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("| pieces | 5 | 1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| notes in key | 100.0% | 100.0% |"), std::string::npos) << r.out;
+}
+
+// source_music_stats is compute_music_stats over the pieces load_music reads from the source,
+// the table has a row per statistic and a column per source, and --through measures what an
+// encoding keeps (mono keeps one voice: no chords).
+TEST_F(MusicCli, SourceStatsAndTable) {
+  MusicDataOptions mo;
+  mo.valid_fraction = 0;
+  const MusicSet set = load_music({path("corpus")}, mo);
+  std::vector<Performance> perfs;
+  for (const MusicPiece& p : set.train) perfs.push_back(p.perf);
+  const MusicStats want = compute_music_stats(perfs);
+  const MusicStats got = source_music_stats(path("corpus"), {});
+  EXPECT_EQ(got.pieces, 5u);
+  EXPECT_EQ(got.notes, want.notes);
+  EXPECT_DOUBLE_EQ(got.polyphony, want.polyphony);
+  EXPECT_GT(want.polyphony, 1.0);  // the bass note under the tune
+  MusicSourceOptions mono;
+  mono.through = "mono";
+  EXPECT_NEAR(source_music_stats(path("corpus"), mono).polyphony, 1.0, 1e-9);
+  MusicSourceOptions bad;
+  bad.split = "dev";
+  EXPECT_THROW(source_music_stats(path("corpus"), bad), Error);
+
+  const std::string table = music_stats_table({"a", "b"}, {got, want});
+  EXPECT_EQ(lines_of(table), 13u);
+  EXPECT_EQ(table.rfind("| statistic | a | b |\n|---|---:|---:|\n| pieces | 5 | 5 |\n", 0), 0u) << table;
+  EXPECT_NE(table.find("| notes in key | 100.0% | 100.0% |\n"), std::string::npos) << table;
+}
+
+// --prime-midi's tokens: the first bars encoded, only the model's channels, and an error when
+// nothing is left.
+TEST_F(MusicCli, PrimeFromMidi) {
+  const std::string mid = path("corpus/tune2.mid");
+  MusicTask task;
+  const std::vector<std::string> all = music_prime_from_midi(mid, 1, task);
+  EXPECT_EQ(all, encode_music(first_bars(read_midi(mid), 1), task.encoding, task.tokens));
+  task.channels = {0};  // the tune without its bass (channel 1)
+  const std::vector<std::string> melody = music_prime_from_midi(mid, 1, task);
+  Performance p = first_bars(read_midi(mid), 1);
+  std::erase_if(p.notes, [](const Note& n) { return n.channel != 0; });
+  EXPECT_EQ(melody, encode_music(p, task.encoding, task.tokens));
+  EXPECT_LT(melody.size(), all.size());
+  task.channels = {5};
+  try {
+    music_prime_from_midi(mid, 1, task);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--prime-midi: " + mid + ": no notes in the first 1.000000 bar(s) on the model's channels");
+  }
+}
+
+// A token file written by write_token_file reads back as the same tokens, on one line.
+TEST_F(MusicCli, TokenFileRoundTrip) {
+  const std::vector<std::string> tokens = encode_music(tune(1), MusicEncoding::event);
+  ASSERT_GT(tokens.size(), 10u);
+  const std::string file = path("tokens.txt");
+  write_token_file(file, tokens);
+  EXPECT_EQ(read_token_file(file), tokens);
+  EXPECT_EQ(slurp(file), token_line(tokens));
+  EXPECT_EQ(lines_of(slurp(file)), 1u);
+  try {
+    write_token_file(path("missing/tokens.txt"), tokens);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path("missing/tokens.txt") + ": cannot write the token file: ", 0), 0u) << e.what();
+  }
 }
 
 // ---- library ----

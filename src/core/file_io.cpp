@@ -18,7 +18,7 @@ namespace {
 
 [[noreturn]] void fail(const std::string& path, const std::string& tmp, const std::string& what, int err) {
   std::remove(tmp.c_str());
-  throw Error(path + ": " + what + ": " + std::strerror(err));
+  throw Error(path + ": cannot write " + what + ": " + std::strerror(err));
 }
 
 void sync_directory_of(const std::string& path) {
@@ -38,10 +38,10 @@ std::string temporary_path(const std::string& path) {
   return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+void write_file_atomic(const std::string& path, std::string_view bytes, const std::string& what) {
   const std::string tmp = temporary_path(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
+  if (fd < 0) fail(path, tmp, what, errno);
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -49,7 +49,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     if (n <= 0) {
       const int err = n < 0 ? errno : EIO;
       ::close(fd);
-      fail(path, tmp, "write failed", err);
+      fail(path, tmp, what, err);
     }
     done += size_t(n);
   }
@@ -57,23 +57,23 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
-    fail(path, tmp, "fsync failed", err);
+    fail(path, tmp, what, err);
   }
-  if (::close(fd) != 0) fail(path, tmp, "close failed", errno);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, tmp, "cannot rename " + tmp + " over it", errno);
+  if (::close(fd) != 0) fail(path, tmp, what, errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, tmp, what, errno);
   sync_directory_of(path);
 }
 
-void commit_temporary(const std::string& tmp, const std::string& path) {
+void commit_temporary(const std::string& tmp, const std::string& path, const std::string& what) {
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, tmp, "cannot open " + tmp, errno);
+  if (fd < 0) fail(path, tmp, what, errno);
   if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
-    fail(path, tmp, "fsync failed", err);
+    fail(path, tmp, what, err);
   }
   ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, tmp, "cannot rename " + tmp + " over it", errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, tmp, what, errno);
   sync_directory_of(path);
 }
 

@@ -457,6 +457,6 @@ std::string SafetensorsWriter::serialize() const {
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path) const { write_file_atomic(path, serialize()); }
+void SafetensorsWriter::write(const std::string& path) const { write_file_atomic(path, serialize(), "the safetensors file"); }
 
 }  // namespace recur

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -481,5 +482,43 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE
+
+namespace {
+
+std::string variant_label(const std::string& v) {
+  if (v == "default") return "init";
+  if (v == "trained") return "trained";
+  if (v == "large") return "large init";
+  return "large+clip";
+}
+
+}  // namespace
+
+std::string gradient_experiment_summary(const std::vector<GradientProfile>& profiles,
+                                        const GradientExperimentOptions& opts) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "gradient of the loss at step %lld w.r.t. the hidden state k steps earlier; hidden %lld, batch %lld, "
+                "seed %llu\n",
+                (long long)opts.gap, (long long)opts.hidden, (long long)opts.batch, (unsigned long long)opts.seed);
+  out += line;
+  std::snprintf(line, sizeof line,
+                "vanish = first k where the norm < %g x its value at k = 0; growth = max over k of that ratio\n\n",
+                opts.threshold);
+  out += line;
+  std::snprintf(line, sizeof line, "%-10s %-12s %14s %10s %12s %12s %12s\n", "cell", "weights", "vanish (steps)",
+                "growth", "param grad", "clip factor", "train loss");
+  out += line;
+  for (const GradientProfile& p : profiles) {
+    const std::string vanish = p.vanish_distance < 0 ? "> " + std::to_string(opts.gap) : std::to_string(p.vanish_distance);
+    char loss[32] = "-";
+    if (p.variant == "trained") std::snprintf(loss, sizeof loss, "%.4f", p.train_loss);
+    std::snprintf(line, sizeof line, "%-10s %-12s %14s %10.3g %12.4g %12.3g %12s\n", p.cell.c_str(),
+                  variant_label(p.variant).c_str(), vanish.c_str(), p.max_ratio, p.param_grad_norm, p.clip_factor, loss);
+    out += line;
+  }
+  return out;
+}
 
 }  // namespace recur

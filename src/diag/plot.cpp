@@ -2,6 +2,11 @@
 // run once per figure for both terminals (pngcairo, svg). See plot.h.
 #include "recur/diag/plot.h"
 
+#include "recur/core/file_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +17,7 @@
 #include <sstream>
 
 #include "recur/core/error.h"
+#include "json_parse.h"
 #include "run_program.h"
 
 namespace recur {
@@ -58,26 +64,34 @@ std::vector<std::string> render(const detail::TempDir& tmp, const std::string& n
   fs::create_directories(out_dir, ec);
   if (ec) throw Error(out_dir + ": cannot create the plot directory: " + ec.message());
   const std::string base = fs::absolute(fs::path(out_dir) / name).string();
+  // gnuplot draws into temporaries next to the figures (same file system, so renaming is atomic).
+  const std::string suffix = ".tmp." + std::to_string(::getpid());
+  const std::string png = base + ".png", svg = base + ".svg";
   std::ostringstream s;
   s << "set encoding utf8\n";
   // The same drawing twice: only the terminal differs. Fonts are fontconfig names.
   s << "set terminal pngcairo enhanced size " << width << "," << height
     << " font 'DejaVu Sans,11' linewidth 1.2 background '#ffffff'\n"
-    << "set output " << gq(base + ".png") << "\n"
+    << "set output " << gq(png + suffix) << "\n"
     << body << "\nunset multiplot\nset output\n";
   s << "set terminal svg enhanced size " << width << "," << height
     << " font 'DejaVu Sans,11' linewidth 1.2 background '#ffffff'\n"
-    << "set output " << gq(base + ".svg") << "\n"
+    << "set output " << gq(svg + suffix) << "\n"
     << body << "\nunset multiplot\nset output\n";
   const std::string script = tmp.path() + "/" + name + ".gp";
   write_file(script, s.str());
   const std::string log = tmp.path() + "/" + name + ".log";
   const int rc = detail::run_program({gnuplot, script}, tmp.path(), log);
   if (rc != 0) {
+    fs::remove(png + suffix, ec);
+    fs::remove(svg + suffix, ec);
     std::string last = detail::last_log_line(log);
     throw Error("gnuplot failed on the " + name + " figure" + (last.empty() ? std::string() : ": " + last));
   }
-  return {base + ".png", base + ".svg"};
+  // gnuplot writes in place and does not sync: its output is committed like any recur file.
+  commit_temporary(png + suffix, png, "the figure");
+  commit_temporary(svg + suffix, svg, "the figure");
+  return {png, svg};
 }
 
 struct TrainRow {
@@ -114,6 +128,264 @@ const char* kCommon =
     "set key opaque box lt 1 lc rgb '#cccccc' lw 1 samplen 2.5\n"
     "set style line 1 lw 2\n";
 
+// ---- plot_run: the run's metrics.jsonl, then one figure each -------------------------------------
+
+struct RunMetrics {
+  std::vector<TrainRow> train;
+  std::vector<EvalRow> valid, test;
+  std::vector<DiagRow> diag;
+  bool chars = false;  // the run logged bits per character: the loss figure gets a bpc axis
+};
+
+DiagRow diag_row(const nlohmann::json& j, double step) {
+  DiagRow d;
+  d.step = step;
+  d.grad_norm = num(j, "grad_norm");
+  d.grad_norm_clipped = num(j, "grad_norm_clipped");
+  d.clip_rate = num(j, "clip_rate");
+  if (j.contains("layers") && j["layers"].is_array())
+    for (const auto& l : j["layers"]) {
+      if (!l.is_object()) continue;
+      d.layers.push_back({nums(l, "grad_h"), nums(l, "grad_h_last"), num(l, "saturated"), num(l, "keep_mean")});
+    }
+  return d;
+}
+
+// Lines it cannot use are skipped: a torn last line from a killed run, other line types.
+RunMetrics read_run_metrics(const std::string& metrics, const std::string& run_dir) {
+  std::ifstream in(metrics);
+  if (!in) throw Error(metrics + ": cannot open; expected the metrics of a `recur train` run in " + run_dir);
+  RunMetrics m;
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j;
+    try {
+      j = parse_json(line, metrics, "a metrics line");
+    } catch (const FormatError&) {
+      continue;  // a torn last line from a killed run
+    }
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) continue;
+    const std::string type = j["type"].get<std::string>();
+    const double step = num(j, "step");
+    if (!std::isfinite(step)) continue;
+    if (type == "train") {
+      m.train.push_back({step, num(j, "loss"), num(j, "grad_norm"), num(j, "clip_rate"), num(j, "lr")});
+      m.chars = m.chars || std::isfinite(num(j, "bpc"));
+    } else if (type == "valid") {
+      m.valid.push_back({step, num(j, "loss")});
+    } else if (type == "test") {
+      m.test.push_back({step, num(j, "loss")});
+    } else if (type == "diag") {
+      m.diag.push_back(diag_row(j, step));
+    }
+  }
+  if (m.train.empty()) throw Error(metrics + ": no training lines; expected a run that logged at least one step");
+  return m;
+}
+
+// train.dat (step, loss, grad norm, clip rate %, lr), valid.dat and test.dat (step, loss).
+void write_run_data(const std::string& td, const RunMetrics& m) {
+  std::ostringstream t, v, te;
+  for (const auto& r : m.train)
+    t << col(r.step) << ' ' << col(r.loss) << ' ' << col(r.grad_norm, true) << ' ' << col(100 * r.clip_rate) << ' '
+      << col(r.lr, true) << '\n';
+  for (const auto& r : m.valid) v << col(r.step) << ' ' << col(r.loss) << '\n';
+  for (const auto& r : m.test) te << col(r.step) << ' ' << col(r.loss) << '\n';
+  write_file(td + "/train.dat", t.str());
+  write_file(td + "/valid.dat", v.str());
+  write_file(td + "/test.dat", te.str());
+}
+
+std::string loss_script(const RunMetrics& m, const std::string& run_name) {
+  std::ostringstream s;
+  s << kCommon << "set title " << gq("Learning curves — " + run_name) << " noenhanced\n"
+    << "set xlabel 'training step'\nset ylabel 'cross-entropy loss (nats per token)'\n"
+    << "set key top right\nset mxtics\nset mytics\n";
+  // Explicit ranges, so the second axis (bits per character, the unit char-rnn papers
+  // report) lines up exactly with the first.
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& r : m.train)
+    if (std::isfinite(r.loss)) lo = std::min(lo, r.loss), hi = std::max(hi, r.loss);
+  for (const auto* v : {&m.valid, &m.test})
+    for (const auto& r : *v)
+      if (std::isfinite(r.loss)) lo = std::min(lo, r.loss), hi = std::max(hi, r.loss);
+  if (std::isfinite(lo) && std::isfinite(hi)) {
+    const double pad = std::max(0.04 * (hi - lo), 1e-3);
+    lo = std::max(0.0, lo - pad);
+    hi += pad;
+    s << "set yrange [" << col(lo) << ":" << col(hi) << "]\n";
+    if (m.chars)
+      s << "set y2range [" << col(lo / std::log(2.0)) << ":" << col(hi / std::log(2.0)) << "]\n"
+        << "set y2tics\nset my2tics\nset ytics nomirror\nset y2label 'bits per character'\n";
+  }
+  s << "plot 'train.dat' using 1:2 with lines lw 1.5 lc rgb '" << color(0) << "' title 'training (mean over log window)'";
+  if (!m.valid.empty())
+    s << ", 'valid.dat' using 1:2 with linespoints lw 2.5 pt 7 ps 0.8 lc rgb '" << color(1) << "' title 'validation'";
+  if (!m.test.empty())
+    s << ", 'test.dat' using 1:2 with points pt 9 ps 2 lc rgb '" << color(2) << "' title 'test (best model)'";
+  s << "\n";
+  return s.str();
+}
+
+// Gradient norm, clipping rate and learning rate, stacked.
+std::string grad_script(const RunMetrics& m, const std::string& run_name) {
+  double lr_min = INFINITY, lr_max = 0;
+  for (const auto& r : m.train)
+    if (r.lr > 0) lr_min = std::min(lr_min, r.lr), lr_max = std::max(lr_max, r.lr);
+  std::ostringstream s;
+  s << kCommon << "set multiplot layout 3,1 title " << gq("Optimisation — " + run_name)
+    << " noenhanced font ',13'\n"
+    << "set lmargin 12\nset rmargin 4\nset key top right\n"
+    << "set title 'Global gradient norm before clipping (mean over log window)'\n"
+    << "set logscale y\nset format y '10^{%L}'\nset ylabel 'L2 norm'\nset xlabel ''\n"
+    << "plot 'train.dat' using 1:3 with lines lw 1.5 lc rgb '" << color(0) << "' title 'gradient norm'\n"
+    << "unset logscale y\nset format y '%g'\n"
+    << "set title 'Share of steps where clipping fired'\nset ylabel 'clip rate (%)'\nset yrange [0:105]\n"
+    << "plot 'train.dat' using 1:4 with steps lw 1.5 lc rgb '" << color(1) << "' title 'clip rate'\n"
+    << "set autoscale y\nset title 'Learning rate'\nset ylabel 'lr'\nset xlabel 'training step'\n";
+  if (lr_max > 10 * lr_min) s << "set logscale y\nset format y '10^{%L}'\n";
+  else s << "set yrange [0:*]\n";
+  s << "plot 'train.dat' using 1:5 with steps lw 2 lc rgb '" << color(2) << "' title 'learning rate'\n";
+  return s.str();
+}
+
+// The diagnostics figure shows the gradient profiles of up to three diagnostics lines (first,
+// middle, last): dash types tell these snapshots apart, colours tell layers apart.
+struct DiagSnapshots {
+  std::vector<size_t> rows;  // indices into RunMetrics::diag, distinct
+  size_t layers = 0;         // the most layers of any diagnostics line
+
+  explicit DiagSnapshots(const std::vector<DiagRow>& diag) : rows{0, diag.size() / 2, diag.size() - 1} {
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    for (const auto& d : diag) layers = std::max(layers, d.layers.size());
+  }
+  // Which of first/middle/last snapshot si is: one snapshot is the last, two are first and last.
+  size_t kind(size_t si) const { return rows.size() == 1 ? 2 : (rows.size() == 2 ? (si == 0 ? 0 : 2) : si); }
+  int dash(size_t si) const {
+    const int dashes[] = {3, 2, 1};
+    return dashes[kind(si)];
+  }
+  std::string label(size_t si, const std::vector<DiagRow>& diag) const {
+    const char* names[] = {"first", "middle", "last"};
+    return std::string(names[kind(si)]) + " (step " + col(diag[rows[si]].step) + ")";
+  }
+};
+
+std::string layer_name(size_t l) { return "layer " + std::to_string(l + 1); }
+
+// distN.dat / slotN.dat per snapshot N: k, then each layer's grad_h_last[k] / grad_h[k].
+void write_profile_data(const std::string& td, const std::vector<DiagRow>& diag, const DiagSnapshots& snaps) {
+  for (size_t si = 0; si < snaps.rows.size(); ++si) {
+    const DiagRow& d = diag[snaps.rows[si]];
+    std::ostringstream dist, slot;
+    size_t n = 0, m = 0;
+    for (const auto& l : d.layers) n = std::max(n, l.grad_h_last.size()), m = std::max(m, l.grad_h.size());
+    for (size_t k = 0; k < n; ++k) {
+      dist << k;
+      for (const auto& l : d.layers) dist << ' ' << col(k < l.grad_h_last.size() ? l.grad_h_last[k] : NAN, true);
+      dist << '\n';
+    }
+    for (size_t k = 0; k < m; ++k) {
+      slot << k;
+      for (const auto& l : d.layers) slot << ' ' << col(k < l.grad_h.size() ? l.grad_h[k] : NAN, true);
+      slot << '\n';
+    }
+    write_file(td + "/dist" + std::to_string(si) + ".dat", dist.str());
+    write_file(td + "/slot" + std::to_string(si) + ".dat", slot.str());
+  }
+}
+
+// diag.dat: step, grad norm before and after clipping, clip rate %, then per layer saturated %
+// and keep-gate mean. Returns whether any layer has a keep gate (LSTM f, GRU z).
+bool write_diag_data(const std::string& td, const std::vector<DiagRow>& diag, size_t L) {
+  bool has_keep = false;
+  std::ostringstream s;
+  for (const auto& d : diag) {
+    s << col(d.step) << ' ' << col(d.grad_norm, true) << ' ' << col(d.grad_norm_clipped, true) << ' '
+      << col(100 * d.clip_rate);
+    for (size_t l = 0; l < L; ++l) {
+      const bool ok = l < d.layers.size();
+      s << ' ' << col(ok ? 100 * d.layers[l].saturated : NAN) << ' ' << col(ok ? d.layers[l].keep_mean : NAN);
+      has_keep = has_keep || (ok && std::isfinite(d.layers[l].keep_mean));
+    }
+    s << '\n';
+  }
+  write_file(td + "/diag.dat", s.str());
+  return has_keep;
+}
+
+// One line per snapshot and layer of `file`N.dat ("dist" or "slot").
+void plot_profiles(std::ostringstream& s, const std::string& file, const std::vector<DiagRow>& diag,
+                   const DiagSnapshots& snaps) {
+  s << "plot ";
+  bool first = true;
+  for (size_t si = 0; si < snaps.rows.size(); ++si)
+    for (size_t l = 0; l < snaps.layers; ++l) {
+      if (!first) s << ", ";
+      first = false;
+      s << "'" << file << si << ".dat' using 1:" << (l + 2) << " with lines lw 2 dt " << snaps.dash(si) << " lc rgb '"
+        << color(l) << "' title " << gq(layer_name(l) + ", " + snaps.label(si, diag));
+    }
+  s << "\n";
+}
+
+// One line per layer of diag.dat, from column first_col in steps of 2.
+void plot_layers(std::ostringstream& s, size_t first_col, size_t L) {
+  s << "plot ";
+  for (size_t l = 0; l < L; ++l)
+    s << (l ? ", " : "") << "'diag.dat' using 1:" << (first_col + 2 * l) << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '"
+      << color(l) << "' title " << gq(layer_name(l));
+  s << "\n";
+}
+
+// Six panels (five without a keep gate): decay with distance, gradient by position, gradient
+// norm before/after clipping, clip rate, saturation, keep gate.
+std::string diagnostics_script(const std::vector<DiagRow>& diag, const DiagSnapshots& snaps, bool has_keep,
+                               const std::string& run_name) {
+  std::ostringstream s;
+  s << kCommon << "set multiplot layout 2,3 title "
+    << gq("Inside training — " + run_name + " (" + std::to_string(diag.size()) + " diagnostics points)")
+    << " noenhanced font ',13'\n"
+    << "set key top right font ',9'\n";
+  // (1) decay with distance
+  s << "set title 'Gradient of the last step''s loss w.r.t. earlier hidden states'\n"
+    << "set xlabel 'distance back from the last step of the chunk (steps)'\nset ylabel '‖∂loss_T / ∂h_{T-k}‖'\n"
+    << "set logscale y\nset format y '10^{%L}'\n";
+  plot_profiles(s, "dist", diag, snaps);
+  // (2) total gradient across the chunk
+  s << "set title 'Total loss gradient at each position of the chunk'\n"
+    << "set xlabel 'state position in the chunk (0 = carried-in state)'\nset ylabel '‖∂loss / ∂h_t‖'\n"
+    << "set key bottom right\n";
+  plot_profiles(s, "slot", diag, snaps);
+  // (3) gradient norm before and after clipping
+  s << "set key top right\nset title 'Global gradient norm at the diagnostics steps'\nset xlabel 'training step'\n"
+    << "set ylabel 'L2 norm'\n"
+    << "plot 'diag.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '" << color(0)
+    << "' title 'before clipping', 'diag.dat' using 1:3 with linespoints lw 2 dt 2 pt 6 ps 0.5 lc rgb '" << color(1)
+    << "' title 'after clipping'\n";
+  s << "unset logscale y\nset format y '%g'\n";
+  // (4) clip rate
+  s << "set title 'Clipping rate between diagnostics points'\nset ylabel 'steps clipped (%)'\nset yrange [0:105]\n"
+    << "plot 'diag.dat' using 1:4 with steps lw 2 lc rgb '" << color(1) << "' title 'clip rate'\n";
+  // (5) saturation
+  s << "set title 'Saturated gates (σ < 0.05 or > 0.95, |tanh| > 0.95)'\nset ylabel 'share of gate values (%)'\n"
+    << "set yrange [0:*]\n";
+  plot_layers(s, 5, snaps.layers);
+  // (6) keep gate
+  if (has_keep) {
+    s << "set title 'Mean forget gate (LSTM f) / update gate (GRU z)'\nset ylabel 'mean gate value'\n"
+      << "set yrange [0:1]\n";
+    plot_layers(s, 6, snaps.layers);
+  }
+  return s.str();
+}
+
+// The run directory's name for the figure titles ("runs/x/" -> "x").
+std::string run_title(const std::string& run_dir) {
+  const std::string name = fs::path(run_dir).lexically_normal().filename().string();
+  return name.empty() ? run_dir : name;
+}
+
 }  // namespace
 
 std::string find_gnuplot() { return detail::find_program("gnuplot"); }
@@ -125,231 +397,20 @@ void require_gnuplot(const std::string& what) {
 }
 
 std::vector<std::string> plot_run(const std::string& run_dir, const std::string& out_dir) {
-  const std::string metrics = (fs::path(run_dir) / "metrics.jsonl").string();
-  std::ifstream in(metrics);
-  if (!in) throw Error(metrics + ": cannot open; expected the metrics of a `recur train` run in " + run_dir);
-  std::vector<TrainRow> train;
-  std::vector<EvalRow> valid, test;
-  std::vector<DiagRow> diag;
-  bool chars = false;
-  std::string line;
-  while (std::getline(in, line)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      continue;  // a torn last line from a killed run
-    }
-    if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) continue;
-    const std::string type = j["type"].get<std::string>();
-    const double step = num(j, "step");
-    if (!std::isfinite(step)) continue;
-    if (type == "train") {
-      train.push_back({step, num(j, "loss"), num(j, "grad_norm"), num(j, "clip_rate"), num(j, "lr")});
-      chars = chars || std::isfinite(num(j, "bpc"));
-    } else if (type == "valid") {
-      valid.push_back({step, num(j, "loss")});
-    } else if (type == "test") {
-      test.push_back({step, num(j, "loss")});
-    } else if (type == "diag") {
-      DiagRow d;
-      d.step = step;
-      d.grad_norm = num(j, "grad_norm");
-      d.grad_norm_clipped = num(j, "grad_norm_clipped");
-      d.clip_rate = num(j, "clip_rate");
-      if (j.contains("layers") && j["layers"].is_array())
-        for (const auto& l : j["layers"]) {
-          if (!l.is_object()) continue;
-          d.layers.push_back({nums(l, "grad_h"), nums(l, "grad_h_last"), num(l, "saturated"), num(l, "keep_mean")});
-        }
-      diag.push_back(std::move(d));
-    }
-  }
-  if (train.empty()) throw Error(metrics + ": no training lines; expected a run that logged at least one step");
-
+  const RunMetrics m = read_run_metrics((fs::path(run_dir) / "metrics.jsonl").string(), run_dir);
   detail::TempDir tmp("recur-plot-");
   if (!tmp.ok()) throw Error("cannot create a temporary directory for the plot data");
-  const std::string& td = tmp.path();
+  const std::string run_name = run_title(run_dir);
   std::vector<std::string> written;
-  const std::string run_name = fs::path(run_dir).lexically_normal().filename().string().empty()
-                                   ? run_dir
-                                   : fs::path(run_dir).lexically_normal().filename().string();
-
-  {  // ---- data files ----
-    std::ostringstream t, v, te;
-    for (const auto& r : train)
-      t << col(r.step) << ' ' << col(r.loss) << ' ' << col(r.grad_norm, true) << ' ' << col(100 * r.clip_rate) << ' '
-        << col(r.lr, true) << '\n';
-    for (const auto& r : valid) v << col(r.step) << ' ' << col(r.loss) << '\n';
-    for (const auto& r : test) te << col(r.step) << ' ' << col(r.loss) << '\n';
-    write_file(td + "/train.dat", t.str());
-    write_file(td + "/valid.dat", v.str());
-    write_file(td + "/test.dat", te.str());
-  }
-
-  {  // ---- loss ----
-    std::ostringstream s;
-    s << kCommon << "set title " << gq("Learning curves — " + run_name) << " noenhanced\n"
-      << "set xlabel 'training step'\nset ylabel 'cross-entropy loss (nats per token)'\n"
-      << "set key top right\nset mxtics\nset mytics\n";
-    // Explicit ranges, so the second axis (bits per character, the unit char-rnn papers
-    // report) lines up exactly with the first.
-    double lo = INFINITY, hi = -INFINITY;
-    for (const auto& r : train)
-      if (std::isfinite(r.loss)) lo = std::min(lo, r.loss), hi = std::max(hi, r.loss);
-    for (const auto* v : {&valid, &test})
-      for (const auto& r : *v)
-        if (std::isfinite(r.loss)) lo = std::min(lo, r.loss), hi = std::max(hi, r.loss);
-    if (std::isfinite(lo) && std::isfinite(hi)) {
-      const double pad = std::max(0.04 * (hi - lo), 1e-3);
-      lo = std::max(0.0, lo - pad);
-      hi += pad;
-      s << "set yrange [" << col(lo) << ":" << col(hi) << "]\n";
-      if (chars)
-        s << "set y2range [" << col(lo / std::log(2.0)) << ":" << col(hi / std::log(2.0)) << "]\n"
-          << "set y2tics\nset my2tics\nset ytics nomirror\nset y2label 'bits per character'\n";
-    }
-    s << "plot 'train.dat' using 1:2 with lines lw 1.5 lc rgb '" << color(0) << "' title 'training (mean over log window)'";
-    if (!valid.empty())
-      s << ", 'valid.dat' using 1:2 with linespoints lw 2.5 pt 7 ps 0.8 lc rgb '" << color(1) << "' title 'validation'";
-    if (!test.empty())
-      s << ", 'test.dat' using 1:2 with points pt 9 ps 2 lc rgb '" << color(2) << "' title 'test (best model)'";
-    s << "\n";
-    for (auto& f : render(tmp, "loss", s.str(), out_dir, 1000, 600)) written.push_back(f);
-  }
-
-  {  // ---- gradient norm, clipping, learning rate ----
-    double lr_min = INFINITY, lr_max = 0;
-    for (const auto& r : train)
-      if (r.lr > 0) lr_min = std::min(lr_min, r.lr), lr_max = std::max(lr_max, r.lr);
-    std::ostringstream s;
-    s << kCommon << "set multiplot layout 3,1 title " << gq("Optimisation — " + run_name)
-      << " noenhanced font ',13'\n"
-      << "set lmargin 12\nset rmargin 4\nset key top right\n"
-      << "set title 'Global gradient norm before clipping (mean over log window)'\n"
-      << "set logscale y\nset format y '10^{%L}'\nset ylabel 'L2 norm'\nset xlabel ''\n"
-      << "plot 'train.dat' using 1:3 with lines lw 1.5 lc rgb '" << color(0) << "' title 'gradient norm'\n"
-      << "unset logscale y\nset format y '%g'\n"
-      << "set title 'Share of steps where clipping fired'\nset ylabel 'clip rate (%)'\nset yrange [0:105]\n"
-      << "plot 'train.dat' using 1:4 with steps lw 1.5 lc rgb '" << color(1) << "' title 'clip rate'\n"
-      << "set autoscale y\nset title 'Learning rate'\nset ylabel 'lr'\nset xlabel 'training step'\n";
-    if (lr_max > 10 * lr_min) s << "set logscale y\nset format y '10^{%L}'\n";
-    else s << "set yrange [0:*]\n";
-    s << "plot 'train.dat' using 1:5 with steps lw 2 lc rgb '" << color(2) << "' title 'learning rate'\n";
-    for (auto& f : render(tmp, "grad", s.str(), out_dir, 1000, 900)) written.push_back(f);
-  }
-
-  if (!diag.empty()) {  // ---- diagnostics ----
-    size_t L = 0;
-    for (const auto& d : diag) L = std::max(L, d.layers.size());
-    // Snapshots of the gradient profiles: first, middle and last diagnostics lines.
-    std::vector<size_t> snaps = {0, diag.size() / 2, diag.size() - 1};
-    snaps.erase(std::unique(snaps.begin(), snaps.end()), snaps.end());
-    for (size_t si = 0; si < snaps.size(); ++si) {
-      const DiagRow& d = diag[snaps[si]];
-      std::ostringstream dist, slot;
-      size_t n = 0, m = 0;
-      for (const auto& l : d.layers) n = std::max(n, l.grad_h_last.size()), m = std::max(m, l.grad_h.size());
-      for (size_t k = 0; k < n; ++k) {
-        dist << k;
-        for (const auto& l : d.layers) dist << ' ' << col(k < l.grad_h_last.size() ? l.grad_h_last[k] : NAN, true);
-        dist << '\n';
-      }
-      for (size_t k = 0; k < m; ++k) {
-        slot << k;
-        for (const auto& l : d.layers) slot << ' ' << col(k < l.grad_h.size() ? l.grad_h[k] : NAN, true);
-        slot << '\n';
-      }
-      write_file(td + "/dist" + std::to_string(si) + ".dat", dist.str());
-      write_file(td + "/slot" + std::to_string(si) + ".dat", slot.str());
-    }
-    bool has_keep = false;
-    {
-      std::ostringstream s;
-      for (const auto& d : diag) {
-        s << col(d.step) << ' ' << col(d.grad_norm, true) << ' ' << col(d.grad_norm_clipped, true) << ' '
-          << col(100 * d.clip_rate);
-        for (size_t l = 0; l < L; ++l) {
-          const bool ok = l < d.layers.size();
-          s << ' ' << col(ok ? 100 * d.layers[l].saturated : NAN) << ' ' << col(ok ? d.layers[l].keep_mean : NAN);
-          has_keep = has_keep || (ok && std::isfinite(d.layers[l].keep_mean));
-        }
-        s << '\n';
-      }
-      write_file(td + "/diag.dat", s.str());
-    }
-    auto layer_name = [&](size_t l) { return "layer " + std::to_string(l + 1); };
-    // Dash types tell snapshots apart, colours tell layers apart.
-    const int dashes[] = {3, 2, 1};
-    const char* snap_names[] = {"first", "middle", "last"};
-    auto snap_label = [&](size_t si) {
-      const size_t idx = snaps.size() == 1 ? 2 : (snaps.size() == 2 ? (si == 0 ? 0 : 2) : si);
-      return std::string(snap_names[idx]) + " (step " + col(diag[snaps[si]].step) + ")";
-    };
-    auto snap_dash = [&](size_t si) { return dashes[snaps.size() == 1 ? 2 : (snaps.size() == 2 ? (si == 0 ? 0 : 2) : si)]; };
-
-    std::ostringstream s;
-    s << kCommon << "set multiplot layout 2,3 title "
-      << gq("Inside training — " + run_name + " (" + std::to_string(diag.size()) + " diagnostics points)")
-      << " noenhanced font ',13'\n"
-      << "set key top right font ',9'\n";
-    // (1) decay with distance
-    s << "set title 'Gradient of the last step''s loss w.r.t. earlier hidden states'\n"
-      << "set xlabel 'distance back from the last step of the chunk (steps)'\nset ylabel '‖∂loss_T / ∂h_{T-k}‖'\n"
-      << "set logscale y\nset format y '10^{%L}'\nplot ";
-    {
-      bool first = true;
-      for (size_t si = 0; si < snaps.size(); ++si)
-        for (size_t l = 0; l < L; ++l) {
-          if (!first) s << ", ";
-          first = false;
-          s << "'dist" << si << ".dat' using 1:" << (l + 2) << " with lines lw 2 dt " << snap_dash(si) << " lc rgb '"
-            << color(l) << "' title " << gq(layer_name(l) + ", " + snap_label(si));
-        }
-    }
-    s << "\n";
-    // (2) total gradient across the chunk
-    s << "set title 'Total loss gradient at each position of the chunk'\n"
-      << "set xlabel 'state position in the chunk (0 = carried-in state)'\nset ylabel '‖∂loss / ∂h_t‖'\n"
-      << "set key bottom right\nplot ";
-    {
-      bool first = true;
-      for (size_t si = 0; si < snaps.size(); ++si)
-        for (size_t l = 0; l < L; ++l) {
-          if (!first) s << ", ";
-          first = false;
-          s << "'slot" << si << ".dat' using 1:" << (l + 2) << " with lines lw 2 dt " << snap_dash(si) << " lc rgb '"
-            << color(l) << "' title " << gq(layer_name(l) + ", " + snap_label(si));
-        }
-    }
-    s << "\n";
-    // (3) gradient norm before and after clipping
-    s << "set key top right\nset title 'Global gradient norm at the diagnostics steps'\nset xlabel 'training step'\n"
-      << "set ylabel 'L2 norm'\n"
-      << "plot 'diag.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '" << color(0)
-      << "' title 'before clipping', 'diag.dat' using 1:3 with linespoints lw 2 dt 2 pt 6 ps 0.5 lc rgb '" << color(1)
-      << "' title 'after clipping'\n";
-    s << "unset logscale y\nset format y '%g'\n";
-    // (4) clip rate
-    s << "set title 'Clipping rate between diagnostics points'\nset ylabel 'steps clipped (%)'\nset yrange [0:105]\n"
-      << "plot 'diag.dat' using 1:4 with steps lw 2 lc rgb '" << color(1) << "' title 'clip rate'\n";
-    // (5) saturation
-    s << "set title 'Saturated gates (σ < 0.05 or > 0.95, |tanh| > 0.95)'\nset ylabel 'share of gate values (%)'\n"
-      << "set yrange [0:*]\nplot ";
-    for (size_t l = 0; l < L; ++l)
-      s << (l ? ", " : "") << "'diag.dat' using 1:" << (5 + 2 * l) << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '"
-        << color(l) << "' title " << gq(layer_name(l));
-    s << "\n";
-    // (6) keep gate
-    if (has_keep) {
-      s << "set title 'Mean forget gate (LSTM f) / update gate (GRU z)'\nset ylabel 'mean gate value'\n"
-        << "set yrange [0:1]\nplot ";
-      for (size_t l = 0; l < L; ++l)
-        s << (l ? ", " : "") << "'diag.dat' using 1:" << (6 + 2 * l) << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '"
-          << color(l) << "' title " << gq(layer_name(l));
-      s << "\n";
-    }
-    for (auto& f : render(tmp, "diagnostics", s.str(), out_dir, 1600, 950)) written.push_back(f);
+  auto add = [&](const std::vector<std::string>& files) { written.insert(written.end(), files.begin(), files.end()); };
+  write_run_data(tmp.path(), m);
+  add(render(tmp, "loss", loss_script(m, run_name), out_dir, 1000, 600));
+  add(render(tmp, "grad", grad_script(m, run_name), out_dir, 1000, 900));
+  if (!m.diag.empty()) {
+    const DiagSnapshots snaps(m.diag);
+    write_profile_data(tmp.path(), m.diag, snaps);
+    const bool has_keep = write_diag_data(tmp.path(), m.diag, snaps.layers);
+    add(render(tmp, "diagnostics", diagnostics_script(m.diag, snaps, has_keep, run_name), out_dir, 1600, 950));
   }
   return written;
 }

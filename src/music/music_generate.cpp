@@ -1,5 +1,6 @@
 #include "recur/music/music_generate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -115,6 +116,19 @@ void render_wav(const std::string& midi_path, const std::string& wav_path, const
     fs::remove(tmp, ec);
     throw Error(wav_path + ": cannot write: " + msg);
   }
+}
+
+std::vector<std::string> music_prime_from_midi(const std::string& midi_path, double bars, const MusicTask& task) {
+  Performance p = first_bars(read_midi(midi_path), bars);
+  if (!task.channels.empty())
+    std::erase_if(p.notes, [&](const Note& n) {
+      return std::find(task.channels.begin(), task.channels.end(), n.channel) == task.channels.end();
+    });
+  std::vector<std::string> prime = encode_music(p, task.encoding, task.tokens);
+  if (prime.empty())
+    throw Error("--prime-midi: " + midi_path + ": no notes in the first " + std::to_string(bars) + " bar(s)" +
+                (task.channels.empty() ? "" : " on the model's channels"));
+  return prime;
 }
 
 }  // namespace recur

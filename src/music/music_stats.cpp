@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <utility>
+
+#include "recur/core/error.h"
+#include "recur/music/music_corpus.h"
+#include "recur/music/music_tokens.h"
 
 namespace recur {
 
@@ -121,6 +126,59 @@ MusicStats compute_music_stats(const std::vector<Performance>& pieces) {
   s.in_key = double(in_key) / n;
   s.key_correlation = key_corr / double(ranged);
   return s;
+}
+
+MusicStats source_music_stats(const std::string& source, const MusicSourceOptions& opts) {
+  if (opts.split != "all" && opts.split != "train" && opts.split != "valid" && opts.split != "test")
+    throw Error("--split: got '" + opts.split + "', expected all, train, valid or test");
+  MusicDataOptions mo;
+  mo.channels = opts.channels;
+  mo.valid_fraction = 0;  // MIDI and ABC pieces all land in "train"; JSB files keep their split
+  mo.jsb_steps_per_quarter = opts.jsb_steps_per_quarter;
+  MusicSet set = load_music({source}, mo);
+  std::vector<Performance> perfs;
+  auto take = [&](std::vector<MusicPiece>& v) {
+    for (MusicPiece& p : v) perfs.push_back(std::move(p.perf));
+  };
+  if (opts.split == "all" || opts.split == "train") take(set.train);
+  if (opts.split == "all" || opts.split == "valid") take(set.valid);
+  if (opts.split == "all" || opts.split == "test") take(set.test);
+  if (!opts.through.empty()) {
+    const MusicEncoding enc = parse_music_encoding(opts.through);
+    for (Performance& p : perfs) p = decode_music(encode_music(p, enc), enc, {}, source);
+  }
+  return compute_music_stats(perfs);
+}
+
+std::string music_stats_table(const std::vector<std::string>& names, const std::vector<MusicStats>& stats) {
+  std::string out = "| statistic |";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict, PR105329) on "literal" + string.
+  for (const std::string& n : names) out.append(" ").append(n).append(" |");
+  out += "\n|---|";
+  for (size_t i = 0; i < names.size(); ++i) out += "---:|";
+  out += "\n";
+  auto row = [&](const char* label, auto&& cell) {
+    out.append("| ").append(label).append(" |");
+    for (const MusicStats& s : stats) out.append(" ").append(cell(s)).append(" |");
+    out += "\n";
+  };
+  auto f = [](const char* fmt, auto... v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, fmt, v...);
+    return std::string(buf);
+  };
+  row("pieces", [&](const MusicStats& s) { return f("%zu", s.pieces); });
+  row("notes", [&](const MusicStats& s) { return f("%zu", s.notes); });
+  row("seconds", [&](const MusicStats& s) { return f("%.1f", s.seconds); });
+  row("pitch range (all)", [&](const MusicStats& s) { return f("%d-%d", s.pitch_min, s.pitch_max); });
+  row("pitch range per piece", [&](const MusicStats& s) { return f("%.1f", s.pitch_range_mean); });
+  row("mean pitch (std)", [&](const MusicStats& s) { return f("%.1f (%.1f)", s.pitch_mean, s.pitch_std); });
+  row("notes per second", [&](const MusicStats& s) { return f("%.2f", s.notes_per_second); });
+  row("mean note length (s)", [&](const MusicStats& s) { return f("%.3f", s.mean_duration); });
+  row("polyphony", [&](const MusicStats& s) { return f("%.2f", s.polyphony); });
+  row("notes in key", [&](const MusicStats& s) { return f("%.1f%%", 100.0 * s.in_key); });
+  row("key fit (K-S r)", [&](const MusicStats& s) { return f("%.2f", s.key_correlation); });
+  return out;
 }
 
 }  // namespace recur

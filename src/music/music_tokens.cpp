@@ -11,6 +11,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "recur/core/file_io.h"
+
 namespace recur {
 namespace {
 
@@ -266,6 +268,20 @@ std::vector<std::string> read_token_file(const std::string& path) {
   while (in >> tok) out.push_back(tok);
   if (in.bad()) throw FormatError(path + ": read error");
   return out;
+}
+
+std::string token_line(const std::vector<std::string>& tokens) {
+  std::string text;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (i) text += ' ';
+    text += tokens[i];
+  }
+  text += '\n';
+  return text;
+}
+
+void write_token_file(const std::string& path, const std::vector<std::string>& tokens) {
+  write_file_atomic(path, token_line(tokens), "the token file");
 }
 
 }  // namespace recur

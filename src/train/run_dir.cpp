@@ -1,10 +1,13 @@
 #include "run_dir.h"
 
+#include "json_parse.h"
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "recur/core/error.h"
+#include "recur/core/file_io.h"
 
 namespace recur::detail {
 
@@ -18,20 +21,14 @@ void truncate_metrics(const std::string& path, int64_t step) {
   std::string kept, line;
   while (std::getline(in, line)) {
     try {
-      const auto j = nlohmann::json::parse(line);
+      const auto j = parse_json(line, path, "a metrics line");
       if (j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
+    } catch (const FormatError&) {
       // A torn last line from a killed run: dropped.
     }
   }
   in.close();
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kept;
-    if (!out) throw Error(path + ": cannot rewrite metrics");
-  }
-  fs::rename(tmp, path);
+  write_file_atomic(path, kept, "the metrics");
 }
 
 }  // namespace
@@ -53,6 +50,8 @@ std::ofstream open_run_metrics(const std::string& out_dir, bool resuming, int64_
   fs::create_directories(dir, ec);
   if (ec) throw Error(out_dir + ": cannot create the run directory: " + ec.message());
   if (resuming) {
+    // Temporaries of a run killed while writing a checkpoint or the metrics (their pid is gone).
+    remove_stale_temporaries(out_dir);
     truncate_metrics(metrics_path, step);
   } else {
     fs::remove(dir / "best.safetensors", ec);

@@ -12,16 +12,17 @@
 
 namespace recur {
 
-// Writes `bytes` to `path` atomically. Throws Error "<path>: <what failed>: <strerror>" (for
-// example "write failed: File too large" under a file-size limit) and leaves no temporary behind.
-void write_file_atomic(const std::string& path, std::string_view bytes);
+// Writes `bytes` to `path` atomically. Throws Error "<path>: cannot write <what>: <strerror>"
+// (for example "run/last.safetensors: cannot write the checkpoint: File too large" under a
+// file-size limit) and leaves no temporary behind.
+void write_file_atomic(const std::string& path, std::string_view bytes, const std::string& what = "the file");
 
 // A fresh temporary name next to `path` for writers that create the file themselves (libsmf,
 // gnuplot); hand it to commit_temporary afterwards.
 std::string temporary_path(const std::string& path);
 // Fsyncs the finished temporary `tmp` and renames it over `path` (then fsyncs the directory,
-// best effort). On failure removes `tmp` and throws Error naming `path`.
-void commit_temporary(const std::string& tmp, const std::string& path);
+// best effort). On failure removes `tmp` and throws Error "<path>: cannot write <what>: ...".
+void commit_temporary(const std::string& tmp, const std::string& path, const std::string& what = "the file");
 
 // Removes "<name>.tmp.<pid>[.<n>]" files in `dir` whose pid is not a running process (left by a
 // run that was killed mid-write). Returns how many were removed; errors are ignored, since a

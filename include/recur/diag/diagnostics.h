@@ -171,4 +171,10 @@ struct GradientProfile {
 // cells x variants, variant-major (12, or 9 when train_steps is 0).
 std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions& opts);
 
+// The experiment's summary as `recur diagnose gradients` prints it: two lines naming the setting
+// and the measures, a blank line, then a table with one row per profile (cell, weights,
+// vanish distance, growth, parameter gradient norm, clip factor, train loss).
+std::string gradient_experiment_summary(const std::vector<GradientProfile>& profiles,
+                                        const GradientExperimentOptions& opts);
+
 }  // namespace recur

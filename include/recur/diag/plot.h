@@ -1,7 +1,8 @@
 // recur/diag/plot.h - pictures of a training run and of the gradient experiment, drawn by gnuplot
 // (Debian's gnuplot-nox: its pngcairo and svg terminals). recur writes the data as plain
 // columns and a gnuplot script into a private temporary directory and runs gnuplot on it
-// without a shell; every figure is written as PNG and SVG.
+// without a shell; every figure is written as PNG and SVG, each replaced whole (gnuplot draws
+// into a temporary beside it, which is synced and renamed).
 #pragma once
 
 #include <string>

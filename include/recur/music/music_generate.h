@@ -42,6 +42,12 @@ struct MusicSample {
 MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opts, Rng& rng,
                            const std::string& origin = "MODEL");
 
+// The prime of --prime-midi: the first `bars` bars of a MIDI file (first_bars), only the notes
+// on the model's channels when it was trained on some, encoded as the model's tokens. Throws
+// FormatError for an unreadable file, Error "--prime-midi: <path>: no notes ..." when nothing
+// is left to prime with.
+std::vector<std::string> music_prime_from_midi(const std::string& midi_path, double bars, const MusicTask& task);
+
 // Seconds of music a token adds (event: TIME_SHIFT; mono: its duration at task.tokens.tempo_bpm).
 double music_token_seconds(const MusicTask& task, const std::string& token);
 

@@ -44,4 +44,21 @@ struct MusicStats {
 
 MusicStats compute_music_stats(const std::vector<Performance>& pieces);
 
+// ---- recur music-stats: sources side by side ----
+
+struct MusicSourceOptions {
+  std::string split = "all";  // pieces of JSB JSON files: all, train, valid or test (MIDI and ABC pieces are all "train")
+  std::string through;        // "", "event" or "mono": measure what that encoding keeps (encode, then decode)
+  std::vector<int> channels;  // keep only notes on these MIDI channels (0..15); empty = all
+  int jsb_steps_per_quarter = 0;  // 0: from the file name (music_corpus.h)
+};
+
+// The statistics of one source: a MIDI, ABC or JSB JSON file or a folder of them (load_music).
+// Throws like load_music; Error naming the option for an unknown split or encoding.
+MusicStats source_music_stats(const std::string& source, const MusicSourceOptions& opts);
+
+// A Markdown table with a row per statistic and a column per named set, so it pastes into
+// BENCHMARKS.md as it is. names and stats have the same length.
+std::string music_stats_table(const std::vector<std::string>& names, const std::vector<MusicStats>& stats);
+
 }  // namespace recur

@@ -91,4 +91,11 @@ RoundTripReport check_round_trip(const Performance& original, const Performance&
 // Whitespace-separated tokens from a text file (FormatError naming the path when unreadable).
 std::vector<std::string> read_token_file(const std::string& path);
 
+// One piece as one line, tokens separated by spaces: "tok tok tok\n", the `lines` framing of a
+// word-level corpus.
+std::string token_line(const std::vector<std::string>& tokens);
+// That line as a token file, written atomically (read_token_file reads it back). Throws Error
+// "<path>: cannot write the token file: <reason>".
+void write_token_file(const std::string& path, const std::vector<std::string>& tokens);
+
 }  // namespace recur
