@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+bash scripts/setup.sh test
+bash scripts/setup.sh browser  # the suite's `recur show` page test, as scripts/test.sh
 build_dir="${RECUR_ASAN_BUILD_DIR:-build-asan}"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
