@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs every Debian package recur needs, only when missing (idempotent; run as root
-# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|all]
+# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
 #              oneDNN (the float recurrent core's fast path; optional for CMake)
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
 #   browser    build + headless Chromium for the `recur show` page test
+#   fuzz       build + clang 14 with its sanitizer and libFuzzer runtimes and LLVM's OpenMP
+#              (find_package(OpenMP) under clang), for scripts/fuzz.sh; scripts/sanitize.sh
+#              needs only `build` (g++ ships AddressSanitizer and UBSan)
 #   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
 #              abcmidi (abc2midi: ABC folk tunes as training input), see docs/music.md
 set -euo pipefail
@@ -20,8 +23,11 @@ case "$what" in
   bench) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
   music) pkgs+=(fluidsynth fluid-soundfont-gm abcmidi) ;;
   browser) pkgs+=(chromium) ;;  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
+  # -fsanitize=fuzzer links libclang-rt-14-dev's libclang_rt.fuzzer; libfuzzer-14-dev (a standalone
+  # libFuzzer.a) is not needed.
+  fuzz) pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
   all) pkgs+=(python3-torch python3-numpy libdnnl-dev fluidsynth fluid-soundfont-gm abcmidi) ;;
-  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser or all)" >&2; exit 2 ;;
+  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser, fuzz or all)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

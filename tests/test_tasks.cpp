@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -496,6 +497,39 @@ TEST_F(CliTasks, PretrainedEmbeddingsLoadFrozenOrFineTuned) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("vectors for 3 of"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("(frozen)"), std::string::npos) << r.err;
+}
+
+// A finite double past float's range (1e300) used to pass the finiteness check and become an
+// infinite feature or embedding weight when converted to float.
+TEST(FloatFields, ValuesPastFloatRangeAreRefusedNamingFileAndLine) {
+  const fs::path dir = fs::temp_directory_path() / ("recur_float_fields_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto file = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  auto message = [](auto&& fn) -> std::string {
+    try {
+      fn();
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  const std::string csv = file("huge.csv", "s1,1,2,up\ns1,-1e300,4,down\n");
+  int64_t width = 0;
+  EXPECT_NE(message([&] { read_feature_sequences(csv, &width); }).find("huge.csv:2: field 2 '-1e300'; expected a finite number"),
+            std::string::npos);
+  // The largest float itself is still a value.
+  const std::string edge = file("edge.csv", "s1,3.4028234e38,2,up\n");
+  EXPECT_EQ(read_feature_sequences(edge, &width).at(0).values.at(0), std::numeric_limits<float>::max());
+
+  const std::string vec = file("vec.txt", "good 0.5 1e39\n");
+  Vocab vocab = Vocab::from_tokens(TokenLevel::words, {"good"});
+  Tensor<float> weight(Shape{vocab.size(), 2});
+  EXPECT_NE(message([&] { load_word_vectors(vec, vocab, weight); }).find("vec.txt:1: value '1e39'; expected a finite number"),
+            std::string::npos);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <unordered_map>
 
 #include "quote.h"
@@ -77,6 +78,19 @@ std::string lower(std::string s) {
 }
 
 int64_t column(int64_t c, size_t n) { return c < 0 ? int64_t(n) + c : c; }
+
+// A whole field as a float: a finite number within float's range. Checking only the double let
+// 1e300 through, which the conversion turns into an infinite feature or weight (and the C++
+// standard leaves out-of-range conversions undefined).
+bool parse_float(const std::string& field, float& out) {
+  char* end = nullptr;
+  const double v = std::strtod(field.c_str(), &end);
+  if (field.empty() || end != field.c_str() + field.size() || !std::isfinite(v) ||
+      std::fabs(v) > double(std::numeric_limits<float>::max()))
+    return false;
+  out = float(v);
+  return true;
+}
 
 }  // namespace
 
@@ -255,11 +269,11 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int
     }
     FeatureSequence& s = out.back();
     for (size_t k = 1; k <= size_t(F); ++k) {
-      char* end = nullptr;
-      const double v = std::strtod(f[k].c_str(), &end);
-      if (f[k].empty() || end != f[k].c_str() + f[k].size() || !std::isfinite(v))
-        bad_line(path, lineno, "field " + std::to_string(k + 1) + " " + quote_name(f[k]) + "; expected a finite number");
-      s.values.push_back(float(v));
+      float v = 0;
+      if (!parse_float(f[k], v))
+        bad_line(path, lineno, "field " + std::to_string(k + 1) + " " + quote_name(f[k]) +
+                                   "; expected a finite number (|x| <= 3.4e38, a float)");
+      s.values.push_back(v);
     }
     if (has_last) {
       const std::string& cell = f.back();
@@ -381,13 +395,9 @@ int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<fl
       int32_t id = vocab.contains(key) ? vocab.id(key) : -1;
       if (id < Vocab::num_special || done[size_t(id)]) continue;
       float* row = weight.ptr() + int64_t(id) * D;
-      for (int64_t k = 0; k < D; ++k) {
-        char* end = nullptr;
-        const double v = std::strtod(f[size_t(k + 1)].c_str(), &end);
-        if (end == f[size_t(k + 1)].c_str() || !std::isfinite(v))
-          bad_line(path, lineno, "value " + quote_name(f[size_t(k + 1)]) + "; expected a finite number");
-        row[k] = float(v);
-      }
+      for (int64_t k = 0; k < D; ++k)
+        if (!parse_float(f[size_t(k + 1)], row[k]))
+          bad_line(path, lineno, "value " + quote_name(f[size_t(k + 1)]) + "; expected a finite number (|x| <= 3.4e38, a float)");
       done[size_t(id)] = true;
       ++found;
     }

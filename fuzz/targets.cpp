@@ -1,0 +1,277 @@
+// fuzz/targets.cpp - the entry functions of fuzz/targets.h. Each keeps its call into recur in
+// one small function, so a renamed reader is a one-line change here.
+#include "targets.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recur/core/error.h"
+#include "recur/core/file_io.h"
+#include "recur/core/safetensors.h"
+#include "recur/data/task_data.h"
+#include "recur/data/text_data.h"
+#include "recur/data/utf8.h"
+#include "recur/data/vocab.h"
+#include "recur/model/model.h"
+#include "recur/music/jsb_chorales.h"
+#include "recur/music/midi.h"
+#include "recur/music/music_corpus.h"
+#include "recur/tasks/tasks.h"
+#include "recur/tasks/trainer.h"
+#include "recur/train/checkpoint.h"
+#include "recur/train/model_file.h"
+
+namespace recur::fuzz {
+
+namespace {
+
+// Every reader is linear in its input; inputs above this are skipped so a replayed regression
+// file or a long libFuzzer run cannot turn a slow-but-correct read into a timeout.
+constexpr size_t kMaxInput = size_t(1) << 20;
+
+// A finding that is not a crash: a reader broke one of its own promises (a round trip).
+[[noreturn]] void broken(const std::string& what) { throw std::logic_error("fuzz invariant: " + what); }
+
+// The scratch file for readers that take a path. /dev/shm (tmpfs) when it exists, so the
+// atomic writer's fsync costs nothing per input; the pid keeps parallel jobs apart.
+class ScratchFile {
+ public:
+  ScratchFile(std::string_view bytes, std::string_view extension) {
+    const char* base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::getenv("TMPDIR");
+    path_ = std::string(base ? base : "/tmp") + "/recur-fuzz-" + std::to_string(::getpid()) + std::string(extension);
+    write_file_atomic(path_, bytes);
+  }
+  ~ScratchFile() { std::remove(path_.c_str()); }
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs `fn` and swallows recur::Error, the documented answer to bad input; everything else
+// propagates (libFuzzer then reports an uncaught exception, the replay test a failure).
+template <typename Fn>
+int expect_error_or_success(const uint8_t* data, size_t size, Fn&& fn) {
+  if (size > kMaxInput) return 0;
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  // RECUR_FUZZ_VERBOSE=1 prints each refusal: how to check that a seed reaches deep code.
+  static const bool verbose = std::getenv("RECUR_FUZZ_VERBOSE") != nullptr;
+  try {
+    fn(bytes);
+    if (verbose) std::fprintf(stderr, "fuzz: accepted\n");
+  } catch (const Error& e) {
+    if (verbose) std::fprintf(stderr, "fuzz: refused: %s\n", e.what());
+  }
+  return 0;
+}
+
+// ---- the readers, one call each ----
+
+void read_safetensors(std::string_view bytes) {
+  const SafetensorsReader r = SafetensorsReader::from_bytes(std::string(bytes), "fuzz.safetensors");
+  for (const std::string& name : r.names()) {
+    // Each tensor in every type: a dtype mismatch is an Error, a bad offset must be one too.
+    try { (void)r.get<float>(name); } catch (const Error&) {}
+    try { (void)r.get<double>(name); } catch (const Error&) {}
+    try { (void)r.get_int(name); } catch (const Error&) {}
+  }
+}
+
+void read_lm_checkpoint(const std::string& path) { (void)load_checkpoint(path); }
+void read_task_checkpoint(const std::string& path) { (void)load_task_checkpoint(path); }
+void read_model_file(const std::string& path) { (void)load_model_file(path); }
+
+void read_vocab(std::string_view bytes) {
+  const Vocab v = Vocab::from_json(bytes, "fuzz vocab");
+  if (!(Vocab::from_json(v.to_json(), "fuzz vocab (written back)") == v)) broken("vocabulary JSON round trip differs");
+  const std::vector<int32_t> ids = v.tokenize("the cat sat\non the mat");
+  (void)v.detokenize(ids);
+}
+
+void read_text(const std::string& path) {
+  const std::string text = read_text_file(path);
+  if (utf8_encode(utf8_decode(text, "fuzz text")) != text) broken("UTF-8 decode/encode round trip differs");
+  for (TokenLevel level : {TokenLevel::chars, TokenLevel::words}) {
+    const Vocab stream_vocab = build_vocab(text, level, TextMode::stream, {}, path);
+    (void)encode_stream(stream_vocab, text, nullptr, path);
+    const Vocab lines_vocab = build_vocab(text, level, TextMode::lines, {}, path);
+    (void)encode_lines(lines_vocab, text, nullptr, path);
+  }
+  (void)holdout_split(text, {});
+}
+
+TaskSpec task_spec(TaskKind kind, bool features) {
+  TaskSpec spec;
+  spec.kind = kind;
+  spec.features = features;
+  return spec;
+}
+
+void read_task(const TaskSpec& spec, const std::string& path, bool with_targets) {
+  (void)read_task_file(spec, path, with_targets);
+}
+
+void read_word_vectors(const std::string& path) {
+  const Vocab vocab = Vocab::from_tokens(TokenLevel::words, {"the", "cat", "sat", "on", "mat", "a", "dog"});
+  const int64_t D = word_vectors_dim(path);
+  Tensor<float> weight(Shape{vocab.size(), D});  // [V, D]
+  (void)load_word_vectors(path, vocab, weight);
+}
+
+void read_midi(std::string_view bytes) {
+  const Performance p = parse_midi(std::string(bytes), "fuzz.mid");
+  (void)seconds_to_beats(p, p.end_time);
+}
+
+void read_jsb(const std::string& path) {
+  (void)read_jsb_chorales(path);
+  JsbOptions sixteenth;
+  sixteenth.steps_per_quarter = 4;
+  sixteenth.merge_repeats = false;
+  (void)read_jsb_chorales(path, sixteenth);
+}
+
+// A batcher over fixed small data, so a state is checked against known sizes; an accepted
+// state must then give a batch.
+void read_stream_state(std::string_view json) {
+  std::vector<int32_t> ids(97);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(2 + i % 5);
+  StreamBatcher b(std::move(ids), StreamOptions{.batch_size = 3, .seq_len = 5, .drop_last = false});
+  b.set_state_json(json, "fuzz stream state");
+  TextBatch batch;
+  (void)b.next(batch);
+}
+
+void read_lines_state(std::string_view json) {
+  LineExamples ex;
+  for (int32_t n = 1; n <= 9; ++n) {
+    const std::vector<int32_t> line(size_t(n), 2 + n % 3);
+    ex.add(line);
+  }
+  LinesBatcher b(std::move(ex), LinesOptions{.batch_size = 2, .shuffle = true, .seed = 7});
+  b.set_state_json(json, "fuzz lines state");
+  TextBatch batch;
+  (void)b.next(batch);
+}
+
+// The JSON configuration readers; the first byte picks one, the rest is the JSON text.
+void read_json_config(std::string_view bytes) {
+  if (bytes.empty()) return;
+  const std::string_view json = bytes.substr(1);
+  switch (uint8_t(bytes[0]) % 7) {
+    case 0: (void)model_spec_from_json(json, "fuzz model"); break;
+    case 1: (void)lm_spec_from_json(json, "fuzz lm spec"); break;
+    case 2: (void)train_options_from_json(json, "fuzz train options"); break;
+    case 3: (void)train_progress_from_json(json, "fuzz train state"); break;
+    case 4: read_stream_state(json); break;
+    case 5: read_lines_state(json); break;
+    case 6: (void)music_task_from_json(json, "fuzz music task"); break;
+  }
+}
+
+}  // namespace
+
+int fuzz_safetensors(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, read_safetensors);
+}
+
+int fuzz_checkpoint(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_lm_checkpoint(ScratchFile(b, ".safetensors").path()); });
+}
+
+int fuzz_task_checkpoint(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_task_checkpoint(ScratchFile(b, ".safetensors").path()); });
+}
+
+int fuzz_model_file(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_model_file(ScratchFile(b, ".safetensors").path()); });
+}
+
+int fuzz_vocab(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_vocab); }
+
+int fuzz_text(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_text(ScratchFile(b, ".txt").path()); });
+}
+
+// Tagging files with and without the tag column (training and tagging new text).
+int fuzz_conll(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    const ScratchFile f(b, ".conll");
+    try { read_task(task_spec(TaskKind::tag, false), f.path(), true); } catch (const Error&) {}
+    read_task(task_spec(TaskKind::tag, false), f.path(), false);
+  });
+}
+
+// Classification tables: the same bytes as TSV and as CSV (quoted fields), with and without labels.
+int fuzz_table(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    for (const char* ext : {".tsv", ".csv"}) {
+      const ScratchFile f(b, ext);
+      try { read_task(task_spec(TaskKind::classify, false), f.path(), true); } catch (const Error&) {}
+      try { read_task(task_spec(TaskKind::classify, false), f.path(), false); } catch (const Error&) {}
+    }
+  });
+}
+
+int fuzz_pairs(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    const ScratchFile f(b, ".tsv");
+    try { read_task(task_spec(TaskKind::seq2seq, false), f.path(), true); } catch (const Error&) {}
+    read_task(task_spec(TaskKind::seq2seq, false), f.path(), false);
+  });
+}
+
+int fuzz_generate(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    read_task(task_spec(TaskKind::generate, false), ScratchFile(b, ".tsv").path(), true);
+  });
+}
+
+// Feature CSVs as each task kind reads them: per-row labels (classify, tag) and target text (seq2seq).
+int fuzz_features(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    const ScratchFile f(b, ".csv");
+    for (TaskKind kind : {TaskKind::classify, TaskKind::tag, TaskKind::seq2seq})
+      for (bool with_targets : {true, false}) try {
+          read_task(task_spec(kind, true), f.path(), with_targets);
+        } catch (const Error&) {
+        }
+  });
+}
+
+int fuzz_word_vectors(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_word_vectors(ScratchFile(b, ".txt").path()); });
+}
+
+int fuzz_midi(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_midi); }
+
+int fuzz_jsb(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) { read_jsb(ScratchFile(b, ".json").path()); });
+}
+
+int fuzz_json_config(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_json_config); }
+
+std::span<const FuzzTarget> fuzz_targets() {
+  static constexpr FuzzTarget kTargets[] = {
+      {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint},
+      {"task_checkpoint", fuzz_task_checkpoint}, {"model_file", fuzz_model_file},
+      {"vocab", fuzz_vocab}, {"text", fuzz_text},
+      {"conll", fuzz_conll}, {"table", fuzz_table},
+      {"pairs", fuzz_pairs}, {"generate", fuzz_generate},
+      {"features", fuzz_features}, {"word_vectors", fuzz_word_vectors},
+      {"midi", fuzz_midi}, {"jsb", fuzz_jsb},
+      {"json_config", fuzz_json_config},
+  };
+  return kTargets;
+}
+
+}  // namespace recur::fuzz
