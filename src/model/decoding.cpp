@@ -35,15 +35,18 @@ double row_log_sum_exp(const float* x, int64_t n) {
 }
 
 // The k largest entries of x [n] as ids, largest first, ties by the lower id: one pass keeping
-// a sorted list of k (k is a beam width, n a vocabulary).
+// a sorted list of k (k is a beam width, n a vocabulary) and its smallest value in a register,
+// so most entries cost one comparison.
 void top_k(const float* x, int64_t n, int64_t k, std::vector<int32_t>& out) {
   out.clear();
+  float kth = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) {
-    if (int64_t(out.size()) == k && !(x[j] > x[out.back()])) continue;
+    if (int64_t(out.size()) == k && !(x[j] > kth)) continue;
     if (int64_t(out.size()) == k) out.pop_back();
     size_t at = out.size();
     while (at > 0 && x[out[at - 1]] < x[j]) --at;  // after every entry >= x[j]: lower ids first
     out.insert(out.begin() + int64_t(at), int32_t(j));
+    if (int64_t(out.size()) == k) kth = x[out.back()];
   }
 }
 
