@@ -189,12 +189,14 @@ std::vector<std::vector<int32_t>> beam_decode(ModelStepper<float>& stepper, Step
       s.n_live = s.n_next;
       s.row = first_row;
       // Log-probabilities only fall: with a fixed length a live hypothesis can at best keep its
-      // score, under length normalisation at best reach logp / longest.
-      const double front = s.live[0].logp;
-      if ((alpha <= 0 && front < s.best_score) || (alpha > 0 && front / longest < s.best_score)) {
-        s.active = false;
-        from.resize(size_t(first_row));
-      }
+      // score, under length normalisation at best reach logp / longest. One that cannot beat the
+      // best finished score is dropped with its row: its candidates (and its descendants') rank
+      // below every candidate that still can, so they never take a place from one, and none of
+      // them can win (decoding.h).
+      auto hopeless = [&](double lp) { return alpha > 0 ? lp / longest < s.best_score : lp < s.best_score; };
+      while (s.n_live > 0 && hopeless(s.live[size_t(s.n_live - 1)].logp)) --s.n_live;  // live is sorted by logp
+      from.resize(size_t(first_row + s.n_live));
+      if (s.n_live == 0) s.active = false;
     }
     if (from.empty()) break;
     gather_rows(state.h, from, gathered.h);

@@ -19,10 +19,13 @@
 //     score is logp / n^length_penalty with n its length counting `end` (length_penalty 0: the
 //     raw logp), and it replaces the best finished one if strictly better; it does not count
 //     towards `beam`.
-//   - the search stops when no live hypothesis remains or none can still beat the best finished
-//     one: with length_penalty <= 0 when the best live logp is below the best score; otherwise
-//     when the best live logp / (max_length + 1)^length_penalty is (log-probabilities only fall,
-//     and that is the largest a finished score can be), which changes no result.
+//   - a live hypothesis that can no longer beat the best finished one leaves the search: with
+//     length_penalty <= 0 when its logp is below the best score, otherwise when its
+//     logp / (max_length + 1)^length_penalty is (log-probabilities only fall, and that is the
+//     largest a finished score can be). Its candidates would rank below all that can still win,
+//     so this changes no result, only the work; the search of an example stops when no live
+//     hypothesis remains. (Before the stepper, only the length_penalty <= 0 case stopped early,
+//     and only when the best live hypothesis was hopeless: the same results, more steps.)
 // The result is the best finished hypothesis (without `end`).
 #pragma once
 
