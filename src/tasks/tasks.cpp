@@ -549,153 +549,24 @@ std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& m, const std:
   return out;
 }
 
-namespace {
-
-// One decoder step for a batch: ids [B] in, log-probabilities [B, V] out, state advanced.
-// `in` holds the other inputs a step needs (a condition fed to every step), or nothing.
-void decoder_step(const TaskModel& m, const std::vector<int32_t>& ids, RnnState<float>& state, ModelCache<float>& cache,
-                  std::vector<double>& logp, ModelInputs<float> in = {}) {
-  ModelInput<float>& t = in["tgt"];
-  t.steps = 1;
-  t.batch = int64_t(ids.size());
-  t.ids = ids;
-  StateOverrides<float> ov{{"dec", &state}};
-  model_forward(m.spec, m.params, in, {.training = false, .rng = nullptr, .wanted = {"out"}}, cache, ov);
-  const Tensor<float>& logits = model_output(m.spec, cache, "out");
-  Tensor<double> l = tensor_cast<double>(logits);
-  Tensor<double> lp;
-  l.shape = {int64_t(ids.size()), logits.shape.back()};
-  log_softmax(l, lp);
-  logp = lp.data;
-  state = model_rnn_state_n(m.spec, cache, "dec");
-}
-
-// The decoder's initial state for a batch of sources / conditions: the first forward with a
-// one-step <eos> decoder input computes it from the encoder or the bridge.
-RnnState<float> decoder_start(const TaskModel& m, ModelInputs<float> in, int64_t B, ModelCache<float>& cache) {
-  ModelInput<float>& t = in["tgt"];
-  t.steps = 1;
-  t.batch = B;
-  t.ids.assign(size_t(B), Vocab::eos_id);
-  t.lengths.clear();
-  model_forward(m.spec, m.params, in, {.training = false, .rng = nullptr, .wanted = {"dec"}}, cache);
-  return model_rnn_state0(m.spec, cache, "dec");
-}
-
-// Rows [B] of a state, picked by `from` (beam reordering): h [K, B, R] -> [K, from.size(), R].
-RnnState<float> select_rows(const RnnState<float>& s, const std::vector<int64_t>& from) {
-  auto pick = [&](const Tensor<float>& t) {
-    if (t.empty()) return Tensor<float>();
-    const int64_t K = t.dim(0), B = t.dim(1), F = t.dim(2), N = int64_t(from.size());
-    Tensor<float> o({K, N, F});
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n)
-        std::copy_n(t.ptr() + (k * B + from[size_t(n)]) * F, F, o.ptr() + (k * N + n) * F);
-    return o;
-  };
-  return {pick(s.h), pick(s.c)};
-}
-
-}  // namespace
-
 std::vector<std::vector<int32_t>> translate(const TaskModel& m, const std::vector<TaskExample>& ex,
                                             const DecodeOptions& opts, int64_t batch) {
   if (m.task.kind != TaskKind::seq2seq) throw Error("translate: the model is not a seq2seq model");
   if (opts.beam < 1) throw Error("--beam: expected >= 1, got " + std::to_string(opts.beam));
   std::vector<std::vector<int32_t>> out(ex.size());
   ModelCache<float> cache;
-  std::vector<double> logp;
-  const int64_t V = m.targets.size();
-  if (opts.beam == 1) {
-    // Greedy, a batch at a time.
-    for_batches(ex, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
-      TaskBatch tb = make_task_batch(m, b);
-      const int64_t B = int64_t(b.size());
-      RnnState<float> state = decoder_start(m, tb.inputs, B, cache);
-      std::vector<int32_t> ids(size_t(B), Vocab::eos_id);
-      std::vector<bool> done(size_t(B), false);
-      for (int64_t step = 0; step <= opts.max_length; ++step) {
-        decoder_step(m, ids, state, cache, logp);
-        bool all = true;
-        for (int64_t k = 0; k < B; ++k) {
-          const double* row = logp.data() + k * V;
-          ids[size_t(k)] = int32_t(std::max_element(row, row + V) - row);
-          if (done[size_t(k)]) continue;
-          if (ids[size_t(k)] == Vocab::eos_id || step == opts.max_length) done[size_t(k)] = true;
-          else out[i0 + size_t(k)].push_back(ids[size_t(k)]);
-          all = all && done[size_t(k)];
-        }
-        if (all) break;
-      }
-    });
-    return out;
-  }
-  // Beam search, one source at a time. Finished hypotheses (ended by <eos>) compete by
-  // length-normalised score; search stops when the best live one cannot beat the best finished
-  // one under the same normalisation, or at max_length.
-  const int64_t K = opts.beam;
-  auto norm = [&](double lp, size_t len) {
-    return opts.length_penalty > 0 ? lp / std::pow(double(std::max<size_t>(len, 1)), opts.length_penalty) : lp;
-  };
-  for (size_t i = 0; i < ex.size(); ++i) {
-    const TaskExample* one[1] = {&ex[i]};
-    TaskBatch tb = make_task_batch(m, std::span<const TaskExample* const>(one, 1));
-    RnnState<float> state = decoder_start(m, tb.inputs, 1, cache);
-    struct Hyp {
-      std::vector<int32_t> ids;
-      double logp = 0;
-    };
-    std::vector<Hyp> live{{{}, 0.0}};
-    Hyp best;
-    double best_score = -std::numeric_limits<double>::infinity();
-    for (int64_t step = 0; step <= opts.max_length && !live.empty(); ++step) {
-      std::vector<int32_t> last;
-      for (const Hyp& h : live) last.push_back(h.ids.empty() ? Vocab::eos_id : h.ids.back());
-      decoder_step(m, last, state, cache, logp);
-      struct Cand {
-        double lp;
-        int64_t from;
-        int32_t tok;
-      };
-      std::vector<Cand> cands;
-      for (size_t h = 0; h < live.size(); ++h) {
-        const double* row = logp.data() + h * size_t(V);
-        // The K best tokens of each hypothesis are enough to find the K best overall.
-        std::vector<int32_t> idx(static_cast<size_t>(V));
-        std::iota(idx.begin(), idx.end(), 0);
-        std::partial_sort(idx.begin(), idx.begin() + std::min<int64_t>(K, V), idx.end(),
-                          [&](int32_t a, int32_t b2) { return row[a] > row[b2]; });
-        for (int64_t j = 0; j < std::min<int64_t>(K, V); ++j)
-          cands.push_back({live[h].logp + row[idx[size_t(j)]], int64_t(h), idx[size_t(j)]});
-      }
-      std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b2) { return a.lp > b2.lp; });
-      std::vector<Hyp> next;
-      std::vector<int64_t> from;
-      for (const Cand& c : cands) {
-        if (int64_t(next.size()) >= K) break;
-        Hyp h = live[size_t(c.from)];
-        h.logp = c.lp;
-        if (c.tok == Vocab::eos_id || step == opts.max_length) {
-          const double sc = norm(h.logp, h.ids.size() + 1);
-          if (sc > best_score) {
-            best_score = sc;
-            best = h;
-          }
-          continue;
-        }
-        h.ids.push_back(c.tok);
-        next.push_back(std::move(h));
-        from.push_back(c.from);
-      }
-      if (next.empty()) break;
-      state = select_rows(state, from);
-      live = std::move(next);
-      // Log-probabilities only fall, so with a fixed length a live hypothesis can at best keep
-      // its score; under length normalisation it could still win, so stop only without it.
-      if (opts.length_penalty <= 0 && live.front().logp < best_score) break;
-    }
-    out[i] = best_score > -std::numeric_limits<double>::infinity() ? best.ids : live.front().ids;
-  }
+  ModelStepper<float> stepper(m.spec, m.params);  // "tgt" -> "dec" -> "out"
+  const DecodeTokens tokens{.start = Vocab::eos_id, .end = Vocab::eos_id};
+  // The encoder runs once per batch (model_forward); the decoder is stepped, all hypotheses of
+  // the batch's beams together.
+  for_batches(ex, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
+    TaskBatch tb = make_task_batch(m, b);
+    tb.inputs.erase("tgt");
+    StepperStart<float> start = stepper.start(std::move(tb.inputs), int64_t(b.size()), cache);
+    auto ys = opts.beam == 1 ? greedy_decode(stepper, std::move(start), tokens, opts.max_length)
+                             : beam_decode(stepper, std::move(start), tokens, opts);
+    for (size_t k = 0; k < ys.size(); ++k) out[i0 + k] = std::move(ys[k]);
+  });
   return out;
 }
 
@@ -706,23 +577,14 @@ std::vector<int32_t> generate_conditioned(const TaskModel& m, int32_t label, con
   in["cond"].batch = 1;
   in["cond"].ids = {label};
   ModelCache<float> cache;
-  RnnState<float> state = decoder_start(m, in, 1, cache);
-  std::vector<int32_t> out, ids{Vocab::eos_id};
-  std::vector<double> logp;
-  SampleOptions so;
-  so.temperature = opts.temperature;
-  so.argmax = opts.argmax;
-  so.validate();
-  SamplerScratch scratch;
-  for (int64_t step = 0; step < opts.max_length; ++step) {
-    decoder_step(m, ids, state, cache, logp, in);
-    logp[Vocab::unk_id] = -std::numeric_limits<double>::infinity();  // never a training target
-    const int32_t tok = sample_token(std::span<const double>(logp), so, rng, scratch);
-    if (tok == Vocab::eos_id) break;
-    out.push_back(tok);
-    ids[0] = tok;
-  }
-  return out;
+  ModelStepper<float> stepper(m.spec, m.params);
+  SampleDecodeOptions so;
+  so.sample.temperature = opts.temperature;
+  so.sample.argmax = opts.argmax;
+  so.max_length = opts.max_length;
+  so.banned = Vocab::unk_id;  // never a training target
+  return sample_decode(stepper, stepper.start(std::move(in), 1, cache), {.start = Vocab::eos_id, .end = Vocab::eos_id},
+                       so, rng);
 }
 
 std::string task_output_text(const TaskModel& m, const std::vector<int32_t>& ids) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -22,27 +23,30 @@
 
 namespace recur {
 
+namespace detail {
+template <typename T>
+class RnnStackStep;
+}  // namespace detail
+
 template <typename T>
 class LmStepper {
  public:
   LmStepper(const LmConfig& cfg, const LmParams<T>& params);  // checks the parameters' shapes
+  ~LmStepper();
+  LmStepper(const LmStepper& o);
+  LmStepper& operator=(const LmStepper& o);
 
   // ids [B] -> logits [B, V]; state: [L*D, B, R] (and c) advanced in place, zeros when empty.
   // Throws Error for an id outside [0, V) or a state of the wrong shape.
   void step(std::span<const int32_t> ids, RnnState<T>& state, Tensor<T>& logits);
 
-  bool has_input_table() const { return !table_.empty(); }
+  bool has_input_table() const;
 
  private:
   LmConfig cfg_;
   const LmParams<T>* p_;
-  Tensor<T> table_;               // [V, G*H] layer 0 input side per token (biases included), or empty
-  std::vector<Tensor<T>> bias_;   // [L*D] [G*H] b_ih + b_hh, except GRU-after's b_hn (inside the reset)
-  Tensor<T> zeros_;               // [3*H] stand-in for absent peepholes and biases
-  // scratch, [B, ...]
-  Tensor<T> x_, y_;               // layer input [B, I_layer] and output [B, D*R]
-  Tensor<T> g_, hp_;              // [B, G*H] gate pre-activations and recurrent products
-  Tensor<T> h_til_, c_next_, rh_; // [B, H]
+  // The recurrent layers (src/model/step_kernels.h, shared with the graph's stepper, stepper.h).
+  std::unique_ptr<detail::RnnStackStep<T>> rnn_;
 };
 
 }  // namespace recur

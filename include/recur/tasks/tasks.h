@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "recur/core/loss.h"
+#include "recur/model/decoding.h"
 #include "recur/model/model.h"
 #include "recur/core/random.h"
 #include "recur/data/task_data.h"
@@ -150,12 +151,9 @@ std::vector<std::vector<double>> classify_probabilities(const TaskModel& model, 
 std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& model, const std::vector<TaskExample>& examples,
                                                   int64_t batch = 64);
 
-struct DecodeOptions {
-  int64_t beam = 1;              // 1 = greedy
-  double length_penalty = 1.0;   // beam: score = log p / length^alpha (0 = raw log p)
-  int64_t max_length = 50;       // output tokens, <eos> not counted
-};
-// seq2seq: output ids (without <eos>) per example.
+// seq2seq: output ids (without <eos>) per example; DecodeOptions and the decoding semantics are
+// in decoding.h (greedy a batch at a time, beam search with all hypotheses of a batch stepped
+// together).
 std::vector<std::vector<int32_t>> translate(const TaskModel& model, const std::vector<TaskExample>& examples,
                                             const DecodeOptions& opts, int64_t batch = 64);
 

@@ -1,0 +1,176 @@
+// One inference step of a stack of recurrent layers: see step_kernels.h.
+#include "step_kernels.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <omp.h>
+
+#include "blas.h"
+#include "cell_kernels.h"
+#include "recur/core/error.h"
+
+namespace recur::detail {
+
+// At B = 1 this is a matrix-vector product, which OpenBLAS runs on one thread however many it
+// has: with several threads the rows of W are split among them, once W is large enough to pay
+// for the fork (4 MiB per layer of a 2x512 LSTM; a 1x128 model's 256 KiB stays on one thread).
+template <typename T>
+void step_product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T beta, T* y, int64_t ldy) {
+  const int threads = omp_get_max_threads();
+  if (B != 1 || threads < 2 || N * K < (int64_t(1) << 18) || N < 64) {
+    blas::gemm(false, true, B, N, K, T(1), x, K, W, K, beta, y, ldy);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = (N * t / n) & ~int64_t(15), hi = t + 1 == n ? N : (N * (t + 1) / n) & ~int64_t(15);
+    if (hi > lo) blas::gemm(false, true, 1, hi - lo, K, T(1), x, K, W + lo * K, K, beta, y + lo, N);
+  }
+}
+
+namespace {
+
+// Layer 0's per-token table is built when it stays this small (a char-level model's is well
+// under 1 MiB; a 10k-word model's would be tens of MiB and cost more to build than it saves).
+constexpr size_t kMaxTableBytes = size_t(4) << 20;
+
+}  // namespace
+
+template <typename T>
+RnnStackStep<T>::RnnStackStep(const RnnConfig& cfg, const RnnParams<T>& params, StepInput input,
+                              const Tensor<T>* embedding, int64_t vocab)
+    : cfg_(cfg), p_(&params), input_(input), emb_(embedding), V_(vocab) {
+  const RnnConfig& r = cfg_;
+  const int64_t H = r.hidden_size, GH = r.gates() * H;
+  if (int64_t(params.dirs.size()) != r.num_layers * r.directions())
+    throw ShapeError("RnnStackStep: " + std::to_string(params.dirs.size()) + " parameter sets for " +
+                     std::to_string(r.num_layers * r.directions()) + " layers and directions");
+  if (input == StepInput::embedding && (!embedding || embedding->rank() != 2 || embedding->dim(0) != vocab ||
+                                        embedding->dim(1) != r.input_size))
+    throw ShapeError("RnnStackStep: expected an embedding [" + std::to_string(vocab) + ", " +
+                     std::to_string(r.input_size) + "]");
+  if (input == StepInput::one_hot && r.input_size != vocab)
+    throw ShapeError("RnnStackStep: one-hot input of " + std::to_string(vocab) + " tokens into a layer of input " +
+                     std::to_string(r.input_size));
+  const bool gru_after = r.cell == CellType::gru && r.gru_reset == GruReset::after;
+  zeros_ = Tensor<T>({std::max<int64_t>(3 * H, GH)});
+  bias_.resize(params.dirs.size());
+  for (size_t k = 0; k < bias_.size(); ++k) {
+    bias_[k] = Tensor<T>({GH});
+    if (!r.bias) continue;
+    const auto& p = params.dirs[k];
+    for (int64_t j = 0; j < GH; ++j)
+      bias_[k].data[size_t(j)] = p.b_ih.data[size_t(j)] + (gru_after && j >= 2 * H ? T(0) : p.b_hh.data[size_t(j)]);
+  }
+  const int64_t E = r.input_size;
+  if (input == StepInput::embedding && r.directions() == 1 && size_t(V_ * GH) * sizeof(T) <= kMaxTableBytes) {
+    table_ = Tensor<T>({V_, GH});
+    for (int64_t v = 0; v < V_; ++v) std::memcpy(table_.ptr() + v * GH, bias_[0].ptr(), size_t(GH) * sizeof(T));
+    blas::gemm(false, true, V_, GH, E, T(1), embedding->ptr(), E, params.dirs[0].w_ih.ptr(), E, T(1), table_.ptr(),
+               GH);
+  }
+}
+
+template <typename T>
+T* RnnStackStep<T>::input(int64_t B) {
+  x_.resize({B, cfg_.input_size});
+  return x_.ptr();
+}
+
+template <typename T>
+void RnnStackStep<T>::step(std::span<const int32_t> ids, int64_t B, RnnState<T>& state) {
+  const RnnConfig& r = cfg_;
+  const RnnParams<T>& P = *p_;
+  const int64_t L = r.num_layers, D = r.directions(), H = r.hidden_size, R = r.state_size();
+  const int64_t G = r.gates(), GH = G * H, DR = D * R, E = r.input_size;
+  const bool lstm = r.cell == CellType::lstm, gru = r.cell == CellType::gru;
+  if (state.h.empty()) {
+    state.h.resize({L * D, B, R});
+    state.h.zero();
+  }
+  if (lstm && state.c.empty()) {
+    state.c.resize({L * D, B, H});
+    state.c.zero();
+  }
+  check_shape("step state h", state.h.shape, {L * D, B, R});
+  if (lstm) check_shape("step state c", state.c.shape, {L * D, B, H});
+
+  g_.resize({B, GH});
+  hp_.resize({B, GH});
+  h_til_.resize({B, H});
+  c_next_.resize({B, H});
+  rh_.resize({B, H});
+  if (input_ == StepInput::embedding && table_.empty()) {  // embedding rows [B, E]: layer 0's input
+    x_.resize({B, E});
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(x_.ptr() + b * E, emb_->ptr() + int64_t(ids[size_t(b)]) * E, size_t(E) * sizeof(T));
+  }
+  if (input_ == StepInput::rows) check_shape("step input", x_.shape, {B, E});
+
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t I = r.layer_input_size(l);
+    y_.resize({B, DR});
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t k = l * D + d;
+      const DirectionParams<T>& p = P.dirs[size_t(k)];
+      T* g = g_.ptr();  // [B, G*H]
+      // Input side.
+      if (l == 0 && !table_.empty()) {
+        for (int64_t b = 0; b < B; ++b)
+          std::memcpy(g + b * GH, table_.ptr() + int64_t(ids[size_t(b)]) * GH, size_t(GH) * sizeof(T));
+      } else if (l == 0 && input_ == StepInput::one_hot) {  // column ids[b] of W_ih [G*H, V]
+        for (int64_t b = 0; b < B; ++b) {
+          const T* col = p.w_ih.ptr() + ids[size_t(b)];
+          const T* bias = bias_[size_t(k)].ptr();
+          for (int64_t j = 0; j < GH; ++j) g[b * GH + j] = bias[j] + col[j * V_];
+        }
+      } else {
+        for (int64_t b = 0; b < B; ++b) std::memcpy(g + b * GH, bias_[size_t(k)].ptr(), size_t(GH) * sizeof(T));
+        step_product(B, GH, I, x_.ptr(), p.w_ih.ptr(), T(1), g, GH);
+      }
+
+      T* h = state.h.ptr() + k * B * R;                 // [B, R] h_prev in, h_next out
+      T* c = lstm ? state.c.ptr() + k * B * H : nullptr;  // [B, H]
+      T* h_new = h_til_.ptr();                          // [B, H] (R = H except LSTMP)
+      if (r.cell == CellType::rnn_tanh || r.cell == CellType::rnn_relu) {
+        step_product(B, H, R, h, p.w_hh.ptr(), T(1), g, GH);
+        for (int64_t b = 0; b < B; ++b) kernels::rnn_row(H, r.cell == CellType::rnn_relu, g + b * GH, h_new + b * H);
+      } else if (gru && r.gru_reset == GruReset::after) {
+        step_product(B, GH, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
+        const T* b_hn = r.bias ? p.b_hh.ptr() + 2 * H : zeros_.ptr();
+        for (int64_t b = 0; b < B; ++b)
+          kernels::gru_after_row(H, g + b * GH, hp_.ptr() + b * GH, b_hn, h + b * R, h_new + b * H);
+      } else if (gru) {
+        step_product(B, 2 * H, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
+        for (int64_t b = 0; b < B; ++b)
+          kernels::gru_before_rz_row(H, g + b * GH, hp_.ptr() + b * GH, h + b * R, rh_.ptr() + b * H);
+        step_product(B, H, H, rh_.ptr(), p.w_hh.ptr() + 2 * H * H, T(1), g + 2 * H, GH);
+        for (int64_t b = 0; b < B; ++b) kernels::gru_before_out_row(H, g + b * GH, h + b * R, h_new + b * H);
+      } else {  // LSTM
+        step_product(B, GH, R, h, p.w_hh.ptr(), T(1), g, GH);
+        const T* z = zeros_.ptr();
+        const bool peep = r.peephole;
+        for (int64_t b = 0; b < B; ++b)
+          kernels::lstm_row(H, g + b * GH, c + b * H, peep ? p.w_peep.ptr() : z, peep ? p.w_peep.ptr() + H : z,
+                            peep ? p.w_peep.ptr() + 2 * H : z, c_next_.ptr() + b * H, h_new + b * H);
+        std::memcpy(c, c_next_.ptr(), size_t(B * H) * sizeof(T));
+      }
+      if (r.proj_size > 0) {  // LSTMP: the state is W_hr h~ [B, P]
+        step_product(B, R, H, h_new, p.w_hr.ptr(), T(0), h, R);
+      } else {
+        std::memcpy(h, h_new, size_t(B * R) * sizeof(T));
+      }
+      for (int64_t b = 0; b < B; ++b) std::memcpy(y_.ptr() + b * DR + d * R, h + b * R, size_t(R) * sizeof(T));
+    }
+    std::swap(x_, y_);  // this layer's output is the next one's input
+  }
+}
+
+template void step_product<float>(int64_t, int64_t, int64_t, const float*, const float*, float, float*, int64_t);
+template void step_product<double>(int64_t, int64_t, int64_t, const double*, const double*, double, double*, int64_t);
+template class RnnStackStep<float>;
+template class RnnStackStep<double>;
+
+}  // namespace recur::detail
