@@ -273,12 +273,13 @@ void run(const ShowArgs& a) {
   const std::vector<int32_t> no_target(size_t(Tn), -1);
   LmBatch batch{.input = input, .target = no_target, .mask = {}, .lengths = {}, .steps = Tn, .batch = 1};
   RnnState<float> state;
-  LmCache<float> cache;
-  // The page shows every step's gates: the reference path keeps them in cache.rnn.dirs.
-  lm_forward_backward<float>(cfg, model.params, batch, state, {.backend = RnnBackend::reference}, cache, nullptr, 0.0);
+  ModelCache<float> cache;
+  const ModelSpec graph = model.graph();
+  // The page shows every step's gates: the reference path keeps them in the rnn layer's cache.
+  lm_forward_backward<float>(graph, model.params, batch, state, {.backend = RnnBackend::reference}, cache, nullptr, 0.0);
 
   // values[u][i]: the quantity after reading shown token i (input position i + 1).
-  const DirectionCache<float>& dc = cache.rnn.dirs[size_t(layer)];
+  const DirectionCache<float>& dc = cache.layers[size_t(graph.layer_index("rnn"))].rnn.dirs[size_t(layer)];
   const int64_t H = rc.hidden_size, R = rc.state_size(), GH = rc.gates() * H;
   const int64_t units = gate < 0 ? R : H;
   std::vector<std::vector<float>> values(static_cast<size_t>(units), std::vector<float>(static_cast<size_t>(n)));
@@ -320,7 +321,7 @@ void run(const ShowArgs& a) {
   json preds = json::array();
   std::vector<int32_t> order(static_cast<size_t>(V));
   for (int64_t i = 0; i < n; ++i) {
-    const float* row = cache.logits.ptr() + (i + 1) * V;
+    const float* row = model_output(graph, cache, graph.layers.back().name).ptr() + (i + 1) * V;
     const float mx = *std::max_element(row, row + V);
     double sum = 0;
     for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - double(mx));

@@ -45,24 +45,32 @@ constexpr size_t kMaxTableBytes = size_t(4) << 20;
 }  // namespace
 
 template <typename T>
-LmStepper<T>::LmStepper(const LmConfig& cfg, const LmParams<T>& params) : cfg_(cfg), p_(&params) {
-  lm_check_params(cfg_, params);
+LmStepper<T>::LmStepper(const LmConfig& cfg, const ModelParams<T>& model) : cfg_(cfg) {
+  // The graph's parameters, found by the LM graph's layer names (lm.h).
+  const ModelSpec spec = lm_model_spec(cfg_);
+  model_check_params(spec, model);
+  if (cfg_.embed_size > 0) encoder_ = &model.layers[size_t(spec.layer_index("encoder"))].weight;
+  rnn_ = &model.layers[size_t(spec.layer_index("rnn"))].rnn;
+  const LayerParams<T>& dec = model.layers[size_t(spec.layer_index("decoder"))];
+  decoder_w_ = &dec.weight;
+  decoder_b_ = &dec.bias;
+  const RnnParams<T>& params = *rnn_;
   const RnnConfig& r = cfg_.rnn;
   const int64_t H = r.hidden_size, GH = r.gates() * H, V = cfg_.vocab_size, E = cfg_.embed_size;
   const bool gru_after = r.cell == CellType::gru && r.gru_reset == GruReset::after;
   zeros_ = Tensor<T>({std::max<int64_t>(3 * H, GH)});
-  bias_.resize(params.rnn.dirs.size());
+  bias_.resize(params.dirs.size());
   for (size_t k = 0; k < bias_.size(); ++k) {
     bias_[k] = Tensor<T>({GH});
     if (!r.bias) continue;
-    const auto& p = params.rnn.dirs[k];
+    const auto& p = params.dirs[k];
     for (int64_t j = 0; j < GH; ++j)
       bias_[k].data[size_t(j)] = p.b_ih.data[size_t(j)] + (gru_after && j >= 2 * H ? T(0) : p.b_hh.data[size_t(j)]);
   }
   if (E > 0 && r.directions() == 1 && size_t(V * GH) * sizeof(T) <= kMaxTableBytes) {
     table_ = Tensor<T>({V, GH});
     for (int64_t v = 0; v < V; ++v) std::memcpy(table_.ptr() + v * GH, bias_[0].ptr(), size_t(GH) * sizeof(T));
-    blas::gemm(false, true, V, GH, E, T(1), params.encoder.ptr(), E, params.rnn.dirs[0].w_ih.ptr(), E, T(1),
+    blas::gemm(false, true, V, GH, E, T(1), encoder_->ptr(), E, params.dirs[0].w_ih.ptr(), E, T(1),
                table_.ptr(), GH);
   }
 }
@@ -70,7 +78,6 @@ LmStepper<T>::LmStepper(const LmConfig& cfg, const LmParams<T>& params) : cfg_(c
 template <typename T>
 void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor<T>& logits) {
   const RnnConfig& r = cfg_.rnn;
-  const LmParams<T>& P = *p_;
   const int64_t B = int64_t(ids.size()), L = r.num_layers, D = r.directions(), H = r.hidden_size, R = r.state_size();
   const int64_t G = r.gates(), GH = G * H, DR = D * R, V = cfg_.vocab_size, E = cfg_.embed_size;
   if (B < 1) throw ShapeError("LmStepper::step: expected at least one id");
@@ -98,7 +105,7 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
   if (E > 0 && table_.empty()) {  // embedding rows [B, E]: layer 0's input
     x_.resize({B, E});
     for (int64_t b = 0; b < B; ++b)
-      std::memcpy(x_.ptr() + b * E, P.encoder.ptr() + int64_t(ids[size_t(b)]) * E, size_t(E) * sizeof(T));
+      std::memcpy(x_.ptr() + b * E, encoder_->ptr() + int64_t(ids[size_t(b)]) * E, size_t(E) * sizeof(T));
   }
 
   for (int64_t l = 0; l < L; ++l) {
@@ -106,7 +113,7 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
     y_.resize({B, DR});
     for (int64_t d = 0; d < D; ++d) {
       const int64_t k = l * D + d;
-      const DirectionParams<T>& p = P.rnn.dirs[size_t(k)];
+      const DirectionParams<T>& p = rnn_->dirs[size_t(k)];
       T* g = g_.ptr();  // [B, G*H]
       // Input side.
       if (l == 0 && !table_.empty()) {
@@ -161,8 +168,8 @@ void LmStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, Tensor
 
   // Decoder: logits [B, V] = y W^T + b.
   logits.resize({B, V});
-  for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * V, P.decoder_b.ptr(), size_t(V) * sizeof(T));
-  product(B, V, DR, x_.ptr(), P.decoder_w.ptr(), T(1), logits.ptr(), V);
+  for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * V, decoder_b_->ptr(), size_t(V) * sizeof(T));
+  product(B, V, DR, x_.ptr(), decoder_w_->ptr(), T(1), logits.ptr(), V);
 }
 
 template class LmStepper<float>;

@@ -1,5 +1,5 @@
 // recur/model/lm_stepper.h - a language model stepped one token at a time for generation: the
-// inference-only counterpart of lm_step.
+// inference-only counterpart of lm_step. It reads the LM graph's parameters (lm.h) by layer name.
 //
 // lm_step runs the training code path with T = 1 (caches, masks, loss); generation needs none of
 // that, and at batch 1 every product is a matrix-vector product, so the fixed costs dominate.
@@ -25,7 +25,8 @@ namespace recur {
 template <typename T>
 class LmStepper {
  public:
-  LmStepper(const LmConfig& cfg, const LmParams<T>& params);  // checks the parameters' shapes
+  // params: the graph of lm_model_spec(cfg) (lm.h); checks the parameters' shapes.
+  LmStepper(const LmConfig& cfg, const ModelParams<T>& params);
 
   // ids [B] -> logits [B, V]; state: [L*D, B, R] (and c) advanced in place, zeros when empty.
   // Throws Error for an id outside [0, V) or a state of the wrong shape.
@@ -35,7 +36,10 @@ class LmStepper {
 
  private:
   LmConfig cfg_;
-  const LmParams<T>* p_;
+  const Tensor<T>* encoder_ = nullptr;  // "encoder.weight" [V, E]; null for one-hot input
+  const RnnParams<T>* rnn_ = nullptr;
+  const Tensor<T>* decoder_w_ = nullptr;  // [V, D*R]
+  const Tensor<T>* decoder_b_ = nullptr;  // [V]
   Tensor<T> table_;               // [V, G*H] layer 0 input side per token (biases included), or empty
   std::vector<Tensor<T>> bias_;   // [L*D] [G*H] b_ih + b_hh, except GRU-after's b_hn (inside the reset)
   Tensor<T> zeros_;               // [3*H] stand-in for absent peepholes and biases
