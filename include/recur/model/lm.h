@@ -7,7 +7,7 @@
 // (embedding output, between layers via RnnConfig::dropout, last layer output).
 //
 // Shapes (glossary in tensor.h): ids and targets [T, B] time-major; embeddings [T, B, E];
-// recurrent output [T, B, D*R]; logits [T*B, V].
+// recurrent output [T, B, D*R]; logits [T, B, V] (the loss reads them as [T*B, V]).
 #pragma once
 
 #include <cstdint>
