@@ -122,9 +122,10 @@ struct Runner {
 // Keeps every model alive for the duration of the run.
 struct LmBench {
   LmConfig cfg;
-  LmParams<float> params;
-  LmGrads<float> grads;
-  LmCache<float> cache;
+  ModelSpec graph;  // lm_model_spec(cfg)
+  ModelParams<float> params;
+  ModelGrads<float> grads;
+  ModelCache<float> cache;
   std::vector<ParamRef<float>> refs;
   std::optional<Optimizer<float>> opt;
   std::vector<int32_t> input, target;  // [T, B]
@@ -149,6 +150,7 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
   m.cfg.vocab_size = c.vocab;
   m.cfg.embed_size = c.embed;
   m.cfg.rnn = rnn_config(c, m.cfg.input_size(), false);
+  m.graph = lm_model_spec(m.cfg);
   m.params = lm_init_params<float>(m.cfg, rng);
   const int64_t n = c.steps * c.batch;
   m.input = random_ids(rng, n, c.vocab);
@@ -171,19 +173,16 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
   if (c.mode == "forward")
     return {[&m, batch] {
               RnnState<float> state;
-              return lm_forward_backward<float>(m.cfg, m.params, batch, state, {}, m.cache, nullptr, 0.0).mean();
+              return lm_forward_backward<float>(m.graph, m.params, batch, state, {}, m.cache, nullptr, 0.0).mean();
             },
             n};
-  m.grads = lm_zero_grads<float>(m.cfg);
-  std::vector<std::pair<std::string, Tensor<float>*>> pv, gv;
-  lm_for_each_param(m.cfg, m.params, [&](const std::string& name, Tensor<float>& t) { pv.emplace_back(name, &t); });
-  lm_for_each_param(m.cfg, m.grads, [&](const std::string& name, Tensor<float>& t) { gv.emplace_back(name, &t); });
-  for (size_t i = 0; i < pv.size(); ++i) m.refs.push_back(param_ref(pv[i].first, *pv[i].second, *gv[i].second));
+  m.grads = model_zero_grads<float>(m.graph);
+  m.refs = model_param_refs(m.graph, m.params, m.grads);
   m.opt.emplace(OptimizerConfig{.type = OptimizerType::adam, .lr = 1e-3}, m.refs);
   return {[&m, batch, n] {
             m.grads.zero();
             RnnState<float> state;
-            const LossSum loss = lm_forward_backward<float>(m.cfg, m.params, batch, state, {.training = true, .rng = nullptr},
+            const LossSum loss = lm_forward_backward<float>(m.graph, m.params, batch, state, {.training = true, .rng = nullptr},
                                                             m.cache, &m.grads, 1.0 / double(n));
             clip_grad_norm(m.refs, 5.0);
             m.opt->step();

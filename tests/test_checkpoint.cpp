@@ -91,8 +91,8 @@ TEST_F(CheckpointTest, RoundTripKeepsEverything) {
       EXPECT_EQ(back.tensors.at("optim.decoder.bias.exp_avg").data, ck.tensors.at("optim.decoder.bias.exp_avg").data);
       EXPECT_EQ(back.tensors.at("train.state.h").shape, (Shape{2, 1, 5}));
       std::vector<std::vector<float>> a, b;
-      lm_for_each_param(ck.model.spec.lm, ck.model.params, [&](const std::string&, const Tensor<float>& t) { a.push_back(t.data); });
-      lm_for_each_param(back.model.spec.lm, back.model.params, [&](const std::string&, const Tensor<float>& t) { b.push_back(t.data); });
+      model_for_each_param(ck.model.graph(), ck.model.params, [&](const std::string&, const Tensor<float>& t, bool) { a.push_back(t.data); });
+      model_for_each_param(back.model.graph(), back.model.params, [&](const std::string&, const Tensor<float>& t, bool) { b.push_back(t.data); });
       EXPECT_EQ(a, b);
       // PyTorch-compatible names.
       const SafetensorsReader rd = SafetensorsReader::open(p);
@@ -110,7 +110,7 @@ TEST_F(CheckpointTest, RoundTripKeepsEverything) {
 TEST_F(CheckpointTest, SaveRefusesBadModels) {
   Checkpoint ck;
   ck.model = small_model(CellType::lstm, 0);
-  ck.model.params.decoder_b.data[1] = std::nanf("");
+  ck.model.params.layers[size_t(ck.model.graph().layer_index("decoder"))].bias.data[1] = std::nanf("");
   EXPECT_THROW(save_checkpoint(path("nan.safetensors"), ck), Error);
   EXPECT_FALSE(fs::exists(path("nan.safetensors")));
   ck.model = small_model(CellType::lstm, 0);

@@ -348,22 +348,27 @@ TEST(TrainDiagnostics, RecordedValuesMatchDirectComputation) {
   StreamBatcher batches(encode_stream(ck.model.vocab, text), {.batch_size = 4, .seq_len = 12, .drop_last = false});
   TextBatch tb;
   ASSERT_TRUE(batches.next(tb));
-  LmGrads<float> grads = lm_zero_grads<float>(cfg);
-  LmCache<float> cache;
+  const ModelSpec graph = ck.model.graph();
+  ModelGrads<float> grads = model_zero_grads<float>(graph);
+  ModelCache<float> cache;
   RnnState<float> state;
-  // The reference path keeps every step's gates in cache.rnn.dirs (read by gate_stats below).
-  lm_forward_backward<float>(cfg, ck.model.params, lm_batch_of(tb, TextMode::stream), state,
+  // The reference path keeps every step's gates in the rnn layer's cache (read by gate_stats below).
+  lm_forward_backward<float>(graph, ck.model.params, lm_batch_of(tb, TextMode::stream), state,
                              {.backend = RnnBackend::reference}, cache, &grads, 1.0 / double(tb.tokens()));
   double sq = 0;
-  lm_for_each_param(cfg, grads, [&](const std::string&, const Tensor<float>& g) {
+  model_for_each_param(graph, grads, [&](const std::string&, const Tensor<float>& g, bool) {
     for (float v : g.data) sq += double(v) * double(v);
   });
   EXPECT_NEAR(diag["grad_norm"].get<double>(), std::sqrt(sq), 1e-6 * std::sqrt(sq));
   // The core's own backward: grad_state0 is dLoss/dh at slot 0 of every layer.
   RnnGrads<float> rg = rnn_zero_grads<float>(cfg.rnn);
   RnnState<float> gs0;
-  rnn_backward(cfg.rnn, ck.model.params.rnn, cache.x, cache.rnn, cache.grad_h, RnnState<float>(), rg, nullptr, &gs0);
-  const std::vector<LayerDiagnostics> direct = lm_layer_diagnostics(cfg, ck.model.params, cache);
+  const size_t rnn_at = size_t(graph.layer_index("rnn"));
+  LayerCache<float>& rnn_cache = cache.layers[rnn_at];
+  const Tensor<float>& rnn_x = model_output(graph, cache, graph.layers[rnn_at].inputs[0]);
+  rnn_backward(cfg.rnn, ck.model.params.layers[rnn_at].rnn, rnn_x, rnn_cache.rnn, rnn_cache.grad_out, RnnState<float>(), rg,
+               nullptr, &gs0);
+  const std::vector<LayerDiagnostics> direct = lm_layer_diagnostics(graph, ck.model.params, cache);
   const int64_t B = 4, R = 8, T = 12;
   for (int64_t l = 0; l < 2; ++l) {
     SCOPED_TRACE("layer " + std::to_string(l));
@@ -381,7 +386,7 @@ TEST(TrainDiagnostics, RecordedValuesMatchDirectComputation) {
     }
     // The last slot's gradient is only its own output's; the last step's loss reaches far back.
     EXPECT_GT(rec["grad_h_last"][0].get<double>(), 0);
-    const GateStats gs = gate_stats(cfg.rnn, cache.rnn.dirs[size_t(l)].gates, {});
+    const GateStats gs = gate_stats(cfg.rnn, rnn_cache.rnn.dirs[size_t(l)].gates, {});
     EXPECT_NEAR(rec["saturated"].get<double>(), gs.saturated, 1e-12);
     EXPECT_NEAR(rec["keep_mean"].get<double>(), gs.keep_mean, 1e-12);
     EXPECT_NEAR(rec["gates"]["f"]["mean"].get<double>(), gs.gates[1].mean, 1e-12);

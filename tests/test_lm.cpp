@@ -1,14 +1,20 @@
-// The language model end to end in the library: gradients of the whole model against finite
-// differences (embedding and one-hot input, dropout, padded batches), and a task that only a
-// working recurrence can solve, learned by LSTM and GRU but not by the basic RNN.
+// The language model end to end in the library, built as a model.h layer graph (lm.h): gradients
+// of the whole model against finite differences (every cell variant, embedding and one-hot
+// input, dropout with fixed masks, padded batches, a carried state, tied weights), the graph's
+// layout and initialisation, and a task that only a working recurrence can solve, learned by
+// LSTM and GRU but not by the basic RNN.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "cell_variants.h"
 #include "gradcheck.h"
 #include "recur/model/lm.h"
 #include "recur/core/optim.h"
+#include "recur/core/safetensors.h"
 
 namespace recur {
 namespace {
@@ -17,7 +23,8 @@ using test::GradCheckInput;
 
 struct LmProblem {
   LmConfig cfg;
-  LmParams<double> params;
+  ModelSpec spec;  // lm_model_spec(cfg), or a variant of it (tied weights)
+  ModelParams<double> params;
   std::vector<int32_t> input, target;  // [T, B]
   std::vector<float> mask;             // [T, B] or empty
   std::vector<int64_t> lengths;        // [B] or empty
@@ -27,21 +34,24 @@ struct LmProblem {
   LmBatch batch() const {
     return {.input = input, .target = target, .mask = mask, .lengths = lengths, .steps = T, .batch = B};
   }
-  LossSum run(LmGrads<double>* grads, bool training) const {
-    RnnState<double> state = state0;
-    LmCache<double> cache;
+  LossSum run(ModelGrads<double>* grads, bool training) const {
+    RnnState<double> state = state0;  // the carried state of stream mode: a constant of the chunk
+    ModelCache<double> cache;
     Rng rng(11);  // the same dropout masks on every call
-    return lm_forward_backward(cfg, params, batch(), state, {.training = training, .rng = &rng}, cache, grads, 1.0);
+    return lm_forward_backward(spec, params, batch(), state, {.training = training, .rng = &rng}, cache, grads, 1.0);
   }
 };
 
-LmProblem make_lm(CellType cell, int64_t embed, bool padded, double dropout) {
+LmProblem make_lm(const RnnConfig& rnn, int64_t embed, bool padded, double dropout) {
   LmProblem p;
   const int64_t V = 7;
   p.cfg.vocab_size = V;
   p.cfg.embed_size = embed;
   p.cfg.dropout = dropout;
-  p.cfg.rnn = {.cell = cell, .input_size = embed > 0 ? embed : V, .hidden_size = 4, .num_layers = 2, .dropout = dropout};
+  p.cfg.rnn = rnn;
+  p.cfg.rnn.input_size = embed > 0 ? embed : V;
+  p.cfg.rnn.dropout = dropout;
+  p.spec = lm_model_spec(p.cfg);
   Rng rng(5);
   p.params = lm_init_params<double>(p.cfg, rng, 0.5);
   for (int64_t k = 0; k < p.T * p.B; ++k) {
@@ -58,16 +68,22 @@ LmProblem make_lm(CellType cell, int64_t embed, bool padded, double dropout) {
   for (auto& v : p.state0.c.data) v = rng.uniform(-0.5, 0.5);
   return p;
 }
+LmProblem make_lm(CellType cell, int64_t embed, bool padded, double dropout) {
+  return make_lm(RnnConfig{.cell = cell, .hidden_size = 4, .num_layers = 2}, embed, padded, dropout);
+}
 
 void check_lm_gradients(LmProblem p, bool training, const std::string& what) {
-  LmGrads<double> grads = lm_zero_grads<double>(p.cfg);
+  ModelGrads<double> grads = model_zero_grads<double>(p.spec);
   const LossSum loss = p.run(&grads, training);
   ASSERT_GT(loss.count, 0);
   std::vector<Tensor<double>*> values;
-  lm_for_each_param(p.cfg, p.params, [&](const std::string&, Tensor<double>& t) { values.push_back(&t); });
+  model_for_each_param(p.spec, p.params, [&](const std::string&, Tensor<double>& t, bool) { values.push_back(&t); });
   std::vector<GradCheckInput> inputs;
   size_t k = 0;
-  lm_for_each_param(p.cfg, grads, [&](const std::string& name, Tensor<double>& g) { inputs.push_back({name, values[k++], &g}); });
+  model_for_each_param(p.spec, grads, [&](const std::string& name, Tensor<double>& g, bool) {
+    inputs.push_back({name, values[k++], &g});
+  });
+  ASSERT_EQ(k, values.size());
   EXPECT_GRADCHECK([&] { return p.run(nullptr, training).sum; }, inputs, {.eps = 1e-5, .max_per_tensor = 0, .floor = 1e-3})
       << what;
 }
@@ -79,6 +95,132 @@ TEST(LmGradients, PaddedBatchMatchesFiniteDifferences) {
 }
 TEST(LmGradients, DropoutWithFixedMasksMatchesFiniteDifferences) {
   check_lm_gradients(make_lm(CellType::lstm, 3, true, 0.3), true, "dropout");
+}
+
+// Every cell variant of the core, with embedding and with one-hot input, from a carried
+// (nonzero) state, as the LM graph.
+TEST(LmGradients, EveryCellVariantEmbeddingAndOneHotMatchFiniteDifferences) {
+  for (const auto& v : test::cell_variants())
+    for (int64_t embed : {int64_t(3), int64_t(0)}) {
+      const RnnConfig rc = v.applied_to({.hidden_size = 4, .num_layers = 2}, 3);
+      check_lm_gradients(make_lm(rc, embed, false, 0), false, v.name + (embed > 0 ? " embedding" : " one-hot"));
+    }
+}
+
+TEST(LmGradients, DropoutEveryCellFamilyMatchesFiniteDifferences) {
+  for (CellType cell : {CellType::rnn_tanh, CellType::gru}) check_lm_gradients(make_lm(cell, 0, false, 0.3), true, "dropout");
+}
+
+// The LM graph with its decoder tied to the encoder (E = R): the shared matrix's gradient sums
+// the embedding's and the head's use.
+LmProblem make_tied_lm(CellType cell) {
+  LmProblem p = make_lm(RnnConfig{.cell = cell, .hidden_size = 3, .num_layers = 1}, 3, false, 0);
+  ModelSpec s;
+  s.tokens("ids", p.cfg.vocab_size);
+  s.embedding("encoder", "ids", 3);
+  s.rnn("rnn", "encoder", p.cfg.rnn);
+  s.linear("decoder", "rnn", p.cfg.vocab_size, "encoder");
+  s.validate();
+  p.spec = s;
+  Rng rng(9);
+  p.params = model_init_params<double>(s, rng, {.scheme = ModelInitOptions::Scheme::uniform, .scale = 0.5});
+  return p;
+}
+
+TEST(LmGradients, TiedWeightsMatchFiniteDifferences) {
+  for (CellType cell : {CellType::lstm, CellType::gru}) {
+    LmProblem p = make_tied_lm(cell);
+    std::vector<std::string> names;
+    model_for_each_param(p.spec, p.params, [&](const std::string& n, Tensor<double>&, bool) { names.push_back(n); });
+    EXPECT_EQ(std::count(names.begin(), names.end(), "decoder.weight"), 0) << "a tied head has no matrix of its own";
+    EXPECT_EQ(names.back(), "decoder.bias");
+    check_lm_gradients(p, false, "tied");
+    // Every row of the shared matrix has a gradient now: the rows list says so.
+    ModelGrads<double> g = model_zero_grads<double>(p.spec);
+    p.run(&g, false);
+    EXPECT_EQ(g.layers[0].rows.size(), size_t(p.cfg.vocab_size));
+  }
+}
+
+TEST(LmGraph, TiedWeightsOfAnotherShapeAreRefused) {
+  ModelSpec s;
+  s.tokens("ids", 7);
+  s.embedding("encoder", "ids", 3);
+  s.rnn("rnn", "encoder", RnnConfig{.cell = CellType::lstm, .hidden_size = 4});
+  s.linear("decoder", "rnn", 7, "encoder");
+  try {
+    s.validate();
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model layer 'decoder' (linear): tie 'encoder': expected size"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The graph's parameter names are recur-lm v1's and PyTorch word_language_model's.
+TEST(LmGraph, LayersAndParameterNamesAreWordLanguageModels) {
+  LmConfig cfg{.vocab_size = 7, .embed_size = 3, .rnn = {.cell = CellType::lstm, .input_size = 3, .hidden_size = 4, .num_layers = 2}};
+  const ModelSpec s = lm_model_spec(cfg);
+  std::vector<std::string> layers;
+  for (const auto& l : s.layers) layers.push_back(l.name);
+  EXPECT_EQ(layers, (std::vector<std::string>{"encoder", "drop_in", "rnn", "drop_out", "decoder"}));
+  ModelParams<float> p = model_zero_params<float>(s);
+  std::vector<std::string> names;
+  model_for_each_param(s, p, [&](const std::string& n, Tensor<float>&, bool) { names.push_back(n); });
+  EXPECT_EQ(names.front(), "encoder.weight");
+  EXPECT_EQ(names[1], "rnn.weight_ih_l0");
+  EXPECT_EQ(names[names.size() - 2], "decoder.weight");
+  EXPECT_EQ(names.back(), "decoder.bias");
+  cfg.embed_size = 0;
+  cfg.rnn.input_size = 7;
+  const ModelSpec oh = lm_model_spec(cfg);
+  EXPECT_EQ(oh.layers[0].kind, LayerKind::onehot);
+  EXPECT_EQ(oh.width("onehot"), 7);
+}
+
+// init_scale > 0: every parameter in [-s, s] and the decoder bias drawn; 0: word_language_model's
+// scheme with the decoder bias 0 and encoder/decoder in [-0.1, 0.1].
+TEST(LmGraph, InitialisationSchemes) {
+  LmConfig cfg{.vocab_size = 11, .embed_size = 5, .rnn = {.cell = CellType::gru, .input_size = 5, .hidden_size = 40}};
+  const ModelSpec s = lm_model_spec(cfg);
+  Rng rng(3);
+  ModelParams<float> p = lm_init_params<float>(cfg, rng, 0.05);
+  double max_abs = 0, bias_abs = 0;
+  model_for_each_param(s, p, [&](const std::string& n, Tensor<float>& t, bool) {
+    for (float v : t.data) max_abs = std::max(max_abs, double(std::fabs(v)));
+    if (n == "decoder.bias")
+      for (float v : t.data) bias_abs = std::max(bias_abs, double(std::fabs(v)));
+  });
+  EXPECT_LE(max_abs, 0.05);
+  EXPECT_GT(bias_abs, 0.0);
+  ModelParams<float> q = lm_init_params<float>(cfg, rng, 0.0);
+  const size_t dec = size_t(s.layer_index("decoder")), enc = size_t(s.layer_index("encoder"));
+  for (float v : q.layers[dec].bias.data) EXPECT_EQ(v, 0.f);
+  double enc_abs = 0, rnn_abs = 0;
+  for (float v : q.layers[enc].weight.data) enc_abs = std::max(enc_abs, double(std::fabs(v)));
+  for (float v : q.layers[dec].weight.data) enc_abs = std::max(enc_abs, double(std::fabs(v)));
+  for (float v : q.layers[size_t(s.layer_index("rnn"))].rnn.dirs[0].w_hh.data) rnn_abs = std::max(rnn_abs, double(std::fabs(v)));
+  EXPECT_LE(enc_abs, 0.1);
+  EXPECT_GT(enc_abs, 0.05);
+  EXPECT_LE(rnn_abs, 1.0 / std::sqrt(40.0));  // PyTorch's default, 0.158 > 0.1
+  EXPECT_GT(rnn_abs, 0.1);
+}
+
+// Sparse embedding-row gradients: only the rows of ids in the batch are listed and nonzero.
+TEST(LmGradients, EmbeddingRowsAreTheBatchsIds) {
+  LmProblem p = make_lm(CellType::lstm, 3, false, 0);
+  for (auto& id : p.input) id = id % 4;  // ids 4..6 never occur
+  ModelGrads<double> g = model_zero_grads<double>(p.spec);
+  p.run(&g, false);
+  const LayerGrads<double>& e = g.layers[size_t(p.spec.layer_index("encoder"))];
+  std::vector<int32_t> want(p.input.begin(), p.input.end());
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  EXPECT_EQ(e.rows, want);
+  for (int64_t v = 4; v < 7; ++v)
+    for (int64_t j = 0; j < 3; ++j) EXPECT_EQ(e.weight.data[size_t(v * 3 + j)], 0.0);
+  g.zero();
+  EXPECT_TRUE(g.layers[size_t(p.spec.layer_index("encoder"))].rows.empty());
 }
 
 TEST(LmLoss, PaddingNeverCountsAndSumIsMaskWeighted) {
@@ -96,19 +238,84 @@ TEST(LmStep, OneStepEqualsSequenceForward) {
   LmProblem p = make_lm(CellType::gru, 3, false, 0);
   // Full forward over T steps, then the same tokens one at a time through lm_step.
   RnnState<double> s_full = p.state0;
-  LmCache<double> cache;
+  ModelCache<double> cache;
   std::vector<int32_t> no_target(p.input.size(), -1);
   LmBatch b = p.batch();
   b.target = no_target;
-  lm_forward_backward(p.cfg, p.params, b, s_full, {}, cache, nullptr, 0.0);
-  const Tensor<double> all_logits = cache.logits;  // [T*B, V]
+  lm_forward_backward(p.spec, p.params, b, s_full, {}, cache, nullptr, 0.0);
+  const Tensor<double> all_logits = model_output(p.spec, cache, "decoder");  // [T, B, V]
   RnnState<double> s = p.state0;
   Tensor<double> logits;
   for (int64_t t = 0; t < p.T; ++t) {
-    lm_step(p.cfg, p.params, std::span<const int32_t>(p.input).subspan(size_t(t * p.B), size_t(p.B)), s, cache, logits);
+    lm_step(p.spec, p.params, std::span<const int32_t>(p.input).subspan(size_t(t * p.B), size_t(p.B)), s, cache, logits);
     for (int64_t i = 0; i < p.B * 7; ++i) EXPECT_NEAR(logits.data[size_t(i)], all_logits.data[size_t(t * p.B * 7 + i)], 1e-12);
   }
   for (size_t i = 0; i < s.h.data.size(); ++i) EXPECT_NEAR(s.h.data[i], s_full.h.data[i], 1e-12);
+}
+
+// ---------------------------------------------------------------- PyTorch goldens
+
+// tools/gen_lm_golden.py: word_language_model-style modules in float64 (embedding or one-hot
+// input, a given initial state, tied weights): logits, final state, summed loss and every
+// parameter's gradient, against the LM graph's forward and backward.
+void check_lm_golden(const std::string& file, const ModelSpec& spec, bool lstm) {
+  const std::string path = std::string(RECUR_GOLDEN_DIR) + "/model/" + file;
+  const SafetensorsReader rd = SafetensorsReader::open(path);
+  ModelParams<double> params = model_zero_params<double>(spec);
+  int64_t n_params = 0;
+  model_for_each_param(spec, params, [&](const std::string& name, Tensor<double>& t, bool) {
+    t = rd.get<double>(name, t.shape);
+    ++n_params;
+  });
+  Shape ids_shape;
+  std::vector<int32_t> ids, targets;
+  for (int64_t v : rd.get_int("input.ids", &ids_shape)) ids.push_back(int32_t(v));
+  for (int64_t v : rd.get_int("input.targets")) targets.push_back(int32_t(v));
+  const int64_t Tn = ids_shape.at(0), B = ids_shape.at(1);
+  RnnState<double> state;
+  state.h = rd.get<double>("input.h0");
+  if (lstm) state.c = rd.get<double>("input.c0");
+  ModelCache<double> cache;
+  ModelGrads<double> grads = model_zero_grads<double>(spec);
+  const LmBatch batch{.input = ids, .target = targets, .mask = {}, .lengths = {}, .steps = Tn, .batch = B};
+  const LossSum loss = lm_forward_backward<double>(spec, params, batch, state, {}, cache, &grads, 1.0);
+  EXPECT_EQ(loss.count, Tn * B - 2) << file;  // two targets are -1
+  EXPECT_NEAR(loss.sum, rd.get<double>("loss").data.at(0), 1e-10) << file;
+  auto expect_near = [&](const Tensor<double>& got, const std::string& name) {
+    const Tensor<double> want = rd.get<double>(name, got.shape);
+    for (size_t i = 0; i < got.data.size(); ++i) EXPECT_NEAR(got.data[i], want.data[i], 1e-10) << file << " " << name << " [" << i << "]";
+  };
+  expect_near(model_output(spec, cache, spec.layers.back().name), "output");
+  expect_near(state.h, "state.h");
+  if (lstm) expect_near(state.c, "state.c");
+  int64_t n_grads = 0;
+  model_for_each_param(spec, grads, [&](const std::string& name, const Tensor<double>& g, bool) {
+    expect_near(g, "grad." + name);
+    ++n_grads;
+  });
+  EXPECT_EQ(n_grads, n_params);
+  EXPECT_GE(n_grads, 5);
+}
+
+TEST(LmGolden, EmbeddingLstmMatchesPyTorch) {
+  LmConfig cfg{.vocab_size = 7, .embed_size = 3, .rnn = {.cell = CellType::lstm, .input_size = 3, .hidden_size = 4, .num_layers = 2}};
+  check_lm_golden("lm_lstm_embedding.safetensors", lm_model_spec(cfg), true);
+}
+
+TEST(LmGolden, OneHotGruMatchesPyTorch) {
+  LmConfig cfg{.vocab_size = 7, .embed_size = 0, .rnn = {.cell = CellType::gru, .input_size = 7, .hidden_size = 5, .num_layers = 2}};
+  check_lm_golden("lm_gru_onehot.safetensors", lm_model_spec(cfg), false);
+}
+
+TEST(LmGolden, TiedWeightsMatchPyTorch) {
+  ModelSpec s;
+  s.tokens("ids", 7);
+  s.embedding("encoder", "ids", 4);
+  s.dropout("drop_in", "encoder", 0.0);
+  s.rnn("rnn", "drop_in", RnnConfig{.cell = CellType::lstm, .hidden_size = 4});
+  s.dropout("drop_out", "rnn", 0.0);
+  s.linear("decoder", "drop_out", 7, "encoder");
+  check_lm_golden("lm_lstm_tied.safetensors", s, true);
 }
 
 // The "remember the first token" task: a sequence starts with a key token in {2, 3}, then
@@ -135,26 +342,25 @@ double train_copy_task(const CopyTask& task) {
   cfg.embed_size = 8;
   cfg.rnn = {.cell = task.cell, .input_size = 8, .hidden_size = task.hidden};
   Rng rng(task.seed);
-  LmParams<float> params = lm_init_params<float>(cfg, rng);
+  const ModelSpec spec = lm_model_spec(cfg);
+  ModelParams<float> model = lm_init_params<float>(cfg, rng);
+  LayerParams<float>& encoder = model.layers[size_t(spec.layer_index("encoder"))];
+  LayerParams<float>& decoder = model.layers[size_t(spec.layer_index("decoder"))];
   // PyTorch's defaults for the modules around the cell: nn.Embedding N(0, 1), nn.Linear
   // U(-1/sqrt(H), 1/sqrt(H)). The task is sensitive to them.
-  for (auto& v : params.encoder.data) v = float(rng.normal());
+  for (auto& v : encoder.weight.data) v = float(rng.normal());
   const double bound = 1.0 / std::sqrt(double(task.hidden));
-  for (auto* t : {&params.decoder_w, &params.decoder_b})
+  for (auto* t : {&decoder.weight, &decoder.bias})
     for (auto& v : t->data) v = float(rng.uniform(-bound, bound));
-  rnn_set_forget_bias(cfg.rnn, params.rnn, task.forget_bias);     // no-op for GRU and RNN
-  LmGrads<float> grads = lm_zero_grads<float>(cfg);
-  std::vector<ParamRef<float>> refs;
-  std::vector<Tensor<float>*> values;
-  lm_for_each_param(cfg, params, [&](const std::string&, Tensor<float>& t) { values.push_back(&t); });
-  size_t k = 0;
-  lm_for_each_param(cfg, grads, [&](const std::string& n, Tensor<float>& g) { refs.push_back(param_ref(n, *values[k++], g)); });
+  rnn_set_forget_bias(cfg.rnn, model.layers[size_t(spec.layer_index("rnn"))].rnn, task.forget_bias);  // no-op for GRU and RNN
+  ModelGrads<float> grads = model_zero_grads<float>(spec);
+  std::vector<ParamRef<float>> refs = model_param_refs(spec, model, grads);
   OptimizerConfig oc;
   oc.type = OptimizerType::adam;
   oc.lr = task.lr;
   Optimizer<float> opt(oc, refs);
   std::vector<int32_t> input(size_t(T * B)), target(size_t(T * B), -1);
-  LmCache<float> cache;
+  ModelCache<float> cache;
   double recent = 0;
   int64_t recent_n = 0;
   for (int64_t step = 0; step < task.steps; ++step) {
@@ -167,7 +373,7 @@ double train_copy_task(const CopyTask& task) {
     RnnState<float> state;
     grads.zero();
     LmBatch batch{.input = input, .target = target, .mask = {}, .lengths = {}, .steps = T, .batch = B};
-    const LossSum l = lm_forward_backward(cfg, params, batch, state, {}, cache, &grads, 1.0 / double(B));
+    const LossSum l = lm_forward_backward(spec, model, batch, state, {}, cache, &grads, 1.0 / double(B));
     clip_grad_norm(refs, 1.0);
     opt.step();
     if (step >= task.steps - 50) {

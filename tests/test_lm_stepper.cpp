@@ -42,16 +42,17 @@ void check_all(double tol) {
                                       .bidirectional = bidir, .bias = bias},
                                      3);
               Rng rng(uint64_t(17 + cases));
-              const LmParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
+              const ModelSpec spec = lm_model_spec(cfg);
+              const ModelParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
               LmStepper<T> stepper(cfg, params);
               EXPECT_EQ(stepper.has_input_table(), embed > 0 && !bidir) << v.name;
               RnnState<T> ref_state, fast_state;
-              LmCache<T> cache;
+              ModelCache<T> cache;
               Tensor<T> ref_logits, fast_logits;
               for (int t = 0; t < 4; ++t) {
                 std::vector<int32_t> ids;
                 for (int64_t b = 0; b < B; ++b) ids.push_back(int32_t(rng.below(uint64_t(V))));
-                lm_step<T>(cfg, params, ids, ref_state, cache, ref_logits);
+                lm_step<T>(spec, params, ids, ref_state, cache, ref_logits);
                 stepper.step(ids, fast_state, fast_logits);
                 const std::string where = v.name + " embed " + std::to_string(embed) + " layers " +
                                           std::to_string(layers) + (bidir ? " bi" : "") + (bias ? "" : " nobias") +
@@ -78,17 +79,17 @@ TEST(LmStepper, SplitProductsGiveTheSameResultOnTwoThreads) {
   cfg.embed_size = 0;  // one-hot: layer 0's input is a column of W_ih, the products are W_hh's
   cfg.rnn = {.cell = CellType::lstm, .input_size = 300, .hidden_size = 256, .num_layers = 2};
   Rng rng(3);
-  const LmParams<float> params = lm_init_params<float>(cfg, rng, 0.1);
+  const ModelParams<float> params = lm_init_params<float>(cfg, rng, 0.1);
   Tensor<float> logits[2], ref_logits;
   RnnState<float> states[2], ref_state;
-  LmCache<float> cache;
+  ModelCache<float> cache;
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     LmStepper<float> stepper(cfg, params);
     for (int32_t id : {5, 17, 299, 0}) stepper.step(std::span<const int32_t>(&id, 1), states[threads - 1], logits[threads - 1]);
   }
   set_num_threads(1);
-  for (int32_t id : {5, 17, 299, 0}) lm_step<float>(cfg, params, std::span<const int32_t>(&id, 1), ref_state, cache, ref_logits);
+  for (int32_t id : {5, 17, 299, 0}) lm_step<float>(lm_model_spec(cfg), params, std::span<const int32_t>(&id, 1), ref_state, cache, ref_logits);
   EXPECT_EQ(logits[0].data, logits[1].data);
   EXPECT_EQ(states[0].h.data, states[1].h.data);
   EXPECT_LE(max_abs_diff(logits[1], ref_logits), 2e-5);
@@ -101,7 +102,7 @@ TEST(LmStepper, RejectsIdsOutsideTheVocabularyAndWrongStates) {
   cfg.embed_size = 4;
   cfg.rnn = {.cell = CellType::lstm, .input_size = 4, .hidden_size = 5};
   Rng rng(1);
-  const LmParams<float> params = lm_init_params<float>(cfg, rng);
+  const ModelParams<float> params = lm_init_params<float>(cfg, rng);
   LmStepper<float> stepper(cfg, params);
   RnnState<float> state;
   Tensor<float> logits;

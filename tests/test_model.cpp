@@ -227,6 +227,35 @@ TEST(ModelGradients, FrozenEmbeddingGetsNoGradient) {
   EXPECT_EQ(refs.size(), 6u);  // rnn 4 + out 2
 }
 
+// The language model's pieces in a graph's JSON: one-hot input and a tied head round trip, and
+// the tie is written only when set (untied files keep their bytes).
+TEST(ModelSpecJson, OneHotAndTiedHeadRoundTrip) {
+  ModelSpec s;
+  s.tokens("ids", 9);
+  s.embedding("encoder", "ids", 4);
+  s.onehot("chars", "ids");
+  s.concat("both", {"encoder", "chars"});
+  s.rnn("rnn", "both", cfg(CellType::gru, 4, 1, false));
+  s.linear("decoder", "rnn", 9, "encoder");
+  s.validate();
+  EXPECT_EQ(s.width("chars"), 9);
+  EXPECT_EQ(s.layer("rnn").rnn.input_size, 13);
+  const std::string j = model_spec_to_json(s);
+  EXPECT_NE(j.find(R"("tie":"encoder")"), std::string::npos) << j;
+  EXPECT_NE(j.find(R"("kind":"onehot")"), std::string::npos) << j;
+  const ModelSpec t = model_spec_from_json(j, "x.safetensors");
+  EXPECT_EQ(model_spec_to_json(t), j);
+  EXPECT_EQ(t.layer("decoder").tie, "encoder");
+  // encoder 9*4, rnn 3*4*(13+4) + 2*3*4, decoder bias 9 (its matrix is the encoder's)
+  EXPECT_EQ(model_param_count(t), 9 * 4 + 3 * 4 * 17 + 24 + 9);
+  ModelSpec untied = s;
+  untied.layers.back().tie.clear();
+  EXPECT_EQ(model_spec_to_json(untied).find("tie"), std::string::npos);
+  ModelSpec bad = s;
+  bad.layers[2].tie = "encoder";  // a concat layer
+  EXPECT_THROW(bad.validate(), Error);
+}
+
 TEST(ModelSpecJson, RoundTripsAndRefusesBadGraphs) {
   ModelSpec s;
   s.tokens("src", 6);

@@ -91,14 +91,15 @@ TEST_F(ShowPage, ValuesAndPredictionsAreTheModelsStepByStep) {
   const LmConfig& cfg = m.spec.lm;
   const int64_t V = cfg.vocab_size, R = cfg.rnn.state_size();
   RnnState<float> state;
-  LmCache<float> cache;
+  ModelCache<float> cache;
   Tensor<float> logits;
+  const ModelSpec graph = m.graph();
   std::vector<int32_t> ids = {m.vocab.id("\n")};
   for (const auto& t : d["tokens"]) ids.push_back(m.vocab.id(t.get<std::string>()));
   std::vector<std::vector<double>> h(6);
-  lm_step<float>(cfg, m.params, std::span<const int32_t>(&ids[0], 1), state, cache, logits);  // the line break
+  lm_step<float>(graph, m.params, std::span<const int32_t>(&ids[0], 1), state, cache, logits);  // the line break
   for (size_t i = 0; i + 1 < ids.size(); ++i) {
-    lm_step<float>(cfg, m.params, std::span<const int32_t>(&ids[i + 1], 1), state, cache, logits);
+    lm_step<float>(graph, m.params, std::span<const int32_t>(&ids[i + 1], 1), state, cache, logits);
     // state.h [L, B=1, R]: layer 0 is the one picked (--layer 1).
     for (int64_t u = 0; u < R; ++u) {
       h[size_t(u)].push_back(state.h.ptr()[u]);

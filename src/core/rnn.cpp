@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "recur/core/dropout.h"
 #include "activations.h"
 #include "blas.h"
 #include "rnn_onednn.h"
@@ -639,14 +640,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
       scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn, cache.dirs[size_t(k)], cache.work);
     }
     if (l < L - 1 && p_drop > 0) {
-      // Inverted dropout: kept units are scaled by 1/(1-p) so evaluation needs no rescaling.
-      Tensor<T>& mask = cache.dropout_masks[size_t(l)];
-      mask.resize(y.shape);
-      const T keep_scale = T(1.0 / (1.0 - p_drop));
-      for (int64_t e = 0; e < mask.numel(); ++e) {
-        mask.data[size_t(e)] = opts.rng->uniform() < p_drop ? T(0) : keep_scale;
-        y.data[size_t(e)] *= mask.data[size_t(e)];
-      }
+      dropout_forward_in_place(y, cache.dropout_masks[size_t(l)], p_drop, *opts.rng);  // dropout.h
     }
   }
 }
@@ -710,8 +704,7 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
     }
     if (l > 0) {
       if (!cache.dropout_masks.empty()) {
-        const Tensor<T>& mask = cache.dropout_masks[size_t(l - 1)];
-        for (int64_t e = 0; e < dx_buf->numel(); ++e) dx_buf->data[size_t(e)] *= mask.data[size_t(e)];
+        dropout_backward_in_place(*dx_buf, cache.dropout_masks[size_t(l - 1)]);
       }
       std::swap(dy_buf, dx_buf);
       dy = dy_buf;

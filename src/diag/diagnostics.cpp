@@ -286,10 +286,30 @@ std::vector<double> distance_norms(const Tensor<T>& g, const std::vector<int64_t
   return out;
 }
 
+// The LM graph's recurrent layer as the diagnostics read it: its config, its input x [T, B, I],
+// its cache and the gradient of its output grad_h [T, B, D*R] (after the output dropout's mask).
 template <typename T>
-std::vector<LayerDiagnostics> lm_layer_diagnostics(const LmConfig& cfg, const LmParams<T>& params,
-                                                   const LmCache<T>& cache) {
+struct LmRnnView {
+  const RnnConfig& rnn;
+};
+template <typename T>
+struct LmRnnCache {
+  const Tensor<T>& x;
+  const RnnCache<T>& rnn;
+  const Tensor<T>& grad_h;
+};
+
+template <typename T>
+std::vector<LayerDiagnostics> lm_layer_diagnostics(const ModelSpec& spec, const ModelParams<T>& model,
+                                                   const ModelCache<T>& mcache) {
+  lm_check_spec(spec);
+  const size_t k = size_t(spec.layer_index("rnn"));
+  const LmRnnView<T> cfg{spec.layers[k].rnn};
+  const LayerParams<T>& params = model.layers[k];
+  const LmRnnCache<T> cache{model_output(spec, mcache, spec.layers[k].inputs[0]), mcache.layers[k].rnn,
+                            mcache.layers[k].grad_out};
   if (cfg.rnn.directions() != 1) throw Error("lm_layer_diagnostics: expected a unidirectional language model");
+  if (cache.grad_h.empty()) throw Error("lm_layer_diagnostics: expected a cache after a backward pass");
   // Recomputed once for all three uses when the forward ran on oneDNN (rnn_step_record).
   std::vector<DirectionCache<T>> scratch;
   const std::vector<DirectionCache<T>>& record = rnn_step_record(cfg.rnn, params.rnn, cache.x, cache.rnn, scratch);
@@ -390,7 +410,10 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
       cfg.rnn.hidden_size = o.hidden;
       cfg.rnn.num_layers = 1;
       Rng init_rng(o.seed);
-      LmParams<double> params = lm_init_params<double>(cfg, init_rng);
+      const ModelSpec spec = lm_model_spec(cfg);
+      const size_t rnn_at = size_t(spec.layer_index("rnn"));
+      ModelParams<double> model = lm_init_params<double>(cfg, init_rng);
+      LayerParams<double>& params = model.layers[rnn_at];
       // The memory-friendly init of gated cells: the bias of the gate that keeps the state (LSTM
       // f, Jozefowicz et al. 2015; GRU z likewise) at keep_bias, so it starts near
       // sigmoid(1) = 0.73 instead of 0.5. With 0, a GRU at init decays like the basic RNN.
@@ -408,21 +431,15 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
       double train_loss = std::numeric_limits<double>::quiet_NaN();
       if (std::string_view(variant) == "trained") {
         // Adam with clipping on fresh batches: what the cell learns to do with its memory.
-        LmGrads<double> g = lm_zero_grads<double>(cfg);
-        std::vector<ParamRef<double>> refs;
-        {
-          std::vector<std::pair<std::string, Tensor<double>*>> pv, gv;
-          lm_for_each_param(cfg, params, [&](const std::string& n, Tensor<double>& t) { pv.emplace_back(n, &t); });
-          lm_for_each_param(cfg, g, [&](const std::string& n, Tensor<double>& t) { gv.emplace_back(n, &t); });
-          for (size_t i = 0; i < pv.size(); ++i) refs.push_back(param_ref(pv[i].first, *pv[i].second, *gv[i].second));
-        }
+        ModelGrads<double> g = model_zero_grads<double>(spec);
+        std::vector<ParamRef<double>> refs = model_param_refs(spec, model, g);
         OptimizerConfig oc;
         oc.type = OptimizerType::adam;
         oc.lr = o.train_lr;
         Optimizer<double> opt(oc, refs);
         Rng train_rng(o.seed ^ 0x747261696eULL);  // "train": the same batches for every cell
         std::vector<int32_t> ti, tt;
-        LmCache<double> tc;
+        ModelCache<double> tc;
         double tail = 0;
         int64_t tail_n = 0;
         for (int64_t step = 0; step < o.train_steps; ++step) {
@@ -430,7 +447,7 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
           LmBatch tb{.input = ti, .target = tt, .mask = {}, .lengths = {}, .steps = Tn, .batch = B};
           g.zero();
           RnnState<double> st;
-          const LossSum ls = lm_forward_backward<double>(cfg, params, tb, st, {}, tc, &g, 1.0 / double(B));
+          const LossSum ls = lm_forward_backward<double>(spec, model, tb, st, {}, tc, &g, 1.0 / double(B));
           if (step >= o.train_steps - 20) tail += ls.mean(), ++tail_n;
           clip_grad_norm(refs, 1.0);
           opt.step();
@@ -438,12 +455,14 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
         train_loss = tail / double(std::max<int64_t>(tail_n, 1));
       }
 
-      LmCache<double> cache;
-      LmGrads<double> grads = lm_zero_grads<double>(cfg);
+      ModelCache<double> mcache;
+      ModelGrads<double> grads = model_zero_grads<double>(spec);
       RnnState<double> state;
-      lm_forward_backward<double>(cfg, params, batch, state, {}, cache, &grads, 1.0 / double(B));
+      lm_forward_backward<double>(spec, model, batch, state, {}, mcache, &grads, 1.0 / double(B));
+      const LmRnnCache<double> cache{model_output(spec, mcache, spec.layers[rnn_at].inputs[0]), mcache.layers[rnn_at].rnn,
+                                     mcache.layers[rnn_at].grad_out};
       double sq = 0;
-      lm_for_each_param(cfg, grads, [&](const std::string&, const Tensor<double>& g) {
+      model_for_each_param(spec, grads, [&](const std::string&, const Tensor<double>& g, bool) {
         for (double v : g.data) sq += v * v;
       });
       GradientProfile p;
@@ -477,8 +496,8 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
                                             const RnnCache<T>&, const Tensor<T>&, const StateGradOptions&);      \
   template std::vector<double> slot_norms<T>(const Tensor<T>&);                                                  \
   template std::vector<double> distance_norms<T>(const Tensor<T>&, const std::vector<int64_t>&);                 \
-  template std::vector<LayerDiagnostics> lm_layer_diagnostics<T>(const LmConfig&, const LmParams<T>&,            \
-                                                                 const LmCache<T>&);
+  template std::vector<LayerDiagnostics> lm_layer_diagnostics<T>(const ModelSpec&, const ModelParams<T>&,        \
+                                                                 const ModelCache<T>&);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

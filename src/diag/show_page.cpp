@@ -369,11 +369,13 @@ ShowPageSummary write_show_page(const LmModel& model, const std::string& text, c
   const std::vector<int32_t> no_target(size_t(Tn), -1);
   LmBatch batch{.input = st.input, .target = no_target, .mask = {}, .lengths = {}, .steps = Tn, .batch = 1};
   RnnState<float> state;
-  LmCache<float> cache;
-  // The page shows every step's gates: the reference path keeps them in cache.rnn.dirs.
-  lm_forward_backward<float>(cfg, model.params, batch, state, {.backend = RnnBackend::reference}, cache, nullptr, 0.0);
+  ModelCache<float> cache;
+  const ModelSpec graph = model.graph();
+  // The page shows every step's gates: the reference path keeps them in the rnn layer's cache.
+  lm_forward_backward<float>(graph, model.params, batch, state, {.backend = RnnBackend::reference}, cache, nullptr, 0.0);
 
-  const std::vector<std::vector<float>> values = unit_values(rc, cache.rnn.dirs[size_t(layer)], gate, n);
+  const DirectionCache<float>& dc = cache.layers[size_t(graph.layer_index("rnn"))].rnn.dirs[size_t(layer)];
+  const std::vector<std::vector<float>> values = unit_values(rc, dc, gate, n);
   const auto [lo, hi] = colour_range(rc, gate, values);
   ShowPageSummary summary;
   summary.tokens = n;
@@ -387,7 +389,7 @@ ShowPageSummary write_show_page(const LmModel& model, const std::string& text, c
                      {"symbol", symbol},
                      {"words", model.spec.level == TokenLevel::words},
                      {"tokens", st.shown},
-                     {"preds", top_predictions(model, cache.logits, st, opts.top)},
+                     {"preds", top_predictions(model, model_output(graph, cache, graph.layers.back().name), st, opts.top)},
                      {"values", scaled_values(values)},
                      {"scale", kValueScale},
                      {"lo", lo},

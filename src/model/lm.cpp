@@ -1,33 +1,11 @@
-// The language model's forward and backward, side by side. See lm.h for the data flow.
+// The language model as a layer graph: its spec, initialisation, loss and one step. See lm.h.
 #include "recur/model/lm.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "recur/model/embedding.h"
-#include "recur/model/linear.h"
 
 namespace recur {
-
-namespace {
-
-// Inverted dropout: keeps each unit with probability 1-p and scales it by 1/(1-p).
-template <typename T>
-void apply_dropout(Tensor<T>& x, Tensor<T>& mask, double p, Rng& rng) {
-  mask.resize(x.shape);
-  const T keep_scale = T(1.0 / (1.0 - p));
-  for (size_t i = 0; i < x.data.size(); ++i) {
-    mask.data[i] = rng.uniform() < p ? T(0) : keep_scale;
-    x.data[i] *= mask.data[i];
-  }
-}
-
-template <typename T>
-void multiply_in_place(Tensor<T>& x, const Tensor<T>& mask) {
-  for (size_t i = 0; i < x.data.size(); ++i) x.data[i] *= mask.data[i];
-}
-
-}  // namespace
 
 void LmConfig::validate() const {
   if (vocab_size < 1) throw Error("LmConfig: vocab_size must be positive, got " + std::to_string(vocab_size));
@@ -39,65 +17,50 @@ void LmConfig::validate() const {
   rnn.validate();
 }
 
-template <typename T>
-void LmGrads<T>::zero() {
-  encoder.zero();
-  rnn.zero();
-  decoder_w.zero();
-  decoder_b.zero();
-  encoder_rows.clear();
-}
-
-template <typename T>
-LmGrads<T> lm_zero_grads(const LmConfig& cfg) {
+ModelSpec lm_model_spec(const LmConfig& cfg) {
   cfg.validate();
-  LmGrads<T> g;
-  if (cfg.embed_size > 0) g.encoder = Tensor<T>({cfg.vocab_size, cfg.embed_size});
-  g.rnn = rnn_zero_grads<T>(cfg.rnn);
-  g.decoder_w = Tensor<T>({cfg.vocab_size, cfg.rnn.output_size()});
-  g.decoder_b = Tensor<T>({cfg.vocab_size});
-  return g;
+  ModelSpec s;
+  std::string x = s.tokens("ids", cfg.vocab_size);
+  x = cfg.embed_size > 0 ? s.embedding("encoder", x, cfg.embed_size) : s.onehot("onehot", x);
+  // The dropout layers are there at p = 0 too, so the layer list (and ModelParams' layout) does
+  // not depend on dropout, a training choice that a resumed run may change.
+  x = s.dropout("drop_in", x, cfg.dropout);
+  x = s.rnn("rnn", x, cfg.rnn);
+  x = s.dropout("drop_out", x, cfg.dropout);
+  s.linear("decoder", x, cfg.vocab_size);
+  s.validate();
+  return s;
+}
+
+ModelInitOptions lm_init_options(double init_scale) {
+  if (init_scale < 0) throw Error("lm init_scale must be >= 0 (0 = word_language_model's scheme), got " + std::to_string(init_scale));
+  if (init_scale > 0) return {.scheme = ModelInitOptions::Scheme::uniform, .scale = init_scale};
+  return {.scheme = ModelInitOptions::Scheme::word_lm, .scale = 0.0};
 }
 
 template <typename T>
-LmParams<T> lm_init_params(const LmConfig& cfg, Rng& rng, double init_scale) {
-  cfg.validate();
-  LmParams<T> p;
-  if (init_scale > 0) {
-    p.rnn = rnn_init_params_uniform<T>(cfg.rnn, rng, init_scale);
-  } else {
-    p.rnn = rnn_init_params<T>(cfg.rnn, rng);
-  }
-  const double s = init_scale > 0 ? init_scale : 0.1;
-  auto fill = [&](Tensor<T>& t) {
-    for (auto& v : t.data) v = T(rng.uniform(-s, s));
-  };
-  if (cfg.embed_size > 0) {
-    p.encoder = Tensor<T>({cfg.vocab_size, cfg.embed_size});
-    fill(p.encoder);
-  }
-  p.decoder_w = Tensor<T>({cfg.vocab_size, cfg.rnn.output_size()});
-  fill(p.decoder_w);
-  p.decoder_b = Tensor<T>({cfg.vocab_size});
-  if (init_scale > 0) fill(p.decoder_b);
-  return p;
+ModelParams<T> lm_init_params(const LmConfig& cfg, Rng& rng, double init_scale) {
+  return model_init_params<T>(lm_model_spec(cfg), rng, lm_init_options(init_scale));
+}
+
+void lm_check_spec(const ModelSpec& spec) {
+  if (spec.inputs.size() != 1 || spec.inputs[0].kind != InputKind::tokens || !spec.inputs[0].per_step)
+    throw Error("language model graph: expected exactly one per-step tokens input");
+  const int64_t r = spec.layer_index("rnn");
+  if (r < 0 || spec.layers[size_t(r)].kind != LayerKind::rnn)
+    throw Error("language model graph: expected an rnn layer named \"rnn\" (the state stream mode carries)");
+  if (spec.layers.empty() || spec.width(spec.layers.back().name) != spec.inputs[0].size ||
+      !spec.is_sequence(spec.layers.back().name))
+    throw Error("language model graph: expected the last layer to give " + std::to_string(spec.inputs[0].size) +
+                " logits per position (the vocabulary)");
 }
 
 template <typename T>
-void lm_check_params(const LmConfig& cfg, const LmParams<T>& params) {
-  cfg.validate();
-  if (cfg.embed_size > 0) check_shape("lm parameter encoder.weight", params.encoder.shape, {cfg.vocab_size, cfg.embed_size});
-  rnn_check_params(cfg.rnn, params.rnn);
-  check_shape("lm parameter decoder.weight", params.decoder_w.shape, {cfg.vocab_size, cfg.rnn.output_size()});
-  check_shape("lm parameter decoder.bias", params.decoder_b.shape, {cfg.vocab_size});
-}
-
-template <typename T>
-LossSum lm_forward_backward(const LmConfig& cfg, const LmParams<T>& params, const LmBatch& batch,
-                            RnnState<T>& state, const LmForwardOptions& opts, LmCache<T>& cache,
-                            std::type_identity_t<LmGrads<T>>* grads, double grad_scale) {
-  const int64_t Tn = batch.steps, B = batch.batch, V = cfg.vocab_size, I = cfg.input_size();
-  const int64_t DR = cfg.rnn.output_size();
+LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params, const LmBatch& batch, RnnState<T>& state,
+                            const ModelForwardOptions& opts, ModelCache<T>& cache,
+                            std::type_identity_t<ModelGrads<T>>* grads, double grad_scale) {
+  lm_check_spec(spec);
+  const int64_t Tn = batch.steps, B = batch.batch, V = spec.inputs[0].size;
   if (Tn < 1 || B < 1) throw ShapeError("lm batch: expected T, B >= 1, got T = " + std::to_string(Tn) + ", B = " + std::to_string(B));
   if (int64_t(batch.input.size()) != Tn * B || int64_t(batch.target.size()) != Tn * B)
     throw ShapeError("lm batch: expected " + std::to_string(Tn * B) + " input and target ids ([T, B]), got " +
@@ -106,90 +69,49 @@ LossSum lm_forward_backward(const LmConfig& cfg, const LmParams<T>& params, cons
     throw ShapeError("lm batch: expected mask of " + std::to_string(Tn * B) + " values ([T, B]), got " +
                      std::to_string(batch.mask.size()));
   const bool backward = grads != nullptr && grad_scale != 0.0;
-  const double p_drop = opts.training ? cfg.dropout : 0.0;
-  if ((p_drop > 0 || (opts.training && cfg.rnn.dropout > 0)) && !opts.rng)
-    throw Error("lm_forward_backward: training with dropout needs LmForwardOptions::rng");
 
-  // Encoder: [T, B] ids -> [T, B, I].
-  cache.ids.assign(batch.input.begin(), batch.input.end());
-  if (cfg.embed_size > 0) {
-    embedding_forward(params.encoder, std::span<const int32_t>(cache.ids), cache.x);
-    cache.x.shape = {Tn, B, I};
-  } else {
-    cache.x.resize({Tn, B, I});
-    cache.x.zero();
-    for (int64_t k = 0; k < Tn * B; ++k) {
-      const int32_t id = cache.ids[size_t(k)];
-      if (id < 0 || id >= V)
-        throw Error("lm input: token id " + std::to_string(id) + " at position " + std::to_string(k) +
-                    " is outside the vocabulary [0, " + std::to_string(V) + ")");
-      cache.x.data[size_t(k * I + id)] = T(1);
-    }
-  }
-  if (p_drop > 0) apply_dropout(cache.x, cache.x_mask, p_drop, *opts.rng);
-  else cache.x_mask = Tensor<T>();
+  // Forward through the graph: ids [T, B] -> logits [T, B, V], the carried state as the rnn's
+  // initial state (no gradient flows into it: truncated BPTT).
+  ModelInput<T>& in = cache.inputs[spec.inputs[0].name];
+  in.ids.assign(batch.input.begin(), batch.input.end());
+  in.steps = Tn;
+  in.batch = B;
+  in.lengths = batch.lengths;
+  const StateOverrides<T> carry{{"rnn", &state}};
+  model_forward(spec, params, cache.inputs, opts, cache, carry);
+  state = model_rnn_state_n(spec, cache, "rnn");
 
-  // Recurrent layers: [T, B, I] -> [T, B, D*R].
-  RnnState<T> state_n;
-  rnn_forward(cfg.rnn, params.rnn, cache.x, batch.lengths, state, {.training = opts.training, .rng = opts.rng, .backend = opts.backend},
-              cache.h, state_n, cache.rnn);
-  state = std::move(state_n);
-  if (p_drop > 0) apply_dropout(cache.h, cache.h_mask, p_drop, *opts.rng);
-  else cache.h_mask = Tensor<T>();
-
-  // Decoder and loss: [T, B, D*R] -> [T*B, V]. A zero mask weight removes a position from
-  // the sum and the count alike (padding never skews perplexity).
-  linear_forward(params.decoder_w, params.decoder_b, cache.h, cache.logits);
-  cache.logits.shape = {Tn * B, V};
-  cache.mask.assign(batch.mask.begin(), batch.mask.end());
-  const LossSum loss = softmax_cross_entropy(cache.logits, batch.target, std::span<const T>(cache.mask),
+  // Loss on [T*B, V]. A zero mask weight removes a position from the sum and the count alike
+  // (padding never skews perplexity).
+  Tensor<T>& logits = cache.layers.back().out.data;
+  logits.shape = {Tn * B, V};
+  cache.loss_mask.assign(batch.mask.begin(), batch.mask.end());
+  const LossSum loss = softmax_cross_entropy(logits, batch.target, std::span<const T>(cache.loss_mask),
                                              backward ? &cache.grad_logits : nullptr, grad_scale);
+  logits.shape = {Tn, B, V};
   if (!backward) return loss;
-
-  // Backward, mirror order.
-  cache.h.shape = {Tn * B, DR};
-  cache.grad_h.resize({Tn * B, DR});
-  linear_backward(params.decoder_w, cache.h, cache.grad_logits, grads->decoder_w, &grads->decoder_b, &cache.grad_h);
-  cache.h.shape = {Tn, B, DR};
-  cache.grad_h.shape = {Tn, B, DR};
-  if (!cache.h_mask.empty()) multiply_in_place(cache.grad_h, cache.h_mask);
-  const bool need_dx = cfg.embed_size > 0;
-  rnn_backward(cfg.rnn, params.rnn, cache.x, cache.rnn, cache.grad_h, RnnState<T>(), grads->rnn,
-               need_dx ? &cache.grad_x : nullptr, nullptr);
-  if (need_dx) {
-    if (!cache.x_mask.empty()) multiply_in_place(cache.grad_x, cache.x_mask);
-    cache.grad_x.shape = {Tn * B, I};
-    std::vector<int32_t> rows;
-    embedding_backward(std::span<const int32_t>(cache.ids), cache.grad_x, grads->encoder, &rows);
-    // Merge with rows touched by earlier accumulations into the same grads.
-    std::vector<int32_t> merged;
-    merged.reserve(rows.size() + grads->encoder_rows.size());
-    std::set_union(rows.begin(), rows.end(), grads->encoder_rows.begin(), grads->encoder_rows.end(),
-                   std::back_inserter(merged));
-    grads->encoder_rows = std::move(merged);
-  }
+  cache.grad_logits.shape = {Tn, B, V};
+  model_backward(spec, params, cache.inputs, cache, {{spec.layers.back().name, &cache.grad_logits}}, *grads);
   return loss;
 }
 
 template <typename T>
-void lm_step(const LmConfig& cfg, const LmParams<T>& params, std::span<const int32_t> ids, RnnState<T>& state,
-             LmCache<T>& cache, Tensor<T>& logits) {
+void lm_step(const ModelSpec& spec, const ModelParams<T>& params, std::span<const int32_t> ids, RnnState<T>& state,
+             ModelCache<T>& cache, Tensor<T>& logits) {
   const int64_t B = int64_t(ids.size());
-  cache.step_targets.assign(ids.size(), -1);
-  LmBatch batch{.input = ids, .target = cache.step_targets, .mask = {}, .lengths = {}, .steps = 1, .batch = B};
-  lm_forward_backward<T>(cfg, params, batch, state, {}, cache, nullptr, 0.0);
-  logits = cache.logits;
+  cache.targets.assign(ids.size(), -1);
+  LmBatch batch{.input = ids, .target = cache.targets, .mask = {}, .lengths = {}, .steps = 1, .batch = B};
+  lm_forward_backward<T>(spec, params, batch, state, {}, cache, nullptr, 0.0);
+  logits = cache.layers.back().out.data;
+  logits.shape = {B, spec.inputs[0].size};
 }
 
-#define RECUR_INSTANTIATE(T)                                                                                   \
-  template struct LmGrads<T>;                                                                                  \
-  template LmGrads<T> lm_zero_grads<T>(const LmConfig&);                                                       \
-  template LmParams<T> lm_init_params<T>(const LmConfig&, Rng&, double);                                       \
-  template void lm_check_params<T>(const LmConfig&, const LmParams<T>&);                                       \
-  template LossSum lm_forward_backward<T>(const LmConfig&, const LmParams<T>&, const LmBatch&, RnnState<T>&,   \
-                                          const LmForwardOptions&, LmCache<T>&, LmGrads<T>*, double);          \
-  template void lm_step<T>(const LmConfig&, const LmParams<T>&, std::span<const int32_t>, RnnState<T>&,        \
-                           LmCache<T>&, Tensor<T>&);
+#define RECUR_INSTANTIATE(T)                                                                                        \
+  template ModelParams<T> lm_init_params<T>(const LmConfig&, Rng&, double);                                         \
+  template LossSum lm_forward_backward<T>(const ModelSpec&, const ModelParams<T>&, const LmBatch&, RnnState<T>&,    \
+                                          const ModelForwardOptions&, ModelCache<T>&, ModelGrads<T>*, double);      \
+  template void lm_step<T>(const ModelSpec&, const ModelParams<T>&, std::span<const int32_t>, RnnState<T>&,         \
+                           ModelCache<T>&, Tensor<T>&);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "json_fields.h"
+#include "recur/core/dropout.h"
 #include "quote.h"
 #include "recur/model/embedding.h"
 #include "recur/model/linear.h"
@@ -69,6 +70,7 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::concat: return "concat";
     case LayerKind::dropout: return "dropout";
     case LayerKind::bridge: return "bridge";
+    case LayerKind::onehot: return "onehot";
   }
   return "?";
 }
@@ -104,6 +106,7 @@ int64_t ModelSpec::width(std::string_view ref) const {
     case LayerKind::embedding:
     case LayerKind::linear: return l.size;
     case LayerKind::rnn: return l.rnn.output_size();
+    case LayerKind::onehot: return inputs[size_t(resolve(*this, l.inputs.at(0)).input)].size;
     case LayerKind::dropout: return width(l.inputs.at(0));
     case LayerKind::bridge: return bridge_size(l);
     case LayerKind::concat: {
@@ -163,8 +166,14 @@ std::string ModelSpec::rnn(const std::string& name, const std::string& input, Rn
   l.init = init;
   return name;
 }
-std::string ModelSpec::linear(const std::string& name, const std::string& input, int64_t out) {
-  add_layer(layers, name, LayerKind::linear, {input}).size = out;
+std::string ModelSpec::linear(const std::string& name, const std::string& input, int64_t out, const std::string& tie) {
+  LayerSpec& l = add_layer(layers, name, LayerKind::linear, {input});
+  l.size = out;
+  l.tie = tie;
+  return name;
+}
+std::string ModelSpec::onehot(const std::string& name, const std::string& input) {
+  add_layer(layers, name, LayerKind::onehot, {input});
   return name;
 }
 std::string ModelSpec::concat(const std::string& name, const std::vector<std::string>& ins) {
@@ -197,6 +206,7 @@ void ModelSpec::validate() const {
   for (const LayerSpec& l : layers) {
     if (bad_name(l.name)) layer_error(l, "expected a non-empty name without '.' or spaces");
     if (std::find(seen.begin(), seen.end(), l.name) != seen.end()) layer_error(l, "duplicate name");
+    if (!l.tie.empty() && l.kind != LayerKind::linear) layer_error(l, "tie is for linear layers only");
     seen.push_back(l.name);
     const size_t want_inputs = l.kind == LayerKind::concat ? 0 : 1;
     if (want_inputs ? l.inputs.size() != 1 : l.inputs.size() < 2)
@@ -208,9 +218,10 @@ void ModelSpec::validate() const {
         layer_error(l, std::string("input: ") + e.what() + " (inputs must be defined before the layer)");
       }
       const bool tokens = prefix.width(i) == 0;
-      if (tokens != (l.kind == LayerKind::embedding))
-        layer_error(l, l.kind == LayerKind::embedding ? "input " + quote_name(i) + " must be a tokens input"
-                                                      : "input " + quote_name(i) + " is token ids; embed it first");
+      const bool reads_tokens = l.kind == LayerKind::embedding || l.kind == LayerKind::onehot;
+      if (tokens != reads_tokens)
+        layer_error(l, reads_tokens ? "input " + quote_name(i) + " must be a tokens input"
+                                    : "input " + quote_name(i) + " is token ids; embed it first");
     }
     const std::string& in0 = l.inputs[0];
     switch (l.kind) {
@@ -218,8 +229,24 @@ void ModelSpec::validate() const {
         if (resolve(prefix, in0).input < 0) layer_error(l, "input must be a model input");
         if (l.size < 1) layer_error(l, "size (embedding width) must be >= 1");
         break;
+      case LayerKind::onehot:
+        if (resolve(prefix, in0).input < 0 || !prefix.inputs[size_t(resolve(prefix, in0).input)].per_step)
+          layer_error(l, "input must be a per-step tokens model input");
+        break;
       case LayerKind::linear:
         if (l.size < 1) layer_error(l, "size (output features) must be >= 1");
+        if (!l.tie.empty()) {
+          const int64_t k = prefix.layer_index(l.tie);
+          if (k < 0 || prefix.layers[size_t(k)].kind != LayerKind::embedding)
+            layer_error(l, "tie " + quote_name(l.tie) + ": expected an earlier embedding layer");
+          const LayerSpec& e = prefix.layers[size_t(k)];
+          const int64_t V = prefix.inputs[size_t(resolve(prefix, e.inputs[0]).input)].size;
+          if (e.frozen) layer_error(l, "tie " + quote_name(l.tie) + ": a frozen embedding cannot be tied to a trained head");
+          if (l.size != V || prefix.width(in0) != e.size)
+            layer_error(l, "tie " + quote_name(l.tie) + ": expected size = the embedding's vocabulary " + std::to_string(V) +
+                               " and input width = its width " + std::to_string(e.size) + ", got " + std::to_string(l.size) +
+                               " and " + std::to_string(prefix.width(in0)));
+        }
         break;
       case LayerKind::dropout:
         if (!(l.p >= 0 && l.p < 1)) layer_error(l, "p must be in [0, 1)");
@@ -284,7 +311,11 @@ std::string model_spec_to_json(const ModelSpec& spec) {
     nlohmann::ordered_json j = {{"name", l.name}, {"kind", layer_kind_name(l.kind)}, {"inputs", l.inputs}};
     switch (l.kind) {
       case LayerKind::embedding: j["size"] = l.size; j["frozen"] = l.frozen; break;
-      case LayerKind::linear: j["size"] = l.size; break;
+      case LayerKind::linear:
+        j["size"] = l.size;
+        if (!l.tie.empty()) j["tie"] = l.tie;  // written only when set: untied files keep their bytes
+        break;
+      case LayerKind::onehot: break;
       case LayerKind::dropout: j["p"] = l.p; break;
       case LayerKind::bridge: j["target"] = l.target; break;
       case LayerKind::concat: break;
@@ -345,6 +376,9 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
     } else if (kind == "linear") {
       l.kind = LayerKind::linear;
       l.size = g.integer("size", 1, int64_t(1) << 31);
+      if (g.has("tie")) l.tie = g.string("tie");
+    } else if (kind == "onehot") {
+      l.kind = LayerKind::onehot;
     } else if (kind == "dropout") {
       l.kind = LayerKind::dropout;
       l.p = g.number("p");
@@ -359,7 +393,7 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
       l.rnn = read_rnn_config(r);
       l.init = g.string("init");
     } else {
-      g.fail("kind", "\"embedding\", \"rnn\", \"linear\", \"concat\", \"dropout\" or \"bridge\"");
+      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\" or \"bridge\"");
     }
     g.finish();
     s.layers.push_back(l);
@@ -388,6 +422,7 @@ std::string model_spec_summary(const ModelSpec& spec) {
     } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear) {
       s += " " + std::to_string(l.size);
       if (l.frozen) s += " frozen";
+      if (!l.tie.empty()) s += " tied to " + l.tie;
     }
     s += ")";
   }
@@ -399,7 +434,7 @@ int64_t model_param_count(const ModelSpec& spec) {
   for (const LayerSpec& l : spec.layers) {
     switch (l.kind) {
       case LayerKind::embedding: n += spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].size * l.size; break;
-      case LayerKind::linear: n += (spec.width(l.inputs[0]) + 1) * l.size; break;
+      case LayerKind::linear: n += (l.tie.empty() ? spec.width(l.inputs[0]) + 1 : 1) * l.size; break;
       case LayerKind::bridge: n += (spec.width(l.inputs[0]) + 1) * spec.bridge_size(l); break;
       case LayerKind::rnn: {
         const RnnConfig& r = l.rnn;
@@ -427,6 +462,7 @@ void ModelGrads<T>::zero() {
     l.weight.zero();
     l.bias.zero();
     l.rnn.zero();
+    l.rows.clear();
   }
 }
 
@@ -436,7 +472,9 @@ namespace {
 std::pair<Shape, Shape> dense_shapes(const ModelSpec& spec, const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::embedding: return {{spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].size, l.size}, {}};
-    case LayerKind::linear: return {{l.size, spec.width(l.inputs[0])}, {l.size}};
+    case LayerKind::linear:
+      if (!l.tie.empty()) return {{}, {l.size}};  // the weight is the tied embedding's
+      return {{l.size, spec.width(l.inputs[0])}, {l.size}};
     case LayerKind::bridge: {
       const int64_t S = spec.bridge_size(l);
       return {{S, spec.width(l.inputs[0])}, {S}};
@@ -448,27 +486,64 @@ std::pair<Shape, Shape> dense_shapes(const ModelSpec& spec, const LayerSpec& l) 
 }  // namespace
 
 template <typename T>
-ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng) {
+ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelInitOptions& init) {
+  using Scheme = ModelInitOptions::Scheme;
+  spec.validate();
+  if (init.scheme == Scheme::uniform && !(init.scale > 0))
+    throw Error("model_init_params: the uniform scheme needs scale > 0, got " + std::to_string(init.scale));
+  ModelParams<T> p = model_zero_params<T>(spec);
+  auto fill = [&](Tensor<T>& t, double s) {
+    for (auto& v : t.data) v = T(rng.uniform(-s, s));
+  };
+  const bool rnn_first = init.scheme != Scheme::standard;
+  if (rnn_first)
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      const LayerSpec& l = spec.layers[i];
+      if (l.kind != LayerKind::rnn) continue;
+      p.layers[i].rnn = init.scheme == Scheme::uniform ? rnn_init_params_uniform<T>(l.rnn, rng, init.scale)
+                                                       : rnn_init_params<T>(l.rnn, rng);
+    }
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    LayerParams<T>& lp = p.layers[i];
+    if (l.kind == LayerKind::rnn) {
+      if (rnn_first) continue;
+      lp.rnn = rnn_init_params<T>(l.rnn, rng);
+      rnn_set_forget_bias(l.rnn, lp.rnn, 1.0);
+      continue;
+    }
+    if (lp.weight.empty() && lp.bias.empty()) continue;
+    switch (init.scheme) {
+      case Scheme::standard: {
+        const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(double(spec.width(l.inputs[0])));
+        fill(lp.weight, s);
+        fill(lp.bias, s);
+        break;
+      }
+      case Scheme::uniform:
+        fill(lp.weight, init.scale);
+        fill(lp.bias, init.scale);
+        break;
+      case Scheme::word_lm: fill(lp.weight, 0.1); break;  // biases stay 0
+    }
+  }
+  return p;
+}
+
+template <typename T>
+ModelParams<T> model_zero_params(const ModelSpec& spec) {
   spec.validate();
   ModelParams<T> p;
   p.layers.resize(spec.layers.size());
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
-    LayerParams<T>& lp = p.layers[i];
     if (l.kind == LayerKind::rnn) {
-      lp.rnn = rnn_init_params<T>(l.rnn, rng);
-      rnn_set_forget_bias(l.rnn, lp.rnn, 1.0);
+      p.layers[i].rnn.dirs = rnn_zero_grads<T>(l.rnn).dirs;
       continue;
     }
     const auto [ws, bs] = dense_shapes(spec, l);
-    if (ws.empty()) continue;
-    lp.weight = Tensor<T>(ws);
-    const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(double(ws[1]));
-    for (auto& v : lp.weight.data) v = T(rng.uniform(-s, s));
-    if (!bs.empty()) {
-      lp.bias = Tensor<T>(bs);
-      for (auto& v : lp.bias.data) v = T(rng.uniform(-s, s));
-    }
+    if (!ws.empty()) p.layers[i].weight = Tensor<T>(ws);
+    if (!bs.empty()) p.layers[i].bias = Tensor<T>(bs);
   }
   return p;
 }
@@ -525,7 +600,7 @@ std::vector<ParamRef<T>> model_param_refs(const ModelSpec& spec, ModelParams<T>&
   return refs;
 }
 
-// ---------------------------------------------------------------- forward
+// ---------------------------------------------------------------- forward and backward
 
 namespace {
 
@@ -557,18 +632,342 @@ struct Values {
   }
 };
 
+// What every layer's forward sees: the graph, the call's options and the layer's own slots.
 template <typename T>
-void dropout_forward(const Tensor<T>& in, double p, bool training, Rng* rng, Tensor<T>& out, Tensor<T>& mask) {
-  out = in;
-  if (!training || p <= 0) {
-    clear(mask);
+struct Forward {
+  const ModelSpec& spec;
+  const ModelParams<T>& params;
+  ModelCache<T>& cache;
+  const Values<T>& vals;
+  const ModelForwardOptions& opts;
+  const StateOverrides<T>& overrides;
+};
+
+// What every layer's backward sees. wants[i]: the gradient of layer i's output reaches a
+// trainable parameter, so a consumer computes it (an rnn reading one-hot rows skips its dx,
+// the [T*B, V] product that the language model's one-hot input would otherwise cost).
+template <typename T>
+struct Backward {
+  const ModelSpec& spec;
+  const ModelParams<T>& params;
+  ModelCache<T>& cache;
+  ModelGrads<T>& grads;
+  const Values<T>& vals;
+  std::vector<bool> wants;
+  Tensor<T> dx, zeros;  // scratch shared by the layers
+
+  bool wants_grad(std::string_view ref) const {
+    const Ref r = resolve(spec, ref);
+    return r.layer >= 0 && wants[size_t(r.layer)];
+  }
+  // Sends a gradient to the value `ref` denotes (model inputs are data: dropped).
+  void route(std::string_view ref, const Tensor<T>& g) {
+    const Ref r = resolve(spec, ref);
+    if (r.layer < 0) return;
+    LayerCache<T>& c = cache.layers[size_t(r.layer)];
+    if (!c.done) throw Error("model_backward: " + quote_name(ref) + " was not computed by the last forward");
+    add_to(r.final ? c.grad_final : c.grad_out, g);
+    c.has_grad = true;
+  }
+};
+
+// The layer holding a linear head's weight: its tied embedding, or itself.
+size_t weight_owner(const ModelSpec& spec, const LayerSpec& l, size_t i) {
+  return l.tie.empty() ? i : size_t(spec.layer_index(l.tie));
+}
+
+// --- embedding: ids [T, B] -> [T, B, E] or [B] -> [B, E]; backward: sparse rows of the matrix.
+
+template <typename T>
+void embedding_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const Ref r = resolve(f.spec, l.inputs[0]);
+  const ModelInput<T>& in = f.vals.input(r);
+  const bool seq = f.spec.inputs[size_t(r.input)].per_step;
+  const int64_t N = seq ? in.steps * in.batch : in.batch;
+  if (int64_t(in.ids.size()) != N || N < 1)
+    throw ShapeError("model input " + quote_name(l.inputs[0]) + ": expected " + std::to_string(N) + " ids, got " +
+                     std::to_string(in.ids.size()));
+  embedding_forward(p.weight, std::span<const int32_t>(in.ids), c.out.data);
+  if (seq) c.out.data.shape = {in.steps, in.batch, l.size};
+  c.out.lengths = seq ? in.lengths : std::vector<int64_t>();
+}
+
+template <typename T>
+void embedding_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  if (l.frozen) return;
+  const ModelInput<T>& in = b.vals.input(resolve(b.spec, l.inputs[0]));
+  LayerGrads<T>& g = b.grads.layers[i];
+  std::vector<int32_t> rows, merged;
+  embedding_backward(std::span<const int32_t>(in.ids), b.cache.layers[i].grad_out, g.weight, &rows);
+  // Merged with the rows of earlier accumulations into the same gradients.
+  merged.reserve(rows.size() + g.rows.size());
+  std::set_union(rows.begin(), rows.end(), g.rows.begin(), g.rows.end(), std::back_inserter(merged));
+  g.rows = std::move(merged);
+}
+
+// --- onehot: ids [T, B] -> [T, B, V] rows e_id; data, so there is no backward.
+
+template <typename T>
+void onehot_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
+  const Ref r = resolve(f.spec, l.inputs[0]);
+  const ModelInput<T>& in = f.vals.input(r);
+  const int64_t V = f.spec.inputs[size_t(r.input)].size, N = in.steps * in.batch;
+  if (int64_t(in.ids.size()) != N || N < 1)
+    throw ShapeError("model input " + quote_name(l.inputs[0]) + ": expected " + std::to_string(N) + " ids ([T, B]), got " +
+                     std::to_string(in.ids.size()));
+  c.out.data.resize({in.steps, in.batch, V});
+  c.out.data.zero();
+  for (int64_t k = 0; k < N; ++k) {
+    const int32_t id = in.ids[size_t(k)];
+    if (id < 0 || id >= V)
+      throw Error("model input " + quote_name(l.inputs[0]) + ": token id " + std::to_string(id) + " at position " +
+                  std::to_string(k) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    c.out.data.data[size_t(k * V + id)] = T(1);
+  }
+  c.out.lengths = in.lengths;
+}
+
+// --- rnn: [T, B, I] -> [T, B, D*R]; final [B, D*R]; initial state from an override (decoding
+// step, carried stream state), an earlier rnn, a bridge or zeros.
+
+template <typename T>
+void rnn_initial_state(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
+  auto ov = f.overrides.find(l.name);
+  if (ov != f.overrides.end()) {
+    c.state0 = *ov->second;
     return;
   }
-  mask.resize(in.shape);
-  const T keep = T(1.0 / (1.0 - p));
-  for (size_t i = 0; i < out.data.size(); ++i) {
-    mask.data[i] = rng->uniform() < p ? T(0) : keep;
-    out.data[i] *= mask.data[i];
+  if (l.init.empty()) {
+    c.state0 = RnnState<T>();
+    return;
+  }
+  const LayerSpec& src = f.spec.layer(l.init);
+  const LayerCache<T>& sc = f.cache.layers[size_t(f.spec.layer_index(l.init))];
+  if (src.kind == LayerKind::rnn) {
+    c.state0 = sc.state_n;
+    return;
+  }
+  // bridge output [B, S] -> h [L*D, B, R] (+ c [L*D, B, H])
+  const RnnConfig& rc = l.rnn;
+  const int64_t K = rc.num_layers * rc.directions(), R = rc.state_size(), H = rc.hidden_size;
+  const int64_t S = sc.out.data.dim(1), Bb = sc.out.data.dim(0);
+  c.state0 = rnn_zero_state<T>(rc, Bb);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t b = 0; b < Bb; ++b) {
+      const T* y = sc.out.data.ptr() + b * S;
+      std::copy(y + k * R, y + (k + 1) * R, c.state0.h.ptr() + (k * Bb + b) * R);
+      if (rc.has_cell_state()) std::copy(y + K * R + k * H, y + K * R + (k + 1) * H, c.state0.c.ptr() + (k * Bb + b) * H);
+    }
+}
+
+template <typename T>
+void rnn_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const auto [x, lens] = f.vals.get(l.inputs[0]);
+  const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
+  rnn_initial_state(f, l, c);
+  rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = f.opts.training, .rng = f.opts.rng, .backend = f.opts.backend},
+              c.out.data, c.state_n, c.rnn);
+  c.out.lengths = *lens;
+  const int64_t D = l.rnn.directions(), R = l.rnn.state_size(), L = l.rnn.num_layers;
+  c.final.resize({B, D * R});
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t b = 0; b < B; ++b) {
+      const T* h = c.state_n.h.ptr() + (((L - 1) * D + d) * B + b) * R;
+      std::copy(h, h + R, c.final.ptr() + b * D * R + d * R);
+    }
+}
+
+template <typename T>
+void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  LayerCache<T>& c = b.cache.layers[i];
+  const RnnConfig& rc = l.rnn;
+  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
+  const int64_t B = x.dim(1), D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
+  const Tensor<T>* gy = &c.grad_out;
+  if (c.grad_out.empty()) {
+    b.zeros.resize(c.out.data.shape);
+    b.zeros.zero();
+    gy = &b.zeros;
+  }
+  // The final-state head reads the last layer's h_n: its gradient enters there.
+  if (!c.grad_final.empty()) {
+    if (c.grad_state_n.h.empty()) {
+      c.grad_state_n.h.resize({L * D, B, R});
+      c.grad_state_n.h.zero();
+    }
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t bb = 0; bb < B; ++bb) {
+        T* dh = c.grad_state_n.h.ptr() + (((L - 1) * D + d) * B + bb) * R;
+        const T* gf = c.grad_final.ptr() + bb * D * R + d * R;
+        for (int64_t r = 0; r < R; ++r) dh[r] += gf[r];
+      }
+  }
+  // An overridden initial state is a constant (truncated BPTT); an init layer gets its gradient.
+  const bool link = !l.init.empty() && b.cache.layers[size_t(b.spec.layer_index(l.init))].done;
+  const bool need_dx = b.wants_grad(l.inputs[0]);
+  RnnState<T> gs0;
+  rnn_backward(rc, b.params.layers[i].rnn, x, c.rnn, *gy, c.grad_state_n, b.grads.layers[i].rnn, need_dx ? &b.dx : nullptr,
+               link ? &gs0 : nullptr);
+  if (need_dx) b.route(l.inputs[0], b.dx);
+  if (!link) return;
+  const int64_t k = b.spec.layer_index(l.init);
+  LayerCache<T>& sc = b.cache.layers[size_t(k)];
+  if (b.spec.layers[size_t(k)].kind == LayerKind::rnn) {
+    add_to(sc.grad_state_n.h, gs0.h);
+    if (!gs0.c.empty()) add_to(sc.grad_state_n.c, gs0.c);
+  } else {
+    // back into the bridge's [B, S] layout
+    const int64_t K = L * D, H = rc.hidden_size, S = sc.out.data.dim(1);
+    Tensor<T> gb({B, S});
+    for (int64_t kk = 0; kk < K; ++kk)
+      for (int64_t bb = 0; bb < B; ++bb) {
+        T* y = gb.ptr() + bb * S;
+        std::copy(gs0.h.ptr() + (kk * B + bb) * R, gs0.h.ptr() + (kk * B + bb + 1) * R, y + kk * R);
+        if (rc.has_cell_state())
+          std::copy(gs0.c.ptr() + (kk * B + bb) * H, gs0.c.ptr() + (kk * B + bb + 1) * H, y + K * R + kk * H);
+      }
+    add_to(sc.grad_out, gb);
+  }
+  sc.has_grad = true;
+}
+
+// --- linear: [..., F] -> [..., C] with its own weight or its tied embedding's.
+
+template <typename T>
+void linear_layer_forward(const Forward<T>& f, const LayerSpec& l, size_t i, LayerCache<T>& c) {
+  const auto [x, lens] = f.vals.get(l.inputs[0]);
+  linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, f.params.layers[i].bias, *x, c.out.data);
+  c.out.lengths = *lens;
+}
+
+template <typename T>
+void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
+  const size_t w = weight_owner(b.spec, l, i);
+  const bool need_dx = b.wants_grad(l.inputs[0]);
+  linear_backward(b.params.layers[w].weight, x, b.cache.layers[i].grad_out, b.grads.layers[w].weight,
+                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr);
+  if (w != i) {
+    // The head's gradient covers every row of the shared matrix: no longer sparse.
+    std::vector<int32_t>& rows = b.grads.layers[w].rows;
+    rows.resize(size_t(b.params.layers[w].weight.dim(0)));
+    for (size_t r = 0; r < rows.size(); ++r) rows[r] = int32_t(r);
+  }
+  if (need_dx) b.route(l.inputs[0], b.dx);
+}
+
+// --- dropout: inverted dropout (dropout.h, the implementation rnn.h's between-layer dropout
+// shares); backward multiplies by the mask.
+
+template <typename T>
+void dropout_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
+  const auto [x, lens] = f.vals.get(l.inputs[0]);
+  c.out.data = *x;
+  c.out.lengths = *lens;
+  if (!f.opts.training || l.p <= 0) {
+    clear(c.mask);
+    return;
+  }
+  if (!f.opts.rng) throw Error("model_forward: layer " + quote_name(l.name) + ": training with dropout needs an rng");
+  dropout_forward_in_place(c.out.data, c.mask, l.p, *f.opts.rng);
+}
+
+template <typename T>
+void dropout_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  if (!b.wants_grad(l.inputs[0])) return;
+  const LayerCache<T>& c = b.cache.layers[i];
+  b.dx = c.grad_out;
+  if (!c.mask.empty()) dropout_backward_in_place(b.dx, c.mask);
+  b.route(l.inputs[0], b.dx);
+}
+
+// --- bridge: [B, F] -> tanh(x W^T + b) [B, S].
+
+template <typename T>
+void bridge_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const Tensor<T>& x = *f.vals.get(l.inputs[0]).first;
+  linear_forward(p.weight, p.bias, x, c.out.data);
+  for (auto& v : c.out.data.data) v = std::tanh(v);
+  c.out.lengths.clear();
+}
+
+template <typename T>
+void bridge_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  const LayerCache<T>& c = b.cache.layers[i];
+  // dz = dy * (1 - y^2)
+  b.dx = c.grad_out;
+  for (size_t k = 0; k < b.dx.data.size(); ++k) b.dx.data[k] *= T(1) - c.out.data.data[k] * c.out.data.data[k];
+  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
+  const bool need_dx = b.wants_grad(l.inputs[0]);
+  Tensor<T> dxin;
+  linear_backward(b.params.layers[i].weight, x, b.dx, b.grads.layers[i].weight, &b.grads.layers[i].bias,
+                  need_dx ? &dxin : nullptr);
+  if (need_dx) b.route(l.inputs[0], dxin);
+}
+
+// --- concat: rows N of every input (T*B for sequences) joined along features; a vector of B
+// rows next to a sequence [T, B, F] is repeated at every step (a per-step condition).
+
+template <typename T>
+void concat_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
+  Shape lead;
+  std::vector<int64_t> lengths;
+  int64_t rows = -1, width = 0;
+  for (const auto& in : l.inputs) {
+    const auto [x, lens] = f.vals.get(in);
+    if (x->rank() == 3 && lead.empty()) {
+      lead = {x->dim(0), x->dim(1)};
+      lengths = *lens;
+    }
+    width += x->shape.back();
+  }
+  for (const auto& in : l.inputs) {
+    const Tensor<T>& x = *f.vals.get(in).first;
+    const int64_t r = rows_of(x.shape);
+    const int64_t want = lead.empty() ? (rows < 0 ? r : rows) : lead[0] * lead[1];
+    if (r != want && !(x.rank() == 2 && !lead.empty() && r == lead[1]))
+      layer_error(l, "input " + quote_name(in) + " has " + std::to_string(r) + " rows, expected " + std::to_string(want) +
+                         (lead.empty() ? "" : " or " + std::to_string(lead[1]) + " (one per sequence)"));
+    rows = want;
+  }
+  if (lead.empty()) lead = {rows};
+  Shape s = lead;
+  s.push_back(width);
+  c.out.data.resize(s);
+  int64_t off = 0;
+  for (const auto& in : l.inputs) {
+    const Tensor<T>& x = *f.vals.get(in).first;
+    const int64_t F = x.shape.back(), xr = rows_of(x.shape);  // xr < rows: repeated per step
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = x.ptr() + (r % xr) * F;
+      std::copy(src, src + F, c.out.data.ptr() + r * width + off);
+    }
+    off += F;
+  }
+  c.out.lengths = lengths;
+}
+
+template <typename T>
+void concat_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  const LayerCache<T>& c = b.cache.layers[i];
+  const int64_t rows = rows_of(c.out.data.shape), width = c.out.data.shape.back();
+  int64_t off = 0;
+  for (const auto& in : l.inputs) {
+    const Tensor<T>& x = *b.vals.get(in).first;
+    const int64_t F = x.shape.back(), xr = rows_of(x.shape);
+    if (b.wants_grad(in)) {
+      b.dx.resize(x.shape);
+      b.dx.zero();
+      // A vector repeated at every step collects the gradients of all steps.
+      if (!c.grad_out.empty())
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* g = c.grad_out.ptr() + r * width + off;
+          T* d = b.dx.ptr() + (r % xr) * F;
+          for (int64_t k = 0; k < F; ++k) d[k] += g[k];
+        }
+      b.route(in, b.dx);
+    }
+    off += F;
   }
 }
 
@@ -595,8 +994,10 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
       if (r.layer >= 0) need[size_t(r.layer)] = true;
     }
     if (l.kind == LayerKind::rnn && !l.init.empty() && !overrides.count(l.name)) need[size_t(spec.layer_index(l.init))] = true;
+    if (!l.tie.empty()) need[size_t(spec.layer_index(l.tie))] = true;
   }
   Values<T> vals{spec, inputs, cache};
+  const Forward<T> f{spec, params, cache, vals, opts, overrides};
   for (size_t i = 0; i < n; ++i) {
     LayerCache<T>& c = cache.layers[i];
     c.done = false;
@@ -604,121 +1005,13 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
     const LayerSpec& l = spec.layers[i];
     const LayerParams<T>& p = params.layers[i];
     switch (l.kind) {
-      case LayerKind::embedding: {
-        // ids [T, B] -> [T, B, E] or [B] -> [B, E]
-        const ModelInput<T>& in = vals.input(resolve(spec, l.inputs[0]));
-        const bool seq = spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].per_step;
-        const int64_t N = seq ? in.steps * in.batch : in.batch;
-        if (int64_t(in.ids.size()) != N || N < 1)
-          throw ShapeError("model input " + quote_name(l.inputs[0]) + ": expected " + std::to_string(N) + " ids, got " +
-                           std::to_string(in.ids.size()));
-        embedding_forward(p.weight, std::span<const int32_t>(in.ids), c.out.data);
-        if (seq) c.out.data.shape = {in.steps, in.batch, l.size};
-        c.out.lengths = seq ? in.lengths : std::vector<int64_t>();
-        break;
-      }
-      case LayerKind::rnn: {
-        // [T, B, I] -> [T, B, D*R]; final [B, D*R]
-        const auto [x, lens] = vals.get(l.inputs[0]);
-        const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
-        auto ov = overrides.find(l.name);
-        if (ov != overrides.end()) {
-          c.state0 = *ov->second;
-        } else if (l.init.empty()) {
-          c.state0 = RnnState<T>();
-        } else {
-          const LayerSpec& src = spec.layer(l.init);
-          const LayerCache<T>& sc = cache.layers[size_t(spec.layer_index(l.init))];
-          if (src.kind == LayerKind::rnn) {
-            c.state0 = sc.state_n;
-          } else {
-            // bridge output [B, S] -> h [L*D, B, R] (+ c [L*D, B, H])
-            const RnnConfig& rc = l.rnn;
-            const int64_t K = rc.num_layers * rc.directions(), R = rc.state_size(), H = rc.hidden_size;
-            const int64_t S = sc.out.data.dim(1), Bb = sc.out.data.dim(0);
-            c.state0 = rnn_zero_state<T>(rc, Bb);
-            for (int64_t k = 0; k < K; ++k)
-              for (int64_t b = 0; b < Bb; ++b) {
-                const T* y = sc.out.data.ptr() + b * S;
-                std::copy(y + k * R, y + (k + 1) * R, c.state0.h.ptr() + (k * Bb + b) * R);
-                if (rc.has_cell_state()) std::copy(y + K * R + k * H, y + K * R + (k + 1) * H, c.state0.c.ptr() + (k * Bb + b) * H);
-              }
-          }
-        }
-        rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = opts.training, .rng = opts.rng}, c.out.data,
-                    c.state_n, c.rnn);
-        c.out.lengths = *lens;
-        const int64_t D = l.rnn.directions(), R = l.rnn.state_size(), L = l.rnn.num_layers;
-        c.final.resize({B, D * R});
-        for (int64_t d = 0; d < D; ++d)
-          for (int64_t b = 0; b < B; ++b) {
-            const T* h = c.state_n.h.ptr() + (((L - 1) * D + d) * B + b) * R;
-            std::copy(h, h + R, c.final.ptr() + b * D * R + d * R);
-          }
-        break;
-      }
-      case LayerKind::linear: {
-        const auto [x, lens] = vals.get(l.inputs[0]);
-        linear_forward(p.weight, p.bias, *x, c.out.data);
-        c.out.lengths = *lens;
-        break;
-      }
-      case LayerKind::dropout: {
-        const auto [x, lens] = vals.get(l.inputs[0]);
-        if (opts.training && l.p > 0 && !opts.rng) throw Error("model_forward: training with dropout needs an rng");
-        dropout_forward(*x, l.p, opts.training, opts.rng, c.out.data, c.mask);
-        c.out.lengths = *lens;
-        break;
-      }
-      case LayerKind::bridge: {
-        // [B, F] -> tanh(x W^T + b) [B, S]
-        const auto [x, lens] = vals.get(l.inputs[0]);
-        (void)lens;
-        linear_forward(p.weight, p.bias, *x, c.out.data);
-        for (auto& v : c.out.data.data) v = std::tanh(v);
-        c.out.lengths.clear();
-        break;
-      }
-      case LayerKind::concat: {
-        // Rows N of every input (T*B for sequences) joined along features; a vector of B rows
-        // next to a sequence [T, B, F] is repeated at every step (a per-step condition).
-        Shape lead;
-        std::vector<int64_t> lengths;
-        int64_t rows = -1, width = 0;
-        for (const auto& in : l.inputs) {
-          const auto [x, lens] = vals.get(in);
-          if (x->rank() == 3 && lead.empty()) {
-            lead = {x->dim(0), x->dim(1)};
-            lengths = *lens;
-          }
-          width += x->shape.back();
-        }
-        for (const auto& in : l.inputs) {
-          const Tensor<T>& x = *vals.get(in).first;
-          const int64_t r = rows_of(x.shape);
-          const int64_t want = lead.empty() ? (rows < 0 ? r : rows) : lead[0] * lead[1];
-          if (r != want && !(x.rank() == 2 && !lead.empty() && r == lead[1]))
-            layer_error(l, "input " + quote_name(in) + " has " + std::to_string(r) + " rows, expected " +
-                               std::to_string(want) + (lead.empty() ? "" : " or " + std::to_string(lead[1]) + " (one per sequence)"));
-          rows = want;
-        }
-        if (lead.empty()) lead = {rows};
-        Shape s = lead;
-        s.push_back(width);
-        c.out.data.resize(s);
-        int64_t off = 0;
-        for (const auto& in : l.inputs) {
-          const Tensor<T>& x = *vals.get(in).first;
-          const int64_t F = x.shape.back(), xr = rows_of(x.shape);  // xr < rows: repeated per step
-          for (int64_t r = 0; r < rows; ++r) {
-            const T* src = x.ptr() + (r % xr) * F;
-            std::copy(src, src + F, c.out.data.ptr() + r * width + off);
-          }
-          off += F;
-        }
-        c.out.lengths = lengths;
-        break;
-      }
+      case LayerKind::embedding: embedding_layer_forward(f, l, p, c); break;
+      case LayerKind::onehot: onehot_layer_forward(f, l, c); break;
+      case LayerKind::rnn: rnn_layer_forward(f, l, p, c); break;
+      case LayerKind::linear: linear_layer_forward(f, l, i, c); break;
+      case LayerKind::dropout: dropout_layer_forward(f, l, c); break;
+      case LayerKind::bridge: bridge_layer_forward(f, l, p, c); break;
+      case LayerKind::concat: concat_layer_forward(f, l, c); break;
     }
     c.done = true;
   }
@@ -747,8 +1040,6 @@ const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>&
   return cache.layers[size_t(spec.layer_index(layer))].state_n;
 }
 
-// ---------------------------------------------------------------- backward
-
 template <typename T>
 void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
                     ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
@@ -763,137 +1054,47 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
     clear(c.grad_state_n.c);
     c.has_grad = false;
   }
-  // Sends a gradient to the value `ref` denotes (model inputs are data: dropped).
-  auto route = [&](std::string_view ref, const Tensor<T>& g) {
-    const Ref r = resolve(spec, ref);
-    if (r.layer < 0) return;
-    LayerCache<T>& c = cache.layers[size_t(r.layer)];
-    if (!c.done) throw Error("model_backward: " + quote_name(ref) + " was not computed by the last forward");
-    add_to(r.final ? c.grad_final : c.grad_out, g);
-    c.has_grad = true;
-  };
+  Values<T> vals{spec, inputs, cache};
+  Backward<T> b{spec, params, cache, grads, vals, std::vector<bool>(n, false), {}, {}};
+  for (size_t i = 0; i < n; ++i) {
+    const LayerSpec& l = spec.layers[i];
+    switch (l.kind) {
+      case LayerKind::embedding: b.wants[i] = !l.frozen; break;
+      case LayerKind::onehot: break;
+      case LayerKind::rnn:
+      case LayerKind::linear:
+      case LayerKind::bridge: b.wants[i] = true; break;
+      case LayerKind::dropout:
+      case LayerKind::concat:
+        for (const auto& in : l.inputs) b.wants[i] = b.wants[i] || b.wants_grad(in);
+        break;
+    }
+  }
   for (const auto& [ref, g] : grad_outputs) {
     const Tensor<T>& v = model_output(spec, cache, ref);
     check_shape("model_backward gradient of " + ref, g->shape, v.shape);
-    route(ref, *g);
+    b.route(ref, *g);
   }
-  Values<T> vals{spec, inputs, cache};
-  Tensor<T> dx, zeros;
   for (size_t i = n; i-- > 0;) {
-    LayerCache<T>& c = cache.layers[i];
+    const LayerCache<T>& c = cache.layers[i];
     if (!c.done || !c.has_grad) continue;
     const LayerSpec& l = spec.layers[i];
-    const LayerParams<T>& p = params.layers[i];
-    LayerGrads<T>& g = grads.layers[i];
-    const bool input_is_layer = resolve(spec, l.inputs[0]).layer >= 0;
     switch (l.kind) {
-      case LayerKind::embedding: {
-        if (l.frozen) break;
-        const ModelInput<T>& in = vals.input(resolve(spec, l.inputs[0]));
-        embedding_backward(std::span<const int32_t>(in.ids), c.grad_out, g.weight);
-        break;
-      }
-      case LayerKind::linear: {
-        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
-        linear_backward(p.weight, x, c.grad_out, g.weight, &g.bias, input_is_layer ? &dx : nullptr);
-        if (input_is_layer) route(l.inputs[0], dx);
-        break;
-      }
-      case LayerKind::dropout: {
-        dx = c.grad_out;
-        if (!c.mask.empty())
-          for (size_t k = 0; k < dx.data.size(); ++k) dx.data[k] *= c.mask.data[k];
-        route(l.inputs[0], dx);
-        break;
-      }
-      case LayerKind::concat: {
-        const int64_t rows = rows_of(c.out.data.shape), width = c.out.data.shape.back();
-        int64_t off = 0;
-        for (const auto& in : l.inputs) {
-          const Tensor<T>& x = *vals.get(in).first;
-          const int64_t F = x.shape.back(), xr = rows_of(x.shape);
-          dx.resize(x.shape);
-          dx.zero();
-          // A vector repeated at every step collects the gradients of all steps.
-          if (!c.grad_out.empty())
-            for (int64_t r = 0; r < rows; ++r) {
-              const T* g = c.grad_out.ptr() + r * width + off;
-              T* d = dx.ptr() + (r % xr) * F;
-              for (int64_t k = 0; k < F; ++k) d[k] += g[k];
-            }
-          route(in, dx);
-          off += F;
-        }
-        break;
-      }
-      case LayerKind::bridge: {
-        // dz = dy * (1 - y^2)
-        dx = c.grad_out;
-        for (size_t k = 0; k < dx.data.size(); ++k) dx.data[k] *= T(1) - c.out.data.data[k] * c.out.data.data[k];
-        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
-        Tensor<T> dxin;
-        linear_backward(p.weight, x, dx, g.weight, &g.bias, &dxin);
-        route(l.inputs[0], dxin);
-        break;
-      }
-      case LayerKind::rnn: {
-        const RnnConfig& rc = l.rnn;
-        const Tensor<T>& x = *vals.get(l.inputs[0]).first;
-        const int64_t B = x.dim(1), D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
-        const Tensor<T>* gy = &c.grad_out;
-        if (c.grad_out.empty()) {
-          zeros.resize(c.out.data.shape);
-          zeros.zero();
-          gy = &zeros;
-        }
-        // The final-state head reads the last layer's h_n: its gradient enters there.
-        if (!c.grad_final.empty()) {
-          if (c.grad_state_n.h.empty()) {
-            c.grad_state_n.h.resize({L * D, B, R});
-            c.grad_state_n.h.zero();
-          }
-          for (int64_t d = 0; d < D; ++d)
-            for (int64_t b = 0; b < B; ++b) {
-              T* dh = c.grad_state_n.h.ptr() + (((L - 1) * D + d) * B + b) * R;
-              const T* gf = c.grad_final.ptr() + b * D * R + d * R;
-              for (int64_t r = 0; r < R; ++r) dh[r] += gf[r];
-            }
-        }
-        const bool link = !l.init.empty() && cache.layers[size_t(spec.layer_index(l.init))].done;
-        RnnState<T> gs0;
-        rnn_backward(rc, p.rnn, x, c.rnn, *gy, c.grad_state_n, g.rnn, input_is_layer ? &dx : nullptr,
-                     link ? &gs0 : nullptr);
-        if (input_is_layer) route(l.inputs[0], dx);
-        if (link) {
-          const int64_t k = spec.layer_index(l.init);
-          LayerCache<T>& sc = cache.layers[size_t(k)];
-          if (spec.layers[size_t(k)].kind == LayerKind::rnn) {
-            add_to(sc.grad_state_n.h, gs0.h);
-            if (!gs0.c.empty()) add_to(sc.grad_state_n.c, gs0.c);
-          } else {
-            // back into the bridge's [B, S] layout
-            const int64_t K = L * D, H = rc.hidden_size, S = sc.out.data.dim(1);
-            Tensor<T> gb({B, S});
-            for (int64_t kk = 0; kk < K; ++kk)
-              for (int64_t b = 0; b < B; ++b) {
-                T* y = gb.ptr() + b * S;
-                std::copy(gs0.h.ptr() + (kk * B + b) * R, gs0.h.ptr() + (kk * B + b + 1) * R, y + kk * R);
-                if (rc.has_cell_state())
-                  std::copy(gs0.c.ptr() + (kk * B + b) * H, gs0.c.ptr() + (kk * B + b + 1) * H, y + K * R + kk * H);
-              }
-            add_to(sc.grad_out, gb);
-          }
-          sc.has_grad = true;
-        }
-        break;
-      }
+      case LayerKind::embedding: embedding_layer_backward(b, l, i); break;
+      case LayerKind::onehot: break;
+      case LayerKind::rnn: rnn_layer_backward(b, l, i); break;
+      case LayerKind::linear: linear_layer_backward(b, l, i); break;
+      case LayerKind::dropout: dropout_layer_backward(b, l, i); break;
+      case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
+      case LayerKind::concat: concat_layer_backward(b, l, i); break;
     }
   }
 }
 
 #define RECUR_INSTANTIATE(T)                                                                                        \
   template struct ModelGrads<T>;                                                                                    \
-  template ModelParams<T> model_init_params<T>(const ModelSpec&, Rng&);                                             \
+  template ModelParams<T> model_init_params<T>(const ModelSpec&, Rng&, const ModelInitOptions&);                    \
+  template ModelParams<T> model_zero_params<T>(const ModelSpec&);                                                   \
   template ModelGrads<T> model_zero_grads<T>(const ModelSpec&);                                                     \
   template void model_check_params<T>(const ModelSpec&, const ModelParams<T>&);                                     \
   template std::vector<ParamRef<T>> model_param_refs<T>(const ModelSpec&, ModelParams<T>&, ModelGrads<T>&);         \

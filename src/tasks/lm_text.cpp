@@ -115,11 +115,13 @@ SentenceScore score_sentence(const LmModel& model, std::string_view sentence, bo
   batch.steps = T;
   batch.batch = 1;
   RnnState<float> state;
-  LmCache<float> cache;
-  lm_forward_backward<float>(model.spec.lm, model.params, batch, state, {}, cache, nullptr, 0.0);
-  // Per-row log-softmax in double: logits [T, V].
+  ModelCache<float> cache;
+  const ModelSpec graph = model.graph();
+  lm_forward_backward<float>(graph, model.params, batch, state, {}, cache, nullptr, 0.0);
+  const Tensor<float>& logits = model_output(graph, cache, graph.layers.back().name);
+  // Per-row log-softmax in double: logits [T, 1, V].
   for (int64_t t = 0; t < T; ++t) {
-    const float* row = cache.logits.ptr() + t * V;
+    const float* row = logits.ptr() + t * V;
     const float mx = *std::max_element(row, row + V);
     double sum = 0;
     for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - double(mx));
@@ -139,9 +141,9 @@ EvalResult evaluate_text(const LmModel& model, std::string_view text, const Eval
   if (opts.batch < 1) throw Error("eval batch: got " + std::to_string(opts.batch) + ", expected >= 1");
   if (opts.seq_len < 1) throw Error("eval seq_len: got " + std::to_string(opts.seq_len) + ", expected >= 1");
   const std::string o(origin);
-  const LmConfig& cfg = model.spec.lm;
+  const ModelSpec cfg = model.graph();
   EvalResult r;
-  LmCache<float> cache;
+  ModelCache<float> cache;
   TextBatch tb;
   if (model.spec.mode == TextMode::stream) {
     std::vector<int32_t> ids = encode_stream(model.vocab, text, &r.oov, origin);

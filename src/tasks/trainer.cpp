@@ -486,6 +486,7 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
     model.params = lm_init_params<float>(spec.lm, init_rng, opts.init_scale);
   }
   const LmConfig& cfg = model.spec.lm;
+  const ModelSpec graph = model.graph();  // the LM as a layer graph (lm.h)
 
   // ---- batches ----
   Batches batches;
@@ -506,14 +507,8 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
   }
 
   // ---- optimizer ----
-  LmGrads<float> grads = lm_zero_grads<float>(cfg);
-  std::vector<ParamRef<float>> refs;
-  {
-    std::vector<std::pair<std::string, Tensor<float>*>> pv, gv;
-    lm_for_each_param(cfg, model.params, [&](const std::string& n, Tensor<float>& t) { pv.emplace_back(n, &t); });
-    lm_for_each_param(cfg, grads, [&](const std::string& n, Tensor<float>& t) { gv.emplace_back(n, &t); });
-    for (size_t i = 0; i < pv.size(); ++i) refs.push_back(param_ref(pv[i].first, *pv[i].second, *gv[i].second));
-  }
+  ModelGrads<float> grads = model_zero_grads<float>(graph);
+  std::vector<ParamRef<float>> refs = model_param_refs(graph, model.params, grads);
   OptimizerConfig oc = opts.optimizer;
   if (oc.lr <= 0) oc.lr = default_lr(oc.type);
   const double lr0 = oc.lr;
@@ -679,7 +674,7 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
 
   // ---- the loop ----
   TextBatch tb;
-  LmCache<float> cache;
+  ModelCache<float> cache;
   int64_t steps_this_run = 0;
   int64_t diag_steps = 0, diag_clipped = 0;  // --diagnostics: clip rate since its last line
   auto window_t0 = clock::now();
@@ -700,7 +695,7 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
     grads.zero();
     RnnState<float> fresh;
     RnnState<float>& state = opts.mode == TextMode::stream ? carry : fresh;
-    const LossSum ls = lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, opts.mode), state,
+    const LossSum ls = lm_forward_backward<float>(graph, model.params, lm_batch_of(tb, opts.mode), state,
                                                   {.training = true, .rng = &dropout_rng}, cache, &grads,
                                                   1.0 / double(count));
     const double loss = ls.mean();
@@ -725,7 +720,7 @@ static TrainResult train_language_model_impl(const TrainOptions& opts, const Tok
         const StepDiagnostics d{.step = rs.step, .epoch = epoch_frac(), .grad_norm = norm,
                                 .grad_norm_clipped = grad_norm(refs), .clipped = clipped,
                                 .clip_rate = double(diag_clipped) / double(diag_steps),
-                                .layers = lm_layer_diagnostics(cfg, model.params, cache)};
+                                .layers = lm_layer_diagnostics(graph, model.params, cache)};
         metrics << diagnostics_json(d) << '\n';
         metrics.flush();
         diag_steps = diag_clipped = 0;

@@ -101,9 +101,11 @@ int64_t lm_param_count(const LmSpec& spec) {
   return n;
 }
 
-bool lm_params_finite(const LmSpec& spec, const LmParams<float>& params) {
+ModelSpec LmModel::graph() const { return lm_model_spec(spec.lm); }
+
+bool lm_params_finite(const LmSpec& spec, const ModelParams<float>& params) {
   bool ok = true;
-  lm_for_each_param(spec.lm, params, [&](const std::string&, const Tensor<float>& t) {
+  model_for_each_param(lm_model_spec(spec.lm), params, [&](const std::string&, const Tensor<float>& t, bool) {
     for (float v : t.data)
       if (!std::isfinite(v)) {
         ok = false;
@@ -120,7 +122,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
     throw Error(path + ": vocabulary (" + std::to_string(m.vocab.size()) + " " + token_level_name(m.vocab.level()) +
                 ") does not match the model (" + std::to_string(m.spec.lm.vocab_size) + " " +
                 token_level_name(m.spec.level) + ")");
-  lm_check_params(m.spec.lm, m.params);
+  const ModelSpec graph = m.graph();
+  model_check_params(graph, m.params);
   // A checkpoint is only ever a good state: a diverged model must not replace one.
   if (!lm_params_finite(m.spec, m.params)) throw Error(path + ": refusing to save a model with NaN or infinite weights");
   SafetensorsWriter w;
@@ -130,7 +133,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   w.set_metadata("vocab", m.vocab.to_json());
   if (!ckpt.train_state.empty()) w.set_metadata("train_state", ckpt.train_state);
   if (!m.task.empty()) w.set_metadata("task", m.task);
-  lm_for_each_param(m.spec.lm, m.params, [&](const std::string& name, const Tensor<float>& t) { w.add(name, t); });
+  model_for_each_param(graph, m.params, [&](const std::string& name, const Tensor<float>& t, bool) { w.add(name, t); });
   for (const auto& [name, t] : ckpt.tensors) {
     if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
       throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
@@ -188,14 +191,19 @@ Checkpoint load_checkpoint(const std::string& path) {
     JsonFields(std::string_view(m.task), path + ": metadata \"task\"");  // syntax and object check only
   }
 
+  // The LM graph's layers under their v1 tensor names (lm.h), read in v1's order so a file with
+  // several problems reports the same one first.
   const LmConfig& c = m.spec.lm;
-  if (c.embed_size > 0) m.params.encoder = rd.get<float>("encoder.weight", {c.vocab_size, c.embed_size});
-  m.params.rnn.dirs = rnn_load_params<float>(c.rnn, rd, "rnn.").dirs;
-  m.params.decoder_w = rd.get<float>("decoder.weight", {c.vocab_size, c.rnn.output_size()});
-  m.params.decoder_b = rd.get<float>("decoder.bias", {c.vocab_size});
-  lm_check_params(c, m.params);
+  const ModelSpec graph = m.graph();
+  m.params.layers.resize(graph.layers.size());
+  auto at = [&](const char* layer) -> LayerParams<float>& { return m.params.layers[size_t(graph.layer_index(layer))]; };
+  if (c.embed_size > 0) at("encoder").weight = rd.get<float>("encoder.weight", {c.vocab_size, c.embed_size});
+  at("rnn").rnn.dirs = rnn_load_params<float>(c.rnn, rd, "rnn.").dirs;
+  at("decoder").weight = rd.get<float>("decoder.weight", {c.vocab_size, c.rnn.output_size()});
+  at("decoder").bias = rd.get<float>("decoder.bias", {c.vocab_size});
+  model_check_params(graph, m.params);
   std::set<std::string> model_names;
-  lm_for_each_param(c, m.params, [&](const std::string& name, const Tensor<float>&) { model_names.insert(name); });
+  model_for_each_param(graph, m.params, [&](const std::string& name, const Tensor<float>&, bool) { model_names.insert(name); });
   for (const std::string& name : rd.names()) {
     if (model_names.count(name)) continue;
     if (name.rfind("optim.", 0) == 0 || name.rfind("train.", 0) == 0) {

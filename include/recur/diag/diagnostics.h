@@ -118,12 +118,12 @@ struct StepDiagnostics {
   std::vector<LayerDiagnostics> layers;
 };
 
-// Per layer: state-gradient profiles and gate statistics of the last lm_forward_backward held
-// in `cache` (called after it, before the optimizer changes the parameters). The loss scale is
+// Per layer: state-gradient profiles and gate statistics of the last lm_forward_backward (with a
+// backward pass) on the LM graph `spec` (lm.h) held in `cache` (called after it, before the optimizer changes the parameters). The loss scale is
 // the one the backward used (the trainer's mean loss). Unidirectional language models only.
 template <typename T>
-std::vector<LayerDiagnostics> lm_layer_diagnostics(const LmConfig& cfg, const LmParams<T>& params,
-                                                   const LmCache<T>& cache);
+std::vector<LayerDiagnostics> lm_layer_diagnostics(const ModelSpec& spec, const ModelParams<T>& params,
+                                                   const ModelCache<T>& cache);
 
 // One metrics.jsonl line (no newline): {"type":"diag","step":..,"epoch":..,"grad_norm":..,
 // "grad_norm_clipped":..,"clipped":..,"clip_rate":..,"layers":[{"layer":0,"grad_h":[..],

@@ -31,7 +31,8 @@ class RnnStackStep;
 template <typename T>
 class LmStepper {
  public:
-  LmStepper(const LmConfig& cfg, const LmParams<T>& params);  // checks the parameters' shapes
+  // params: the graph of lm_model_spec(cfg) (lm.h); checks the parameters' shapes.
+  LmStepper(const LmConfig& cfg, const ModelParams<T>& params);
   ~LmStepper();
   LmStepper(const LmStepper& o);
   LmStepper& operator=(const LmStepper& o);
@@ -44,7 +45,8 @@ class LmStepper {
 
  private:
   LmConfig cfg_;
-  const LmParams<T>* p_;
+  const Tensor<T>* decoder_w_ = nullptr;  // "decoder.weight" [V, D*R]
+  const Tensor<T>* decoder_b_ = nullptr;  // "decoder.bias" [V]
   // The recurrent layers (src/model/step_kernels.h, shared with the graph's stepper, stepper.h).
   std::unique_ptr<detail::RnnStackStep<T>> rnn_;
 };

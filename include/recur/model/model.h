@@ -4,9 +4,17 @@
 // can be loaded by `recur` again.
 //
 // A model is a list of layers in evaluation order; each names its inputs, which are model
-// inputs or earlier layers. There is no general autograd: every layer kind knows its own
-// backward, and model_backward walks the list in reverse, summing the gradients a value
-// receives from all its consumers.
+// inputs or earlier layers. There is no general autograd: every layer kind has a forward and a
+// backward function side by side (src/model/model.cpp), model_forward walks the list calling
+// the forwards, and model_backward walks it in reverse calling the backwards, summing the
+// gradients a value receives from all its consumers. Backward skips the input gradient of a
+// layer whose input leads to no trainable parameter (one-hot rows, frozen embeddings).
+//
+// The language model (lm.h) is such a graph: tokens -> embedding or one-hot -> dropout -> rnn
+// -> dropout -> linear decoder; its pieces here are the one-hot layer, the initialisation
+// options, the backend choice, carried state (StateOverrides in, model_rnn_state_n out: the
+// truncated-BPTT carry), weight tying (LayerSpec::tie) and sparse embedding-row gradients
+// (LayerGrads::rows).
 //
 // Values (glossary in tensor.h) are either sequences [T, B, F] with per-example lengths, or
 // per-example vectors [N, F] (N = B, or T*B for per-word features such as a character RNN's
@@ -39,7 +47,7 @@
 namespace recur {
 
 enum class InputKind { tokens, features };
-enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge };
+enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot };
 
 const char* layer_kind_name(LayerKind kind);  // "embedding", "rnn", ...
 
@@ -60,6 +68,10 @@ struct LayerSpec {
   std::string init;      // rnn: "" (zeros), an earlier rnn layer or a bridge layer
   std::string target;    // bridge: the rnn layer whose initial state it makes
   double p = 0.0;        // dropout probability
+  // linear: the embedding layer whose matrix [V, E] this head uses as its weight [C, F]
+  // (weight tying, Press & Wolf 2017; needs C = V, F = E and a trainable embedding). The head
+  // then has only a bias; the shared matrix's gradient sums both uses.
+  std::string tie;
 };
 
 // The description of a model. The builder methods append a layer, infer its input width from
@@ -73,7 +85,9 @@ struct ModelSpec {
   std::string embedding(const std::string& name, const std::string& input, int64_t dim, bool frozen = false);
   // cfg.input_size is set from the input; the rest of cfg is the caller's.
   std::string rnn(const std::string& name, const std::string& input, RnnConfig cfg, const std::string& init = "");
-  std::string linear(const std::string& name, const std::string& input, int64_t out);
+  std::string linear(const std::string& name, const std::string& input, int64_t out, const std::string& tie = "");
+  // Token ids [T, B] as one-hot rows [T, B, V] (char-rnn input; no parameters).
+  std::string onehot(const std::string& name, const std::string& input);
   std::string concat(const std::string& name, const std::vector<std::string>& inputs);
   std::string dropout(const std::string& name, const std::string& input, double p);
   // A bridge from `input` (a vector) to the initial state of the rnn `target`, added later
@@ -106,6 +120,10 @@ template <typename T>
 struct LayerGrads {
   Tensor<T> weight, bias;
   RnnGrads<T> rnn;
+  // embedding: the rows of weight that the backward passes since the last zero() touched,
+  // ascending and distinct (sparse row gradients: every other row is zero). A tied embedding
+  // lists every row, since the head's gradient is dense.
+  std::vector<int32_t> rows;
 };
 template <typename T>
 struct ModelParams {
@@ -117,10 +135,25 @@ struct ModelGrads {
   void zero();
 };
 
-// Embeddings U(-0.1, 0.1); linear and bridge PyTorch's U(-1/sqrt(F), 1/sqrt(F)); recurrent
-// layers PyTorch's default with LSTM forget-gate biases 1 (see rnn_set_forget_bias).
+// How model_init_params draws the parameters.
+//   default    embeddings U(-0.1, 0.1); linear and bridge PyTorch's U(-1/sqrt(F), 1/sqrt(F));
+//              recurrent layers PyTorch's default with LSTM forget-gate biases 1
+//              (see rnn_set_forget_bias)
+//   uniform    every parameter U(-s, s) (Zaremba et al. 2014)
+//   word_lm    PyTorch word_language_model's scheme: embeddings and linear weights
+//              U(-0.1, 0.1), linear biases 0, recurrent layers PyTorch's default
+// uniform and word_lm draw the recurrent layers first, then the others in layer order: the
+// order recur's first language model drew them in, so a seed gives the same weights as before.
+struct ModelInitOptions {
+  enum class Scheme { standard, uniform, word_lm };
+  Scheme scheme = Scheme::standard;
+  double scale = 0.0;  // uniform: s > 0
+};
 template <typename T>
-ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng);
+ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelInitOptions& init = {});
+// Every parameter present with its shape, all zero (to be filled, e.g. by a loader).
+template <typename T>
+ModelParams<T> model_zero_params(const ModelSpec& spec);
 template <typename T>
 ModelGrads<T> model_zero_grads(const ModelSpec& spec);
 template <typename T>
@@ -137,7 +170,7 @@ void model_for_each_param(const ModelSpec& spec, P& p, F&& f) {
       case LayerKind::embedding: f(l.name + ".weight", lp.weight, !l.frozen); break;
       case LayerKind::linear:
       case LayerKind::bridge:
-        f(l.name + ".weight", lp.weight, true);
+        if (l.tie.empty()) f(l.name + ".weight", lp.weight, true);
         f(l.name + ".bias", lp.bias, true);
         break;
       case LayerKind::rnn:
@@ -169,7 +202,8 @@ struct ModelValue {
   std::vector<int64_t> lengths;  // sequences: [B] or empty (all T)
 };
 
-// What forward keeps per layer for backward; reused across calls.
+// What forward keeps per layer for backward; reused across calls. A tied head's weight lives
+// in its embedding's LayerParams (its own weight is empty).
 template <typename T>
 struct LayerCache {
   bool done = false;         // computed by the last forward
@@ -186,6 +220,12 @@ struct LayerCache {
 template <typename T>
 struct ModelCache {
   std::vector<LayerCache<T>> layers;
+  // Scratch of the losses computed on the graph's output (lm_forward_backward), kept here so a
+  // training step allocates nothing.
+  ModelInputs<T> inputs;
+  Tensor<T> grad_logits;        // [N, C]
+  std::vector<T> loss_mask;     // [N] or empty
+  std::vector<int32_t> targets; // [N] (lm_step: all -1)
 };
 
 struct ModelForwardOptions {
@@ -194,10 +234,15 @@ struct ModelForwardOptions {
   // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
   // of a decoder step without recomputing the encoder.
   std::vector<std::string> wanted;
+  // The recurrent layers' implementation (rnn.h); callers that read LayerCache::rnn.dirs ask
+  // for RnnBackend::reference, whose forward keeps the per-step record there.
+  RnnBackend backend = RnnBackend::automatic;
 };
 
-// Initial states given from outside (a decoding step), by rnn layer name; they replace the
-// layer's `init`, so what feeds that init is not computed.
+// Initial states given from outside (a decoding step, or the state carried between the chunks
+// of a stream: truncated BPTT), by rnn layer name; they replace the layer's `init`, so what
+// feeds that init is not computed, and no gradient flows back into them (a constant of the
+// chunk). An empty state means zeros. model_rnn_state_n returns the state to carry.
 template <typename T>
 using StateOverrides = std::map<std::string, const RnnState<T>*>;
 

@@ -56,10 +56,12 @@ int64_t lm_param_count(const LmSpec& spec);
 struct LmModel {
   LmSpec spec;
   Vocab vocab;
-  LmParams<float> params;
+  ModelParams<float> params;  // the graph of lm_model_spec(spec.lm) (lm.h)
   // The "task" metadata: a JSON object text, or empty for a text language model. The checkpoint
   // only checks that it is an object; its owner (music_corpus.h for "music") reads the fields.
   std::string task;
+
+  ModelSpec graph() const;  // lm_model_spec(spec.lm)
 };
 
 struct Checkpoint {
@@ -77,6 +79,6 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 Checkpoint load_checkpoint(const std::string& path);
 
 // True when every parameter value is finite (no NaN or infinity).
-bool lm_params_finite(const LmSpec& spec, const LmParams<float>& params);
+bool lm_params_finite(const LmSpec& spec, const ModelParams<float>& params);
 
 }  // namespace recur
