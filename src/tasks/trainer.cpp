@@ -89,12 +89,10 @@ void TrainOptions::validate() const {
   if (data_path.empty()) throw Error("DATA: missing; expected a training file");
   if (out_dir.empty()) throw Error("--out: missing; expected the run directory");
   check_flags_apply(*this);
-  if (bidirectional && !is_model_task())
-    throw Error(
-        "--bidirectional: a language model predicts the next token, so it cannot read the future: --bidirectional is "
-        "for tag/classify tasks");
-  if (bidirectional && task == "generate")
-    bad("--bidirectional", "on", "off for --task generate (a generator reads only the past)");
+  if (bidirectional && (!is_model_task() || task == "generate"))
+    throw Error("--bidirectional: does not apply to --task " + task +
+                " (it predicts the next token, so it cannot read the future; --bidirectional is for tag, classify and "
+                "seq2seq)");
   if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
   if (!embeddings_path.empty() && features) bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
   check_int("--char-embed", char_embed, 1, "a size >= 1");
