@@ -123,7 +123,9 @@ class TrainFlags : public ::testing::Test {
 
   // The base command of a task: its data and a tiny model; every run logs every step.
   static std::string base(const std::string& task) {
-    const std::string d = "'" + dir_.string() + "/";
+    std::string d = "'";
+    d += dir_.string();
+    d += "/";
     const std::string common = " --hidden 12 --threads 1 --log-every 1 --quiet --valid-fraction 0.2";
     if (task == "lm") return "train " + d + "text.txt' --layers 1 --batch 4 --seq-len 16" + common;
     if (task == "music") return "train --task music " + d + "corpus' --layers 1 --batch 2 --seq-len 16" + common;
@@ -140,7 +142,8 @@ class TrainFlags : public ::testing::Test {
         in >> w;  // and its value
         continue;
       }
-      out += (out.empty() ? "" : " ") + w;
+      if (!out.empty()) out += " ";
+      out += w;
     }
     return out;
   }
