@@ -97,6 +97,7 @@ class LmTask final : public TrainTask {
     if (!ok) carry_ = RnnState<float>();
     return ok;
   }
+  void zero_grads() override { grads_.zero(); }
   StepResult forward_backward(Rng& dropout) override {
     const int64_t count = batch_.tokens();
     if (count <= 0) throw Error("internal: a training batch without target tokens");

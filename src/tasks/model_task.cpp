@@ -119,10 +119,9 @@ class ModelTask final : public TrainTask {
     ++batch_in_epoch_;
     return true;
   }
+  void zero_grads() override { grads_.zero(); }
   StepResult forward_backward(Rng& dropout) override {
     batch_ = make_task_batch(model_, ptrs_);
-    // The frozen embedding's gradient is not among params(), so the loop does not zero it.
-    grads_.zero();
     const LossSum ls =
         task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_, &grads_);
     return {ls, int64_t(ptrs_.size())};

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -255,7 +254,7 @@ class Loop {
     ++s_.batch_in_epoch;
     ++steps_this_run_;
     s_.lr = sched_.lr(s_.epoch);
-    for (const ParamRef<float>& r : refs_) std::memset(r.grad, 0, size_t(r.size) * sizeof(float));
+    task_.zero_grads();
     const StepResult sr = task_.forward_backward(dropout_);
     if (sr.loss.count <= 0) throw Error("internal: a training batch without target tokens");
     const double loss = sr.loss.mean();

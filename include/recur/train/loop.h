@@ -85,6 +85,8 @@ class TrainTask {
   // the next epoch and epoch() has advanced).
   virtual bool next_batch() = 0;
   virtual int64_t epoch() const = 0;  // completed epochs
+  // Zeroes every gradient of the model (the task knows its layout: sparse rows, frozen layers).
+  virtual void zero_grads() = 0;
   // Forward and backward of the current batch into the (zeroed) gradients of params(), scaled
   // for the mean loss over target tokens.
   virtual StepResult forward_backward(Rng& dropout) = 0;
