@@ -198,6 +198,23 @@ TEST_F(TrainFlags, OptimisationFlagsChangeTrainingForEveryTask) {
   }
 }
 
+// Model and data flags: the model or the data it trains on differs, so the losses do.
+TEST_F(TrainFlags, ModelAndDataFlagsChangeTrainingForEveryTask) {
+  const std::vector<std::string> flags = {"--hidden 8",   "--layers 2",        "--proj 4",           "--peephole",
+                                          "--embed 6",    "--min-count 30",    "--max-vocab 6",      "--valid-fraction 0.4"};
+  for (const std::string& task : kTasks) {
+    const std::string plain = trained(task, "").losses();
+    for (const std::string& f : flags) {
+      const bool vocab = f == "--min-count 30" || f == "--max-vocab 6";
+      if (((task == "music" || task == "generate") && vocab) || (task == "lm" && f == "--embed 6"))
+        continue;  // music, generate: refused (TaskSpecificFlags...); lm chars: one-hot unless --embed, below
+      EXPECT_NE(trained(task, f).losses(), plain) << task << " " << f;
+    }
+    EXPECT_NE(trained(task, "--cell gru --gru-reset before").losses(), trained(task, "--cell gru").losses()) << task;
+  }
+  EXPECT_NE(trained("lm", "--embed 6").losses(), trained("lm", "--embed 5").losses());
+}
+
 // The one schedule: lr0 * decay^max(0, epoch - decay_after), epochs 1-based, for every task.
 TEST_F(TrainFlags, LrDecayAndDecayAfterFollowTheOneSchedule) {
   for (const std::string& task : kTasks) {
@@ -304,7 +321,10 @@ TEST_F(TrainFlags, TaskSpecificFlagsActOrAreRefusedByName) {
     expect_refused(task, "--level word", "--level");
   }
   expect_refused("music", "--level word", "--level");
-  expect_refused("music", "--max-vocab 10", "--max-vocab");
+  for (const std::string task : {"music", "generate"}) {
+    expect_refused(task, "--max-vocab 10", "--max-vocab");
+    expect_refused(task, "--min-count 2", "--min-count");
+  }
   for (const std::string task : {"lm", "music", "generate"}) expect_refused(task, "--bidirectional", "--bidirectional");
   for (const std::string task : {"lm", "music", "classify", "seq2seq", "generate"}) {
     expect_refused(task, "--char-rnn", "--char-rnn");
