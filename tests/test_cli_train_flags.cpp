@@ -33,7 +33,7 @@ struct Lcg {
 
 // What a run left in metrics.jsonl.
 struct Metrics {
-  std::vector<nlohmann::json> train, valid, diag;
+  std::vector<nlohmann::json> train, valid, diag, test;
   // The train losses as written (full precision): equal only for the same training.
   std::string losses() const {
     std::string s;
@@ -158,8 +158,7 @@ class TrainFlags : public ::testing::Test {
     for (std::string line; std::getline(in, line);) {
       const auto j = nlohmann::json::parse(line);
       const std::string type = j.at("type");
-      (type == "train" ? m.train : type == "valid" ? m.valid : type == "diag" ? m.diag : m.train).push_back(j);
-      if (type == "test") m.train.pop_back();
+      (type == "train" ? m.train : type == "valid" ? m.valid : type == "diag" ? m.diag : m.test).push_back(j);
     }
     return m;
   }
@@ -277,6 +276,47 @@ TEST_F(TrainFlags, ReportingAndBudgetFlagsActOnEveryTask) {
     EXPECT_EQ(v.valid.size(), 4u);
     EXPECT_EQ(trained(task, "--log-every 4").train.size(), 2u);
     EXPECT_EQ(trained(task, "", "--steps 5").train.size(), 5u);
+  }
+}
+
+// Data files and the time budget: --valid replaces the held-out split, --test adds a final test
+// line (music brings its own split and refuses both by name), --time stops the run.
+TEST_F(TrainFlags, ValidTestAndTimeActOnEveryTask) {
+  const std::map<std::string, std::string> file = {{"lm", "text.txt"},  {"tag", "tag.txt"},     {"classify", "cls.tsv"},
+                                                   {"seq2seq", "pairs.txt"}, {"generate", "names"}};
+  for (const auto& [task, name] : file) {
+    SCOPED_TRACE(task);
+    const std::string f = " '" + (dir_ / name).string() + "'";
+    const Metrics plain = trained(task, "");
+    EXPECT_TRUE(plain.test.empty());
+    EXPECT_EQ(trained(task, "--test" + f).test.size(), 1u);
+    const Metrics v = trained(task, "--valid" + f);
+    ASSERT_FALSE(v.valid.empty());
+    EXPECT_NE(v.losses(), plain.losses());  // all of the data trains now
+    EXPECT_NE(v.valid.back().at("loss"), plain.valid.back().at("loss"));
+  }
+  for (const std::string task : {"--valid", "--test"}) {
+    const Result r = run("music", task + std::string(" '") + (dir_ / "text.txt").string() + "'");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.err.rfind("recur: error: " + std::string(task), 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("--task music"), std::string::npos) << r.err;
+  }
+  for (const std::string& task : kTasks) {
+    SCOPED_TRACE(task);
+    EXPECT_EQ(trained(task, "--time 0.000001").train.size(), 0u);
+  }
+}
+
+// --plots draws the learning curves of every task.
+TEST_F(TrainFlags, PlotsForEveryTask) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot is not installed";
+  for (const std::string& task : kTasks) {
+    SCOPED_TRACE(task);
+    ASSERT_EQ(run(task, "--plots", "--steps 4").rc, 0);
+    for (const char* name : {"loss", "grad"}) {
+      const fs::path png = dir_ / ("run_" + task) / (std::string(name) + ".png");
+      EXPECT_TRUE(fs::exists(png) && fs::file_size(png) > 100) << name;
+    }
   }
 }
 
