@@ -13,32 +13,13 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
-#include "recur/tasks/task_trainer.h"
 #include "recur/tasks/tasks.h"
 #include "recur/data/text_data.h"
 #include "task_cli.h"
 
 namespace recur::cli {
 
-struct TaskTrainCliArgs {
-  CLI::App* sub = nullptr;
-  bool condition_every_step = false;
-  bool char_rnn = false, binary = false, features = false, keep_case = false, freeze = false;
-  std::string embeddings;
-  int64_t text_column = 1, label_column = 0, token_column = 1, tag_column = 0;  // 1-based; 0 = last
-  int header = -1;
-  int64_t char_embed = 25, char_hidden = 25;
-};
-
 namespace {
-
-std::atomic<bool> g_task_stop{false};
-extern "C" void on_task_signal(int sig) {
-  g_task_stop.store(true);
-  std::signal(sig, SIG_DFL);
-}
-
-int64_t given(CLI::App* sub, const char* name) { return int64_t(sub->get_option(name)->count()); }
 
 // Lines of a file, or of stdin when path is "-".
 std::vector<std::string> read_lines(const std::string& path) {
@@ -107,132 +88,26 @@ SampleCli& sample_cli() {
 
 // ---------------------------------------------------------------- train
 
-std::shared_ptr<TaskTrainCliArgs> add_task_train_options(CLI::App* sub) {
-  auto a = std::make_shared<TaskTrainCliArgs>();
-  a->sub = sub;
+void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   const std::string g = "Tasks (--task classify|tag|seq2seq|generate)";
-  sub->add_flag("--char-rnn", a->char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
-  sub->add_option("--char-embed", a->char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
-  sub->add_option("--char-hidden", a->char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
-  sub->add_flag("--condition-every-step", a->condition_every_step,
+  sub->add_flag("--char-rnn", o.char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
+  sub->add_option("--char-embed", o.char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
+  sub->add_option("--char-hidden", o.char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
+  sub->add_flag("--condition-every-step", o.condition_every_step,
                 "generate: feed the condition to every step's input instead of the initial state")->group(g);
-  sub->add_flag("--binary", a->binary, "classify: two labels with one sigmoid output (BCE)")->group(g);
-  sub->add_flag("--features", a->features,
+  sub->add_flag("--binary", o.binary, "classify: two labels with one sigmoid output (BCE)")->group(g);
+  sub->add_flag("--features", o.features,
                 "classify/tag/seq2seq: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step "
                 "(seq2seq: the target text in the last column of a sequence's first row)")->group(g);
-  sub->add_flag("--keep-case", a->keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
-  sub->add_option("--embeddings", a->embeddings, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
-  sub->add_flag("--freeze-embeddings", a->freeze, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
-  sub->add_option("--text-column", a->text_column, "classify: 1-based text column")->capture_default_str()->group(g);
-  sub->add_option("--label-column", a->label_column, "classify: 1-based label column (0 = last)")->capture_default_str()->group(g);
-  sub->add_option("--token-column", a->token_column, "tag: 1-based token column")->capture_default_str()->group(g);
-  sub->add_option("--tag-column", a->tag_column, "tag: 1-based tag column (0 = last)")->capture_default_str()->group(g);
-  sub->add_option("--header", a->header, "classify: 1 = first row is a header, 0 = no header, -1 = guess")
+  sub->add_flag("--keep-case", o.keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
+  sub->add_option("--embeddings", o.embeddings_path, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
+  sub->add_flag("--freeze-embeddings", o.freeze_embeddings, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
+  sub->add_option("--text-column", o.text_column, "classify: 1-based text column")->capture_default_str()->group(g);
+  sub->add_option("--label-column", o.label_column, "classify: 1-based label column (0 = last)")->capture_default_str()->group(g);
+  sub->add_option("--token-column", o.token_column, "tag: 1-based token column")->capture_default_str()->group(g);
+  sub->add_option("--tag-column", o.tag_column, "tag: 1-based tag column (0 = last)")->capture_default_str()->group(g);
+  sub->add_option("--header", o.header, "classify: 1 = first row is a header, 0 = no header, -1 = guess")
       ->check(CLI::Range(-1, 1))->capture_default_str()->group(g);
-  return a;
-}
-
-bool is_task_train(const std::string& task, const TrainOptions& o, bool resume_last) {
-  if (is_task_kind(task)) return true;
-  const std::string path = resume_last ? (std::filesystem::path(o.out_dir) / "last.safetensors").string() : o.resume_path;
-  return !path.empty() && is_task_checkpoint(path);
-}
-
-void run_task_train(TaskTrainCliArgs& a, const std::string& task, const std::vector<std::string>& data,
-                    const TrainOptions& o, bool resume_last, bool quiet, int threads) {
-  if (data.size() != 1) throw Error("DATA: got " + std::to_string(data.size()) + " inputs, expected one file");
-  TaskTrainOptions t;
-  t.data_path = data[0];
-  if (resume_last) {
-    t.resume_path = (std::filesystem::path(o.out_dir) / "last.safetensors").string();
-    if (!std::filesystem::exists(t.resume_path))
-      throw Error(o.out_dir + ": no last.safetensors to resume from; start a fresh run without --resume");
-  } else {
-    t.resume_path = o.resume_path;
-  }
-  if (is_task_kind(task)) t.task.kind = parse_task_kind(task);
-  else if (!t.resume_path.empty()) t.task.kind = load_task_checkpoint(t.resume_path).model.task.kind;
-  t.task.char_rnn = a.char_rnn;
-  t.task.binary = a.binary;
-  t.task.condition_every_step = a.condition_every_step;
-  t.task.features = a.features;
-  t.task.lowercase = !a.keep_case;
-  auto col = [](int64_t c, const char* flag) {
-    if (c < 0) throw Error(std::string(flag) + ": got " + std::to_string(c) + ", expected a 1-based column or 0 (last)");
-    return c == 0 ? int64_t(-1) : c - 1;
-  };
-  t.task.table.text_column = col(a.text_column, "--text-column");
-  if (t.task.table.text_column < 0) throw Error("--text-column: got 0, expected a 1-based column");
-  t.task.table.label_column = col(a.label_column, "--label-column");
-  t.task.table.header = a.header;
-  t.task.conll.token_column = col(a.token_column, "--token-column");
-  if (t.task.conll.token_column < 0) throw Error("--token-column: got 0, expected a 1-based column");
-  t.task.conll.tag_column = col(a.tag_column, "--tag-column");
-  t.valid_path = o.valid_path;
-  t.test_path = o.test_path;
-  t.valid_fraction = o.valid_fraction;
-  t.vocab = {o.max_vocab, o.min_count};
-  // Task defaults differ from the language model's where the LM default makes no sense here.
-  RnnConfig& r = t.model.rnn;
-  r.cell = o.cell;
-  r.gru_reset = o.gru_reset;
-  r.hidden_size = o.hidden;
-  r.num_layers = given(a.sub, "--layers") ? o.layers : 1;
-  r.proj_size = o.proj;
-  r.peephole = o.peephole;
-  r.bidirectional = o.bidirectional;
-  r.dropout = r.num_layers > 1 ? o.dropout : 0.0;
-  t.model.embed = o.embed > 0 ? o.embed : 100;
-  t.model.dropout = o.dropout;
-  t.model.char_embed = a.char_embed;
-  t.model.char_hidden = a.char_hidden;
-  t.model.freeze_embeddings = a.freeze;
-  t.embeddings_path = a.embeddings;
-  t.optimizer = o.optimizer;
-  t.batch = o.batch;
-  t.clip_norm = o.clip_norm;
-  t.lr_decay = o.lr_decay;
-  t.epochs = o.epochs;
-  t.steps = o.steps;
-  t.time_limit = o.time_limit;
-  t.seed = o.seed;
-  t.valid_every = o.valid_every;
-  t.log_every = o.log_every;
-  t.eval_batch = std::max<int64_t>(o.eval_batch, 64);
-  t.out_dir = o.out_dir;
-  t.force = o.force;
-  apply_threads(threads);
-  TaskTrainObserver obs;
-  obs.on_log = [&](const TaskLog& l) {
-    if (quiet && l.type == "train") return;
-    if (l.type == "train")
-      std::printf("step %lld | epoch %.2f | loss %.4f | grad %.3g | %.0f ex/s | lr %.3g\n", (long long)l.step, l.epoch,
-                  l.loss, l.grad_norm, l.examples_per_s, l.lr);
-    else
-      std::printf("%-5s step %lld | epoch %.2f | loss %.4f | %s %.4f\n", l.type.c_str(), (long long)l.step, l.epoch, l.loss,
-                  l.metric_name.c_str(), l.metric);
-    std::fflush(stdout);
-  };
-  obs.on_note = [](const std::string& s) { std::fprintf(stderr, "recur: %s\n", s.c_str()); };
-  g_task_stop.store(false);
-  std::signal(SIGINT, on_task_signal);
-  std::signal(SIGTERM, on_task_signal);
-  const TaskTrainResult res = train_task(t, obs, &g_task_stop);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-  if (res.nothing_to_do) {
-    obs.on_note("nothing to do: the run in " + t.out_dir + " is at step " + std::to_string(res.step) +
-                ", which already meets its budget; pass a larger --steps or --epochs");
-    return;
-  }
-  std::string msg = "saved " + res.last_path;
-  if (!res.best_path.empty()) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, " (valid %s %.4f)", res.metric_name.c_str(), res.best_metric);
-    msg += " and " + res.best_path + buf;
-  }
-  obs.on_note(msg);
-  if (res.interrupted) throw CLI::RuntimeError(130);
 }
 
 // ---------------------------------------------------------------- eval

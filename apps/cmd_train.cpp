@@ -1,4 +1,5 @@
-// recur train DATA --out DIR - train a character- or word-level language model (trainer.h).
+// recur train DATA --out DIR - every task (trainer.h): this file only declares the options and
+// calls the library, which validates them per task, resumes and runs the one loop (loop.h).
 #include <unistd.h>
 
 #include <atomic>
@@ -39,13 +40,9 @@ struct TrainArgs {
   std::string diagnostics;       // --diagnostics [N]: "" = every 100 steps
   CLI::Option* diagnostics_opt = nullptr;
   bool resume_last = false;  // --resume without a file: DIR/last.safetensors
-  std::vector<std::string> data;  // DATA: one text file, or (--task music) music files and folders
-  std::string task = "lm";        // lm: text (DATA is read as UTF-8); music: music_cli_util.h
-  CLI::Option* task_opt = nullptr;
+  std::vector<std::string> data;  // DATA: one file, or (--task music) music files and folders
   MusicTrainArgs music;
-  std::shared_ptr<TaskTrainCliArgs> tasks;  // --task classify|tag|seq2seq|generate (cmd_tasks.cpp)
-  // Options a resumed run takes from the checkpoint unless given again: (option, copy saved -> current).
-  std::vector<std::pair<CLI::Option*, std::function<void(const TrainOptions&, TrainOptions&)>>> inherit;
+  CLI::App* sub = nullptr;
 };
 
 // --diagnostics takes an optional step interval; alone it means every 100 steps.
@@ -69,18 +66,21 @@ void to_options(TrainArgs& a) {
   o.cell = parse_cell(a.cell);
   o.gru_reset = parse_gru_reset(a.gru_reset);
   o.optimizer.type = parse_optimizer(a.optimizer);
+  // The library refuses flags a task cannot use and resumes with the flags not given again.
+  for (const CLI::Option* opt : a.sub->get_options())
+    if (opt->count() > 0 && !opt->get_lnames().empty()) o.given.insert("--" + opt->get_lnames()[0]);
 }
 
 class Printer {
  public:
-  Printer(bool chars, bool quiet) : chars_(chars), quiet_(quiet), tty_(::isatty(STDOUT_FILENO) != 0) {}
+  explicit Printer(bool quiet) : quiet_(quiet), tty_(::isatty(STDOUT_FILENO) != 0) {}
 
   void progress(const TrainLog& l) {
     if (!tty_ || quiet_) return;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    std::printf("\r\033[K%s", line(l).c_str());
+    std::printf("\r\033[K%s", format_train_log(l).c_str());
     std::fflush(stdout);
     live_ = true;
   }
@@ -88,7 +88,7 @@ class Printer {
     if (quiet_ && l.type == "train") return;
     if (live_) std::printf("\r\033[K");
     live_ = false;
-    std::printf("%s\n", line(l).c_str());
+    std::printf("%s\n", format_train_log(l).c_str());
     std::fflush(stdout);
   }
   void note(const std::string& s) {
@@ -99,69 +99,31 @@ class Printer {
   }
 
  private:
-  std::string line(const TrainLog& l) const {
-    char buf[512];
-    const char* metric = chars_ ? "bpc" : "ppl";
-    const double mv = chars_ ? l.bpc : l.ppl;
-    if (l.type != "train") {
-      std::snprintf(buf, sizeof buf, "%-5s step %lld | epoch %.2f | loss %.4f | %s %.4f", l.type.c_str(),
-                    (long long)l.step, l.epoch, l.loss, metric, mv);
-      return buf;
-    }
-    std::snprintf(buf, sizeof buf,
-                  "step %lld | epoch %.2f | loss %.4f | %s %.4f | grad %.3g | clip %.0f%% | %s tok/s | lr %.3g | ETA %s",
-                  (long long)l.step, l.epoch, l.loss, metric, mv, l.grad_norm, 100.0 * l.clip_rate,
-                  format_count(l.tokens_per_s).c_str(), l.lr, l.eta_s < 0 ? "?" : format_duration(l.eta_s).c_str());
-    return buf;
-  }
-
-  bool chars_, quiet_, tty_;
+  bool quiet_, tty_;
   bool live_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-template <typename M>
-void link(TrainArgs& a, CLI::Option* opt, M TrainOptions::*member) {
-  a.inherit.emplace_back(opt, [member](const TrainOptions& s, TrainOptions& d) { d.*member = s.*member; });
-}
-template <typename M>
-void link_opt(TrainArgs& a, CLI::Option* opt, M OptimizerConfig::*member) {
-  a.inherit.emplace_back(opt,
-                         [member](const TrainOptions& s, TrainOptions& d) { d.optimizer.*member = s.optimizer.*member; });
-}
-
 void run(TrainArgs& a) {
   to_options(a);
   TrainOptions& o = a.o;
-  if (is_task_train(a.task, o, a.resume_last)) return run_task_train(*a.tasks, a.task, a.data, o, a.resume_last, a.quiet, a.threads);
-  std::string saved_task;  // a resumed run's "task" metadata
   if (a.resume_last) {
     o.resume_path = (std::filesystem::path(o.out_dir) / "last.safetensors").string();
     if (!std::filesystem::exists(o.resume_path))
       throw Error(o.out_dir + ": no last.safetensors to resume from; start a fresh run without --resume");
   }
-  if (!o.resume_path.empty()) {
-    // A resumed run takes its settings from the checkpoint; options given again override
-    // (the trainer refuses those that would change the model's shape or the data layout).
-    const Checkpoint ck = load_checkpoint(o.resume_path);
-    saved_task = ck.model.task;
-    if (ck.train_state.empty())
-      throw FormatError(o.resume_path + ": metadata \"train_state\": missing; this model cannot be resumed");
-    const TrainProgress p = train_progress_from_json(ck.train_state, o.resume_path);
-    for (auto& [opt, copy] : a.inherit)
-      if (opt->count() == 0) copy(p.options, o);
-  }
-  // A resumed music run is music without saying --task again.
-  const bool music = a.task == "music" || (a.task_opt->count() == 0 && is_music_task(saved_task));
-  if (music) o.level = TokenLevel::words;
+  if (a.diagnostics_opt->count() > 0) o.diagnostics_every = diagnostics_interval(a.diagnostics);
+  // A resumed run takes its settings (the task too) from the checkpoint; flags given again override.
+  if (!o.resume_path.empty()) o = resume_options(o);
+  const bool music = o.task == "music";
+  if (music && !o.given.count("--level")) o.level = TokenLevel::words;
   if (!music && a.data.size() != 1)
-    throw Error("DATA: got " + std::to_string(a.data.size()) + " inputs, expected one text file (several are for --task music)");
+    throw Error("DATA: got " + std::to_string(a.data.size()) + " inputs, expected one file (several are for --task music)");
   o.data_path.clear();
   for (const std::string& d : a.data) o.data_path += (o.data_path.empty() ? "" : " ") + d;
   apply_threads(a.threads);
-  if (a.diagnostics_opt->count() > 0) o.diagnostics_every = diagnostics_interval(a.diagnostics);
   if (a.plots) require_gnuplot("--plots");  // before hours of training, not after
-  Printer printer(o.level == TokenLevel::chars, a.quiet);
+  Printer printer(a.quiet);
   TrainObserver obs;
   obs.on_progress = [&](const TrainLog& l) { printer.progress(l); };
   obs.on_log = [&](const TrainLog& l) { printer.log(l); };
@@ -169,9 +131,12 @@ void run(TrainArgs& a) {
   g_stop.store(false);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::string saved_task;  // a resumed music run's "task" metadata
+  if (music) o.validate();  // before the corpus is read, not after
+  if (music && !o.resume_path.empty()) saved_task = load_checkpoint(o.resume_path).model.task;
   const TrainResult r = music ? train_language_model(o, music_training_corpus(a.music, a.data, o, saved_task, obs.on_note),
                                                      obs, &g_stop)
-                              : train_language_model(o, obs, &g_stop);
+                              : train_run(o, obs, &g_stop);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (r.nothing_to_do) {
@@ -183,7 +148,9 @@ void run(TrainArgs& a) {
   if (!r.best_path.empty()) {
     char buf[96];
     const double v = r.best_valid_loss;
-    if (o.level == TokenLevel::chars) std::snprintf(buf, sizeof buf, " (valid loss %.4f, bpc %.4f)", v, v / std::log(2.0));
+    if (!r.metric_name.empty()) std::snprintf(buf, sizeof buf, " (valid %s %.4f)", r.metric_name.c_str(), r.best_metric);
+    else if (o.level == TokenLevel::chars && !o.is_model_task())
+      std::snprintf(buf, sizeof buf, " (valid loss %.4f, bpc %.4f)", v, v / std::log(2.0));
     else std::snprintf(buf, sizeof buf, " (valid loss %.4f, ppl %.2f)", v, std::exp(v));
     msg += " and " + r.best_path + buf;
   }
@@ -198,115 +165,84 @@ void run(TrainArgs& a) {
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   TrainOptions& o = a->o;
-  CLI::App* sub = app.add_subcommand("train", "Train a character- or word-level language model on a text file");
+  CLI::App* sub = app.add_subcommand("train", "Train a language model (text, music) or a task model (classify, tag, seq2seq, generate)");
   sub->add_option("DATA", a->data, "Training text (UTF-8); --task music: MIDI, ABC or JSB JSON files or folders")
       ->required();
-  a->task_opt = sub->add_option("--task", a->task, "lm: language model on text; music: on MIDI files (docs/music.md)")
+  sub->add_option("--task", o.task, "lm: language model on text; music: on MIDI files (docs/music.md); classify, tag, seq2seq, generate: docs/tasks.md")
                     ->check(CLI::IsMember({"lm", "music", "classify", "tag", "seq2seq", "generate"}))->capture_default_str();
   sub->add_option("--out", o.out_dir, "Run directory: last/best.safetensors, metrics.jsonl")->required();
+  a->sub = sub;
   auto* resume = sub->add_option("--resume", o.resume_path,
                                  "Continue the run in --out (or from FILE); settings not given again come from it")
                      ->expected(0, 1);
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
   const std::string d = "Data";
-  link(*a, sub->add_option("--valid", o.valid_path, "Validation text (default: hold out --valid-fraction)")->group(d),
-       &TrainOptions::valid_path);
-  link(*a, sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end")->group(d),
-       &TrainOptions::test_path);
-  link(*a, sub->add_option("--valid-fraction", o.valid_fraction, "Share of lines held out when there is no --valid")
-               ->capture_default_str()->group(d),
-       &TrainOptions::valid_fraction);
-  link(*a, sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
-               ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str()->group(d),
-       &TrainOptions::level);
-  link(*a, sub->add_option("--mode", a->mode, "stream: one text, truncated BPTT; lines: one example per line")
-               ->check(CLI::IsMember({"stream", "lines"}))->capture_default_str()->group(d),
-       &TrainOptions::mode);
-  link(*a, sub->add_option("--max-vocab", o.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
-               ->capture_default_str()->group(d),
-       &TrainOptions::max_vocab);
-  link(*a, sub->add_option("--min-count", o.min_count, "Rarer tokens become <unk>")->capture_default_str()->group(d),
-       &TrainOptions::min_count);
+  sub->add_option("--valid", o.valid_path, "Validation text (default: hold out --valid-fraction)")->group(d);
+  sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end")->group(d);
+  sub->add_option("--valid-fraction", o.valid_fraction, "Share of lines held out when there is no --valid")
+               ->capture_default_str()->group(d);
+  sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
+               ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str()->group(d);
+  sub->add_option("--mode", a->mode, "stream: one text, truncated BPTT; lines: one example per line")
+               ->check(CLI::IsMember({"stream", "lines"}))->capture_default_str()->group(d);
+  sub->add_option("--max-vocab", o.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
+               ->capture_default_str()->group(d);
+  sub->add_option("--min-count", o.min_count, "Rarer tokens become <unk>")->capture_default_str()->group(d);
 
   const std::string m = "Model";
-  link(*a, sub->add_option("--cell", a->cell, "Recurrent cell")
-               ->check(CLI::IsMember({"lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"}))->capture_default_str()->group(m),
-       &TrainOptions::cell);
-  link(*a, sub->add_option("--gru-reset", a->gru_reset, "GRU reset gate: after (PyTorch/cuDNN) or before (Cho et al.)")
-               ->check(CLI::IsMember({"after", "before"}))->capture_default_str()->group(m),
-       &TrainOptions::gru_reset);
-  link(*a, sub->add_option("--layers", o.layers, "Stacked layers")->capture_default_str()->group(m), &TrainOptions::layers);
-  link(*a, sub->add_option("--hidden", o.hidden, "Hidden units per layer")->capture_default_str()->group(m),
-       &TrainOptions::hidden);
-  link(*a, sub->add_option("--embed", o.embed, "Embedding size (-1: one-hot for chars, = hidden for words; 0: one-hot)")
-               ->capture_default_str()->group(m),
-       &TrainOptions::embed);
-  link(*a, sub->add_option("--proj", o.proj, "LSTM projection size (0 = none)")->capture_default_str()->group(m),
-       &TrainOptions::proj);
-  link(*a, sub->add_flag("--peephole", o.peephole, "LSTM peephole connections")->group(m), &TrainOptions::peephole);
+  sub->add_option("--cell", a->cell, "Recurrent cell")
+               ->check(CLI::IsMember({"lstm", "gru", "rnn", "rnn_tanh", "rnn_relu"}))->capture_default_str()->group(m);
+  sub->add_option("--gru-reset", a->gru_reset, "GRU reset gate: after (PyTorch/cuDNN) or before (Cho et al.)")
+               ->check(CLI::IsMember({"after", "before"}))->capture_default_str()->group(m);
+  sub->add_option("--layers", o.layers, "Stacked layers")->capture_default_str()->group(m);
+  sub->add_option("--hidden", o.hidden, "Hidden units per layer")->capture_default_str()->group(m);
+  sub->add_option("--embed", o.embed, "Embedding size (-1: one-hot for chars, = hidden for words; 0: one-hot)")
+               ->capture_default_str()->group(m);
+  sub->add_option("--proj", o.proj, "LSTM projection size (0 = none)")->capture_default_str()->group(m);
+  sub->add_flag("--peephole", o.peephole, "LSTM peephole connections")->group(m);
   sub->add_flag("--bidirectional", o.bidirectional, "Refused: a language model cannot read the future")->group(m);
-  link(*a, sub->add_option("--dropout", o.dropout, "Dropout on embeddings, between layers and on the output")
-               ->capture_default_str()->group(m),
-       &TrainOptions::dropout);
-  link(*a, sub->add_option("--init-scale", o.init_scale, "Init every weight U(-s, s) (0 = PyTorch's default scheme)")
-               ->capture_default_str()->group(m),
-       &TrainOptions::init_scale);
+  sub->add_option("--dropout", o.dropout, "Dropout on embeddings, between layers and on the output")
+               ->capture_default_str()->group(m);
+  sub->add_option("--init-scale", o.init_scale, "Init every weight U(-s, s) (0 = PyTorch's default scheme)")
+               ->capture_default_str()->group(m);
 
   const std::string t = "Training";
-  auto* optim = sub->add_option("--optimizer", a->optimizer, "Optimizer")
+  sub->add_option("--optimizer", a->optimizer, "Optimizer")
                     ->check(CLI::IsMember({"sgd", "adam", "adagrad", "rmsprop"}))->capture_default_str()->group(t);
-  a->inherit.emplace_back(optim, [](const TrainOptions& s, TrainOptions& dd) { dd.optimizer.type = s.optimizer.type; });
-  link_opt(*a, sub->add_option("--lr", o.optimizer.lr, "Learning rate (0 = sgd 1, adam 0.002, adagrad 0.01, rmsprop 0.002)")
-                   ->group(t),
-           &OptimizerConfig::lr);
+  sub->add_option("--lr", o.optimizer.lr, "Learning rate (0 = sgd 1, adam 0.002, adagrad 0.01, rmsprop 0.002)")
+                   ->group(t);
   o.optimizer.lr = 0;
-  link_opt(*a, sub->add_option("--momentum", o.optimizer.momentum, "SGD/RMSprop momentum")->group(t),
-           &OptimizerConfig::momentum);
-  link_opt(*a, sub->add_option("--weight-decay", o.optimizer.weight_decay, "L2 penalty")->group(t),
-           &OptimizerConfig::weight_decay);
-  link(*a, sub->add_option("--batch", o.batch, "Parallel streams (stream) or examples per batch (lines)")
-               ->capture_default_str()->group(t),
-       &TrainOptions::batch);
-  link(*a, sub->add_option("--seq-len", o.seq_len, "BPTT steps per chunk (stream mode)")->capture_default_str()->group(t),
-       &TrainOptions::seq_len);
-  link(*a, sub->add_option("--clip-norm", o.clip_norm, "Clip the global gradient norm (0 = off)")
-               ->capture_default_str()->group(t),
-       &TrainOptions::clip_norm);
-  link(*a, sub->add_option("--clip-value", o.clip_value, "Clip each gradient value (0 = off)")
-               ->capture_default_str()->group(t),
-       &TrainOptions::clip_value);
-  link(*a, sub->add_option("--lr-decay", o.lr_decay, "Multiply lr by this each epoch after --decay-after")
-               ->capture_default_str()->group(t),
-       &TrainOptions::lr_decay);
-  link(*a, sub->add_option("--decay-after", o.decay_after, "Epochs at the full lr before --lr-decay applies")
-               ->capture_default_str()->group(t),
-       &TrainOptions::decay_after);
-  link(*a, sub->add_option("--plateau-decay", o.plateau_decay, "Multiply lr by this when validation stops improving (0 = off)")
-               ->capture_default_str()->group(t),
-       &TrainOptions::plateau_decay);
-  link(*a, sub->add_option("--plateau-patience", o.plateau_patience, "Evaluations without improvement before decaying")
-               ->capture_default_str()->group(t),
-       &TrainOptions::plateau_patience);
-  link(*a, sub->add_option("--epochs", o.epochs, "Stop after this many epochs in total (all budgets 0: 10 epochs)")
-               ->group(t),
-       &TrainOptions::epochs);
-  link(*a, sub->add_option("--steps", o.steps, "Stop after this many steps in total")->group(t), &TrainOptions::steps);
+  sub->add_option("--momentum", o.optimizer.momentum, "SGD/RMSprop momentum")->group(t);
+  sub->add_option("--weight-decay", o.optimizer.weight_decay, "L2 penalty")->group(t);
+  sub->add_option("--batch", o.batch, "Parallel streams (stream) or examples per batch (lines)")
+               ->capture_default_str()->group(t);
+  sub->add_option("--seq-len", o.seq_len, "BPTT steps per chunk (stream mode)")->capture_default_str()->group(t);
+  sub->add_option("--clip-norm", o.clip_norm, "Clip the global gradient norm (0 = off)")
+               ->capture_default_str()->group(t);
+  sub->add_option("--clip-value", o.clip_value, "Clip each gradient value (0 = off)")
+               ->capture_default_str()->group(t);
+  sub->add_option("--lr-decay", o.lr_decay, "Multiply lr by this each epoch after --decay-after")
+               ->capture_default_str()->group(t);
+  sub->add_option("--decay-after", o.decay_after, "Epochs at the full lr before --lr-decay applies")
+               ->capture_default_str()->group(t);
+  sub->add_option("--plateau-decay", o.plateau_decay, "Multiply lr by this when validation stops improving (0 = off)")
+               ->capture_default_str()->group(t);
+  sub->add_option("--plateau-patience", o.plateau_patience, "Evaluations without improvement before decaying")
+               ->capture_default_str()->group(t);
+  sub->add_option("--epochs", o.epochs, "Stop after this many epochs in total (all budgets 0: 10 epochs)")
+               ->group(t);
+  sub->add_option("--steps", o.steps, "Stop after this many steps in total")->group(t);
   sub->add_option("--time", o.time_limit, "Stop after this many seconds (this invocation)")->group(t);
-  link(*a, sub->add_option("--seed", o.seed, "Seed of init, dropout and data order")->capture_default_str()->group(t),
-       &TrainOptions::seed);
-  link(*a, sub->add_option("--diverge-factor", o.diverge_factor, "Stop when the loss exceeds this times the first (0 = off)")
-               ->capture_default_str()->group(t),
-       &TrainOptions::diverge_factor);
+  sub->add_option("--seed", o.seed, "Seed of init, dropout and data order")->capture_default_str()->group(t);
+  sub->add_option("--diverge-factor", o.diverge_factor, "Stop when the loss exceeds this times the first (0 = off)")
+               ->capture_default_str()->group(t);
 
   const std::string r = "Reporting";
-  link(*a, sub->add_option("--valid-every", o.valid_every, "Steps between validations and checkpoints (0 = each epoch)")
-               ->capture_default_str()->group(r),
-       &TrainOptions::valid_every);
-  link(*a, sub->add_option("--log-every", o.log_every, "Steps between logged lines")->capture_default_str()->group(r),
-       &TrainOptions::log_every);
-  link(*a, sub->add_option("--eval-batch", o.eval_batch, "Batch size of validation and test")
-               ->capture_default_str()->group(r),
-       &TrainOptions::eval_batch);
+  sub->add_option("--valid-every", o.valid_every, "Steps between validations and checkpoints (0 = each epoch)")
+               ->capture_default_str()->group(r);
+  sub->add_option("--log-every", o.log_every, "Steps between logged lines")->capture_default_str()->group(r);
+  sub->add_option("--eval-batch", o.eval_batch, "Batch size of validation and test")
+               ->capture_default_str()->group(r);
   sub->add_flag("--quiet", a->quiet, "Only validation lines and notes")->group(r);
   a->diagnostics_opt = sub->add_option("--diagnostics", a->diagnostics,
                                        "Every N steps (default 100) log hidden-state gradients, gate saturation and "
@@ -314,7 +250,7 @@ void add_train(CLI::App& app) {
                            ->expected(0, 1)->type_name("[N]")->group(r);
   sub->add_flag("--plots", a->plots, "At the end write recur plot's PNG/SVG figures into --out (needs gnuplot)")->group(r);
   add_music_train_options(sub, a->music);
-  a->tasks = add_task_train_options(sub);
+  add_task_train_options(sub, o);
   add_threads_option(sub, a->threads);
   sub->callback([a, resume] {
     // --resume without a value is the run directory's last checkpoint.

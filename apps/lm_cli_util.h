@@ -7,6 +7,7 @@
 #include <string>
 
 #include "recur/train/checkpoint.h"
+#include "recur/train/loop.h"
 
 namespace recur::cli {
 
@@ -19,7 +20,6 @@ void apply_threads(int threads);
 // Loads and validates a checkpoint's model part (sample, score, eval).
 LmModel load_model(const std::string& path);
 
-std::string format_duration(double seconds);  // "1h02m", "3m20s", "12s"
-std::string format_count(double x);           // "45.2k", "1.3M", "812"
+// format_duration and format_count: recur/train/loop.h.
 
 }  // namespace recur::cli

@@ -1,5 +1,4 @@
-// apps/task_cli.h - the task side of the shared commands: `recur train --task
-// classify|tag|seq2seq|generate`, `recur eval` and `recur sample --condition` on a task model
+// apps/task_cli.h - the task side of the shared commands: the task options of `recur train`, `recur eval` and `recur sample --condition` on a task model
 // (tasks.h). The task-only commands (classify, tag, translate) live in cmd_tasks.cpp.
 #pragma once
 
@@ -13,15 +12,9 @@
 
 namespace recur::cli {
 
-struct TaskTrainCliArgs;  // the task options of `recur train` (cmd_tasks.cpp)
-
-// Registers the task options (--char-rnn, --binary, --embeddings, columns, ...) on `recur train`.
-std::shared_ptr<TaskTrainCliArgs> add_task_train_options(CLI::App* train);
-// True when this `recur train` is a task run: --task names one, or --resume points at a task model.
-bool is_task_train(const std::string& task, const TrainOptions& o, bool resume_last);
-// Runs it. The shared options (model sizes, optimizer, budget, --out, --resume) come from `o`.
-void run_task_train(TaskTrainCliArgs& args, const std::string& task, const std::vector<std::string>& data,
-                    const TrainOptions& o, bool resume_last, bool quiet, int threads);
+// Registers the task options (--char-rnn, --binary, --embeddings, columns, ...) of `recur train`;
+// the library refuses them by name for the tasks they do not apply to (trainer.h).
+void add_task_train_options(CLI::App* train, TrainOptions& o);
 
 // `recur eval MODEL FILE` on a task model: the task's metrics (options: --beam, ...).
 void add_task_eval_options(CLI::App* eval);

@@ -15,7 +15,9 @@
 #include "recur/train/checkpoint.h"
 #include "recur/diag/diagnostics.h"
 #include "recur/core/optim.h"
+#include "recur/core/loss.h"
 #include "recur/core/rnn.h"
+#include "recur/model/model.h"
 #include "recur/data/text_data.h"
 #include "recur/tasks/trainer.h"
 
@@ -392,6 +394,109 @@ TEST(TrainDiagnostics, RecordedValuesMatchDirectComputation) {
     EXPECT_NEAR(rec["gates"]["f"]["mean"].get<double>(), gs.gates[1].mean, 1e-12);
   }
   fs::remove_all(dir);
+}
+
+
+// The model-graph version (task models) against the language model's on the same network:
+// embedding -> 2-layer LSTM -> linear, the same weights, batch and mean loss. Ragged lengths
+// via a padded final step. Also: a classifier read only through its final state still shows a
+// gradient profile (the final state's gradient enters at the last slot).
+TEST(ModelDiagnostics, MatchTheLanguageModelsOnAnEquivalentModel) {
+  const int64_t V = 7, E = 5, H = 6, Tn = 5, B = 3;
+  LmConfig cfg;
+  cfg.vocab_size = V;
+  cfg.embed_size = E;
+  cfg.rnn.cell = CellType::lstm;
+  cfg.rnn.input_size = E;
+  cfg.rnn.hidden_size = H;
+  cfg.rnn.num_layers = 2;
+  Rng rng(3);
+  const LmParams<double> lp = lm_init_params<double>(cfg, rng, 0.5);
+  std::vector<int32_t> input(size_t(Tn * B)), target(size_t(Tn * B));
+  for (size_t i = 0; i < input.size(); ++i) {
+    input[i] = int32_t(rng.below(uint64_t(V)));
+    target[i] = int32_t(rng.below(uint64_t(V)));
+  }
+  const std::vector<int64_t> lengths = {5, 3, 4};
+  std::vector<double> mask(size_t(Tn * B), 1.0);
+  for (int64_t t = 0; t < Tn; ++t)
+    for (int64_t b = 0; b < B; ++b)
+      if (t >= lengths[size_t(b)]) {
+        mask[size_t(t * B + b)] = 0;
+        target[size_t(t * B + b)] = -1;
+      }
+  // The language model.
+  LmCache<double> lc;
+  LmGrads<double> lg = lm_zero_grads<double>(cfg);
+  RnnState<double> st;
+  LmBatch batch{.input = input, .target = target, .mask = {}, .lengths = lengths, .steps = Tn, .batch = B};
+  std::vector<float> fmask(mask.begin(), mask.end());
+  batch.mask = fmask;
+  const LossSum ls = lm_forward_backward<double>(cfg, lp, batch, st, {.backend = RnnBackend::reference}, lc, &lg, 1.0);
+  const auto lm_d = lm_layer_diagnostics(cfg, lp, lc);
+
+  // The same network as a model graph.
+  ModelSpec spec;
+  spec.tokens("words", V);
+  spec.embedding("emb", "words", E);
+  RnnConfig rc = cfg.rnn;
+  spec.rnn("rnn", "emb", rc);
+  spec.linear("out", "rnn", V);
+  ModelParams<double> mp = model_init_params<double>(spec, rng);
+  mp.layers[0].weight = lp.encoder;
+  mp.layers[1].rnn = lp.rnn;
+  mp.layers[2].weight = lp.decoder_w;
+  mp.layers[2].bias = lp.decoder_b;
+  ModelInputs<double> in;
+  in["words"] = ModelInput<double>{.ids = input, .features = {}, .steps = Tn, .batch = B, .lengths = lengths};
+  ModelCache<double> mc;
+  model_forward(spec, mp, in, {}, mc);
+  const Tensor<double>& out = model_output(spec, mc, "out");
+  Tensor<double> logits = out;
+  logits.shape = {Tn * B, V};
+  Tensor<double> grad;
+  const LossSum ms = softmax_cross_entropy<double>(logits, target, {}, &grad, 1.0);
+  ASSERT_NEAR(ms.sum, ls.sum, 1e-9);
+  grad.shape = out.shape;
+  ModelGrads<double> mg = model_zero_grads<double>(spec);
+  model_backward(spec, mp, in, mc, {{"out", &grad}}, mg);
+  const auto md = model_layer_diagnostics(spec, mp, in, mc);
+
+  ASSERT_EQ(md.size(), lm_d.size());
+  for (size_t l = 0; l < md.size(); ++l) {
+    SCOPED_TRACE(l);
+    EXPECT_EQ(md[l].layer, int64_t(l));
+    EXPECT_EQ(md[l].name, "rnn." + std::to_string(l));
+    ASSERT_EQ(md[l].grad_h.size(), lm_d[l].grad_h.size());
+    ASSERT_EQ(md[l].grad_h_last.size(), lm_d[l].grad_h_last.size());
+    for (size_t k = 0; k < md[l].grad_h.size(); ++k) {
+      EXPECT_NEAR(md[l].grad_h[k], lm_d[l].grad_h[k], 1e-10 * (1 + lm_d[l].grad_h[k]));
+      EXPECT_NEAR(md[l].grad_h_last[k], lm_d[l].grad_h_last[k], 1e-10 * (1 + lm_d[l].grad_h_last[k]));
+    }
+    EXPECT_GT(md[l].grad_h[1], 0.0);
+    EXPECT_NEAR(md[l].gates.saturated, lm_d[l].gates.saturated, 1e-12);
+    EXPECT_NEAR(md[l].gates.keep_mean, lm_d[l].gates.keep_mean, 1e-12);
+  }
+
+  // A classifier: only rnn.final reaches the loss. Its profile is the final state's gradient
+  // carried back through time: nonzero at the last slot and at the initial one.
+  ModelSpec cs;
+  cs.tokens("words", V);
+  cs.embedding("emb", "words", E);
+  cs.rnn("rnn", "emb", rc);
+  cs.linear("out", "rnn.final", 2);
+  ModelParams<double> cp = model_init_params<double>(cs, rng);
+  ModelCache<double> cc;
+  model_forward(cs, cp, in, {}, cc);
+  Tensor<double> cg = model_output(cs, cc, "out");
+  for (double& x : cg.data) x = 0.25;
+  ModelGrads<double> cgr = model_zero_grads<double>(cs);
+  model_backward(cs, cp, in, cc, {{"out", &cg}}, cgr);
+  const auto cd = model_layer_diagnostics(cs, cp, in, cc);
+  ASSERT_EQ(cd.size(), 2u);
+  EXPECT_GT(cd[1].grad_h.back(), 0.0);   // the final state of the top layer
+  EXPECT_GT(cd[1].grad_h.front(), 0.0);  // reached the initial state
+  EXPECT_GT(cd[0].grad_h.front(), 0.0);  // and the layer below
 }
 
 TEST(TrainDiagnostics, OptionIsValidated) {

@@ -34,10 +34,6 @@ struct AllowedLong {
 const AllowedLong kAllowed[] = {
     {"src/core/rnn.cpp", "scan_forward", "the reference time loop: one pass over the steps, kept whole to be read"},
     {"src/core/rnn.cpp", "scan_backward", "the reference backward time loop, the mirror of scan_forward"},
-    // Temporary: the change that replaces the two training loops (issue 11, "One engine")
-    // removes these two; delete the entries with them.
-    {"src/tasks/trainer.cpp", "train_language_model_impl", "temporary, removed by the training-loop rewrite"},
-    {"src/tasks/task_trainer.cpp", "train_task", "temporary, removed by the training-loop rewrite"},
 };
 
 bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }

@@ -122,7 +122,8 @@ namespace {
 template <typename T>
 StateGrads<T> state_grads(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
                           const RnnCache<T>& cache, const std::vector<DirectionCache<T>>& record,
-                          const Tensor<T>& grad_output, const StateGradOptions& opts) {
+                          const Tensor<T>& grad_output, const StateGradOptions& opts,
+                          const RnnState<T>* grad_state_n = nullptr) {
   const int64_t Tn = cache.steps, B = cache.batch, D = cfg.directions(), R = cfg.state_size(), H = cfg.hidden_size;
   const int64_t L = cfg.num_layers, DR = D * R, GH = cfg.gates() * H;
   const bool lstm = cfg.has_cell_state();
@@ -181,6 +182,11 @@ StateGrads<T> state_grads(const RnnConfig& cfg, const RnnParams<T>& params, cons
       RnnState<T> gsn, gs0;
       gsn.h = Tensor<T>({1, B, R});  // recurrent part of dLoss/d(state leaving the step); final state: 0
       if (lstm) gsn.c = Tensor<T>({1, B, H});
+      // unless the final state itself feeds the loss (a classifier's head, an encoder's bridge)
+      if (grad_state_n && !grad_state_n->h.empty())
+        std::memcpy(gsn.h.ptr(), grad_state_n->h.ptr() + k * B * R, size_t(B * R) * sizeof(T));
+      if (lstm && grad_state_n && !grad_state_n->c.empty())
+        std::memcpy(gsn.c.ptr(), grad_state_n->c.ptr() + k * B * H, size_t(B * H) * sizeof(T));
       Tensor<T>& gh = out.h[size_t(k)];
       gh = Tensor<T>({Tn + 1, B, R});
       Tensor<T>* gc = lstm ? &out.c[size_t(k)] : nullptr;
@@ -328,6 +334,50 @@ std::vector<LayerDiagnostics> lm_layer_diagnostics(const ModelSpec& spec, const 
   return out;
 }
 
+template <typename T>
+std::vector<LayerDiagnostics> model_layer_diagnostics(const ModelSpec& spec, const ModelParams<T>& params,
+                                                      const ModelInputs<T>& inputs, const ModelCache<T>& cache) {
+  std::vector<LayerDiagnostics> out;
+  int64_t index = 0;  // layers numbered through the model, rnn by rnn, bottom first
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& ls = spec.layers[i];
+    if (ls.kind != LayerKind::rnn) continue;
+    const LayerCache<T>& lc = cache.layers[i];
+    const RnnConfig& cfg = ls.rnn;
+    if (!lc.done) {  // not computed by the last forward (a decoding-only layer)
+      index += cfg.num_layers;
+      continue;
+    }
+    const std::string& ref = ls.inputs.at(0);
+    const Tensor<T>& x = spec.layer_index(ref) >= 0 ? model_output(spec, cache, ref) : inputs.at(ref).features;
+    const int64_t Tn = lc.rnn.steps, B = lc.rnn.batch, DR = cfg.directions() * cfg.state_size();
+    Tensor<T> dy = lc.grad_out;
+    if (dy.empty()) {  // only the final state feeds the loss
+      dy = Tensor<T>({Tn, B, DR});
+      dy.zero();
+    }
+    const RnnState<T>* gsn = lc.grad_state_n.h.empty() ? nullptr : &lc.grad_state_n;
+    std::vector<DirectionCache<T>> scratch;
+    const std::vector<DirectionCache<T>>& record = rnn_step_record(cfg, params.layers[i].rnn, x, lc.rnn, scratch);
+    const StateGrads<T> total = state_grads(cfg, params.layers[i].rnn, x, lc.rnn, record, dy, {}, gsn);
+    const bool uni = cfg.directions() == 1;
+    StateGrads<T> last;
+    if (uni) last = state_grads(cfg, params.layers[i].rnn, x, lc.rnn, record, dy, {.last_step_only = true}, gsn);
+    for (int64_t l = 0; l < cfg.num_layers; ++l, ++index) {
+      // The forward direction of each layer; a bidirectional layer's reverse direction mirrors it.
+      const size_t k = size_t(l * cfg.directions());
+      LayerDiagnostics d;
+      d.layer = index;
+      d.name = ls.name + (cfg.num_layers > 1 ? "." + std::to_string(l) : "");
+      d.grad_h = slot_norms(total.h[k]);
+      if (uni) d.grad_h_last = distance_norms(last.h[k], lc.rnn.lengths);
+      d.gates = gate_stats(cfg, record[k].gates, lc.rnn.lengths);
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
+}
+
 std::string diagnostics_json(const StepDiagnostics& d) {
   using json = nlohmann::ordered_json;
   // NaN has no JSON spelling: null, as metrics.jsonl writes values that do not apply.
@@ -341,8 +391,10 @@ std::string diagnostics_json(const StepDiagnostics& d) {
   for (const LayerDiagnostics& l : d.layers) {
     json gates = json::object();
     for (const GateStat& g : l.gates.gates) gates[g.name] = {{"saturated", num(g.saturated)}, {"mean", num(g.mean)}};
-    layers.push_back({{"layer", l.layer},
-                      {"grad_h", arr(l.grad_h)},
+    json entry = {{"layer", l.layer}};
+    if (!l.name.empty()) entry["name"] = l.name;
+    layers.push_back(entry);
+    layers.back().update(json{{"grad_h", arr(l.grad_h)},
                       {"grad_h_last", arr(l.grad_h_last)},
                       {"saturated", num(l.gates.saturated)},
                       {"keep_mean", num(l.gates.keep_mean)},
@@ -497,7 +549,9 @@ std::vector<GradientProfile> gradient_experiment(const GradientExperimentOptions
   template std::vector<double> slot_norms<T>(const Tensor<T>&);                                                  \
   template std::vector<double> distance_norms<T>(const Tensor<T>&, const std::vector<int64_t>&);                 \
   template std::vector<LayerDiagnostics> lm_layer_diagnostics<T>(const ModelSpec&, const ModelParams<T>&,        \
-                                                                 const ModelCache<T>&);
+                                                                 const ModelCache<T>&);                          \
+  template std::vector<LayerDiagnostics> model_layer_diagnostics<T>(const ModelSpec&, const ModelParams<T>&,     \
+                                                                    const ModelInputs<T>&, const ModelCache<T>&);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

@@ -10,22 +10,15 @@
 #include <sstream>
 
 #include "json_fields.h"
-#include "lm_batch.h"
+#include "recur/tasks/tasks.h"
 #include "run_dir.h"
-#include "recur/diag/diagnostics.h"
-#include "recur/tasks/lm_text.h"
+#include "train_tasks.h"
 
 namespace recur {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Each random stream gets its own generator, seeded from --seed, so that e.g. changing the
-// dropout rate never changes the data order.
-constexpr uint64_t kOrderSeed = 0x6f72646572ULL;    // "order"
-constexpr uint64_t kDropoutSeed = 0x64726f70ULL;    // "drop"
-constexpr uint64_t kHoldoutSeed = 0x686f6c64ULL;    // "hold"
 
 std::string num(double x) {
   char buf[32];
@@ -45,15 +38,67 @@ void check_real(const char* flag, double v, double lo, double hi, bool lo_open, 
 }
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// Which tasks each flag means something for; a flag given for another task is refused by name
+// rather than silently ignored. Flags absent from this table apply to every task.
+struct FlagScope {
+  const char* flag;
+  std::vector<std::string> tasks;
+  const char* why;  // what the flag is for
+};
+const std::vector<FlagScope>& flag_scopes() {
+  static const std::vector<FlagScope> s = {
+      {"--seq-len", {"lm", "music"}, "the BPTT chunk of a token stream; task models batch whole examples"},
+      {"--mode", {"lm", "music"}, "stream or lines of a token stream; task models read whole examples"},
+      {"--level", {"lm"}, "chars or words of a text; the task and the music encoding fix the tokens"},
+      {"--max-vocab", {"lm", "classify", "tag", "seq2seq"},
+       "a word vocabulary cap; the music encoding and a generator's characters are kept whole"},
+      {"--min-count", {"lm", "classify", "tag", "seq2seq"},
+       "a word vocabulary cut; the music encoding and a generator's characters are kept whole"},
+      {"--char-rnn", {"tag"}, "a character BiLSTM per word of a tagger"},
+      {"--char-embed", {"tag"}, "the character embedding of --char-rnn"},
+      {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
+      {"--condition-every-step", {"generate"}, "where a generator reads its condition"},
+      {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
+      {"--features", {"classify", "tag", "seq2seq"}, "numeric input sequences of a task model"},
+      {"--keep-case", {"classify", "seq2seq"}, "the lower-casing of classify and seq2seq text"},
+      {"--embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
+      {"--freeze-embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
+      {"--text-column", {"classify"}, "the text column of a classification table"},
+      {"--label-column", {"classify"}, "the label column of a classification table"},
+      {"--header", {"classify"}, "the header row of a classification table"},
+      {"--token-column", {"tag"}, "the token column of a CoNLL file"},
+      {"--tag-column", {"tag"}, "the tag column of a CoNLL file"},
+  };
+  return s;
+}
+
+void check_flags_apply(const TrainOptions& o) {
+  for (const FlagScope& f : flag_scopes()) {
+    if (!o.given.count(f.flag)) continue;
+    if (std::find(f.tasks.begin(), f.tasks.end(), o.task) != f.tasks.end()) continue;
+    throw Error(std::string(f.flag) + ": does not apply to --task " + o.task + " (" + f.why + ")");
+  }
+}
+
 }  // namespace
 
+bool TrainOptions::is_model_task() const { return is_task_kind(task); }
+
+
 void TrainOptions::validate() const {
-  if (data_path.empty()) throw Error("DATA: missing; expected a UTF-8 text file to train on");
+  if (task != "lm" && task != "music" && !is_model_task())
+    bad("--task", task, "lm, music, classify, tag, seq2seq or generate");
+  if (data_path.empty()) throw Error("DATA: missing; expected a training file");
   if (out_dir.empty()) throw Error("--out: missing; expected the run directory");
-  if (bidirectional)
-    throw Error(
-        "--bidirectional: a language model predicts the next token, so it cannot read the future: --bidirectional is "
-        "for tag/classify tasks");
+  check_flags_apply(*this);
+  if (bidirectional && (!is_model_task() || task == "generate"))
+    throw Error("--bidirectional: does not apply to --task " + task +
+                " (it predicts the next token, so it cannot read the future; --bidirectional is for tag, classify and "
+                "seq2seq)");
+  if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
+  if (!embeddings_path.empty() && features) bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
+  check_int("--char-embed", char_embed, 1, "a size >= 1");
+  check_int("--char-hidden", char_hidden, 1, "a size >= 1");
   check_real("--valid-fraction", valid_fraction, 0, 1, false, true, "a fraction in [0, 1)");
   if (max_vocab != 0 && max_vocab < 3) bad("--max-vocab", std::to_string(max_vocab), "0 (unlimited) or >= 3");
   check_int("--min-count", min_count, 1, "an integer >= 1");
@@ -144,7 +189,23 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"valid_every", o.valid_every},
                               {"log_every", o.log_every},
                               {"eval_batch", o.eval_batch},
-                              {"diverge_factor", o.diverge_factor}};
+                              {"diverge_factor", o.diverge_factor},
+                              {"task", o.task},
+                              {"bidirectional", o.bidirectional},
+                              {"char_rnn", o.char_rnn},
+                              {"char_embed", o.char_embed},
+                              {"char_hidden", o.char_hidden},
+                              {"condition_every_step", o.condition_every_step},
+                              {"binary", o.binary},
+                              {"features", o.features},
+                              {"keep_case", o.keep_case},
+                              {"embeddings_path", o.embeddings_path},
+                              {"freeze_embeddings", o.freeze_embeddings},
+                              {"text_column", o.text_column},
+                              {"label_column", o.label_column},
+                              {"token_column", o.token_column},
+                              {"tag_column", o.tag_column},
+                              {"header", o.header}};
   return j.dump();
 }
 
@@ -221,100 +282,63 @@ TrainOptions options_from_fields(JsonFields& f) {
   o.log_every = f.integer("log_every", 1);
   o.eval_batch = f.integer("eval_batch", 1);
   o.diverge_factor = f.number("diverge_factor");
+  if (f.has("task")) {  // version 2; a version-1 language model's options have none of these
+    o.task = f.string("task");
+    o.bidirectional = f.boolean("bidirectional");
+    o.char_rnn = f.boolean("char_rnn");
+    o.char_embed = f.integer("char_embed", 1);
+    o.char_hidden = f.integer("char_hidden", 1);
+    o.condition_every_step = f.boolean("condition_every_step");
+    o.binary = f.boolean("binary");
+    o.features = f.boolean("features");
+    o.keep_case = f.boolean("keep_case");
+    o.embeddings_path = f.string("embeddings_path");
+    o.freeze_embeddings = f.boolean("freeze_embeddings");
+    o.text_column = f.integer("text_column", 0);
+    o.label_column = f.integer("label_column", 0);
+    o.token_column = f.integer("token_column", 0);
+    o.tag_column = f.integer("tag_column", 0);
+    o.header = f.integer("header", -1, 1);
+  }
   f.finish();
   return o;
 }
 
-// The accumulators behind one metrics line; saved so a resumed run logs the same values.
-struct Window {
-  double loss_sum = 0;  // summed per-token losses
-  int64_t tokens = 0;
-  double grad_norm_sum = 0;
-  int64_t clipped = 0;  // steps where clipping changed the gradient
-  int64_t steps = 0;
-};
 
-// Everything of a run's progress that is not a tensor.
+// ---- version-1 train_state (read for `recur info` only) ----
+
+// What `recur info` needs of a version-1 language model's train_state; other fields are read
+// (so a damaged one is still refused) but unused.
 struct RunState {
-  int64_t step = 0;
-  int64_t epoch = 0;  // completed epochs (= the batcher's epoch)
-  int64_t batch_in_epoch = 0;
-  double lr = 0;
-  double plateau_scale = 1;
-  int64_t plateau_bad = 0;
-  double plateau_best = kInf;
-  double best_valid_loss = kInf;
+  int64_t step = 0, epoch = 0;
+  double lr = 0, best_valid_loss = kInf;
   int64_t best_step = 0;
-  double first_loss = kInf;  // +inf until the first step
-  Rng::State dropout_rng{};
-  int64_t optimizer_steps = 0;
-  Window window;
   double elapsed_s = 0;
   int64_t tokens_seen = 0;
   std::string data_path;
-  int64_t data_bytes = 0;
-  std::string batcher;  // the batcher's state_json()
 };
-
-std::string run_state_to_json(const RunState& s, const TrainOptions& o) {
-  nlohmann::ordered_json w = {{"loss_sum", s.window.loss_sum},
-                              {"tokens", s.window.tokens},
-                              {"grad_norm_sum", s.window.grad_norm_sum},
-                              {"clipped", s.window.clipped},
-                              {"steps", s.window.steps}};
-  nlohmann::ordered_json j = {{"step", s.step},
-                              {"epoch", s.epoch},
-                              {"batch_in_epoch", s.batch_in_epoch},
-                              {"lr", s.lr},
-                              {"plateau_scale", s.plateau_scale},
-                              {"plateau_bad", s.plateau_bad},
-                              {"plateau_best", number_or_null(s.plateau_best)},
-                              {"best_valid_loss", number_or_null(s.best_valid_loss)},
-                              {"best_step", s.best_step},
-                              {"first_loss", number_or_null(s.first_loss)},
-                              {"dropout_rng", rng_state_json(s.dropout_rng)},
-                              {"optimizer_steps", s.optimizer_steps},
-                              {"window", w},
-                              {"elapsed_s", s.elapsed_s},
-                              {"tokens_seen", s.tokens_seen},
-                              {"data_path", s.data_path},
-                              {"data_bytes", s.data_bytes},
-                              {"batcher", nlohmann::ordered_json::parse(s.batcher)},
-                              {"options", nlohmann::ordered_json::parse(train_options_to_json(o))}};
-  return j.dump();
-}
 
 RunState run_state_from_json(std::string_view json, std::string_view origin, TrainOptions* opts) {
   JsonFields f(json, std::string(origin) + ": metadata \"train_state\"");
   RunState s;
   s.step = f.integer("step", 0);
   s.epoch = f.integer("epoch", 0);
-  s.batch_in_epoch = f.integer("batch_in_epoch", 0);
+  f.integer("batch_in_epoch", 0);
   s.lr = f.number("lr");
-  s.plateau_scale = f.number("plateau_scale");
-  s.plateau_bad = f.integer("plateau_bad", 0);
-  s.plateau_best = f.number("plateau_best", true);
+  f.number("plateau_scale");
+  f.integer("plateau_bad", 0);
+  f.number("plateau_best", true);
   s.best_valid_loss = f.number("best_valid_loss", true);
   s.best_step = f.integer("best_step", 0);
-  s.first_loss = f.number("first_loss", true);
-  s.dropout_rng = f.rng_state("dropout_rng");
-  s.optimizer_steps = f.integer("optimizer_steps", 0);
-  {
-    JsonFields w = f.object("window");
-    s.window.loss_sum = w.number("loss_sum");
-    s.window.tokens = w.integer("tokens", 0);
-    s.window.grad_norm_sum = w.number("grad_norm_sum");
-    s.window.clipped = w.integer("clipped", 0);
-    s.window.steps = w.integer("steps", 0);
-    w.finish();
-  }
+  f.number("first_loss", true);
+  f.rng_state("dropout_rng");
+  f.integer("optimizer_steps", 0);
+  f.object("window");
   s.elapsed_s = f.number("elapsed_s");
   s.tokens_seen = f.integer("tokens_seen", 0);
   s.data_path = f.string("data_path");
-  s.data_bytes = f.integer("data_bytes", 0);
-  const auto& b = f.raw("batcher");
-  if (!b.is_object()) f.fail("batcher", "an object");
-  s.batcher = b.dump();
+  f.integer("data_bytes", 0);
+  if (!f.raw("batcher").is_object()) f.fail("batcher", "an object");
   JsonFields of = f.object("options");
   const TrainOptions o = options_from_fields(of);
   if (opts) *opts = o;
@@ -322,32 +346,23 @@ RunState run_state_from_json(std::string_view json, std::string_view origin, Tra
   return s;
 }
 
-// Streams of the current run: chunked stream or padded lines.
-struct Batches {
-  std::optional<StreamBatcher> stream;
-  std::optional<LinesBatcher> lines;
-  bool next(TextBatch& b) { return stream ? stream->next(b) : lines->next(b); }
-  int64_t per_epoch() const { return stream ? stream->batches_per_epoch() : lines->batches_per_epoch(); }
-  int64_t epoch() const { return stream ? stream->epoch() : lines->epoch(); }
-  std::string state_json() const { return stream ? stream->state_json() : lines->state_json(); }
-  void set_state_json(const std::string& j, const std::string& origin) {
-    if (stream) stream->set_state_json(j, origin);
-    else lines->set_state_json(j, origin);
-  }
-};
-
-// Keeps the metrics of steps <= `step` (the checkpoint's) so a resumed run does not log the
-// steps after it twice.
-std::string check_same(const char* flag, const std::string& mine, const std::string& saved, const std::string& ck) {
-  if (mine == saved) return {};
-  return flag + std::string(" ") + mine + " does not match the checkpoint's " + saved + " (" + ck +
-         "); a resumed run keeps the model and data layout";
-}
-
 }  // namespace
 
 TrainProgress train_progress_from_json(std::string_view train_state, std::string_view origin) {
   TrainProgress p;
+  if (is_loop_train_state(train_state)) {
+    const TrainStateSummary t = train_state_summary(train_state, origin);
+    p.options = train_options_from_json(t.options_json, std::string(origin) + ": metadata \"train_state\": \"options\"");
+    p.step = t.step;
+    p.epoch = t.epoch;
+    p.lr = t.lr;
+    p.best_valid_loss = t.best_valid_loss;
+    p.best_step = t.best_step;
+    p.elapsed_s = t.elapsed_s;
+    p.tokens_seen = t.tokens_seen;
+    p.data_path = p.options.data_path;
+    return p;
+  }
   const RunState s = run_state_from_json(train_state, origin, &p.options);
   p.step = s.step;
   p.epoch = s.epoch;
@@ -365,440 +380,135 @@ TrainOptions train_options_from_json(std::string_view json, std::string_view ori
   return options_from_fields(f);
 }
 
-// `corpus` null: read opts.data_path (and valid/test files) as text.
-static TrainResult train_language_model_impl(const TrainOptions& opts, const TokenCorpus* corpus, const TrainObserver& obs,
-                                      const std::atomic<bool>* stop) {
-  using clock = std::chrono::steady_clock;
-  const auto t_start = clock::now();
-  opts.validate();
-  auto note = [&](const std::string& s) {
+// ---- resume ----
+
+namespace {
+
+using Copy = std::function<void(const TrainOptions&, TrainOptions&)>;
+#define RECUR_FLAG(flag, field) {flag, [](const TrainOptions& s, TrainOptions& d) { d.field = s.field; }}
+
+// Every flag a resumed run takes from the checkpoint unless given again (not --time,
+// --diagnostics, --out, --resume, --force: choices of this invocation).
+const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
+  static const std::vector<std::pair<std::string, Copy>> t = {
+      RECUR_FLAG("--task", task), RECUR_FLAG("--valid", valid_path), RECUR_FLAG("--test", test_path),
+      RECUR_FLAG("--valid-fraction", valid_fraction), RECUR_FLAG("--level", level), RECUR_FLAG("--mode", mode),
+      RECUR_FLAG("--max-vocab", max_vocab), RECUR_FLAG("--min-count", min_count), RECUR_FLAG("--cell", cell),
+      RECUR_FLAG("--gru-reset", gru_reset), RECUR_FLAG("--layers", layers), RECUR_FLAG("--hidden", hidden),
+      RECUR_FLAG("--embed", embed), RECUR_FLAG("--proj", proj), RECUR_FLAG("--peephole", peephole),
+      RECUR_FLAG("--bidirectional", bidirectional), RECUR_FLAG("--dropout", dropout),
+      RECUR_FLAG("--init-scale", init_scale), RECUR_FLAG("--optimizer", optimizer.type),
+      RECUR_FLAG("--lr", optimizer.lr), RECUR_FLAG("--momentum", optimizer.momentum),
+      RECUR_FLAG("--weight-decay", optimizer.weight_decay), RECUR_FLAG("--batch", batch),
+      RECUR_FLAG("--seq-len", seq_len), RECUR_FLAG("--clip-norm", clip_norm), RECUR_FLAG("--clip-value", clip_value),
+      RECUR_FLAG("--lr-decay", lr_decay), RECUR_FLAG("--decay-after", decay_after),
+      RECUR_FLAG("--plateau-decay", plateau_decay), RECUR_FLAG("--plateau-patience", plateau_patience),
+      RECUR_FLAG("--epochs", epochs), RECUR_FLAG("--steps", steps), RECUR_FLAG("--seed", seed),
+      RECUR_FLAG("--diverge-factor", diverge_factor), RECUR_FLAG("--valid-every", valid_every),
+      RECUR_FLAG("--log-every", log_every), RECUR_FLAG("--eval-batch", eval_batch),
+      RECUR_FLAG("--char-rnn", char_rnn), RECUR_FLAG("--char-embed", char_embed),
+      RECUR_FLAG("--char-hidden", char_hidden), RECUR_FLAG("--condition-every-step", condition_every_step),
+      RECUR_FLAG("--binary", binary), RECUR_FLAG("--features", features), RECUR_FLAG("--keep-case", keep_case),
+      RECUR_FLAG("--embeddings", embeddings_path), RECUR_FLAG("--freeze-embeddings", freeze_embeddings),
+      RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
+      RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
+      RECUR_FLAG("--header", header)};
+  return t;
+}
+#undef RECUR_FLAG
+
+std::string checkpoint_train_state(const std::string& path) {
+  return is_task_checkpoint(path) ? load_task_checkpoint(path).train_state : load_checkpoint(path).train_state;
+}
+
+// Defaults of the task models where the language model's make no sense for them.
+TrainOptions with_task_defaults(TrainOptions o) {
+  if (!o.is_model_task() || !o.resume_path.empty()) return o;
+  if (!o.given.count("--layers")) o.layers = 1;
+  if (!o.given.count("--embed")) o.embed = 100;
+  if (!o.given.count("--eval-batch")) o.eval_batch = 64;
+  return o;
+}
+
+LoopOptions loop_options(const TrainOptions& o) {
+  LoopOptions l;
+  l.optimizer = o.optimizer;
+  if (l.optimizer.lr <= 0) l.optimizer.lr = default_lr(o.optimizer.type);
+  l.clip_norm = o.clip_norm;
+  l.clip_value = o.clip_value;
+  l.schedule = {.lr0 = l.optimizer.lr, .decay = o.lr_decay, .decay_after = o.decay_after,
+                .plateau_decay = o.plateau_decay, .plateau_patience = o.plateau_patience};
+  l.epochs = o.epochs;
+  l.steps = o.steps;
+  l.time_limit = o.time_limit;
+  l.seed = o.seed;
+  l.valid_every = o.valid_every;
+  l.log_every = o.log_every;
+  l.diagnostics_every = o.diagnostics_every;
+  l.diverge_factor = o.diverge_factor;
+  l.out_dir = o.out_dir;
+  l.resuming = !o.resume_path.empty();
+  l.resume_path = o.resume_path;
+  l.options_json = train_options_to_json(o);
+  return l;
+}
+
+// `corpus` null: everything but music.
+TrainResult run_task(const TrainOptions& in, const TokenCorpus* corpus, const TrainObserver& obs,
+                     const std::atomic<bool>* stop) {
+  const TrainOptions o = with_task_defaults(in.resume_path.empty() ? in : resume_options(in));
+  o.validate();
+  if (o.task == "music" && !corpus) throw Error("--task music: the music corpus is made by the caller (music_corpus.h)");
+  detail::check_run_dir(o.out_dir, !o.resume_path.empty(), o.force);
+  const detail::NoteFn note = [&](const std::string& s) {
     if (obs.on_note) obs.on_note(s);
   };
+  ResumeState resume;
+  std::unique_ptr<TrainTask> task =
+      o.is_model_task() ? detail::make_model_task(o, &resume, note) : detail::make_lm_task(o, corpus, &resume, note);
+  return train(*task, loop_options(o), std::move(resume), obs, stop);
+}
 
-  const fs::path dir(opts.out_dir);
-  const std::string last_path = (dir / "last.safetensors").string();
-  const std::string best_path = (dir / "best.safetensors").string();
-  const bool resuming = !opts.resume_path.empty();
-  detail::check_run_dir(opts.out_dir, resuming, opts.force);
+}  // namespace
 
-  // ---- checkpoint to resume from ----
-  Checkpoint ck;
-  RunState rs;
-  TrainOptions saved_opts;
-  if (resuming) {
-    ck = load_checkpoint(opts.resume_path);
-    if (ck.train_state.empty())
-      throw FormatError(opts.resume_path + ": metadata \"train_state\": missing; this model cannot be resumed");
-    rs = run_state_from_json(ck.train_state, opts.resume_path, &saved_opts);
-  }
+TrainOptions resume_options(const TrainOptions& opts) {
+  const std::string& path = opts.resume_path;
+  const std::string state = checkpoint_train_state(path);
+  if (state.empty()) throw FormatError(path + ": metadata \"train_state\": missing; this model cannot be resumed");
+  if (!is_loop_train_state(state))
+    throw FormatError(path + ": metadata \"train_state\": written by recur's version-1 trainer, which this recur "
+                      "cannot resume (the model still loads for sample, eval and info); start a fresh run");
+  const TrainStateSummary t = train_state_summary(state, path);
+  const TrainOptions saved = train_options_from_json(t.options_json, path + ": metadata \"train_state\": \"options\"");
+  if (opts.given.count("--task") && opts.task != saved.task)
+    throw Error("--task " + opts.task + " does not match the checkpoint's " + saved.task + " (" + path +
+                "); a resumed run keeps its task");
+  TrainOptions o = saved;
+  for (const auto& [flag, copy] : inherited_flags())
+    if (opts.given.count(flag)) copy(opts, o);
+  o.given = opts.given;
+  o.data_path = opts.data_path;
+  o.out_dir = opts.out_dir;
+  o.resume_path = opts.resume_path;
+  o.force = opts.force;
+  o.time_limit = opts.time_limit;
+  o.diagnostics_every = opts.diagnostics_every;
+  return o;
+}
 
-  // ---- data ----
-  const std::string text = corpus ? corpus->train : read_text_file(opts.data_path);
-  if (resuming && int64_t(text.size()) != rs.data_bytes)
-    throw Error(opts.data_path + ": " + std::to_string(text.size()) + " bytes, but " + opts.resume_path +
-                " was trained on " + std::to_string(rs.data_bytes) + " bytes of " + rs.data_path +
-                "; resuming needs the same training data");
-  std::string train_text, valid_text, test_text;
-  std::string valid_origin;
-  if (corpus) {  // already split by its maker
-    train_text = corpus->train;
-    valid_text = corpus->valid;
-    test_text = corpus->test;
-    valid_origin = opts.data_path + " (validation pieces)";
-  } else if (!opts.valid_path.empty()) {
-    valid_text = read_text_file(opts.valid_path);
-    valid_origin = opts.valid_path;
-    train_text = text;
-  } else if (opts.valid_fraction > 0 && split_lines(text).size() >= 2) {
-    // Stream data keeps running text intact (the last lines, as char-rnn does); lines are
-    // independent examples, so a random sample is the fairer hold-out.
-    TextSplit sp = holdout_split(text, {.fraction = opts.valid_fraction,
-                                        .seed = opts.seed ^ kHoldoutSeed,
-                                        .contiguous = opts.mode == TextMode::stream});
-    train_text = std::move(sp.train);
-    valid_text = std::move(sp.valid);
-    valid_origin = opts.data_path + " (held-out " + std::to_string(sp.valid_lines) + " lines)";
-  } else {
-    train_text = text;
-    if (opts.valid_fraction > 0) note(opts.data_path + " has a single line: training without validation");
-  }
-  // Read now, so a bad test file fails before hours of training rather than after.
-  if (!corpus && !opts.test_path.empty()) test_text = read_text_file(opts.test_path);
-  const bool has_valid = !valid_text.empty();
-
-  // ---- model ----
-  LmModel model;
-  if (resuming) {
-    model = std::move(ck.model);
-    if (corpus && corpus->task != model.task)
-      throw Error(opts.resume_path + ": trained with task " + (model.task.empty() ? "lm" : model.task) +
-                  ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
-  } else if (corpus) {
-    model.vocab = corpus->vocab;
-    model.task = corpus->task;
-  } else {
-    model.vocab = build_vocab(train_text, opts.level, opts.mode, {opts.max_vocab, opts.min_count}, opts.data_path);
-    if (model.vocab.size() <= Vocab::num_special)
-      throw Error(opts.data_path + ": no tokens to learn; expected text with at least one " +
-                  (opts.level == TokenLevel::words ? "word" : "character"));
-  }
-  LmSpec spec;
-  spec.level = opts.level;
-  spec.mode = opts.mode;
-  spec.lm.vocab_size = model.vocab.size();
-  spec.lm.embed_size = opts.embed >= 0 ? opts.embed : (opts.level == TokenLevel::words ? opts.hidden : 0);
-  spec.lm.dropout = opts.dropout;
-  RnnConfig& rc = spec.lm.rnn;
-  rc.cell = opts.cell;
-  rc.gru_reset = opts.gru_reset;
-  rc.input_size = spec.lm.input_size();
-  rc.hidden_size = opts.hidden;
-  rc.proj_size = opts.proj;
-  rc.num_layers = opts.layers;
-  rc.peephole = opts.peephole;
-  rc.dropout = opts.dropout;
-  spec.validate();
-  if (resuming) {
-    const LmSpec& s = model.spec;
-    const std::string& p = opts.resume_path;
-    std::string err;
-    auto chk = [&](const char* flag, const std::string& mine, const std::string& saved) {
-      if (err.empty()) err = check_same(flag, mine, saved, p);
-    };
-    chk("--level", token_level_name(spec.level), token_level_name(s.level));
-    chk("--mode", text_mode_name(spec.mode), text_mode_name(s.mode));
-    chk("--cell", std::string(cell_name(rc.cell)), std::string(cell_name(s.lm.rnn.cell)));
-    if (rc.cell == CellType::gru)
-      chk("--gru-reset", std::string(gru_reset_name(rc.gru_reset)), std::string(gru_reset_name(s.lm.rnn.gru_reset)));
-    chk("--layers", std::to_string(rc.num_layers), std::to_string(s.lm.rnn.num_layers));
-    chk("--hidden", std::to_string(rc.hidden_size), std::to_string(s.lm.rnn.hidden_size));
-    chk("--embed", std::to_string(spec.lm.embed_size), std::to_string(s.lm.embed_size));
-    chk("--proj", std::to_string(rc.proj_size), std::to_string(s.lm.rnn.proj_size));
-    chk("--peephole", rc.peephole ? "on" : "off", s.lm.rnn.peephole ? "on" : "off");
-    chk("--batch", std::to_string(opts.batch), std::to_string(saved_opts.batch));
-    if (!err.empty()) throw Error(err);
-    // Dropout is a training choice, not a shape: a resumed run may change it.
-    model.spec.lm.dropout = spec.lm.dropout;
-    model.spec.lm.rnn.dropout = spec.lm.rnn.dropout;
-  } else {
-    model.spec = spec;
-    Rng init_rng(opts.seed);
-    model.params = lm_init_params<float>(spec.lm, init_rng, opts.init_scale);
-  }
-  const LmConfig& cfg = model.spec.lm;
-  const ModelSpec graph = model.graph();  // the LM as a layer graph (lm.h)
-
-  // ---- batches ----
-  Batches batches;
-  OovStats train_oov;
-  try {
-    if (opts.mode == TextMode::stream) {
-      batches.stream.emplace(encode_stream(model.vocab, train_text, &train_oov, opts.data_path),
-                             StreamOptions{.batch_size = opts.batch, .seq_len = opts.seq_len, .drop_last = false});
-    } else {
-      batches.lines.emplace(encode_lines(model.vocab, train_text, &train_oov, opts.data_path),
-                            LinesOptions{.batch_size = opts.batch, .shuffle = true, .seed = opts.seed ^ kOrderSeed});
-    }
-  } catch (const FormatError&) {
-    throw;
-  } catch (const Error& e) {
-    throw Error(opts.data_path + ": too little training data for --batch " + std::to_string(opts.batch) + ": " +
-                e.what());
-  }
-
-  // ---- optimizer ----
-  ModelGrads<float> grads = model_zero_grads<float>(graph);
-  std::vector<ParamRef<float>> refs = model_param_refs(graph, model.params, grads);
-  OptimizerConfig oc = opts.optimizer;
-  if (oc.lr <= 0) oc.lr = default_lr(oc.type);
-  const double lr0 = oc.lr;
-  Optimizer<float> optimizer(oc, refs);
-
-  // ---- state ----
-  RnnState<float> carry;  // stream mode: the state handed from one chunk to the next
-  Rng dropout_rng(opts.seed ^ kDropoutSeed);
-  if (resuming) {
-    batches.set_state_json(rs.batcher, opts.resume_path + ": metadata \"train_state\": \"batcher\"");
-    dropout_rng.set_state(rs.dropout_rng);
-    const bool same_optimizer = saved_opts.optimizer.type == oc.type;
-    if (same_optimizer) {
-      optimizer.set_steps(rs.optimizer_steps);
-      for (auto& [name, t] : optimizer.state_tensors()) {
-        auto it = ck.tensors.find(name);
-        if (it == ck.tensors.end())
-          throw FormatError(opts.resume_path + ": missing tensor '" + name + "' (optimizer state of " +
-                            std::string(optimizer_name(oc.type)) + ")");
-        if (it->second.shape != t->shape)
-          throw FormatError(opts.resume_path + ": tensor '" + name + "': expected shape " + shape_str(t->shape) +
-                            ", got " + shape_str(it->second.shape));
-        t->data = it->second.data;
-        ck.tensors.erase(it);
-      }
-    } else {
-      note(std::string("optimizer changed from ") + std::string(optimizer_name(saved_opts.optimizer.type)) + " to " +
-           std::string(optimizer_name(oc.type)) + ": its state starts fresh");
-    }
-    if (opts.mode == TextMode::stream && ck.tensors.count("train.state.h")) {
-      const int64_t LD = cfg.rnn.num_layers, B = opts.batch;
-      carry.h = std::move(ck.tensors["train.state.h"]);
-      check_shape(opts.resume_path + ": tensor 'train.state.h'", carry.h.shape, {LD, B, cfg.rnn.state_size()});
-      ck.tensors.erase("train.state.h");
-      if (cfg.rnn.has_cell_state()) {
-        auto it = ck.tensors.find("train.state.c");
-        if (it == ck.tensors.end()) throw FormatError(opts.resume_path + ": missing tensor 'train.state.c'");
-        carry.c = std::move(it->second);
-        check_shape(opts.resume_path + ": tensor 'train.state.c'", carry.c.shape, {LD, B, cfg.rnn.hidden_size});
-        ck.tensors.erase(it);
-      }
-    }
-    for (const auto& [name, t] : ck.tensors) {
-      (void)t;
-      if (!same_optimizer && name.rfind("optim.", 0) == 0) continue;
-      throw FormatError(opts.resume_path + ": unexpected tensor '" + name + "' for this run");
-    }
-    note("resumed from " + opts.resume_path + " at step " + std::to_string(rs.step) + ", epoch " +
-         std::to_string(rs.epoch));
-  } else {
-    rs.data_path = opts.data_path;
-    rs.data_bytes = int64_t(text.size());
-    note("vocabulary: " + std::to_string(model.vocab.size()) + " " + token_level_name(opts.level) + "; " +
-         std::to_string(lm_param_count(model.spec)) + " parameters; " + lm_spec_summary(model.spec));
-  }
-  if (train_oov.oov > 0 || (opts.level == TokenLevel::words && train_oov.unk > 0))
-    note("training data: " + train_oov.summary());
-
-  // ---- budget ----
-  int64_t max_epochs = opts.epochs, max_steps = opts.steps;
-  if (max_epochs == 0 && max_steps == 0 && opts.time_limit == 0) max_epochs = 10;
-  TrainResult result;
-  result.last_path = last_path;
-  auto budget_done = [&](double run_s) {
-    return (max_steps > 0 && rs.step >= max_steps) || (max_epochs > 0 && rs.epoch >= max_epochs) ||
-           (opts.time_limit > 0 && run_s >= opts.time_limit);
-  };
-  if (resuming && budget_done(0)) {
-    result.nothing_to_do = true;
-    result.step = rs.step;
-    result.epoch = rs.epoch;
-    result.best_valid_loss = rs.best_valid_loss;
-    return result;
-  }
-
-  // ---- metrics ---- (the directory is created only now, so a bad input leaves nothing behind)
-  std::ofstream metrics = detail::open_run_metrics(opts.out_dir, resuming, rs.step);
-  const bool chars = opts.level == TokenLevel::chars;
-  const double ln2 = std::log(2.0);
-  auto write_log = [&](const TrainLog& l) {
-    nlohmann::ordered_json j = {{"type", l.type},   {"step", l.step},     {"epoch", l.epoch},
-                                {"loss", l.loss},   {"ppl", l.ppl},       {"bpc", l.bpc},
-                                {"grad_norm", l.grad_norm}, {"clip_rate", l.clip_rate},
-                                {"tokens_per_s", l.tokens_per_s}, {"lr", l.lr}, {"elapsed_s", l.elapsed_s}};
-    metrics << j.dump() << '\n';
-    metrics.flush();
-    if (obs.on_log) obs.on_log(l);
-  };
-
-  const double elapsed0 = rs.elapsed_s;
-  auto run_seconds = [&] { return std::chrono::duration<double>(clock::now() - t_start).count(); };
-  const int64_t bpe = batches.per_epoch();
-  auto epoch_frac = [&] { return double(rs.epoch) + (bpe > 0 ? double(rs.batch_in_epoch) / double(bpe) : 0.0); };
-  auto current_lr = [&] {
-    const int64_t e = rs.epoch + 1;  // 1-based epoch being trained
-    return lr0 * std::pow(opts.lr_decay, double(std::max<int64_t>(0, e - opts.decay_after))) * rs.plateau_scale;
-  };
-
-  auto make_checkpoint = [&]() {
-    Checkpoint c;
-    c.model = model;
-    rs.batcher = batches.state_json();
-    rs.dropout_rng = dropout_rng.state();
-    rs.optimizer_steps = optimizer.steps();
-    rs.elapsed_s = elapsed0 + run_seconds();
-    c.train_state = run_state_to_json(rs, opts);
-    for (auto& [name, t] : optimizer.state_tensors()) c.tensors[name] = *t;
-    if (opts.mode == TextMode::stream && !carry.h.empty()) {
-      c.tensors["train.state.h"] = carry.h;
-      if (!carry.c.empty()) c.tensors["train.state.c"] = carry.c;
-    }
-    return c;
-  };
-  auto diverged = [&](const std::string& what) {
-    std::string kept = fs::exists(last_path) ? "last good checkpoint " + last_path + " kept"
-                                             : "no checkpoint was written";
-    throw Error("training diverged at step " + std::to_string(rs.step) + " (" + what + "); " + kept +
-                "; try a lower --lr or --clip-norm");
-  };
-  auto fmt_loss = [](double x) {
-    char b[40];
-    std::snprintf(b, sizeof b, "loss=%.6g", x);
-    return std::string(b);
-  };
-
-  // Validation, best/last checkpoints. `scheduled` points (epoch ends, --valid-every) also drive
-  // the plateau schedule; the extra one at the end of a run must not, or a run split in two would
-  // train differently from one in a piece.
-  int64_t last_eval_step = -1;
-  auto eval_point = [&](bool scheduled) {
-    last_eval_step = rs.step;
-    if (has_valid) {
-      const auto t0 = clock::now();
-      const EvalResult er = evaluate_text(model, valid_text, {.batch = opts.eval_batch, .seq_len = opts.seq_len},
-                                          valid_origin);
-      const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-      const double vl = er.mean();
-      if (!std::isfinite(vl)) diverged("validation " + fmt_loss(vl));
-      TrainLog l{.type = "valid", .step = rs.step, .epoch = epoch_frac(), .loss = vl, .ppl = std::exp(vl),
-                 .bpc = chars ? vl / ln2 : std::nan(""), .grad_norm = std::nan(""), .clip_rate = std::nan(""),
-                 .tokens_per_s = secs > 0 ? double(er.loss.count) / secs : 0.0, .lr = rs.lr,
-                 .elapsed_s = elapsed0 + run_seconds()};
-      write_log(l);
-      if (scheduled) {
-        if (vl < rs.plateau_best) {
-          rs.plateau_best = vl;
-          rs.plateau_bad = 0;
-        } else if (opts.plateau_decay > 0 && ++rs.plateau_bad > opts.plateau_patience) {
-          rs.plateau_scale *= opts.plateau_decay;
-          rs.plateau_bad = 0;
-          note("validation loss did not improve: learning rate now " + num(current_lr()));
-        }
-      }
-      if (vl < rs.best_valid_loss) {
-        rs.best_valid_loss = vl;
-        rs.best_step = rs.step;
-        save_checkpoint(best_path, make_checkpoint());
-        result.best_path = best_path;
-      }
-    }
-    save_checkpoint(last_path, make_checkpoint());
-  };
-
-  // ---- the loop ----
-  TextBatch tb;
-  ModelCache<float> cache;
-  int64_t steps_this_run = 0;
-  int64_t diag_steps = 0, diag_clipped = 0;  // --diagnostics: clip rate since its last line
-  auto window_t0 = clock::now();
-  while (!budget_done(run_seconds())) {
-    if (!batches.next(tb)) {  // end of an epoch: the batcher has moved to the next one
-      rs.epoch = batches.epoch();
-      rs.batch_in_epoch = 0;
-      carry = RnnState<float>();  // a new pass over the text starts from zeros, as in PyTorch's example
-      if (opts.valid_every == 0) eval_point(true);
-      continue;
-    }
-    ++rs.step;
-    ++rs.batch_in_epoch;
-    ++steps_this_run;
-    const int64_t count = tb.tokens();
-    if (count <= 0) throw Error("internal: a training batch without target tokens");
-    rs.lr = current_lr();
-    grads.zero();
-    RnnState<float> fresh;
-    RnnState<float>& state = opts.mode == TextMode::stream ? carry : fresh;
-    const LossSum ls = lm_forward_backward<float>(graph, model.params, lm_batch_of(tb, opts.mode), state,
-                                                  {.training = true, .rng = &dropout_rng}, cache, &grads,
-                                                  1.0 / double(count));
-    const double loss = ls.mean();
-    if (!std::isfinite(loss)) diverged(fmt_loss(loss));
-    if (!std::isfinite(rs.first_loss)) rs.first_loss = loss;
-    if (opts.diverge_factor > 0 && loss > opts.diverge_factor * rs.first_loss)
-      diverged(fmt_loss(loss) + ", above " + num(opts.diverge_factor) + "x the first step's " + num(rs.first_loss));
-    bool clipped = false;
-    double norm;
-    if (opts.clip_norm > 0) {
-      norm = clip_grad_norm(refs, opts.clip_norm);
-      clipped = norm > opts.clip_norm;
-    } else {
-      norm = grad_norm(refs);
-    }
-    if (!std::isfinite(norm)) diverged("gradient norm " + num(norm));
-    if (opts.clip_value > 0 && clip_grad_value(refs, opts.clip_value) > 0) clipped = true;
-    if (opts.diagnostics_every > 0) {  // before the update: the profiles belong to this step's weights
-      ++diag_steps;
-      diag_clipped += clipped;
-      if (rs.step % opts.diagnostics_every == 0) {
-        const StepDiagnostics d{.step = rs.step, .epoch = epoch_frac(), .grad_norm = norm,
-                                .grad_norm_clipped = grad_norm(refs), .clipped = clipped,
-                                .clip_rate = double(diag_clipped) / double(diag_steps),
-                                .layers = lm_layer_diagnostics(graph, model.params, cache)};
-        metrics << diagnostics_json(d) << '\n';
-        metrics.flush();
-        diag_steps = diag_clipped = 0;
-      }
-    }
-    optimizer.set_lr(rs.lr);
-    optimizer.step();
-
-    Window& w = rs.window;
-    w.loss_sum += ls.sum;
-    w.tokens += ls.count;
-    w.grad_norm_sum += norm;
-    w.clipped += clipped;
-    w.steps += 1;
-    rs.tokens_seen += ls.count;
-
-    const bool log_now = rs.step % opts.log_every == 0;
-    if (obs.on_progress || log_now) {
-      const double run_s = run_seconds();
-      const double wl = w.loss_sum / double(w.tokens);
-      const double wsecs = std::chrono::duration<double>(clock::now() - window_t0).count();
-      double eta = -1;
-      if (steps_this_run > 0 && run_s > 0) {
-        const double rate = double(steps_this_run) / run_s;  // steps per second
-        double remaining = kInf;
-        if (max_steps > 0) remaining = std::min(remaining, double(max_steps - rs.step) / rate);
-        if (max_epochs > 0)
-          remaining = std::min(remaining, double((max_epochs - rs.epoch) * bpe - rs.batch_in_epoch) / rate);
-        if (opts.time_limit > 0) remaining = std::min(remaining, opts.time_limit - run_s);
-        if (std::isfinite(remaining)) eta = std::max(0.0, remaining);
-      }
-      TrainLog l{.type = "train", .step = rs.step, .epoch = epoch_frac(), .loss = wl, .ppl = std::exp(wl),
-                 .bpc = chars ? wl / ln2 : std::nan(""), .grad_norm = w.grad_norm_sum / double(w.steps),
-                 .clip_rate = double(w.clipped) / double(w.steps),
-                 .tokens_per_s = wsecs > 0 ? double(w.tokens) / wsecs : 0.0, .lr = rs.lr,
-                 .elapsed_s = elapsed0 + run_s, .eta_s = eta};
-      if (obs.on_progress) obs.on_progress(l);
-      if (log_now) {
-        write_log(l);
-        w = Window();
-        window_t0 = clock::now();
-      }
-    }
-    if (opts.valid_every > 0 && rs.step % opts.valid_every == 0) eval_point(true);
-    if (stop && stop->load()) {
-      result.interrupted = true;
-      break;
-    }
-  }
-  if (last_eval_step != rs.step) eval_point(false);
-  if (result.interrupted) note("stopped at step " + std::to_string(rs.step) + "; continue with --resume");
-
-  // ---- final test report, on the best model when there is one ----
-  if (!result.interrupted && !test_text.empty()) {
-    const bool use_best = fs::exists(best_path) && rs.best_step > 0;
-    LmModel test_model = use_best ? load_checkpoint(best_path).model : model;
-    const EvalResult er =
-        evaluate_text(test_model, test_text, {.batch = opts.eval_batch, .seq_len = opts.seq_len}, opts.test_path);
-    const double tl = er.mean();
-    write_log({.type = "test", .step = use_best ? rs.best_step : rs.step, .epoch = epoch_frac(), .loss = tl,
-               .ppl = std::exp(tl), .bpc = chars ? tl / ln2 : std::nan(""), .grad_norm = std::nan(""),
-               .clip_rate = std::nan(""), .tokens_per_s = 0, .lr = rs.lr, .elapsed_s = elapsed0 + run_seconds()});
-  }
-  result.step = rs.step;
-  result.epoch = rs.epoch;
-  result.best_valid_loss = rs.best_valid_loss;
-  if (fs::exists(best_path) && result.best_path.empty() && rs.best_step > 0) result.best_path = best_path;
-  return result;
+TrainResult train_run(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop) {
+  return run_task(opts, nullptr, obs, stop);
 }
 
 TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop) {
-  return train_language_model_impl(opts, nullptr, obs, stop);
+  if (opts.task != "lm") throw Error("--task " + opts.task + ": not a language model on text; use train_run");
+  return run_task(opts, nullptr, obs, stop);
 }
 
 TrainResult train_language_model(const TrainOptions& opts, const TokenCorpus& corpus, const TrainObserver& obs,
                                  const std::atomic<bool>* stop) {
   if (opts.level != TokenLevel::words) throw Error("--level: a token corpus is word-level; expected --level word");
-  return train_language_model_impl(opts, &corpus, obs, stop);
+  return run_task(opts, &corpus, obs, stop);
 }
 
 }  // namespace recur

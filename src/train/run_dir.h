@@ -1,4 +1,4 @@
-// src/run_dir.h - the run directory both training loops (trainer.cpp, task_trainer.cpp) write:
+// src/train/run_dir.h - the run directory the training loop (loop.cpp) writes:
 // last.safetensors, best.safetensors and metrics.jsonl under --out. Internal to the library.
 #pragma once
 

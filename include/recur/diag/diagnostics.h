@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "recur/model/lm.h"
+#include "recur/model/model.h"
 #include "recur/core/rnn.h"
 
 namespace recur {
@@ -103,6 +104,7 @@ std::vector<double> distance_norms(const Tensor<T>& g, const std::vector<int64_t
 
 struct LayerDiagnostics {
   int64_t layer = 0;
+  std::string name;                 // model graphs: the rnn layer ("enc", "dec.1"); empty for a language model
   std::vector<double> grad_h;       // [T+1] ||dLoss/dh|| by slot (slot 0 = the chunk's initial state)
   std::vector<double> grad_h_last;  // [T+1] ||d(last step's loss)/dh|| by distance 0..T from the last step
   GateStats gates;
@@ -124,6 +126,16 @@ struct StepDiagnostics {
 template <typename T>
 std::vector<LayerDiagnostics> lm_layer_diagnostics(const ModelSpec& spec, const ModelParams<T>& params,
                                                    const ModelCache<T>& cache);
+
+// The same for every rnn layer of a model.h graph (task models), after model_backward on the
+// forward held in `cache` (`inputs` its inputs): one entry per layer of each rnn, its forward
+// direction (grad_h_last only for unidirectional rnns). The gradient reaching an rnn's final
+// state (a classifier's head, an encoder's bridge) enters as the gradient of its last slot, so
+// a network read only through its final state still shows how that gradient decays. Equal to
+// lm_layer_diagnostics on an equivalent model (tests/test_diagnostics.cpp).
+template <typename T>
+std::vector<LayerDiagnostics> model_layer_diagnostics(const ModelSpec& spec, const ModelParams<T>& params,
+                                                      const ModelInputs<T>& inputs, const ModelCache<T>& cache);
 
 // One metrics.jsonl line (no newline): {"type":"diag","step":..,"epoch":..,"grad_norm":..,
 // "grad_norm_clipped":..,"clipped":..,"clip_rate":..,"layers":[{"layer":0,"grad_h":[..],

@@ -1,15 +1,8 @@
-// recur/tasks/trainer.h - training a language model on a text file, with validation, checkpoints,
-// metrics and an exact resume.
+// recur/tasks/trainer.h - `recur train` for every task: one options struct with every flag,
+// validated per task, mapped onto the task's TrainTask (lm_task.h, model_task.h) and run by the
+// one loop (train/loop.h).
 //
-// A run lives in one directory:
-//   last.safetensors  written at every evaluation point (epoch end or --valid-every steps),
-//                     at the end of the run and when stopped by a signal
-//   best.safetensors  the model with the lowest validation loss so far
-//   metrics.jsonl     one JSON object per logged value set: {"type":"train"|"valid"|"test",
-//                     "step","epoch","loss","ppl","bpc","grad_norm","clip_rate","tokens_per_s",
-//                     "lr","elapsed_s"}; losses in full (round-trip) precision; with
-//                     diagnostics_every, also {"type":"diag",...} lines (diagnostics.h)
-//
+// A run lives in one directory (loop.h): last.safetensors, best.safetensors, metrics.jsonl.
 // Determinism: parameter init, dropout and data order draw from generators seeded by
 // TrainOptions::seed; their states, the data position, the recurrent state carried between
 // stream chunks, the optimizer moments and the logging window are all in the checkpoint, so a
@@ -17,24 +10,34 @@
 // the same thread count: BLAS results may depend on it).
 //
 // Divergence: a non-finite loss or gradient norm, or a loss above diverge_factor times the
-// first step's loss, stops the run with an Error; no checkpoint is written after that point
-// (and save_checkpoint refuses non-finite weights anyway), so the last good one stays.
+// first step's loss, stops the run with an Error; no checkpoint is written after that point,
+// so the last good one stays.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "recur/train/checkpoint.h"
+#include "recur/train/loop.h"
 #include "recur/core/optim.h"
 #include "recur/data/corpus.h"
 
 namespace recur {
 
 struct TrainOptions {
+  // "lm" (text), "music" (a TokenCorpus the caller makes, music_corpus.h), "classify", "tag",
+  // "seq2seq" or "generate".
+  std::string task = "lm";
+  // The flags given on the command line ("--seq-len", ...): a flag given for a task it does not
+  // apply to is refused by name (validate), a resumed run takes every flag not given from the
+  // checkpoint (resume_options), and the task models' own defaults fill those not given.
+  std::set<std::string> given;
+
   // Data.
   std::string data_path;
   std::string valid_path;        // empty: hold out valid_fraction of the training lines
@@ -88,9 +91,29 @@ struct TrainOptions {
   // choice of this invocation: not saved in the checkpoint, so --resume does not inherit it.
   int64_t diagnostics_every = 0;
 
-  // Throws Error "--<flag>: got <value>, expected <range>" for the first bad value.
+  // Task models (classify, tag, seq2seq, generate; see tasks.h and docs/tasks.md).
+  bool char_rnn = false;              // tag: a character BiLSTM per word
+  int64_t char_embed = 25, char_hidden = 25;
+  bool condition_every_step = false;  // generate
+  bool binary = false;                // classify: one sigmoid output
+  bool features = false;              // classify/tag/seq2seq: numeric CSV input
+  bool keep_case = false;             // classify/seq2seq: no lower-casing
+  std::string embeddings_path;        // pre-trained word vectors
+  bool freeze_embeddings = false;
+  int64_t text_column = 1, label_column = 0, token_column = 1, tag_column = 0;  // 1-based; 0 = last
+  int64_t header = -1;                // classify: 1 header, 0 none, -1 guess
+
+  bool is_model_task() const;  // classify, tag, seq2seq or generate
+  // Throws Error "--<flag>: got <value>, expected <range>" for the first bad value, or
+  // "--<flag>: does not apply to --task <task> (<why>)" for a given flag the task cannot use.
   void validate() const;
 };
+
+// A resumed run: the options saved in opts.resume_path's train_state, overridden by the flags in
+// opts.given (resume_path, out_dir, time_limit, diagnostics_every and force are this
+// invocation's). The checkpoint may be a language model or a task model. Throws FormatError for
+// a checkpoint without a resumable (version-2) train_state.
+TrainOptions resume_options(const TrainOptions& opts);
 
 double default_lr(OptimizerType type);  // sgd 1, adam 0.002, adagrad 0.01, rmsprop 0.002
 
@@ -114,39 +137,15 @@ struct TrainProgress {
 // Throws FormatError naming `origin` and the field.
 TrainProgress train_progress_from_json(std::string_view train_state, std::string_view origin);
 
-// One logged set of values; NaN where a value does not apply (bpc of a word model, the
-// gradient norm of a validation).
-struct TrainLog {
-  std::string type;  // "train", "valid", "test"
-  int64_t step = 0;
-  double epoch = 0;  // fractional: completed epochs + share of the current one
-  double loss = 0, ppl = 0, bpc = 0;
-  double grad_norm = 0, clip_rate = 0, tokens_per_s = 0, lr = 0, elapsed_s = 0;
-  double eta_s = -1;  // seconds to the end of the budget, -1 when unknown
-};
-
-// What the caller sees while training runs (the CLI prints; tests may record).
-struct TrainObserver {
-  std::function<void(const TrainLog&)> on_log;       // every metrics.jsonl line
-  std::function<void(const TrainLog&)> on_progress;  // every step (running window), for a live line
-  std::function<void(const std::string&)> on_note;   // one-line notes ("resumed from ...")
-};
-
-struct TrainResult {
-  int64_t step = 0;
-  int64_t epoch = 0;
-  bool interrupted = false;  // stopped by TrainControl::stop
-  bool nothing_to_do = false;  // a resumed run whose budget was already reached
-  double best_valid_loss = std::numeric_limits<double>::infinity();
-  std::string last_path, best_path;  // best_path empty when there was no validation
-};
-
 // `stop` is polled after each step (set it from a signal handler): the run then writes
 // last.safetensors and returns with interrupted = true.
 TrainResult train_language_model(const TrainOptions& opts, const TrainObserver& obs,
                                  const std::atomic<bool>* stop = nullptr);
-// Trains on a TokenCorpus (data/corpus.h) instead of opts.data_path.
+// Trains on a TokenCorpus (data/corpus.h) instead of opts.data_path (--task music).
 TrainResult train_language_model(const TrainOptions& opts, const TokenCorpus& corpus, const TrainObserver& obs,
                                  const std::atomic<bool>* stop = nullptr);
+
+// Every task but music: opts.task picks the language model or a task model.
+TrainResult train_run(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop = nullptr);
 
 }  // namespace recur

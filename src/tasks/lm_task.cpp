@@ -1,0 +1,275 @@
+// The language model as a TrainTask (train/loop.h): text in stream mode (truncated BPTT, the
+// state carried between chunks) or lines mode, or a token corpus (music). This is the one file
+// that calls the language model's code: lm_init_params, lm_forward_backward, evaluate_text,
+// lm_layer_diagnostics, load/save_checkpoint.
+#include <cmath>
+#include <optional>
+
+#include "json_fields.h"
+#include "lm_batch.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/tasks/lm_text.h"
+#include "train_tasks.h"
+
+namespace recur::detail {
+
+namespace {
+
+std::string check_same(const char* flag, const std::string& mine, const std::string& saved, const std::string& ck) {
+  if (mine == saved) return {};
+  return flag + std::string(" ") + mine + " does not match the checkpoint's " + saved + " (" + ck +
+         "); a resumed run keeps the model and data layout";
+}
+
+LmSpec spec_of(const TrainOptions& o, int64_t vocab) {
+  LmSpec spec;
+  spec.level = o.level;
+  spec.mode = o.mode;
+  spec.lm.vocab_size = vocab;
+  spec.lm.embed_size = o.embed >= 0 ? o.embed : (o.level == TokenLevel::words ? o.hidden : 0);
+  spec.lm.dropout = o.dropout;
+  RnnConfig& rc = spec.lm.rnn;
+  rc.cell = o.cell;
+  rc.gru_reset = o.gru_reset;
+  rc.input_size = spec.lm.input_size();
+  rc.hidden_size = o.hidden;
+  rc.proj_size = o.proj;
+  rc.num_layers = o.layers;
+  rc.peephole = o.peephole;
+  rc.dropout = o.dropout;
+  spec.validate();
+  return spec;
+}
+
+// A resumed run may change training choices but not the model's shape or the data layout.
+void check_resumed_spec(const LmSpec& spec, const LmSpec& s, int64_t batch, int64_t saved_batch, const std::string& p) {
+  std::string err;
+  auto chk = [&](const char* flag, const std::string& mine, const std::string& saved) {
+    if (err.empty()) err = check_same(flag, mine, saved, p);
+  };
+  const RnnConfig& rc = spec.lm.rnn;
+  chk("--level", token_level_name(spec.level), token_level_name(s.level));
+  chk("--mode", text_mode_name(spec.mode), text_mode_name(s.mode));
+  chk("--cell", std::string(cell_name(rc.cell)), std::string(cell_name(s.lm.rnn.cell)));
+  if (rc.cell == CellType::gru)
+    chk("--gru-reset", std::string(gru_reset_name(rc.gru_reset)), std::string(gru_reset_name(s.lm.rnn.gru_reset)));
+  chk("--layers", std::to_string(rc.num_layers), std::to_string(s.lm.rnn.num_layers));
+  chk("--hidden", std::to_string(rc.hidden_size), std::to_string(s.lm.rnn.hidden_size));
+  chk("--embed", std::to_string(spec.lm.embed_size), std::to_string(s.lm.embed_size));
+  chk("--proj", std::to_string(rc.proj_size), std::to_string(s.lm.rnn.proj_size));
+  chk("--peephole", rc.peephole ? "on" : "off", s.lm.rnn.peephole ? "on" : "off");
+  chk("--batch", std::to_string(batch), std::to_string(saved_batch));
+  if (!err.empty()) throw Error(err);
+}
+
+class LmTask final : public TrainTask {
+ public:
+  LmTask(const TrainOptions& o, const TokenCorpus* corpus, ResumeState* resume, const NoteFn& note) : o_(o) {
+    Checkpoint ck;
+    if (!o.resume_path.empty()) {
+      ck = load_checkpoint(o.resume_path);
+      if (ck.train_state.empty())
+        throw FormatError(o.resume_path + ": metadata \"train_state\": missing; this model cannot be resumed");
+      resume->train_state = ck.train_state;
+      resume->tensors = std::move(ck.tensors);
+      saved_batch_ = train_progress_from_json(ck.train_state, o.resume_path).options.batch;
+    }
+    read_data(corpus, note);
+    build_model(corpus, ck, note);
+    make_batches();
+    graph_ = model_.graph();
+    grads_ = model_zero_grads<float>(graph_);
+    refs_ = model_param_refs(graph_, model_.params, grads_);
+    if (train_oov_.oov > 0 || (o.level == TokenLevel::words && train_oov_.unk > 0))
+      note("training data: " + train_oov_.summary());
+  }
+
+  std::vector<ParamRef<float>> params() override { return refs_; }
+  int64_t batches_per_epoch() const override {
+    return stream_ ? stream_->batches_per_epoch() : lines_->batches_per_epoch();
+  }
+  int64_t epoch() const override { return stream_ ? stream_->epoch() : lines_->epoch(); }
+  bool next_batch() override {
+    const bool ok = stream_ ? stream_->next(batch_) : lines_->next(batch_);
+    // A new pass over the text starts from zeros, as in PyTorch's word_language_model.
+    if (!ok) carry_ = RnnState<float>();
+    return ok;
+  }
+  void zero_grads() override { grads_.zero(); }
+  StepResult forward_backward(Rng& dropout) override {
+    const int64_t count = batch_.tokens();
+    if (count <= 0) throw Error("internal: a training batch without target tokens");
+    RnnState<float> fresh;
+    RnnState<float>& state = o_.mode == TextMode::stream ? carry_ : fresh;
+    const LossSum ls = lm_forward_backward<float>(graph_, model_.params, lm_batch_of(batch_, o_.mode), state,
+                                                  {.training = true, .rng = &dropout}, cache_, &grads_,
+                                                  1.0 / double(count));
+    // Stream chunks are slices of one text, not examples: only lines mode counts examples.
+    return {ls, o_.mode == TextMode::lines ? batch_.batch() : 0};
+  }
+  bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_text_.empty() : !test_text_.empty(); }
+  EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
+    const bool test = s == EvalSplit::test;
+    const LmModel m = weights_path.empty() ? LmModel() : load_checkpoint(weights_path).model;
+    const EvalResult er = evaluate_text(weights_path.empty() ? model_ : m, test ? test_text_ : valid_text_,
+                                        {.batch = o_.eval_batch, .seq_len = o_.seq_len},
+                                        test ? o_.test_path : valid_origin_);
+    return {.loss = er.loss, .examples = 0, .metric = std::nan(""), .metric_name = "", .higher_is_better = false};
+  }
+  bool loss_per_char() const override { return model_.spec.level == TokenLevel::chars; }
+  std::string state_json() const override {
+    nlohmann::ordered_json j = {{"data_path", o_.data_path},
+                                {"data_bytes", data_bytes_},
+                                {"batcher", nlohmann::ordered_json::parse(stream_ ? stream_->state_json()
+                                                                                   : lines_->state_json())}};
+    return j.dump();
+  }
+  void set_state_json(const std::string& json, const std::string& origin) override {
+    JsonFields f(std::string_view(json), origin);
+    const std::string path = f.string("data_path");
+    const int64_t bytes = f.integer("data_bytes", 0);
+    const auto& b = f.raw("batcher");
+    if (!b.is_object()) f.fail("batcher", "an object");
+    f.finish();
+    if (bytes != data_bytes_)
+      throw Error(o_.data_path + ": " + std::to_string(data_bytes_) + " bytes, but " + o_.resume_path +
+                  " was trained on " + std::to_string(bytes) + " bytes of " + path +
+                  "; resuming needs the same training data");
+    if (stream_) stream_->set_state_json(b.dump(), origin + ": \"batcher\"");
+    else lines_->set_state_json(b.dump(), origin + ": \"batcher\"");
+  }
+  void write_checkpoint(const std::string& path, const std::string& train_state,
+                        std::map<std::string, Tensor<float>> tensors) override {
+    Checkpoint c;
+    c.model = model_;
+    c.train_state = train_state;
+    c.tensors = std::move(tensors);
+    if (o_.mode == TextMode::stream && !carry_.h.empty()) {
+      c.tensors["train.state.h"] = carry_.h;
+      if (!carry_.c.empty()) c.tensors["train.state.c"] = carry_.c;
+    }
+    save_checkpoint(path, c);
+  }
+  void restore_tensors(std::map<std::string, Tensor<float>>& t, const std::string& origin) override {
+    const LmConfig& cfg = model_.spec.lm;
+    if (o_.mode != TextMode::stream || !t.count("train.state.h")) return;
+    const int64_t LD = cfg.rnn.num_layers, B = o_.batch;
+    carry_.h = std::move(t["train.state.h"]);
+    check_shape(origin + ": tensor 'train.state.h'", carry_.h.shape, {LD, B, cfg.rnn.state_size()});
+    t.erase("train.state.h");
+    if (!cfg.rnn.has_cell_state()) return;
+    auto it = t.find("train.state.c");
+    if (it == t.end()) throw FormatError(origin + ": missing tensor 'train.state.c'");
+    carry_.c = std::move(it->second);
+    check_shape(origin + ": tensor 'train.state.c'", carry_.c.shape, {LD, B, cfg.rnn.hidden_size});
+    t.erase(it);
+  }
+  std::string diagnostics_json(const DiagContext& c) override {
+    const StepDiagnostics d{.step = c.step, .epoch = c.epoch, .grad_norm = c.grad_norm,
+                            .grad_norm_clipped = c.grad_norm_clipped, .clipped = c.clipped, .clip_rate = c.clip_rate,
+                            .layers = lm_layer_diagnostics(graph_, model_.params, cache_)};
+    return recur::diagnostics_json(d);
+  }
+
+ private:
+  void read_data(const TokenCorpus* corpus, const NoteFn& note) {
+    const TrainOptions& o = o_;
+    const std::string text = corpus ? corpus->train : read_text_file(o.data_path);
+    data_bytes_ = int64_t(text.size());
+    if (corpus) {  // already split by its maker
+      train_text_ = corpus->train;
+      valid_text_ = corpus->valid;
+      test_text_ = corpus->test;
+      valid_origin_ = o.data_path + " (validation pieces)";
+    } else if (!o.valid_path.empty()) {
+      valid_text_ = read_text_file(o.valid_path);
+      valid_origin_ = o.valid_path;
+      train_text_ = text;
+    } else if (o.valid_fraction > 0 && split_lines(text).size() >= 2) {
+      // Stream data keeps running text intact (the last lines, as char-rnn does); lines are
+      // independent examples, so a random sample is the fairer hold-out.
+      TextSplit sp = holdout_split(text, {.fraction = o.valid_fraction,
+                                         .seed = o.seed ^ kHoldoutSeed,
+                                         .contiguous = o.mode == TextMode::stream});
+      train_text_ = std::move(sp.train);
+      valid_text_ = std::move(sp.valid);
+      valid_origin_ = o.data_path + " (held-out " + std::to_string(sp.valid_lines) + " lines)";
+    } else {
+      train_text_ = text;
+      if (o.valid_fraction > 0) note(o.data_path + " has a single line: training without validation");
+    }
+    // Read now, so a bad test file fails before hours of training rather than after.
+    if (!corpus && !o.test_path.empty()) test_text_ = read_text_file(o.test_path);
+  }
+
+  void build_model(const TokenCorpus* corpus, Checkpoint& ck, const NoteFn& note) {
+    const TrainOptions& o = o_;
+    const bool resuming = !o.resume_path.empty();
+    if (resuming) {
+      model_ = std::move(ck.model);
+      if (corpus && corpus->task != model_.task)
+        throw Error(o.resume_path + ": trained with task " + (model_.task.empty() ? "lm" : model_.task) +
+                    ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
+    } else if (corpus) {
+      model_.vocab = corpus->vocab;
+      model_.task = corpus->task;
+    } else {
+      model_.vocab = build_vocab(train_text_, o.level, o.mode, {o.max_vocab, o.min_count}, o.data_path);
+      if (model_.vocab.size() <= Vocab::num_special)
+        throw Error(o.data_path + ": no tokens to learn; expected text with at least one " +
+                    (o.level == TokenLevel::words ? "word" : "character"));
+    }
+    const LmSpec spec = spec_of(o, model_.vocab.size());
+    if (resuming) {
+      check_resumed_spec(spec, model_.spec, o.batch, saved_batch_, o.resume_path);
+      // Dropout is a training choice, not a shape: a resumed run may change it.
+      model_.spec.lm.dropout = spec.lm.dropout;
+      model_.spec.lm.rnn.dropout = spec.lm.rnn.dropout;
+    } else {
+      model_.spec = spec;
+      Rng init_rng(o.seed);
+      model_.params = lm_init_params<float>(spec.lm, init_rng, o.init_scale);
+      note("vocabulary: " + std::to_string(model_.vocab.size()) + " " + token_level_name(o.level) + "; " +
+           std::to_string(lm_param_count(model_.spec)) + " parameters; " + lm_spec_summary(model_.spec));
+    }
+  }
+
+  void make_batches() {
+    const TrainOptions& o = o_;
+    try {
+      if (o.mode == TextMode::stream)
+        stream_.emplace(encode_stream(model_.vocab, train_text_, &train_oov_, o.data_path),
+                        StreamOptions{.batch_size = o.batch, .seq_len = o.seq_len, .drop_last = false});
+      else
+        lines_.emplace(encode_lines(model_.vocab, train_text_, &train_oov_, o.data_path),
+                       LinesOptions{.batch_size = o.batch, .shuffle = true, .seed = o.seed ^ kOrderSeed});
+    } catch (const FormatError&) {
+      throw;
+    } catch (const Error& e) {
+      throw Error(o.data_path + ": too little training data for --batch " + std::to_string(o.batch) + ": " + e.what());
+    }
+  }
+
+  TrainOptions o_;
+  std::string train_text_, valid_text_, test_text_, valid_origin_;
+  int64_t data_bytes_ = 0, saved_batch_ = 0;
+  LmModel model_;
+  std::optional<StreamBatcher> stream_;
+  std::optional<LinesBatcher> lines_;
+  OovStats train_oov_;
+  TextBatch batch_;
+  RnnState<float> carry_;  // stream mode: the state handed from one chunk to the next
+  ModelSpec graph_;  // the model as a layer graph (lm_model_spec), its parameters in model_.params
+  ModelGrads<float> grads_;
+  ModelCache<float> cache_;
+  std::vector<ParamRef<float>> refs_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainTask> make_lm_task(const TrainOptions& opts, const TokenCorpus* corpus, ResumeState* resume,
+                                        const NoteFn& note) {
+  return std::make_unique<LmTask>(opts, corpus, resume, note);
+}
+
+}  // namespace recur::detail

@@ -1,0 +1,254 @@
+// The task models (classify, tag, seq2seq, generate; tasks.h) as a TrainTask (train/loop.h):
+// shuffled, length-bucketed padded batches of whole examples, validation with the task's metric.
+#include <algorithm>
+#include <cmath>
+
+#include "json_fields.h"
+#include "recur/diag/diagnostics.h"
+#include "recur/tasks/tasks.h"
+#include "train_tasks.h"
+
+namespace recur::detail {
+
+namespace {
+
+// The batches of one epoch: a seeded shuffle, then examples of similar length grouped into the
+// same batch (less padding) within windows of 50 batches, then the batches shuffled again.
+std::vector<std::vector<int64_t>> epoch_batches(const std::vector<TaskExample>& ex, int64_t batch, uint64_t seed,
+                                                int64_t epoch) {
+  Rng rng(seed ^ kOrderSeed ^ (uint64_t(epoch) * 0x9e3779b97f4a7c15ULL));
+  std::vector<int64_t> idx(ex.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
+  for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[size_t(rng.below(i))]);
+  auto len = [&](int64_t i) { return std::max<int64_t>(ex[size_t(i)].steps, int64_t(ex[size_t(i)].targets.size())); };
+  const size_t window = size_t(batch) * 50;
+  for (size_t s = 0; s < idx.size(); s += window) {
+    const auto e = idx.begin() + int64_t(std::min(idx.size(), s + window));
+    std::stable_sort(idx.begin() + int64_t(s), e, [&](int64_t a, int64_t b) { return len(a) < len(b); });
+  }
+  std::vector<std::vector<int64_t>> out;
+  for (size_t s = 0; s < idx.size(); s += size_t(batch))
+    out.emplace_back(idx.begin() + int64_t(s), idx.begin() + int64_t(std::min(idx.size(), s + size_t(batch))));
+  for (size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[size_t(rng.below(i))]);
+  return out;
+}
+
+TaskSpec task_spec_of(const TrainOptions& o) {
+  TaskSpec t;
+  t.kind = parse_task_kind(o.task);
+  t.char_rnn = o.char_rnn;
+  t.binary = o.binary;
+  t.condition_every_step = o.condition_every_step;
+  t.features = o.features;
+  t.lowercase = !o.keep_case;
+  auto col = [](int64_t c, const char* flag, bool last_ok) {
+    if (c < 0 || (c == 0 && !last_ok))
+      throw Error(std::string(flag) + ": got " + std::to_string(c) + ", expected a 1-based column" +
+                  (last_ok ? " or 0 (last)" : ""));
+    return c == 0 ? int64_t(-1) : c - 1;
+  };
+  t.table.text_column = col(o.text_column, "--text-column", false);
+  t.table.label_column = col(o.label_column, "--label-column", true);
+  t.table.header = int(o.header);
+  t.conll.token_column = col(o.token_column, "--token-column", false);
+  t.conll.tag_column = col(o.tag_column, "--tag-column", true);
+  return t;
+}
+
+TaskModelOptions model_options_of(const TrainOptions& o) {
+  TaskModelOptions m;
+  RnnConfig& r = m.rnn;
+  r.cell = o.cell;
+  r.gru_reset = o.gru_reset;
+  r.hidden_size = o.hidden;
+  r.num_layers = o.layers;
+  r.proj_size = o.proj;
+  r.peephole = o.peephole;
+  r.bidirectional = o.bidirectional;
+  r.dropout = r.num_layers > 1 ? o.dropout : 0.0;
+  m.embed = o.embed;
+  m.dropout = o.dropout;
+  m.char_embed = o.char_embed;
+  m.char_hidden = o.char_hidden;
+  m.freeze_embeddings = o.freeze_embeddings;
+  return m;
+}
+
+class ModelTask final : public TrainTask {
+ public:
+  ModelTask(const TrainOptions& o, ResumeState* resume, const NoteFn& note) : o_(o) {
+    const bool resuming = !o.resume_path.empty();
+    TaskCheckpoint ck;
+    if (resuming) {
+      ck = load_task_checkpoint(o.resume_path);
+      if (ck.train_state.empty())
+        throw FormatError(o.resume_path + ": metadata \"train_state\": missing; this model cannot be resumed");
+      resume->train_state = ck.train_state;
+      resume->tensors = std::move(ck.tensors);
+      model_ = std::move(ck.model);
+    }
+    read_data(resuming);
+    if (!resuming) build_model(note);
+    train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
+    valid_ = encode_task_examples(model_, raw_valid_, true, valid_origin_);
+    test_ = encode_task_examples(model_, raw_test_, true, o.test_path);
+    raw_train_.clear();
+    raw_valid_.clear();
+    raw_test_.clear();
+    if (train_.empty()) throw Error(o.data_path + ": no training examples left after the hold-out");
+    grads_ = model_zero_grads<float>(model_.spec);
+    refs_ = model_param_refs(model_.spec, model_.params, grads_);
+    batches_ = epoch_batches(train_, o.batch, o.seed, epoch_);
+    if (!resuming)
+      note(task_model_summary(model_) + "; " + std::to_string(train_.size()) + " training and " +
+           std::to_string(valid_.size()) + " validation examples");
+  }
+
+  std::vector<ParamRef<float>> params() override { return refs_; }
+  int64_t batches_per_epoch() const override { return int64_t(batches_.size()); }
+  int64_t epoch() const override { return epoch_; }
+  bool next_batch() override {
+    if (batch_in_epoch_ >= int64_t(batches_.size())) {
+      ++epoch_;
+      batch_in_epoch_ = 0;
+      batches_ = epoch_batches(train_, o_.batch, o_.seed, epoch_);
+      return false;
+    }
+    ptrs_.clear();
+    for (int64_t i : batches_[size_t(batch_in_epoch_)]) ptrs_.push_back(&train_[size_t(i)]);
+    ++batch_in_epoch_;
+    return true;
+  }
+  void zero_grads() override { grads_.zero(); }
+  StepResult forward_backward(Rng& dropout) override {
+    batch_ = make_task_batch(model_, ptrs_);
+    const LossSum ls =
+        task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_, &grads_);
+    return {ls, int64_t(ptrs_.size())};
+  }
+  bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_.empty() : !test_.empty(); }
+  EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
+    const bool test = s == EvalSplit::test;
+    // seq2seq validates on the loss (decoding every evaluation would cost more than training);
+    // the final test decodes for BLEU.
+    const TaskEvalOptions eo{.batch = o_.eval_batch, .decode = {}, .decode_outputs = test};
+    const TaskModel m = weights_path.empty() ? TaskModel() : load_task_checkpoint(weights_path).model;
+    const TaskEvalResult r = evaluate_task(weights_path.empty() ? model_ : m, test ? test_ : valid_, eo);
+    EvalSummary e{.loss = r.loss, .examples = int64_t((test ? test_ : valid_).size()), .metric = r.metric,
+                  .metric_name = r.metric_name, .higher_is_better = true};
+    // generate (and seq2seq without decoding) select on the loss, shown as ppl, not as -loss.
+    if (r.metric_name == "neg_loss") {
+      e.metric = std::nan("");
+      e.metric_name.clear();
+      e.higher_is_better = false;
+    }
+    return e;
+  }
+  bool loss_per_char() const override { return model_.task.kind == TaskKind::generate; }
+  std::string state_json() const override {
+    nlohmann::ordered_json j = {{"epoch", epoch_},
+                                {"batch_in_epoch", batch_in_epoch_},
+                                {"valid_path", valid_path_},
+                                {"train_examples", int64_t(train_.size())}};
+    return j.dump();
+  }
+  void set_state_json(const std::string& json, const std::string& origin) override {
+    JsonFields f(std::string_view(json), origin);
+    epoch_ = f.integer("epoch", 0);
+    batch_in_epoch_ = f.integer("batch_in_epoch", 0);
+    const std::string saved_valid = f.string("valid_path");
+    const int64_t n = f.integer("train_examples", 0);
+    f.finish();
+    if (saved_valid != valid_path_)
+      throw Error("--valid " + valid_path_ + " does not match the checkpoint's " +
+                  (saved_valid.empty() ? std::string("held-out split") : saved_valid) + " (" + o_.resume_path +
+                  "); a resumed run keeps its data layout");
+    if (n != int64_t(train_.size()))
+      throw Error(o_.data_path + ": " + std::to_string(train_.size()) + " training examples, but " + o_.resume_path +
+                  " was trained on " + std::to_string(n) + "; resuming needs the same training data");
+    batches_ = epoch_batches(train_, o_.batch, o_.seed, epoch_);
+    if (batch_in_epoch_ > int64_t(batches_.size())) f.fail("batch_in_epoch", "at most the batches of an epoch");
+  }
+  void write_checkpoint(const std::string& path, const std::string& train_state,
+                        std::map<std::string, Tensor<float>> tensors) override {
+    TaskCheckpoint c;
+    c.model = model_;
+    c.train_state = train_state;
+    c.tensors = std::move(tensors);
+    save_task_checkpoint(path, c);
+  }
+  void restore_tensors(std::map<std::string, Tensor<float>>&, const std::string&) override {}
+  std::string diagnostics_json(const DiagContext& c) override {
+    const StepDiagnostics d{.step = c.step, .epoch = c.epoch, .grad_norm = c.grad_norm,
+                            .grad_norm_clipped = c.grad_norm_clipped, .clipped = c.clipped, .clip_rate = c.clip_rate,
+                            .layers = model_layer_diagnostics(model_.spec, model_.params, batch_.inputs, cache_)};
+    return recur::diagnostics_json(d);
+  }
+
+ private:
+  void read_data(bool resuming) {
+    const TrainOptions& o = o_;
+    const TaskSpec task = resuming ? model_.task : task_spec_of(o);
+    valid_path_ = o.valid_path;
+    // Feature files: F comes from the training file (or the resumed model) and binds the others.
+    raw_train_ = read_task_file(task, o.data_path, true, &F_, resuming ? task_features_width(model_) : 0);
+    valid_origin_ = valid_path_;
+    if (!valid_path_.empty()) {
+      raw_valid_ = read_task_file(task, valid_path_, true, nullptr, F_);
+    } else if (o.valid_fraction > 0 && raw_train_.size() >= 10) {
+      // A seeded random hold-out (the same on resume: it depends only on the seed).
+      Rng hr(o.seed ^ kHoldoutSeed);
+      std::vector<RawExample> keep;
+      for (auto& e : raw_train_) (hr.uniform() < o.valid_fraction ? raw_valid_ : keep).push_back(std::move(e));
+      raw_train_ = std::move(keep);
+      valid_origin_ = o.data_path + " (held-out " + std::to_string(raw_valid_.size()) + " examples)";
+    }
+    if (!o.test_path.empty()) raw_test_ = read_task_file(task, o.test_path, true, nullptr, F_);
+  }
+
+  void build_model(const NoteFn& note) {
+    const TrainOptions& o = o_;
+    Rng init_rng(o.seed);
+    TaskModelOptions mo = model_options_of(o);
+    if (!o.embeddings_path.empty()) mo.embed = word_vectors_dim(o.embeddings_path);
+    const TaskSpec task = task_spec_of(o);
+    model_ = build_task_model(task, raw_train_, {o.max_vocab, o.min_count}, mo, F_, init_rng);
+    if (o.init_scale > 0) {  // --init-scale: every trainable weight U(-s, s), as for the language model
+      Rng r(o.seed);
+      model_for_each_param(model_.spec, model_.params, [&](const std::string&, Tensor<float>& t, bool trainable) {
+        if (!trainable) return;
+        for (float& x : t.data) x = float(r.uniform(-o.init_scale, o.init_scale));
+      });
+    }
+    if (!o.embeddings_path.empty()) {
+      const std::string emb = task.kind == TaskKind::seq2seq ? "src_emb" : "emb";
+      Tensor<float>& w = model_.params.layers[size_t(model_.spec.layer_index(emb))].weight;
+      const int64_t found = load_word_vectors(o.embeddings_path, model_.words, w);
+      note(o.embeddings_path + ": vectors for " + std::to_string(found) + " of " +
+           std::to_string(model_.words.size() - Vocab::num_special) + " words" +
+           (o.freeze_embeddings ? " (frozen)" : " (fine-tuned)"));
+    }
+  }
+
+  TrainOptions o_;
+  TaskModel model_;
+  int64_t F_ = 0;
+  std::string valid_path_, valid_origin_;
+  std::vector<RawExample> raw_train_, raw_valid_, raw_test_;
+  std::vector<TaskExample> train_, valid_, test_;
+  std::vector<std::vector<int64_t>> batches_;
+  int64_t epoch_ = 0, batch_in_epoch_ = 0;
+  std::vector<const TaskExample*> ptrs_;
+  TaskBatch batch_;
+  ModelGrads<float> grads_;
+  ModelCache<float> cache_;
+  std::vector<ParamRef<float>> refs_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainTask> make_model_task(const TrainOptions& opts, ResumeState* resume, const NoteFn& note) {
+  return std::make_unique<ModelTask>(opts, resume, note);
+}
+
+}  // namespace recur::detail

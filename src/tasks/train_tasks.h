@@ -1,0 +1,31 @@
+// src/tasks/train_tasks.h - the TrainTask (train/loop.h) of each kind of `recur train` run, made
+// from the one options struct (trainer.h). Internal to the library.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "recur/data/corpus.h"
+#include "recur/tasks/trainer.h"
+#include "recur/train/loop.h"
+
+namespace recur::detail {
+
+using NoteFn = std::function<void(const std::string&)>;
+
+// The language model on text (opts.data_path) or on a token corpus (music). With
+// opts.resume_path, reads that checkpoint and hands its training part to *resume. Every call
+// into the language model's code (lm.h, checkpoint.h, lm_text.h, lm_layer_diagnostics) is in
+// lm_task.cpp, so a change of the model code touches one file.
+std::unique_ptr<TrainTask> make_lm_task(const TrainOptions& opts, const TokenCorpus* corpus, ResumeState* resume,
+                                        const NoteFn& note);
+
+// classify, tag, seq2seq, generate: a TaskModel (tasks.h) trained on its data file.
+std::unique_ptr<TrainTask> make_model_task(const TrainOptions& opts, ResumeState* resume, const NoteFn& note);
+
+// U(-s, s) for every weight of a task model's trainable parameters (--init-scale).
+inline constexpr uint64_t kOrderSeed = 0x6f72646572ULL;  // "order"
+inline constexpr uint64_t kHoldoutSeed = 0x686f6c64ULL;  // "hold"
+
+}  // namespace recur::detail
