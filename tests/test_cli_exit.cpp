@@ -106,4 +106,26 @@ TEST_F(CliExit, FileSizeLimitIsAReportedErrorAndKeepsThePreviousFile) {
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
 }
 
+// Training under a file-size limit: the checkpoint write fails with a one-line error and an exit
+// status of 1, not a silent death by SIGXFSZ, and no temporary file is left in the run directory.
+TEST_F(CliExit, TrainingUnderAFileSizeLimitReportsTheFailedWrite) {
+  const std::string data = (dir_ / "data.txt").string(), out = (dir_ / "run").string();
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 200; ++i) f << "the quick brown fox jumps over the lazy dog " << i << "\n";
+  }
+  const std::string err = (dir_ / "err.txt").string();
+  const std::string cmd = "ulimit -f 4; '" + std::string(RECUR_CLI) + "' train '" + data + "' --out '" + out +
+                          "' --hidden 32 --layers 1 --steps 3 --threads 1 --quiet 2>'" + err + "'";
+  const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string msg = recur::test::slurp(err);
+  const size_t last = msg.rfind("recur: error: ");
+  ASSERT_NE(last, std::string::npos) << msg;
+  EXPECT_NE(msg.find("File too large", last), std::string::npos) << msg;
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
 }  // namespace

@@ -411,7 +411,8 @@ TEST(ModelDiagnostics, MatchTheLanguageModelsOnAnEquivalentModel) {
   cfg.rnn.hidden_size = H;
   cfg.rnn.num_layers = 2;
   Rng rng(3);
-  const LmParams<double> lp = lm_init_params<double>(cfg, rng, 0.5);
+  const ModelSpec graph = lm_model_spec(cfg);  // the language model as built for training
+  const ModelParams<double> lp = lm_init_params<double>(cfg, rng, 0.5);
   std::vector<int32_t> input(size_t(Tn * B)), target(size_t(Tn * B));
   for (size_t i = 0; i < input.size(); ++i) {
     input[i] = int32_t(rng.below(uint64_t(V)));
@@ -426,14 +427,14 @@ TEST(ModelDiagnostics, MatchTheLanguageModelsOnAnEquivalentModel) {
         target[size_t(t * B + b)] = -1;
       }
   // The language model.
-  LmCache<double> lc;
-  LmGrads<double> lg = lm_zero_grads<double>(cfg);
+  ModelCache<double> lc;
+  ModelGrads<double> lg = model_zero_grads<double>(graph);
   RnnState<double> st;
   LmBatch batch{.input = input, .target = target, .mask = {}, .lengths = lengths, .steps = Tn, .batch = B};
   std::vector<float> fmask(mask.begin(), mask.end());
   batch.mask = fmask;
-  const LossSum ls = lm_forward_backward<double>(cfg, lp, batch, st, {.backend = RnnBackend::reference}, lc, &lg, 1.0);
-  const auto lm_d = lm_layer_diagnostics(cfg, lp, lc);
+  const LossSum ls = lm_forward_backward<double>(graph, lp, batch, st, {.backend = RnnBackend::reference}, lc, &lg, 1.0);
+  const auto lm_d = lm_layer_diagnostics(graph, lp, lc);
 
   // The same network as a model graph.
   ModelSpec spec;
@@ -443,10 +444,11 @@ TEST(ModelDiagnostics, MatchTheLanguageModelsOnAnEquivalentModel) {
   spec.rnn("rnn", "emb", rc);
   spec.linear("out", "rnn", V);
   ModelParams<double> mp = model_init_params<double>(spec, rng);
-  mp.layers[0].weight = lp.encoder;
-  mp.layers[1].rnn = lp.rnn;
-  mp.layers[2].weight = lp.decoder_w;
-  mp.layers[2].bias = lp.decoder_b;
+  auto lm_layer = [&](const char* name) -> const LayerParams<double>& { return lp.layers[size_t(graph.layer_index(name))]; };
+  mp.layers[0].weight = lm_layer("encoder").weight;
+  mp.layers[1].rnn = lm_layer("rnn").rnn;
+  mp.layers[2].weight = lm_layer("decoder").weight;
+  mp.layers[2].bias = lm_layer("decoder").bias;
   ModelInputs<double> in;
   in["words"] = ModelInput<double>{.ids = input, .features = {}, .steps = Tn, .batch = B, .lengths = lengths};
   ModelCache<double> mc;

@@ -297,8 +297,7 @@ class Loop {
     const DiagContext ctx{.step = s_.step, .epoch = epoch_frac(), .grad_norm = norm,
                           .grad_norm_clipped = grad_norm(refs_), .clipped = clipped,
                           .clip_rate = double(diag_clipped_) / double(diag_steps_)};
-    metrics_ << task_.diagnostics_json(ctx) << '\n';
-    metrics_.flush();
+    write_metrics_line(task_.diagnostics_json(ctx));
     diag_steps_ = diag_clipped_ = 0;
   }
 
@@ -358,8 +357,7 @@ class Loop {
     j["examples_per_s"] = l.examples_per_s;
     j["lr"] = l.lr;
     j["elapsed_s"] = l.elapsed_s;
-    metrics_ << j.dump() << '\n';
-    metrics_.flush();
+    write_metrics_line(j.dump());
     if (obs_.on_log) obs_.on_log(l);
   }
 
@@ -438,6 +436,14 @@ class Loop {
   TrainResult result_;
   std::string last_path_, best_path_;
   std::ofstream metrics_;
+  // Appends one line and checks it reached the file: a full disk or a file-size limit is an
+  // error naming the file, not a run whose metrics silently stop.
+  void write_metrics_line(const std::string& line) {
+    metrics_ << line << '\n';
+    metrics_.flush();
+    if (!metrics_)
+      throw Error((std::filesystem::path(o_.out_dir) / "metrics.jsonl").string() + ": cannot write the metrics");
+  }
   Clock::time_point t_start_ = Clock::now(), window_t0_ = Clock::now();
   double elapsed0_ = 0;
   int64_t steps_this_run_ = 0, last_eval_step_ = -1;
