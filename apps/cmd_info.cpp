@@ -8,6 +8,7 @@
 #include "lm_cli_util.h"
 #include "recur/music/music_corpus.h"
 #include "recur/tasks/trainer.h"
+#include "recur/train/model_file.h"
 #include "task_cli.h"
 
 namespace recur::cli {
@@ -24,8 +25,8 @@ void run(const std::string& path) {
   if (is_task_model(path)) return run_task_info(path);
   const Checkpoint ck = load_checkpoint(path);
   const LmModel& m = ck.model;
-  std::printf("file         %s (format %s v%d)\n", path.c_str(), std::string(kCheckpointFormat).c_str(),
-              kCheckpointVersion);
+  const FileFormat ff = read_file_format(path);
+  std::printf("file         %s (format %s v%d)\n", path.c_str(), ff.format.c_str(), ff.version);
   std::printf("model        %s\n", lm_spec_summary(m.spec).c_str());
   std::printf("parameters   %lld\n", (long long)lm_param_count(m.spec));
   if (is_music_task(m.task)) std::printf("task         %s\n", music_task_summary(music_task_from_json(m.task, path)).c_str());

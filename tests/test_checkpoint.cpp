@@ -10,6 +10,7 @@
 
 #include "recur/train/checkpoint.h"
 #include "recur/core/safetensors.h"
+#include "recur/tasks/tasks.h"
 
 namespace fs = std::filesystem;
 using namespace recur;
@@ -100,8 +101,10 @@ TEST_F(CheckpointTest, RoundTripKeepsEverything) {
       EXPECT_TRUE(rd.contains("rnn.weight_hh_l1"));
       EXPECT_TRUE(rd.contains("decoder.weight"));
       EXPECT_EQ(rd.contains("encoder.weight"), embed > 0);
-      EXPECT_EQ(rd.metadata().at("format"), "recur-lm");
-      EXPECT_EQ(rd.metadata().at("format_version"), "1");
+      // Written as a model file like every recur model (one checkpoint format).
+      EXPECT_EQ(rd.metadata().at("format"), "recur-model");
+      EXPECT_EQ(rd.metadata().at("format_version"), "2");
+      EXPECT_TRUE(rd.metadata().count("vocab.tokens"));
     }
   }
   EXPECT_FALSE(fs::exists(path("m.safetensors.tmp")));
@@ -126,15 +129,80 @@ TEST_F(CheckpointTest, SaveRefusesBadModels) {
   EXPECT_THROW(save_checkpoint(path("stray.safetensors"), ck), Error);
 }
 
+// A file in the version-1 language-model layout ("recur-lm"), as recur wrote before the model
+// file (tests/fixtures/v1 holds real ones; this one is made from a model the test controls).
+void write_v1(const Checkpoint& ck, const std::string& path) {
+  SafetensorsWriter w;
+  w.set_metadata("format", "recur-lm");
+  w.set_metadata("format_version", "1");
+  w.set_metadata("config", lm_spec_to_json(ck.model.spec));
+  w.set_metadata("vocab", ck.model.vocab.to_json());
+  if (!ck.train_state.empty()) w.set_metadata("train_state", ck.train_state);
+  model_for_each_param(ck.model.graph(), ck.model.params, [&](const std::string& n, const Tensor<float>& t, bool) { w.add(n, t); });
+  for (const auto& [n, t] : ck.tensors) w.add(n, t);
+  w.write(path);
+}
+
+TEST_F(CheckpointTest, VersionOneFilesLoadLikeTheSameModelSavedToday) {
+  Checkpoint ck;
+  ck.model = small_model(CellType::lstm, 4);
+  ck.train_state = R"({"step":3})";
+  write_v1(ck, path("v1.safetensors"));
+  save_checkpoint(path("v2.safetensors"), ck);
+  const Checkpoint a = load_checkpoint(path("v1.safetensors")), b = load_checkpoint(path("v2.safetensors"));
+  EXPECT_EQ(lm_spec_to_json(a.model.spec), lm_spec_to_json(b.model.spec));
+  EXPECT_EQ(a.model.vocab, b.model.vocab);
+  EXPECT_EQ(a.train_state, b.train_state);
+  std::vector<std::vector<float>> va, vb;
+  model_for_each_param(a.model.graph(), a.model.params, [&](const std::string&, const Tensor<float>& t, bool) { va.push_back(t.data); });
+  model_for_each_param(b.model.graph(), b.model.params, [&](const std::string&, const Tensor<float>& t, bool) { vb.push_back(t.data); });
+  EXPECT_EQ(va, vb);
+}
+
+TEST_F(CheckpointTest, BadModelFilesGiveOneLineErrors) {
+  Checkpoint ck;
+  ck.model = small_model(CellType::gru, 4);
+  const std::string good = path("good.safetensors"), bad = path("bad.safetensors");
+  save_checkpoint(good, ck);
+  const std::string task = SafetensorsReader::open(good).metadata().at("task");
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string c = task;
+    const size_t at = c.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return c.replace(at, from.size(), to);
+  };
+  rewrite(good, bad, "format_version", "3");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version 3", "newer recur"});
+  rewrite(good, bad, "task", with("\"kind\":\"lm\"", "\"kind\":\"tag\""));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"kind\"", "not a language model"});
+  rewrite(good, bad, "task", with("\"hidden_size\":5", "\"hidden_size\":6"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"model\"", "config"});
+  rewrite(good, bad, "task", with("\"kind\":\"lm\"", "\"kind\":\"lm\",\"colour\":1"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"colour\""});
+  rewrite(good, bad, "task", with("\"kind\":\"lm\"", "\"kind\":\"lm\",\"tokens\":[1]"));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"tokens\"", "object"});
+  rewrite(good, bad, "task", with("\"level\":\"chars\"", "\"level\":\"words\""));
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "vocab.tokens", "level"});
+  rewrite(good, bad, "vocab.tokens", "");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "vocab.tokens"});
+  rewrite(good, bad, "task", "");
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "\"task\"", "missing"});
+  // A task model is not a language model, and the other way round.
+  EXPECT_FALSE(is_task_checkpoint(good));
+  EXPECT_TRUE(is_task_checkpoint(std::string(RECUR_SOURCE_DIR) + "/tests/fixtures/v1/tagger.safetensors"));
+  expect_format_error([&] { load_checkpoint(std::string(RECUR_SOURCE_DIR) + "/tests/fixtures/v1/tagger.safetensors"); },
+                      {"tagger.safetensors", "not a language model"});
+}
+
 TEST_F(CheckpointTest, BadFilesGiveOneLineErrors) {
   Checkpoint ck;
   ck.model = small_model(CellType::gru, 4);
   const std::string good = path("good.safetensors");
-  save_checkpoint(good, ck);
+  write_v1(ck, good);  // the version-1 layout's checks: the model-file ones are above
   const std::string bad = path("bad.safetensors");
 
   rewrite(good, bad, "format_version", "2");
-  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version 2", "newer recur"});
+  expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version 2", "recur-lm"});
   rewrite(good, bad, "format_version", "one");
   expect_format_error([&] { load_checkpoint(bad); }, {bad, "format_version"});
   rewrite(good, bad, "format", "");

@@ -782,7 +782,13 @@ void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck) {
 
 bool is_task_checkpoint(const std::string& path) {
   try {
-    return read_file_format(path).format == kTaskCheckpointFormat;
+    const SafetensorsReader rd = SafetensorsReader::open(path);
+    if (read_file_format(rd).format != kTaskCheckpointFormat) return false;
+    // Language models are model files too ({"kind": "lm"}, train/checkpoint.h).
+    const auto task = rd.metadata().find("task");
+    if (task == rd.metadata().end()) return true;  // load_task_checkpoint reports what is missing
+    JsonFields f(std::string_view(task->second), path);
+    return !f.has("kind") || !f.raw("kind").is_string() || f.raw("kind").get<std::string>() != "lm";
   } catch (const Error&) {
     return false;
   }

@@ -7,6 +7,7 @@
 #include "quote.h"
 #include "recur/core/rnn_io.h"
 #include "recur/core/safetensors.h"
+#include "recur/train/model_file.h"
 
 namespace recur {
 
@@ -115,6 +116,28 @@ bool lm_params_finite(const LmSpec& spec, const ModelParams<float>& params) {
   return ok;
 }
 
+namespace {
+
+// The task record of a language model in a model file: {"kind": "lm", "config": the LmSpec,
+// "tokens": what the tokens mean when they are not plain text (the v1 "task" metadata, e.g.
+// music_corpus.h's record), absent for text}.
+std::string lm_task_record(const LmModel& m) {
+  nlohmann::ordered_json j = {{"kind", "lm"}, {"config", nlohmann::ordered_json::parse(lm_spec_to_json(m.spec))}};
+  if (!m.task.empty()) j["tokens"] = nlohmann::ordered_json::parse(m.task);
+  return j.dump();
+}
+
+void check_vocab(const std::string& path, const LmModel& m, const std::string& where) {
+  if (m.vocab.level() != m.spec.level)
+    throw FormatError(path + ": " + where + ": level " + token_level_name(m.vocab.level()) + ", but config says " +
+                      token_level_name(m.spec.level));
+  if (m.vocab.size() != m.spec.lm.vocab_size)
+    throw FormatError(path + ": " + where + ": " + std::to_string(m.vocab.size()) +
+                      " tokens, but config says vocab_size " + std::to_string(m.spec.lm.vocab_size));
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   const LmModel& m = ckpt.model;
   m.spec.validate();
@@ -122,28 +145,57 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
     throw Error(path + ": vocabulary (" + std::to_string(m.vocab.size()) + " " + token_level_name(m.vocab.level()) +
                 ") does not match the model (" + std::to_string(m.spec.lm.vocab_size) + " " +
                 token_level_name(m.spec.level) + ")");
-  const ModelSpec graph = m.graph();
-  model_check_params(graph, m.params);
-  // A checkpoint is only ever a good state: a diverged model must not replace one.
-  if (!lm_params_finite(m.spec, m.params)) throw Error(path + ": refusing to save a model with NaN or infinite weights");
-  SafetensorsWriter w;
-  w.set_metadata("format", std::string(kCheckpointFormat));
-  w.set_metadata("format_version", std::to_string(kCheckpointVersion));
-  w.set_metadata("config", lm_spec_to_json(m.spec));
-  w.set_metadata("vocab", m.vocab.to_json());
-  if (!ckpt.train_state.empty()) w.set_metadata("train_state", ckpt.train_state);
-  if (!m.task.empty()) w.set_metadata("task", m.task);
-  model_for_each_param(graph, m.params, [&](const std::string& name, const Tensor<float>& t, bool) { w.add(name, t); });
-  for (const auto& [name, t] : ckpt.tensors) {
-    if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
-      throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
-    w.add(name, t);
-  }
-  w.write(path);
+  if (!m.task.empty()) JsonFields(std::string_view(m.task), path + ": task record");  // an object, checked before writing
+  ModelFile f;
+  f.task = lm_task_record(m);
+  f.spec = m.graph();
+  f.params = m.params;  // save_model_file checks the shapes and refuses NaN or infinite weights
+  f.vocabs.emplace("tokens", m.vocab);
+  f.train_state = ckpt.train_state;
+  f.tensors = ckpt.tensors;
+  save_model_file(path, f);
 }
+
+namespace {
+
+// A "recur-model" file whose task record is a language model's (version 2).
+Checkpoint load_lm_model_file(const SafetensorsReader& rd) {
+  const std::string& path = rd.origin();
+  ModelFile f = load_model_file(rd);
+  JsonFields task(std::string_view(f.task), path + ": metadata \"task\"");
+  const std::string kind = task.string("kind");
+  if (kind != "lm")
+    throw FormatError(path + ": metadata \"task\": \"kind\" is \"" + kind + "\": a " + kind +
+                      " model, not a language model");
+  Checkpoint ck;
+  LmModel& m = ck.model;
+  m.spec = lm_spec_from_json(task.raw("config").dump(), path + ": metadata \"task\"");
+  if (task.has("tokens")) {
+    const auto& t = task.raw("tokens");
+    if (!t.is_object()) task.fail("tokens", "a JSON object");
+    m.task = t.dump();
+  }
+  task.finish();
+  // The graph is derived from the config; a file whose graph says otherwise is not one recur wrote.
+  if (model_spec_to_json(f.spec) != model_spec_to_json(m.graph()))
+    throw FormatError(path + ": metadata \"model\": the graph is not the one the language model's config describes");
+  auto v = f.vocabs.find("tokens");
+  if (v == f.vocabs.end() || f.vocabs.size() != 1)
+    throw FormatError(path + ": metadata: expected exactly one vocabulary, \"vocab.tokens\", for a language model");
+  m.vocab = std::move(v->second);
+  check_vocab(path, m, "metadata \"vocab.tokens\"");
+  m.params = std::move(f.params);
+  ck.train_state = std::move(f.train_state);
+  ck.tensors = std::move(f.tensors);
+  return ck;
+}
+
+}  // namespace
 
 Checkpoint load_checkpoint(const std::string& path) {
   const SafetensorsReader rd = SafetensorsReader::open(path);
+  // The format decides the reader: never a guess from which keys happen to be there.
+  if (rd.metadata().count("format") && rd.metadata().at("format") == kModelFileFormat) return load_lm_model_file(rd);
   const auto& meta = rd.metadata();
   auto field = [&](const char* key) -> const std::string& {
     auto it = meta.find(key);
@@ -154,16 +206,16 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (!meta.count("format"))
     throw FormatError(path + ": metadata \"format\": missing; not a recur language model checkpoint");
   if (field("format") != kCheckpointFormat)
-    throw FormatError(path + ": metadata \"format\": got " + quote_name(field("format")) + ", expected '" +
-                      std::string(kCheckpointFormat) + "'");
+    throw FormatError(path + ": metadata \"format\": got " + quote_name(field("format")) +
+                      ", expected 'recur-model' (or 'recur-lm', the version-1 language models)");
   const std::string& ver = field("format_version");
   char* end = nullptr;
   const long v = std::strtol(ver.c_str(), &end, 10);
   if (ver.empty() || end != ver.c_str() + ver.size() || v < 1)
     throw FormatError(path + ": metadata \"format_version\": got " + quote_name(ver) + ", expected a positive integer");
   if (v > kCheckpointVersion)
-    throw FormatError(path + ": format_version " + ver + " was written by a newer recur; this build reads up to " +
-                      std::to_string(kCheckpointVersion));
+    throw FormatError(path + ": format_version " + ver + " of \"recur-lm\" is not one recur wrote; this build reads up to " +
+                      std::to_string(kCheckpointVersion) + " (later language models are \"recur-model\" files)");
   for (const auto& [key, value] : meta) {
     (void)value;
     if (key != "format" && key != "format_version" && key != "config" && key != "vocab" && key != "train_state" &&
@@ -176,12 +228,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   LmModel& m = ck.model;
   m.spec = lm_spec_from_json(field("config"), path);
   m.vocab = Vocab::from_json(field("vocab"), path + ": metadata \"vocab\"");
-  if (m.vocab.level() != m.spec.level)
-    throw FormatError(path + ": metadata \"vocab\": level " + token_level_name(m.vocab.level()) +
-                      ", but config says " + token_level_name(m.spec.level));
-  if (m.vocab.size() != m.spec.lm.vocab_size)
-    throw FormatError(path + ": metadata \"vocab\": " + std::to_string(m.vocab.size()) +
-                      " tokens, but config says vocab_size " + std::to_string(m.spec.lm.vocab_size));
+  check_vocab(path, m, "metadata \"vocab\"");
   if (meta.count("train_state")) {
     ck.train_state = meta.at("train_state");
     JsonFields(std::string_view(ck.train_state), path + ": metadata \"train_state\"");  // syntax and object check only

@@ -43,6 +43,7 @@ void check_object(const std::string& json, const std::string& where) {
 }  // namespace
 
 FileFormat read_file_format(const std::string& path) { return file_format_of(SafetensorsReader::open(path)); }
+FileFormat read_file_format(const SafetensorsReader& file) { return file_format_of(file); }
 
 void save_model_file(const std::string& path, const ModelFile& file) {
   file.spec.validate();
@@ -71,8 +72,10 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   w.write(path);
 }
 
-ModelFile load_model_file(const std::string& path) {
-  const SafetensorsReader rd = SafetensorsReader::open(path);
+ModelFile load_model_file(const std::string& path) { return load_model_file(SafetensorsReader::open(path)); }
+
+ModelFile load_model_file(const SafetensorsReader& rd) {
+  const std::string& path = rd.origin();
   const FileFormat ff = file_format_of(rd);
   if (ff.format != kModelFileFormat)
     throw FormatError(path + ": metadata \"format\": got " + quote_name(ff.format) + ", expected 'recur-model'");

@@ -1,16 +1,18 @@
 // recur/train/checkpoint.h - one .safetensors file that holds a trained language model and, when it
 // comes from a training run, everything needed to resume that run exactly.
 //
-// Layout:
-//   tensors   model parameters under PyTorch word_language_model names ("encoder.weight",
-//             "rnn.weight_ih_l0", ..., "decoder.weight", "decoder.bias"), F32;
+// Written as a model file (train/model_file.h, "recur-model" version 2), like every recur model:
+//   tensors   the LM graph's parameters under PyTorch word_language_model names
+//             ("encoder.weight", "rnn.weight_ih_l0", ..., "decoder.weight", "decoder.bias"), F32;
 //             training tensors under "optim." (optimizer moments, see optim.h) and "train."
 //             (e.g. the recurrent state carried between stream chunks), F32.
-//   metadata  "format": "recur-lm", "format_version": "1",
-//             "config": the model (LmSpec, JSON), "vocab": Vocab::to_json(),
-//             "train_state": trainer-owned JSON (see trainer.h), absent for a bare model,
-//             "task": what the tokens mean when they are not plain text (JSON object, e.g.
-//             {"task":"music","encoding":"event",...}, see music_corpus.h); absent = text.
+//   metadata  "task": {"kind": "lm", "config": the LmSpec (level, mode, sizes), "tokens": what
+//             the tokens mean when they are not plain text (e.g. {"task":"music",...}, see
+//             music_corpus.h), absent for text}; "model": the graph (lm_model_spec of the
+//             config, checked to agree with it); "vocab.tokens"; "train_state" (train/loop.h).
+// Read: that, and the version-1 language-model format ("format": "recur-lm", "format_version":
+// "1", metadata "config", "vocab", "train_state", "task"), the same tensors. The "format"
+// metadata picks the reader.
 //
 // Loading treats the file as untrusted: every metadata field is checked for presence and type,
 // unknown fields and tensors are refused, all parameter shapes are checked against the config,
@@ -29,6 +31,8 @@
 
 namespace recur {
 
+// The version-1 language-model format, read but no longer written (save_checkpoint writes a
+// "recur-model" file, train/model_file.h).
 inline constexpr std::string_view kCheckpointFormat = "recur-lm";
 inline constexpr int kCheckpointVersion = 1;
 

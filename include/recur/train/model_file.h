@@ -12,8 +12,9 @@
 //             "vocab.<name>": Vocab::to_json() for each vocabulary the task uses,
 //             "train_state": the training loop's JSON, absent for a bare model.
 // Version 1 is what recur wrote before the engine rework (task models only); version 2 has the
-// same layout. The older language-model format ("recur-lm" version 1, train/checkpoint.h) is
-// read by its own loader; read_file_format tells the two apart.
+// same layout and holds every model, the language model included (task record {"kind": "lm"},
+// train/checkpoint.h). The older language-model format ("recur-lm" version 1) is read by
+// train/checkpoint.h's own loader; read_file_format tells the two apart.
 //
 // The file is untrusted: metadata keys, the graph and every parameter's shape are checked, and
 // unknown keys or tensors are refused; errors are one FormatError line naming the file and field.
@@ -29,6 +30,8 @@
 
 namespace recur {
 
+class SafetensorsReader;
+
 inline constexpr std::string_view kModelFileFormat = "recur-model";
 inline constexpr int kModelFileVersion = 2;  // what this build writes
 
@@ -40,6 +43,7 @@ struct FileFormat {
   int version = 0;
 };
 FileFormat read_file_format(const std::string& path);
+FileFormat read_file_format(const SafetensorsReader& file);  // a file already open
 
 // Vocabulary names a model file may hold: input words, characters of words, output tokens, and
 // the single vocabulary of a language model.
@@ -61,5 +65,6 @@ void save_model_file(const std::string& path, const ModelFile& file);
 // Reads "recur-model" versions 1 and 2; anything else is refused by name ("written by a newer
 // recur" for a higher version). Throws FormatError naming the path and the field or tensor.
 ModelFile load_model_file(const std::string& path);
+ModelFile load_model_file(const SafetensorsReader& file);  // a file already open
 
 }  // namespace recur
