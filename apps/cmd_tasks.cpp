@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "lm_cli_util.h"
+#include "recur/core/file_io.h"
 #include "recur/tasks/tasks.h"
 #include "recur/data/text_data.h"
 #include "task_cli.h"
@@ -232,19 +233,20 @@ void run_tag(const PredictArgs& a) {
   const auto raw = read_task_file(m, a.file, false);
   const auto ex = encode_task_examples(m, raw, false, a.file);
   const auto pred = tag_predictions(m, ex);
-  std::FILE* out = stdout;
-  if (!a.out.empty() && !(out = std::fopen(a.out.c_str(), "w"))) throw Error(a.out + ": cannot open for writing");
   // The input lines with the predicted tag appended as a last column (conlleval's layout when
-  // the input has gold tags), sentences separated by blank lines.
+  // the input has gold tags), sentences separated by blank lines. A file is written whole
+  // (core/file_io.h), so a failed write leaves the previous one.
+  std::string text;
   for (size_t i = 0; i < raw.size(); ++i) {
     for (size_t t = 0; t < pred[i].size(); ++t) {
       const std::string& line = m.task.features ? std::string() : raw[i].lines[t];
-      if (!line.empty()) std::fprintf(out, "%s %s\n", line.c_str(), m.labels[size_t(pred[i][t])].c_str());
-      else std::fprintf(out, "%s\n", m.labels[size_t(pred[i][t])].c_str());
+      if (!line.empty()) text += line + " ";
+      text += m.labels[size_t(pred[i][t])] + "\n";
     }
-    std::fprintf(out, "\n");
+    text += "\n";
   }
-  if (out != stdout && std::fclose(out) != 0) throw Error(a.out + ": write failed");
+  if (a.out.empty()) std::fwrite(text.data(), 1, text.size(), stdout);  // checked at exit (main.cpp)
+  else write_file_atomic(a.out, text, "the tagged file");
 }
 
 void run_translate(const PredictArgs& a) {

@@ -128,4 +128,20 @@ TEST_F(CliExit, TrainingUnderAFileSizeLimitReportsTheFailedWrite) {
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
 }
 
+// recur tag -o writes its file whole, as standard output would show it, and a failed write names
+// the file and leaves the previous one (it used to write in place).
+TEST_F(CliExit, TagOutputFileIsWrittenWhole) {
+  const std::string model = kFixtures + "tagger.safetensors", input = kFixtures + "tag_eval.conll";
+  const auto to_stdout = run("tag " + model + " " + input);
+  ASSERT_EQ(to_stdout.rc, 0) << to_stdout.err;
+  const std::string out = (dir_ / "tags.txt").string();
+  const auto to_file = run("tag " + model + " " + input + " -o '" + out + "'");
+  ASSERT_EQ(to_file.rc, 0) << to_file.err;
+  EXPECT_EQ(recur::test::slurp(out), to_stdout.out);
+  const std::string missing = (dir_ / "no_dir" / "tags.txt").string();
+  const auto bad = run("tag " + model + " " + input + " -o '" + missing + "'");
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find(missing + ": cannot write the tagged file: No such file or directory"), std::string::npos) << bad.err;
+}
+
 }  // namespace
