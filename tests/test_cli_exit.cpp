@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -142,6 +143,28 @@ TEST_F(CliExit, TagOutputFileIsWrittenWhole) {
   const auto bad = run("tag " + model + " " + input + " -o '" + missing + "'");
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.err.find(missing + ": cannot write the tagged file: No such file or directory"), std::string::npos) << bad.err;
+}
+
+// A model too large for the memory there is: one line naming the sizes' flags, exit 1, instead of
+// std::bad_alloc naming nothing (--hidden 1000000). The address-space limit stands in for a
+// smaller machine; AddressSanitizer reserves more address space than that, so it is skipped there.
+TEST_F(CliExit, ModelTooLargeForMemoryNamesTheFlags) {
+  if (std::getenv("ASAN_OPTIONS")) GTEST_SKIP() << "ulimit -v and AddressSanitizer's shadow memory do not mix";
+  const std::string data = (dir_ / "data.txt").string();
+  {
+    std::ofstream f(data);
+    for (int i = 0; i < 50; ++i) f << "hello world " << i << "\n";
+  }
+  const std::string err = (dir_ / "err.txt").string();
+  const std::string cmd = "ulimit -v 4000000; '" + std::string(RECUR_CLI) + "' train '" + data + "' --out '" +
+                          (dir_ / "run").string() + "' --hidden 1000000 --steps 1 --threads 1 2>'" + err + "'";
+  const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string msg = recur::test::slurp(err);
+  EXPECT_NE(msg.find("recur: error: out of memory"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--hidden 1000000"), std::string::npos) << msg;
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
 }
 
 }  // namespace

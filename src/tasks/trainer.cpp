@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <new>
 #include <optional>
 #include <sstream>
 
@@ -464,9 +466,24 @@ TrainResult run_task(const TrainOptions& in, const TokenCorpus* corpus, const Tr
     if (obs.on_note) obs.on_note(s);
   };
   ResumeState resume;
-  std::unique_ptr<TrainTask> task =
-      o.is_model_task() ? detail::make_model_task(o, &resume, note) : detail::make_lm_task(o, corpus, &resume, note);
-  return train(*task, loop_options(o), std::move(resume), obs, stop);
+  // The sizes behind an allocation that cannot be met come from these flags: name them rather
+  // than end in std::bad_alloc (--hidden 1000000 did).
+  const auto out_of_memory = [&](const char* what) {
+    return Error(std::string("out of memory ") + what + " (--hidden " + std::to_string(o.hidden) + ", --layers " +
+                 std::to_string(o.layers) + ", --embed " + std::to_string(o.embed) + ", --batch " +
+                 std::to_string(o.batch) + "); expected sizes that fit this machine's memory");
+  };
+  std::unique_ptr<TrainTask> task;
+  try {
+    task = o.is_model_task() ? detail::make_model_task(o, &resume, note) : detail::make_lm_task(o, corpus, &resume, note);
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory("building the model and its data");
+  }
+  try {
+    return train(*task, loop_options(o), std::move(resume), obs, stop);
+  } catch (const std::bad_alloc&) {
+    throw out_of_memory("while training");
+  }
 }
 
 }  // namespace
