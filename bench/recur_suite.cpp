@@ -10,7 +10,7 @@
 // Models (glossary in include/recur/core/tensor.h):
 //   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
 //   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
-//   generate  batch 1: id -> LmStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
+//   generate  batch 1: id -> ModelStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
 // A train step is forward, backward, clip_grad_norm(5) and Adam(1e-3), as in bench/torch_suite.py.
 #include <sys/resource.h>
 
@@ -30,7 +30,6 @@
 #include <nlohmann/json.hpp>
 
 #include "recur/model/lm.h"
-#include "recur/model/lm_stepper.h"
 #include "recur/core/loss.h"
 #include "recur/model/model.h"
 #include "recur/core/optim.h"
@@ -159,10 +158,13 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
     // One token in, one sampled token out, the state carried: what `recur sample` does.
     auto id = std::make_shared<int32_t>(0);
     auto srng = std::make_shared<Rng>(7);
-    auto stepper = std::make_shared<LmStepper<float>>(m.cfg, m.params);
-    return {[&m, c, id, srng, stepper] {
+    auto stepper = std::make_shared<ModelStepper<float>>(m.graph, m.params, lm_stepper_options());
+    ModelCache<float> start_cache;
+    auto context = std::make_shared<Tensor<float>>();
+    m.state = stepper->start({}, 1, start_cache).state;
+    return {[&m, c, id, srng, stepper, context] {
               for (int64_t t = 0; t < c.steps; ++t) {
-                stepper->step(std::span<const int32_t>(id.get(), 1), m.state, m.logits);
+                stepper->step(std::span<const int32_t>(id.get(), 1), m.state, *context, m.logits);
                 *id = sample_token(std::span<const float>(m.logits.data), {}, *srng, m.scratch);
               }
               return std::nan("");

@@ -1,5 +1,6 @@
-// The generation stepper (an optimised inference path) against lm_step (the training code path
-// run with T = 1) for every cell variant, input kind, depth, direction count and batch size.
+// The one inference stepper (ModelStepper, stepper.h) on the language model's graph against
+// lm_step (the training code path run with T = 1) for every cell variant, input kind (embedding
+// and one-hot), depth and batch size; a bidirectional LM cannot be stepped and is refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,7 +8,7 @@
 #include <vector>
 
 #include "recur/model/lm.h"
-#include "recur/model/lm_stepper.h"
+#include "recur/model/stepper.h"
 #include "recur/core/threads.h"
 #include "cell_variants.h"
 
@@ -25,6 +26,19 @@ double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
   return m;
 }
 
+// A stepper over the LM graph and its start: the zero state, carried from step to step.
+template <typename T>
+struct LmStep {
+  LmStep(const LmConfig& cfg, const ModelParams<T>& params) : stepper(lm_model_spec(cfg), params, lm_stepper_options()) {}
+  ModelStepper<T> stepper;
+  StepperStart<T> start;
+  void begin(int64_t B) {
+    ModelCache<T> cache;
+    start = stepper.start({}, B, cache);
+  }
+  void step(std::span<const int32_t> ids, Tensor<T>& logits) { stepper.step(ids, start.state, start.context, logits); }
+};
+
 template <typename T>
 void check_all(double tol) {
   const int64_t V = 11, H = 6;
@@ -32,7 +46,7 @@ void check_all(double tol) {
   for (const CellVariant& v : test::cell_variants())
     for (int64_t embed : {int64_t(0), int64_t(5)})
       for (int64_t layers : {1, 2})
-        for (bool bidir : {false, true})
+        for (bool bidir : {false})
           for (bool bias : {true, false})
             for (int64_t B : {1, 3}) {
               LmConfig cfg;
@@ -44,16 +58,21 @@ void check_all(double tol) {
               Rng rng(uint64_t(17 + cases));
               const ModelSpec spec = lm_model_spec(cfg);
               const ModelParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
-              LmStepper<T> stepper(cfg, params);
-              EXPECT_EQ(stepper.has_input_table(), embed > 0 && !bidir) << v.name;
-              RnnState<T> ref_state, fast_state;
+              LmStep<T> fast(cfg, params);
+              fast.begin(B);
+              EXPECT_EQ(fast.stepper.has_input_table(), embed > 0 && !bidir) << v.name;
+              EXPECT_EQ(fast.stepper.vocab(), V);
+              EXPECT_EQ(fast.stepper.classes(), V);
+              EXPECT_EQ(fast.stepper.context_width(), 0);
+              RnnState<T> ref_state;
+              const RnnState<T>& fast_state = fast.start.state;
               ModelCache<T> cache;
               Tensor<T> ref_logits, fast_logits;
               for (int t = 0; t < 4; ++t) {
                 std::vector<int32_t> ids;
                 for (int64_t b = 0; b < B; ++b) ids.push_back(int32_t(rng.below(uint64_t(V))));
                 lm_step<T>(spec, params, ids, ref_state, cache, ref_logits);
-                stepper.step(ids, fast_state, fast_logits);
+                fast.step(ids, fast_logits);
                 const std::string where = v.name + " embed " + std::to_string(embed) + " layers " +
                                           std::to_string(layers) + (bidir ? " bi" : "") + (bias ? "" : " nobias") +
                                           " B " + std::to_string(B) + " step " + std::to_string(t);
@@ -65,14 +84,29 @@ void check_all(double tol) {
               }
               ++cases;
             }
-  EXPECT_EQ(cases, 8 * 2 * 2 * 2 * 2 * 2);
+  EXPECT_EQ(cases, 8 * 2 * 2 * 1 * 2 * 2);
+}
+
+TEST(LmStepper, RefusesABidirectionalLanguageModel) {
+  LmConfig cfg;
+  cfg.vocab_size = 7;
+  cfg.embed_size = 4;
+  cfg.rnn = {.cell = CellType::gru, .input_size = 4, .hidden_size = 5, .bidirectional = true};
+  Rng rng(1);
+  const ModelParams<float> params = lm_init_params<float>(cfg, rng);
+  try {
+    ModelStepper<float> s(lm_model_spec(cfg), params, lm_stepper_options());
+    FAIL() << "a bidirectional rnn was stepped";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bidirectional"), std::string::npos) << e.what();
+  }
 }
 
 TEST(LmStepper, MatchesLmStepInDouble) { check_all<double>(1e-12); }
 TEST(LmStepper, MatchesLmStepInFloat) { check_all<float>(2e-5); }
 
 // With more than one thread, batch-1 products of large matrices are split by rows across the
-// threads (lm_stepper.cpp): same numbers as lm_step, and the same bits as one thread.
+// threads (step_kernels.cpp): same numbers as lm_step, and the same bits as one thread.
 TEST(LmStepper, SplitProductsGiveTheSameResultOnTwoThreads) {
   LmConfig cfg;
   cfg.vocab_size = 300;
@@ -85,8 +119,10 @@ TEST(LmStepper, SplitProductsGiveTheSameResultOnTwoThreads) {
   ModelCache<float> cache;
   for (int threads : {1, 2}) {
     set_num_threads(threads);
-    LmStepper<float> stepper(cfg, params);
-    for (int32_t id : {5, 17, 299, 0}) stepper.step(std::span<const int32_t>(&id, 1), states[threads - 1], logits[threads - 1]);
+    LmStep<float> stepper(cfg, params);
+    stepper.begin(1);
+    for (int32_t id : {5, 17, 299, 0}) stepper.step(std::span<const int32_t>(&id, 1), logits[threads - 1]);
+    states[threads - 1] = stepper.start.state;
   }
   set_num_threads(1);
   for (int32_t id : {5, 17, 299, 0}) lm_step<float>(lm_model_spec(cfg), params, std::span<const int32_t>(&id, 1), ref_state, cache, ref_logits);
@@ -103,14 +139,16 @@ TEST(LmStepper, RejectsIdsOutsideTheVocabularyAndWrongStates) {
   cfg.rnn = {.cell = CellType::lstm, .input_size = 4, .hidden_size = 5};
   Rng rng(1);
   const ModelParams<float> params = lm_init_params<float>(cfg, rng);
-  LmStepper<float> stepper(cfg, params);
-  RnnState<float> state;
+  LmStep<float> stepper(cfg, params);
+  stepper.begin(1);
   Tensor<float> logits;
   const std::vector<int32_t> bad = {7};
-  EXPECT_THROW(stepper.step(bad, state, logits), Error);
+  EXPECT_THROW(stepper.step(bad, logits), Error);
   const std::vector<int32_t> one = {3}, two = {3, 4};
-  stepper.step(one, state, logits);
-  EXPECT_THROW(stepper.step(two, state, logits), ShapeError);  // a state for batch 1, ids for batch 2
+  stepper.step(one, logits);
+  EXPECT_THROW(stepper.step(two, logits), ShapeError);  // a state for batch 1, ids for batch 2
+  RnnState<float> empty;  // an empty state would silently start from zeros: refused
+  EXPECT_THROW(stepper.stepper.step(one, empty, stepper.start.context, logits), ShapeError);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // src/cell_kernels.h - the element-wise part of one cell step for one batch row, forward only:
 // what follows the gate products. Equations and gate order: include/recur/core/cell.h. Used by the
-// generation stepper (lm_stepper.cpp); the loops vectorise under `#pragma omp simd` (float
+// inference stepper (step_kernels.cpp); the loops vectorise under `#pragma omp simd` (float
 // activations from activations.h).
 #pragma once
 

@@ -1,6 +1,5 @@
-// src/model/step_kernels.h - one inference step of a stack of recurrent layers, shared by the
-// language model's stepper (lm_stepper.h) and the graph's stepper (stepper.h). Private to the
-// library.
+// src/model/step_kernels.h - one inference step of a stack of recurrent layers: the inner part of
+// the graph stepper (stepper.h), which every inference path uses. Private to the library.
 //
 // Per layer and direction one step is
 //   g [B, G*H] = input side (table row, W_ih column, or x W_ih^T) + folded biases

@@ -29,7 +29,7 @@ std::string through_dropout(const ModelSpec& spec, std::string ref) {
 
 template <typename T>
 ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& params, const StepperOptions& opts)
-    : spec_(&spec), params_(&params), opts_(opts) {
+    : spec_(spec), params_(&params), opts_(opts) {
   model_check_params(spec, params);
   const InputSpec* tok = nullptr;
   for (const auto& in : spec.inputs)
@@ -49,7 +49,9 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
   auto token_path = [&](const std::string& ref, const Tensor<T>** emb) {
     if (ref == opts.tokens) return true;
     const int64_t i = spec.layer_index(ref);
-    if (i >= 0 && spec.layers[size_t(i)].kind == LayerKind::embedding && spec.layers[size_t(i)].inputs.at(0) == opts.tokens) {
+    if (i < 0 || spec.layers[size_t(i)].inputs.at(0) != opts.tokens) return false;
+    if (spec.layers[size_t(i)].kind == LayerKind::onehot) return true;  // *emb stays null
+    if (spec.layers[size_t(i)].kind == LayerKind::embedding) {
       *emb = &params.layers[size_t(i)].weight;
       return true;
     }
@@ -105,7 +107,7 @@ ModelStepper<T>::~ModelStepper() = default;
 
 template <typename T>
 const RnnConfig& ModelStepper<T>::rnn_config() const {
-  return spec_->layers[size_t(rnn_index_)].rnn;
+  return spec_.layers[size_t(rnn_index_)].rnn;
 }
 
 template <typename T>
@@ -122,16 +124,16 @@ StepperStart<T> ModelStepper<T>::start(ModelInputs<T> inputs, int64_t B, ModelCa
   t.batch = B;
   t.ids.assign(size_t(B), 0);
   t.lengths.clear();
-  model_forward(*spec_, *params_, inputs, {.training = false, .rng = nullptr, .wanted = {opts_.rnn}}, cache);
+  model_forward(spec_, *params_, inputs, {.training = false, .rng = nullptr, .wanted = {opts_.rnn}}, cache);
   StepperStart<T> s;
   s.batch = B;
-  s.state = model_rnn_state0(*spec_, cache, opts_.rnn);
+  s.state = model_rnn_state0(spec_, cache, opts_.rnn);
   if (s.state.h.empty()) s.state = rnn_zero_state<T>(rnn_config(), B);
   if (ctx_width_ > 0) {
     s.context = Tensor<T>({B, ctx_width_});
     int64_t off = 0;
     for (const std::string& ref : context_refs_) {
-      const Tensor<T>& v = model_output(*spec_, cache, ref);  // [B, F]
+      const Tensor<T>& v = model_output(spec_, cache, ref);  // [B, F]
       const int64_t F = v.shape.back();
       if (v.numel() != B * F)
         throw ShapeError("stepper start: " + quote_name(ref) + " has shape " + shape_str(v.shape) + ", expected [" +

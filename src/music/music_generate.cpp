@@ -5,7 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "recur/model/lm_stepper.h"
+#include "recur/model/lm.h"
+#include "recur/model/stepper.h"
 #include "run_program.h"
 
 namespace recur {
@@ -34,11 +35,11 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
   if (!(opts.seconds >= 0) || !std::isfinite(opts.seconds))
     throw Error("--seconds: expected a duration >= 0 (0 = no limit)");
 
-  const LmConfig& cfg = model.spec.lm;
-  LmStepper<float> stepper(cfg, model.params);
-  RnnState<float> state;
-  Tensor<float> logits;
-  auto feed = [&](int32_t id) { stepper.step(std::span<const int32_t>(&id, 1), state, logits); };
+  ModelStepper<float> stepper(model.graph(), model.params, lm_stepper_options());
+  ModelCache<float> cache;
+  StepperStart<float> start = stepper.start({}, 1, cache);  // zero state, carried from token to token
+  Tensor<float> logits;                                      // [1, V]
+  auto feed = [&](int32_t id) { stepper.step(std::span<const int32_t>(&id, 1), start.state, start.context, logits); };
 
   MusicSample out;
   feed(Vocab::eos_id);  // a piece starts after <eos>, as in training

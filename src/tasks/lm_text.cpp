@@ -5,7 +5,8 @@
 #include <set>
 
 #include "lm_batch.h"
-#include "recur/model/lm_stepper.h"
+#include "recur/model/lm.h"
+#include "recur/model/stepper.h"
 
 namespace recur {
 
@@ -20,11 +21,14 @@ int32_t line_break_id(const LmModel& m) {
 
 // One recurrent step for a single sequence: feeds `id`, leaves the next-token logits [1, V].
 struct Stepper {
-  explicit Stepper(const LmModel& m) : lm(m.spec.lm, m.params) {}
-  LmStepper<float> lm;
-  RnnState<float> state;  // empty = zeros
-  Tensor<float> logits;   // [1, V]
-  void feed(int32_t id) { lm.step(std::span<const int32_t>(&id, 1), state, logits); }
+  explicit Stepper(const LmModel& m) : lm(m.graph(), m.params, lm_stepper_options()) {
+    ModelCache<float> cache;
+    start = lm.start({}, 1, cache);  // zero state
+  }
+  ModelStepper<float> lm;
+  StepperStart<float> start;  // state h [L, 1, R] (and c), carried from token to token
+  Tensor<float> logits;       // [1, V]
+  void feed(int32_t id) { lm.step(std::span<const int32_t>(&id, 1), start.state, start.context, logits); }
 };
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "recur/core/rnn.h"
 #include "recur/core/tensor.h"
 #include "recur/model/model.h"
+#include "recur/model/stepper.h"
 
 namespace recur {
 
@@ -79,7 +80,15 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
                             const ModelForwardOptions& opts, ModelCache<T>& cache,
                             std::type_identity_t<ModelGrads<T>>* grads, double grad_scale);
 
-// One step for generation and scoring: ids [B] -> logits [B, V], state advanced in place.
+// The stepped path of the LM graph for ModelStepper (stepper.h): tokens "ids", rnn "rnn", head
+// "decoder". Sampling and music generation step an LM through it:
+//   ModelStepper<float> s(lm_model_spec(cfg), params, lm_stepper_options());
+//   StepperStart<float> st = s.start({}, B, cache);  // zero state
+//   s.step(ids, st.state, st.context, logits);       // ids [B] -> logits [B, V]
+StepperOptions lm_stepper_options();
+
+// One step through the training code path (T = 1): ids [B] -> logits [B, V], state advanced in
+// place. The stepper's reference in tests; generation uses ModelStepper.
 // Uses the same code path as training (T = 1), so the same model gives the same numbers.
 template <typename T>
 void lm_step(const ModelSpec& spec, const ModelParams<T>& params, std::span<const int32_t> ids, RnnState<T>& state,

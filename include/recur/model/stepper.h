@@ -2,22 +2,24 @@
 // LM-style sampling, conditioned generation and seq2seq greedy and beam decoding (decoding.h).
 //
 // The stepped path is
-//   token input [B] -> embedding (or one-hot) [-> concat with per-example vectors [B, F], such
+//   token input [B] -> embedding or one-hot [-> concat with per-example vectors [B, F], such
 //   as a condition fed to every step] [-> dropout, off at inference] -> one rnn layer (any cell
 //   variant, stacked, projection, peephole; unidirectional) -> linear head -> logits [B, C].
 // Everything else in the graph (an encoder, a bridge, the condition's embedding) runs once per
 // batch through model_forward in start(), which returns the rnn's initial state and the
 // concatenated vectors. step() then runs only the products and the cell kernels of
-// src/model/step_kernels.h (shared with LmStepper), in T's precision and without allocating
-// once its buffers have grown to the batch.
+// src/model/step_kernels.h, in T's precision and without allocating once its buffers have grown
+// to the batch. It is the one inference path: LM and music sampling (lm_stepper_options(), lm.h),
+// conditioned generation and seq2seq greedy and beam decoding (decoding.h) all step through it.
 //
 // At batch > 1 a step does the same products in the same order as model_forward, so logits are
 // the training path's bits; at batch 1 products are matrix-vector products (split across threads
 // for large matrices, with the same result on any thread count) and agree up to float rounding.
-// A small vocabulary's embedding goes through a per-token table (LmStepper's), also equal up to
-// rounding. tests/test_stepper.cpp checks it against model_forward for every cell variant.
+// A small vocabulary's embedding goes through a per-token table (layer 0's input side per token,
+// W_ih e_v + b), also equal up to rounding. tests/test_stepper.cpp checks it against model_forward for every cell variant.
 //
-// The stepper keeps pointers to the parameters: build a new one after they change.
+// The stepper keeps a copy of the spec and pointers to the parameters: build a new one after
+// the parameters change.
 #pragma once
 
 #include <cstdint>
@@ -81,7 +83,7 @@ class ModelStepper {
     bool token = false;  // the token's embedding row; else context columns [ctx_offset, + width)
     int64_t width = 0, ctx_offset = 0;
   };
-  const ModelSpec* spec_;
+  ModelSpec spec_;
   const ModelParams<T>* params_;
   StepperOptions opts_;
   int64_t V_ = 0, C_ = 0, ctx_width_ = 0, rnn_index_ = -1, head_index_ = -1;
