@@ -108,63 +108,6 @@ TEST(SoftmaxCrossEntropy, FloatPathMatchesDoublePath) {
   EXPECT_NEAR(c.sum, b.sum, 1e-5 * std::fabs(b.sum));
 }
 
-// Products large enough to be split (blas.cpp) and too small to be, in every transpose and in
-// both precisions, give the same bits on 1, 2 and 3 threads: OpenBLAS's own threading (which
-// follows OpenMP's thread count in Debian's OpenMP build) changed the bits on AMD EPYC (Zen 4)
-// before blas::gemm kept it to one thread and split the products itself.
-template <typename T>
-void check_gemm_bits_do_not_depend_on_threads() {
-  struct Shape {
-    int64_t m, n, k;
-  };
-  // wide C (split by columns), tall narrow C (split by rows), batch-1 rows and columns, small
-  for (const Shape s : {Shape{50, 1024, 64}, Shape{700, 64, 512}, Shape{1, 2048, 512}, Shape{2048, 1, 512},
-                        Shape{8, 300, 256}, Shape{5, 1024, 64}})
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        recur::Rng rng(uint64_t(s.m * 7 + s.n * 3 + s.k + ta * 2 + tb));
-        const int64_t lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
-        std::vector<T> a(size_t(s.m * s.k)), b(size_t(s.k * s.n)), c0(size_t(s.m * s.n));
-        for (T& x : a) x = T(rng.uniform(-1, 1));
-        for (T& x : b) x = T(rng.uniform(-1, 1));
-        for (T& x : c0) x = T(rng.uniform(-1, 1));
-        std::vector<T> c[3];
-        for (int threads = 1; threads <= 3; ++threads) {
-          recur::set_num_threads(threads);
-          c[threads - 1] = c0;
-          recur::blas::gemm(ta, tb, s.m, s.n, s.k, T(0.5), a.data(), lda, b.data(), ldb, T(1), c[threads - 1].data(), s.n);
-        }
-        recur::set_num_threads(1);
-        const std::vector<double> ref = reference_gemm<T>(ta, tb, s.m, s.n, s.k, 0.5, a, lda, b, ldb, 1.0, c0, s.n);
-        double err = 0;
-        for (size_t i = 0; i < ref.size(); ++i) err = std::max(err, std::fabs(double(c[0][i]) - ref[i]));
-        const std::string where = "m " + std::to_string(s.m) + " n " + std::to_string(s.n) + " k " +
-                                  std::to_string(s.k) + (ta ? " A^T" : "") + (tb ? " B^T" : "");
-        const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-11;
-        EXPECT_LE(err, tol) << where;
-        EXPECT_EQ(c[0], c[1]) << where;
-        EXPECT_EQ(c[0], c[2]) << where;
-      }
-}
-
-TEST(Threads, GemmBitsDoNotDependOnTheThreadCountInFloat) { check_gemm_bits_do_not_depend_on_threads<float>(); }
-TEST(Threads, GemmBitsDoNotDependOnTheThreadCountInDouble) { check_gemm_bits_do_not_depend_on_threads<double>(); }
-
-TEST(Threads, LargeProductsAreSplitByShapeOnly) {
-  // The partition is a function of the shape: wide products by columns, tall narrow ones by rows,
-  // small ones not at all.
-  const recur::blas::Split wide = recur::blas::gemm_split(700, 2048, 512);
-  EXPECT_FALSE(wide.by_rows);
-  EXPECT_EQ(wide.count, 16);
-  EXPECT_EQ(wide.width % 16, 0);
-  EXPECT_GE(wide.width * wide.count, 2048);
-  const recur::blas::Split tall = recur::blas::gemm_split(3200, 50, 2048);
-  EXPECT_TRUE(tall.by_rows);
-  EXPECT_GT(tall.count, 1);
-  EXPECT_EQ(recur::blas::gemm_split(5, 1024, 64).count, 1);
-  EXPECT_EQ(recur::blas::gemm_split(20, 200, 200).count, 1);
-}
-
 // The loss rows, the gradient norm and Adam's update are split across threads when large
 // (loss.cpp, optim.cpp); CI runs one thread, so two are set here: every bit must match.
 TEST(Threads, LossNormAndAdamDoNotDependOnTheThreadCount) {

@@ -31,26 +31,29 @@ inline Gemv as_gemv(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t l
 }
 
 // C[m, n] = alpha * op(A)[m, k] @ op(B)[k, n] + beta * C, all row-major with leading dims.
-//
-// The same bits on any number of threads: OpenBLAS's own threading (and on some processors even
-// its choice of kernel) changes the summation order with the thread count, so recur keeps
-// OpenBLAS on one thread and splits a large product itself into blocks of C's columns (or rows,
-// when C is narrow) whose boundaries depend only on the shape (blas.cpp). Each block is one
-// single-threaded BLAS call; the blocks run on recur's OpenMP threads.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc);
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-          const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
-
-// The partition gemm uses: `count` blocks of `width` columns (by_rows: rows) of C, the last one
-// possibly narrower; count == 1 for products too small to pay for a fork.
-struct Split {
-  bool by_rows = false;
-  int64_t width = 0, count = 1;
-};
-Split gemm_split(int64_t m, int64_t n, int64_t k);
-
-// OpenBLAS on one thread, whatever OPENBLAS_NUM_THREADS says (threads.cpp calls it too).
-void pin_blas_to_one_thread();
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if ((m == 1 || n == 1) && k > 0) {
+    const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
+    cblas_sgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
+                int(v.ld), v.mat_is_a ? b : a, int(v.incx), beta, c, int(v.incy));
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if ((m == 1 || n == 1) && k > 0) {
+    const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
+    cblas_dgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
+                int(v.ld), v.mat_is_a ? b : a, int(v.incx), beta, c, int(v.incy));
+    return;
+  }
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
+              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+}
 
 }  // namespace recur::blas
