@@ -231,12 +231,13 @@ struct ModelCache {
 struct ModelForwardOptions {
   bool training = false;  // dropout on
   Rng* rng = nullptr;     // dropout masks; required when training with dropout
-  // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
-  // of a decoder step without recomputing the encoder.
-  std::vector<std::string> wanted;
   // The recurrent layers' implementation (rnn.h); callers that read LayerCache::rnn.dirs ask
   // for RnnBackend::reference, whose forward keeps the per-step record there.
   RnnBackend backend = RnnBackend::automatic;
+  // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
+  // of a decoder step without recomputing the encoder. (Last, so that designated initialisers
+  // may leave it out.)
+  std::vector<std::string> wanted;
 };
 
 // Initial states given from outside (a decoding step, or the state carried between the chunks
