@@ -87,20 +87,7 @@ std::string lm_spec_summary(const LmSpec& spec) {
   return s;
 }
 
-int64_t lm_param_count(const LmSpec& spec) {
-  const LmConfig& c = spec.lm;
-  const RnnConfig& r = c.rnn;
-  int64_t n = c.embed_size * c.vocab_size + c.vocab_size * r.output_size() + c.vocab_size;
-  const int64_t G = r.gates(), H = r.hidden_size, R = r.state_size();
-  for (int64_t l = 0; l < r.num_layers; ++l) {
-    int64_t d = G * H * r.layer_input_size(l) + G * H * R;
-    if (r.bias) d += 2 * G * H;
-    if (r.proj_size > 0) d += r.proj_size * H;
-    if (r.peephole) d += 3 * H;
-    n += d * r.directions();
-  }
-  return n;
-}
+int64_t lm_param_count(const LmSpec& spec) { return model_param_count(lm_model_spec(spec.lm)); }
 
 ModelSpec LmModel::graph() const { return lm_model_spec(spec.lm); }
 

@@ -54,7 +54,7 @@ LmSpec lm_spec_from_json(std::string_view json, std::string_view origin);
 
 // One line for `recur info` and logs: "lstm 2x128 (one-hot input), chars, stream, V=65".
 std::string lm_spec_summary(const LmSpec& spec);
-int64_t lm_param_count(const LmSpec& spec);
+int64_t lm_param_count(const LmSpec& spec);  // model_param_count of the LM's graph
 
 // A usable model: enough to sample, score and evaluate.
 struct LmModel {
