@@ -8,43 +8,6 @@
 
 namespace recur::cli {
 
-namespace fs = std::filesystem;
-
-namespace {
-
-// "3" -> -3..3, "-2..5" -> -2..5.
-std::pair<int, int> parse_transpose(const std::string& s) {
-  auto bad = [&] {
-    throw Error("--transpose: got '" + s + "', expected N (shifts -N..N) or MIN..MAX semitones, e.g. --transpose=-3..3");
-  };
-  auto to_int = [&](const std::string& t) {
-    size_t used = 0;
-    int v = 0;
-    try {
-      v = std::stoi(t, &used);
-    } catch (const std::exception&) {
-      bad();
-    }
-    if (used != t.size()) bad();
-    return v;
-  };
-  const size_t dots = s.find("..");
-  if (dots == std::string::npos) {
-    const int n = to_int(s);
-    if (n < 0) bad();
-    return {-n, n};
-  }
-  return {to_int(s.substr(0, dots)), to_int(s.substr(dots + 2))};
-}
-
-std::string numbered(const std::string& path, int64_t i) {
-  if (i == 0) return path;
-  const fs::path p(path);
-  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
-}
-
-}  // namespace
-
 void add_music_train_options(CLI::App* sub, MusicTrainArgs& a) {
   const std::string g = "Music (--task music)";
   a.encoding_opt = sub->add_option("--encoding", a.encoding, "Music tokens: event (polyphonic) or mono (melody, pitch+duration)")
@@ -59,43 +22,28 @@ void add_music_train_options(CLI::App* sub, MusicTrainArgs& a) {
       ->capture_default_str()->group(g);
 }
 
+MusicTrainRequest MusicTrainArgs::request() const {
+  MusicTrainRequest r;
+  if (encoding_opt->count()) r.encoding = encoding;
+  if (transpose_opt->count()) r.transpose = transpose;
+  if (drums_opt->count()) r.keep_drums = keep_drums;
+  if (channels_opt->count()) r.channels = channels;
+  r.jsb_steps_per_quarter = jsb_steps;
+  return r;
+}
+
 TokenCorpus music_training_corpus(const MusicTrainArgs& a, const std::vector<std::string>& inputs,
                                   const TrainOptions& o, const std::string& saved_task,
                                   const std::function<void(const std::string&)>& note) {
-  if (!o.valid_path.empty() || !o.test_path.empty())
-    throw Error(std::string(o.valid_path.empty() ? "--test" : "--valid") +
-                ": not used with --task music; validation pieces are held out from DATA (--valid-fraction) and JSB "
-                "JSON files bring their own valid/test split");
-  MusicDataOptions mo;
-  mo.encoding = parse_music_encoding(a.encoding);
-  std::tie(mo.transpose_min, mo.transpose_max) = parse_transpose(a.transpose);
-  mo.keep_drums = a.keep_drums;
-  mo.channels = a.channels;
-  if (!saved_task.empty() && is_music_task(saved_task)) {
-    // A resumed run keeps the data layout: options not given again come from the checkpoint.
-    const MusicTask t = music_task_from_json(saved_task, o.resume_path);
-    if (a.encoding_opt->count() == 0) mo.encoding = t.encoding;
-    if (a.transpose_opt->count() == 0) mo.transpose_min = t.transpose_min, mo.transpose_max = t.transpose_max;
-    if (a.drums_opt->count() == 0) mo.keep_drums = t.tokens.keep_drums;
-    if (a.channels_opt->count() == 0) mo.channels = t.channels;
-  }
-  mo.valid_fraction = o.valid_fraction;
-  mo.seed = o.seed;
-  mo.jsb_steps_per_quarter = a.jsb_steps;
+  MusicTrainRequest r = a.request();
+  r.valid_fraction = o.valid_fraction;
+  r.seed = o.seed;
+  const MusicDataOptions mo = music_data_options(r, saved_task, o.resume_path);
   const MusicSet set = load_music(inputs, mo);
   for (const std::string& n : set.notes) note(n);
   MusicCorpusStats st;
   TokenCorpus c = make_music_corpus(set, mo, o.mode, o.seq_len, &st);
-  char buf[320];
-  std::snprintf(buf, sizeof buf, "music (%s): %lld training pieces (%lld tokens), %lld validation (%lld), %lld test (%lld)",
-                music_encoding_name(mo.encoding), (long long)st.train_pieces, (long long)st.train_tokens,
-                (long long)st.valid_pieces, (long long)st.valid_tokens, (long long)st.test_pieces,
-                (long long)st.test_tokens);
-  std::string msg = buf;
-  if (mo.transpose_min != 0 || mo.transpose_max != 0)
-    msg += "; transposed " + std::to_string(mo.transpose_min) + ".." + std::to_string(mo.transpose_max) + " (" +
-           std::to_string(st.transposed_out_of_range) + " notes out of range dropped)";
-  note(msg);
+  note(music_corpus_summary(mo, st));
   return c;
 }
 
@@ -127,46 +75,22 @@ void run_music_sample(const LmModel& model, const std::string& model_path, const
   mg.seconds = m.seconds;
   if (m.seconds > 0 && !length_given) mg.length = 1000000;  // the duration decides; this only stops a runaway
   if (!m.prime_midi.empty()) mg.prime = music_prime_from_midi(m.prime_midi, m.prime_bars, task);
-  // --wav-out alone renders from a temporary MIDI file next to the WAV.
-  if (!m.wav_out.empty() && m.midi_out.empty() && count > 1)
-    throw Error("--wav-out with --count > 1: also give --midi-out so each piece has a file");
-  for (const std::string& out : {m.midi_out, m.wav_out}) {  // build/x/piece.mid: make build/x
-    std::error_code ec;
-    if (!out.empty() && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path(), ec);
-  }
   Rng rng(seed);
-  for (int64_t i = 0; i < count; ++i) {
-    const MusicSample s = generate_music(model, mg, rng, model_path);
-    if (m.midi_out.empty() && m.wav_out.empty()) {
-      std::string line;
-      for (size_t k = 0; k < s.tokens.size(); ++k) line += (k ? " " : "") + s.tokens[k];
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-      continue;
-    }
-    const bool temp_midi = m.midi_out.empty();
-    const std::string mid = temp_midi ? m.wav_out + ".tmp.mid" : numbered(m.midi_out, i);
-    write_midi(s.perf, mid);
-    std::string where = temp_midi ? std::string() : mid;
-    if (!m.wav_out.empty()) {
-      const std::string wav = numbered(m.wav_out, i);
-      try {
-        render_wav(mid, wav, m.soundfont);
-      } catch (...) {
-        std::error_code ec;
-        if (temp_midi) fs::remove(mid, ec);
-        throw;
-      }
-      if (temp_midi) {
-        std::error_code ec;
-        fs::remove(mid, ec);
-      }
-      where += (where.empty() ? "" : " and ") + wav;
-    }
-    std::fprintf(stderr, "recur: piece %lld: %lld tokens (%lld prime), %zu notes, %.1f s%s -> %s\n",
-                 (long long)(i + 1), (long long)s.tokens.size(), (long long)s.prime_tokens, s.perf.notes.size(),
-                 s.perf.end_time, s.ended ? ", ended by the model" : "", where.c_str());
-  }
+  sample_music_pieces(model, mg, {.midi_out = m.midi_out, .wav_out = m.wav_out, .soundfont = m.soundfont}, count, rng,
+                      model_path, [](const MusicPieceWritten& w) {
+                        const MusicSample& s = w.sample;
+                        if (w.where.empty()) {  // no files: the tokens, one piece per line
+                          std::string line;
+                          for (size_t k = 0; k < s.tokens.size(); ++k) line += (k ? " " : "") + s.tokens[k];
+                          std::printf("%s\n", line.c_str());
+                          std::fflush(stdout);
+                          return;
+                        }
+                        std::fprintf(stderr, "recur: piece %lld: %lld tokens (%lld prime), %zu notes, %.1f s%s -> %s\n",
+                                     (long long)(w.index + 1), (long long)s.tokens.size(), (long long)s.prime_tokens,
+                                     s.perf.notes.size(), s.perf.end_time, s.ended ? ", ended by the model" : "",
+                                     w.where.c_str());
+                      });
 }
 
 }  // namespace recur::cli

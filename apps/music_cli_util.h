@@ -25,6 +25,7 @@ struct MusicTrainArgs {
   std::vector<int> channels;
   int jsb_steps = 0;
   CLI::Option *encoding_opt = nullptr, *transpose_opt = nullptr, *drums_opt = nullptr, *channels_opt = nullptr;
+  MusicTrainRequest request() const;  // the options given on the command line (music_corpus.h)
 };
 void add_music_train_options(CLI::App* sub, MusicTrainArgs& a);
 

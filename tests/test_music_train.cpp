@@ -361,4 +361,54 @@ TEST(MusicLib, TaskRecordRoundTrips) {
   EXPECT_DOUBLE_EQ(music_token_seconds(t, "NOTE_ON_60"), 0.0);
 }
 
+// The training run's music options (music_data_options): a resumed run takes what was not given
+// again from its task record, what was given wins, and malformed values name their flag.
+TEST(MusicLib, TrainOptionsFromTheCommandLineAndTheResumedRun) {
+  const MusicDataOptions fresh = music_data_options({}, "", "m");
+  EXPECT_EQ(fresh.encoding, MusicEncoding::event);
+  EXPECT_EQ(fresh.transpose_min, 0);
+  EXPECT_FALSE(fresh.keep_drums);
+
+  MusicTask saved;
+  saved.encoding = MusicEncoding::mono;
+  saved.transpose_min = -2;
+  saved.transpose_max = 4;
+  saved.tokens.keep_drums = true;
+  saved.channels = {1, 3};
+  const MusicDataOptions resumed = music_data_options({.seed = 9}, saved.to_json(), "ck");
+  EXPECT_EQ(resumed.encoding, MusicEncoding::mono);
+  EXPECT_EQ(resumed.transpose_min, -2);
+  EXPECT_EQ(resumed.transpose_max, 4);
+  EXPECT_TRUE(resumed.keep_drums);
+  EXPECT_EQ(resumed.channels, (std::vector<int>{1, 3}));
+  EXPECT_EQ(resumed.seed, 9u);
+
+  MusicTrainRequest given;
+  given.encoding = "event";
+  given.transpose = "3";
+  given.keep_drums = false;
+  const MusicDataOptions both = music_data_options(given, saved.to_json(), "ck");
+  EXPECT_EQ(both.encoding, MusicEncoding::event);
+  EXPECT_EQ(both.transpose_min, -3);
+  EXPECT_EQ(both.transpose_max, 3);
+  EXPECT_FALSE(both.keep_drums);
+  EXPECT_EQ(both.channels, (std::vector<int>{1, 3}));
+
+  EXPECT_EQ(parse_transpose_range("-2..5"), (std::pair<int, int>{-2, 5}));
+  for (const std::string bad : {"x", "-1", "2..", "1..2..3", "3 "}) {
+    MusicTrainRequest r;
+    r.transpose = bad;
+    try {
+      music_data_options(r, "", "m");
+      ADD_FAILURE() << "accepted --transpose " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--transpose"), std::string::npos) << e.what();
+    }
+  }
+  MusicTrainRequest wide;
+  wide.transpose = "30";  // parsed, then out of range
+  EXPECT_THROW(music_data_options(wide, "", "m"), Error);
+}
+
 }  // namespace
+

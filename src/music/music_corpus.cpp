@@ -387,4 +387,61 @@ TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts,
   return c;
 }
 
+std::string music_corpus_summary(const MusicDataOptions& mo, const MusicCorpusStats& st) {
+  std::string msg = std::string("music (") + music_encoding_name(mo.encoding) + "): " + std::to_string(st.train_pieces) +
+                    " training pieces (" + std::to_string(st.train_tokens) + " tokens), " +
+                    std::to_string(st.valid_pieces) + " validation (" + std::to_string(st.valid_tokens) + "), " +
+                    std::to_string(st.test_pieces) + " test (" + std::to_string(st.test_tokens) + ")";
+  if (mo.transpose_min != 0 || mo.transpose_max != 0)
+    msg += "; transposed " + std::to_string(mo.transpose_min) + ".." + std::to_string(mo.transpose_max) + " (" +
+           std::to_string(st.transposed_out_of_range) + " notes out of range dropped)";
+  return msg;
+}
+
+std::pair<int, int> parse_transpose_range(const std::string& s) {
+  auto bad = [&] {
+    throw Error("--transpose: got '" + s + "', expected N (shifts -N..N) or MIN..MAX semitones, e.g. --transpose=-3..3");
+  };
+  auto to_int = [&](const std::string& t) {
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(t, &used);
+    } catch (const std::exception&) {
+      bad();
+    }
+    if (used != t.size()) bad();
+    return v;
+  };
+  const size_t dots = s.find("..");
+  if (dots == std::string::npos) {
+    const int n = to_int(s);
+    if (n < 0) bad();
+    return {-n, n};
+  }
+  return {to_int(s.substr(0, dots)), to_int(s.substr(dots + 2))};
+}
+
+MusicDataOptions music_data_options(const MusicTrainRequest& r, std::string_view saved_task, std::string_view origin) {
+  MusicDataOptions mo;
+  if (!saved_task.empty() && is_music_task(saved_task)) {
+    // A resumed run keeps the data layout: options not given again come from the checkpoint.
+    const MusicTask t = music_task_from_json(saved_task, origin);
+    mo.encoding = t.encoding;
+    mo.transpose_min = t.transpose_min;
+    mo.transpose_max = t.transpose_max;
+    mo.keep_drums = t.tokens.keep_drums;
+    mo.channels = t.channels;
+  }
+  if (r.encoding) mo.encoding = parse_music_encoding(*r.encoding);
+  if (r.transpose) std::tie(mo.transpose_min, mo.transpose_max) = parse_transpose_range(*r.transpose);
+  if (r.keep_drums) mo.keep_drums = *r.keep_drums;
+  if (r.channels) mo.channels = *r.channels;
+  mo.valid_fraction = r.valid_fraction;
+  mo.seed = r.seed;
+  mo.jsb_steps_per_quarter = r.jsb_steps_per_quarter;
+  mo.validate();
+  return mo;
+}
+
 }  // namespace recur

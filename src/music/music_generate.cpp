@@ -132,4 +132,54 @@ std::vector<std::string> music_prime_from_midi(const std::string& midi_path, dou
   return prime;
 }
 
+namespace {
+
+// Piece i of several: a.mid, a-2.mid, a-3.mid, ...
+std::string numbered(const std::string& path, int64_t i) {
+  if (i == 0) return path;
+  const std::filesystem::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
+}
+
+}  // namespace
+
+void sample_music_pieces(const LmModel& model, const MusicGenerateOptions& opts, const MusicSampleFiles& files,
+                         int64_t count, Rng& rng, const std::string& origin,
+                         const std::function<void(const MusicPieceWritten&)>& done) {
+  namespace fs = std::filesystem;
+  if (!files.wav_out.empty() && files.midi_out.empty() && count > 1)
+    throw Error("--wav-out with --count > 1: also give --midi-out so each piece has a file");
+  for (const std::string& out : {files.midi_out, files.wav_out}) {  // build/x/piece.mid: make build/x
+    std::error_code ec;
+    if (!out.empty() && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path(), ec);
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    MusicPieceWritten w;
+    w.index = i;
+    w.sample = generate_music(model, opts, rng, origin);
+    if (!files.midi_out.empty() || !files.wav_out.empty()) {
+      const bool temp_midi = files.midi_out.empty();
+      const std::string mid = temp_midi ? files.wav_out + ".tmp.mid" : numbered(files.midi_out, i);
+      write_midi(w.sample.perf, mid);
+      if (!temp_midi) w.where = mid;
+      if (!files.wav_out.empty()) {
+        const std::string wav = numbered(files.wav_out, i);
+        try {
+          render_wav(mid, wav, files.soundfont);
+        } catch (...) {
+          std::error_code ec;
+          if (temp_midi) fs::remove(mid, ec);
+          throw;
+        }
+        if (temp_midi) {
+          std::error_code ec;
+          fs::remove(mid, ec);
+        }
+        w.where += (w.where.empty() ? "" : " and ") + wav;
+      }
+    }
+    done(w);
+  }
+}
+
 }  // namespace recur

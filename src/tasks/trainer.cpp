@@ -93,6 +93,10 @@ void TrainOptions::validate() const {
   if (data_path.empty()) throw Error("DATA: missing; expected a training file");
   if (out_dir.empty()) throw Error("--out: missing; expected the run directory");
   check_flags_apply(*this);
+  if (task == "music" && (!valid_path.empty() || !test_path.empty()))
+    throw Error(std::string(valid_path.empty() ? "--test" : "--valid") +
+                ": not used with --task music; validation pieces are held out from DATA (--valid-fraction) and JSB "
+                "JSON files bring their own valid/test split");
   if (bidirectional && (!is_model_task() || task == "generate"))
     throw Error("--bidirectional: does not apply to --task " + task +
                 " (it predicts the next token, so it cannot read the future; --bidirectional is for tag, classify and "

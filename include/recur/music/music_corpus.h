@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,5 +94,26 @@ struct MusicCorpusStats {
 };
 TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
                               MusicCorpusStats* stats = nullptr);
+// One line for the user: "music (event): 120 training pieces (...), ...; transposed -3..3 (...)".
+std::string music_corpus_summary(const MusicDataOptions& opts, const MusicCorpusStats& stats);
+
+// A training run's music options as the user gave them (`recur train --task music`); an option
+// left unset takes a resumed run's value from its task record, so the data layout stays, else
+// the default. Strings are parsed here, with errors naming the flag.
+struct MusicTrainRequest {
+  std::optional<std::string> encoding;   // --encoding: "event" or "mono"
+  std::optional<std::string> transpose;  // --transpose: "N" (shifts -N..N) or "MIN..MAX" semitones
+  std::optional<bool> keep_drums;        // --keep-drums
+  std::optional<std::vector<int>> channels;  // --channels
+  int jsb_steps_per_quarter = 0;         // --jsb-steps-per-quarter (0: from the file name)
+  double valid_fraction = 0.05;          // --valid-fraction
+  uint64_t seed = 1;                     // --seed: which pieces are held out
+};
+// saved_task: a resumed run's "task" metadata (LmModel::task), empty for a new run; origin
+// names it in errors. Throws Error naming the flag for a malformed value.
+MusicDataOptions music_data_options(const MusicTrainRequest& request, std::string_view saved_task,
+                                    std::string_view origin);
+// "3" -> {-3, 3}, "-2..5" -> {-2, 5}; Error naming --transpose otherwise.
+std::pair<int, int> parse_transpose_range(const std::string& text);
 
 }  // namespace recur

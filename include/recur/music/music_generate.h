@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,26 @@ struct MusicSample {
 // missing means the prime was encoded differently from the training data).
 MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opts, Rng& rng,
                            const std::string& origin = "MODEL");
+
+// Where generated pieces go: MIDI files (piece i > 1 of several as FILE-i.mid), WAV files
+// rendered from them (with only wav_out, through a temporary MIDI file next to the WAV that is
+// removed afterwards), or neither, when the caller prints the tokens. Folders are created.
+struct MusicSampleFiles {
+  std::string midi_out, wav_out;  // "" = none
+  std::string soundfont;          // for wav_out; "" = default_soundfont()
+};
+struct MusicPieceWritten {
+  int64_t index = 0;      // 0-based
+  MusicSample sample;
+  std::string where;      // "a.mid", "a.wav", "a.mid and a.wav", or "" without files
+};
+// Generates `count` pieces with generate_music, one after another from `rng`, writes each as
+// `files` says, then calls `done`. Throws Error for wav_out with count > 1 and no midi_out (the
+// pieces would have no files of their own), and what generate_music, write_midi and render_wav
+// throw.
+void sample_music_pieces(const LmModel& model, const MusicGenerateOptions& opts, const MusicSampleFiles& files,
+                         int64_t count, Rng& rng, const std::string& origin,
+                         const std::function<void(const MusicPieceWritten&)>& done);
 
 // The prime of --prime-midi: the first `bars` bars of a MIDI file (first_bars), only the notes
 // on the model's channels when it was trained on some, encoded as the model's tokens. Throws
