@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "test_util.h"
 #include "recur/train/checkpoint.h"
 #include "recur/core/safetensors.h"
 #include "recur/tasks/tasks.h"
@@ -37,30 +38,11 @@ LmModel small_model(CellType cell, int64_t embed) {
   return m;
 }
 
-class CheckpointTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("recur_checkpoint_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+using CheckpointTest = test::TempDirTest;
 
 template <typename Fn>
 void expect_format_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one containing \"" << *parts.begin() << "\"";
-  } catch (const FormatError& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
-  }
+  test::expect_one_line_error<FormatError>(fn, parts);
 }
 
 // Rewrites a valid checkpoint with one metadata value replaced (or removed when value is empty).

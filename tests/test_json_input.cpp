@@ -13,6 +13,7 @@
 #include "cli_run.h"
 #include "json_fields.h"
 #include "json_parse.h"
+#include "test_util.h"
 #include "recur/core/error.h"
 #include "recur/core/safetensors.h"
 #include "recur/data/text_data.h"
@@ -26,15 +27,7 @@ std::string nested_array(int depth) { return std::string(size_t(depth), '[') + s
 
 template <typename Fn>
 void expect_format_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one containing \"" << *parts.begin() << "\"";
-  } catch (const FormatError& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    EXPECT_EQ(msg.find("json.exception"), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
-  }
+  test::expect_one_line_error<FormatError>(fn, parts);
 }
 
 TEST(JsonInput, DepthIsLimited) {

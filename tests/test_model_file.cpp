@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "test_util.h"
 #include "recur/core/safetensors.h"
 #include "recur/train/model_file.h"
 
@@ -64,29 +65,10 @@ void rewrite(const std::string& from, const std::string& to, const std::string& 
 
 template <typename Fn>
 void expect_error(Fn&& fn, std::initializer_list<std::string> parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one containing \"" << *parts.begin() << "\"";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
-  }
+  test::expect_one_line_error<Error>(fn, parts);
 }
 
-class ModelFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("recur_model_file_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+using ModelFileTest = test::TempDirTest;
 
 TEST_F(ModelFileTest, RoundTripKeepsEverything) {
   const ModelFile f = small_file();

@@ -1,0 +1,50 @@
+// tests/test_util.h - what many test files need (header only): a per-test scratch folder, and
+// the check that an error is recur's kind of error (one line, naming what the test expects).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+
+#include "recur/core/error.h"
+
+namespace recur::test {
+
+// A scratch folder per process and test under the system's temporary folder, removed after a
+// passing test and kept after a failing one (to look at).
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("recur_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+// fn() must throw E (recur::Error or a subclass) with a one-line message that contains every
+// part and none of nlohmann-json's internal wording.
+template <typename E = FormatError, typename Fn>
+void expect_one_line_error(Fn&& fn, std::initializer_list<std::string> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception; expected one containing \"" << *parts.begin() << "\"";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("json.exception"), std::string::npos) << msg;
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
+  }
+}
+
+}  // namespace recur::test
