@@ -224,6 +224,19 @@ TEST_F(Fault, KillNineInsideACheckpointWriteThenResumeIsBitIdentical) {
   EXPECT_GE(caught, 1) << "no kill landed while a checkpoint's temporary file existed";
 }
 
+// A run killed inside its first checkpoint write has no last.safetensors, so it is continued by
+// starting afresh (--resume refuses); that fresh start removes the dead process's temporary too.
+TEST_F(Fault, FreshStartAfterAKillInTheFirstCheckpointWriteRemovesTheTemporary) {
+  const std::string out = path("run");
+  fs::create_directories(out);
+  // A pid that no process has: the pid limit is below 2^22.
+  const std::string stale = out + "/last.safetensors.tmp.4999999.0";
+  { std::ofstream(stale) << "half a checkpoint"; }
+  ASSERT_EQ(run_to_end(train_args(out, false)), 0) << slurp(path("child.log"));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(temporaries(out).empty()) << temporaries(out).front();
+}
+
 // A resumed run under a file-size limit: exit 1 with the failed write's error, the previous
 // last.safetensors and metrics kept, no temporary left.
 TEST_F(Fault, FileSizeLimitDuringResumedTrainingKeepsTheLastCheckpoint) {
