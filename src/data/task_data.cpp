@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <unordered_map>
@@ -359,12 +360,34 @@ std::vector<std::string> split_words(std::string_view text, bool lc) {
   return out;
 }
 
+namespace {
+// std::getline with a cap on the line's length, so a file without newlines is not read whole.
+bool vectors_getline(std::istream& in, std::string& line, const std::string& path, int64_t lineno) {
+  line.clear();
+  int c;
+  while ((c = in.get()) != std::char_traits<char>::eof()) {
+    if (c == '\n') return true;
+    if (int64_t(line.size()) >= kWordVectorsMaxLineBytes)
+      bad_line(path, lineno, "longer than " + std::to_string(kWordVectorsMaxLineBytes) + " bytes; expected 'word v1 ... vD'");
+    line.push_back(char(c));
+  }
+  return !line.empty();
+}
+
+std::ifstream open_vectors(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw FormatError(path + ": not a regular file; expected a GloVe or word2vec text file");
+  return std::ifstream(path, std::ios::binary);
+}
+}  // namespace
+
 int64_t word_vectors_dim(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in = open_vectors(path);
   if (!in) throw FormatError(path + ": cannot open; expected a GloVe or word2vec text file");
   std::string line;
   int64_t lineno = 0;
-  while (std::getline(in, line)) {
+  while (vectors_getline(in, line, path, lineno + 1)) {
     ++lineno;
     const auto f = split_space(line);
     if (f.empty()) continue;
@@ -380,11 +403,11 @@ int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<fl
   if (weight.rank() != 2 || weight.dim(1) != D)
     throw Error(path + ": vectors have " + std::to_string(D) + " dimensions; the embedding has " +
                 std::to_string(weight.rank() == 2 ? weight.dim(1) : 0) + " (pass --embed " + std::to_string(D) + ")");
-  std::ifstream in(path);
+  std::ifstream in = open_vectors(path);
   std::string line;
   int64_t lineno = 0, found = 0;
   std::vector<bool> done(size_t(vocab.size()), false);
-  while (std::getline(in, line)) {
+  while (vectors_getline(in, line, path, lineno + 1)) {
     ++lineno;
     const auto f = split_space(line);
     if (f.empty() || (lineno == 1 && f.size() == 2)) continue;

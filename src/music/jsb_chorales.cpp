@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -60,6 +61,12 @@ JsbChorales read_jsb_chorales(const std::string& path, const JsbOptions& opts) {
   if (opts.steps_per_quarter < 1 || !(opts.tempo_bpm > 0) || opts.velocity < 1 || opts.velocity > 127 ||
       opts.program < 0 || opts.program > 127)
     throw Error("read_jsb_chorales: options out of range");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw FormatError(path + ": not a regular file; expected a JSB chorales JSON file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && int64_t(size) > kJsbMaxBytes)
+    throw FormatError(path + ": " + std::to_string(size) + " bytes exceeds the limit of " + std::to_string(kJsbMaxBytes) +
+                      " bytes for a JSB chorales file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path + ": cannot open JSB chorales file");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <cmath>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -261,6 +262,13 @@ Performance decode_music(const std::vector<std::string>& tokens, MusicEncoding e
 }
 
 std::vector<std::string> read_token_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw FormatError(path + ": not a regular file; expected a token file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && static_cast<long long>(size) > kTokenFileMaxBytes)
+    throw FormatError(path + ": " + std::to_string(size) + " bytes exceeds the limit of " +
+                      std::to_string(kTokenFileMaxBytes) + " bytes for a token file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(path + ": cannot open token file");
   std::vector<std::string> out;

@@ -49,9 +49,10 @@ std::ofstream open_run_metrics(const std::string& out_dir, bool resuming, int64_
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(out_dir + ": cannot create the run directory: " + ec.message());
+  // Temporaries of a run killed while writing a checkpoint or the metrics (their pid is gone);
+  // also on a fresh start, which is how a run killed inside its first checkpoint write goes on.
+  remove_stale_temporaries(out_dir);
   if (resuming) {
-    // Temporaries of a run killed while writing a checkpoint or the metrics (their pid is gone).
-    remove_stale_temporaries(out_dir);
     truncate_metrics(metrics_path, step);
   } else {
     fs::remove(dir / "best.safetensors", ec);

@@ -90,6 +90,10 @@ std::vector<std::string> split_words(std::string_view text, bool lowercase);
 // and copies the vector of every vocabulary word found into weight [V, dim] (rows of words
 // not in the file are left as they are). Returns how many rows were filled; words match
 // exactly (lower-cased task text matches GloVe's lower-case vocabulary). Throws FormatError naming path:line on a wrong number of values.
+// The file is read a line at a time (memory: one line plus the embedding), so its size is not
+// limited; a line longer than kWordVectorsMaxLineBytes (a 300-d GloVe line is about 3 KB) is
+// refused, and so is a path that is not a regular file (a device such as /dev/zero).
+inline constexpr int64_t kWordVectorsMaxLineBytes = int64_t(1) << 20;
 int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<float>& weight);
 int64_t word_vectors_dim(const std::string& path);  // D of the file's first vector line
 

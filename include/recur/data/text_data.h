@@ -47,6 +47,13 @@ TextMode parse_text_mode(std::string_view name);  // throws Error on anything el
 // not text, and would otherwise become a vocabulary entry). Throws FormatError naming the path:
 // missing or unreadable file, a directory, an empty file, invalid UTF-8 (byte offset, line and
 // column of the first bad sequence).
+// Size limits: a regular file up to kTextFileMaxBytes (a training corpus may legitimately be
+// several GB; past this it is certainly a mistake, and it is refused before a byte is read); a
+// pipe or socket (process substitution, /dev/stdin) is read up to kTextStreamMaxBytes and refused
+// past it. Character and block devices (/dev/zero would be read forever) are refused. Running
+// out of memory while reading is a FormatError naming the file and its size.
+inline constexpr int64_t kTextFileMaxBytes = int64_t(64) << 30;
+inline constexpr int64_t kTextStreamMaxBytes = int64_t(4) << 30;
 std::string read_text_file(const std::string& path);
 
 // Views into `text`, split on '\n'; a final '\n' does not open an extra empty line, and one

@@ -9,6 +9,7 @@
 // A pitch listed twice in one step (two voices in unison, in the 16th file) is one note.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct JsbChorales {
 
 // Throws FormatError "<path>: <json location>: <what was expected>" for an unreadable file,
 // malformed JSON, a missing split, or a step that is not a list of integer pitches 0..127.
+// The file must be a regular file of at most kJsbMaxBytes (the real data set is about 0.2 MB;
+// the whole JSON tree is held in memory, several times the file's size).
+inline constexpr int64_t kJsbMaxBytes = int64_t(64) << 20;
 JsbChorales read_jsb_chorales(const std::string& path, const JsbOptions& opts = {});
 
 }  // namespace recur

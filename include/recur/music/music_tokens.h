@@ -89,6 +89,9 @@ RoundTripReport check_round_trip(const Performance& original, const Performance&
                                  const MusicTokenOptions& opts = {});
 
 // Whitespace-separated tokens from a text file (FormatError naming the path when unreadable).
+// A regular file of at most kTokenFileMaxBytes (about 5 million event tokens, hours of music;
+// the tokens are held in memory several times over while decoding).
+inline constexpr long long kTokenFileMaxBytes = 64LL << 20;
 std::vector<std::string> read_token_file(const std::string& path);
 
 // One piece as one line, tokens separated by spaces: "tok tok tok\n", the `lines` framing of a
