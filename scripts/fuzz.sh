@@ -12,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# GNU nproc answers OMP_NUM_THREADS when it is set, and the suite runs with OMP_NUM_THREADS=1:
+# count the cores without it, or ctest and the build would run one job at a time.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 bash scripts/setup.sh fuzz
 cxx="${RECUR_FUZZ_CXX:-$(command -v clang++ || command -v clang++-14)}"
 seconds="${1:-60}"
@@ -20,7 +23,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: SECONDS must be a positive whole number, got '$seconds' (usage: scripts/fuzz.sh [SECONDS] [TARGET...])" >&2
   exit 2
 fi
-jobs="${RECUR_FUZZ_JOBS:-$(nproc)}"
+jobs="${RECUR_FUZZ_JOBS:-$cores}"
 if ! [[ $jobs =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: RECUR_FUZZ_JOBS must be a positive whole number, got '$jobs'" >&2
   exit 2
@@ -32,7 +35,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 start=$(date +%s)
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" -DRECUR_FUZZ=ON \
   -DRECUR_BUILD_TESTS="$tests" -DRECUR_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
-cmake --build "$build_dir" -j"$(nproc)" --target fuzz_all
+cmake --build "$build_dir" -j"$cores" --target fuzz_all
 built=$(date +%s)
 echo "fuzz.sh: build took $((built - start)) s"
 [[ -z ${RECUR_STAGE_LOG:-} ]] || echo "fuzz build $((built - start))" >> "$RECUR_STAGE_LOG"

@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# GNU nproc answers OMP_NUM_THREADS when it is set, and the suite runs with OMP_NUM_THREADS=1:
+# count the cores without it, or ctest and the build would run one job at a time.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 bash scripts/setup.sh test
 bash scripts/setup.sh fuzz  # clang 14 and its sanitizer runtimes
 bash scripts/setup.sh browser  # the suite's `recur show` page test, as scripts/test.sh
@@ -30,7 +33,7 @@ start=$(date +%s)
 # sanitizer reports file:line.
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${mode[@]}" -DRECUR_BUILD_BENCH=OFF \
   "${launcher[@]}" >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+cmake --build "$build_dir" -j"$cores"
 built=$(date +%s)
 echo "sanitize.sh: build took $((built - start)) s"
 [[ -z ${RECUR_STAGE_LOG:-} ]] || echo "sanitizer build $((built - start))" >> "$RECUR_STAGE_LOG"
@@ -47,7 +50,7 @@ export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 status=0
-ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "$@" || status=$?
+ctest --test-dir "$build_dir" --output-on-failure -j"$cores" "$@" || status=$?
 echo "sanitize.sh: tests took $(($(date +%s) - built)) s"
 [[ -z ${RECUR_STAGE_LOG:-} ]] || echo "sanitizer suite $(($(date +%s) - built))" >> "$RECUR_STAGE_LOG"
 exit $status

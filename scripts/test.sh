@@ -11,6 +11,9 @@
 # stage 1 alone; refused when CI is set, since CI runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# GNU nproc answers OMP_NUM_THREADS when it is set, and the suite runs with OMP_NUM_THREADS=1:
+# count the cores without it, or ctest and the build would run one job at a time.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 quick="${RECUR_QUICK:-0}"
 if [[ $quick != 0 && $quick != 1 ]]; then
   echo "test.sh: RECUR_QUICK must be 0 or 1, got '$quick'" >&2
@@ -49,11 +52,11 @@ stage "packages"
 
 build_dir="${RECUR_BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+cmake --build "$build_dir" -j"$cores"
 stage "release build"
 # One thread per test process (OpenBLAS and oneDNN's OpenMP pool): ctest runs tests in
 # parallel, and tiny test matrices only lose from threading.
-OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "$@"
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 ctest --test-dir "$build_dir" --output-on-failure -j"$cores" "$@"
 stage "release suite"
 if [[ $quick == 1 ]]; then
   echo "test.sh: RECUR_QUICK=1: sanitizer suite and fuzzers skipped"
