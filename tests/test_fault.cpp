@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "test_util.h"
 #include "recur/core/error.h"
 #include "recur/data/task_data.h"
 #include "recur/data/text_data.h"
@@ -74,23 +75,14 @@ int shell(const std::string& cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-class Fault : public ::testing::Test {
+class Fault : public recur::test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("recur_fault_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     data_ = path("data.txt");
     std::ofstream f(data_);
     for (int i = 0; i < 120; ++i) f << "the quick brown fox " << i % 7 << " jumps over the lazy dog\n";
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // The training command of every run here: a tiny model, a checkpoint every step so that kill
   // points fall inside checkpoint writes often, one thread so the bits do not depend on the
   // machine.
@@ -138,7 +130,6 @@ class Fault : public ::testing::Test {
   }
 
   static constexpr int kSteps = 12;
-  fs::path dir_;
   std::string data_;
 };
 
