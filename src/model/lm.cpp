@@ -85,15 +85,18 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
 
   // Loss on [T*B, V]. A zero mask weight removes a position from the sum and the count alike
   // (padding never skews perplexity).
+  // The gradient goes straight into the head's own slot, so backward does not copy [T, B, V].
+  const std::string& head = spec.layers.back().name;
   Tensor<T>& logits = cache.layers.back().out.data;
+  Tensor<T>* grad_logits = backward ? &model_grad_slot(spec, cache, head) : nullptr;
   logits.shape = {Tn * B, V};
   cache.loss_mask.assign(batch.mask.begin(), batch.mask.end());
   const LossSum loss = softmax_cross_entropy(logits, batch.target, std::span<const T>(cache.loss_mask),
-                                             backward ? &cache.grad_logits : nullptr, grad_scale);
+                                             grad_logits, grad_scale);
   logits.shape = {Tn, B, V};
   if (!backward) return loss;
-  cache.grad_logits.shape = {Tn, B, V};
-  model_backward(spec, params, cache.inputs, cache, {{spec.layers.back().name, &cache.grad_logits}}, *grads);
+  grad_logits->shape = {Tn, B, V};
+  model_backward(spec, params, cache.inputs, cache, {{head, grad_logits}}, *grads);
   return loss;
 }
 

@@ -60,6 +60,17 @@ void clear(Tensor<T>& t) {
 
 int64_t rows_of(const Shape& s) { return s.size() == 3 ? s[0] * s[1] : s.at(0); }
 
+// Where the value `ref` denotes lies after the last forward: an identity dropout's is its
+// input's (a layer's, dropout_layer_forward makes sure).
+template <typename T>
+Ref resolve_value(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view ref) {
+  Ref r = resolve(spec, ref);
+  while (r.layer >= 0 && size_t(r.layer) < cache.layers.size() && cache.layers[size_t(r.layer)].done &&
+         cache.layers[size_t(r.layer)].identity)
+    r = resolve(spec, spec.layers[size_t(r.layer)].inputs[0]);
+  return r;
+}
+
 }  // namespace
 
 const char* layer_kind_name(LayerKind kind) {
@@ -627,6 +638,7 @@ struct Values {
     }
     const LayerCache<T>& c = cache.layers[size_t(r.layer)];
     if (!c.done) throw Error("model: " + quote_name(ref) + " was not computed");
+    if (c.identity) return get(spec.layers[size_t(r.layer)].inputs[0]);
     if (r.final) return {&c.final, &none};
     return {&c.out.data, &c.out.lengths};
   }
@@ -654,7 +666,8 @@ struct Backward {
   ModelGrads<T>& grads;
   const Values<T>& vals;
   std::vector<bool> wants;
-  Tensor<T> dx, zeros;  // scratch shared by the layers
+  Tensor<T>& dx;     // scratch shared by the layers (ModelCache's, so a step allocates nothing)
+  Tensor<T>& zeros;
 
   bool wants_grad(std::string_view ref) const {
     const Ref r = resolve(spec, ref);
@@ -666,6 +679,7 @@ struct Backward {
     if (r.layer < 0) return;
     LayerCache<T>& c = cache.layers[size_t(r.layer)];
     if (!c.done) throw Error("model_backward: " + quote_name(ref) + " was not computed by the last forward");
+    if (c.identity) return route(spec.layers[size_t(r.layer)].inputs[0], g);
     add_to(r.final ? c.grad_final : c.grad_out, g);
     c.has_grad = true;
   }
@@ -862,6 +876,12 @@ void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
 template <typename T>
 void dropout_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
   const auto [x, lens] = f.vals.get(l.inputs[0]);
+  // A model input has no layer slot to stand for, so a dropout straight on one copies it.
+  c.identity = (!f.opts.training || l.p <= 0) && resolve(f.spec, l.inputs[0]).layer >= 0;
+  if (c.identity) {  // readers and gradients go straight to the input (Values::get, route)
+    clear(c.mask);
+    return;
+  }
   c.out.data = *x;
   c.out.lengths = *lens;
   if (!f.opts.training || l.p <= 0) {
@@ -875,7 +895,7 @@ void dropout_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T
 template <typename T>
 void dropout_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   if (!b.wants_grad(l.inputs[0])) return;
-  const LayerCache<T>& c = b.cache.layers[i];
+  const LayerCache<T>& c = b.cache.layers[i];  // never an identity one: route passes those by
   b.dx = c.grad_out;
   if (!c.mask.empty()) dropout_backward_in_place(b.dx, c.mask);
   b.route(l.inputs[0], b.dx);
@@ -1019,7 +1039,7 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
 
 template <typename T>
 const Tensor<T>& model_output(const ModelSpec& spec, const ModelCache<T>& cache, std::string_view ref) {
-  const Ref r = resolve(spec, ref);
+  const Ref r = resolve_value(spec, cache, ref);
   if (r.layer < 0 || size_t(r.layer) >= cache.layers.size() || !cache.layers[size_t(r.layer)].done)
     throw Error("model: " + quote_name(ref) + " was not computed by the last forward");
   const LayerCache<T>& c = cache.layers[size_t(r.layer)];
@@ -1041,21 +1061,39 @@ const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>&
 }
 
 template <typename T>
+Tensor<T>& model_grad_slot(const ModelSpec& spec, ModelCache<T>& cache, std::string_view ref) {
+  const Ref r = resolve_value(spec, cache, ref);
+  if (r.layer < 0 || size_t(r.layer) >= cache.layers.size() || !cache.layers[size_t(r.layer)].done)
+    throw Error("model: " + quote_name(ref) + " was not computed by the last forward");
+  LayerCache<T>& c = cache.layers[size_t(r.layer)];
+  return r.final ? c.grad_final : c.grad_out;
+}
+
+template <typename T>
 void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
                     ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
                     ModelGrads<T>& grads) {
   const size_t n = spec.layers.size();
   if (cache.layers.size() != n || grads.layers.size() != n)
     throw ShapeError("model_backward: cache or gradients do not match the spec (make them with model_zero_grads)");
+  // Gradients the caller wrote into a layer's own slot (model_grad_slot) stay where they are.
+  std::vector<const Tensor<T>*> in_place;
+  for (const auto& [ref, g] : grad_outputs) {
+    const Ref r = resolve_value(spec, cache, ref);
+    if (r.layer < 0 || size_t(r.layer) >= n) throw Error("model_backward: " + quote_name(ref) + " is not a layer");
+    const LayerCache<T>& c = cache.layers[size_t(r.layer)];
+    if (g == &(r.final ? c.grad_final : c.grad_out)) in_place.push_back(g);
+  }
+  const auto keep = [&](const Tensor<T>& t) { return std::find(in_place.begin(), in_place.end(), &t) != in_place.end(); };
   for (auto& c : cache.layers) {
-    clear(c.grad_out);
-    clear(c.grad_final);
+    if (!keep(c.grad_out)) clear(c.grad_out);
+    if (!keep(c.grad_final)) clear(c.grad_final);
     clear(c.grad_state_n.h);
     clear(c.grad_state_n.c);
     c.has_grad = false;
   }
   Values<T> vals{spec, inputs, cache};
-  Backward<T> b{spec, params, cache, grads, vals, std::vector<bool>(n, false), {}, {}};
+  Backward<T> b{spec, params, cache, grads, vals, std::vector<bool>(n, false), cache.scratch_dx, cache.scratch_zeros};
   for (size_t i = 0; i < n; ++i) {
     const LayerSpec& l = spec.layers[i];
     switch (l.kind) {
@@ -1073,7 +1111,11 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   for (const auto& [ref, g] : grad_outputs) {
     const Tensor<T>& v = model_output(spec, cache, ref);
     check_shape("model_backward gradient of " + ref, g->shape, v.shape);
-    b.route(ref, *g);
+    if (keep(*g)) {
+      cache.layers[size_t(resolve_value(spec, cache, ref).layer)].has_grad = true;
+    } else {
+      b.route(ref, *g);
+    }
   }
   for (size_t i = n; i-- > 0;) {
     const LayerCache<T>& c = cache.layers[i];
@@ -1103,6 +1145,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   template const Tensor<T>& model_output<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);              \
   template const RnnState<T>& model_rnn_state0<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);        \
   template const RnnState<T>& model_rnn_state_n<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);       \
+  template Tensor<T>& model_grad_slot<T>(const ModelSpec&, ModelCache<T>&, std::string_view);                    \
   template void model_backward<T>(const ModelSpec&, const ModelParams<T>&, const ModelInputs<T>&, ModelCache<T>&,   \
                                   const std::map<std::string, const Tensor<T>*>&, ModelGrads<T>&);
 RECUR_INSTANTIATE(float)

@@ -212,6 +212,7 @@ struct LayerCache {
   RnnState<T> state0, state_n;
   RnnCache<T> rnn;
   Tensor<T> mask;            // dropout mask, empty when not training
+  bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
   // backward scratch: gradients flowing into this layer's outputs
   Tensor<T> grad_out, grad_final;
   RnnState<T> grad_state_n;
@@ -223,8 +224,8 @@ struct ModelCache {
   // Scratch of the losses computed on the graph's output (lm_forward_backward), kept here so a
   // training step allocates nothing.
   ModelInputs<T> inputs;
-  Tensor<T> grad_logits;        // [N, C]
   std::vector<T> loss_mask;     // [N] or empty
+  Tensor<T> scratch_dx, scratch_zeros;  // model_backward's per-layer input gradients, reused
   std::vector<int32_t> targets; // [N] (lm_step: all -1)
 };
 
@@ -262,6 +263,10 @@ const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>&
 
 // Backward of the last forward: grad_outputs maps references ("out", "enc.final") to
 // dLoss/dvalue of the same shape. Parameter gradients are accumulated (+=) into grads.
+// A gradient written into model_grad_slot(ref) and passed as grad_outputs[ref] is used where
+// it lies: a language model's [T, B, V] logit gradient is not copied.
+template <typename T>
+Tensor<T>& model_grad_slot(const ModelSpec& spec, ModelCache<T>& cache, std::string_view ref);
 template <typename T>
 void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
                     ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
