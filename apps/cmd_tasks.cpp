@@ -233,18 +233,8 @@ void run_tag(const PredictArgs& a) {
   const auto raw = read_task_file(m, a.file, false);
   const auto ex = encode_task_examples(m, raw, false, a.file);
   const auto pred = tag_predictions(m, ex);
-  // The input lines with the predicted tag appended as a last column (conlleval's layout when
-  // the input has gold tags), sentences separated by blank lines. A file is written whole
-  // (core/file_io.h), so a failed write leaves the previous one.
-  std::string text;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    for (size_t t = 0; t < pred[i].size(); ++t) {
-      const std::string& line = m.task.features ? std::string() : raw[i].lines[t];
-      if (!line.empty()) text += line + " ";
-      text += m.labels[size_t(pred[i][t])] + "\n";
-    }
-    text += "\n";
-  }
+  // A file is written whole (core/file_io.h), so a failed write leaves the previous one.
+  const std::string text = tagged_text(m, raw, pred);
   if (a.out.empty()) std::fwrite(text.data(), 1, text.size(), stdout);  // checked at exit (main.cpp)
   else write_file_atomic(a.out, text, "the tagged file");
 }
