@@ -106,4 +106,82 @@ TEST_F(CliConventions, TagWritesEveryInputLineDocstartIncluded) {
   }
 }
 
+// ---- 2. --quiet ----
+
+TEST_F(CliConventions, QuietPrintsOnlyTheFinalResultAndMetricsKeepEverything) {
+  const std::string data = write("train.txt", word_text(120)), test = write("test.txt", word_text(20));
+  const std::string args = " --level word --epochs 3 --test '" + test + "'" + kTiny;
+  const Result loud = run("train '" + data + "' --out '" + path("loud") + "'" + args);
+  ASSERT_EQ(loud.rc, 0) << loud.err;
+  const Result quiet = run("train '" + data + "' --out '" + path("quiet") + "' --quiet" + args);
+  ASSERT_EQ(quiet.rc, 0) << quiet.err;
+  const auto count = [](const std::string& s, const std::string& prefix) {
+    int n = 0;
+    for (const std::string& l : lines_of(s)) n += l.rfind(prefix, 0) == 0;
+    return n;
+  };
+  // Without --quiet one validation line per epoch; with it none, and no train lines.
+  EXPECT_EQ(count(loud.out, "valid step"), 3) << loud.out;
+  EXPECT_EQ(count(quiet.out + quiet.err, "valid"), 0) << quiet.out << quiet.err;
+  EXPECT_EQ(count(quiet.out + quiet.err, "step "), 0) << quiet.out << quiet.err;
+  // The final result: the test line and the saved models with the best validation loss.
+  EXPECT_EQ(count(quiet.out, "test  step"), 1) << quiet.out;
+  EXPECT_NE(quiet.err.find("recur: saved " + path("quiet") + "/last.safetensors and "), std::string::npos) << quiet.err;
+  EXPECT_NE(quiet.err.find("(valid loss "), std::string::npos) << quiet.err;
+  // metrics.jsonl is the same record either way: every train, valid and test line.
+  int train = 0, valid = 0, tst = 0;
+  for (const auto& j : metrics(path("quiet"))) {
+    train += j.at("type") == "train";
+    valid += j.at("type") == "valid";
+    tst += j.at("type") == "test";
+  }
+  EXPECT_EQ(valid, 3);
+  EXPECT_EQ(tst, 1);
+  EXPECT_EQ(train, last_train_step(path("quiet")));  // --log-every 1: one line per step
+  EXPECT_GT(train, 3);
+}
+
+// ---- 3. resume hints that are true ----
+
+TEST_F(CliConventions, TimeBudgetStopPrintsAHintThatContinuesTheRun) {
+  const std::string data = write("train.txt", word_text(200));
+  const std::string run_dir = path("timed");
+  const Result first = run("train '" + data + "' --out '" + run_dir + "' --level word --time 1 --quiet" + kTiny);
+  ASSERT_EQ(first.rc, 0) << first.err;
+  EXPECT_NE(first.err.find("--time budget of 1 s"), std::string::npos) << first.err;
+  const std::string key = "recur: continue with: recur ";
+  const size_t at = first.err.find(key);
+  ASSERT_NE(at, std::string::npos) << first.err;
+  const std::string hint = first.err.substr(at + key.size(), first.err.find('\n', at) - at - key.size());
+  EXPECT_NE(hint.find("--resume"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("--time 1"), std::string::npos) << hint;
+  const int64_t before = last_train_step(run_dir);
+  ASSERT_GT(before, 0);
+  // Followed literally, the hint continues the run from where it stopped.
+  const Result second = run(hint);
+  ASSERT_EQ(second.rc, 0) << second.err;
+  EXPECT_EQ(second.err.find("nothing to do"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("resumed from " + run_dir + "/last.safetensors at step " + std::to_string(before)),
+            std::string::npos) << second.err;
+  EXPECT_GT(last_train_step(run_dir), before);
+}
+
+TEST_F(CliConventions, NothingToDoNamesTheBudgetAndTheFlagThatRaisesIt) {
+  const std::string data = write("train.txt", word_text(60));
+  ASSERT_EQ(run("train '" + data + "' --out '" + path("s") + "' --level word --steps 3 --quiet" + std::string(kTiny)).rc, 0);
+  Result r = run("train '" + data + "' --out '" + path("s") + "' --resume");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to do: the run in " + path("s") + " is at step 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("meets its --steps budget of 3; pass a larger --steps"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("continue with"), std::string::npos) << r.err;  // a finished run has no hint
+  ASSERT_EQ(run("train '" + data + "' --out '" + path("e") + "' --level word --epochs 1 --quiet" + std::string(kTiny)).rc, 0);
+  r = run("train '" + data + "' --out '" + path("e") + "' --resume");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("meets its --epochs budget of 1; pass a larger --epochs"), std::string::npos) << r.err;
+  // Raising it continues.
+  r = run("train '" + data + "' --out '" + path("e") + "' --resume --epochs 2");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.err.find("nothing to do"), std::string::npos) << r.err;
+}
+
 }  // namespace
