@@ -94,13 +94,15 @@ class CheckpointV1 : public ::testing::Test {
 TEST_F(CheckpointV1, CharLanguageModel) {
   expect_same_output("lm_char", {"eval lm_char.safetensors lm_eval.txt",
                                  "score lm_char.safetensors 'the cat sat.' 'a bird sings' --per-token",
-                                 "sample lm_char.safetensors --length 60 --seed 11 --temperature 0.9 --prime 'the '"});
+                                 "sample lm_char.safetensors --length 60 --seed 11 --temperature 0.9 --prime 'the '"},
+                     1);
 }
 
 TEST_F(CheckpointV1, WordLanguageModelInLinesMode) {
   expect_same_output("lm_word", {"eval lm_word.safetensors lm_eval.txt",
                                  "score lm_word.safetensors 'the cat sat on the mat .' 'birds sing'",
-                                 "sample lm_word.safetensors --count 3 --seed 12"});
+                                 "sample lm_word.safetensors --count 3 --seed 12"},
+                     1);
 }
 
 TEST_F(CheckpointV1, TaggerWithCharacterRnn) {
@@ -114,7 +116,7 @@ TEST_F(CheckpointV1, Seq2seqGreedyAndBeam) {
 }
 
 TEST_F(CheckpointV1, MusicModel) {
-  expect_same_output("music", {"eval music.safetensors music_eval.txt", "sample music.safetensors --length 40 --seed 13"});
+  expect_same_output("music", {"eval music.safetensors music_eval.txt", "sample music.safetensors --length 40 --seed 13"}, 1);
 }
 
 }  // namespace

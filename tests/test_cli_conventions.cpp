@@ -184,4 +184,38 @@ TEST_F(CliConventions, NothingToDoNamesTheBudgetAndTheFlagThatRaisesIt) {
   EXPECT_EQ(r.err.find("nothing to do"), std::string::npos) << r.err;
 }
 
+// ---- 4. eval explains its counts ----
+
+TEST_F(CliConventions, EvalExplainsWhyScoredDiffersFromTokens) {
+  const std::string data = write("train.txt", word_text(60));
+  // Char stream: 20 characters (newlines included) cut into 3 streams of 6, 2 left out, and the
+  // first character of each stream unpredicted: 3 x 5 = 15 scored.
+  ASSERT_EQ(run("train '" + data + "' --out '" + path("c") + "' --steps 2 --quiet" + std::string(kTiny)).rc, 0);
+  const std::string chars = write("c.txt", "the cat sat\non a ma\n");  // 12 + 8 = 20
+  Result r = run("eval '" + path("c") + "/last.safetensors' '" + chars + "' --batch 3");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("tokens      15 scored; 20 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("counts      20 tokens read as 3 streams of 6 (the last 2 left out); the first token of each "
+                       "stream has no prediction: 3 x 5 = 15 scored"),
+            std::string::npos) << r.out;
+  // Word stream: 9 words and an <eos> per line (3) = 12 read, 2 streams of 6: 2 x 5 = 10 scored.
+  const std::string words = write("w.txt", "the cat\nsat on a\nmat dog ran to\n");
+  ASSERT_EQ(run("train '" + data + "' --out '" + path("w") + "' --level word --steps 2 --quiet" + std::string(kTiny)).rc, 0);
+  r = run("eval '" + path("w") + "/last.safetensors' '" + words + "' --batch 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("tokens      10 scored; 9 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("counts      9 tokens + 3 <eos> (one per line) = 12 read as 2 streams of 6; the first token of "
+                       "each stream has no prediction: 2 x 5 = 10 scored"),
+            std::string::npos) << r.out;
+  // Lines mode: every token and each line's <eos>: 9 + 3 = 12 scored.
+  ASSERT_EQ(run("train '" + data + "' --out '" + path("l") + "' --level word --mode lines --steps 2 --quiet" +
+                std::string(kTiny)).rc, 0);
+  r = run("eval '" + path("l") + "/last.safetensors' '" + words + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("tokens      12 scored; 9 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("counts      3 lines; each line's tokens and the <eos> ending it are predicted: 9 + 3 <eos> = 12 "
+                       "scored"),
+            std::string::npos) << r.out;
+}
+
 }  // namespace
