@@ -218,4 +218,69 @@ TEST_F(CliConventions, EvalExplainsWhyScoredDiffersFromTokens) {
             std::string::npos) << r.out;
 }
 
+// ---- 5. info: a human summary for every kind, the raw state only with --json ----
+
+TEST_F(CliConventions, InfoSummarizesEveryModelKindAndJsonHasTheRawState) {
+  struct Kind {
+    std::string kind, file, train;
+  };
+  std::string gen;
+  for (int i = 0; i < 40; ++i) gen += std::string(i % 2 ? "A\tabab" : "B\tcdcd") + (i % 3 ? "a" : "") + "\n";
+  std::string cls, tag, s2s;
+  for (int i = 0; i < 40; ++i) {
+    cls += std::string(i % 2 ? "good fine film" : "bad poor film") + "\t" + (i % 2 ? "pos" : "neg") + "\n";
+    tag += std::string(i % 2 ? "mr X O\nSmith X B-PER\n\n" : "in X O\nRome X B-LOC\n\n");
+    s2s += std::string(i % 2 ? "one two\ttwo one" : "three\tthree") + "\n";
+  }
+  const std::vector<Kind> kinds = {
+      {"lm", write("lm.txt", word_text(40)), "--level word"},
+      {"classify", write("cls.tsv", cls), "--task classify"},
+      {"tag", write("tag.txt", tag), "--task tag"},
+      {"seq2seq", write("s2s.tsv", s2s), "--task seq2seq"},
+      {"generate", write("gen.tsv", gen), "--task generate"},
+  };
+  for (const Kind& k : kinds) {
+    SCOPED_TRACE(k.kind);
+    const std::string out = path("run_" + k.kind);
+    const Result t = run("train '" + k.file + "' --out '" + out + "' " + k.train + " --steps 3 --quiet" + kTiny);
+    ASSERT_EQ(t.rc, 0) << t.err;
+    const std::string model = out + "/last.safetensors";
+    const Result h = run("info '" + model + "'");
+    ASSERT_EQ(h.rc, 0) << h.err;
+    EXPECT_NE(h.out.find("trained      step 3, "), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("data         " + k.file), std::string::npos) << h.out;
+    EXPECT_EQ(h.out.find("train_state"), std::string::npos) << h.out;
+    EXPECT_EQ(h.out.find('{'), std::string::npos) << h.out;
+    const Result j = run("info '" + model + "' --json");
+    ASSERT_EQ(j.rc, 0) << j.err;
+    const nlohmann::json v = nlohmann::json::parse(j.out);  // throws (fails) if not JSON
+    EXPECT_EQ(v.at("kind"), k.kind);
+    EXPECT_EQ(v.at("file"), model);
+    EXPECT_EQ(v.at("format"), "recur-model");
+    EXPECT_GE(v.at("format_version").get<int>(), 1);
+    EXPECT_GT(v.at("parameters").get<int64_t>(), 0);
+    ASSERT_TRUE(v.at("train_state").is_object()) << j.out;
+    EXPECT_EQ(v.at("train_state").at("step"), 3);
+    if (k.kind == "lm") EXPECT_GT(v.at("vocabulary").get<int64_t>(), 12);
+    else if (k.kind == "seq2seq") EXPECT_TRUE(v.at("labels").is_array());
+    else EXPECT_EQ(v.at("labels").size(), k.kind == "tag" ? 3u : 2u);  // O B-PER B-LOC; pos neg; A B
+  }
+  // Music and the version-1 fixtures: a summary, and JSON naming the kind.
+  for (const auto& [file, kind] : std::vector<std::pair<std::string, std::string>>{
+           {"music", "music"}, {"tagger", "tag"}, {"seq2seq", "seq2seq"}, {"lm_char", "lm"}}) {
+    SCOPED_TRACE(file);
+    const std::string model = kFixtures + file + ".safetensors";
+    const Result h = run("info " + model);
+    ASSERT_EQ(h.rc, 0) << h.err;
+    EXPECT_EQ(h.out.find('{'), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("\ntrained      step "), std::string::npos) << h.out;
+    const Result j = run("info " + model + " --json");
+    ASSERT_EQ(j.rc, 0) << j.err;
+    const nlohmann::json v = nlohmann::json::parse(j.out);
+    EXPECT_EQ(v.at("kind"), kind);
+    EXPECT_GT(v.at("parameters").get<int64_t>(), 0);
+    EXPECT_TRUE(v.contains("train_state"));
+  }
+}
+
 }  // namespace
