@@ -144,8 +144,9 @@ TEST_F(CliConventions, QuietPrintsOnlyTheFinalResultAndMetricsKeepEverything) {
 // ---- 3. resume hints that are true ----
 
 TEST_F(CliConventions, TimeBudgetStopPrintsAHintThatContinuesTheRun) {
-  const std::string data = write("train.txt", word_text(200));
-  const std::string run_dir = path("timed");
+  // Names with a space: the hint must quote them for the shell.
+  const std::string data = write("train data.txt", word_text(200));
+  const std::string run_dir = path("timed run");
   const Result first = run("train '" + data + "' --out '" + run_dir + "' --level word --time 1 --quiet" + kTiny);
   ASSERT_EQ(first.rc, 0) << first.err;
   EXPECT_NE(first.err.find("--time budget of 1 s"), std::string::npos) << first.err;

@@ -532,8 +532,9 @@ std::string shell_word(const std::string& w) {
 std::string resume_hint(const TrainOptions& o, const TrainResult& r, const std::vector<std::string>& data) {
   if (!r.interrupted && !r.out_of_time) return "";
   std::string cmd = "recur train";
-  for (const std::string& d : data) cmd += " " + shell_word(d);
-  cmd += " --out " + shell_word(o.out_dir) + " --resume";
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on " " + word here.
+  for (const std::string& d : data) cmd.append(" ").append(shell_word(d));
+  cmd.append(" --out ").append(shell_word(o.out_dir)).append(" --resume");
   // Without --time a resumed run has no time budget: the saved --epochs/--steps, or 10 epochs
   // when the run had none (trainer.h), which a run on a time budget alone may already have met.
   if (o.time_limit > 0) {
