@@ -27,6 +27,7 @@ void run(const EvalArgs& a) {
   std::printf("file        %s\n", a.file.c_str());
   std::printf("model       %s\n", lm_spec_summary(model.spec).c_str());
   std::printf("tokens      %lld scored; %s\n", (long long)r.loss.count, r.oov.summary().c_str());
+  std::printf("counts      %s\n", count_explanation(r).c_str());
   std::printf("loss        %.6f nats/token\n", r.mean());
   std::printf("perplexity  %.4f\n", r.perplexity());
   if (model.spec.level == TokenLevel::chars) std::printf("bpc         %.6f bits/character\n", r.bits_per_token());

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "recur/music/music_corpus.h"
+#include "recur/tasks/model_info.h"
 #include "recur/tasks/trainer.h"
 #include "recur/train/model_file.h"
 #include "task_cli.h"
@@ -21,7 +22,11 @@ std::string shown(const std::string& tok) {
   return tok;
 }
 
-void run(const std::string& path) {
+void run(const std::string& path, bool json) {
+  if (json) {
+    std::printf("%s\n", model_info_json(path).c_str());
+    return;
+  }
   if (is_task_model(path)) return run_task_info(path);
   const Checkpoint ck = load_checkpoint(path);
   const LmModel& m = ck.model;
@@ -63,9 +68,13 @@ void run(const std::string& path) {
 
 void add_info(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand("info", "Architecture, parameter count, vocabulary and training progress of a model");
+  auto json = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand(
+      "info", "Architecture, parameter count, vocabulary and training progress of a model of any kind (lm, music, "
+              "classify, tag, seq2seq, generate)");
   sub->add_option("MODEL", *path, "Checkpoint (.safetensors)")->required();
-  sub->callback([path] { run(*path); });
+  sub->add_flag("--json", *json, "Print one JSON object instead (docs/cli.md): kind, parameters, the raw train_state");
+  sub->callback([path, json] { run(*path, *json); });
 }
 
 }  // namespace recur::cli

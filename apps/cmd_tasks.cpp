@@ -1,7 +1,9 @@
 // recur classify | tag | translate, and the task side of train, eval and sample (task_cli.h).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "recur/core/file_io.h"
+#include "recur/tasks/model_info.h"
 #include "recur/tasks/tasks.h"
 #include "recur/data/text_data.h"
 #include "task_cli.h"
@@ -157,7 +160,29 @@ void run_task_info(const std::string& path) {
     if (m.labels.size() > 20) ls += " ...";
     std::printf("labels       %zu: %s\n", m.labels.size(), ls.c_str());
   }
-  if (!ck.train_state.empty()) std::printf("train_state  %s\n", ck.train_state.c_str());
+  if (ck.train_state.empty()) {
+    std::printf("training     no training state (cannot be resumed)\n");
+    return;
+  }
+  // The raw train_state (RNG words included) only with --json (model_info.h).
+  TrainProgress p;
+  try {
+    p = train_progress_from_json(ck.train_state, path);
+  } catch (const Error&) {
+    const std::string brief = train_state_brief(ck.train_state);
+    std::printf("trained      %s; recur info --json shows the whole train_state\n",
+                brief.empty() ? "a train_state this recur cannot read" : brief.c_str());
+    return;
+  }
+  std::printf("trained      step %lld, %lld epoch(s) complete, %lld targets, %s\n", (long long)p.step,
+              (long long)p.epoch, (long long)p.tokens_seen, format_duration(p.elapsed_s).c_str());
+  std::printf("data         %s\n", p.data_path.c_str());
+  std::printf("optimizer    %s, lr %g now, batch %lld, seed %llu\n", std::string(optimizer_name(p.options.optimizer.type)).c_str(),
+              p.lr, (long long)p.options.batch, (unsigned long long)p.options.seed);
+  if (std::isfinite(p.best_valid_loss))
+    std::printf("best valid   loss %.4f at step %lld\n", p.best_valid_loss, (long long)p.best_step);
+  else
+    std::printf("best valid   none yet\n");
 }
 
 // ---------------------------------------------------------------- sample
@@ -233,18 +258,8 @@ void run_tag(const PredictArgs& a) {
   const auto raw = read_task_file(m, a.file, false);
   const auto ex = encode_task_examples(m, raw, false, a.file);
   const auto pred = tag_predictions(m, ex);
-  // The input lines with the predicted tag appended as a last column (conlleval's layout when
-  // the input has gold tags), sentences separated by blank lines. A file is written whole
-  // (core/file_io.h), so a failed write leaves the previous one.
-  std::string text;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    for (size_t t = 0; t < pred[i].size(); ++t) {
-      const std::string& line = m.task.features ? std::string() : raw[i].lines[t];
-      if (!line.empty()) text += line + " ";
-      text += m.labels[size_t(pred[i][t])] + "\n";
-    }
-    text += "\n";
-  }
+  // A file is written whole (core/file_io.h), so a failed write leaves the previous one.
+  const std::string text = tagged_text(m, raw, pred);
   if (a.out.empty()) std::fwrite(text.data(), 1, text.size(), stdout);  // checked at exit (main.cpp)
   else write_file_atomic(a.out, text, "the tagged file");
 }

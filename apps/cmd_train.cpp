@@ -85,7 +85,8 @@ class Printer {
     live_ = true;
   }
   void log(const TrainLog& l) {
-    if (quiet_ && l.type == "train") return;
+    // --quiet: of the logged lines only the final result (the test split); metrics.jsonl keeps all.
+    if (quiet_ && l.type != "test") return;
     if (live_) std::printf("\r\033[K");
     live_ = false;
     std::printf("%s\n", format_train_log(l).c_str());
@@ -140,8 +141,7 @@ void run(TrainArgs& a) {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (r.nothing_to_do) {
-    printer.note("nothing to do: the run in " + o.out_dir + " is at step " + std::to_string(r.step) + ", epoch " +
-                 std::to_string(r.epoch) + ", which already meets its budget; pass a larger --steps or --epochs");
+    printer.note(nothing_to_do_message(o, r));
     return;
   }
   std::string msg = "saved " + r.last_path;
@@ -157,6 +157,7 @@ void run(TrainArgs& a) {
   printer.note(msg);
   if (a.plots)
     for (const std::string& f : plot_run(o.out_dir, o.out_dir)) printer.note("wrote " + f);
+  if (const std::string hint = resume_hint(o, r, a.data); !hint.empty()) printer.note(hint);
   if (r.interrupted) throw CLI::RuntimeError(130);
 }
 
@@ -243,7 +244,7 @@ void add_train(CLI::App& app) {
   sub->add_option("--log-every", o.log_every, "Steps between logged lines")->capture_default_str()->group(r);
   sub->add_option("--eval-batch", o.eval_batch, "Batch size of validation and test")
                ->capture_default_str()->group(r);
-  sub->add_flag("--quiet", a->quiet, "Only validation lines and notes")->group(r);
+  sub->add_flag("--quiet", a->quiet, "Print only notes (warnings, resume hints), errors and the final result: no train or validation lines (metrics.jsonl keeps them)")->group(r);
   a->diagnostics_opt = sub->add_option("--diagnostics", a->diagnostics,
                                        "Every N steps (default 100) log hidden-state gradients, gate saturation and "
                                        "clipping to metrics.jsonl (type diag)")

@@ -241,9 +241,12 @@ TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {
   ASSERT_EQ(r.rc, 0) << r.err;
   r = run("tag " + path("run/last.safetensors") + " " + data);
   ASSERT_EQ(r.rc, 0) << r.err;
-  // Every token line comes back with a tag appended.
-  EXPECT_EQ(r.out.rfind("mr X O ", 0) == 0 || r.out.rfind("in X O ", 0) == 0 || r.out.rfind("the X O ", 0) == 0, true)
-      << r.out.substr(0, 80);
+  // Every line comes back, a tag appended: the document separator first (tagged O), its blank
+  // line, then the token lines.
+  ASSERT_EQ(r.out.rfind("-DOCSTART- -X- O O\n\n", 0), 0u) << r.out.substr(0, 80);
+  const std::string first = r.out.substr(std::string("-DOCSTART- -X- O O\n\n").size());
+  EXPECT_EQ(first.rfind("mr X O ", 0) == 0 || first.rfind("in X O ", 0) == 0 || first.rfind("the X O ", 0) == 0, true)
+      << first.substr(0, 80);
   r = run("eval " + path("run/last.safetensors") + " " + data);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("entities    precision"), std::string::npos) << r.out;

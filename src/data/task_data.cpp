@@ -102,6 +102,7 @@ std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptio
   size_t ncols = 0;
   int64_t first_line = 0;
   int64_t lineno = 0;
+  std::vector<std::string> between;  // non-token lines since the last sentence
   auto flush = [&] {
     if (!cur.tokens.empty()) out.push_back(std::move(cur));
     cur = TaggedSentence();
@@ -109,14 +110,12 @@ std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptio
   for (std::string_view line : split_lines(text)) {
     ++lineno;
     const std::vector<std::string> cols = split_space(line);
-    if (cols.empty()) {
+    if (cols.empty() || cols[0] == "-DOCSTART-") {
       flush();
+      between.emplace_back(line);
       continue;
     }
-    if (cols[0] == "-DOCSTART-") {
-      flush();
-      continue;
-    }
+    if (cur.tokens.empty()) cur.before = std::move(between), between.clear();
     if (ncols == 0) {
       ncols = cols.size();
       first_line = lineno;
@@ -138,6 +137,7 @@ std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptio
     cur.lines.emplace_back(line);
   }
   flush();
+  if (!out.empty()) out.back().after = std::move(between);
   if (out.empty()) throw FormatError(path + ": no sentences; expected 'token tag' lines with blank lines between sentences");
   return out;
 }

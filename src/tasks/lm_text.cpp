@@ -140,6 +140,22 @@ SentenceScore score_sentence(const LmModel& model, std::string_view sentence, bo
 double EvalResult::perplexity() const { return std::exp(mean()); }
 double EvalResult::bits_per_token() const { return mean() / std::log(2.0); }
 
+std::string count_explanation(const EvalResult& r) {
+  const auto n = [](int64_t v) { return std::to_string(v); };
+  const int64_t eos = r.lines_mode ? r.lines : r.ids - r.oov.tokens;
+  if (r.lines_mode)
+    return n(r.lines) + " lines; each line's tokens and the <eos> ending it are predicted: " + n(r.ids) + " + " +
+           n(eos) + " <eos> = " + n(r.loss.count) + " scored";
+  std::string s = eos > 0 ? n(r.oov.tokens) + " tokens + " + n(eos) + " <eos> (one per line) = " + n(r.ids) + " read"
+                          : n(r.ids) + " tokens read";
+  s += " as " + n(r.batch) + " streams of " + n(r.stream_len);
+  const int64_t left = r.ids - r.batch * r.stream_len;
+  if (left > 0) s += " (the last " + n(left) + " left out)";
+  s += "; the first token of each stream has no prediction: " + n(r.batch) + " x " + n(r.stream_len - 1) + " = " +
+       n(r.loss.count) + " scored";
+  return s;
+}
+
 EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
                          std::string_view origin) {
   if (opts.batch < 1) throw Error("eval batch: got " + std::to_string(opts.batch) + ", expected >= 1");
@@ -154,6 +170,8 @@ EvalResult evaluate_text(const LmModel& model, std::string_view text, const Eval
     if (ids.size() < 2) throw Error(o + ": " + std::to_string(ids.size()) + " token(s); expected at least 2 to evaluate");
     // Each stream needs 2 tokens (an input and its target), so tiny texts use fewer streams.
     r.batch = std::clamp<int64_t>(opts.batch, 1, int64_t(ids.size()) / 2);
+    r.ids = int64_t(ids.size());
+    r.stream_len = r.ids / r.batch;
     StreamBatcher batcher(std::move(ids), {.batch_size = r.batch, .seq_len = opts.seq_len, .drop_last = false});
     RnnState<float> state;
     while (batcher.next(tb)) r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::stream),
@@ -162,6 +180,9 @@ EvalResult evaluate_text(const LmModel& model, std::string_view text, const Eval
     LineExamples ex = encode_lines(model.vocab, text, &r.oov, origin);
     if (ex.size() < 1) throw Error(o + ": no line with a token; expected at least one example");
     r.batch = opts.batch;
+    r.lines_mode = true;
+    r.lines = int64_t(ex.size());
+    r.ids = int64_t(ex.ids.size());
     LinesBatcher batcher(std::move(ex), {.batch_size = opts.batch, .shuffle = false});
     while (batcher.next(tb)) {
       RnnState<float> state;  // every example starts from zeros

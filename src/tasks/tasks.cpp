@@ -106,6 +106,8 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
         e.input = std::move(s.tokens);
         e.output = std::move(s.tags);
         e.lines = std::move(s.lines);
+        e.before = std::move(s.before);
+        e.after = std::move(s.after);
         e.line = s.line;
         out.push_back(std::move(e));
       }
@@ -812,6 +814,35 @@ TaskCheckpoint load_task_checkpoint(const std::string& path) {
   ck.train_state = std::move(f.train_state);
   ck.tensors = std::move(f.tensors);
   return ck;
+}
+
+std::string tagged_text(const TaskModel& model, const std::vector<RawExample>& raw,
+                        const std::vector<std::vector<int32_t>>& pred) {
+  std::string text;
+  bool after_sentence = false;  // the next blank line is the one ending the sentence just written
+  const auto others = [&](const std::vector<std::string>& lines) {
+    for (const std::string& l : lines) {
+      const bool blank = l.find_first_not_of(" \t\r") == std::string::npos;
+      if (blank && after_sentence) {
+        after_sentence = false;
+        continue;
+      }
+      text += blank ? "\n" : l + " O\n";
+      after_sentence = false;
+    }
+  };
+  for (size_t i = 0; i < raw.size() && i < pred.size(); ++i) {
+    others(raw[i].before);
+    for (size_t t = 0; t < pred[i].size(); ++t) {
+      const std::string& line = model.task.features || t >= raw[i].lines.size() ? std::string() : raw[i].lines[t];
+      if (!line.empty()) text += line + " ";
+      text += model.labels[size_t(pred[i][t])] + "\n";
+    }
+    text += "\n";
+    after_sentence = true;
+    others(raw[i].after);
+  }
+  return text;
 }
 
 }  // namespace recur

@@ -517,6 +517,45 @@ TrainOptions resume_options(const TrainOptions& opts) {
   return o;
 }
 
+namespace {
+// A word a POSIX shell reads back as itself.
+std::string shell_word(const std::string& w) {
+  if (!w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") ==
+                        std::string::npos)
+    return w;
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+std::string resume_hint(const TrainOptions& o, const TrainResult& r, const std::vector<std::string>& data) {
+  if (!r.interrupted && !r.out_of_time) return "";
+  std::string cmd = "recur train";
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on " " + word here.
+  for (const std::string& d : data) cmd.append(" ").append(shell_word(d));
+  cmd.append(" --out ").append(shell_word(o.out_dir)).append(" --resume");
+  // Without --time a resumed run has no time budget: the saved --epochs/--steps, or 10 epochs
+  // when the run had none (trainer.h), which a run on a time budget alone may already have met.
+  if (o.time_limit > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", o.time_limit);
+    cmd += std::string(" --time ") + buf;
+  }
+  return "continue with: " + cmd;
+}
+
+std::string nothing_to_do_message(const TrainOptions& o, const TrainResult& r) {
+  std::string met;
+  if (o.steps > 0 && r.step >= o.steps) met = "its --steps budget of " + std::to_string(o.steps) + "; pass a larger --steps";
+  else if (o.epochs > 0) met = "its --epochs budget of " + std::to_string(o.epochs) + "; pass a larger --epochs";
+  else
+    met = "the default budget of 10 epochs (none of --epochs, --steps, --time given); pass --time SECONDS or "
+          "--epochs or --steps above it";
+  return "nothing to do: the run in " + o.out_dir + " is at step " + std::to_string(r.step) + ", epoch " +
+         std::to_string(r.epoch) + ", which already meets " + met + " to continue it";
+}
+
 TrainResult train_run(const TrainOptions& opts, const TrainObserver& obs, const std::atomic<bool>* stop) {
   return run_task(opts, nullptr, obs, stop);
 }

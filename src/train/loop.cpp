@@ -188,7 +188,12 @@ class Loop {
     // The extra evaluation at the end of a run does not drive the plateau rule, or a run split in
     // two would train differently from one in a piece.
     if (last_eval_step_ != s_.step) eval_point(false);
-    if (result_.interrupted) note("stopped at step " + std::to_string(s_.step) + "; continue with --resume");
+    // The caller prints how to continue (trainer.h resume_hint): it knows the command line.
+    if (result_.interrupted) note("stopped at step " + std::to_string(s_.step));
+    result_.out_of_time = !result_.interrupted && o_.time_limit > 0 && !budget_done_without_time();
+    if (result_.out_of_time)
+      note("stopped at step " + std::to_string(s_.step) + ": the --time budget of " + num(o_.time_limit) +
+           " s of this invocation is spent");
     if (!result_.interrupted && task_.has_split(EvalSplit::test)) final_test();
     return finish();
   }
@@ -199,6 +204,9 @@ class Loop {
   }
   double run_seconds() const { return seconds_since(t_start_); }
   int64_t max_epochs() const { return o_.epochs == 0 && o_.steps == 0 && o_.time_limit == 0 ? 10 : o_.epochs; }
+  bool budget_done_without_time() const {
+    return (o_.steps > 0 && s_.step >= o_.steps) || (max_epochs() > 0 && s_.epoch >= max_epochs());
+  }
   bool budget_done(double run_s) const {
     return (o_.steps > 0 && s_.step >= o_.steps) || (max_epochs() > 0 && s_.epoch >= max_epochs()) ||
            (o_.time_limit > 0 && run_s >= o_.time_limit);

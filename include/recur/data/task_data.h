@@ -27,9 +27,12 @@ struct TaggedSentence {
   std::vector<std::string> tokens;
   std::vector<std::string> tags;   // empty when the file has no tag column
   std::vector<std::string> lines;  // the original lines (for writing predictions back)
+  // The lines that are not tokens (blank lines, "-DOCSTART-" lines) just before this sentence,
+  // and on the last sentence those after it, verbatim: `recur tag` writes every input line.
+  std::vector<std::string> before, after;
   int64_t line = 0;                // first line, 1-based
 };
-// "-DOCSTART-" lines separate documents and are skipped. Every token line must have as many
+// "-DOCSTART-" lines separate documents and are not tokens (kept in before/after). Every token line must have as many
 // columns as the file's first one (ragged columns are an error naming the line).
 std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptions& opts);
 

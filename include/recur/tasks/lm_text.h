@@ -73,10 +73,21 @@ struct EvalResult {
   LossSum loss;  // summed natural-log cross-entropy over scored tokens
   OovStats oov;
   int64_t batch = 0;   // B actually used
+  // What the model read, behind the gap between oov.tokens and loss.count (count_explanation).
+  bool lines_mode = false;
+  int64_t ids = 0;         // tokens the model read, with the <eos> ending each line (word streams)
+  int64_t lines = 0;       // lines mode: examples (lines with a token)
+  int64_t stream_len = 0;  // stream mode: tokens per stream (ids / batch, the rest left out)
   double mean() const { return loss.mean(); }
   double perplexity() const;
   double bits_per_token() const;  // bits per character for a char model
 };
+
+// Why loss.count (scored) differs from oov.tokens, with the numbers: `recur eval`'s "counts" line.
+// Stream mode: the text is cut into `batch` streams of `stream_len` (the tokens left over at the end
+// are not read) and the first token of each stream has no prediction; word streams read an <eos>
+// per line. Lines mode: each line's tokens and the <eos> ending it are predicted.
+std::string count_explanation(const EvalResult& r);
 
 // Mean loss over `text` read in the model's mode (stream: one sequence cut into `batch`
 // streams with the state carried; lines: one example per line). Throws Error if the text is

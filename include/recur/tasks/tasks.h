@@ -91,6 +91,7 @@ struct RawExample {
   std::vector<std::string> output;  // tags (tag), target words (seq2seq), characters (generate)
   std::string label;                // classify class, generate condition
   std::vector<std::string> lines;   // tag: the file's lines of the sentence (written back by `recur tag`)
+  std::vector<std::string> before, after;  // tag: blank and -DOCSTART- lines around it (task_data.h)
   std::string id;                   // features: the sequence id
   int64_t line = 0;
 };
@@ -150,6 +151,14 @@ std::vector<std::vector<double>> classify_probabilities(const TaskModel& model, 
 // tag: the most likely tag id per token.
 std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& model, const std::vector<TaskExample>& examples,
                                                   int64_t batch = 64);
+
+// tag: `recur tag`'s output. Every input line in order with the predicted tag appended as a last
+// column (conlleval's layout when the input has gold tags); "-DOCSTART-" lines get "O" (the tag
+// conlleval gives a document boundary, and the same column count as the token lines) and blank
+// lines stay blank. Each sentence ends with a blank line, the input's own when it has one.
+// Features models (no lines) write the tags alone.
+std::string tagged_text(const TaskModel& model, const std::vector<RawExample>& raw,
+                        const std::vector<std::vector<int32_t>>& pred);
 
 // seq2seq: output ids (without <eos>) per example; DecodeOptions and the decoding semantics are
 // in decoding.h (greedy a batch at a time, beam search with all hypotheses of a batch stepped

@@ -115,6 +115,15 @@ struct TrainOptions {
 // a checkpoint without a resumable (version-2) train_state.
 TrainOptions resume_options(const TrainOptions& opts);
 
+// How to go on after a run ended early, as one line: "continue with: recur train DATA --out DIR
+// --resume [--time S]" for a run stopped by its time budget (seconds count per invocation, so the
+// hint gives this invocation's again) or interrupted; empty for a run that ended on its budget.
+// `data` are the DATA arguments as given; each is shell-quoted where needed.
+std::string resume_hint(const TrainOptions& o, const TrainResult& r, const std::vector<std::string>& data);
+// The note of a resumed run whose step/epoch budget is already met (r.nothing_to_do): which
+// budget, and the flag that raises it.
+std::string nothing_to_do_message(const TrainOptions& o, const TrainResult& r);
+
 double default_lr(OptimizerType type);  // sgd 1, adam 0.002, adagrad 0.01, rmsprop 0.002
 
 // TrainOptions as JSON (kept in the checkpoint's train_state), and back. The CLI uses the

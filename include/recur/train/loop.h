@@ -160,6 +160,7 @@ struct TrainResult {
   int64_t epoch = 0;
   bool interrupted = false;
   bool nothing_to_do = false;  // a resumed run whose budget was already reached
+  bool out_of_time = false;    // stopped by this invocation's time budget, its step/epoch budget not met
   double best_valid_loss = std::numeric_limits<double>::infinity();
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   std::string metric_name;  // empty: selected on the loss
