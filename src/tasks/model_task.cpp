@@ -120,11 +120,25 @@ class ModelTask final : public TrainTask {
     return true;
   }
   void zero_grads() override { grads_.zero(); }
-  StepResult forward_backward(Rng& dropout) override {
-    batch_ = make_task_batch(model_, ptrs_);
-    const LossSum ls =
-        task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_, &grads_);
-    return {ls, int64_t(ptrs_.size())};
+  void set_shard(int rank, int size) override {
+    if (o_.batch < size)
+      throw Error("--batch " + std::to_string(o_.batch) + " is smaller than the " + std::to_string(size) +
+                  " ranks; expected at least one example per rank");
+    rank_ = rank;
+    ranks_ = size;
+  }
+  int64_t batch_targets() override {
+    const Shard sh = shard_of(int64_t(ptrs_.size()), rank_, ranks_);
+    mine_ = std::span<const TaskExample* const>(ptrs_).subspan(size_t(sh.begin), size_t(sh.size()));
+    if (mine_.empty()) return 0;  // the short last batch left this rank none
+    batch_ = make_task_batch(model_, mine_);
+    return task_target_count(model_, batch_);
+  }
+  StepResult forward_backward(Rng& dropout, int64_t total_targets) override {
+    if (mine_.empty()) return {LossSum{}, 0};
+    const LossSum ls = task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_,
+                                             &grads_, total_targets);
+    return {ls, int64_t(mine_.size())};
   }
   bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_.empty() : !test_.empty(); }
   EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
@@ -238,7 +252,9 @@ class ModelTask final : public TrainTask {
   std::vector<TaskExample> train_, valid_, test_;
   std::vector<std::vector<int64_t>> batches_;
   int64_t epoch_ = 0, batch_in_epoch_ = 0;
-  std::vector<const TaskExample*> ptrs_;
+  std::vector<const TaskExample*> ptrs_;  // the global batch
+  int rank_ = 0, ranks_ = 1;             // data parallelism: this process's rows of every batch
+  std::span<const TaskExample* const> mine_;  // this rank's examples of ptrs_
   TaskBatch batch_;
   ModelGrads<float> grads_;
   ModelCache<float> cache_;

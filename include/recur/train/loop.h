@@ -42,6 +42,7 @@
 #include "recur/core/optim.h"
 #include "recur/core/random.h"
 #include "recur/core/tensor.h"
+#include "recur/train/communicator.h"
 #include "recur/train/schedule.h"
 
 namespace recur {
@@ -87,9 +88,19 @@ class TrainTask {
   virtual int64_t epoch() const = 0;  // completed epochs
   // Zeroes every gradient of the model (the task knows its layout: sparse rows, frozen layers).
   virtual void zero_grads() = 0;
-  // Forward and backward of the current batch into the (zeroed) gradients of params(), scaled
-  // for the mean loss over target tokens.
-  virtual StepResult forward_backward(Rng& dropout) = 0;
+  // Data parallelism (communicator.h): this process takes the rows shard_of(B, rank, size) of
+  // every global batch (streams in stream mode, sequences otherwise). Called once, before the
+  // first batch and before a resume; one process takes every row.
+  virtual void set_shard(int rank, int size) = 0;
+  // Target tokens in this process's rows of the current batch (the loop sums them over ranks).
+  virtual int64_t batch_targets() = 0;
+  // Forward and backward of this process's rows of the current batch into the (zeroed)
+  // gradients of params(), scaled by 1 / total_targets: the mean loss over the global batch's
+  // target tokens once the ranks' gradients are summed.
+  virtual StepResult forward_backward(Rng& dropout, int64_t total_targets) = 0;
+  // Called on every rank before each checkpoint: brings per-rank training state (stream mode's
+  // carried state of each rank's streams) together so that rank 0 writes all of it.
+  virtual void gather_for_checkpoint(const Communicator& comm) { (void)comm; }
   virtual bool has_split(EvalSplit split) const = 0;
   // weights_path non-empty: evaluate the model saved there (the final test on the best model).
   virtual EvalSummary evaluate(EvalSplit split, const std::string& weights_path) = 0;
@@ -122,6 +133,9 @@ struct LoopOptions {
   bool resuming = false;
   std::string resume_path;  // for messages
   std::string options_json;  // saved verbatim under "options"
+  // The processes of a data-parallel run; null: Communicator::world(). Rank 0 alone writes the
+  // run directory and calls the observer; every rank returns the same TrainResult.
+  const Communicator* comm = nullptr;
 };
 
 // A resumed checkpoint's training part, read by the task that knows the file format.
