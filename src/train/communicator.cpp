@@ -18,6 +18,8 @@ namespace recur {
 
 namespace {
 
+const Communicator* g_world = nullptr;  // the world once world() has run
+
 // The variables MPI launchers set in each process they start: Open MPI's mpirun, MPICH's hydra
 // (PMI), PMIx (Open MPI 4+, Slurm's srun --mpi=pmix). Size 0: not launched by one.
 int launcher_size() {
@@ -83,6 +85,7 @@ Communicator& Communicator::world() {
     return Communicator(0, 1, false);
 #endif
   }();
+  g_world = &w;
   return w;
 }
 
@@ -148,6 +151,15 @@ void Communicator::abort(const std::string& message, int code) const {
   (void)message;
   (void)code;
 #endif
+}
+
+void abort_job_if_distributed(const std::string& message, int code) {
+  if (g_world && g_world->distributed()) g_world->abort(message, code);
+}
+
+std::string job_rank_prefix() {
+  if (!g_world || !g_world->distributed()) return "";
+  return "rank " + std::to_string(g_world->rank()) + " of " + std::to_string(g_world->size()) + ": ";
 }
 
 bool built_with_mpi() {

@@ -163,7 +163,11 @@ class Loop {
 
   TrainResult run(ResumeState resume) {
     if (o_.resuming) restore(resume);
-    if (comm_.distributed()) check_same_run();
+    if (comm_.distributed()) {
+      check_same_run();
+      note("data-parallel: " + std::to_string(comm_.size()) + " ranks (" + mpi_library_version() +
+           "), each takes its share of every batch");
+    }
     if (budget_done(0)) {
       if (o_.resuming) {
         result_.nothing_to_do = true;
@@ -400,6 +404,7 @@ class Loop {
     g.grad_norm = g.clip_rate = std::nan("");
     g.lr = s_.lr;
     g.elapsed_s = elapsed0_ + run_seconds();
+    g.ranks = comm_.size();
     return g;
   }
 
@@ -601,9 +606,11 @@ std::string format_train_log(const TrainLog& l) {
   if (l.examples_per_s > 0 && std::fabs(l.examples_per_s - l.tokens_per_s) > 1e-9 * l.tokens_per_s)
     ex = " | " + format_count(l.examples_per_s) + " ex/s";
   std::snprintf(buf, sizeof buf,
-                "step %lld | epoch %.2f | loss %.4f | %s %.4f | grad %.3g | clip %.0f%% | %s tok/s%s | lr %.3g | ETA %s",
+                "step %lld | epoch %.2f | loss %.4f | %s %.4f | grad %.3g | clip %.0f%% | %s tok/s%s%s | lr %.3g | ETA %s",
                 (long long)l.step, l.epoch, l.loss, lm, mv, l.grad_norm, 100.0 * l.clip_rate,
-                format_count(l.tokens_per_s).c_str(), ex.c_str(), l.lr, l.eta_s < 0 ? "?" : format_duration(l.eta_s).c_str());
+                format_count(l.tokens_per_s).c_str(), ex.c_str(),
+                l.ranks > 1 ? (" on " + std::to_string(l.ranks) + " ranks").c_str() : "", l.lr,
+                l.eta_s < 0 ? "?" : format_duration(l.eta_s).c_str());
   return buf;
 }
 

@@ -49,6 +49,12 @@ class Communicator {
   bool mpi_ = false;
 };
 
+// For a program's error path: when MPI was started with several ranks, prints `message` and
+// ends every rank of the job with `code` (MPI_Abort); otherwise does nothing. Never starts MPI.
+void abort_job_if_distributed(const std::string& message, int code);
+// "rank R of N: " inside a job of several ranks, else "".
+std::string job_rank_prefix();
+
 // Whether this build has MPI (RECUR_MPI), and the name of the library it was built against.
 bool built_with_mpi();
 std::string mpi_library_version();

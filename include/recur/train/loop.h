@@ -154,6 +154,7 @@ struct TrainLog {
   std::string metric_name;  // valid / test lines of tasks with a metric
   double grad_norm = 0, clip_rate = 0, tokens_per_s = 0, examples_per_s = 0, lr = 0, elapsed_s = 0;
   double eta_s = -1;  // seconds to the end of the budget, -1 when unknown
+  int ranks = 1;      // processes of a data-parallel run (tokens/s are then the whole job's)
 };
 
 // The one progress line of every task: "step 40 | epoch 1.25 | loss 1.2345 | ppl 3.44 | grad ...
