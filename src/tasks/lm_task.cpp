@@ -81,6 +81,7 @@ class LmTask final : public TrainTask {
     graph_ = model_.graph();
     grads_ = model_zero_grads<float>(graph_);
     refs_ = model_param_refs(graph_, model_.params, grads_);
+    final_refs_ = final_refs_after_layer(graph_, refs_);
     if (train_oov_.oov > 0 || (o.level == TokenLevel::words && train_oov_.unk > 0))
       note("training data: " + train_oov_.summary());
   }
@@ -113,7 +114,7 @@ class LmTask final : public TrainTask {
     }
     return cur_->tokens();
   }
-  StepResult forward_backward(Rng& dropout, int64_t total_targets) override {
+  StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) override {
     if (total_targets <= 0) throw Error("internal: a training batch without target tokens");
     // Stream chunks are slices of one text, not examples: only lines mode counts examples.
     const int64_t examples = o_.mode == TextMode::lines ? cur_->batch() : 0;
@@ -122,7 +123,7 @@ class LmTask final : public TrainTask {
     RnnState<float>& state = o_.mode == TextMode::stream ? carry_ : fresh;
     const LossSum ls = lm_forward_backward<float>(graph_, model_.params, lm_batch_of(*cur_, o_.mode), state,
                                                   {.training = true, .rng = &dropout}, cache_, &grads_,
-                                                  1.0 / double(total_targets));
+                                                  1.0 / double(total_targets), layer_done_for(ready, final_refs_));
     return {ls, examples};
   }
   // Stream mode: each rank carries the state of its own streams; a checkpoint holds all of them,
@@ -330,6 +331,7 @@ class LmTask final : public TrainTask {
   ModelGrads<float> grads_;
   ModelCache<float> cache_;
   std::vector<ParamRef<float>> refs_;
+  std::vector<size_t> final_refs_;  // final_refs_after_layer(graph_, refs_)
 };
 
 }  // namespace

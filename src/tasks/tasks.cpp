@@ -484,7 +484,8 @@ int64_t task_target_count(const TaskModel&, const TaskBatch& tb) {
 }
 
 LossSum task_forward_backward(const TaskModel& m, const TaskBatch& tb, const ModelForwardOptions& opts,
-                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets) {
+                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets,
+                              const LayerDoneFn& layer_done) {
   model_forward(m.spec, m.params, tb.inputs, opts, cache);
   const Tensor<float>& out = model_output(m.spec, cache, "out");
   if (!grads) return task_loss(m, out, tb, nullptr, 0.0);
@@ -494,7 +495,7 @@ LossSum task_forward_backward(const TaskModel& m, const TaskBatch& tb, const Mod
   Tensor<float>& g = model_grad_slot(m.spec, cache, "out");
   const LossSum ls = task_loss(m, out, tb, &g, count > 0 ? 1.0 / double(count) : 0.0);
   if (ls.count == 0) return ls;  // no targets: nothing to learn, and g was not written
-  model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads);
+  model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads, layer_done);
   return ls;
 }
 

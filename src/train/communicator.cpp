@@ -110,6 +110,39 @@ void Communicator::allreduce_max(std::span<double> v) const {
 #endif
 }
 
+#ifdef RECUR_HAVE_MPI
+namespace {
+std::vector<MPI_Request> g_pending;  // started by start_allreduce_sum, finished by wait_all
+}  // namespace
+#endif
+
+void Communicator::start_allreduce_sum(std::span<float> v) const {
+  if (!mpi_ || size_ == 1 || v.empty()) return;
+#ifdef RECUR_HAVE_MPI
+  MPI_Request r;
+  check(MPI_Iallreduce(MPI_IN_PLACE, v.data(), count_of(v.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+        "MPI_Iallreduce");
+  g_pending.push_back(r);
+#endif
+}
+
+void Communicator::progress() const {
+#ifdef RECUR_HAVE_MPI
+  if (g_pending.empty()) return;
+  int done = 0;
+  check(MPI_Testall(int(g_pending.size()), g_pending.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+  if (done) g_pending.clear();
+#endif
+}
+
+void Communicator::wait_all() const {
+#ifdef RECUR_HAVE_MPI
+  if (g_pending.empty()) return;
+  check(MPI_Waitall(int(g_pending.size()), g_pending.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  g_pending.clear();
+#endif
+}
+
 std::vector<uint64_t> Communicator::allgather(uint64_t v) const {
   std::vector<uint64_t> all(size_t(size_), v);
   if (!mpi_ || size_ == 1) return all;

@@ -152,6 +152,7 @@ class Loop {
       : task_(task), o_(o), obs_(obs), stop_(stop), comm_(o.comm ? *o.comm : Communicator::world()),
         refs_(task.params()), optimizer_(o.optimizer, refs_), dropout_(dropout_seed(o.seed, 0)) {
     task_.set_shard(comm_.rank(), comm_.size());
+    if (comm_.distributed()) plan_buckets();
     sched_.opts = o.schedule;
     sched_.opts.lr0 = o.optimizer.lr;
     const fs::path dir(o.out_dir);
@@ -300,7 +301,8 @@ class Loop {
     // The loss is the mean over the global batch's targets: each rank scales by the total.
     double targets = double(task_.batch_targets());
     comm_.allreduce_sum(std::span<double>(&targets, 1));
-    StepResult sr = task_.forward_backward(dropout_, int64_t(targets));
+    StepResult sr = comm_.distributed() ? task_.forward_backward(dropout_, int64_t(targets), ready_)
+                                        : task_.forward_backward(dropout_, int64_t(targets), {});
     if (comm_.distributed()) sum_over_ranks(sr);
     if (sr.loss.count <= 0) throw Error("internal: a training batch without target tokens");
     const double loss = sr.loss.mean();
@@ -336,28 +338,54 @@ class Loop {
     log_train();
   }
 
-  // Gradients, loss and counts summed over ranks, in buckets of about 4 MiB packed from the
-  // parameters in order (fixed, so the reduction and its result repeat exactly); the stop
-  // request and the clock agreed at the same time.
+  // Gradient buckets, as PyTorch's DDP: parameters [begin, end) of refs_, about 4 MiB each,
+  // planned once from the last parameter back (backward finishes the last layers first). A
+  // bucket's sum starts as soon as backward has made all its gradients final (ready_), so
+  // communication overlaps the lower layers' backward. The plan is fixed, so every step reduces
+  // the same messages in the same order and a repeated run gives the same bits.
+  struct Bucket {
+    size_t begin = 0, end = 0;
+    std::vector<float> data;  // the packed gradients while their sum is in flight
+    bool started = false;
+  };
+  void plan_buckets() {
+    constexpr size_t kBucketFloats = size_t(1) << 20;
+    size_t end = refs_.size(), n = 0;
+    for (size_t i = refs_.size(); i-- > 0;) {
+      n += size_t(refs_[i].size);
+      if (n >= kBucketFloats || i == 0) {
+        buckets_.push_back({.begin = i, .end = end, .data = {}, .started = false});
+        end = i;
+        n = 0;
+      }
+    }
+    ready_ = [this](size_t first) {
+      for (Bucket& b : buckets_)
+        if (!b.started && b.begin >= first) start_bucket(b);
+      comm_.progress();
+    };
+  }
+  void start_bucket(Bucket& b) {
+    b.data.clear();
+    for (size_t i = b.begin; i < b.end; ++i) b.data.insert(b.data.end(), refs_[i].grad, refs_[i].grad + refs_[i].size);
+    comm_.start_allreduce_sum(std::span<float>(b.data));
+    b.started = true;
+  }
+
+  // Gradients, loss and counts summed over ranks (the buckets backward did not start are started
+  // now); the stop request and the clock agreed at the same time.
   void sum_over_ranks(StepResult& sr) {
-    constexpr size_t kBucket = size_t(1) << 20;  // floats
-    bucket_.clear();
-    size_t first = 0;  // the first parameter of the bucket
-    auto flush = [&](size_t end) {
-      comm_.allreduce_sum(std::span<float>(bucket_));
+    for (Bucket& b : buckets_)
+      if (!b.started) start_bucket(b);
+    comm_.wait_all();
+    for (Bucket& b : buckets_) {
       size_t off = 0;
-      for (size_t i = first; i < end; ++i) {
-        std::copy_n(bucket_.data() + off, size_t(refs_[i].size), refs_[i].grad);
+      for (size_t i = b.begin; i < b.end; ++i) {
+        std::copy_n(b.data.data() + off, size_t(refs_[i].size), refs_[i].grad);
         off += size_t(refs_[i].size);
       }
-      bucket_.clear();
-      first = end;
-    };
-    for (size_t i = 0; i < refs_.size(); ++i) {
-      bucket_.insert(bucket_.end(), refs_[i].grad, refs_[i].grad + refs_[i].size);
-      if (bucket_.size() >= kBucket) flush(i + 1);
+      b.started = false;
     }
-    if (!bucket_.empty()) flush(refs_.size());
     double sums[3] = {sr.loss.sum, double(sr.loss.count), double(sr.examples)};
     comm_.allreduce_sum(std::span<double>(sums, 3));
     sr.loss.sum = sums[0];
@@ -512,7 +540,8 @@ class Loop {
   const std::atomic<bool>* stop_;
   const Communicator& comm_;
   std::vector<ParamRef<float>> refs_;
-  std::vector<float> bucket_;  // sum_over_ranks: gradients packed for one allreduce
+  std::vector<Bucket> buckets_;  // data parallelism: plan_buckets()
+  GradsReadyFn ready_;
   double agreed_seconds_ = 0;
   bool stop_requested_ = false;
   Optimizer<float> optimizer_;

@@ -144,7 +144,8 @@ int64_t task_target_count(const TaskModel& model, const TaskBatch& batch);
 // total_targets > 0: scale the gradient by 1 / total_targets (a data-parallel rank's share of a
 // larger batch) instead of by this batch's own count.
 LossSum task_forward_backward(const TaskModel& model, const TaskBatch& batch, const ModelForwardOptions& opts,
-                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets = 0);
+                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets = 0,
+                              const LayerDoneFn& layer_done = {});
 
 // ---- prediction ----
 

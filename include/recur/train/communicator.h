@@ -35,6 +35,12 @@ class Communicator {
   void allreduce_sum(std::span<float> v) const;
   void allreduce_sum(std::span<double> v) const;
   void allreduce_max(std::span<double> v) const;
+  // Non-blocking sums (gradient buckets while backward still runs): start_allreduce_sum begins
+  // the in-place sum of `v`, which must stay untouched until wait_all(); progress() lets MPI
+  // advance the started sums; wait_all() finishes every started one.
+  void start_allreduce_sum(std::span<float> v) const;
+  void progress() const;
+  void wait_all() const;
   // Every rank's value, in rank order.
   std::vector<uint64_t> allgather(uint64_t v) const;
   // The concatenation of every rank's `local`, in rank order (sizes may differ).

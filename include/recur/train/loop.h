@@ -76,6 +76,10 @@ struct DiagContext {
   double clip_rate = 0;  // since the previous diagnostics line
 };
 
+// ready(first): params()[first..] hold their final gradients for this step (called during
+// backward, with first decreasing), so the loop can start summing them over ranks.
+using GradsReadyFn = std::function<void(size_t first)>;
+
 class TrainTask {
  public:
   virtual ~TrainTask() = default;
@@ -97,7 +101,8 @@ class TrainTask {
   // Forward and backward of this process's rows of the current batch into the (zeroed)
   // gradients of params(), scaled by 1 / total_targets: the mean loss over the global batch's
   // target tokens once the ranks' gradients are summed.
-  virtual StepResult forward_backward(Rng& dropout, int64_t total_targets) = 0;
+  // `ready` (may be empty) is called as gradients become final (GradsReadyFn).
+  virtual StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) = 0;
   // Called on every rank before each checkpoint: brings per-rank training state (stream mode's
   // carried state of each rank's streams) together so that rank 0 writes all of it.
   virtual void gather_for_checkpoint(const Communicator& comm) { (void)comm; }
