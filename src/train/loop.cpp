@@ -375,9 +375,11 @@ class Loop {
   // Gradients, loss and counts summed over ranks (the buckets backward did not start are started
   // now); the stop request and the clock agreed at the same time.
   void sum_over_ranks(StepResult& sr) {
+    const auto t0 = Clock::now();
     for (Bucket& b : buckets_)
       if (!b.started) start_bucket(b);
     comm_.wait_all();
+    comm_wait_s_ += seconds_since(t0);
     for (Bucket& b : buckets_) {
       size_t off = 0;
       for (size_t i = b.begin; i < b.end; ++i) {
@@ -447,11 +449,13 @@ class Loop {
     l.tokens_per_s = secs > 0 ? double(w.tokens) / secs : 0.0;
     l.examples_per_s = secs > 0 ? double(w.examples) / secs : 0.0;
     l.eta_s = eta();
+    if (comm_.distributed()) l.comm_wait_s = comm_wait_s_ / double(w.steps);
     if (obs_.on_progress) obs_.on_progress(l);
     if (log_now) {
       write_log(l);
       w = Window();
       window_t0_ = Clock::now();
+      comm_wait_s_ = 0;
     }
   }
 
@@ -465,6 +469,7 @@ class Loop {
     j["examples_per_s"] = l.examples_per_s;
     j["lr"] = l.lr;
     j["elapsed_s"] = l.elapsed_s;
+    if (std::isfinite(l.comm_wait_s)) j["comm_wait_s"] = l.comm_wait_s;
     write_metrics_line(j.dump());
     if (obs_.on_log && leader()) obs_.on_log(l);
   }
@@ -542,6 +547,7 @@ class Loop {
   std::vector<ParamRef<float>> refs_;
   std::vector<Bucket> buckets_;  // data parallelism: plan_buckets()
   GradsReadyFn ready_;
+  double comm_wait_s_ = 0;  // this logging window's waits for gradient sums
   double agreed_seconds_ = 0;
   bool stop_requested_ = false;
   Optimizer<float> optimizer_;

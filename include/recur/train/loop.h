@@ -26,7 +26,8 @@
 // metrics.jsonl lines: {"type":"train"|"valid"|"test","step","epoch","loss","ppl","bpc",
 //   "<metric>" (valid/test: "f1", "accuracy", "bleu"; tasks selecting on loss show ppl only),
 //   "grad_norm","clip_rate","tokens_per_s","examples_per_s","lr","elapsed_s"}; NaN (null) where a
-//   value does not apply. With diagnostics_every, also the task's {"type":"diag",...} lines.
+//   value does not apply. Train lines of a data-parallel run add "comm_wait_s" (rank 0's wait
+//   for gradient sums per step). With diagnostics_every, also the task's {"type":"diag",...} lines.
 #pragma once
 
 #include <atomic>
@@ -160,6 +161,9 @@ struct TrainLog {
   double grad_norm = 0, clip_rate = 0, tokens_per_s = 0, examples_per_s = 0, lr = 0, elapsed_s = 0;
   double eta_s = -1;  // seconds to the end of the budget, -1 when unknown
   int ranks = 1;      // processes of a data-parallel run (tokens/s are then the whole job's)
+  // Data parallelism: seconds per step this rank waited for gradient sums after its backward
+  // (the communication that backward did not hide); NaN with one process.
+  double comm_wait_s = std::numeric_limits<double>::quiet_NaN();
 };
 
 // The one progress line of every task: "step 40 | epoch 1.25 | loss 1.2345 | ppl 3.44 | grad ...
