@@ -129,6 +129,9 @@ void run(TrainArgs& a) {
   obs.on_progress = [&](const TrainLog& l) { printer.progress(l); };
   obs.on_log = [&](const TrainLog& l) { printer.log(l); };
   obs.on_note = [&](const std::string& s) { printer.note(s); };
+  // A data-parallel run (mpirun -np N recur train ...) talks through rank 0 only.
+  const bool leader = Communicator::world().rank() == 0;
+  if (!leader) obs = TrainObserver();
   g_stop.store(false);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -140,6 +143,10 @@ void run(TrainArgs& a) {
                               : train_run(o, obs, &g_stop);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+  if (!leader) {
+    if (r.interrupted) throw CLI::RuntimeError(130);
+    return;
+  }
   if (r.nothing_to_do) {
     printer.note(nothing_to_do_message(o, r));
     return;
@@ -169,6 +176,11 @@ void add_train(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("train", "Train a language model (text, music) or a task model (classify, tag, seq2seq, generate)");
   sub->add_option("DATA", a->data, "Training text (UTF-8); --task music: MIDI, ABC or JSB JSON files or folders")
       ->required();
+  sub->footer(built_with_mpi()
+                  ? "Data-parallel training: mpirun -np N recur train ... (each rank takes its share of every "
+                    "batch; docs/distributed.md)."
+                  : "Data-parallel training over MPI: this recur was built without MPI; install libopenmpi-dev "
+                    "(scripts/setup.sh test) and rebuild, then mpirun -np N recur train ... (docs/distributed.md).");
   sub->add_option("--task", o.task, "lm: language model on text; music: on MIDI files (docs/music.md); classify, tag, seq2seq, generate: docs/tasks.md")
                     ->check(CLI::IsMember({"lm", "music", "classify", "tag", "seq2seq", "generate"}))->capture_default_str();
   sub->add_option("--out", o.out_dir, "Run directory: last/best.safetensors, metrics.jsonl")->required();

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "commands.h"
+#include "recur/train/communicator.h"
 
 namespace recur::cli {
 namespace {
@@ -73,6 +74,9 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return check_stdout(code >= 100 && code <= 127 ? kExitUsage : code);
   } catch (const std::exception& e) {
+    // One rank of a data-parallel run that cannot go on ends the whole job at once (the others
+    // would wait for it in their next allreduce), naming itself.
+    recur::abort_job_if_distributed(std::string("recur: error: ") + recur::job_rank_prefix() + e.what(), kExitError);
     std::fprintf(stderr, "recur: error: %s\n", e.what());
     return check_stdout(kExitError);
   }

@@ -2,7 +2,8 @@
 # Installs every Debian package recur needs, only when missing (idempotent; run as root
 # on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
-#              oneDNN (the float recurrent core's fast path; optional for CMake)
+#              oneDNN (the float recurrent core's fast path; optional for CMake), Open MPI
+#              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI)
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
@@ -16,7 +17,7 @@ set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
-      gnuplot-nox fonts-dejavu-core libdnnl-dev)
+      gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;

@@ -159,6 +159,25 @@ int64_t TextBatch::tokens() const {
   return n;
 }
 
+TextBatch batch_columns(const TextBatch& b, int64_t begin, int64_t end) {
+  const int64_t T = b.steps(), B = b.batch(), n = end - begin;
+  if (begin < 0 || end > B || n < 0)
+    throw ShapeError("batch_columns: columns [" + std::to_string(begin) + ", " + std::to_string(end) + ") of a batch of " +
+                     std::to_string(B));
+  TextBatch out;
+  out.input = Tensor<int32_t>({T, n});
+  out.target = Tensor<int32_t>({T, n});
+  out.mask = Tensor<float>({T, n});
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = 0; j < n; ++j) {
+      out.input.data[size_t(t * n + j)] = b.input.data[size_t(t * B + begin + j)];
+      out.target.data[size_t(t * n + j)] = b.target.data[size_t(t * B + begin + j)];
+      out.mask.data[size_t(t * n + j)] = b.mask.data.empty() ? 1.0f : b.mask.data[size_t(t * B + begin + j)];
+    }
+  out.lengths.assign(b.lengths.begin() + begin, b.lengths.begin() + end);
+  return out;
+}
+
 // ---- stream ---------------------------------------------------------------------------------
 
 StreamBatcher::StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts) : opts_(opts), ids_(std::move(ids)) {

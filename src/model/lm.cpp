@@ -60,7 +60,8 @@ void lm_check_spec(const ModelSpec& spec) {
 template <typename T>
 LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params, const LmBatch& batch, RnnState<T>& state,
                             const ModelForwardOptions& opts, ModelCache<T>& cache,
-                            std::type_identity_t<ModelGrads<T>>* grads, double grad_scale) {
+                            std::type_identity_t<ModelGrads<T>>* grads, double grad_scale,
+                            const LayerDoneFn& layer_done) {
   lm_check_spec(spec);
   const int64_t Tn = batch.steps, B = batch.batch, V = spec.inputs[0].size;
   if (Tn < 1 || B < 1) throw ShapeError("lm batch: expected T, B >= 1, got T = " + std::to_string(Tn) + ", B = " + std::to_string(B));
@@ -96,7 +97,7 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
   logits.shape = {Tn, B, V};
   if (!backward) return loss;
   grad_logits->shape = {Tn, B, V};
-  model_backward(spec, params, cache.inputs, cache, {{head, grad_logits}}, *grads);
+  model_backward(spec, params, cache.inputs, cache, {{head, grad_logits}}, *grads, layer_done);
   return loss;
 }
 
@@ -114,7 +115,8 @@ void lm_step(const ModelSpec& spec, const ModelParams<T>& params, std::span<cons
 #define RECUR_INSTANTIATE(T)                                                                                        \
   template ModelParams<T> lm_init_params<T>(const LmConfig&, Rng&, double);                                         \
   template LossSum lm_forward_backward<T>(const ModelSpec&, const ModelParams<T>&, const LmBatch&, RnnState<T>&,    \
-                                          const ModelForwardOptions&, ModelCache<T>&, ModelGrads<T>*, double);      \
+                                          const ModelForwardOptions&, ModelCache<T>&, ModelGrads<T>*, double,       \
+                                          const LayerDoneFn&);                                                      \
   template void lm_step<T>(const ModelSpec&, const ModelParams<T>&, std::span<const int32_t>, RnnState<T>&,         \
                            ModelCache<T>&, Tensor<T>&);
 RECUR_INSTANTIATE(float)

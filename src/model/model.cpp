@@ -1072,7 +1072,7 @@ Tensor<T>& model_grad_slot(const ModelSpec& spec, ModelCache<T>& cache, std::str
 template <typename T>
 void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
                     ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
-                    ModelGrads<T>& grads) {
+                    ModelGrads<T>& grads, const LayerDoneFn& layer_done) {
   const size_t n = spec.layers.size();
   if (cache.layers.size() != n || grads.layers.size() != n)
     throw ShapeError("model_backward: cache or gradients do not match the spec (make them with model_zero_grads)");
@@ -1119,17 +1119,19 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   }
   for (size_t i = n; i-- > 0;) {
     const LayerCache<T>& c = cache.layers[i];
-    if (!c.done || !c.has_grad) continue;
     const LayerSpec& l = spec.layers[i];
-    switch (l.kind) {
-      case LayerKind::embedding: embedding_layer_backward(b, l, i); break;
-      case LayerKind::onehot: break;
-      case LayerKind::rnn: rnn_layer_backward(b, l, i); break;
-      case LayerKind::linear: linear_layer_backward(b, l, i); break;
-      case LayerKind::dropout: dropout_layer_backward(b, l, i); break;
-      case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
-      case LayerKind::concat: concat_layer_backward(b, l, i); break;
+    if (c.done && c.has_grad) {
+      switch (l.kind) {
+        case LayerKind::embedding: embedding_layer_backward(b, l, i); break;
+        case LayerKind::onehot: break;
+        case LayerKind::rnn: rnn_layer_backward(b, l, i); break;
+        case LayerKind::linear: linear_layer_backward(b, l, i); break;
+        case LayerKind::dropout: dropout_layer_backward(b, l, i); break;
+        case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
+        case LayerKind::concat: concat_layer_backward(b, l, i); break;
+      }
     }
+    if (layer_done) layer_done(i);
   }
 }
 
@@ -1147,7 +1149,8 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   template const RnnState<T>& model_rnn_state_n<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);       \
   template Tensor<T>& model_grad_slot<T>(const ModelSpec&, ModelCache<T>&, std::string_view);                    \
   template void model_backward<T>(const ModelSpec&, const ModelParams<T>&, const ModelInputs<T>&, ModelCache<T>&,   \
-                                  const std::map<std::string, const Tensor<T>*>&, ModelGrads<T>&);
+                                  const std::map<std::string, const Tensor<T>*>&, ModelGrads<T>&,         \
+                                  const LayerDoneFn&);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

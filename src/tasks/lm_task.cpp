@@ -2,6 +2,7 @@
 // state carried between chunks) or lines mode, or a token corpus (music). This is the one file
 // that calls the language model's code: lm_init_params, lm_forward_backward, evaluate_text,
 // lm_layer_diagnostics, load/save_checkpoint.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -80,6 +81,7 @@ class LmTask final : public TrainTask {
     graph_ = model_.graph();
     grads_ = model_zero_grads<float>(graph_);
     refs_ = model_param_refs(graph_, model_.params, grads_);
+    final_refs_ = final_refs_after_layer(graph_, refs_);
     if (train_oov_.oov > 0 || (o.level == TokenLevel::words && train_oov_.unk > 0))
       note("training data: " + train_oov_.summary());
   }
@@ -96,16 +98,46 @@ class LmTask final : public TrainTask {
     return ok;
   }
   void zero_grads() override { grads_.zero(); }
-  StepResult forward_backward(Rng& dropout) override {
-    const int64_t count = batch_.tokens();
-    if (count <= 0) throw Error("internal: a training batch without target tokens");
+  void set_shard(int rank, int size) override {
+    if (o_.batch < size)
+      throw Error("--batch " + std::to_string(o_.batch) + " is smaller than the " + std::to_string(size) +
+                  " ranks; expected at least one " + (o_.mode == TextMode::stream ? "stream" : "line") + " per rank");
+    rank_ = rank;
+    ranks_ = size;
+  }
+  int64_t batch_targets() override {
+    cur_ = &batch_;
+    if (ranks_ > 1) {
+      const Shard sh = shard_of(batch_.batch(), rank_, ranks_);
+      mine_ = batch_columns(batch_, sh.begin, sh.end);
+      cur_ = &mine_;
+    }
+    return cur_->tokens();
+  }
+  StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) override {
+    if (total_targets <= 0) throw Error("internal: a training batch without target tokens");
+    // Stream chunks are slices of one text, not examples: only lines mode counts examples.
+    const int64_t examples = o_.mode == TextMode::lines ? cur_->batch() : 0;
+    if (cur_->tokens() == 0) return {LossSum{}, examples};  // the short last batch left this rank none
     RnnState<float> fresh;
     RnnState<float>& state = o_.mode == TextMode::stream ? carry_ : fresh;
-    const LossSum ls = lm_forward_backward<float>(graph_, model_.params, lm_batch_of(batch_, o_.mode), state,
+    const LossSum ls = lm_forward_backward<float>(graph_, model_.params, lm_batch_of(*cur_, o_.mode), state,
                                                   {.training = true, .rng = &dropout}, cache_, &grads_,
-                                                  1.0 / double(count));
-    // Stream chunks are slices of one text, not examples: only lines mode counts examples.
-    return {ls, o_.mode == TextMode::lines ? batch_.batch() : 0};
+                                                  1.0 / double(total_targets), layer_done_for(ready, final_refs_));
+    return {ls, examples};
+  }
+  // Stream mode: each rank carries the state of its own streams; a checkpoint holds all of them,
+  // so a resume with any rank count takes its streams' rows back out.
+  void gather_for_checkpoint(const Communicator& comm) override {
+    if (ranks_ == 1 || o_.mode != TextMode::stream) return;
+    full_carry_ = RnnState<float>();
+    const bool have = !carry_.h.empty();
+    double any = have ? 1.0 : 0.0;
+    comm.allreduce_max(std::span<double>(&any, 1));
+    if (any == 0) return;
+    if (!have) throw Error("internal: ranks disagree on whether a state is carried");
+    full_carry_.h = gather_rows(comm, carry_.h);
+    if (!carry_.c.empty()) full_carry_.c = gather_rows(comm, carry_.c);
   }
   bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_text_.empty() : !test_text_.empty(); }
   EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
@@ -144,9 +176,10 @@ class LmTask final : public TrainTask {
     c.model = model_;
     c.train_state = train_state;
     c.tensors = std::move(tensors);
-    if (o_.mode == TextMode::stream && !carry_.h.empty()) {
-      c.tensors["train.state.h"] = carry_.h;
-      if (!carry_.c.empty()) c.tensors["train.state.c"] = carry_.c;
+    const RnnState<float>& carry = ranks_ > 1 ? full_carry_ : carry_;
+    if (o_.mode == TextMode::stream && !carry.h.empty()) {
+      c.tensors["train.state.h"] = carry.h;
+      if (!carry.c.empty()) c.tensors["train.state.c"] = carry.c;
     }
     save_checkpoint(path, c);
   }
@@ -163,6 +196,11 @@ class LmTask final : public TrainTask {
     carry_.c = std::move(it->second);
     check_shape(origin + ": tensor 'train.state.c'", carry_.c.shape, {LD, B, cfg.rnn.hidden_size});
     t.erase(it);
+    if (ranks_ > 1) {  // this rank's streams only
+      const Shard sh = shard_of(B, rank_, ranks_);
+      carry_.h = rows_of_state(carry_.h, sh);
+      carry_.c = rows_of_state(carry_.c, sh);
+    }
   }
   std::string diagnostics_json(const DiagContext& c) override {
     const StepDiagnostics d{.step = c.step, .epoch = c.epoch, .grad_norm = c.grad_norm,
@@ -250,7 +288,37 @@ class LmTask final : public TrainTask {
     }
   }
 
+  // [K, B, X] -> [K, end - begin, X]: the batch rows of a carried state.
+  static Tensor<float> rows_of_state(const Tensor<float>& s, Shard sh) {
+    if (s.empty()) return s;
+    const int64_t K = s.dim(0), B = s.dim(1), X = s.dim(2), n = sh.size();
+    Tensor<float> out({K, n, X});
+    for (int64_t k = 0; k < K; ++k)
+      std::copy_n(s.ptr() + (k * B + sh.begin) * X, n * X, out.ptr() + k * n * X);
+    return out;
+  }
+  // The inverse over all ranks: every rank's [K, b_r, X] -> [K, B, X].
+  Tensor<float> gather_rows(const Communicator& comm, const Tensor<float>& mine) const {
+    const int64_t K = mine.dim(0), X = mine.dim(2), B = o_.batch;
+    const std::vector<float> all = comm.allgatherv(std::span<const float>(mine.data));
+    if (int64_t(all.size()) != K * B * X) throw Error("internal: gathered carried state has the wrong size");
+    Tensor<float> out({K, B, X});
+    int64_t off = 0;
+    for (int r = 0; r < ranks_; ++r) {
+      const Shard sh = shard_of(B, r, ranks_);
+      for (int64_t k = 0; k < K; ++k) {
+        std::copy_n(all.data() + off, sh.size() * X, out.ptr() + (k * B + sh.begin) * X);
+        off += sh.size() * X;
+      }
+    }
+    return out;
+  }
+
   TrainOptions o_;
+  int rank_ = 0, ranks_ = 1;  // data parallelism: this process's rows of every batch
+  TextBatch mine_;            // [T, b] this rank's columns of batch_ (several ranks)
+  const TextBatch* cur_ = &batch_;  // what forward_backward trains on: batch_ or mine_
+  RnnState<float> full_carry_;  // stream mode, several ranks: every rank's carried state, for checkpoints
   std::string train_text_, valid_text_, test_text_, valid_origin_;
   int64_t data_bytes_ = 0, saved_batch_ = 0;
   LmModel model_;
@@ -263,6 +331,7 @@ class LmTask final : public TrainTask {
   ModelGrads<float> grads_;
   ModelCache<float> cache_;
   std::vector<ParamRef<float>> refs_;
+  std::vector<size_t> final_refs_;  // final_refs_after_layer(graph_, refs_)
 };
 
 }  // namespace

@@ -98,6 +98,7 @@ class ModelTask final : public TrainTask {
     if (train_.empty()) throw Error(o.data_path + ": no training examples left after the hold-out");
     grads_ = model_zero_grads<float>(model_.spec);
     refs_ = model_param_refs(model_.spec, model_.params, grads_);
+    final_refs_ = final_refs_after_layer(model_.spec, refs_);
     batches_ = epoch_batches(train_, o.batch, o.seed, epoch_);
     if (!resuming)
       note(task_model_summary(model_) + "; " + std::to_string(train_.size()) + " training and " +
@@ -120,11 +121,25 @@ class ModelTask final : public TrainTask {
     return true;
   }
   void zero_grads() override { grads_.zero(); }
-  StepResult forward_backward(Rng& dropout) override {
-    batch_ = make_task_batch(model_, ptrs_);
-    const LossSum ls =
-        task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_, &grads_);
-    return {ls, int64_t(ptrs_.size())};
+  void set_shard(int rank, int size) override {
+    if (o_.batch < size)
+      throw Error("--batch " + std::to_string(o_.batch) + " is smaller than the " + std::to_string(size) +
+                  " ranks; expected at least one example per rank");
+    rank_ = rank;
+    ranks_ = size;
+  }
+  int64_t batch_targets() override {
+    const Shard sh = shard_of(int64_t(ptrs_.size()), rank_, ranks_);
+    mine_ = std::span<const TaskExample* const>(ptrs_).subspan(size_t(sh.begin), size_t(sh.size()));
+    if (mine_.empty()) return 0;  // the short last batch left this rank none
+    batch_ = make_task_batch(model_, mine_);
+    return task_target_count(model_, batch_);
+  }
+  StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) override {
+    if (mine_.empty()) return {LossSum{}, 0};
+    const LossSum ls = task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_,
+                                             &grads_, total_targets, layer_done_for(ready, final_refs_));
+    return {ls, int64_t(mine_.size())};
   }
   bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_.empty() : !test_.empty(); }
   EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
@@ -238,7 +253,10 @@ class ModelTask final : public TrainTask {
   std::vector<TaskExample> train_, valid_, test_;
   std::vector<std::vector<int64_t>> batches_;
   int64_t epoch_ = 0, batch_in_epoch_ = 0;
-  std::vector<const TaskExample*> ptrs_;
+  std::vector<size_t> final_refs_;  // final_refs_after_layer(model_.spec, refs_)
+  std::vector<const TaskExample*> ptrs_;  // the global batch
+  int rank_ = 0, ranks_ = 1;             // data parallelism: this process's rows of every batch
+  std::span<const TaskExample* const> mine_;  // this rank's examples of ptrs_
   TaskBatch batch_;
   ModelGrads<float> grads_;
   ModelCache<float> cache_;
@@ -246,6 +264,19 @@ class ModelTask final : public TrainTask {
 };
 
 }  // namespace
+
+std::vector<size_t> final_refs_after_layer(const ModelSpec& spec, const std::vector<ParamRef<float>>& refs) {
+  // Parameter names are "<layer>.<tensor>" (model_for_each_param).
+  std::vector<size_t> first(spec.layers.size() + 1, 0);
+  for (size_t i = 0; i <= spec.layers.size(); ++i)
+    for (size_t k = 0; k < refs.size(); ++k) {
+      const int64_t layer = spec.layer_index(refs[k].name.substr(0, refs[k].name.find('.')));
+      if (layer < 0) throw Error("internal: parameter " + refs[k].name + " names no layer");
+      if (size_t(layer) < i) first[i] = k + 1;
+    }
+  first.pop_back();
+  return first;
+}
 
 std::unique_ptr<TrainTask> make_model_task(const TrainOptions& opts, ResumeState* resume, const NoteFn& note) {
   return std::make_unique<ModelTask>(opts, resume, note);

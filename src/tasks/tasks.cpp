@@ -479,17 +479,25 @@ LossSum task_loss(const TaskModel& m, const Tensor<float>& out, const TaskBatch&
   return softmax_cross_entropy(out, std::span<const int32_t>(tb.targets), {}, grad_out, grad_scale);
 }
 
+int64_t task_target_count(const TaskModel&, const TaskBatch& tb) {
+  int64_t count = 0;
+  for (int32_t t : tb.targets) count += t >= 0;
+  return count;
+}
+
 LossSum task_forward_backward(const TaskModel& m, const TaskBatch& tb, const ModelForwardOptions& opts,
-                              ModelCache<float>& cache, ModelGrads<float>* grads) {
+                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets,
+                              const LayerDoneFn& layer_done) {
   model_forward(m.spec, m.params, tb.inputs, opts, cache);
   const Tensor<float>& out = model_output(m.spec, cache, "out");
   if (!grads) return task_loss(m, out, tb, nullptr, 0.0);
-  // The mean over target positions: count them first, then scale the gradient by 1/count.
-  int64_t count = 0;
-  for (int32_t t : tb.targets) count += t >= 0;
-  Tensor<float> g;
+  // The mean over target positions: count them first, then scale the gradient by 1/count. The
+  // gradient goes straight into the head's slot (model_grad_slot): no copy in backward.
+  const int64_t count = total_targets > 0 ? total_targets : task_target_count(m, tb);
+  Tensor<float>& g = model_grad_slot(m.spec, cache, "out");
   const LossSum ls = task_loss(m, out, tb, &g, count > 0 ? 1.0 / double(count) : 0.0);
-  model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads);
+  if (ls.count == 0) return ls;  // no targets: nothing to learn, and g was not written
+  model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads, layer_done);
   return ls;
 }
 

@@ -5,8 +5,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "recur/data/corpus.h"
+#include "recur/model/model.h"
 #include "recur/tasks/trainer.h"
 #include "recur/train/loop.h"
 
@@ -23,6 +25,16 @@ std::unique_ptr<TrainTask> make_lm_task(const TrainOptions& opts, const TokenCor
 
 // classify, tag, seq2seq, generate: a TaskModel (tasks.h) trained on its data file.
 std::unique_ptr<TrainTask> make_model_task(const TrainOptions& opts, ResumeState* resume, const NoteFn& note);
+
+// For each layer i of `spec`, the first index into `refs` (model_param_refs' order) from which
+// on every parameter belongs to layer i or above: what model_backward's layer_done(i) makes
+// final, as the loop's GradsReadyFn wants it.
+std::vector<size_t> final_refs_after_layer(const ModelSpec& spec, const std::vector<ParamRef<float>>& refs);
+// model_backward's layer_done for a TrainTask's GradsReadyFn (empty when `ready` is).
+inline LayerDoneFn layer_done_for(const GradsReadyFn& ready, const std::vector<size_t>& first) {
+  if (!ready) return {};
+  return [&ready, &first](size_t layer) { ready(first[layer]); };
+}
 
 // U(-s, s) for every weight of a task model's trainable parameters (--init-scale).
 inline constexpr uint64_t kOrderSeed = 0x6f72646572ULL;  // "order"

@@ -149,8 +149,10 @@ ParsedState state_from_json(std::string_view json, std::string_view origin) {
 class Loop {
  public:
   Loop(TrainTask& task, const LoopOptions& o, const TrainObserver& obs, const std::atomic<bool>* stop)
-      : task_(task), o_(o), obs_(obs), stop_(stop), refs_(task.params()), optimizer_(o.optimizer, refs_),
-        dropout_(o.seed ^ kDropoutSeed) {
+      : task_(task), o_(o), obs_(obs), stop_(stop), comm_(o.comm ? *o.comm : Communicator::world()),
+        refs_(task.params()), optimizer_(o.optimizer, refs_), dropout_(dropout_seed(o.seed, 0)) {
+    task_.set_shard(comm_.rank(), comm_.size());
+    if (comm_.distributed()) plan_buckets();
     sched_.opts = o.schedule;
     sched_.opts.lr0 = o.optimizer.lr;
     const fs::path dir(o.out_dir);
@@ -162,16 +164,21 @@ class Loop {
 
   TrainResult run(ResumeState resume) {
     if (o_.resuming) restore(resume);
+    if (comm_.distributed()) {
+      check_same_run();
+      note("data-parallel: " + std::to_string(comm_.size()) + " ranks (" + mpi_library_version() +
+           "), each takes its share of every batch");
+    }
     if (budget_done(0)) {
       if (o_.resuming) {
         result_.nothing_to_do = true;
         return finish();
       }
     }
-    metrics_ = detail::open_run_metrics(o_.out_dir, o_.resuming, s_.step);
+    if (leader()) metrics_ = detail::open_run_metrics(o_.out_dir, o_.resuming, s_.step);
     elapsed0_ = s_.elapsed_s;
     window_t0_ = Clock::now();
-    while (!budget_done(run_seconds())) {
+    while (!budget_done(agreed_seconds())) {
       if (!task_.next_batch()) {  // an epoch end: the task is at the start of the next epoch
         s_.epoch = task_.epoch();
         s_.batch_in_epoch = 0;
@@ -180,7 +187,7 @@ class Loop {
       }
       step();
       if (o_.valid_every > 0 && s_.step % o_.valid_every == 0) eval_point(true);
-      if (stop_ && stop_->load()) {
+      if (comm_.distributed() ? stop_requested_ : stop_ && stop_->load()) {
         result_.interrupted = true;
         break;
       }
@@ -194,15 +201,50 @@ class Loop {
     if (result_.out_of_time)
       note("stopped at step " + std::to_string(s_.step) + ": the --time budget of " + num(o_.time_limit) +
            " s of this invocation is spent");
-    if (!result_.interrupted && task_.has_split(EvalSplit::test)) final_test();
+    if (!result_.interrupted && task_.has_split(EvalSplit::test) && leader()) final_test();
     return finish();
   }
 
  private:
+  // Rank 0 writes the run directory and talks to the user; the others compute.
+  bool leader() const { return comm_.rank() == 0; }
   void note(const std::string& s) const {
-    if (obs_.on_note) obs_.on_note(s);
+    if (obs_.on_note && leader()) obs_.on_note(s);
   }
   double run_seconds() const { return seconds_since(t_start_); }
+  // The time budget as all ranks see it: the largest clock of the last step (one process: now),
+  // so every rank stops after the same step.
+  double agreed_seconds() const { return comm_.distributed() ? agreed_seconds_ : run_seconds(); }
+
+  // The dropout stream of a rank. Rank 0's is the one-process stream, saved in checkpoints; the
+  // others are derived from the seed, the rank and the step, so a resume with any rank count
+  // recreates them without saving one per rank.
+  static uint64_t dropout_seed(uint64_t seed, int rank, int64_t step = 0) {
+    if (rank == 0) return seed ^ kDropoutSeed;
+    return seed ^ kDropoutSeed ^ (uint64_t(rank) * 0x9e3779b97f4a7c15ULL) ^ (uint64_t(step) * 0xbf58476d1ce4e5b9ULL);
+  }
+
+  // Every rank must train the same model on the same data with the same settings: a hash of the
+  // options, the task's data position and the initial parameters, compared at the start.
+  void check_same_run() const {
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    auto mix = [&h](const void* p, size_t n) {
+      const auto* b = static_cast<const unsigned char*>(p);
+      for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+    };
+    const std::string what = o_.options_json + task_.state_json();
+    mix(what.data(), what.size());
+    for (const auto& r : refs_) {
+      mix(r.name.data(), r.name.size());
+      mix(r.value, size_t(r.size) * sizeof(float));
+    }
+    const std::vector<uint64_t> all = comm_.allgather(h);
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        throw Error("rank " + std::to_string(r) + " of " + std::to_string(all.size()) +
+                    " differs from rank 0 in its options, training data or initial model; every rank must be "
+                    "started with the same flags and the same files");
+  }
   int64_t max_epochs() const { return o_.epochs == 0 && o_.steps == 0 && o_.time_limit == 0 ? 10 : o_.epochs; }
   bool budget_done_without_time() const {
     return (o_.steps > 0 && s_.step >= o_.steps) || (max_epochs() > 0 && s_.epoch >= max_epochs());
@@ -222,7 +264,8 @@ class Loop {
     s_ = p.s;
     sched_.set_state_json(p.schedule, o_.resume_path + ": metadata \"train_state\": \"schedule\"");
     task_.set_state_json(p.task, o_.resume_path + ": metadata \"train_state\": \"task\"");
-    dropout_.set_state(s_.dropout_rng);
+    if (leader()) dropout_.set_state(s_.dropout_rng);
+    else dropout_ = Rng(dropout_seed(o_.seed, comm_.rank(), s_.step));
     task_.restore_tensors(r.tensors, o_.resume_path);
     s_.optimizer = std::string(optimizer_name(o_.optimizer.type));
     const bool same_optimizer = saved_optimizer == s_.optimizer;
@@ -263,7 +306,12 @@ class Loop {
     ++steps_this_run_;
     s_.lr = sched_.lr(s_.epoch);
     task_.zero_grads();
-    const StepResult sr = task_.forward_backward(dropout_);
+    // The loss is the mean over the global batch's targets: each rank scales by the total.
+    double targets = double(task_.batch_targets());
+    comm_.allreduce_sum(std::span<double>(&targets, 1));
+    StepResult sr = comm_.distributed() ? task_.forward_backward(dropout_, int64_t(targets), ready_)
+                                        : task_.forward_backward(dropout_, int64_t(targets), {});
+    if (comm_.distributed()) sum_over_ranks(sr);
     if (sr.loss.count <= 0) throw Error("internal: a training batch without target tokens");
     const double loss = sr.loss.mean();
     char lbuf[48];
@@ -298,10 +346,71 @@ class Loop {
     log_train();
   }
 
+  // Gradient buckets, as PyTorch's DDP: parameters [begin, end) of refs_, about 4 MiB each,
+  // planned once from the last parameter back (backward finishes the last layers first). A
+  // bucket's sum starts as soon as backward has made all its gradients final (ready_), so
+  // communication overlaps the lower layers' backward. The plan is fixed, so every step reduces
+  // the same messages in the same order and a repeated run gives the same bits.
+  struct Bucket {
+    size_t begin = 0, end = 0;
+    std::vector<float> data;  // the packed gradients while their sum is in flight
+    bool started = false;
+  };
+  void plan_buckets() {
+    constexpr size_t kBucketFloats = size_t(1) << 20;
+    size_t end = refs_.size(), n = 0;
+    for (size_t i = refs_.size(); i-- > 0;) {
+      n += size_t(refs_[i].size);
+      if (n >= kBucketFloats || i == 0) {
+        buckets_.push_back({.begin = i, .end = end, .data = {}, .started = false});
+        end = i;
+        n = 0;
+      }
+    }
+    ready_ = [this](size_t first) {
+      for (Bucket& b : buckets_)
+        if (!b.started && b.begin >= first) start_bucket(b);
+      comm_.progress();
+    };
+  }
+  void start_bucket(Bucket& b) {
+    b.data.clear();
+    for (size_t i = b.begin; i < b.end; ++i) b.data.insert(b.data.end(), refs_[i].grad, refs_[i].grad + refs_[i].size);
+    comm_.start_allreduce_sum(std::span<float>(b.data));
+    b.started = true;
+  }
+
+  // Gradients, loss and counts summed over ranks (the buckets backward did not start are started
+  // now); the stop request and the clock agreed at the same time.
+  void sum_over_ranks(StepResult& sr) {
+    const auto t0 = Clock::now();
+    for (Bucket& b : buckets_)
+      if (!b.started) start_bucket(b);
+    comm_.wait_all();
+    comm_wait_s_ += seconds_since(t0);
+    for (Bucket& b : buckets_) {
+      size_t off = 0;
+      for (size_t i = b.begin; i < b.end; ++i) {
+        std::copy_n(b.data.data() + off, size_t(refs_[i].size), refs_[i].grad);
+        off += size_t(refs_[i].size);
+      }
+      b.started = false;
+    }
+    double sums[3] = {sr.loss.sum, double(sr.loss.count), double(sr.examples)};
+    comm_.allreduce_sum(std::span<double>(sums, 3));
+    sr.loss.sum = sums[0];
+    sr.loss.count = int64_t(sums[1]);
+    sr.examples = int64_t(sums[2]);
+    double agree[2] = {run_seconds(), stop_ && stop_->load() ? 1.0 : 0.0};
+    comm_.allreduce_max(std::span<double>(agree, 2));
+    agreed_seconds_ = agree[0];
+    stop_requested_ = agree[1] > 0;
+  }
+
   void diagnostics(double norm, bool clipped) {
     ++diag_steps_;
     diag_clipped_ += clipped;
-    if (s_.step % o_.diagnostics_every != 0) return;
+    if (s_.step % o_.diagnostics_every != 0 || !leader()) return;  // rank 0's rows
     const DiagContext ctx{.step = s_.step, .epoch = epoch_frac(), .grad_norm = norm,
                           .grad_norm_clipped = grad_norm(refs_), .clipped = clipped,
                           .clip_rate = double(diag_clipped_) / double(diag_steps_)};
@@ -333,12 +442,13 @@ class Loop {
     g.grad_norm = g.clip_rate = std::nan("");
     g.lr = s_.lr;
     g.elapsed_s = elapsed0_ + run_seconds();
+    g.ranks = comm_.size();
     return g;
   }
 
   void log_train() {
     const bool log_now = s_.step % o_.log_every == 0;
-    if (!obs_.on_progress && !log_now) return;
+    if (!leader() || (!obs_.on_progress && !log_now)) return;
     Window& w = s_.window;
     TrainLog l = loss_log("train", LossSum{w.loss_sum, w.tokens});
     const double secs = seconds_since(window_t0_);
@@ -347,11 +457,13 @@ class Loop {
     l.tokens_per_s = secs > 0 ? double(w.tokens) / secs : 0.0;
     l.examples_per_s = secs > 0 ? double(w.examples) / secs : 0.0;
     l.eta_s = eta();
+    if (comm_.distributed()) l.comm_wait_s = comm_wait_s_ / double(w.steps);
     if (obs_.on_progress) obs_.on_progress(l);
     if (log_now) {
       write_log(l);
       w = Window();
       window_t0_ = Clock::now();
+      comm_wait_s_ = 0;
     }
   }
 
@@ -365,8 +477,9 @@ class Loop {
     j["examples_per_s"] = l.examples_per_s;
     j["lr"] = l.lr;
     j["elapsed_s"] = l.elapsed_s;
+    if (std::isfinite(l.comm_wait_s)) j["comm_wait_s"] = l.comm_wait_s;
     write_metrics_line(j.dump());
-    if (obs_.on_log) obs_.on_log(l);
+    if (obs_.on_log && leader()) obs_.on_log(l);
   }
 
   void save(const std::string& path) {
@@ -375,6 +488,8 @@ class Loop {
     s_.elapsed_s = elapsed0_ + run_seconds();
     std::map<std::string, Tensor<float>> tensors;
     for (auto& [name, t] : optimizer_.state_tensors()) tensors[name] = *t;
+    task_.gather_for_checkpoint(comm_);
+    if (!leader()) return;
     task_.write_checkpoint(path, state_to_json(s_, sched_, o_.options_json, task_.state_json()), std::move(tensors));
   }
 
@@ -436,7 +551,13 @@ class Loop {
   const LoopOptions& o_;
   const TrainObserver& obs_;
   const std::atomic<bool>* stop_;
+  const Communicator& comm_;
   std::vector<ParamRef<float>> refs_;
+  std::vector<Bucket> buckets_;  // data parallelism: plan_buckets()
+  GradsReadyFn ready_;
+  double comm_wait_s_ = 0;  // this logging window's waits for gradient sums
+  double agreed_seconds_ = 0;
+  bool stop_requested_ = false;
   Optimizer<float> optimizer_;
   Rng dropout_;
   LrSchedule sched_;
@@ -447,6 +568,7 @@ class Loop {
   // Appends one line and checks it reached the file: a full disk or a file-size limit is an
   // error naming the file, not a run whose metrics silently stop.
   void write_metrics_line(const std::string& line) {
+    if (!leader()) return;
     metrics_ << line << '\n';
     metrics_.flush();
     if (!metrics_)
@@ -527,9 +649,11 @@ std::string format_train_log(const TrainLog& l) {
   if (l.examples_per_s > 0 && std::fabs(l.examples_per_s - l.tokens_per_s) > 1e-9 * l.tokens_per_s)
     ex = " | " + format_count(l.examples_per_s) + " ex/s";
   std::snprintf(buf, sizeof buf,
-                "step %lld | epoch %.2f | loss %.4f | %s %.4f | grad %.3g | clip %.0f%% | %s tok/s%s | lr %.3g | ETA %s",
+                "step %lld | epoch %.2f | loss %.4f | %s %.4f | grad %.3g | clip %.0f%% | %s tok/s%s%s | lr %.3g | ETA %s",
                 (long long)l.step, l.epoch, l.loss, lm, mv, l.grad_norm, 100.0 * l.clip_rate,
-                format_count(l.tokens_per_s).c_str(), ex.c_str(), l.lr, l.eta_s < 0 ? "?" : format_duration(l.eta_s).c_str());
+                format_count(l.tokens_per_s).c_str(), ex.c_str(),
+                l.ranks > 1 ? (" on " + std::to_string(l.ranks) + " ranks").c_str() : "", l.lr,
+                l.eta_s < 0 ? "?" : format_duration(l.eta_s).c_str());
   return buf;
 }
 

@@ -97,6 +97,9 @@ struct TextBatch {
   int64_t tokens() const;  // valid targets, sum of lengths
 };
 
+// Columns [begin, end) of a batch (a data-parallel rank's streams or lines): [T, end - begin].
+TextBatch batch_columns(const TextBatch& b, int64_t begin, int64_t end);
+
 // ---- stream mode --------------------------------------------------------------------------------
 
 struct StreamOptions {

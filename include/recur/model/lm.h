@@ -78,7 +78,8 @@ void lm_check_spec(const ModelSpec& spec);
 template <typename T>
 LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params, const LmBatch& batch, RnnState<T>& state,
                             const ModelForwardOptions& opts, ModelCache<T>& cache,
-                            std::type_identity_t<ModelGrads<T>>* grads, double grad_scale);
+                            std::type_identity_t<ModelGrads<T>>* grads, double grad_scale,
+                            const LayerDoneFn& layer_done = {});
 
 // The stepped path of the LM graph for ModelStepper (stepper.h): tokens "ids", rnn "rnn", head
 // "decoder". Sampling and music generation step an LM through it:

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -267,9 +268,13 @@ const RnnState<T>& model_rnn_state_n(const ModelSpec& spec, const ModelCache<T>&
 // it lies: a language model's [T, B, V] logit gradient is not copied.
 template <typename T>
 Tensor<T>& model_grad_slot(const ModelSpec& spec, ModelCache<T>& cache, std::string_view ref);
+// layer_done(i), called as the backward walk passes layer i (in reverse), says that the
+// gradients of layers i and above are final: data-parallel training starts summing them across
+// ranks while the lower layers are still running (train/loop.h).
+using LayerDoneFn = std::function<void(size_t layer)>;
 template <typename T>
 void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const ModelInputs<T>& inputs,
                     ModelCache<T>& cache, const std::map<std::string, const Tensor<T>*>& grad_outputs,
-                    ModelGrads<T>& grads);
+                    ModelGrads<T>& grads, const LayerDoneFn& layer_done = {});
 
 }  // namespace recur

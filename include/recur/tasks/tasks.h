@@ -140,8 +140,13 @@ LossSum task_loss(const TaskModel& model, const Tensor<float>& out, const TaskBa
                   double grad_scale);
 
 // Forward (and, with grads, backward with the mean loss) of one batch.
+// The loss's target positions in a batch (what the mean divides by).
+int64_t task_target_count(const TaskModel& model, const TaskBatch& batch);
+// total_targets > 0: scale the gradient by 1 / total_targets (a data-parallel rank's share of a
+// larger batch) instead of by this batch's own count.
 LossSum task_forward_backward(const TaskModel& model, const TaskBatch& batch, const ModelForwardOptions& opts,
-                              ModelCache<float>& cache, ModelGrads<float>* grads);
+                              ModelCache<float>& cache, ModelGrads<float>* grads, int64_t total_targets = 0,
+                              const LayerDoneFn& layer_done = {});
 
 // ---- prediction ----
 

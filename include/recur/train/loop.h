@@ -26,7 +26,8 @@
 // metrics.jsonl lines: {"type":"train"|"valid"|"test","step","epoch","loss","ppl","bpc",
 //   "<metric>" (valid/test: "f1", "accuracy", "bleu"; tasks selecting on loss show ppl only),
 //   "grad_norm","clip_rate","tokens_per_s","examples_per_s","lr","elapsed_s"}; NaN (null) where a
-//   value does not apply. With diagnostics_every, also the task's {"type":"diag",...} lines.
+//   value does not apply. Train lines of a data-parallel run add "comm_wait_s" (rank 0's wait
+//   for gradient sums per step). With diagnostics_every, also the task's {"type":"diag",...} lines.
 #pragma once
 
 #include <atomic>
@@ -42,6 +43,7 @@
 #include "recur/core/optim.h"
 #include "recur/core/random.h"
 #include "recur/core/tensor.h"
+#include "recur/train/communicator.h"
 #include "recur/train/schedule.h"
 
 namespace recur {
@@ -75,6 +77,10 @@ struct DiagContext {
   double clip_rate = 0;  // since the previous diagnostics line
 };
 
+// ready(first): params()[first..] hold their final gradients for this step (called during
+// backward, with first decreasing), so the loop can start summing them over ranks.
+using GradsReadyFn = std::function<void(size_t first)>;
+
 class TrainTask {
  public:
   virtual ~TrainTask() = default;
@@ -87,9 +93,20 @@ class TrainTask {
   virtual int64_t epoch() const = 0;  // completed epochs
   // Zeroes every gradient of the model (the task knows its layout: sparse rows, frozen layers).
   virtual void zero_grads() = 0;
-  // Forward and backward of the current batch into the (zeroed) gradients of params(), scaled
-  // for the mean loss over target tokens.
-  virtual StepResult forward_backward(Rng& dropout) = 0;
+  // Data parallelism (communicator.h): this process takes the rows shard_of(B, rank, size) of
+  // every global batch (streams in stream mode, sequences otherwise). Called once, before the
+  // first batch and before a resume; one process takes every row.
+  virtual void set_shard(int rank, int size) = 0;
+  // Target tokens in this process's rows of the current batch (the loop sums them over ranks).
+  virtual int64_t batch_targets() = 0;
+  // Forward and backward of this process's rows of the current batch into the (zeroed)
+  // gradients of params(), scaled by 1 / total_targets: the mean loss over the global batch's
+  // target tokens once the ranks' gradients are summed.
+  // `ready` (may be empty) is called as gradients become final (GradsReadyFn).
+  virtual StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) = 0;
+  // Called on every rank before each checkpoint: brings per-rank training state (stream mode's
+  // carried state of each rank's streams) together so that rank 0 writes all of it.
+  virtual void gather_for_checkpoint(const Communicator& comm) { (void)comm; }
   virtual bool has_split(EvalSplit split) const = 0;
   // weights_path non-empty: evaluate the model saved there (the final test on the best model).
   virtual EvalSummary evaluate(EvalSplit split, const std::string& weights_path) = 0;
@@ -122,6 +139,9 @@ struct LoopOptions {
   bool resuming = false;
   std::string resume_path;  // for messages
   std::string options_json;  // saved verbatim under "options"
+  // The processes of a data-parallel run; null: Communicator::world(). Rank 0 alone writes the
+  // run directory and calls the observer; every rank returns the same TrainResult.
+  const Communicator* comm = nullptr;
 };
 
 // A resumed checkpoint's training part, read by the task that knows the file format.
@@ -140,6 +160,10 @@ struct TrainLog {
   std::string metric_name;  // valid / test lines of tasks with a metric
   double grad_norm = 0, clip_rate = 0, tokens_per_s = 0, examples_per_s = 0, lr = 0, elapsed_s = 0;
   double eta_s = -1;  // seconds to the end of the budget, -1 when unknown
+  int ranks = 1;      // processes of a data-parallel run (tokens/s are then the whole job's)
+  // Data parallelism: seconds per step this rank waited for gradient sums after its backward
+  // (the communication that backward did not hide); NaN with one process.
+  double comm_wait_s = std::numeric_limits<double>::quiet_NaN();
 };
 
 // The one progress line of every task: "step 40 | epoch 1.25 | loss 1.2345 | ppl 3.44 | grad ...
