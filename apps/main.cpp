@@ -12,6 +12,7 @@
 #include <string>
 
 #include "commands.h"
+#include "recur/version.h"
 
 namespace recur::cli {
 namespace {
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   // and is reported like any other failed write.
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time"};
-  app.set_version_flag("--version", "recur 0.1.0");
+  app.set_version_flag("--version", "recur " RECUR_VERSION_STRING);
   app.require_subcommand(1);
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("recur: error: ") + e.what() + " (run with --help for usage)\n";

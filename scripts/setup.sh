@@ -3,6 +3,7 @@
 # on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
 #              oneDNN (the float recurrent core's fast path; optional for CMake)
+#              help2man (the man page `cmake --install` puts in share/man/man1; optional for CMake)
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
@@ -16,7 +17,7 @@ set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
-      gnuplot-nox fonts-dejavu-core libdnnl-dev)
+      gnuplot-nox fonts-dejavu-core libdnnl-dev help2man)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;
