@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
   // process silently and leaves its temporary file behind; ignored, the write fails with EFBIG
   // and is reported like any other failed write.
   std::signal(SIGXFSZ, SIG_IGN);
-  CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time"};
+  // Named, so that --help says "Usage: recur ..." and not the path it was started by (the man page
+  // is generated from --help in the build tree).
+  CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time", "recur"};
   app.set_version_flag("--version", "recur " RECUR_VERSION_STRING);
   app.require_subcommand(1);
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
