@@ -59,7 +59,7 @@ if(RECUR_HELP2MAN AND NOT CMAKE_CROSSCOMPILING)
     COMMAND ${RECUR_HELP2MAN} --no-info --no-discard-stderr
             "--name=recurrent sequence models (RNN, GRU, LSTM)" --output=${recur_man} $<TARGET_FILE:recur_cli>
     DEPENDS recur_cli
-    COMMENT "Generating the man page recur.1 from recur --help (help2man)")
+    COMMENT "Generating the man page recur.1 from recur --help (help2man)" VERBATIM)
   add_custom_target(recur_man ALL DEPENDS ${recur_man})
   install(FILES ${recur_man} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 else()
