@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "recur/train/communicator.h"
+#include "recur/version.h"
 
 namespace recur::cli {
 namespace {
@@ -59,8 +60,10 @@ int main(int argc, char** argv) {
   // process silently and leaves its temporary file behind; ignored, the write fails with EFBIG
   // and is reported like any other failed write.
   std::signal(SIGXFSZ, SIG_IGN);
-  CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time"};
-  app.set_version_flag("--version", "recur 0.1.0");
+  // Named, so that --help says "Usage: recur ..." and not the path it was started by (the man page
+  // is generated from --help in the build tree).
+  CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time", "recur"};
+  app.set_version_flag("--version", "recur " RECUR_VERSION_STRING);
   app.require_subcommand(1);
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("recur: error: ") + e.what() + " (run with --help for usage)\n";

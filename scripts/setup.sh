@@ -3,7 +3,8 @@
 # on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
 #              oneDNN (the float recurrent core's fast path; optional for CMake), Open MPI
-#              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI)
+#              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI),
+#              help2man (the man page `cmake --install` puts in share/man/man1; optional for CMake)
 #   test       build + the data used by the README's main job (fortunes-min)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
@@ -17,7 +18,7 @@ set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
-      gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev)
+      gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev help2man)
 case "$what" in
   build|test) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;

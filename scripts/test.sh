@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The README's test command and what CI runs (.ci/run): installs what is missing, then
 #   1. the Release build and the whole test suite (build/),
-#   2. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2. that build installed into a temporary prefix and used by two consumer projects, one with
+#      find_package(recur), one with pkg-config (scripts/install_check.sh, tests/consumers/),
+#   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer
 #      (scripts/sanitize.sh, clang, build-san/; any report fails its test),
-#   3. every libFuzzer target for 60 s, two at a time on two cores (scripts/fuzz.sh, the same
+#   4. every libFuzzer target for 60 s, two at a time on two cores (scripts/fuzz.sh, the same
 #      build-san/ tree; any finding fails),
 # and prints how long each stage took. Fails at the first stage that fails.
 # Usage: scripts/test.sh [extra ctest arguments, for both suites]
@@ -61,9 +63,11 @@ stage "release build"
 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 ctest --test-dir "$build_dir" --output-on-failure -j"$cores" "$@"
 stage "release suite"
 if [[ $quick == 1 ]]; then
-  echo "test.sh: RECUR_QUICK=1: sanitizer suite and fuzzers skipped"
+  echo "test.sh: RECUR_QUICK=1: install check, sanitizer suite and fuzzers skipped"
   exit 0
 fi
+bash scripts/install_check.sh "$build_dir"
+stage "install check"
 
 # One clang tree for both: libraries with -fsanitize=address,undefined,fuzzer-no-link, the tests
 # and the CLI linked with the sanitizers only, the fuzz targets with libFuzzer (CMakeLists.txt).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "recur/version.h"
 
 namespace fs = std::filesystem;
 
@@ -58,6 +59,18 @@ TEST_F(CliExit, HelpAndVersionExitZero) {
     EXPECT_EQ(r.rc, 0) << args << ": " << r.err;
     EXPECT_FALSE(r.out.empty()) << args;
   }
+}
+
+// The version has one source, CMake's project(VERSION ...): the generated header and the CLI must
+// both carry it (RECUR_PROJECT_VERSION is passed by tests/CMakeLists.txt from the same variable).
+TEST_F(CliExit, VersionIsTheProjectVersion) {
+  EXPECT_STREQ(recur::kVersion, RECUR_PROJECT_VERSION);
+  EXPECT_EQ(std::to_string(RECUR_VERSION_MAJOR) + "." + std::to_string(RECUR_VERSION_MINOR) + "." +
+                std::to_string(RECUR_VERSION_PATCH),
+            RECUR_PROJECT_VERSION);
+  const auto r = run("--version");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, std::string("recur ") + RECUR_PROJECT_VERSION + "\n");
 }
 
 TEST_F(CliExit, RuntimeErrorsExitOne) {
