@@ -3,7 +3,7 @@
 # side by side, at 1 and 2 threads, one table at the end (bench/suite_table.py).
 #
 #   bash bench/suite.sh                 install (scripts/setup.sh bench), build, run, print the table
-#   env: THREADS ("1 2"), CASES (comma-separated names, default all), IMPLS ("recur pytorch onednn"),
+#   env: NATIVE (OFF: the portable build users install; ON: -march=native), THREADS ("1 2"), CASES (comma-separated names, default all), IMPLS ("recur pytorch onednn"),
 #        ROUNDS (1: how many times the whole alternation is repeated; repeats are pooled),
 #        WARMUP (2), REPEATS (the case's own, else 5), BUILD (build-bench), OUT (results file),
 #        SKIP_SETUP=1 (do not apt-get install), OMP_WAIT_POLICY (passed to all three, default unset)
@@ -32,7 +32,10 @@ omp_blas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 if [[ ${SKIP_SETUP:-0} != 1 ]]; then
   bash scripts/setup.sh bench
 fi
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRECUR_BUILD_TESTS=OFF >/dev/null
+# RECUR_NATIVE is passed every time: a cached value would otherwise decide silently which build
+# the tables measure (the default build is portable, -mavx2 -mfma; NATIVE=ON adds -march=native).
+native=${NATIVE:-OFF}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRECUR_BUILD_TESTS=OFF -DRECUR_NATIVE="$native" >/dev/null
 cmake --build "$build" --target recur_suite dnnl_suite -j"$(nproc)" >/dev/null
 [[ -e $omp_blas/libblas.so.3 ]] || { echo "suite.sh: $omp_blas missing (apt-get install libopenblas0-openmp)" >&2; exit 1; }
 
@@ -58,7 +61,7 @@ run_one() {  # impl case threads -> one JSON line appended to $out
 }
 
 : >"$out"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; recur built with RECUR_NATIVE=$native; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "results: $out" >&2
 for t in $threads_list; do
   env OMP_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" "$build/bench/recur_suite" --peak --threads "$t" >>"$out"
