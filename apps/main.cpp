@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <iostream>
 #include <string>
 
@@ -53,6 +54,13 @@ int check_stdout(int status) {
   return status == 0 ? kExitError : status;
 }
 
+// The command line as typed, for an error that can only name the request as a whole.
+std::string command_line(int argc, char** argv) {
+  std::string s = "recur";
+  for (int i = 1; i < argc; ++i) (s += ' ') += argv[i];
+  return s.size() > 300 ? s.substr(0, 297) + "..." : s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +84,15 @@ int main(int argc, char** argv) {
     // RuntimeError(130); CLI11's own codes for usage errors (100-127) become the documented 2.
     const int code = app.exit(e);
     return check_stdout(code >= 100 && code <= 127 ? kExitUsage : code);
+  } catch (const std::bad_alloc&) {
+    // Where the flag or file that sized an allocation is known, the library names it (training's
+    // --hidden/--layers/--embed/--batch, the text reader's file); elsewhere the request as typed
+    // is the best account of what asked for more memory than there is.
+    const std::string msg = "out of memory running '" + command_line(argc, argv) +
+                            "'; expected inputs and options whose sizes fit this machine's memory";
+    recur::abort_job_if_distributed("recur: error: " + recur::job_rank_prefix() + msg, kExitError);
+    std::fprintf(stderr, "recur: error: %s\n", msg.c_str());
+    return check_stdout(kExitError);
   } catch (const std::exception& e) {
     // One rank of a data-parallel run that cannot go on ends the whole job at once (the others
     // would wait for it in their next allreduce), naming itself.

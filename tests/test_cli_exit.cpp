@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -177,6 +178,32 @@ TEST_F(CliExit, ModelTooLargeForMemoryNamesTheFlags) {
   const std::string msg = recur::test::slurp(err);
   EXPECT_NE(msg.find("recur: error: out of memory"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--hidden 1000000"), std::string::npos) << msg;
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
+}
+
+// Anywhere else an allocation fails, the error still names the request: the command line with
+// its files, one line, exit 1 (it used to print "std::bad_alloc" alone). A sparse safetensors
+// file declares a 400 MB tensor without using the disk; 500 MB of address space holds recur and
+// its libraries (OpenBLAS alone maps 135 MB at start-up and spins forever below about 400 MB)
+// but not that tensor as well.
+TEST_F(CliExit, OutOfMemoryAnywhereNamesTheCommandLine) {
+  if (std::getenv("ASAN_OPTIONS")) GTEST_SKIP() << "ulimit -v and AddressSanitizer's shadow memory do not mix";
+  const std::string model = (dir_ / "sparse.safetensors").string();
+  {
+    const std::string header = R"({"w":{"dtype":"F32","shape":[100000000],"data_offsets":[0,400000000]}})";
+    std::ofstream f(model, std::ios::binary);
+    const uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) f.put(char((n >> (8 * i)) & 0xff));
+    f << header;
+  }
+  std::filesystem::resize_file(model, std::filesystem::file_size(model) + 400000000);  // a hole
+  const std::string err = (dir_ / "err.txt").string();
+  const std::string cmd = "ulimit -v 500000; timeout 60 '" + std::string(RECUR_CLI) + "' info '" + model + "' >/dev/null 2>'" + err + "'";
+  const int status = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string msg = recur::test::slurp(err);
+  EXPECT_NE(msg.find("recur: error: out of memory running 'recur info " + model + "'"), std::string::npos) << msg;
   EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
 }
 

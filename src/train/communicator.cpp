@@ -209,8 +209,11 @@ std::string mpi_library_version() {
   int len = 0;
   MPI_Get_library_version(v, &len);
   std::string s(v, size_t(len));
-  const size_t nl = s.find_first_of("\r\n,");
-  return nl == std::string::npos ? s : s.substr(0, nl);
+  // The first line (Open MPI: "Open MPI v4.1.4, package: ..."; MPICH: "MPICH Version:\t4.0.2"
+  // then its build options), up to a comma, with tabs made spaces for a one-line note.
+  s = s.substr(0, s.find_first_of("\r\n,"));
+  std::replace(s.begin(), s.end(), '\t', ' ');
+  return s;
 #else
   return "";
 #endif
