@@ -56,22 +56,6 @@ TaskModel load_task(const std::string& path, TaskKind want) {
   return m;
 }
 
-// Raw examples from bare texts (classify / translate input), split as in training.
-std::vector<RawExample> raw_from_texts(const TaskModel& m, const std::vector<std::string>& texts, const std::string& origin) {
-  std::vector<RawExample> raw;
-  int64_t line = 0;
-  for (const auto& t : texts) {
-    ++line;
-    RawExample e;
-    const std::string src = t.substr(0, t.find('\t'));
-    e.input = split_words(src, m.task.lowercase);
-    e.line = line;
-    if (e.input.empty()) throw FormatError(origin + ":" + std::to_string(line) + ": empty text; expected at least one word");
-    raw.push_back(std::move(e));
-  }
-  return raw;
-}
-
 struct EvalCli {
   DecodeOptions decode;
   int64_t batch = 64;
@@ -242,7 +226,7 @@ void run_classify(const PredictArgs& a) {
   }
   const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
   const auto texts = gather_texts(a.texts, a.file);
-  const auto ex = encode_task_examples(m, raw_from_texts(m, texts, origin), false, origin);
+  const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
   const auto probs = classify_probabilities(m, ex);
   for (const auto& p : probs) {
     const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
@@ -284,7 +268,7 @@ void run_translate(const PredictArgs& a) {
   }
   const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
   const auto texts = gather_texts(a.texts, a.file);
-  const auto ex = encode_task_examples(m, raw_from_texts(m, texts, origin), false, origin);
+  const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
   for (const auto& ids : translate(m, ex, a.decode)) std::printf("%s\n", task_output_text(m, ids).c_str());
 }
 

@@ -18,6 +18,9 @@ build_dir="${RECUR_ASAN_BUILD_DIR:-build-asan}"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cxx="${CXX:-$(command -v clang++ || command -v clang++-14)}"
+# The Python module is not built here (CMakeLists.txt turns RECUR_PYTHON off under the
+# sanitizers: an ASan extension needs the runtime preloaded into the interpreter); its tests
+# run in the Release suite.
 mode=(-DCMAKE_CXX_COMPILER="$cxx" -DRECUR_SANITIZE=ON)
 if [[ ${RECUR_ASAN_FUZZ:-0} == 1 ]]; then
   # Exactly scripts/fuzz.sh's configuration (with RECUR_FUZZ_TESTS=ON), so that its configure

@@ -5,7 +5,8 @@
 #              oneDNN (the float recurrent core's fast path; optional for CMake), Open MPI
 #              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI),
 #              help2man (the man page `cmake --install` puts in share/man/man1; optional for CMake)
-#   test       build + the data used by the README's main job (fortunes-min)
+#   test       build + the data used by the README's main job (fortunes-min) + the Python module's
+#              build and test packages (pybind11, numpy, pytest: docs/python.md)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
 #   browser    build + headless Chromium for the `recur show` page test
@@ -20,7 +21,9 @@ pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-jso
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
       gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev help2man)
 case "$what" in
-  build|test) ;;
+  build) ;;
+  # The Python module (python/, RECUR_PYTHON) and its pytest suite, which ctest runs.
+  test) pkgs+=(python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv) ;;
   reference) pkgs+=(python3-torch python3-numpy) ;;
   bench) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
   music) pkgs+=(fluidsynth fluid-soundfont-gm abcmidi) ;;

@@ -190,6 +190,22 @@ int64_t task_features_width(const TaskModel& m) {
   throw Error(std::string("model: no numeric input '") + name + "'");
 }
 
+std::vector<RawExample> raw_examples_from_texts(const TaskModel& m, const std::vector<std::string>& texts,
+                                               const std::string& origin) {
+  std::vector<RawExample> raw;
+  int64_t line = 0;
+  for (const auto& t : texts) {
+    ++line;
+    RawExample e;
+    const std::string src = t.substr(0, t.find('\t'));
+    e.input = split_words(src, m.task.lowercase);
+    e.line = line;
+    if (e.input.empty()) throw FormatError(origin + ":" + std::to_string(line) + ": empty text; expected at least one word");
+    raw.push_back(std::move(e));
+  }
+  return raw;
+}
+
 std::vector<RawExample> read_task_file(const TaskModel& m, const std::string& path, bool with_targets) {
   return read_task_file(m.task, path, with_targets, nullptr, task_features_width(m));
 }

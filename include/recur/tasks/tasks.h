@@ -107,6 +107,12 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
                                        int64_t* features_width = nullptr, int64_t expect_width = 0);
 // The same for a trained model: feature files are checked against the model's F.
 std::vector<RawExample> read_task_file(const TaskModel& model, const std::string& path, bool with_targets);
+// Bare texts as prediction input of a classifier or an encoder-decoder (`recur classify`,
+// `recur translate`, the Python module): each text up to its first tab, split into words as in
+// training (lower-cased unless the model keeps case). An empty text is a FormatError
+// "<origin>:<n>: empty text; ..." (n counts from 1).
+std::vector<RawExample> raw_examples_from_texts(const TaskModel& model, const std::vector<std::string>& texts,
+                                               const std::string& origin);
 // F of a model that reads numeric features ("features", or seq2seq "src"); 0 for token input.
 int64_t task_features_width(const TaskModel& model);
 
