@@ -213,19 +213,8 @@ std::shared_ptr<const LineSource> memory_lines(LineExamples examples) {
   return std::make_shared<MemoryLines>(std::move(examples));
 }
 
-namespace {
-// The stream tail dropped before the ids are kept, so an in-memory corpus holds B * N ids.
-std::vector<int32_t> trimmed(std::vector<int32_t> ids, int64_t batch_size) {
-  if (batch_size >= 1) {
-    ids.resize(ids.size() - ids.size() % size_t(batch_size));
-    ids.shrink_to_fit();
-  }
-  return ids;
-}
-}  // namespace
-
 StreamBatcher::StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts)
-    : StreamBatcher(memory_tokens(trimmed(std::move(ids), opts.batch_size)), opts) {}
+    : StreamBatcher(memory_tokens(std::move(ids)), opts) {}
 
 StreamBatcher::StreamBatcher(std::shared_ptr<const TokenSource> ids, const StreamOptions& opts)
     : opts_(opts), ids_(std::move(ids)) {
