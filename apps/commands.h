@@ -16,6 +16,7 @@ void add_info(CLI::App& app);    // recur info MODEL
 void add_midi(CLI::App& app);  // recur midi encode|decode|roundtrip
 void add_music_stats(CLI::App& app);  // recur music-stats SOURCE...
 void add_plot(CLI::App& app);  // recur plot RUN_DIR
+void add_prepare(CLI::App& app);  // recur prepare INPUT... --out DIR
 void add_sample(CLI::App& app);  // recur sample MODEL
 void add_score(CLI::App& app);   // recur score MODEL [SENTENCE...]
 void add_show(CLI::App& app);  // recur show MODEL TEXT --out page.html

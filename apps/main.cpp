@@ -20,6 +20,7 @@ namespace recur::cli {
 namespace {
 void register_all(CLI::App& app) {
   add_train(app);
+  add_prepare(app);
   add_classify(app);
   add_tag(app);
   add_translate(app);

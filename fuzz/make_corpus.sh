@@ -21,6 +21,22 @@ printf 'one\ntwo words\n   \nthree  spaced   words\n' | seed text lines.txt
 printf '{"eos_id":1,"format":"recur.vocab","level":"chars","tokens":["<unk>","<eos>"," ","a","t","\\n","\\u00e9"],"unk_id":0,"version":1}' | seed vocab chars.json
 printf '{"eos_id":1,"format":"recur.vocab","level":"words","tokens":["<unk>","<eos>","the","cat","sat","on","mat"],"unk_id":0,"version":1}' | seed vocab words.json
 
+# ---- prepared corpora (recur prepare's shards and manifests; the words and characters are those
+# of the fixed vocabularies fuzz_prepared gives a shard, so the seeds are read to the last id) ----
+printf 'the cat sat\nsat the\n\ncat\n' > "$work/words.txt"
+printf 'ab\nba\n\naab\n' > "$work/chars.txt"
+prep() { (cd "$work" && "$recur" prepare "$1" --out "$2" --quiet "${@:3}" > /dev/null); }
+prep words.txt pw_stream --level word
+prep words.txt pw_lines --level word --mode lines
+prep chars.txt pc_stream --level char --shard-tokens 4
+prep chars.txt pc_lines --level char --mode lines
+seed prepared words_stream.bin < "$work/pw_stream/shard-00000.bin"
+seed prepared words_lines.bin < "$work/pw_lines/shard-00000.bin"
+seed prepared chars_stream_shard1.bin < "$work/pc_stream/shard-00001.bin"
+seed prepared chars_lines.bin < "$work/pc_lines/shard-00000.bin"
+seed prepared_manifest words_lines.json < "$work/pw_lines/manifest.json"
+seed prepared_manifest chars_stream.json < "$work/pc_stream/manifest.json"
+
 # ---- task files ----
 conll() {
   printf -- '-DOCSTART- -X- O O\n\n'

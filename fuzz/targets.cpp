@@ -15,6 +15,7 @@
 #include "recur/core/error.h"
 #include "recur/core/file_io.h"
 #include "recur/core/safetensors.h"
+#include "recur/data/prepared.h"
 #include "recur/data/task_data.h"
 #include "recur/data/text_data.h"
 #include "recur/data/utf8.h"
@@ -73,6 +74,28 @@ int expect_error_or_success(const uint8_t* data, size_t size, Fn&& fn) {
   }
   return 0;
 }
+
+// A scratch folder (for readers of several files), next to where ScratchFile puts its file.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : std::getenv("TMPDIR");
+    path_ = std::string(base ? base : "/tmp") + "/recur-fuzz-dir-" + std::to_string(::getpid());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // ---- the readers, one call each ----
 
@@ -161,6 +184,51 @@ void read_lines_state(std::string_view json) {
   b.set_state_json(json, "fuzz lines state");
   TextBatch batch;
   (void)b.next(batch);
+}
+
+// A prepared-corpus shard (data/prepared.h). The bytes are the shard; the vocabulary hash,
+// size and shard index in its header are set to those of a fixed vocabulary of the header's level first (a
+// fuzzer cannot guess a 64-bit hash), and the manifest is written from the header, so the
+// checks past them - counts, truncation, ids, offsets - are reached. Every id and example of an
+// accepted shard is then read.
+void read_prepared_shard(std::string_view in) {
+  std::string bytes(in);
+  const bool words = bytes.size() >= 56 && bytes[52] == 1;
+  const Vocab vocab = words ? Vocab::from_tokens(TokenLevel::words, {"the", "cat", "sat"})
+                            : Vocab::from_tokens(TokenLevel::chars, {"a", "b", "\n"});
+  const uint64_t hash = vocab_hash(vocab);
+  for (int i = 0; i < 8 && 16 + i < int(bytes.size()); ++i) bytes[size_t(16 + i)] = char(hash >> (8 * i));
+  for (int i = 0; i < 4 && 24 + i < int(bytes.size()); ++i) bytes[size_t(24 + i)] = char(uint64_t(vocab.size()) >> (8 * i));
+  for (int i = 0; i < 4 && 28 + i < int(bytes.size()); ++i) bytes[size_t(28 + i)] = 0;  // the only shard: index 0
+  const ShardHeader h = parse_shard_header(bytes, int64_t(bytes.size()), "fuzz shard");
+  const ScratchDir dir;
+  write_file_atomic(dir.file("vocab.json"), vocab.to_json());
+  write_file_atomic(dir.file("shard-00000.bin"), bytes);
+  char manifest[1024];
+  std::snprintf(manifest, sizeof manifest,
+                "{\"format\":\"recur.prepared\",\"version\":1,\"level\":\"%s\",\"mode\":\"%s\",\"token_bits\":%u,"
+                "\"vocab_size\":%lld,\"vocab_hash\":\"%016llx\",\"max_vocab\":0,\"min_count\":1,\"tokens\":%llu,"
+                "\"examples\":%llu,\"source_bytes\":0,\"inputs\":[],\"shards\":[{\"file\":\"shard-00000.bin\","
+                "\"tokens\":%llu,\"examples\":%llu}]}",
+                token_level_name(h.level), text_mode_name(h.mode), unsigned(h.token_bits), (long long)vocab.size(),
+                (unsigned long long)hash, (unsigned long long)h.tokens, (unsigned long long)h.examples,
+                (unsigned long long)h.tokens, (unsigned long long)h.examples);
+  write_file_atomic(dir.file("manifest.json"), manifest);
+  const PreparedCorpus c(dir.path());
+  std::vector<int32_t> ids;
+  if (h.mode == TextMode::stream) {
+    const auto src = c.tokens();
+    ids.resize(size_t(src->size()));
+    src->read(0, src->size(), ids.data());
+  } else {
+    const auto src = c.lines();
+    for (int64_t i = 0; i < src->size(); ++i) {
+      ids.resize(size_t(src->length(i)));
+      src->read(i, ids.data());
+    }
+  }
+  for (int32_t id : ids)
+    if (id < 0 || id >= vocab.size()) broken("a prepared shard gave an id outside its vocabulary");
 }
 
 // The JSON configuration readers; the first byte picks one, the rest is the JSON text.
@@ -260,6 +328,14 @@ int fuzz_jsb(const uint8_t* data, size_t size) {
 
 int fuzz_json_config(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_json_config); }
 
+int fuzz_prepared(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_prepared_shard); }
+
+int fuzz_prepared_manifest(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, [](std::string_view b) {
+    (void)read_prepared_manifest(ScratchFile(b, "-manifest.json").path());
+  });
+}
+
 std::span<const FuzzTarget> fuzz_targets() {
   static constexpr FuzzTarget kTargets[] = {
       {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint},
@@ -269,7 +345,8 @@ std::span<const FuzzTarget> fuzz_targets() {
       {"pairs", fuzz_pairs}, {"generate", fuzz_generate},
       {"features", fuzz_features}, {"word_vectors", fuzz_word_vectors},
       {"midi", fuzz_midi}, {"jsb", fuzz_jsb},
-      {"json_config", fuzz_json_config},
+      {"json_config", fuzz_json_config}, {"prepared", fuzz_prepared},
+      {"prepared_manifest", fuzz_prepared_manifest},
   };
   return kTargets;
 }

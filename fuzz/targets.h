@@ -38,5 +38,7 @@ int fuzz_word_vectors(const uint8_t* data, size_t size);
 int fuzz_midi(const uint8_t* data, size_t size);
 int fuzz_jsb(const uint8_t* data, size_t size);
 int fuzz_json_config(const uint8_t* data, size_t size);
+int fuzz_prepared(const uint8_t* data, size_t size);           // a prepared-corpus shard
+int fuzz_prepared_manifest(const uint8_t* data, size_t size);  // its manifest.json
 
 }  // namespace recur::fuzz

@@ -180,16 +180,51 @@ TextBatch batch_columns(const TextBatch& b, int64_t begin, int64_t end) {
 
 // ---- stream ---------------------------------------------------------------------------------
 
-StreamBatcher::StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts) : opts_(opts), ids_(std::move(ids)) {
+namespace {
+class MemoryTokens final : public TokenSource {
+ public:
+  explicit MemoryTokens(std::vector<int32_t> ids) : ids_(std::move(ids)) {}
+  int64_t size() const override { return int64_t(ids_.size()); }
+  void read(int64_t pos, int64_t n, int32_t* out) const override { std::copy_n(ids_.data() + pos, n, out); }
+
+ private:
+  std::vector<int32_t> ids_;
+};
+
+class MemoryLines final : public LineSource {
+ public:
+  explicit MemoryLines(LineExamples ex) : ex_(std::move(ex)) {}
+  int64_t size() const override { return ex_.size(); }
+  int64_t length(int64_t i) const override { return ex_.length(i); }
+  void read(int64_t i, int32_t* out) const override {
+    const auto e = ex_.example(i);
+    std::copy(e.begin(), e.end(), out);
+  }
+
+ private:
+  LineExamples ex_;
+};
+}  // namespace
+
+std::shared_ptr<const TokenSource> memory_tokens(std::vector<int32_t> ids) {
+  return std::make_shared<MemoryTokens>(std::move(ids));
+}
+std::shared_ptr<const LineSource> memory_lines(LineExamples examples) {
+  return std::make_shared<MemoryLines>(std::move(examples));
+}
+
+StreamBatcher::StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts)
+    : StreamBatcher(memory_tokens(std::move(ids)), opts) {}
+
+StreamBatcher::StreamBatcher(std::shared_ptr<const TokenSource> ids, const StreamOptions& opts)
+    : opts_(opts), ids_(std::move(ids)) {
   if (opts_.batch_size < 1) throw Error("stream batcher: batch_size = " + std::to_string(opts_.batch_size) + ", expected >= 1");
   if (opts_.seq_len < 1) throw Error("stream batcher: seq_len = " + std::to_string(opts_.seq_len) + ", expected >= 1");
-  stream_len_ = int64_t(ids_.size()) / opts_.batch_size;
+  stream_len_ = ids_->size() / opts_.batch_size;
   if (stream_len_ < 2)
-    throw Error("stream batcher: " + std::to_string(ids_.size()) + " tokens for batch_size " +
+    throw Error("stream batcher: " + std::to_string(ids_->size()) + " tokens for batch_size " +
                 std::to_string(opts_.batch_size) + "; expected at least 2 tokens per stream (" +
                 std::to_string(2 * opts_.batch_size) + ")");
-  ids_.resize(size_t(stream_len_ * opts_.batch_size));
-  ids_.shrink_to_fit();
 }
 
 int64_t StreamBatcher::batches_per_epoch() const {
@@ -212,8 +247,10 @@ bool StreamBatcher::next(TextBatch& out) {
   out.lengths.assign(size_t(B), T);
   int32_t* in = out.input.ptr();
   int32_t* tg = out.target.ptr();
+  window_.resize(size_t(T + 1));
   for (int64_t b = 0; b < B; ++b) {
-    const int32_t* s = ids_.data() + b * N + p;
+    ids_->read(b * N + p, T + 1, window_.data());
+    const int32_t* s = window_.data();
     for (int64_t t = 0; t < T; ++t) {
       in[t * B + b] = s[t];
       tg[t * B + b] = s[t + 1];
@@ -282,20 +319,23 @@ void StreamBatcher::set_state_json(std::string_view json, std::string_view origi
 // ---- lines ----------------------------------------------------------------------------------
 
 LinesBatcher::LinesBatcher(LineExamples examples, const LinesOptions& opts)
+    : LinesBatcher(memory_lines(std::move(examples)), opts) {}
+
+LinesBatcher::LinesBatcher(std::shared_ptr<const LineSource> examples, const LinesOptions& opts)
     : examples_(std::move(examples)), opts_(opts), rng_(opts.seed) {
-  if (examples_.size() < 1) throw Error("lines batcher: no examples; expected at least one line with a token");
+  if (examples_->size() < 1) throw Error("lines batcher: no examples; expected at least one line with a token");
   if (opts_.batch_size < 1) throw Error("lines batcher: batch_size = " + std::to_string(opts_.batch_size) + ", expected >= 1");
   if (opts_.bucket_batches < 0)
     throw Error("lines batcher: bucket_batches = " + std::to_string(opts_.bucket_batches) + ", expected >= 0");
-  if (opts_.drop_last && examples_.size() < opts_.batch_size)
-    throw Error("lines batcher: " + std::to_string(examples_.size()) + " examples with drop_last and batch_size " +
+  if (opts_.drop_last && examples_->size() < opts_.batch_size)
+    throw Error("lines batcher: " + std::to_string(examples_->size()) + " examples with drop_last and batch_size " +
                 std::to_string(opts_.batch_size) + "; expected at least one full batch");
   epoch_rng_ = rng_.state();
   plan_epoch();
 }
 
 void LinesBatcher::plan_epoch() {
-  const int64_t n = examples_.size(), B = opts_.batch_size;
+  const int64_t n = examples_->size(), B = opts_.batch_size;
   order_.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) order_[size_t(i)] = i;
   if (opts_.shuffle)
@@ -305,7 +345,7 @@ void LinesBatcher::plan_epoch() {
     for (int64_t w = 0; w < n; w += window) {
       // Stable, so equal lengths keep the shuffled order and the result stays seed-determined.
       std::stable_sort(order_.begin() + w, order_.begin() + std::min(n, w + window),
-                       [&](int64_t a, int64_t b) { return examples_.length(a) > examples_.length(b); });
+                       [&](int64_t a, int64_t b) { return examples_->length(a) > examples_->length(b); });
     }
   }
   batches_.clear();
@@ -334,7 +374,7 @@ bool LinesBatcher::next(TextBatch& out) {
   int64_t T = 0;
   out.lengths.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) {
-    out.lengths[size_t(b)] = examples_.length(idx[b]) + 1;  // + the <eos> start/end symbol
+    out.lengths[size_t(b)] = examples_->length(idx[b]) + 1;  // + the <eos> start/end symbol
     T = std::max(T, out.lengths[size_t(b)]);
   }
   out.input.resize({T, B});
@@ -347,8 +387,10 @@ bool LinesBatcher::next(TextBatch& out) {
   int32_t* tg = out.target.ptr();
   float* m = out.mask.ptr();
   for (int64_t b = 0; b < B; ++b) {
-    const auto ex = examples_.example(idx[b]);
-    const int64_t n = int64_t(ex.size());
+    const int64_t n = out.lengths[size_t(b)] - 1;
+    example_.resize(size_t(n));
+    examples_->read(idx[b], example_.data());
+    const std::span<const int32_t> ex(example_);
     in[b] = Vocab::eos_id;
     for (int64_t t = 0; t < n; ++t) {
       in[(t + 1) * B + b] = ex[size_t(t)];
@@ -384,7 +426,7 @@ std::string LinesBatcher::state_json() const {
   }
   nlohmann::json j = {{"mode", "lines"},          {"epoch", epoch_},
                       {"batch", batch_},          {"epoch_rng", rng},
-                      {"batch_size", opts_.batch_size}, {"num_examples", examples_.size()}};
+                      {"batch_size", opts_.batch_size}, {"num_examples", examples_->size()}};
   return j.dump();
 }
 
@@ -392,7 +434,7 @@ void LinesBatcher::set_state_json(std::string_view json, std::string_view origin
   const std::string o(origin);
   const auto j = parse_state(json, o, "lines");
   expect_same(j, o, "batch_size", opts_.batch_size);
-  expect_same(j, o, "num_examples", examples_.size());
+  expect_same(j, o, "num_examples", examples_->size());
   State s{get_int(j, o, "epoch"), get_int(j, o, "batch"), {}};
   auto it = j.find("epoch_rng");
   if (it == j.end() || !it->is_array() || it->size() != s.epoch_rng.size())

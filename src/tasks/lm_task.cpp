@@ -4,10 +4,13 @@
 // lm_layer_diagnostics, load/save_checkpoint.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <memory>
 #include <optional>
 
 #include "json_fields.h"
 #include "lm_batch.h"
+#include "recur/data/prepared.h"
 #include "recur/diag/diagnostics.h"
 #include "recur/tasks/lm_text.h"
 #include "train_tasks.h"
@@ -15,6 +18,12 @@
 namespace recur::detail {
 
 namespace {
+
+std::string hash_hex(uint64_t h) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
+}
 
 std::string check_same(const char* flag, const std::string& mine, const std::string& saved, const std::string& ck) {
   if (mine == saved) return {};
@@ -210,7 +219,25 @@ class LmTask final : public TrainTask {
   }
 
  private:
+  // A prepared corpus (prepared.h) stays on disk: its ids are read a batch at a time. It is not
+  // split (its lines were never held together), so validation comes from --valid only.
+  bool read_prepared(const NoteFn& note) {
+    const TrainOptions& o = o_;
+    if (!is_prepared_corpus(o.data_path)) return false;
+    prepared_ = std::make_unique<PreparedCorpus>(o.data_path);
+    data_bytes_ = prepared_->manifest().source_bytes;
+    if (!o.valid_path.empty()) {
+      valid_text_ = read_text_file(o.valid_path);
+      valid_origin_ = o.valid_path;
+    } else if (o.valid_fraction > 0) {
+      note(o.data_path + " is a prepared corpus, which is not split: training without validation (pass --valid FILE)");
+    }
+    if (!o.test_path.empty()) test_text_ = read_text_file(o.test_path);
+    return true;
+  }
+
   void read_data(const TokenCorpus* corpus, const NoteFn& note) {
+    if (!corpus && read_prepared(note)) return;
     const TrainOptions& o = o_;
     const std::string text = corpus ? corpus->train : read_text_file(o.data_path);
     data_bytes_ = int64_t(text.size());
@@ -248,9 +275,16 @@ class LmTask final : public TrainTask {
       if (corpus && corpus->task != model_.task)
         throw Error(o.resume_path + ": trained with task " + (model_.task.empty() ? "lm" : model_.task) +
                     ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
+      if (prepared_ && !(model_.vocab == prepared_->vocab()))
+        throw Error(prepared_->dir() + "/vocab.json: " + std::to_string(prepared_->vocab().size()) +
+                    " tokens (hash " + hash_hex(vocab_hash(prepared_->vocab())) + ") differ from the vocabulary of " +
+                    o.resume_path + " (" + std::to_string(model_.vocab.size()) + " tokens, hash " +
+                    hash_hex(vocab_hash(model_.vocab)) + "); resuming needs the corpus the run was trained on");
     } else if (corpus) {
       model_.vocab = corpus->vocab;
       model_.task = corpus->task;
+    } else if (prepared_) {
+      model_.vocab = prepared_->vocab();
     } else {
       model_.vocab = build_vocab(train_text_, o.level, o.mode, {o.max_vocab, o.min_count}, o.data_path);
       if (model_.vocab.size() <= Vocab::num_special)
@@ -275,7 +309,11 @@ class LmTask final : public TrainTask {
   void make_batches() {
     const TrainOptions& o = o_;
     try {
-      if (o.mode == TextMode::stream)
+      if (prepared_ && o.mode == TextMode::stream)
+        stream_.emplace(prepared_->tokens(), StreamOptions{.batch_size = o.batch, .seq_len = o.seq_len, .drop_last = false});
+      else if (prepared_)
+        lines_.emplace(prepared_->lines(), LinesOptions{.batch_size = o.batch, .shuffle = true, .seed = o.seed ^ kOrderSeed});
+      else if (o.mode == TextMode::stream)
         stream_.emplace(encode_stream(model_.vocab, train_text_, &train_oov_, o.data_path),
                         StreamOptions{.batch_size = o.batch, .seq_len = o.seq_len, .drop_last = false});
       else
@@ -320,6 +358,7 @@ class LmTask final : public TrainTask {
   const TextBatch* cur_ = &batch_;  // what forward_backward trains on: batch_ or mine_
   RnnState<float> full_carry_;  // stream mode, several ranks: every rank's carried state, for checkpoints
   std::string train_text_, valid_text_, test_text_, valid_origin_;
+  std::unique_ptr<PreparedCorpus> prepared_;  // DATA is a prepared corpus: read from disk, train_text_ unused
   int64_t data_bytes_ = 0, saved_batch_ = 0;
   LmModel model_;
   std::optional<StreamBatcher> stream_;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "json_fields.h"
+#include "recur/data/prepared.h"
 #include "recur/tasks/tasks.h"
 #include "run_dir.h"
 #include "train_tasks.h"
@@ -459,10 +460,37 @@ LoopOptions loop_options(const TrainOptions& o) {
   return l;
 }
 
+// A prepared corpus fixes the level, mode and vocabulary options it was made with: they come
+// from its manifest, and a flag given with another value is refused by name rather than
+// silently training on data other than the flag says.
+TrainOptions with_prepared_corpus(TrainOptions o) {
+  if (o.task != "lm" || !is_prepared_corpus(o.data_path)) return o;
+  const std::string manifest =
+      fs::is_directory(o.data_path) ? (fs::path(o.data_path) / "manifest.json").string() : o.data_path;
+  const PreparedManifest m = read_prepared_manifest(manifest);
+  auto fixed = [&](const char* flag, const std::string& mine, const std::string& theirs, const char* prepare_flag) {
+    if (o.given.count(flag) && mine != theirs)
+      throw Error(std::string(flag) + " " + mine + " does not match the prepared corpus's " + theirs + " (" + manifest +
+                  "); prepare the text again with " + prepare_flag + " " + mine + " or leave " + flag + " out");
+  };
+  fixed("--level", token_level_name(o.level), token_level_name(m.level), "--level");
+  fixed("--mode", text_mode_name(o.mode), text_mode_name(m.mode), "--mode");
+  fixed("--max-vocab", std::to_string(o.max_vocab), std::to_string(m.vocab_options.max_vocab), "--max-vocab");
+  fixed("--min-count", std::to_string(o.min_count), std::to_string(m.vocab_options.min_count), "--min-count");
+  if (o.given.count("--valid-fraction") && o.valid_fraction > 0 && o.valid_path.empty())
+    throw Error("--valid-fraction: a prepared corpus is not split (" + manifest +
+                "); keep the validation text apart and pass it with --valid");
+  o.level = m.level;
+  o.mode = m.mode;
+  o.max_vocab = m.vocab_options.max_vocab;
+  o.min_count = m.vocab_options.min_count;
+  return o;
+}
+
 // `corpus` null: everything but music.
 TrainResult run_task(const TrainOptions& in, const TokenCorpus* corpus, const TrainObserver& obs,
                      const std::atomic<bool>* stop) {
-  const TrainOptions o = with_task_defaults(in.resume_path.empty() ? in : resume_options(in));
+  const TrainOptions o = with_prepared_corpus(with_task_defaults(in.resume_path.empty() ? in : resume_options(in)));
   o.validate();
   if (o.task == "music" && !corpus) throw Error("--task music: the music corpus is made by the caller (music_corpus.h)");
   detail::check_run_dir(o.out_dir, !o.resume_path.empty(), o.force);

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -87,6 +88,28 @@ struct LineExamples {
 LineExamples encode_lines(const Vocab& vocab, std::string_view text, OovStats* stats = nullptr,
                           std::string_view origin = "<text>");
 
+// Where the batchers read ids from: memory (the vectors above) or a prepared corpus on disk
+// (prepared.h), which is read a window at a time so training never holds the whole corpus.
+// Both give the same ids in the same order, so a batcher's batches do not depend on which.
+class TokenSource {
+ public:
+  virtual ~TokenSource() = default;
+  virtual int64_t size() const = 0;  // tokens
+  // Copies ids [pos, pos + n) to `out`; a source on disk throws FormatError for damaged data.
+  virtual void read(int64_t pos, int64_t n, int32_t* out) const = 0;
+};
+
+class LineSource {
+ public:
+  virtual ~LineSource() = default;
+  virtual int64_t size() const = 0;               // examples
+  virtual int64_t length(int64_t i) const = 0;    // tokens of example i, >= 1
+  virtual void read(int64_t i, int32_t* out) const = 0;  // its length(i) ids
+};
+
+std::shared_ptr<const TokenSource> memory_tokens(std::vector<int32_t> ids);
+std::shared_ptr<const LineSource> memory_lines(LineExamples examples);
+
 struct TextBatch {
   Tensor<int32_t> input;         // [T, B]
   Tensor<int32_t> target;        // [T, B]
@@ -121,6 +144,8 @@ class StreamBatcher {
 
   // Throws Error when the ids give fewer than 2 tokens per stream.
   StreamBatcher(std::vector<int32_t> ids, const StreamOptions& opts);
+  // The same over any source: stream b is ids [b*N, (b+1)*N) of it, read T + 1 at a time.
+  StreamBatcher(std::shared_ptr<const TokenSource> ids, const StreamOptions& opts);
 
   int64_t batch_size() const { return opts_.batch_size; }
   int64_t seq_len() const { return opts_.seq_len; }
@@ -143,9 +168,10 @@ class StreamBatcher {
 
  private:
   StreamOptions opts_;
-  std::vector<int32_t> ids_;  // B streams of N back to back: stream b is ids_[b*N, (b+1)*N)
+  std::shared_ptr<const TokenSource> ids_;  // B streams of N back to back: stream b is [b*N, (b+1)*N)
   int64_t stream_len_ = 0;
   State state_;
+  std::vector<int32_t> window_;  // one stream's T + 1 ids of the batch being made
 };
 
 // ---- lines mode ---------------------------------------------------------------------------------
@@ -175,11 +201,12 @@ class LinesBatcher {
 
   // Throws Error when there are no examples or an option is out of range.
   LinesBatcher(LineExamples examples, const LinesOptions& opts);
+  // The same over any source (a prepared corpus reads each example from disk when batched).
+  LinesBatcher(std::shared_ptr<const LineSource> examples, const LinesOptions& opts);
 
-  int64_t num_examples() const { return examples_.size(); }
+  int64_t num_examples() const { return examples_->size(); }
   int64_t batches_per_epoch() const { return int64_t(batches_.size()); }
   int64_t epoch() const { return epoch_; }
-  const LineExamples& examples() const { return examples_; }
 
   bool next(TextBatch& out);  // as StreamBatcher::next
 
@@ -193,7 +220,7 @@ class LinesBatcher {
  private:
   void plan_epoch();  // draws order_ and batches_ from rng_
 
-  LineExamples examples_;
+  std::shared_ptr<const LineSource> examples_;
   LinesOptions opts_;
   Rng rng_;
   Rng::State epoch_rng_{};
@@ -201,6 +228,7 @@ class LinesBatcher {
   int64_t batch_ = 0;
   std::vector<int64_t> order_;                         // example indices of this epoch
   std::vector<std::pair<int64_t, int64_t>> batches_;   // (start in order_, count)
+  std::vector<int32_t> example_;                       // the example being copied into a batch
 };
 
 // ---- held-out split -----------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+// recur prepare INPUT... --out DIR - tokenise a text corpus once into a prepared corpus
+// (recur/data/prepared.h, docs/data.md) that `recur train DIR` reads from disk. This file only
+// parses the options, draws the progress bar and calls the library.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "recur/data/prepared.h"
+#include "recur/train/loop.h"
+
+namespace recur::cli {
+namespace {
+
+struct PrepareArgs {
+  std::vector<std::string> inputs;
+  std::string out, level = "char", mode = "stream";
+  PrepareOptions o;
+  bool quiet = false;
+};
+
+// "pass 1/2 counting  12.3 MB / 45.6 MB  27%  80.1 MB/s  ETA 0m03s" on stderr, redrawn at most
+// ten times a second, only on a terminal. Both passes read every byte, so the ETA counts both.
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool on) : on_(on && ::isatty(STDERR_FILENO) != 0), start_(clock::now()) {}
+  void draw(const PrepareProgress& p) {
+    if (!on_) return;
+    const auto now = clock::now();
+    if (now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double done = double(p.pass == 1 ? p.bytes_done : std::max<int64_t>(p.bytes_total, 0) + p.bytes_done);
+    const double mbs = secs > 0 ? done / secs / 1e6 : 0;
+    std::string line = "pass " + std::to_string(p.pass) + "/2 " + (p.pass == 1 ? "counting" : "writing ") + "  " +
+                       format_count(double(p.bytes_done)) + "B";
+    if (p.bytes_total > 0) {
+      const double all = 2.0 * double(p.bytes_total);
+      char buf[96];
+      std::snprintf(buf, sizeof buf, " / %sB  %3.0f%%  %.1f MB/s  ETA %s", format_count(double(p.bytes_total)).c_str(),
+                    100.0 * done / all, mbs, format_duration(done > 0 ? secs * (all - done) / done : 0).c_str());
+      line += buf;
+    }
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    live_ = true;
+  }
+  void clear() {
+    if (live_) std::fprintf(stderr, "\r\033[K");
+    live_ = false;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool on_, live_ = false;
+  clock::time_point start_, last_{};
+};
+
+void run(PrepareArgs& a) {
+  a.o.level = a.level == "char" || a.level == "chars" ? TokenLevel::chars : TokenLevel::words;
+  a.o.mode = parse_text_mode(a.mode);
+  ProgressBar bar(!a.quiet);
+  a.o.progress = [&](const PrepareProgress& p) { bar.draw(p); };
+  const auto t0 = std::chrono::steady_clock::now();
+  PrepareResult r;
+  try {
+    r = prepare_corpus(a.inputs, a.out, a.o);
+  } catch (...) {
+    bar.clear();
+    throw;
+  }
+  bar.clear();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("prepared %s: %lld %s tokens", a.out.c_str(), (long long)r.tokens, token_level_name(a.o.level));
+  if (a.o.mode == TextMode::lines) std::printf(" in %lld lines", (long long)r.examples);
+  std::printf(", %lld shard%s of %d-bit ids, vocabulary %lld; %s: %.1f MB in %.1f s (%.1f MB/s)\n", (long long)r.shards,
+              r.shards == 1 ? "" : "s", r.token_bits, (long long)r.vocab_size, r.oov.summary().c_str(),
+              double(r.source_bytes) / 1e6, secs, secs > 0 ? double(r.source_bytes) / 1e6 / secs : 0.0);
+}
+
+}  // namespace
+
+void add_prepare(CLI::App& app) {
+  auto a = std::make_shared<PrepareArgs>();
+  CLI::App* sub = app.add_subcommand("prepare", "Tokenise a text corpus once into shards that recur train DIR reads from disk");
+  sub->add_option("INPUT", a->inputs, "Text files, folders (their files, recursively) or - for standard input")->required();
+  sub->add_option("--out", a->out, "Folder of the prepared corpus: manifest.json, vocab.json, shard-NNNNN.bin")->required();
+  sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
+      ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str();
+  // The mode is fixed here because it decides what the ids are (a char stream keeps '\n' as a
+  // token, lines do not) and the lines' offsets; recur train takes it from the manifest.
+  sub->add_option("--mode", a->mode, "stream: one token sequence; lines: one example per non-empty line")
+      ->check(CLI::IsMember({"stream", "lines"}))->capture_default_str();
+  sub->add_option("--max-vocab", a->o.vocab.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
+      ->check(CLI::Validator([](std::string& s) -> std::string {
+                return s == "0" || std::atoll(s.c_str()) >= 3 ? "" : "expected 0 (unlimited) or >= 3";
+              }, "0|>=3"))
+      ->capture_default_str();
+  sub->add_option("--min-count", a->o.vocab.min_count, "Rarer tokens become <unk>")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--shard-tokens", a->o.shard_tokens, "Token ids per shard file")
+      ->check(CLI::Range(int64_t(1), kPreparedMaxTokens))->capture_default_str();
+  sub->add_option("--count-entries", a->o.count_entries,
+                  "Distinct words counted in memory (about 100 bytes each) before counts spill to disk")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--quiet", a->quiet, "No progress bar");
+  sub->callback([a] { run(*a); });
+}
+
+}  // namespace recur::cli
