@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "cli_io.h"
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "music_cli_util.h"
@@ -22,6 +23,8 @@ struct SampleArgs {
   int threads = 0;
   MusicSampleArgs music;
   CLI::Option* length_opt = nullptr;
+  std::string out;    // -o: empty or '-' = standard output
+  bool json = false;  // JSON Lines, one {text} (or {condition, text}) object per sample
 };
 
 // 'x' for a warning line; control characters escaped so the line stays one line.
@@ -48,19 +51,33 @@ void run(SampleArgs& a) {
     if (!a.gen.prime.empty()) throw Error("--prime and --prime-file: expected at most one of them");
     a.gen.prime = read_text_file(a.prime_file);
   }
-  if (is_task_model(a.model)) return run_task_sample(a.model, a.count, a.gen.sample.temperature, a.gen.sample.argmax, a.seed, a.length_opt->count() ? a.gen.length : 50, a.threads);
+  if (is_task_model(a.model)) {
+    TaskSampleRequest q{.count = a.count, .temperature = a.gen.sample.temperature, .argmax = a.gen.sample.argmax,
+                        .seed = a.seed, .max_length = a.length_opt->count() ? a.gen.length : 50, .threads = a.threads,
+                        .json = a.json, .out = a.out};
+    return run_task_sample(a.model, q);
+  }
   const LmModel model = load_model(a.model);
-  if (music_output_requested(a.music) || is_music_task(model.task))
+  if (music_output_requested(a.music) || is_music_task(model.task)) {
+    // A music model's result is token lines or MIDI/WAV files (--midi-out, --wav-out).
+    if (a.json || !a.out.empty())
+      throw Error(std::string(a.json ? "--json" : "-o") + ": does not apply to a music model (" + a.model +
+                  "), whose samples are token lines on standard output or files named by --midi-out and --wav-out");
     return run_music_sample(model, a.model, a.music, a.gen, a.length_opt->count() > 0, a.count, a.seed);
+  }
   const bool one_line = model.spec.mode == TextMode::lines || model.spec.level == TokenLevel::words;
+  // Streamed to a terminal or pipe as it grows; a file (-o) or JSON is written once, whole.
+  const bool stream_out = (a.out.empty() || a.out == "-") && !a.json;
   Rng rng(a.seed);
-  std::string out;
+  std::string out, result;
   for (int64_t i = 0; i < a.count; ++i) {
     out.clear();
+    std::string whole;
     const PrimeInfo info = generate_text(model, a.gen, rng, [&](std::string_view piece) {
       out.append(piece);
+      whole.append(piece);
       // Stream samples can be long: show them as they grow.
-      if (!one_line && out.size() > 256) {
+      if (stream_out && !one_line && out.size() > 256) {
         std::fwrite(out.data(), 1, out.size(), stdout);
         std::fflush(stdout);
         out.clear();
@@ -74,6 +91,10 @@ void run(SampleArgs& a) {
                    info.unknown.size(), model.spec.level == TokenLevel::chars ? "character(s)" : "word(s)",
                    list.c_str());
     }
+    if (a.json) {
+      result += json_line({{"index", i + 1}, {"text", whole}});
+      continue;
+    }
     // One sample per line for line and word models; stream char samples are separated by a blank line.
     if (one_line) {
       out += '\n';
@@ -81,16 +102,21 @@ void run(SampleArgs& a) {
       if (out.empty() || out.back() != '\n') out += '\n';
       if (i + 1 < a.count) out += '\n';
     }
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
+    if (stream_out) {
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      std::fflush(stdout);
+    } else {
+      result += out;
+    }
   }
+  if (!stream_out) write_result(a.out, result, "the samples");
 }
 
 }  // namespace
 
 void add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
-  CLI::App* sub = app.add_subcommand("sample", "Generate text from a trained language model");
+  CLI::App* sub = app.add_subcommand("sample", "Generate from a language (lm), music or generate model (recur train --task lm|music|generate)");
   sub->add_option("MODEL", a->model, "Checkpoint (.safetensors) written by recur train")->required();
   a->length_opt = sub->add_option("--length", a->gen.length,
                   "Tokens to generate (stream char models: exactly; others stop at <eos> or here)")
@@ -103,8 +129,10 @@ void add_sample(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--argmax", a->gen.sample.argmax, "Always take the most likely token");
   sub->add_option("--prime", a->gen.prime, "Text fed to the model first and printed as the sample's start");
-  sub->add_option("--prime-file", a->prime_file, "Read the prime text from a file");
+  sub->add_option("--prime-file", a->prime_file, "Read the prime text from a file ('-' = stdin)");
   sub->add_option("--seed", a->seed, "Seed of the draws (same seed, same output)")->capture_default_str();
+  add_output_option(sub, a->out, "the samples");
+  add_json_flag(sub, a->json, "JSON Lines, one {index, text} object per sample ({condition, text} for a generate model)");
   add_music_sample_options(sub, a->music);
   add_task_sample_options(sub);
   add_threads_option(sub, a->threads);

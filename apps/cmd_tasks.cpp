@@ -17,6 +17,8 @@
 #include "lm_cli_util.h"
 #include "recur/core/file_io.h"
 #include "recur/tasks/model_info.h"
+#include "recur/train/model_file.h"
+#include "cli_io.h"
 #include "recur/tasks/tasks.h"
 #include "recur/data/text_data.h"
 #include "task_cli.h"
@@ -25,14 +27,9 @@ namespace recur::cli {
 
 namespace {
 
-// Lines of a file, or of stdin when path is "-".
+// Lines of a file, or of standard input when path is "-" (the one reader: core/file_io.h).
 std::vector<std::string> read_lines(const std::string& path) {
-  std::string text;
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    text = read_text_file(path);
-  }
+  const std::string text = read_text_file(path);
   std::vector<std::string> out;
   for (std::string_view l : split_lines(text)) out.emplace_back(l);
   return out;
@@ -45,20 +42,22 @@ std::vector<std::string> gather_texts(const std::vector<std::string>& args, cons
   return read_lines(file.empty() ? "-" : file);
 }
 
-TaskModel load_task(const std::string& path, TaskKind want) {
-  if (!is_task_checkpoint(path))
-    throw FormatError(path + ": not a task model (metadata \"format\" 'recur-model'); train one with recur train --task " +
-                      task_kind_name(want));
+// A model of kind `want`; the messages name the kinds the command accepts and the kind it got.
+// `needs` is the start of the message, e.g. "tag needs a tag model (recur train --task tag)".
+TaskModel load_task(const std::string& path, TaskKind want, const std::string& needs) {
+  if (!is_task_checkpoint(path)) {
+    (void)read_file_format(path);  // not a model file at all: its own error, naming what is wrong
+    throw FormatError(needs + "; " + path + " is a language or music model");
+  }
   TaskModel m = load_task_checkpoint(path).model;
-  if (m.task.kind != want)
-    throw Error(path + ": a " + std::string(task_kind_name(m.task.kind)) + " model; this command needs a " +
-                task_kind_name(want) + " model");
+  if (m.task.kind != want) throw Error(needs + "; " + path + " is a " + task_kind_name(m.task.kind) + " model");
   return m;
 }
 
 struct EvalCli {
   DecodeOptions decode;
   int64_t batch = 64;
+  ColumnCli columns;
 };
 EvalCli& eval_cli() {
   static EvalCli e;
@@ -107,19 +106,58 @@ void add_task_eval_options(CLI::App* sub) {
   sub->add_option("--length-penalty", e.decode.length_penalty, "seq2seq beam: score = log p / length^alpha (0 = off)")
       ->capture_default_str()->group(g);
   sub->add_option("--max-length", e.decode.max_length, "seq2seq: longest output")->capture_default_str()->group(g);
+  add_task_column_options(sub, e.columns, true, true, true);
 }
 
 bool is_task_model(const std::string& path) { return is_task_checkpoint(path); }
 
-void run_task_eval(const std::string& path, const std::string& file, int threads) {
+void add_task_column_options(CLI::App* sub, ColumnCli& c, bool table, bool conll, bool labels) {
+  const std::string g = "Columns (as recur train; default: the model's own)";
+  if (table) {
+    c.text = sub->add_option("--text-column", c.text_column, "classify: 1-based text column")->group(g);
+    if (labels) c.label = sub->add_option("--label-column", c.label_column, "classify: 1-based label column (0 = last)")->group(g);
+    c.head = sub->add_option("--header", c.header, "classify: 1 = first row is a header, 0 = no header, -1 = guess")
+                 ->check(CLI::Range(-1, 1))->group(g);
+  }
+  if (conll) {
+    c.token = sub->add_option("--token-column", c.token_column, "tag: 1-based token column")->group(g);
+    if (labels) c.tag = sub->add_option("--tag-column", c.tag_column, "tag: 1-based tag column (0 = last)")->group(g);
+  }
+}
+
+TaskColumnOverrides ColumnCli::overrides() const {
+  TaskColumnOverrides o;
+  auto given = [](CLI::Option* opt) { return opt && opt->count() > 0; };
+  if (given(text)) o.text_column = text_column;
+  if (given(label)) o.label_column = label_column;
+  if (given(token)) o.token_column = token_column;
+  if (given(tag)) o.tag_column = tag_column;
+  if (given(head)) o.header = header;
+  return o;
+}
+
+void run_task_eval(const std::string& path, const std::string& file, int threads, bool json, const std::string& out) {
   apply_threads(threads);
-  const TaskModel m = load_task_checkpoint(path).model;
+  TaskModel m = load_task_checkpoint(path).model;
+  apply_column_overrides(m.task, eval_cli().columns.overrides());
+  const std::string name = input_name(file);
   const auto raw = read_task_file(m, file, true);
-  const auto ex = encode_task_examples(m, raw, true, file);
+  const auto ex = encode_task_examples(m, raw, true, name);
   TaskEvalOptions o;
   o.decode = eval_cli().decode;
   const TaskEvalResult r = evaluate_task(m, ex, o);
-  std::printf("file        %s\nmodel       %s\n%s", file.c_str(), task_model_summary(m).c_str(), r.report.c_str());
+  if (json) {
+    nlohmann::ordered_json j = {{"file", name},
+                                {"kind", task_kind_name(m.task.kind)},
+                                {"model", task_model_summary(m)},
+                                {"examples", int64_t(ex.size())},
+                                {"targets", r.loss.count},
+                                {"loss", json_number(r.loss.mean())},
+                                {"metric", r.metric_name},
+                                {"value", json_number(r.metric)}};
+    return write_result(out, json_line(j), "the evaluation");
+  }
+  write_result(out, "file        " + name + "\nmodel       " + task_model_summary(m) + "\n" + r.report, "the evaluation");
 }
 
 // ---------------------------------------------------------------- info
@@ -176,10 +214,9 @@ void add_task_sample_options(CLI::App* sub) {
                   "Conditioned generators (--task generate): the label to generate for (default: every label)");
 }
 
-void run_task_sample(const std::string& path, int64_t count, double temperature, bool argmax, uint64_t seed,
-                     int64_t max_length, int threads) {
-  apply_threads(threads);
-  const TaskModel m = load_task(path, TaskKind::generate);
+void run_task_sample(const std::string& path, const TaskSampleRequest& q) {
+  apply_threads(q.threads);
+  const TaskModel m = load_task(path, TaskKind::generate, "sample needs a language, music or generate model");
   std::vector<int32_t> conds;
   const std::string& c = sample_cli().condition;
   if (c.empty()) {
@@ -189,13 +226,17 @@ void run_task_sample(const std::string& path, int64_t count, double temperature,
     if (id < 0) throw Error("--condition: " + c + " is not one of the model's " + std::to_string(m.labels.size()) + " labels");
     conds.push_back(id);
   }
-  Rng rng(seed);
-  GenerateTaskOptions go{.temperature = temperature, .max_length = max_length, .argmax = argmax};
+  Rng rng(q.seed);
+  GenerateTaskOptions go{.temperature = q.temperature, .max_length = q.max_length, .argmax = q.argmax};
+  std::string text;
   for (int32_t id : conds)
-    for (int64_t i = 0; i < count; ++i) {
+    for (int64_t i = 0; i < q.count; ++i) {
       const auto out = generate_conditioned(m, id, go, rng);
-      std::printf("%s\t%s\n", m.labels[size_t(id)].c_str(), task_output_text(m, out).c_str());
+      const std::string& label = m.labels[size_t(id)];
+      if (q.json) text += json_line({{"condition", label}, {"text", task_output_text(m, out)}});
+      else text += label + "\t" + task_output_text(m, out) + "\n";
     }
+  write_result(q.out, text, "the samples");
 }
 
 // ---------------------------------------------------------------- classify, tag, translate
@@ -206,51 +247,86 @@ struct PredictArgs {
   std::string model, file, out, features;
   std::vector<std::string> texts;
   DecodeOptions decode;
+  ColumnCli columns;
+  bool json = false;
   int threads = 0;
 };
 
+// One classified example: the best label then every label's probability, or a JSON line.
+std::string classified(const TaskModel& m, const std::vector<double>& p, const nlohmann::ordered_json& key, bool json) {
+  const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+  if (json) {
+    nlohmann::ordered_json probs = nlohmann::ordered_json::object();
+    for (size_t c = 0; c < p.size(); ++c) probs[m.labels[c]] = p[c];
+    nlohmann::ordered_json j = key;
+    j["label"] = m.labels[best];
+    j["probabilities"] = probs;
+    return json_line(j);
+  }
+  std::string line = m.labels[best];
+  char buf[32];
+  for (size_t c = 0; c < p.size(); ++c) {
+    std::snprintf(buf, sizeof buf, "=%.4f", p[c]);
+    line += "\t" + m.labels[c] + buf;
+  }
+  return line + "\n";
+}
+
 void run_classify(const PredictArgs& a) {
   apply_threads(a.threads);
-  const TaskModel m = load_task(a.model, TaskKind::classify);
-  if (m.task.features) {
-    // Numeric input: the file in training's format (the label column present, its values ignored).
-    const auto raw = read_task_file(m, a.file.empty() ? "-" : a.file, false);
-    const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, a.file));
-    for (const auto& p : probs) {
-      const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
-      std::printf("%s", m.labels[best].c_str());
-      for (size_t c = 0; c < p.size(); ++c) std::printf("\t%s=%.4f", m.labels[c].c_str(), p[c]);
-      std::printf("\n");
+  TaskModel m = load_task(a.model, TaskKind::classify, "classify needs a classify model (recur train --task classify)");
+  const TaskColumnOverrides cols = a.columns.overrides();
+  apply_column_overrides(m.task, cols);
+  std::string text;
+  if (m.task.features || cols.any()) {
+    // A file in training's format: numeric features (the label column present, its values
+    // ignored), or a table read with the column options (its label column, if any, ignored).
+    if (!a.texts.empty()) throw Error("TEXT: " + std::string(m.task.features ? "a features model reads --file" : "the column options read --file") + "; expected --file FILE or standard input");
+    const std::string file = a.file.empty() ? "-" : a.file;
+    const auto raw = read_task_file(m, file, false);
+    const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, input_name(file)));
+    for (size_t i = 0; i < probs.size(); ++i) {
+      nlohmann::ordered_json key = m.task.features ? nlohmann::ordered_json{{"id", raw[i].id}} : nlohmann::ordered_json{{"line", raw[i].line}};
+      text += classified(m, probs[i], key, a.json);
     }
-    return;
+    return write_result(a.out, text, "the labels");
   }
-  const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
+  const std::string origin = !a.texts.empty() ? "TEXT" : input_name(a.file.empty() ? "-" : a.file);
   const auto texts = gather_texts(a.texts, a.file);
-  const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
-  const auto probs = classify_probabilities(m, ex);
-  for (const auto& p : probs) {
-    const size_t best = size_t(std::max_element(p.begin(), p.end()) - p.begin());
-    std::printf("%s", m.labels[best].c_str());
-    for (size_t c = 0; c < p.size(); ++c) std::printf("\t%s=%.4f", m.labels[c].c_str(), p[c]);
-    std::printf("\n");
+  const auto raw = raw_examples_from_texts(m, texts, origin);
+  const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, origin));
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const std::string src = texts[i].substr(0, texts[i].find('\t'));
+    text += classified(m, probs[i], {{"text", src}}, a.json);
   }
+  write_result(a.out, text, "the labels");
 }
 
 void run_tag(const PredictArgs& a) {
   apply_threads(a.threads);
-  const TaskModel m = load_task(a.model, TaskKind::tag);
+  TaskModel m = load_task(a.model, TaskKind::tag, "tag needs a tag model (recur train --task tag)");
+  apply_column_overrides(m.task, a.columns.overrides());
   const auto raw = read_task_file(m, a.file, false);
-  const auto ex = encode_task_examples(m, raw, false, a.file);
+  const auto ex = encode_task_examples(m, raw, false, input_name(a.file));
   const auto pred = tag_predictions(m, ex);
+  if (a.json) {
+    // JSON Lines: one object per sentence.
+    std::string text;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      nlohmann::ordered_json tags = nlohmann::ordered_json::array();
+      for (int32_t t : pred[i]) tags.push_back(m.labels[size_t(t)]);
+      text += json_line({{"line", raw[i].line}, {"tokens", raw[i].input}, {"tags", tags}});
+    }
+    return write_result(a.out, text, "the tagged file");
+  }
   // A file is written whole (core/file_io.h), so a failed write leaves the previous one.
-  const std::string text = tagged_text(m, raw, pred);
-  if (a.out.empty()) std::fwrite(text.data(), 1, text.size(), stdout);  // checked at exit (main.cpp)
-  else write_file_atomic(a.out, text, "the tagged file");
+  write_result(a.out, tagged_text(m, raw, pred), "the tagged file");
 }
 
 void run_translate(const PredictArgs& a) {
   apply_threads(a.threads);
-  const TaskModel m = load_task(a.model, TaskKind::seq2seq);
+  const TaskModel m = load_task(a.model, TaskKind::seq2seq, "translate needs a seq2seq model (recur train --task seq2seq)");
+  std::string text;
   if (m.task.features || !a.features.empty()) {
     // Numeric sources: a features CSV (training's format, the target column optional); one
     // "sequence_id<TAB>output" line per sequence.
@@ -260,49 +336,63 @@ void run_translate(const PredictArgs& a) {
       throw Error(a.model + " reads numeric feature sequences (" + std::to_string(task_features_width(m)) +
                   " per step); expected --features FILE instead of TEXT or --file");
     const auto raw = read_task_file(m, a.features, false);
-    const auto ex = encode_task_examples(m, raw, false, a.features);
+    const auto ex = encode_task_examples(m, raw, false, input_name(a.features));
     const auto outs = translate(m, ex, a.decode);
-    for (size_t i = 0; i < outs.size(); ++i)
-      std::printf("%s\t%s\n", raw[i].id.c_str(), task_output_text(m, outs[i]).c_str());
-    return;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (a.json) text += json_line({{"id", raw[i].id}, {"output", task_output_text(m, outs[i])}});
+      else text += raw[i].id + "\t" + task_output_text(m, outs[i]) + "\n";
+    }
+    return write_result(a.out, text, "the translations");
   }
-  const std::string origin = !a.texts.empty() ? "TEXT" : a.file.empty() ? "<stdin>" : a.file;
+  const std::string origin = !a.texts.empty() ? "TEXT" : input_name(a.file.empty() ? "-" : a.file);
   const auto texts = gather_texts(a.texts, a.file);
   const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
-  for (const auto& ids : translate(m, ex, a.decode)) std::printf("%s\n", task_output_text(m, ids).c_str());
+  const auto outs = translate(m, ex, a.decode);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (a.json) text += json_line({{"source", texts[i].substr(0, texts[i].find('\t'))}, {"output", task_output_text(m, outs[i])}});
+    else text += task_output_text(m, outs[i]) + "\n";
+  }
+  write_result(a.out, text, "the translations");
 }
 
 }  // namespace
 
 void add_classify(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
-  CLI::App* sub = app.add_subcommand("classify", "Label texts with a sequence classifier (recur train --task classify)");
+  CLI::App* sub = app.add_subcommand("classify", "Label texts with a sequence classifier (needs a classify model: recur train --task classify)");
   sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task classify")->required();
   sub->add_option("TEXT", a->texts, "Texts to classify (default: --file, or one text per line on stdin)");
-  sub->add_option("--file", a->file, "One text per line ('-' = stdin); a tab ends the text");
+  sub->add_option("--file", a->file, "One text per line ('-' = stdin); a tab ends the text; with a column option a TSV/CSV table");
+  add_output_option(sub, a->out, "the labels");
+  add_json_flag(sub, a->json, "JSON Lines, one {text|line|id, label, probabilities} object per text");
+  add_task_column_options(sub, a->columns, true, false, false);
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_classify(*a); });
 }
 
 void add_tag(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
-  CLI::App* sub = app.add_subcommand("tag", "Tag a CoNLL-style file with a sequence tagger (recur train --task tag)");
+  CLI::App* sub = app.add_subcommand("tag", "Tag a CoNLL-style file with a sequence tagger (needs a tag model: recur train --task tag)");
   sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task tag")->required();
-  sub->add_option("FILE", a->file, "One token per line (further columns kept), blank lines between sentences")->required();
-  sub->add_option("-o,--output", a->out, "Write here instead of stdout");
+  sub->add_option("FILE", a->file, "One token per line (further columns kept), blank lines between sentences; '-' = stdin")->required();
+  add_output_option(sub, a->out, "the tagged file");
+  add_json_flag(sub, a->json, "JSON Lines, one {line, tokens, tags} object per sentence");
+  add_task_column_options(sub, a->columns, false, true, false);
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_tag(*a); });
 }
 
 void add_translate(CLI::App& app) {
   auto a = std::make_shared<PredictArgs>();
-  CLI::App* sub = app.add_subcommand("translate", "Translate with an encoder-decoder (recur train --task seq2seq)");
+  CLI::App* sub = app.add_subcommand("translate", "Translate with an encoder-decoder (needs a seq2seq model: recur train --task seq2seq)");
   sub->add_option("MODEL", a->model, "Checkpoint written by recur train --task seq2seq")->required();
   sub->add_option("TEXT", a->texts, "Sentences (default: --file, or one per line on stdin)");
   sub->add_option("--file", a->file, "One sentence per line ('-' = stdin); a tab ends the sentence");
   sub->add_option("--features", a->features,
-                  "Models trained with --features: CSV 'sequence_id,f1,...,fF[,target]', one row per step; "
-                  "prints 'sequence_id<TAB>output' per sequence");
+                  "Models trained with --features: CSV 'sequence_id,f1,...,fF[,target]', one row per step "
+                  "('-' = stdin); prints 'sequence_id<TAB>output' per sequence");
+  add_output_option(sub, a->out, "the translations");
+  add_json_flag(sub, a->json, "JSON Lines, one {source|id, output} object per sentence");
   sub->add_option("--beam", a->decode.beam, "Beam width (1 = greedy)")->check(CLI::Range(int64_t(1), int64_t(1000)))->capture_default_str();
   sub->add_option("--length-penalty", a->decode.length_penalty, "Beam: score = log p / length^alpha (0 = off)")
       ->capture_default_str();

@@ -174,7 +174,7 @@ void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   TrainOptions& o = a->o;
   CLI::App* sub = app.add_subcommand("train", "Train a language model (text, music) or a task model (classify, tag, seq2seq, generate)");
-  sub->add_option("DATA", a->data, "Training text (UTF-8); --task music: MIDI, ABC or JSB JSON files or folders")
+  sub->add_option("DATA", a->data, "Training text (UTF-8; '-' = stdin); --task music: MIDI, ABC or JSB JSON files or folders")
       ->required();
   sub->footer(built_with_mpi()
                   ? "Data-parallel training: mpirun -np N recur train ... (each rank takes its share of every "
@@ -183,15 +183,15 @@ void add_train(CLI::App& app) {
                     "(scripts/setup.sh test) and rebuild, then mpirun -np N recur train ... (docs/distributed.md).");
   sub->add_option("--task", o.task, "lm: language model on text; music: on MIDI files (docs/music.md); classify, tag, seq2seq, generate: docs/tasks.md")
                     ->check(CLI::IsMember({"lm", "music", "classify", "tag", "seq2seq", "generate"}))->capture_default_str();
-  sub->add_option("--out", o.out_dir, "Run directory: last/best.safetensors, metrics.jsonl")->required();
+  sub->add_option("--out", o.out_dir, "Run directory: last/best.safetensors, metrics.jsonl (a directory of several files, hence not -o)")->required();
   a->sub = sub;
   auto* resume = sub->add_option("--resume", o.resume_path,
                                  "Continue the run in --out (or from FILE); settings not given again come from it")
                      ->expected(0, 1);
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
   const std::string d = "Data";
-  sub->add_option("--valid", o.valid_path, "Validation text (default: hold out --valid-fraction)")->group(d);
-  sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end")->group(d);
+  sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
+  sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);
   sub->add_option("--valid-fraction", o.valid_fraction, "Share of lines held out when there is no --valid")
                ->capture_default_str()->group(d);
   sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")

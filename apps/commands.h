@@ -12,6 +12,7 @@ namespace recur::cli {
 void add_diagnose(CLI::App& app);  // recur diagnose gradients
 void add_classify(CLI::App& app);  // recur classify MODEL [TEXT...]
 void add_eval(CLI::App& app);    // recur eval MODEL FILE
+void add_help_markdown(CLI::App& app);  // recur help-markdown (hidden): docs/cli.md's generated section
 void add_info(CLI::App& app);    // recur info MODEL
 void add_midi(CLI::App& app);  // recur midi encode|decode|roundtrip
 void add_music_stats(CLI::App& app);  // recur music-stats SOURCE...

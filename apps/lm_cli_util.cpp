@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "recur/core/threads.h"
+#include "recur/tasks/tasks.h"
 
 namespace recur::cli {
 
@@ -18,5 +19,11 @@ void apply_threads(int threads) {
 }
 
 LmModel load_model(const std::string& path) { return load_checkpoint(path).model; }
+
+LmModel load_model(const std::string& path, const std::string& needs) {
+  if (is_task_checkpoint(path))
+    throw Error(needs + "; " + path + " is a " + task_kind_name(load_task_checkpoint(path).model.task.kind) + " model");
+  return load_model(path);
+}
 
 }  // namespace recur::cli

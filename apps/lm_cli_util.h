@@ -19,6 +19,9 @@ void apply_threads(int threads);
 
 // Loads and validates a checkpoint's model part (sample, score, eval).
 LmModel load_model(const std::string& path);
+// The same for a command that needs a language model: a task model is refused with `needs`
+// followed by the kind it is ("score needs a language model (lm); m.safetensors is a tag model").
+LmModel load_model(const std::string& path, const std::string& needs);
 
 // format_duration and format_count: recur/train/loop.h.
 

@@ -33,7 +33,7 @@ void register_all(CLI::App& app) {
   add_diagnose(app);
   add_plot(app);
   add_show(app);
-  (void)app;
+  add_help_markdown(app);  // last: it documents the others
 }
 }  // namespace
 }  // namespace recur::cli

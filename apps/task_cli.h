@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "recur/tasks/tasks.h"
 #include "recur/tasks/trainer.h"
 
 namespace recur::cli {
@@ -16,17 +17,38 @@ namespace recur::cli {
 // the library refuses them by name for the tasks they do not apply to (trainer.h).
 void add_task_train_options(CLI::App* train, TrainOptions& o);
 
-// `recur eval MODEL FILE` on a task model: the task's metrics (options: --beam, ...).
+// The column and header options of a command that reads a task file with a trained model (eval,
+// classify, tag): only those given override the model's own (TaskColumnOverrides).
+struct ColumnCli {
+  int64_t text_column = 1, label_column = 0, token_column = 1, tag_column = 0;
+  int header = -1;
+  CLI::Option *text = nullptr, *label = nullptr, *token = nullptr, *tag = nullptr, *head = nullptr;
+  TaskColumnOverrides overrides() const;
+};
+// table: --text-column --header (and --label-column with labels); conll: --token-column (and
+// --tag-column with labels).
+void add_task_column_options(CLI::App* sub, ColumnCli& c, bool table, bool conll, bool labels);
+
+// `recur eval MODEL FILE` on a task model: the task's metrics (options: --beam, columns, ...).
 void add_task_eval_options(CLI::App* eval);
 bool is_task_model(const std::string& path);
-void run_task_eval(const std::string& model, const std::string& file, int threads);
+void run_task_eval(const std::string& model, const std::string& file, int threads, bool json, const std::string& out);
 
 // `recur info MODEL` on a task model: task, structure, vocabularies, labels, training progress.
 void run_task_info(const std::string& model);
 
 // `recur sample MODEL --condition LABEL` on a conditioned generator.
 void add_task_sample_options(CLI::App* sample);
-void run_task_sample(const std::string& model, int64_t count, double temperature, bool argmax, uint64_t seed,
-                     int64_t max_length, int threads);
+struct TaskSampleRequest {
+  int64_t count = 1;
+  double temperature = 1;
+  bool argmax = false;
+  uint64_t seed = 1;
+  int64_t max_length = 50;
+  int threads = 0;
+  bool json = false;    // JSON Lines {condition, text}
+  std::string out;      // -o: empty or '-' = standard output
+};
+void run_task_sample(const std::string& model, const TaskSampleRequest& request);
 
 }  // namespace recur::cli

@@ -47,10 +47,13 @@ conll | seed conll train.conll
 printf 'John\nlives\nin\nParis\n\nAnna\nworks\n' | seed conll tokens_only.conll
 printf 'text\tlabel\ngreat film , loved it\tpos\nboring and long\tneg\nfine\tpos\n' | seed table header.tsv
 printf 'text,label\n"great, loved it",pos\n"said ""no"" twice",neg\nfine,pos\n' | seed table quoted.csv
+# RFC 4180: a quoted field spanning lines (CRLF inside and between records), and an empty row.
+printf 'text,label\r\n"two\r\nlines, one ""text""",pos\r\n\r\n"one line",neg\r\nfine,pos\r\n' | seed table quoted_newline.csv
 printf 'red green\tgreen red\nblue black white\twhite black blue\nwhite red\tred white\n' | seed pairs pairs.tsv
 printf 'happy\twhat a lovely day\nsad\tit rains again\nhappy\tsun and song\n' | seed generate conditions.tsv
 printf 'id,f1,f2,label\ns1,0.5,1.0,a\ns1,0.25,-1.5,b\ns2,1e-3,2,a\n' | seed features per_step.csv
 printf 's1,0.5,1.0,"red green"\ns1,0.25,-1.5,\ns2,1,2,blue\n' | seed features target_text.csv
+printf 's1,0.5,1.0,"red\ngreen"\ns1,0.25,-1.5,\ns2,1,2,blue\n' | seed features quoted_newline.csv
 printf 'the 0.1 0.2 -0.3\ncat 1e-2 0 5\nmat -1 -2 -3\n' | seed word_vectors glove.txt
 printf '3 2\nthe 0.5 0.5\ncat -0.5 1.5\ndog 2 2\n' | seed word_vectors word2vec.txt
 

@@ -486,7 +486,9 @@ TEST_F(CliTasks, BadInputsGiveOneLineNamingFileAndLine) {
   const std::string bad_tags = write("bad_tags.txt", "mr X O\nSmith X B-ORG\n\n");
   expect_one_line_error("eval " + path("tg/last.safetensors") + " " + bad_tags, "bad_tags.txt:1: label 'B-ORG'");
   // A task model handed to the wrong command.
-  expect_one_line_error("translate " + path("ok/last.safetensors") + " hello", "a classify model; this command needs a seq2seq");
+  expect_one_line_error("translate " + path("ok/last.safetensors") + " hello",
+                        "translate needs a seq2seq model (recur train --task seq2seq); " + path("ok/last.safetensors") +
+                            " is a classify model");
   // Pre-trained vectors with a wrong number of values.
   const std::string vec = write("vec.txt", "good 0.1 0.2\nbad 0.3\n");
   expect_one_line_error("train " + data + " --task classify --embeddings " + vec + " --out " + path("r7"), "vec.txt:2: 1 values; expected 2");

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
+#include <vector>
 
 #include "recur/core/error.h"
 
@@ -31,7 +34,65 @@ void sync_directory_of(const std::string& path) {
   }
 }
 
+// Closes a descriptor this reader opened (never standard input).
+struct FdCloser {
+  int fd;
+  bool own;
+  ~FdCloser() {
+    if (own && fd >= 0) ::close(fd);
+  }
+};
+
 }  // namespace
+
+std::string input_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
+std::string read_input(const std::string& path, const ReadLimits& limits) {
+  const std::string name = input_name(path);
+  const bool is_stdin = path == "-";
+  const std::string want = "expected " + limits.expected;
+  int fd = 0;
+  if (!is_stdin) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) throw FormatError(name + ": no such file; " + want);
+    if (S_ISDIR(st.st_mode)) throw FormatError(name + ": is a directory; " + want);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw FormatError(name + ": cannot open: " + std::strerror(errno));
+  }
+  const FdCloser closer{fd, !is_stdin};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw FormatError(name + ": cannot read: " + std::strerror(errno));
+  // A terminal is a character device too, and typing into `recur classify MODEL` is meant.
+  if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && !::isatty(fd))
+    throw FormatError(name + ": is a device; " + want + " (a regular file or a pipe)");
+  const bool regular = S_ISREG(st.st_mode);
+  if (regular && int64_t(st.st_size) > limits.file_max_bytes)
+    throw FormatError(name + ": " + std::to_string(int64_t(st.st_size)) + " bytes exceeds the limit of " +
+                      std::to_string(limits.file_max_bytes) + " bytes for " + limits.expected);
+  std::string bytes;
+  try {
+    if (regular) bytes.reserve(size_t(st.st_size));
+    std::vector<char> buf(size_t(1) << 20);
+    while (true) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw FormatError(name + ": read error: " + std::strerror(errno));
+      if (n == 0) break;
+      bytes.append(buf.data(), size_t(n));
+      // A regular file that grows while read is held to the file limit, anything else to the
+      // stream limit.
+      const int64_t limit = regular ? limits.file_max_bytes : limits.stream_max_bytes;
+      if (int64_t(bytes.size()) > limit)
+        throw FormatError(name + ": more than " + std::to_string(limit) + " bytes" +
+                          (regular ? "" : " from a pipe or terminal") + "; the limit for " + limits.expected +
+                          (regular ? "" : " read from a stream (use a regular file)"));
+    }
+  } catch (const std::bad_alloc&) {
+    throw FormatError(name + ": out of memory reading " +
+                      (regular ? std::to_string(int64_t(st.st_size)) + " bytes" : std::string("the stream")));
+  }
+  return bytes;
+}
 
 std::string temporary_path(const std::string& path) {
   static std::atomic<unsigned> counter{0};

@@ -11,6 +11,7 @@
 
 #include "quote.h"
 #include "recur/core/error.h"
+#include "recur/core/file_io.h"
 #include "recur/data/text_data.h"
 
 namespace recur {
@@ -34,41 +35,77 @@ std::vector<std::string> split_space(std::string_view s) {
   return out;
 }
 
-// One CSV/TSV record of a line; quotes only mean something at the start of a field.
-std::vector<std::string> split_fields(std::string_view s, char delim, const std::string& path, int64_t line) {
-  std::vector<std::string> out;
-  std::string cur;
+// The one reader of delimited tables (labelled texts, feature sequences): RFC 4180 records.
+// Fields are separated by `delim`; in CSV (delim ',') a field that starts with '"' runs to the
+// closing quote, across line ends (a quoted newline is part of the field), with "" for a quote;
+// anywhere else a quote is an ordinary character, and TSV has no quoting at all (a tab cannot
+// be in a field). A record ends at an unquoted line end ("\n" or "\r\n"). `line` is the record's
+// first line, so messages name the line where a multi-line record starts; `blank` marks a record
+// of nothing but spaces (skipped by the readers, as blank lines always were).
+struct Record {
+  std::vector<std::string> fields;
+  int64_t line = 0;
+  bool blank = true;
+};
+
+std::vector<Record> split_records(std::string_view s, char delim, const std::string& path) {
+  std::vector<Record> out;
   size_t i = 0;
-  bool fresh = true;
-  while (true) {
-    if (fresh && i < s.size() && s[i] == '"' && delim == ',') {
-      ++i;
-      while (true) {
-        if (i >= s.size()) bad_line(path, line, "unterminated quoted field; expected a closing '\"' on the same line");
-        if (s[i] == '"') {
-          if (i + 1 < s.size() && s[i + 1] == '"') {
-            cur += '"';
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        cur += s[i++];
+  int64_t line = 1;
+  while (i < s.size()) {
+    Record r;
+    r.line = line;
+    std::string cur;
+    bool fresh = true;
+    while (true) {
+      if (i >= s.size()) {
+        r.fields.push_back(std::move(cur));
+        break;
       }
-      fresh = false;
-      continue;
-    }
-    if (i >= s.size() || s[i] == delim) {
-      out.push_back(cur);
-      cur.clear();
-      if (i >= s.size()) break;
+      const char c = s[i];
+      if (fresh && c == '"' && delim == ',') {
+        const int64_t opened = line;
+        r.blank = false;
+        ++i;
+        while (true) {
+          if (i >= s.size())
+            bad_line(path, opened, "unterminated quoted field; expected a closing '\"' (a quoted field may span lines)");
+          if (s[i] == '"') {
+            if (i + 1 < s.size() && s[i + 1] == '"') {
+              cur += '"';
+              i += 2;
+              continue;
+            }
+            ++i;
+            break;
+          }
+          if (s[i] == '\n') ++line;
+          cur += s[i++];
+        }
+        fresh = false;
+        continue;
+      }
+      const bool crlf = c == '\r' && (i + 1 == s.size() || s[i + 1] == '\n');
+      if (c == '\n' || crlf) {
+        r.fields.push_back(std::move(cur));
+        i += crlf && i + 1 < s.size() ? 2 : 1;
+        ++line;
+        break;
+      }
+      if (c == delim) {
+        if (!is_token_space(c)) r.blank = false;
+        r.fields.push_back(std::move(cur));
+        cur.clear();
+        fresh = true;
+        ++i;
+        continue;
+      }
+      if (!is_token_space(c)) r.blank = false;
+      cur += c;
       ++i;
-      fresh = true;
-      continue;
+      fresh = false;
     }
-    cur += s[i++];
-    fresh = false;
+    out.push_back(std::move(r));
   }
   return out;
 }
@@ -95,8 +132,9 @@ bool parse_float(const std::string& field, float& out) {
 
 }  // namespace
 
-std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptions& opts) {
-  const std::string text = read_text_file(path);
+std::vector<TaggedSentence> read_conll(const std::string& file, const ConllOptions& opts) {
+  const std::string text = read_text_file(file);
+  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
   std::vector<TaggedSentence> out;
   TaggedSentence cur;
   size_t ncols = 0;
@@ -142,18 +180,33 @@ std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptio
   return out;
 }
 
-std::vector<LabelledText> read_labelled_texts(const std::string& path, const TableOptions& opts) {
-  const std::string text = read_text_file(path);
+std::vector<LabelledText> read_labelled_texts(const std::string& file, const TableOptions& opts) {
+  const std::string text = read_text_file(file);
+  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
   char delim = opts.delimiter;
   if (delim == 0) delim = path.size() >= 4 && lower(path.substr(path.size() - 4)) == ".csv" ? ',' : '\t';
   std::vector<LabelledText> out;
   size_t nfields = 0;
   int64_t first_line = 0, lineno = 0;
   bool first = true;
-  for (std::string_view line : split_lines(text)) {
-    ++lineno;
-    if (split_space(line).empty()) continue;  // blank lines
-    const std::vector<std::string> f = split_fields(line, delim, path, lineno);
+  for (Record& rec : split_records(text, delim, path)) {
+    if (rec.blank) continue;  // blank lines
+    lineno = rec.line;
+    const std::vector<std::string>& f = rec.fields;
+    if (first) {
+      // A header row is skipped before the row width is fixed: its width may differ from the
+      // rows' (the Emojify test file has a header of 2 fields over rows of 4).
+      first = false;
+      bool header = opts.header == 1;
+      const int64_t htc = column(opts.text_column, f.size()), hlc = column(opts.label_column, f.size());
+      if (opts.header < 0 && f.size() >= 2 && htc >= 0 && htc < int64_t(f.size()) && hlc >= 0 &&
+          hlc < int64_t(f.size()) && hlc != htc) {
+        const std::string l = lower(f[size_t(hlc)]), t = lower(f[size_t(htc)]);
+        header = l == "label" || l == "labels" || l == "class" || l == "sentiment" || l == "category" || l == "target" ||
+                 t == "text" || t == "sentence";
+      }
+      if (header) continue;
+    }
     if (nfields == 0) {
       nfields = f.size();
       first_line = lineno;
@@ -167,16 +220,6 @@ std::vector<LabelledText> read_labelled_texts(const std::string& path, const Tab
     const bool has_label = nfields >= 2 && lc >= 0 && lc < int64_t(nfields) && lc != tc;
     if (opts.require_labels && !has_label)
       bad_line(path, lineno, "missing label column (" + std::to_string(nfields) + " field(s)); expected text and label");
-    if (first) {
-      first = false;
-      bool header = opts.header == 1;
-      if (opts.header < 0 && has_label) {
-        const std::string l = lower(f[size_t(lc)]), t = lower(f[size_t(tc)]);
-        header = l == "label" || l == "labels" || l == "class" || l == "sentiment" || l == "category" || l == "target" ||
-                 t == "text" || t == "sentence";
-      }
-      if (header) continue;
-    }
     LabelledText e;
     e.text = f[size_t(tc)];
     if (split_space(e.text).empty()) bad_line(path, lineno, "empty text; expected at least one word");
@@ -192,8 +235,9 @@ std::vector<LabelledText> read_labelled_texts(const std::string& path, const Tab
   return out;
 }
 
-std::vector<TextPair> read_pairs(const std::string& path, bool require_target) {
-  const std::string text = read_text_file(path);
+std::vector<TextPair> read_pairs(const std::string& file, bool require_target) {
+  const std::string text = read_text_file(file);
+  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
   std::vector<TextPair> out;
   int64_t lineno = 0;
   for (std::string_view line : split_lines(text)) {
@@ -217,9 +261,10 @@ std::vector<TextPair> read_pairs(const std::string& path, bool require_target) {
   return out;
 }
 
-std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int64_t* width,
+std::vector<FeatureSequence> read_feature_sequences(const std::string& file, int64_t* width,
                                                     const FeatureFileOptions& opts) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(file);
+  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
   const char* last_name = opts.target_text ? "target" : "label";
   const int64_t F0 = opts.width;
   std::vector<FeatureSequence> out;
@@ -227,10 +272,10 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int
   size_t nfields = 0;
   bool has_last = true;
   int64_t lineno = 0, first_line = 0, F = 0;
-  for (std::string_view line : split_lines(text)) {
-    ++lineno;
-    if (split_space(line).empty()) continue;
-    const auto f = split_fields(line, ',', path, lineno);
+  for (Record& rec : split_records(text, ',', path)) {
+    if (rec.blank) continue;
+    lineno = rec.line;
+    const std::vector<std::string>& f = rec.fields;
     if (nfields == 0) {
       nfields = f.size();
       first_line = lineno;

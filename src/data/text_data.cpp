@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "json_parse.h"
+#include "recur/core/file_io.h"
 #include "recur/data/utf8.h"
 
 namespace recur {
@@ -24,46 +25,14 @@ TextMode parse_text_mode(std::string_view name) {
 }
 
 std::string read_text_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const auto st = fs::status(path, ec);
-  if (st.type() == fs::file_type::not_found) throw FormatError(path + ": no such file; expected a UTF-8 text file");
-  if (st.type() == fs::file_type::directory) throw FormatError(path + ": is a directory; expected a UTF-8 text file");
-  if (st.type() == fs::file_type::character || st.type() == fs::file_type::block)
-    throw FormatError(path + ": is a device; expected a UTF-8 text file (a regular file or a pipe)");
-  const bool regular = st.type() == fs::file_type::regular;
-  int64_t size = 0;
-  if (regular) {
-    size = int64_t(fs::file_size(path, ec));
-    if (!ec && size > kTextFileMaxBytes)
-      throw FormatError(path + ": " + std::to_string(size) + " bytes exceeds the limit of " +
-                        std::to_string(kTextFileMaxBytes) + " bytes for a text file");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path + ": cannot open: " + std::strerror(errno));
-  std::string text;
-  try {
-    if (regular) {
-      text.reserve(size_t(size));
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    } else {
-      // A pipe has no size: read in blocks and stop at the limit.
-      std::vector<char> buf(size_t(1) << 20);
-      while (in.read(buf.data(), std::streamsize(buf.size())) || in.gcount() > 0) {
-        text.append(buf.data(), size_t(in.gcount()));
-        if (int64_t(text.size()) > kTextStreamMaxBytes)
-          throw FormatError(path + ": more than " + std::to_string(kTextStreamMaxBytes) +
-                            " bytes from a pipe; the limit for text read from a pipe (use a regular file)");
-        if (!in) break;
-      }
-    }
-  } catch (const std::bad_alloc&) {
-    throw FormatError(path + ": out of memory reading " + (regular ? std::to_string(size) + " bytes" : std::string("the stream")));
-  }
-  if (in.bad()) throw FormatError(path + ": read error: " + std::strerror(errno));
-  if (text.empty()) throw FormatError(path + ": file is empty; expected UTF-8 text");
+  // The bytes through the one input reader (core/file_io.h): "-" is standard input, and the same
+  // limits hold for a file, a pipe and stdin.
+  std::string text = read_input(path, {.file_max_bytes = kTextFileMaxBytes, .stream_max_bytes = kTextStreamMaxBytes,
+                                       .expected = "a UTF-8 text file"});
+  const std::string name = input_name(path);
+  if (text.empty()) throw FormatError(name + ": file is empty; expected UTF-8 text");
   // Offsets in the error must be file offsets, so validate before dropping the mark.
-  utf8_validate(text, path);
+  utf8_validate(text, name);
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
   return text;
 }

@@ -397,7 +397,8 @@ ShowPageSummary write_show_page(const LmModel& model, const std::string& text, c
                      {"best_unit", summary.best_unit}};
   const std::string page =
       std::string(kPageHead) + script_safe(data.dump(-1, ' ', true, json::error_handler_t::replace)) + kPageTail;
-  write_file_atomic(out_path, page, "the page");
+  if (!out_path.empty()) write_file_atomic(out_path, page, "the page");
+  summary.html = page;
   return summary;
 }
 

@@ -373,21 +373,10 @@ Performance parse_midi(const std::string& bytes, const std::string& origin) {
 }
 
 Performance read_midi(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw FormatError(path + ": is a directory, expected a MIDI file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path + ": cannot open MIDI file");
-  std::string bytes;
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw FormatError(path + ": cannot read MIDI file");
-  if (size_t(size) > max_file_bytes)
-    throw FormatError(path + ": " + std::to_string(size) + " bytes, larger than any plausible MIDI file (limit " +
-                      std::to_string(max_file_bytes) + ")");
-  bytes.resize(size_t(size));
-  in.seekg(0);
-  if (!in.read(bytes.data(), size)) throw FormatError(path + ": read error");
-  return parse_midi(bytes, path);
+  // The one input reader (core/file_io.h): "-" is standard input, held to the same limit.
+  const std::string bytes = read_input(
+      path, {.file_max_bytes = int64_t(max_file_bytes), .stream_max_bytes = int64_t(max_file_bytes), .expected = "a MIDI file"});
+  return parse_midi(bytes, input_name(path));
 }
 
 void write_midi(const Performance& perf, const std::string& path) {

@@ -262,19 +262,17 @@ Performance decode_music(const std::vector<std::string>& tokens, MusicEncoding e
 }
 
 std::vector<std::string> read_token_file(const std::string& path) {
+  // A named token file is a regular file (as it always was); "-" is standard input, read through
+  // the one input reader (core/file_io.h) with the same size limit.
   std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+  if (path != "-" && std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
     throw FormatError(path + ": not a regular file; expected a token file");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && static_cast<long long>(size) > kTokenFileMaxBytes)
-    throw FormatError(path + ": " + std::to_string(size) + " bytes exceeds the limit of " +
-                      std::to_string(kTokenFileMaxBytes) + " bytes for a token file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path + ": cannot open token file");
+  const std::string text = read_input(
+      path, {.file_max_bytes = kTokenFileMaxBytes, .stream_max_bytes = kTokenFileMaxBytes, .expected = "a token file"});
   std::vector<std::string> out;
+  std::istringstream in(text);
   std::string tok;
   while (in >> tok) out.push_back(tok);
-  if (in.bad()) throw FormatError(path + ": read error");
   return out;
 }
 

@@ -1,6 +1,8 @@
 // The supervised tasks on top of the composable model. See tasks.h.
 #include "recur/tasks/tasks.h"
 
+#include "recur/core/file_io.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -80,14 +82,14 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
       if (s2s) {
         e.output = split_words(s.target, task.lowercase);
         if (with_targets && e.output.empty())
-          throw FormatError(path + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
+          throw FormatError(input_name(path) + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
                             " has no target words; expected the target text in the last field");
       } else if (task.kind == TaskKind::tag) {
         e.output = s.labels;
       } else {
         for (const auto& l : s.labels)
           if (l != s.labels[0])
-            throw FormatError(path + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
+            throw FormatError(input_name(path) + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
                               " has labels " + quote_name(s.labels[0]) + " and " + quote_name(l) +
                               "; expected one label per sequence for classification");
         e.label = s.labels[0];
@@ -119,7 +121,7 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
       for (auto& r : read_labelled_texts(path, o)) {
         RawExample e;
         e.input = split_words(r.text, task.lowercase);
-        if (e.input.empty()) throw FormatError(path + ":" + std::to_string(r.line) + ": no words in the text");
+        if (e.input.empty()) throw FormatError(input_name(path) + ":" + std::to_string(r.line) + ": no words in the text");
         e.label = r.label;
         e.line = r.line;
         out.push_back(std::move(e));
@@ -132,7 +134,7 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
         e.input = split_words(p.source, task.lowercase);
         e.output = split_words(p.target, task.lowercase);
         e.line = p.line;
-        if (e.input.empty()) throw FormatError(path + ":" + std::to_string(p.line) + ": empty source");
+        if (e.input.empty()) throw FormatError(input_name(path) + ":" + std::to_string(p.line) + ": empty source");
         out.push_back(std::move(e));
       }
       break;
@@ -144,7 +146,7 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
         for (const auto& de : fs::directory_iterator(path))
           if (de.path().extension() == ".txt") files.push_back(de.path());
         std::sort(files.begin(), files.end());
-        if (files.empty()) throw FormatError(path + ": no *.txt files; expected one file of texts per condition");
+        if (files.empty()) throw FormatError(input_name(path) + ": no *.txt files; expected one file of texts per condition");
         for (const auto& f : files) {
           const std::string text = read_text_file(f.string());
           int64_t lineno = 0;
@@ -166,16 +168,16 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
           if (line.empty()) continue;
           const size_t tab = line.find('\t');
           if (tab == std::string_view::npos || tab == 0)
-            throw FormatError(path + ":" + std::to_string(lineno) + ": expected 'condition<TAB>text'");
+            throw FormatError(input_name(path) + ":" + std::to_string(lineno) + ": expected 'condition<TAB>text'");
           RawExample e;
           e.label = std::string(line.substr(0, tab));
           e.output = code_points(line.substr(tab + 1));
           e.line = lineno;
-          if (e.output.empty()) throw FormatError(path + ":" + std::to_string(lineno) + ": empty text");
+          if (e.output.empty()) throw FormatError(input_name(path) + ":" + std::to_string(lineno) + ": empty text");
           out.push_back(std::move(e));
         }
       }
-      if (out.empty()) throw FormatError(path + ": no texts to learn");
+      if (out.empty()) throw FormatError(input_name(path) + ": no texts to learn");
       break;
     }
   }
@@ -204,6 +206,24 @@ std::vector<RawExample> raw_examples_from_texts(const TaskModel& m, const std::v
     raw.push_back(std::move(e));
   }
   return raw;
+}
+
+void apply_column_overrides(TaskSpec& t, const TaskColumnOverrides& o) {
+  // The same conversion and checks as recur train's flags (model_task.cpp task_spec_of).
+  auto col = [](int64_t c, const char* flag, bool last_ok) {
+    if (c < 0 || (c == 0 && !last_ok))
+      throw Error(std::string(flag) + ": got " + std::to_string(c) + ", expected a 1-based column" +
+                  (last_ok ? " or 0 (last)" : ""));
+    return c == 0 ? int64_t(-1) : c - 1;
+  };
+  if (o.text_column) t.table.text_column = col(*o.text_column, "--text-column", false);
+  if (o.label_column) t.table.label_column = col(*o.label_column, "--label-column", true);
+  if (o.token_column) t.conll.token_column = col(*o.token_column, "--token-column", false);
+  if (o.tag_column) t.conll.tag_column = col(*o.tag_column, "--tag-column", true);
+  if (o.header) {
+    if (*o.header < -1 || *o.header > 1) throw Error("--header: got " + std::to_string(*o.header) + ", expected 1, 0 or -1");
+    t.table.header = *o.header;
+  }
 }
 
 std::vector<RawExample> read_task_file(const TaskModel& m, const std::string& path, bool with_targets) {

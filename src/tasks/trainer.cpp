@@ -93,6 +93,9 @@ void TrainOptions::validate() const {
     bad("--task", task, "lm, music, classify, tag, seq2seq or generate");
   if (data_path.empty()) throw Error("DATA: missing; expected a training file");
   if (out_dir.empty()) throw Error("--out: missing; expected the run directory");
+  // Standard input can be read once: one input at most may be "-".
+  if ((data_path == "-") + (valid_path == "-") + (test_path == "-") + (embeddings_path == "-") > 1)
+    throw Error("DATA, --valid, --test and --embeddings: more than one is '-'; standard input can be read only once");
   check_flags_apply(*this);
   if (task == "music" && (!valid_path.empty() || !test_path.empty()))
     throw Error(std::string(valid_path.empty() ? "--test" : "--valid") +

@@ -7,10 +7,34 @@
 // to processes that no longer exist (remove_stale_temporaries).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace recur {
+
+// ---- reading: the one reader of every input, a path or "-" for standard input ----
+
+// How an input is named in messages: "<stdin>" for "-", else the path itself.
+std::string input_name(const std::string& path);
+
+// Limits of read_input. A regular file's size is known before a byte is read and checked against
+// file_max_bytes; a pipe, socket or terminal has no size and is read in blocks until
+// stream_max_bytes, past which it is refused (an endless pipe such as `yes |` stops with an error
+// instead of filling memory). Character and block devices other than a terminal (/dev/zero would
+// be read forever) are refused at once, on stdin as on a path.
+struct ReadLimits {
+  int64_t file_max_bytes = int64_t(64) << 30;
+  int64_t stream_max_bytes = int64_t(4) << 30;
+  std::string expected = "a UTF-8 text file";  // what the caller wanted, for messages
+};
+
+// The whole of `path`, or of standard input when path is "-", as bytes. Throws FormatError naming
+// input_name(path): no such file, a directory, a device, a size past the limit (the limit named),
+// an open or read error, or running out of memory.
+std::string read_input(const std::string& path, const ReadLimits& limits = {});
+
+// ---- writing ----
 
 // Writes `bytes` to `path` atomically. Throws Error "<path>: cannot write <what>: <strerror>"
 // (for example "run/last.safetensors: cannot write the checkpoint: File too large" under a

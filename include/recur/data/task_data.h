@@ -48,8 +48,11 @@ struct LabelledText {
   std::string text, label;  // label empty when not required and absent
   int64_t line = 0;
 };
-// CSV fields may be quoted ("a, b" with "" for a quote). Rows must all have the first row's
-// field count; an empty text is an error naming its line.
+// CSV is RFC 4180: a field may be quoted ("a, b" with "" for a quote), and a quoted field may span
+// lines (a record then starts at the line named in messages); TSV has no quoting. Rows must all
+// have the first data row's
+// field count (a header, skipped, may have another width: a header "text,label" over rows
+// "sentence,label,,"); an empty text is an error naming its line.
 std::vector<LabelledText> read_labelled_texts(const std::string& path, const TableOptions& opts);
 
 // ---- sequence pairs: "source<TAB>target" per line (further columns ignored) ----
@@ -59,7 +62,8 @@ struct TextPair {
 };
 std::vector<TextPair> read_pairs(const std::string& path, bool require_target = true);
 
-// ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,last" (header optional) ----
+// ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,last" (header optional; RFC 4180
+// quoting as for tables, so a target text may hold commas and line breaks) ----
 // One row per step; consecutive rows with the same id form one sequence (an id that comes back
 // after another sequence is an error). The last column holds
 //   labels (classify, tag): one word per row, a tag per step or the sequence's class repeated

@@ -44,14 +44,16 @@ enum class TextMode { stream, lines };
 const char* text_mode_name(TextMode mode);     // "stream" / "lines"
 TextMode parse_text_mode(std::string_view name);  // throws Error on anything else
 
-// Whole file as validated UTF-8. A leading byte-order mark is dropped (it is an encoding marker,
+// Whole file as validated UTF-8; path "-" is standard input, named "<stdin>" in messages (read
+// through read_input, recur/core/file_io.h, with the limits below). A leading byte-order mark is dropped (it is an encoding marker,
 // not text, and would otherwise become a vocabulary entry). Throws FormatError naming the path:
 // missing or unreadable file, a directory, an empty file, invalid UTF-8 (byte offset, line and
 // column of the first bad sequence).
 // Size limits: a regular file up to kTextFileMaxBytes (a training corpus may legitimately be
 // several GB; past this it is certainly a mistake, and it is refused before a byte is read); a
 // pipe or socket (process substitution, /dev/stdin) is read up to kTextStreamMaxBytes and refused
-// past it. Character and block devices (/dev/zero would be read forever) are refused. Running
+// past it, and so is standard input unless it is a regular file. Character and block devices
+// (/dev/zero would be read forever) are refused, on stdin too unless it is a terminal. Running
 // out of memory while reading is a FormatError naming the file and its size.
 inline constexpr int64_t kTextFileMaxBytes = int64_t(64) << 30;
 inline constexpr int64_t kTextStreamMaxBytes = int64_t(4) << 30;

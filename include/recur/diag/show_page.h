@@ -35,11 +35,14 @@ struct ShowPageSummary {
   int64_t units = 0;      // units of the picker: R for h, H for a gate
   int64_t best_unit = 0;  // the unit the page opens on: the one that varies most over the text
   std::string quantity;   // "hidden state h of layer 2", "gate f of layer 1"
+  std::string html;       // the page itself (what was written)
 };
 
 // Reads `text` as the model reads a stream (lines with a line-break token between them, after
 // a line break), runs the model over it on the reference path (which keeps every step's gates)
-// and writes the page to out_path atomically (temporary file, fsync, rename).
+// and writes the page to out_path atomically (temporary file, fsync, rename); with an empty
+// out_path nothing is written and the caller takes the page from the summary's `html`
+// (`recur show -o -` prints it).
 // Throws Error naming the option (--layer, --gate, --max-tokens, --top) for a value that does
 // not fit the model, the text (invalid UTF-8, no tokens) or out_path when it cannot be written.
 ShowPageSummary write_show_page(const LmModel& model, const std::string& text, const std::string& out_path,

@@ -60,7 +60,9 @@ struct Performance {
 // malformed: not an SMF, truncated or inconsistent chunk lengths, fewer tracks than declared,
 // zero tracks, format 2, running status with no previous status, a variable-length quantity
 // longer than 4 bytes, a stray status byte, a missing end-of-track, bad tempo/time-signature
-// events, or events later than max_midi_seconds (an absurd delta time).
+// events, or events later than max_midi_seconds (an absurd delta time). path "-" is standard
+// input ("<stdin>" in messages); files and stdin are read through recur/core/file_io.h
+// read_input, up to 64 MiB.
 Performance read_midi(const std::string& path);
 // The same from bytes already in memory; `origin` names them in errors.
 Performance parse_midi(const std::string& bytes, const std::string& origin);

@@ -90,7 +90,8 @@ RoundTripReport check_round_trip(const Performance& original, const Performance&
 
 // Whitespace-separated tokens from a text file (FormatError naming the path when unreadable).
 // A regular file of at most kTokenFileMaxBytes (about 5 million event tokens, hours of music;
-// the tokens are held in memory several times over while decoding).
+// the tokens are held in memory several times over while decoding), or "-": standard input, held
+// to the same limit (recur/core/file_io.h read_input).
 inline constexpr long long kTokenFileMaxBytes = 64LL << 20;
 std::vector<std::string> read_token_file(const std::string& path);
 

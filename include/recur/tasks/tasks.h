@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <span>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +106,17 @@ struct RawExample {
 // *features_width is set for feature data; expect_width > 0 is the F every row must have.
 std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
                                        int64_t* features_width = nullptr, int64_t expect_width = 0);
+// Column and header options given when a trained model reads a file (recur eval, classify, tag),
+// as `recur train` takes them: 1-based columns, 0 = the last; header 1 = the first row is a
+// header, 0 = none, -1 = guess. Unset ones keep what the model was trained with.
+struct TaskColumnOverrides {
+  std::optional<int64_t> text_column, label_column;  // classify tables
+  std::optional<int64_t> token_column, tag_column;   // tag (CoNLL)
+  std::optional<int> header;                         // classify tables
+  bool any() const { return text_column || label_column || token_column || tag_column || header; }
+};
+// Applies them to `task`; a column < 1 (or < 0 where 0 means the last) is an Error naming the flag.
+void apply_column_overrides(TaskSpec& task, const TaskColumnOverrides& o);
 // The same for a trained model: feature files are checked against the model's F.
 std::vector<RawExample> read_task_file(const TaskModel& model, const std::string& path, bool with_targets);
 // Bare texts as prediction input of a classifier or an encoder-decoder (`recur classify`,
