@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -32,23 +33,8 @@ std::vector<std::string> lines_of(const std::string& s) {
   return out;
 }
 
-class CliConventions : public ::testing::Test {
+class CliConventions : public recur::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("recur_cli_conv_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
-  }
-  std::string write(const std::string& name, const std::string& bytes) {
-    std::ofstream(dir_ / name, std::ios::binary) << bytes;
-    return (dir_ / name).string();
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   Result run(const std::string& args) { return recur::test::run_recur(args, dir_); }
   // The metrics.jsonl lines of a run directory, parsed.
   std::vector<nlohmann::json> metrics(const std::string& run_dir) {
@@ -63,7 +49,6 @@ class CliConventions : public ::testing::Test {
       if (j.at("type") == "train") s = j.at("step").get<int64_t>();
     return s;
   }
-  fs::path dir_;
 };
 
 // Word text of 120 lines from a 12-word vocabulary.

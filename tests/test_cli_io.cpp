@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "test_util.h"
 #include "recur/core/error.h"
 #include "recur/core/file_io.h"
 #include "recur/data/task_data.h"
@@ -67,23 +68,8 @@ double number_after(const std::string& text, const std::string& key) {
   return NAN;
 }
 
-class CliIo : public ::testing::Test {
+class CliIo : public recur::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("recur_cli_io_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
-  }
-  std::string write(const std::string& name, const std::string& bytes) {
-    std::ofstream(dir_ / name, std::ios::binary) << bytes;
-    return (dir_ / name).string();
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   Result run(const std::string& args, const std::string& env = "") { return recur::test::run_recur(args, dir_, env); }
   // A small model of a task, trained for a few steps.
   std::string train(const std::string& name, const std::string& data_file, const std::string& opts) {
@@ -99,7 +85,6 @@ class CliIo : public ::testing::Test {
     // The Emojify shape: the label in column 2 of 4 (the last two are empty).
     return train("cls", write("cls.csv", csv), "--task classify --label-column 2");
   }
-  fs::path dir_;
 };
 
 const std::string kTagger = kFixtures + "tagger.safetensors", kSeq2seq = kFixtures + "seq2seq.safetensors",

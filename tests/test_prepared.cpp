@@ -44,10 +44,6 @@ std::string corpus_text(int lines, uint32_t seed) {
 
 class PreparedTest : public test::TempDirTest {
  protected:
-  std::string write(const std::string& name, const std::string& bytes) {
-    std::ofstream(path(name), std::ios::binary) << bytes;
-    return path(name);
-  }
   // Small blocks and shards, so lines cross block boundaries and ids cross shard boundaries.
   PrepareOptions small(TokenLevel level, TextMode mode) {
     PrepareOptions o;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <string>
 
@@ -29,6 +30,11 @@ class TempDirTest : public ::testing::Test {
     if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // Writes `bytes` to the scratch file `name` and returns its path.
+  std::string write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(dir_ / name, std::ios::binary) << bytes;
+    return path(name);
+  }
   std::filesystem::path dir_;
 };
 
