@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "recur/core/file_io.h"
+#include "recur/data/prepared.h"
 #include "recur/music/music_corpus.h"
 #include "recur/tasks/lm_text.h"
 #include "task_cli.h"
@@ -28,8 +29,11 @@ void run(const EvalArgs& a) {
   apply_threads(a.threads);
   const LmModel model = load_model(a.model);
   const std::string name = input_name(a.file);
-  const std::string text = read_text_file(a.file);
-  const EvalResult r = evaluate_text(model, text, a.opts, name);
+  // A prepared corpus (recur prepare --vocab of the training corpus) is read from disk a window
+  // at a time; anything else is text.
+  const EvalResult r = a.file != "-" && is_prepared_corpus(a.file)
+                           ? evaluate_prepared(model, PreparedCorpus(a.file), a.opts)
+                           : evaluate_text(model, read_text_file(a.file), a.opts, name);
   const bool chars = model.spec.level == TokenLevel::chars;
   if (a.json) {
     nlohmann::ordered_json j = {{"file", name},
@@ -72,7 +76,7 @@ void add_eval(CLI::App& app) {
   sub->add_option("MODEL", a->model, "Checkpoint (.safetensors) of any kind")->required();
   sub->add_option("FILE", a->file,
                   "Data in the training format of the model's task ('-' = stdin); language models read it in their "
-                  "mode (stream or lines)")
+                  "mode (stream or lines), or a corpus prepared with recur prepare --vocab of the training corpus")
       ->required();
   add_output_option(sub, a->out, "the report");
   add_json_flag(sub, a->json, "one JSON object");

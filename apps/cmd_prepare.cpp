@@ -20,7 +20,7 @@ namespace {
 
 struct PrepareArgs {
   std::vector<std::string> inputs;
-  std::string out, level = "char", mode = "stream";
+  std::string out, level = "char", mode = "stream", vocab;
   PrepareOptions o;
   bool quiet = false;
 };
@@ -64,6 +64,7 @@ class ProgressBar {
 void run(PrepareArgs& a) {
   a.o.level = a.level == "char" || a.level == "chars" ? TokenLevel::chars : TokenLevel::words;
   a.o.mode = parse_text_mode(a.mode);
+  if (!a.vocab.empty()) a.o.fixed_vocab = std::make_shared<const Vocab>(read_prepared_vocab(a.vocab));
   ProgressBar bar(!a.quiet);
   a.o.progress = [&](const PrepareProgress& p) { bar.draw(p); };
   const auto t0 = std::chrono::steady_clock::now();
@@ -96,13 +97,17 @@ void add_prepare(CLI::App& app) {
   // token, lines do not) and the lines' offsets; recur train takes it from the manifest.
   sub->add_option("--mode", a->mode, "stream: one token sequence; lines: one example per non-empty line")
       ->check(CLI::IsMember({"stream", "lines"}))->capture_default_str();
-  sub->add_option("--max-vocab", a->o.vocab.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
+  CLI::Option* max_vocab = sub->add_option("--max-vocab", a->o.vocab.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
       ->check(CLI::Validator([](std::string& s) -> std::string {
                 return s == "0" || std::atoll(s.c_str()) >= 3 ? "" : "expected 0 (unlimited) or >= 3";
               }, "0|>=3"))
       ->capture_default_str();
-  sub->add_option("--min-count", a->o.vocab.min_count, "Rarer tokens become <unk>")
+  CLI::Option* min_count = sub->add_option("--min-count", a->o.vocab.min_count, "Rarer tokens become <unk>")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--vocab", a->vocab,
+                  "Encode with this prepared corpus's vocabulary (its folder or vocab.json) instead of counting one: "
+                  "validation and test sets for recur train --valid/--test and recur eval")
+      ->excludes(max_vocab)->excludes(min_count);
   sub->add_option("--shard-tokens", a->o.shard_tokens, "Token ids per shard file")
       ->check(CLI::Range(int64_t(1), kPreparedMaxTokens))->capture_default_str();
   sub->add_option("--count-entries", a->o.count_entries,

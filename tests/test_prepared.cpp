@@ -259,18 +259,32 @@ class PreparedTrainTest : public PreparedTest {
     write("train.txt", corpus_text(400, 5));
     write("valid.txt", corpus_text(40, 9));
     const std::string flags = " --level " + level + " --mode " + mode +
-                              " --valid valid.txt --hidden 16 --layers 1 --batch 4 --seq-len 9 --threads 1 --log-every 1 "
+                              " --hidden 16 --layers 1 --batch 4 --seq-len 9 --threads 1 --log-every 1 "
                               "--valid-every 5 --seed 3";
     const auto p = run("prepare train.txt --out prep --shard-tokens 300 --quiet --level " + level + " --mode " + mode);
     ASSERT_EQ(p.rc, 0) << p.err;
-    ASSERT_EQ(run("train train.txt --out text" + flags + " --steps 14").rc, 0);
-    const auto half = run("train prep --out prepared" + flags + " --steps 7");
+    // Validation and test sets prepared with the training vocabulary, in shards of 50 ids.
+    const auto v = run("prepare valid.txt --vocab prep --out vprep --shard-tokens 50 --quiet --level " + level +
+                       " --mode " + mode);
+    ASSERT_EQ(v.rc, 0) << v.err;
+    ASSERT_EQ(run("train train.txt --out text --valid valid.txt --test valid.txt" + flags + " --steps 14").rc, 0);
+    const auto half = run("train prep --out prepared --valid vprep --test vprep/" + flags + " --steps 7");
     ASSERT_EQ(half.rc, 0) << half.err;
     const auto rest = run("train prep --out prepared --resume --steps 14");
     ASSERT_EQ(rest.rc, 0) << rest.err;
     const auto want = losses(path("text"));
     ASSERT_EQ(want.size(), 14u);
     EXPECT_EQ(losses(path("prepared")), want);
+    // Validation and test from the prepared sets; the stop at step 7 evaluated both once more.
+    auto without_stop = [](std::vector<std::string> v) {
+      std::erase_if(v, [](const std::string& e) { return e.starts_with("7:"); });
+      return v;
+    };
+    const auto valid = losses(path("text"), "valid");
+    ASSERT_EQ(valid.size(), 3u);  // steps 5, 10 and the end
+    EXPECT_EQ(without_stop(losses(path("prepared"), "valid")), valid);
+    ASSERT_EQ(losses(path("text"), "test").size(), 1u);
+    EXPECT_EQ(without_stop(losses(path("prepared"), "test")), losses(path("text"), "test"));
     // Stream mode: the resumed half starts inside a shard (stream 0 at offset 7 * 9 of shard 0).
     const PreparedCorpus c(path("prep"));
     EXPECT_GT(c.manifest().shards.size(), 3u);
@@ -302,6 +316,65 @@ TEST_F(PreparedTrainTest, FlagsThatContradictTheCorpusAreRefusedByName) {
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("other/vocab.json"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("resuming needs the corpus the run was trained on"), std::string::npos) << r.err;
+}
+
+TEST_F(PreparedTrainTest, EvalOnAPreparedCorpusReportsWhatTheTextGives) {
+  write("train.txt", corpus_text(200, 5));
+  write("valid.txt", corpus_text(30, 9));
+  for (const std::string mode : {"stream", "lines"}) {
+    SCOPED_TRACE(mode);
+    const std::string lm = " --level word --mode " + mode;
+    ASSERT_EQ(run("prepare train.txt --out prep-" + mode + " --quiet" + lm).rc, 0);
+    ASSERT_EQ(run("prepare valid.txt --vocab prep-" + mode + "/vocab.json --out v-" + mode + " --shard-tokens 40 --quiet" +
+                  lm).rc, 0);
+    ASSERT_EQ(run("train prep-" + mode + " --out run-" + mode + " --steps 3 --hidden 8 --layers 1 --batch 3 --threads 1").rc,
+              0);
+    const auto text = run("eval run-" + mode + "/last.safetensors valid.txt --json");
+    const auto prep = run("eval run-" + mode + "/last.safetensors v-" + mode + " --json");
+    ASSERT_EQ(text.rc, 0) << text.err;
+    ASSERT_EQ(prep.rc, 0) << prep.err;
+    auto a = nlohmann::json::parse(text.out), b = nlohmann::json::parse(prep.out);
+    EXPECT_EQ(b.at("file"), "v-" + mode);
+    a.erase("file");
+    b.erase("file");
+    EXPECT_EQ(a, b);  // loss, counts and <unk> statistics, bit for bit
+    EXPECT_GT(a.at("unk").get<int64_t>(), 0);  // the words only valid.txt has
+  }
+}
+
+TEST_F(PreparedTrainTest, AValidationCorpusWithAnotherVocabularyIsRefusedBeforeTraining) {
+  write("train.txt", corpus_text(100, 5));
+  write("valid.txt", corpus_text(30, 9) + "unseen words\n");
+  ASSERT_EQ(run("prepare train.txt --out prep --level word --quiet").rc, 0);
+  ASSERT_EQ(run("prepare valid.txt --out own --level word --quiet").rc, 0);  // its own vocabulary
+  const auto r = run("train prep --out run --valid own/ --steps 50 --hidden 8 --layers 1 --batch 2");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("recur: error: own/vocab.json: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("differ from the training vocabulary"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("//"), std::string::npos) << r.err;  // "own/" names the folder once
+  EXPECT_FALSE(fs::exists(path("run/last.safetensors")));
+  ASSERT_EQ(run("train prep --out run --steps 1 --hidden 8 --layers 1 --batch 2").rc, 0);
+  const auto e = run("eval run/last.safetensors own");
+  EXPECT_EQ(e.rc, 1);
+  EXPECT_NE(e.err.find("differ from the model's vocabulary"), std::string::npos) << e.err;
+  ASSERT_EQ(run("prepare valid.txt --vocab prep --out lines --level word --mode lines --quiet").rc, 0);
+  const auto m = run("eval run/last.safetensors lines");
+  EXPECT_EQ(m.rc, 1);
+  EXPECT_NE(m.err.find("prepared as words/lines, but the model reads words/stream"), std::string::npos) << m.err;
+  const auto lv = run("prepare valid.txt --vocab prep --out x --level char --quiet");
+  EXPECT_EQ(lv.rc, 1);
+  EXPECT_NE(lv.err.find("--vocab: a words vocabulary, but --level is chars"), std::string::npos) << lv.err;
+  EXPECT_EQ(run("prepare valid.txt --vocab prep --max-vocab 5 --out x --level word --quiet").rc, 2);
+}
+
+TEST_F(PreparedTrainTest, APrepareIntoAFolderOfItsOwnInputDoesNotReadItself) {
+  fs::create_directories(path("in"));
+  write("in/a.txt", corpus_text(60, 5));
+  ASSERT_EQ(run("prepare in --out in/corpus --level word --quiet").rc, 0);
+  const std::string first = test::slurp(path("in/corpus/manifest.json"));
+  ASSERT_EQ(run("prepare in --out in/corpus/ --level word --quiet").rc, 0);  // the shards now lie in "in"
+  EXPECT_EQ(test::slurp(path("in/corpus/manifest.json")), first);
+  EXPECT_EQ(PreparedCorpus(path("in/corpus")).manifest().inputs, std::vector<std::string>{"in/a.txt"});
 }
 
 TEST_F(PreparedTrainTest, PrepareReadsStandardInputAndRefusesBadFlagsAsUsage) {

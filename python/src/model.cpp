@@ -15,6 +15,7 @@
 #include "common.h"
 #include "recur/core/file_io.h"
 #include "recur/core/random.h"
+#include "recur/data/prepared.h"
 #include "recur/data/text_data.h"
 #include "recur/tasks/lm_text.h"
 #include "recur/tasks/model_info.h"
@@ -224,7 +225,8 @@ py::dict evaluate(const PyModel& m, const std::string& file, const py::object& b
   EvalOptions o;
   if (!batch_obj.is_none()) o.batch = batch_obj.cast<int64_t>();
   o.seq_len = seq_len;
-  const EvalResult r = evaluate_text(m.lm, read_text_file(file), o, file);
+  const EvalResult r = file != "-" && is_prepared_corpus(file) ? evaluate_prepared(m.lm, PreparedCorpus(file), o)
+                                                                : evaluate_text(m.lm, read_text_file(file), o, file);
   d["loss"] = r.mean();
   d["perplexity"] = r.perplexity();
   d["bits_per_token"] = r.bits_per_token();

@@ -189,9 +189,17 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& inputs, const s
       spools.push_back(std::make_unique<Spool>(p, dir));
       out.push_back({spools.back()->path(), p});
     } else if (st.type() == fs::file_type::directory) {
+      // The output folder (its shards, spools, count runs) is never input, also when it lies
+      // inside an input folder: otherwise a second prepare would read the first one's shards.
+      const fs::path skip = fs::weakly_canonical(dir, ec);
       std::vector<std::string> files;
-      for (const auto& e : fs::recursive_directory_iterator(p))
-        if (e.is_regular_file()) files.push_back(e.path().string());
+      for (auto it = fs::recursive_directory_iterator(p); it != fs::recursive_directory_iterator(); ++it) {
+        if (it->is_directory() && !skip.empty() && fs::equivalent(it->path(), skip, ec)) {
+          it.disable_recursion_pending();
+          continue;
+        }
+        if (it->is_regular_file()) files.push_back(it->path().string());
+      }
       if (files.empty()) throw FormatError(p + ": folder holds no files; expected UTF-8 text files");
       std::sort(files.begin(), files.end());
       for (auto& f : files) out.push_back({f, f});
@@ -467,6 +475,9 @@ std::string manifest_json(const PreparedManifest& m) {
                               {"tokens", m.tokens},
                               {"examples", m.examples},
                               {"source_bytes", m.source_bytes},
+                              {"encoded_tokens", m.oov.tokens},
+                              {"unk", m.oov.unk},
+                              {"oov", m.oov.oov},
                               {"inputs", m.inputs},
                               {"shards", shards}};
   return j.dump(1) + "\n";
@@ -487,6 +498,8 @@ uint64_t vocab_hash(const Vocab& vocab) {
   return h;
 }
 
+std::string vocab_hash_hex(const Vocab& vocab) { return hex64(vocab_hash(vocab)); }
+
 Vocab count_vocabulary(const std::vector<std::string>& inputs, const PrepareOptions& opts, const std::string& spill_dir,
                        int64_t* spilled_runs) {
   check_options(opts);
@@ -505,7 +518,10 @@ PrepareResult prepare_corpus(const std::vector<std::string>& inputs, const std::
   const std::vector<Input> in = expand_inputs(inputs, out_dir, spools);
   const int64_t total = total_bytes(in);
   PrepareResult r;
-  const Vocab vocab = count_pass(in, opts, out_dir, total, &r.spilled_runs);
+  if (opts.fixed_vocab && opts.fixed_vocab->level() != opts.level)
+    throw Error(std::string("--vocab: a ") + token_level_name(opts.fixed_vocab->level()) + " vocabulary, but --level is " +
+                token_level_name(opts.level) + "; expected a vocabulary of the same level");
+  const Vocab vocab = opts.fixed_vocab ? *opts.fixed_vocab : count_pass(in, opts, out_dir, total, &r.spilled_runs);
   if (vocab.size() <= Vocab::num_special)
     throw Error(in.front().origin + (in.size() > 1 ? " ..." : "") + ": no tokens; expected text with at least one " +
                 (opts.level == TokenLevel::words ? "word" : "character"));
@@ -523,6 +539,7 @@ PrepareResult prepare_corpus(const std::vector<std::string>& inputs, const std::
   m.tokens = w.tokens;
   m.examples = w.examples;
   m.source_bytes = r.source_bytes;
+  m.oov = r.oov;
   for (const Input& i : in) m.inputs.push_back(i.origin);
   m.shards = w.shards;
   write_file_atomic(join(out_dir, "vocab.json"), vocab.to_json() + "\n", "the vocabulary");
@@ -672,6 +689,11 @@ PreparedManifest read_prepared_manifest(const std::string& path) {
   m.examples = f.integer("examples", 0, m.tokens);
   if (m.mode == TextMode::stream && m.examples != 0) f.fail("examples", "0 in stream mode");
   m.source_bytes = f.integer("source_bytes", 0);
+  if (f.has("encoded_tokens")) {
+    m.oov.tokens = f.integer("encoded_tokens", 0);
+    m.oov.unk = f.integer("unk", 0, m.oov.tokens);
+    m.oov.oov = f.integer("oov", 0, m.oov.unk);
+  }
   const auto& inputs = f.raw("inputs");
   if (!inputs.is_array()) f.fail("inputs", "an array of strings");
   for (const auto& s : inputs) {
@@ -796,12 +818,25 @@ class PreparedLines final : public LineSource {
 
 }  // namespace
 
+Vocab read_prepared_vocab(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec) || p.filename() == "manifest.json") return PreparedCorpus(path).vocab();
+  if (p.filename() != "vocab.json")
+    throw Error(path + ": expected a prepared corpus (its folder, manifest.json or vocab.json)");
+  const fs::path manifest = p.parent_path().empty() ? fs::path("manifest.json") : p.parent_path() / "manifest.json";
+  if (fs::exists(manifest, ec)) return PreparedCorpus(manifest.string()).vocab();
+  return Vocab::from_json(slurp(path, "the vocabulary"), path);
+}
+
 PreparedCorpus::PreparedCorpus(const std::string& path) {
   std::error_code ec;
   const bool is_dir = fs::is_directory(path, ec);
   dir_ = is_dir ? path : fs::path(path).parent_path().string();
+  // "corpus/" and "corpus" name the same folder; messages say "corpus/vocab.json" for both.
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
   if (dir_.empty()) dir_ = ".";
-  manifest_path_ = is_dir ? join(path, "manifest.json") : path;
+  manifest_path_ = is_dir ? join(dir_, "manifest.json") : path;
   m_ = read_prepared_manifest(manifest_path_);
   const std::string vocab_path = join(dir_, "vocab.json");
   vocab_ = Vocab::from_json(slurp(vocab_path, "the vocabulary"), vocab_path);

@@ -19,12 +19,6 @@ namespace recur::detail {
 
 namespace {
 
-std::string hash_hex(uint64_t h) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-  return buf;
-}
-
 std::string check_same(const char* flag, const std::string& mine, const std::string& saved, const std::string& ck) {
   if (mine == saved) return {};
   return flag + std::string(" ") + mine + " does not match the checkpoint's " + saved + " (" + ck +
@@ -86,6 +80,7 @@ class LmTask final : public TrainTask {
     }
     read_data(corpus, note);
     build_model(corpus, ck, note);
+    check_eval_corpora();
     make_batches();
     graph_ = model_.graph();
     grads_ = model_zero_grads<float>(graph_);
@@ -148,13 +143,18 @@ class LmTask final : public TrainTask {
     full_carry_.h = gather_rows(comm, carry_.h);
     if (!carry_.c.empty()) full_carry_.c = gather_rows(comm, carry_.c);
   }
-  bool has_split(EvalSplit s) const override { return s == EvalSplit::valid ? !valid_text_.empty() : !test_text_.empty(); }
+  bool has_split(EvalSplit s) const override {
+    return s == EvalSplit::valid ? !valid_text_.empty() || valid_prepared_ : !test_text_.empty() || test_prepared_;
+  }
   EvalSummary evaluate(EvalSplit s, const std::string& weights_path) override {
     const bool test = s == EvalSplit::test;
     const LmModel m = weights_path.empty() ? LmModel() : load_checkpoint(weights_path).model;
-    const EvalResult er = evaluate_text(weights_path.empty() ? model_ : m, test ? test_text_ : valid_text_,
-                                        {.batch = o_.eval_batch, .seq_len = o_.seq_len},
-                                        test ? o_.test_path : valid_origin_);
+    const LmModel& model = weights_path.empty() ? model_ : m;
+    const EvalOptions eo{.batch = o_.eval_batch, .seq_len = o_.seq_len};
+    const PreparedCorpus* prepared = (test ? test_prepared_ : valid_prepared_).get();
+    const EvalResult er = prepared ? evaluate_prepared(model, *prepared, eo)
+                                   : evaluate_text(model, test ? test_text_ : valid_text_, eo,
+                                                   test ? o_.test_path : valid_origin_);
     return {.loss = er.loss, .examples = 0, .metric = std::nan(""), .metric_name = "", .higher_is_better = false};
   }
   bool loss_per_char() const override { return model_.spec.level == TokenLevel::chars; }
@@ -226,14 +226,37 @@ class LmTask final : public TrainTask {
     if (!is_prepared_corpus(o.data_path)) return false;
     prepared_ = std::make_unique<PreparedCorpus>(o.data_path);
     data_bytes_ = prepared_->manifest().source_bytes;
-    if (!o.valid_path.empty()) {
-      valid_text_ = read_text_file(o.valid_path);
-      valid_origin_ = o.valid_path;
-    } else if (o.valid_fraction > 0) {
+    if (!o.valid_path.empty()) read_eval_split(o.valid_path, valid_text_, valid_prepared_);
+    else if (o.valid_fraction > 0)
       note(o.data_path + " is a prepared corpus, which is not split: training without validation (pass --valid FILE)");
-    }
-    if (!o.test_path.empty()) test_text_ = read_text_file(o.test_path);
+    if (!o.test_path.empty()) read_eval_split(o.test_path, test_text_, test_prepared_);
     return true;
+  }
+
+  // --valid / --test: a text file, or a corpus prepared with the training vocabulary (`recur
+  // prepare --vocab`), which stays on disk like the training corpus.
+  void read_eval_split(const std::string& path, std::string& text, std::unique_ptr<PreparedCorpus>& prepared) {
+    if (is_prepared_corpus(path)) prepared = std::make_unique<PreparedCorpus>(path);
+    else text = read_text_file(path);
+    if (&text == &valid_text_) valid_origin_ = path;
+  }
+
+  // A prepared validation or test corpus must hold the model's ids: checked before the first
+  // step, not after the first epoch.
+  void check_eval_corpora() const {
+    for (const PreparedCorpus* c : {valid_prepared_.get(), test_prepared_.get()}) {
+      if (!c) continue;
+      const PreparedManifest& m = c->manifest();
+      if (m.level != model_.spec.level || m.mode != model_.spec.mode)
+        throw Error(c->dir() + ": prepared as " + token_level_name(m.level) + "/" + text_mode_name(m.mode) +
+                    ", but this run trains " + token_level_name(model_.spec.level) + "/" +
+                    text_mode_name(model_.spec.mode) + "; prepare it with the same --level and --mode");
+      if (!(c->vocab() == model_.vocab))
+        throw Error(c->dir() + "/vocab.json: " + std::to_string(c->vocab().size()) + " tokens (hash " +
+                    vocab_hash_hex(c->vocab()) + ") differ from the training vocabulary (" +
+                    std::to_string(model_.vocab.size()) + " tokens, hash " + vocab_hash_hex(model_.vocab) +
+                    "); prepare it with --vocab of the training corpus");
+    }
   }
 
   void read_data(const TokenCorpus* corpus, const NoteFn& note) {
@@ -247,8 +270,7 @@ class LmTask final : public TrainTask {
       test_text_ = corpus->test;
       valid_origin_ = o.data_path + " (validation pieces)";
     } else if (!o.valid_path.empty()) {
-      valid_text_ = read_text_file(o.valid_path);
-      valid_origin_ = o.valid_path;
+      read_eval_split(o.valid_path, valid_text_, valid_prepared_);
       train_text_ = text;
     } else if (o.valid_fraction > 0 && split_lines(text).size() >= 2) {
       // Stream data keeps running text intact (the last lines, as char-rnn does); lines are
@@ -264,7 +286,7 @@ class LmTask final : public TrainTask {
       if (o.valid_fraction > 0) note(o.data_path + " has a single line: training without validation");
     }
     // Read now, so a bad test file fails before hours of training rather than after.
-    if (!corpus && !o.test_path.empty()) test_text_ = read_text_file(o.test_path);
+    if (!corpus && !o.test_path.empty()) read_eval_split(o.test_path, test_text_, test_prepared_);
   }
 
   void build_model(const TokenCorpus* corpus, Checkpoint& ck, const NoteFn& note) {
@@ -277,9 +299,9 @@ class LmTask final : public TrainTask {
                     ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
       if (prepared_ && !(model_.vocab == prepared_->vocab()))
         throw Error(prepared_->dir() + "/vocab.json: " + std::to_string(prepared_->vocab().size()) +
-                    " tokens (hash " + hash_hex(vocab_hash(prepared_->vocab())) + ") differ from the vocabulary of " +
+                    " tokens (hash " + vocab_hash_hex(prepared_->vocab()) + ") differ from the vocabulary of " +
                     o.resume_path + " (" + std::to_string(model_.vocab.size()) + " tokens, hash " +
-                    hash_hex(vocab_hash(model_.vocab)) + "); resuming needs the corpus the run was trained on");
+                    vocab_hash_hex(model_.vocab) + "); resuming needs the corpus the run was trained on");
     } else if (corpus) {
       model_.vocab = corpus->vocab;
       model_.task = corpus->task;
@@ -359,6 +381,7 @@ class LmTask final : public TrainTask {
   RnnState<float> full_carry_;  // stream mode, several ranks: every rank's carried state, for checkpoints
   std::string train_text_, valid_text_, test_text_, valid_origin_;
   std::unique_ptr<PreparedCorpus> prepared_;  // DATA is a prepared corpus: read from disk, train_text_ unused
+  std::unique_ptr<PreparedCorpus> valid_prepared_, test_prepared_;  // --valid / --test prepared corpora
   int64_t data_bytes_ = 0, saved_batch_ = 0;
   LmModel model_;
   std::optional<StreamBatcher> stream_;

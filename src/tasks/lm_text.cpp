@@ -7,6 +7,7 @@
 #include "lm_batch.h"
 #include "recur/model/lm.h"
 #include "recur/model/stepper.h"
+#include "recur/data/prepared.h"
 
 namespace recur {
 
@@ -156,40 +157,86 @@ std::string count_explanation(const EvalResult& r) {
   return s;
 }
 
-EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
-                         std::string_view origin) {
+namespace {
+
+void check_eval_options(const EvalOptions& opts) {
   if (opts.batch < 1) throw Error("eval batch: got " + std::to_string(opts.batch) + ", expected >= 1");
   if (opts.seq_len < 1) throw Error("eval seq_len: got " + std::to_string(opts.seq_len) + ", expected >= 1");
-  const std::string o(origin);
+}
+
+// Stream mode: B parallel streams of the ids, the state carried from chunk to chunk. Each
+// stream needs 2 tokens (an input and its target), so tiny texts use fewer streams.
+template <class Ids>
+void eval_stream(const LmModel& model, Ids ids, int64_t n, const EvalOptions& opts, const std::string& o,
+                 EvalResult& r) {
+  if (n < 2) throw Error(o + ": " + std::to_string(n) + " token(s); expected at least 2 to evaluate");
+  r.batch = std::clamp<int64_t>(opts.batch, 1, n / 2);
+  r.ids = n;
+  r.stream_len = r.ids / r.batch;
+  StreamBatcher batcher(std::move(ids), {.batch_size = r.batch, .seq_len = opts.seq_len, .drop_last = false});
   const ModelSpec cfg = model.graph();
-  EvalResult r;
   ModelCache<float> cache;
   TextBatch tb;
+  RnnState<float> state;
+  while (batcher.next(tb))
+    r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::stream), state, {}, cache, nullptr, 0.0);
+}
+
+// Lines mode: every example starts from zeros, in file order.
+template <class Examples>
+void eval_lines(const LmModel& model, Examples ex, int64_t lines, int64_t ids, const EvalOptions& opts,
+                const std::string& o, EvalResult& r) {
+  if (lines < 1) throw Error(o + ": no line with a token; expected at least one example");
+  r.batch = opts.batch;
+  r.lines_mode = true;
+  r.lines = lines;
+  r.ids = ids;
+  LinesBatcher batcher(std::move(ex), {.batch_size = opts.batch, .shuffle = false});
+  const ModelSpec cfg = model.graph();
+  ModelCache<float> cache;
+  TextBatch tb;
+  while (batcher.next(tb)) {
+    RnnState<float> state;
+    r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::lines), state, {}, cache, nullptr, 0.0);
+  }
+}
+
+}  // namespace
+
+EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
+                         std::string_view origin) {
+  check_eval_options(opts);
+  const std::string o(origin);
+  EvalResult r;
   if (model.spec.mode == TextMode::stream) {
     std::vector<int32_t> ids = encode_stream(model.vocab, text, &r.oov, origin);
-    if (ids.size() < 2) throw Error(o + ": " + std::to_string(ids.size()) + " token(s); expected at least 2 to evaluate");
-    // Each stream needs 2 tokens (an input and its target), so tiny texts use fewer streams.
-    r.batch = std::clamp<int64_t>(opts.batch, 1, int64_t(ids.size()) / 2);
-    r.ids = int64_t(ids.size());
-    r.stream_len = r.ids / r.batch;
-    StreamBatcher batcher(std::move(ids), {.batch_size = r.batch, .seq_len = opts.seq_len, .drop_last = false});
-    RnnState<float> state;
-    while (batcher.next(tb)) r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::stream),
-                                                                  state, {}, cache, nullptr, 0.0);
+    const int64_t n = int64_t(ids.size());
+    eval_stream(model, std::move(ids), n, opts, o, r);
   } else {
     LineExamples ex = encode_lines(model.vocab, text, &r.oov, origin);
-    if (ex.size() < 1) throw Error(o + ": no line with a token; expected at least one example");
-    r.batch = opts.batch;
-    r.lines_mode = true;
-    r.lines = int64_t(ex.size());
-    r.ids = int64_t(ex.ids.size());
-    LinesBatcher batcher(std::move(ex), {.batch_size = opts.batch, .shuffle = false});
-    while (batcher.next(tb)) {
-      RnnState<float> state;  // every example starts from zeros
-      r.loss += lm_forward_backward<float>(cfg, model.params, lm_batch_of(tb, TextMode::lines), state, {}, cache,
-                                           nullptr, 0.0);
-    }
+    const int64_t lines = int64_t(ex.size()), ids = int64_t(ex.ids.size());
+    eval_lines(model, std::move(ex), lines, ids, opts, o, r);
   }
+  return r;
+}
+
+EvalResult evaluate_prepared(const LmModel& model, const PreparedCorpus& corpus, const EvalOptions& opts) {
+  check_eval_options(opts);
+  const PreparedManifest& m = corpus.manifest();
+  const std::string& o = corpus.dir();
+  if (m.level != model.spec.level || m.mode != model.spec.mode)
+    throw Error(o + ": prepared as " + token_level_name(m.level) + "/" + text_mode_name(m.mode) + ", but the model reads " +
+                token_level_name(model.spec.level) + "/" + text_mode_name(model.spec.mode) +
+                "; prepare it with the model's --level and --mode");
+  if (!(corpus.vocab() == model.vocab))
+    throw Error(o + "/vocab.json: " + std::to_string(corpus.vocab().size()) + " tokens (hash " +
+                vocab_hash_hex(corpus.vocab()) + ") differ from the model's vocabulary (" +
+                std::to_string(model.vocab.size()) + " tokens, hash " + vocab_hash_hex(model.vocab) +
+                "); prepare it with --vocab of the training corpus");
+  EvalResult r;
+  r.oov = m.oov;
+  if (m.mode == TextMode::stream) eval_stream(model, corpus.tokens(), m.tokens, opts, o, r);
+  else eval_lines(model, corpus.lines(), m.examples, m.tokens, opts, o, r);
   return r;
 }
 

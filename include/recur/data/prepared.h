@@ -51,6 +51,10 @@ struct PrepareOptions {
   // per entry (more for words over 15 bytes). Characters need no bound (at most 1.1M code points).
   int64_t count_entries = int64_t(8) << 20;
   int64_t read_block = int64_t(4) << 20;     // bytes read at a time (a longer line is held whole)
+  // A vocabulary to encode with instead of counting one (--vocab): validation and test text
+  // prepared with the training corpus's vocabulary, so their ids mean the same tokens. Its level
+  // must be `level`; vocab (max/min count) is then ignored. Null: count the inputs (pass 1).
+  std::shared_ptr<const Vocab> fixed_vocab;
   std::function<void(const PrepareProgress&)> progress;  // called after each block
 };
 
@@ -65,7 +69,9 @@ struct PrepareResult {
   OovStats oov;
 };
 
-// Reads `inputs` (files, folders - their regular files, recursively, in byte order of the path -
+// Reads `inputs` (files, folders - their regular files, recursively, in byte order of the path,
+// leaving out anything inside out_dir, so a corpus prepared into a folder of its own input is
+// not read back into itself -
 // or "-" for standard input, which is spooled to a temporary file in out_dir for the second
 // pass) and writes the prepared corpus into out_dir (created if missing). Each file is read as
 // `recur train` reads one text: valid UTF-8, a leading byte-order mark dropped, not empty; words
@@ -79,8 +85,13 @@ PrepareResult prepare_corpus(const std::vector<std::string>& inputs, const std::
 Vocab count_vocabulary(const std::vector<std::string>& inputs, const PrepareOptions& opts, const std::string& spill_dir,
                        int64_t* spilled_runs = nullptr);
 
+// The vocabulary of a prepared corpus given as its folder, its manifest.json or its vocab.json
+// (recur prepare --vocab): checked against the manifest's hash where there is one.
+Vocab read_prepared_vocab(const std::string& path);
+
 // FNV-1a 64 of vocab.to_json(): the vocabulary hash in the manifest and every shard header.
 uint64_t vocab_hash(const Vocab& vocab);
+std::string vocab_hash_hex(const Vocab& vocab);  // as the manifest writes it: 16 hex digits
 
 // True when `path` is a prepared corpus: a folder holding manifest.json, or that file itself.
 bool is_prepared_corpus(const std::string& path);
@@ -100,6 +111,9 @@ struct PreparedManifest {
   uint64_t vocab_hash = 0;
   VocabOptions vocab_options;
   int64_t tokens = 0, examples = 0, source_bytes = 0;
+  // The encoding's <unk> counts (what `recur eval` reports for text); absent in corpora
+  // prepared before they were recorded, which read as zeros.
+  OovStats oov;
   std::vector<std::string> inputs;
   std::vector<PreparedShardInfo> shards;
 };

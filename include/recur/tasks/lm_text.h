@@ -25,6 +25,8 @@
 
 namespace recur {
 
+class PreparedCorpus;  // data/prepared.h
+
 struct GenerateOptions {
   SampleOptions sample;
   int64_t length = 500;  // tokens to generate; in lines mode and for word models a cap (they stop at <eos>)
@@ -94,5 +96,10 @@ std::string count_explanation(const EvalResult& r);
 // too short to form one batch.
 EvalResult evaluate_text(const LmModel& model, std::string_view text, const EvalOptions& opts,
                          std::string_view origin = "<text>");
+// The same over a prepared corpus (data/prepared.h), read a batch window at a time: the numbers
+// evaluate_text gives on the text it was prepared from. Its vocabulary must be the model's (a
+// corpus prepared with `recur prepare --vocab` of the training corpus) and its level and mode
+// the model's; anything else is an Error naming the corpus and what differs.
+EvalResult evaluate_prepared(const LmModel& model, const PreparedCorpus& corpus, const EvalOptions& opts);
 
 }  // namespace recur
