@@ -113,6 +113,31 @@ TEST_F(PreparedTest, SpilledWordCountsGiveTheInMemoryVocabulary) {
     EXPECT_EQ(e.path().filename().string().find("vocab-counts"), std::string::npos) << e.path();
 }
 
+// The bounded shuffle a corpus larger than memory gets (LinesOptions::shuffle_window): windows
+// of consecutive examples cross shard boundaries, and the batches equal the in-memory ones.
+TEST_F(PreparedTest, AShuffleWindowGivesTheSameBatchesFromDiskAsFromMemory) {
+  const std::string text = corpus_text(300, 7);
+  const std::string file = write("corpus.txt", text);
+  const std::string out = path("prep");
+  prepare_corpus({file}, out, small(TokenLevel::words, TextMode::lines));
+  const PreparedCorpus c(out);
+  ASSERT_GT(c.manifest().shards.size(), 3u);
+  const LinesOptions opts{.batch_size = 6, .seed = 9, .shuffle_window = 23};
+  LinesBatcher disk(c.lines(), opts), memory(encode_lines(c.vocab(), text.substr(3)), opts);
+  ASSERT_EQ(disk.shuffle_window(), 23);
+  TextBatch a, b;
+  int64_t batches = 0;
+  for (int i = 0; i < 3 * (disk.batches_per_epoch() + 1); ++i) {
+    const bool more = disk.next(a);
+    ASSERT_EQ(more, memory.next(b));
+    if (!more) continue;
+    ++batches;
+    ASSERT_EQ(a.input.data, b.input.data) << "batch " << i;
+    ASSERT_EQ(a.target.data, b.target.data) << "batch " << i;
+  }
+  EXPECT_EQ(batches, 3 * disk.batches_per_epoch());
+}
+
 TEST_F(PreparedTest, SeveralFilesAFolderAndSixteenOrThirtyTwoBitIds) {
   fs::create_directories(path("in/sub"));
   write("in/b.txt", "b b b\n");

@@ -427,6 +427,54 @@ TEST(LinesBatcher, ShuffleIsSeededAndCoversEveryExample) {
   EXPECT_NE(epochs[0], epochs[1]);  // reshuffled every epoch
 }
 
+TEST(LinesBatcher, AShuffleWindowCoversEveryExampleWindowByWindowAndResumes) {
+  const LineExamples ex = numbered_examples(103);  // windows of 10: ten full ones and one of 3
+  const LinesOptions opts{.batch_size = 4, .seed = 5, .shuffle_window = 10};
+  LinesBatcher a(ex, opts), b(ex, opts), whole(ex, {.batch_size = 4, .seed = 5, .shuffle_window = 0});
+  EXPECT_EQ(a.shuffle_window(), 10);
+  EXPECT_EQ(whole.shuffle_window(), 0);
+  EXPECT_EQ(a.batches_per_epoch(), 26);
+  std::vector<std::vector<int32_t>> flat_epochs;
+  for (int e = 0; e < 4; ++e) {
+    const auto batches = epoch_of(a);
+    EXPECT_EQ(batches, epoch_of(b));
+    ASSERT_EQ(batches.size(), 26u);
+    std::vector<int32_t> flat;
+    for (const auto& batch : batches) flat.insert(flat.end(), batch.begin(), batch.end());
+    ASSERT_EQ(flat.size(), 103u);
+    EXPECT_EQ(std::set<int32_t>(flat.begin(), flat.end()).size(), 103u);  // every example once
+    // The order visits one window at a time: the window index changes 10 times in an epoch.
+    int changes = 0;
+    for (size_t i = 1; i < flat.size(); ++i) changes += flat[i] / 10 != flat[i - 1] / 10;
+    EXPECT_EQ(changes, 10) << e;
+    EXPECT_FALSE(std::is_sorted(flat.begin(), flat.end()));  // and shuffles inside them
+    flat_epochs.push_back(flat);
+  }
+  EXPECT_NE(flat_epochs[0], flat_epochs[1]);
+  // The short window is not always last: over a few epochs it is visited elsewhere too.
+  bool short_not_last = false;
+  for (const auto& f : flat_epochs) short_not_last |= f.back() / 10 != 10;
+  EXPECT_TRUE(short_not_last);
+  // A resume in the middle of an epoch, across a window boundary, needs only the state.
+  TextBatch batch;
+  LinesBatcher c(ex, opts);
+  for (int i = 0; i < 40; ++i) c.next(batch);  // epoch 1, batch 13
+  const std::string saved = c.state_json();
+  std::vector<std::vector<int32_t>> expect, got;
+  for (int i = 0; i < 30; ++i)
+    if (c.next(batch)) expect.push_back(batch.input.data);
+  LinesBatcher d(ex, opts);
+  d.set_state_json(saved);
+  for (int i = 0; i < 30; ++i)
+    if (d.next(batch)) got.push_back(batch.input.data);
+  EXPECT_EQ(got, expect);
+  // The default keeps the whole-epoch permutation below the threshold.
+  EXPECT_EQ(LinesBatcher(ex, {.batch_size = 4}).shuffle_window(), 0);
+  expect_error<Error>([&] { LinesBatcher(ex, {.batch_size = 4, .bucket_batches = 2, .shuffle_window = 10}); },
+                      {"bucket_batches with a shuffle window"});
+  expect_error<Error>([&] { LinesBatcher(ex, {.batch_size = 4, .shuffle_window = -2}); }, {"shuffle_window = -2"});
+}
+
 TEST(LinesBatcher, BucketingCutsPadding) {
   const LineExamples ex = numbered_examples(200);
   auto padding = [&](int64_t buckets) {

@@ -299,12 +299,34 @@ LinesBatcher::LinesBatcher(std::shared_ptr<const LineSource> examples, const Lin
   if (opts_.drop_last && examples_->size() < opts_.batch_size)
     throw Error("lines batcher: " + std::to_string(examples_->size()) + " examples with drop_last and batch_size " +
                 std::to_string(opts_.batch_size) + "; expected at least one full batch");
+  if (opts_.shuffle_window < -1)
+    throw Error("lines batcher: shuffle_window = " + std::to_string(opts_.shuffle_window) + ", expected -1, 0 or > 0");
+  const int64_t n = examples_->size();
+  const int64_t w = opts_.shuffle_window == -1 ? (n > kWholeShuffleMaxExamples ? kShuffleWindowExamples : 0)
+                                               : opts_.shuffle_window;
+  window_ = opts_.shuffle && w > 0 && w < n ? w : 0;
+  if (windowed() && opts_.bucket_batches > 0)
+    throw Error("lines batcher: bucket_batches with a shuffle window of " + std::to_string(window_) + " of " +
+                std::to_string(n) + " examples; expected one or the other");
+  window_batches_ = opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
   epoch_rng_ = rng_.state();
   plan_epoch();
 }
 
 void LinesBatcher::plan_epoch() {
   const int64_t n = examples_->size(), B = opts_.batch_size;
+  if (windowed()) {
+    const int64_t windows = (n + window_ - 1) / window_;
+    window_order_.resize(size_t(windows));
+    for (int64_t i = 0; i < windows; ++i) window_order_[size_t(i)] = i;
+    for (int64_t i = windows - 1; i > 0; --i) std::swap(window_order_[size_t(i)], window_order_[rng_.below(uint64_t(i + 1))]);
+    window_key_ = rng_.next_u64();
+    cached_window_ = -1;
+    partial_slot_ = -1;  // where the short last window (N % W examples) is visited, if there is one
+    if (n % window_ != 0)
+      partial_slot_ = std::find(window_order_.begin(), window_order_.end(), windows - 1) - window_order_.begin();
+    return;
+  }
   order_.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) order_[size_t(i)] = i;
   if (opts_.shuffle)
@@ -330,16 +352,54 @@ void LinesBatcher::plan_epoch() {
       std::swap(batches_[size_t(i)], batches_[rng_.below(uint64_t(i + 1))]);
 }
 
+// Windowed order: position p of the epoch lies in the (p / W)-th window visited; inside it the
+// order is a permutation drawn from a generator seeded by the epoch's key and the window's index
+// alone, so any position can be found again after a resume.
+int64_t LinesBatcher::example_at(int64_t position) {
+  const int64_t n = examples_->size(), W = window_, r = n % W;
+  // The visited windows hold W positions each, except the short one at partial_slot_.
+  int64_t slot = position / W, offset = position % W;
+  if (partial_slot_ >= 0 && position >= partial_slot_ * W) {
+    if (position < partial_slot_ * W + r) {
+      slot = partial_slot_, offset = position - partial_slot_ * W;
+    } else {
+      const int64_t q = position - r;
+      slot = q / W + 1, offset = q % W;
+    }
+  }
+  const int64_t w = window_order_[size_t(slot)];
+  if (w != cached_window_) {
+    const int64_t begin = w * window_, size = std::min(window_, n - begin);
+    window_perm_.resize(size_t(size));
+    for (int64_t i = 0; i < size; ++i) window_perm_[size_t(i)] = begin + i;
+    Rng r(window_key_ ^ (0x9e3779b97f4a7c15ULL * uint64_t(w + 1)));
+    for (int64_t i = size - 1; i > 0; --i) std::swap(window_perm_[size_t(i)], window_perm_[r.below(uint64_t(i + 1))]);
+    cached_window_ = w;
+  }
+  return window_perm_[size_t(offset)];
+}
+
 bool LinesBatcher::next(TextBatch& out) {
-  if (batch_ >= int64_t(batches_.size())) {
+  if (batch_ >= batches_per_epoch()) {
     ++epoch_;
     batch_ = 0;
     epoch_rng_ = rng_.state();
     plan_epoch();
     return false;
   }
-  const auto [start, B] = batches_[size_t(batch_++)];
-  const int64_t* idx = order_.data() + start;
+  const int64_t* idx = nullptr;
+  int64_t B = 0;
+  if (windowed()) {
+    const int64_t start = batch_++ * opts_.batch_size;
+    B = std::min(opts_.batch_size, examples_->size() - start);
+    batch_idx_.resize(size_t(B));
+    for (int64_t b = 0; b < B; ++b) batch_idx_[size_t(b)] = example_at(start + b);
+    idx = batch_idx_.data();
+  } else {
+    const auto [start, count] = batches_[size_t(batch_++)];
+    idx = order_.data() + start;
+    B = count;
+  }
   int64_t T = 0;
   out.lengths.resize(size_t(B));
   for (int64_t b = 0; b < B; ++b) {
@@ -375,8 +435,8 @@ void LinesBatcher::set_state(const State& s) {
   if (s.epoch < 0 || s.batch < 0) throw Error("lines batcher state: negative epoch or batch; expected >= 0");
   rng_.set_state(s.epoch_rng);
   plan_epoch();
-  if (s.batch > int64_t(batches_.size())) {
-    const int64_t nb = int64_t(batches_.size());
+  if (s.batch > batches_per_epoch()) {
+    const int64_t nb = batches_per_epoch();
     rng_.set_state(epoch_rng_);  // leave the batcher as it was
     plan_epoch();
     throw Error("lines batcher state: batch " + std::to_string(s.batch) + "; expected at most " + std::to_string(nb));

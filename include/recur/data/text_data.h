@@ -188,7 +188,17 @@ struct LinesOptions {
   int64_t bucket_batches = 0;
   bool drop_last = false;        // skip an epoch's one batch with fewer than B examples
   int32_t pad_id = Vocab::eos_id;  // a valid id, so padding never indexes outside an embedding
+  // How much of the order is held (shuffle only). 0: the whole epoch is one permutation of all
+  // N examples (8 bytes each). W > 0 with W < N: bounded memory for corpora of any size - the
+  // examples are cut into windows of W consecutive ones (a prepared corpus's shard order), the
+  // windows are visited in a random order and each window in a random order of its own, drawn
+  // from the epoch's generator and the window's index, so a resume needs no stored order and
+  // memory is 8 * W bytes. -1 (the default): 0 up to kWholeShuffleMaxExamples examples, past it
+  // windows of kShuffleWindowExamples. Windows and bucket_batches do not combine (Error).
+  int64_t shuffle_window = -1;
 };
+inline constexpr int64_t kWholeShuffleMaxExamples = int64_t(1) << 24;  // 128 MiB of order
+inline constexpr int64_t kShuffleWindowExamples = int64_t(1) << 20;    // 8 MiB of order
 
 class LinesBatcher {
  public:
@@ -207,7 +217,8 @@ class LinesBatcher {
   LinesBatcher(std::shared_ptr<const LineSource> examples, const LinesOptions& opts);
 
   int64_t num_examples() const { return examples_->size(); }
-  int64_t batches_per_epoch() const { return int64_t(batches_.size()); }
+  int64_t batches_per_epoch() const { return windowed() ? window_batches_ : int64_t(batches_.size()); }
+  int64_t shuffle_window() const { return window_; }  // 0: the whole epoch is one permutation
   int64_t epoch() const { return epoch_; }
 
   bool next(TextBatch& out);  // as StreamBatcher::next
@@ -220,7 +231,9 @@ class LinesBatcher {
   void set_state_json(std::string_view json, std::string_view origin = "lines batcher state");
 
  private:
-  void plan_epoch();  // draws order_ and batches_ from rng_
+  void plan_epoch();  // draws order_ and batches_ (windowed: window_order_, window_key_) from rng_
+  bool windowed() const { return window_ > 0; }
+  int64_t example_at(int64_t position);  // windowed: the example at a position of the epoch's order
 
   std::shared_ptr<const LineSource> examples_;
   LinesOptions opts_;
@@ -231,6 +244,15 @@ class LinesBatcher {
   std::vector<int64_t> order_;                         // example indices of this epoch
   std::vector<std::pair<int64_t, int64_t>> batches_;   // (start in order_, count)
   std::vector<int32_t> example_;                       // the example being copied into a batch
+  // Windowed order (shuffle_window): the windows' visiting order, the epoch's key of the orders
+  // inside them, and the order inside the window last used.
+  int64_t window_ = 0, window_batches_ = 0;
+  std::vector<int64_t> window_order_;  // [N / W rounded up]
+  uint64_t window_key_ = 0;
+  int64_t partial_slot_ = -1;
+  int64_t cached_window_ = -1;
+  std::vector<int64_t> window_perm_;   // [W] example indices of window cached_window_
+  std::vector<int64_t> batch_idx_;     // [B] the batch being built
 };
 
 // ---- held-out split -----------------------------------------------------------------------------
