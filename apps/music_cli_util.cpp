@@ -56,16 +56,20 @@ void add_music_sample_options(CLI::App* sub, MusicSampleArgs& a) {
   sub->add_option("--prime-midi", a.prime_midi, "Start from the first --prime-bars bars of this MIDI file")->group(g);
   sub->add_option("--prime-bars", a.prime_bars, "Bars of --prime-midi fed as the prime")->capture_default_str()->group(g);
   sub->add_option("--soundfont", a.soundfont, "SoundFont for --wav-out (default: Debian's FluidR3_GM.sf2)")->group(g);
+  sub->add_flag("--no-limits", a.no_limits,
+                "Event encoding: draw freely instead of holding notes to the training data's longest note and most "
+                "notes at once (docs/music.md)")
+      ->group(g);
 }
 
 bool music_output_requested(const MusicSampleArgs& a) {
-  return !a.midi_out.empty() || !a.wav_out.empty() || !a.prime_midi.empty() || a.seconds > 0;
+  return !a.midi_out.empty() || !a.wav_out.empty() || !a.prime_midi.empty() || a.seconds > 0 || a.no_limits;
 }
 
 void run_music_sample(const LmModel& model, const std::string& model_path, const MusicSampleArgs& m,
                       const GenerateOptions& gen, bool length_given, int64_t count, uint64_t seed) {
   if (!is_music_task(model.task))
-    throw Error(model_path + ": not a music model, so --midi-out, --wav-out, --seconds and --prime-midi do not apply; "
+    throw Error(model_path + ": not a music model, so --midi-out, --wav-out, --seconds, --prime-midi and --no-limits do not apply; "
                 "expected a checkpoint from recur train --task music");
   if (!gen.prime.empty()) throw Error("--prime: a music model is primed with --prime-midi FILE.mid");
   const MusicTask task = music_task_from_json(model.task, model_path);
@@ -73,6 +77,7 @@ void run_music_sample(const LmModel& model, const std::string& model_path, const
   mg.sample = gen.sample;
   mg.length = gen.length;
   mg.seconds = m.seconds;
+  mg.limit_to_data = !m.no_limits;
   if (m.seconds > 0 && !length_given) mg.length = 1000000;  // the duration decides; this only stops a runaway
   if (!m.prime_midi.empty()) mg.prime = music_prime_from_midi(m.prime_midi, m.prime_bars, task);
   Rng rng(seed);

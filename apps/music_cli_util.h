@@ -40,6 +40,7 @@ struct MusicSampleArgs {
   std::string midi_out, wav_out, prime_midi, soundfont;
   double prime_bars = 2;
   double seconds = 0;
+  bool no_limits = false;  // MusicGenerateOptions::limit_to_data off
 };
 void add_music_sample_options(CLI::App* sub, MusicSampleArgs& a);
 bool music_output_requested(const MusicSampleArgs& a);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "recur/music/music_generate.h"
 #include "recur/music/music_stats.h"
 #include "recur/music/music_tokens.h"
+#include "recur/train/checkpoint.h"
 
 #include "cli_run.h"
 
@@ -82,6 +84,62 @@ size_t lines_of(const std::string& s) { return size_t(std::count(s.begin(), s.en
 
 bool has_fluidsynth() {
   return std::system("command -v fluidsynth >/dev/null 2>&1") == 0 && !default_soundfont().empty();
+}
+
+// Longest sounding stretch and most notes at once of a performance (offs before ons at a tie).
+std::pair<double, int> longest_and_polyphony(const Performance& p) {
+  double longest = 0;
+  std::vector<std::pair<double, int>> edges;
+  for (const Note& n : p.notes) {
+    longest = std::max(longest, n.end - n.start);
+    edges.emplace_back(n.start, 1);
+    edges.emplace_back(n.end, -1);
+  }
+  std::sort(edges.begin(), edges.end());
+  int sounding = 0, most = 0;
+  for (const auto& e : edges) most = std::max(most, sounding += e.second);
+  return {longest, most};
+}
+
+// The tunes' longest note is the 1 s bass note and at most 2 notes sound at once: a barely
+// trained model drawing freely exceeds both, the default sampling never does (issue 17).
+TEST_F(MusicCli, SampledNotesStayWithinTheDatasLongestNoteAndPolyphony) {
+  const std::string model = train("--transpose=-1..1");
+  const Result info = run("info '" + model + "'");
+  ASSERT_EQ(info.rc, 0) << info.err;
+  EXPECT_NE(info.out.find("sampled notes at most 1.00 s, at most 2 at once"), std::string::npos) << info.out;
+  const LmModel lm = load_checkpoint(model).model;
+  const MusicTask task = music_task_from_json(lm.task, model);
+  EXPECT_DOUBLE_EQ(task.max_note_seconds, 1.0);
+  EXPECT_EQ(task.max_polyphony, 2);
+  size_t held_notes = 0;
+  for (uint64_t seed : {1, 2, 3}) {
+    SCOPED_TRACE(seed);
+    MusicGenerateOptions o;
+    o.length = 1500;
+    o.limit_to_data = false;
+    Rng free_rng(seed);
+    const MusicSample free = generate_music(lm, o, free_rng);
+    const auto [free_longest, free_poly] = longest_and_polyphony(free.perf);
+    EXPECT_TRUE(free_longest > 1.05 || free_poly > 2) << free_longest << " s, " << free_poly << " at once";
+    EXPECT_EQ(free.forced_note_offs, 0);
+
+    o.limit_to_data = true;
+    Rng rng(seed);
+    const MusicSample held = generate_music(lm, o, rng);
+    const auto [longest, poly] = longest_and_polyphony(held.perf);
+    EXPECT_LE(longest, 1.0 + 1e-9);
+    EXPECT_LE(poly, 2);
+    held_notes += held.perf.notes.size();
+    EXPECT_EQ(int64_t(held.tokens.size()), held.generated_tokens);
+    // Every NOTE_OFF ends a sounding note and no NOTE_ON re-strikes one.
+    std::set<std::string> sounding;
+    for (const std::string& t : held.tokens) {
+      if (t.rfind("NOTE_ON_", 0) == 0) EXPECT_TRUE(sounding.insert(t.substr(8)).second) << t;
+      if (t.rfind("NOTE_OFF_", 0) == 0) EXPECT_EQ(sounding.erase(t.substr(9)), 1u) << t;
+    }
+  }
+  EXPECT_GT(held_notes, 30u);
 }
 
 TEST_F(MusicCli, TrainSampleMidiReadsBack) {

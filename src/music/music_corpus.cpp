@@ -268,8 +268,11 @@ std::string MusicTask::to_json() const {
                               {"tempo_bpm", tokens.tempo_bpm},
                               {"program", tokens.program},
                               {"velocity", tokens.velocity}};
+  if (max_note_seconds > 0) j["max_note_seconds"] = max_note_seconds;
+  if (max_polyphony > 0) j["max_polyphony"] = max_polyphony;
   return j.dump();
 }
+
 
 bool is_music_task(std::string_view task_json) {
   if (task_json.empty()) return false;
@@ -307,6 +310,11 @@ MusicTask music_task_from_json(std::string_view task_json, std::string_view orig
   if (!(t.tokens.tempo_bpm >= 1 && t.tokens.tempo_bpm <= 1000)) f.fail("tempo_bpm", "a tempo in [1, 1000]");
   t.tokens.program = int(f.integer("program", 0, 127));
   t.tokens.velocity = int(f.integer("velocity", 1, 127));
+  if (f.has("max_note_seconds")) {
+    t.max_note_seconds = f.number("max_note_seconds");
+    if (!(t.max_note_seconds > 0 && t.max_note_seconds <= 3600)) f.fail("max_note_seconds", "seconds in (0, 3600]");
+  }
+  if (f.has("max_polyphony")) t.max_polyphony = int(f.integer("max_polyphony", 1, 128));
   f.finish();
   return t;
 }
@@ -323,7 +331,13 @@ std::string music_task_summary(const MusicTask& t) {
     s.append(", transposed ").append(std::to_string(t.transpose_min)).append("..").append(std::to_string(t.transpose_max));
   std::snprintf(buf, sizeof buf, ", decoded at %g bpm, program %d, velocity %d", t.tokens.tempo_bpm, t.tokens.program,
                 t.tokens.velocity);
-  return s + buf;
+  s += buf;
+  if (t.encoding == MusicEncoding::event && (t.max_note_seconds > 0 || t.max_polyphony > 0)) {
+    std::snprintf(buf, sizeof buf, ", sampled notes at most %.2f s, at most %d at once", t.max_note_seconds,
+                  t.max_polyphony);
+    s += buf;
+  }
+  return s;
 }
 
 TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
@@ -334,17 +348,27 @@ TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts,
   MusicTokenOptions topts;
   topts.keep_drums = opts.keep_drums;
 
-  // How to play generated tokens: the training data's usual tempo, instrument and loudness.
+  // How to play generated tokens: the training data's usual tempo, instrument and loudness; and
+  // what generation holds sampled music to: its longest note and its most notes at once.
   std::map<int, int64_t> programs;
   std::vector<double> tempos;
   std::vector<int> velocities;
+  double longest = 0;
+  int polyphony = 0;
   for (const MusicPiece& p : set.train) {
     tempos.push_back(p.perf.tempo_bpm);
+    std::vector<std::pair<double, int>> edges;  // (time, +1 on / -1 off), offs first at a tie
     for (const Note& n : p.perf.notes) {
       if (n.channel == midi_drum_channel && !opts.keep_drums) continue;
       ++programs[n.program];
       velocities.push_back(n.velocity);
+      longest = std::max(longest, n.end - n.start);
+      edges.emplace_back(n.start, 1);
+      edges.emplace_back(n.end, -1);
     }
+    std::sort(edges.begin(), edges.end());
+    int sounding = 0;
+    for (const auto& e : edges) polyphony = std::max(polyphony, sounding += e.second);
   }
   MusicTask task;
   task.encoding = opts.encoding;
@@ -355,6 +379,10 @@ TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts,
   task.tokens.tempo_bpm = std::clamp(std::round(median_of(tempos, 120.0) * 100.0) / 100.0, 1.0, 1000.0);
   task.tokens.velocity = std::clamp(median_of(velocities, 80), 1, 127);
   task.tokens.program = 0;
+  // At least one event step: the encoding lengthens shorter notes to one.
+  task.max_note_seconds = longest > 0 ? std::min(3600.0, std::max(longest, event_time_step)) : 0;
+  task.max_polyphony = std::min(polyphony, 128);
+  if (opts.keep_limits) task.max_note_seconds = opts.max_note_seconds, task.max_polyphony = opts.max_polyphony;
   int64_t best = -1;
   for (const auto& [prog, count] : programs)
     if (count > best) best = count, task.tokens.program = prog;
@@ -432,6 +460,9 @@ MusicDataOptions music_data_options(const MusicTrainRequest& r, std::string_view
     mo.transpose_max = t.transpose_max;
     mo.keep_drums = t.tokens.keep_drums;
     mo.channels = t.channels;
+    mo.keep_limits = true;
+    mo.max_note_seconds = t.max_note_seconds;
+    mo.max_polyphony = t.max_polyphony;
   }
   if (r.encoding) mo.encoding = parse_music_encoding(*r.encoding);
   if (r.transpose) std::tie(mo.transpose_min, mo.transpose_max) = parse_transpose_range(*r.transpose);

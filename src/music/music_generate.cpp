@@ -1,9 +1,14 @@
 #include "recur/music/music_generate.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
 
 #include "recur/model/lm.h"
 #include "recur/model/stepper.h"
@@ -24,6 +29,69 @@ double music_token_seconds(const MusicTask& task, const std::string& token) {
   return double(std::strtol(token.c_str() + d + 2, nullptr, 10)) * sixteenth;
 }
 
+namespace {
+
+// The event grammar and the data's limits during sampling (MusicGenerateOptions::limit_to_data):
+// which pitches sound since when, what each token id is, and the mask they give.
+class EventGuard {
+ public:
+  EventGuard(const Vocab& vocab, const MusicTask& task) : task_(task), kind_(size_t(vocab.size())) {
+    for (int32_t id = 0; id < vocab.size(); ++id) {
+      const std::string& t = vocab.token(id);
+      Kind& k = kind_[size_t(id)];
+      if (t.rfind("NOTE_ON_", 0) == 0) k.on = std::atoi(t.c_str() + 8);
+      else if (t.rfind("NOTE_OFF_", 0) == 0) k.off = std::atoi(t.c_str() + 9);
+      else if (t.rfind("TIME_SHIFT_", 0) == 0) k.shift = music_token_seconds(task, t);
+      if (k.off >= 0) off_id_[size_t(k.off)] = id;
+    }
+  }
+  // logits [V] -> the same with the tokens the grammar or the polyphony limit forbid at -inf.
+  void mask(std::span<const float> logits, std::vector<float>& out) const {
+    out.assign(logits.begin(), logits.end());
+    const bool full = task_.max_polyphony > 0 && int(onset_.size()) + instant_ >= task_.max_polyphony;
+    for (size_t id = 0; id < out.size(); ++id) {
+      const Kind& k = kind_[id];
+      if ((k.off >= 0 && !onset_.count(k.off)) || (k.on >= 0 && (full || onset_.count(k.on))))
+        out[id] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  // The NOTE_OFF ids to insert before token `id`: notes a TIME_SHIFT would carry past the limit.
+  std::vector<int32_t> offs_before(int32_t id) const {
+    std::vector<int32_t> out;
+    const double shift = kind_[size_t(id)].shift;
+    if (shift <= 0 || task_.max_note_seconds <= 0) return out;
+    for (const auto& [pitch, onset] : onset_)
+      if (now_ + shift - onset > task_.max_note_seconds + 1e-9) out.push_back(off_id_[size_t(pitch)]);
+    return out;
+  }
+  void take(int32_t id) {
+    const Kind& k = kind_[size_t(id)];
+    if (k.on >= 0) onset_[k.on] = now_;
+    if (k.off >= 0) {
+      // A note ended at the instant it began still sounds for one step when decoded.
+      auto it = onset_.find(k.off);
+      if (it != onset_.end() && it->second == now_) ++instant_;
+      if (it != onset_.end()) onset_.erase(it);
+    }
+    if (k.shift > 0) instant_ = 0;
+    now_ += k.shift;
+  }
+
+ private:
+  struct Kind {
+    int on = -1, off = -1;  // pitch of a NOTE_ON / NOTE_OFF
+    double shift = 0;       // seconds of a TIME_SHIFT
+  };
+  const MusicTask& task_;
+  std::vector<Kind> kind_;              // [V]
+  std::array<int32_t, 128> off_id_{};   // pitch -> its NOTE_OFF id
+  std::map<int, double> onset_;         // sounding pitch -> when it started
+  double now_ = 0;                      // seconds since the piece began
+  int instant_ = 0;                     // notes begun and ended at now_ (decoded one step long)
+};
+
+}  // namespace
+
 MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opts, Rng& rng,
                            const std::string& origin) {
   if (!is_music_task(model.task))
@@ -42,19 +110,35 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
   auto feed = [&](int32_t id) { stepper.step(std::span<const int32_t>(&id, 1), start.state, start.context, logits); };
 
   MusicSample out;
+  std::optional<EventGuard> guard;
+  // A checkpoint from before the limits were recorded samples exactly as it always did (the same
+  // seed, the same piece), grammar included.
+  if (opts.limit_to_data && task.encoding == MusicEncoding::event && (task.max_note_seconds > 0 || task.max_polyphony > 0))
+    guard.emplace(model.vocab, task);
   feed(Vocab::eos_id);  // a piece starts after <eos>, as in training
   for (const std::string& tok : opts.prime) {
     if (!model.vocab.contains(tok) || tok == Vocab::unk_token || tok == Vocab::eos_token)
       throw Error("--prime-midi: token '" + tok + "' is not in the model's vocabulary");
-    feed(model.vocab.id(tok));
+    const int32_t id = model.vocab.id(tok);
+    feed(id);
+    if (guard) guard->take(id);
     out.tokens.push_back(tok);
   }
   out.prime_tokens = int64_t(out.tokens.size());
 
   SamplerScratch scratch;
+  std::vector<float> masked;  // [V] the logits with what the guard forbids at -inf
   double seconds = 0;
+  auto emit = [&](int32_t id) {
+    const std::string& tok = model.vocab.token(id);
+    out.tokens.push_back(tok);
+    ++out.generated_tokens;
+    seconds += music_token_seconds(task, tok);
+    if (guard) guard->take(id);
+  };
   for (int64_t n = 0; n < opts.length; ++n) {
-    const int32_t id = sample_token(std::span<const float>(logits.data), opts.sample, rng, scratch);
+    if (guard) guard->mask(logits.data, masked);
+    const int32_t id = sample_token(std::span<const float>(guard ? masked : logits.data), opts.sample, rng, scratch);
     if (id == Vocab::eos_id) {
       out.ended = true;
       break;
@@ -62,10 +146,13 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
     // <unk> never occurs in music training data, so its output row is untrained; drawing it is
     // possible in principle and harmless to skip (the draw is spent either way).
     if (id != Vocab::unk_id) {
-      const std::string& tok = model.vocab.token(id);
-      out.tokens.push_back(tok);
-      ++out.generated_tokens;
-      seconds += music_token_seconds(task, tok);
+      if (guard)
+        for (int32_t off : guard->offs_before(id)) {
+          emit(off);
+          ++out.forced_note_offs;
+          feed(off);
+        }
+      emit(id);
       if (opts.seconds > 0 && seconds >= opts.seconds) break;
     }
     feed(id);

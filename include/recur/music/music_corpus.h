@@ -36,6 +36,12 @@ struct MusicDataOptions {
   uint64_t seed = 1;             // which pieces are held out
   int jsb_steps_per_quarter = 0;  // 0: from the file name ("16th" 4, "8th" 2, else 1)
   std::string abc2midi = "abc2midi";  // program run for .abc inputs (looked up in PATH)
+  // A resumed run keeps its checkpoint's generation limits (MusicTask::max_note_seconds,
+  // max_polyphony; 0 where it has none) instead of measuring them again, so its task record
+  // stays the same.
+  bool keep_limits = false;
+  double max_note_seconds = 0;
+  int max_polyphony = 0;
 
   void validate() const;  // throws Error naming the option
 };
@@ -74,6 +80,12 @@ struct MusicTask {
   MusicTokenOptions tokens;  // keep_drums, and the decoding defaults
   int transpose_min = 0, transpose_max = 0;
   std::vector<int> channels;
+  // What generation holds sampled music to (event encoding; music_generate.h): the longest
+  // pitched note of the training pieces and the most notes sounding at once. Measured when the
+  // corpus is made; 0 in checkpoints from before they were recorded (no limit). Statistics of
+  // the data, not its layout: a resumed run keeps its own (MusicDataOptions::keep_limits).
+  double max_note_seconds = 0;
+  int max_polyphony = 0;
   std::string to_json() const;  // {"task":"music","encoding":"event","keep_drums":false,...}
 };
 // True when `task_json` (LmModel::task) names the music task.

@@ -27,12 +27,20 @@ struct MusicGenerateOptions {
   int64_t length = 1000;  // tokens to draw at most (the prime not counted)
   double seconds = 0;     // > 0: stop once the generated part lasts this long (length still caps)
   std::vector<std::string> prime;  // tokens fed first (encode_music of a prime piece); kept in the output
+  // Event encoding: hold the sample to what the training data did (MusicTask::max_note_seconds,
+  // max_polyphony; a checkpoint from before they were recorded samples as it always did). A NOTE_OFF of a pitch that is
+  // not sounding and a NOTE_ON of one that is are never drawn (their logits are -inf); no
+  // NOTE_ON is drawn while max_polyphony notes sound; and before a TIME_SHIFT that would carry a
+  // note past max_note_seconds, that note's NOTE_OFF is inserted (fed to the model like a drawn
+  // token, no random draw spent), so no note outlasts the data's longest. false: draw freely.
+  bool limit_to_data = true;
 };
 
 struct MusicSample {
   std::vector<std::string> tokens;  // prime + generated
   int64_t prime_tokens = 0;
-  int64_t generated_tokens = 0;
+  int64_t generated_tokens = 0;  // after the prime, inserted NOTE_OFFs included
+  int64_t forced_note_offs = 0;  // NOTE_OFFs inserted by limit_to_data
   bool ended = false;      // the model emitted <eos>
   Performance perf;        // decoded with the task's options
 };
