@@ -11,7 +11,7 @@
 
 namespace recur::cli {
 
-// --threads N: threads of OpenBLAS and oneDNN (0 = leave their own defaults; see recur/core/threads.h).
+// --threads N: the threads of the products, oneDNN and recur's loops (0 = OMP_NUM_THREADS; recur/core/threads.h).
 // Products are partitioned by thread count, so an exact resume wants the same N as the run it
 // continues.
 void add_threads_option(CLI::App* sub, int& threads);

@@ -86,9 +86,8 @@ PYBIND11_MODULE(_recur, m) {
         set_num_threads(n);
       },
       py::arg("n"),
-      "set_num_threads(n)\n\nThreads of OpenBLAS, oneDNN and recur's OpenMP loops from now on (the CLI's --threads);\n"
-      "0 leaves the libraries' defaults. Results may depend on the count, so an exact resume wants\n"
-      "the same number as the run it continues.");
+      "set_num_threads(n)\n\nThreads of the matrix products, oneDNN and recur's OpenMP loops from now on (the CLI's\n"
+      "--threads); 0 leaves OMP_NUM_THREADS' default. Results are the same bits at any count.");
   register_rnn(m);
   register_model(m);
   register_train(m);

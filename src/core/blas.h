@@ -1,4 +1,4 @@
-// src/blas.h - thin row-major CBLAS wrappers, overloaded for float and double so templated
+// src/core/blas.h - thin row-major CBLAS wrappers, overloaded for float and double so templated
 // code calls one name. Internal to the library (not part of include/recur/).
 #pragma once
 
@@ -31,29 +31,25 @@ inline Gemv as_gemv(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t l
 }
 
 // C[m, n] = alpha * op(A)[m, k] @ op(B)[k, n] + beta * C, all row-major with leading dims.
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if ((m == 1 || n == 1) && k > 0) {
-    const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
-    cblas_sgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
-                int(v.ld), v.mat_is_a ? b : a, int(v.incx), beta, c, int(v.incy));
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
-}
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if ((m == 1 || n == 1) && k > 0) {
-    const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
-    cblas_dgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
-                int(v.ld), v.mat_is_a ? b : a, int(v.incx), beta, c, int(v.incy));
-    return;
-  }
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
-}
+//
+// Threads (blas.cpp): OpenBLAS's own threading gives results that depend on the thread count
+// (its threaded driver blocks the product differently: measured on 1 vs 2 threads, most entries
+// of a [700, 200] x [200, 800] product differ in the last bits), so recur keeps OpenBLAS at one
+// thread and splits a product itself: into tiles of C whose shape depends only on m, n and k
+// (row blocks, or column blocks for few rows; one tile for a small product), each tile one
+// single-threaded call, the tiles shared among the OpenMP threads. The same tiles are computed
+// at any thread count, so the bits are the same; inside a parallel region they run in turn.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// The tiling of a product (exposed for tests): C is cut into row_tiles x col_tiles tiles of
+// tile_rows x tile_cols (the last ones smaller), either row_tiles or col_tiles being 1.
+struct GemmTiles {
+  int64_t tile_rows = 0, tile_cols = 0, row_tiles = 1, col_tiles = 1;
+  int64_t count() const { return row_tiles * col_tiles; }
+};
+GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k);
 
 }  // namespace recur::blas

@@ -2,13 +2,15 @@
 
 // Debian's cblas.h declares it, but other BLAS headers do not; the symbol is OpenBLAS's.
 extern "C" void openblas_set_num_threads(int num_threads);
-extern "C" void omp_set_num_threads(int num_threads);  // libgomp: oneDNN's and the stepper's pool
+extern "C" void omp_set_num_threads(int num_threads);  // libgomp: oneDNN's and recur's own pool
 
 namespace recur {
 
 void set_num_threads(int n) {
   if (n <= 0) return;
-  openblas_set_num_threads(n);
+  // OpenBLAS stays single-threaded: recur splits the products among the OpenMP threads itself,
+  // in tiles fixed by the shape, so the bits do not depend on n (src/core/blas.h).
+  openblas_set_num_threads(1);
   omp_set_num_threads(n);
 }
 

@@ -1,0 +1,151 @@
+// Results do not depend on the thread count (issue 13): the matrix products are cut into tiles
+// fixed by their shape (src/core/blas.h) and every other split keeps its order, so training at 1,
+// 2 or 3 threads logs the same bits - through recur's reference cells and through oneDNN's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "blas.h"
+#include "cli_run.h"
+#include "recur/core/random.h"
+#include "recur/core/threads.h"
+#include "test_util.h"
+
+namespace recur {
+namespace {
+
+TEST(GemmTiles, FixedByTheShapeAndCoveringTheProduct) {
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 800, 200}, {20, 800, 200}, {6022, 200, 700},
+                         {3, 5, 7}, {1, 4000, 4000}, {257, 300, 100}, {100, 257, 100}}) {
+    const blas::GemmTiles t = blas::gemm_tiles(m, n, k);
+    EXPECT_TRUE(t.row_tiles == 1 || t.col_tiles == 1);
+    EXPECT_GE(t.row_tiles * t.tile_rows, m);
+    EXPECT_LT((t.row_tiles - 1) * t.tile_rows, m);
+    EXPECT_GE(t.col_tiles * t.tile_cols, n);
+    EXPECT_LT((t.col_tiles - 1) * t.tile_cols, n);
+  }
+  EXPECT_EQ(blas::gemm_tiles(3, 5, 7).count(), 1);        // small: one call
+  EXPECT_EQ(blas::gemm_tiles(1, 4000, 4000).count(), 1);  // a matrix-vector product
+  EXPECT_GT(blas::gemm_tiles(700, 800, 200).row_tiles, 1);
+  EXPECT_GT(blas::gemm_tiles(20, 800, 200).col_tiles, 1);  // a batch-20 LSTM step: by columns
+}
+
+// C = op(A) op(B) + C at 1, 2 and 3 threads: the same bits, and the product itself (against a
+// double-precision loop), for every transpose and for tiles by rows and by columns.
+TEST(Gemm, TheSameBitsAtAnyThreadCount) {
+  Rng rng(5);
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 300, 150}, {20, 800, 200}, {300, 37, 500}}) {
+    for (int tr = 0; tr < 4; ++tr) {
+      const bool ta = tr & 1, tb = tr & 2;
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " ta " +
+                   std::to_string(ta) + " tb " + std::to_string(tb));
+      // Stored shapes with padded leading dimensions, so tile offsets into A and B are exercised.
+      const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+      std::vector<float> a(size_t((ta ? k : m) * lda)), b(size_t((tb ? n : k) * ldb)), c0(size_t(m * ldc));
+      for (float& x : a) x = float(rng.uniform(-1, 1));
+      for (float& x : b) x = float(rng.uniform(-1, 1));
+      for (float& x : c0) x = float(rng.uniform(-1, 1));
+      std::vector<std::vector<float>> out;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> c = c0;
+        blas::gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c.data(), ldc);
+        out.push_back(c);
+      }
+      set_num_threads(1);
+      EXPECT_EQ(out[0], out[1]);
+      EXPECT_EQ(out[0], out[2]);
+      double worst = 0;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t p = 0; p < k; ++p)
+            s += double(ta ? a[size_t(p * lda + i)] : a[size_t(i * lda + p)]) *
+                 double(tb ? b[size_t(j * ldb + p)] : b[size_t(p * ldb + j)]);
+          const double want = 0.5 * s + 2.0 * double(c0[size_t(i * ldc + j)]);
+          worst = std::max(worst, std::abs(double(out[0][size_t(i * ldc + j)]) - want));
+        }
+      EXPECT_LT(worst, 1e-4);
+      for (int64_t i = 0; i < m; ++i)  // the padding between rows of C is not written
+        for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(out[0][size_t(i * ldc + j)], c0[size_t(i * ldc + j)]);
+    }
+  }
+}
+
+class ThreadCountTest : public test::TempDirTest {
+ protected:
+  test::CliResult run(const std::string& args) { return test::run_recur(args, dir_, "cd '" + dir_.string() + "' &&"); }
+  // Every metrics.jsonl line of type train or valid, without the timing fields.
+  std::vector<std::string> losses(const std::string& run_dir) {
+    std::vector<std::string> out;
+    std::istringstream in(test::slurp(std::filesystem::path(path(run_dir)) / "metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      if (j.at("type") != "train" && j.at("type") != "valid") continue;
+      for (const char* f : {"tokens_per_s", "examples_per_s", "elapsed_s", "eta_s"}) j.erase(f);
+      out.push_back(j.dump());
+    }
+    return out;
+  }
+  void expect_same_at_1_2_3_threads(const std::string& data, const std::string& flags) {
+    std::vector<std::vector<std::string>> runs;
+    for (int t : {1, 2, 3}) {
+      const std::string out = "run" + std::to_string(t);
+      const auto r = run("train " + data + " --out " + out + " --threads " + std::to_string(t) + " " + flags);
+      ASSERT_EQ(r.rc, 0) << r.err;
+      runs.push_back(losses(out));
+    }
+    ASSERT_GE(runs[0].size(), 4u);
+    EXPECT_EQ(runs[1], runs[0]);
+    EXPECT_EQ(runs[2], runs[0]);
+  }
+  // Word text from a small vocabulary, enough for batches of 16 x 20 steps.
+  std::string text() {
+    static const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
+    std::string s;
+    Rng r(3);
+    for (int line = 0; line < 400; ++line) {
+      for (int w = 0; w < 12; ++w) s += std::string(w ? " " : "") + words[r.below(12)];
+      s += "\n";
+    }
+    return write("train.txt", s);
+  }
+};
+
+// A 2x128 LSTM at batch 16 x 20 steps takes oneDNN's path (rnn_onednn.cpp), with a decoder
+// wide enough for the products to be cut into tiles; GRU and RNN likewise; the last one runs
+// recur's own cells (below oneDNN's crossover).
+TEST_F(ThreadCountTest, LanguageModelsTrainToTheSameBits) {
+  const std::string data = text();
+  const std::string common = " --level word --layers 2 --batch 16 --seq-len 20 --steps 6 --log-every 1 --valid-every 3 "
+                             "--valid-fraction 0.1 --dropout 0.2 --quiet --force";
+  for (const std::string cell : {"lstm --hidden 128", "gru --hidden 128", "rnn --hidden 384", "lstm --hidden 16"}) {
+    SCOPED_TRACE(cell);
+    expect_same_at_1_2_3_threads("train.txt", "--cell " + cell + common);
+  }
+}
+
+TEST_F(ThreadCountTest, ABidirectionalTaggerTrainsToTheSameBits) {
+  std::string conll;
+  Rng r(4);
+  static const char* words[] = {"Paris", "is", "in", "France", "John", "lives", "there", "now"};
+  static const char* tags[] = {"B-LOC", "O", "O", "B-LOC", "B-PER", "O", "O", "O"};
+  for (int s = 0; s < 200; ++s) {
+    for (int w = 0; w < 10; ++w) {
+      const uint64_t i = r.below(8);
+      conll += std::string(words[i]) + " " + tags[i] + "\n";
+    }
+    conll += "\n";
+  }
+  write("train.conll", conll);
+  expect_same_at_1_2_3_threads("train.conll", "--task tag --char-rnn --bidirectional --hidden 128 --batch 16 --steps 6 "
+                                              "--log-every 1 --valid-every 3 --quiet --force");
+}
+
+}  // namespace
+}  // namespace recur
