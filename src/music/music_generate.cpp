@@ -45,23 +45,45 @@ class EventGuard {
       if (k.off >= 0) off_id_[size_t(k.off)] = id;
     }
   }
-  // logits [V] -> the same with the tokens the grammar or the polyphony limit forbid at -inf.
+  bool full() const { return task_.max_polyphony > 0 && int(onset_.size()) + instant_ >= task_.max_polyphony; }
+  // logits [V] -> the same with the tokens the grammar forbids at -inf: a NOTE_OFF of a silent
+  // key, a NOTE_ON of a key struck at this very instant, and every NOTE_ON when the voices are
+  // full of notes begun at this instant (nothing is left to end).
   void mask(std::span<const float> logits, std::vector<float>& out) const {
     out.assign(logits.begin(), logits.end());
-    const bool full = task_.max_polyphony > 0 && int(onset_.size()) + instant_ >= task_.max_polyphony;
+    const bool no_voice = full() && !oldest();
     for (size_t id = 0; id < out.size(); ++id) {
       const Kind& k = kind_[id];
-      if ((k.off >= 0 && !onset_.count(k.off)) || (k.on >= 0 && (full || onset_.count(k.on))))
+      const auto down = k.on >= 0 ? onset_.find(k.on) : onset_.end();
+      if ((k.off >= 0 && !onset_.count(k.off)) ||
+          (k.on >= 0 && (down != onset_.end() ? down->second == now_ : no_voice)))
         out[id] = -std::numeric_limits<float>::infinity();
     }
   }
-  // The NOTE_OFF ids to insert before token `id`: notes a TIME_SHIFT would carry past the limit.
+  // The sounding note that began first, if it began before now (a note begun now cannot be
+  // ended to make room: decoding would still give it one step).
+  const std::pair<const int, double>* oldest() const {
+    const std::pair<const int, double>* best = nullptr;
+    for (const auto& e : onset_)
+      if (e.second < now_ && (!best || e.second < best->second)) best = &e;
+    return best;
+  }
+  // The NOTE_OFF ids to insert before token `id`: for a NOTE_ON of a key that is down, that key's
+  // (the model lost track of it: the note is struck again); for a NOTE_ON while max_polyphony
+  // notes sound, the one that began first (the voice a synthesizer would steal: the model asked
+  // for a new note, usually the next chord's, before ending the old one); for a TIME_SHIFT, the
+  // notes it would carry past the longest note.
   std::vector<int32_t> offs_before(int32_t id) const {
     std::vector<int32_t> out;
-    const double shift = kind_[size_t(id)].shift;
-    if (shift <= 0 || task_.max_note_seconds <= 0) return out;
+    const Kind& k = kind_[size_t(id)];
+    if (k.on >= 0 && onset_.count(k.on)) {
+      out.push_back(off_id_[size_t(k.on)]);
+    } else if (k.on >= 0 && full() && oldest()) {
+      out.push_back(off_id_[size_t(oldest()->first)]);
+    }
+    if (k.shift <= 0 || task_.max_note_seconds <= 0) return out;
     for (const auto& [pitch, onset] : onset_)
-      if (now_ + shift - onset > task_.max_note_seconds + 1e-9) out.push_back(off_id_[size_t(pitch)]);
+      if (now_ + k.shift - onset > task_.max_note_seconds + 1e-9) out.push_back(off_id_[size_t(pitch)]);
     return out;
   }
   void take(int32_t id) {

@@ -28,11 +28,14 @@ struct MusicGenerateOptions {
   double seconds = 0;     // > 0: stop once the generated part lasts this long (length still caps)
   std::vector<std::string> prime;  // tokens fed first (encode_music of a prime piece); kept in the output
   // Event encoding: hold the sample to what the training data did (MusicTask::max_note_seconds,
-  // max_polyphony; a checkpoint from before they were recorded samples as it always did). A NOTE_OFF of a pitch that is
-  // not sounding and a NOTE_ON of one that is are never drawn (their logits are -inf); no
-  // NOTE_ON is drawn while max_polyphony notes sound; and before a TIME_SHIFT that would carry a
-  // note past max_note_seconds, that note's NOTE_OFF is inserted (fed to the model like a drawn
-  // token, no random draw spent), so no note outlasts the data's longest. false: draw freely.
+  // max_polyphony; a checkpoint from before they were recorded samples as it always did). Never
+  // drawn (logit -inf): a NOTE_OFF of a pitch that is not sounding, a NOTE_ON of one struck at
+  // this instant, a NOTE_ON while max_polyphony notes begun at this instant sound. NOTE_OFFs are
+  // inserted (fed to the model like drawn tokens, no random draw spent) before a NOTE_ON of a
+  // sounding pitch (its own: struck again), before a NOTE_ON while max_polyphony notes sound (the
+  // oldest note's) and before a TIME_SHIFT that would carry a note past max_note_seconds (that
+  // note's), so no note outlasts the data's longest and no more sound at once than in the data.
+  // false: draw freely.
   bool limit_to_data = true;
 };
 
