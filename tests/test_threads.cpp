@@ -31,14 +31,15 @@ TEST(GemmTiles, FixedByTheShapeAndCoveringTheProduct) {
   EXPECT_EQ(blas::gemm_tiles(3, 5, 7).count(), 1);        // small: one call
   EXPECT_EQ(blas::gemm_tiles(1, 4000, 4000).count(), 1);  // a matrix-vector product
   EXPECT_GT(blas::gemm_tiles(700, 800, 200).row_tiles, 1);
-  EXPECT_GT(blas::gemm_tiles(20, 800, 200).col_tiles, 1);  // a batch-20 LSTM step: by columns
+  EXPECT_EQ(blas::gemm_tiles(20, 800, 200).count(), 1);      // a batch-20 LSTM step: too small to split
+  EXPECT_GT(blas::gemm_tiles(32, 2048, 512).col_tiles, 1);   // a batch-32 512-unit LSTM step: by columns
 }
 
 // C = op(A) op(B) + C at 1, 2 and 3 threads: the same bits, and the product itself (against a
 // double-precision loop), for every transpose and for tiles by rows and by columns.
 TEST(Gemm, TheSameBitsAtAnyThreadCount) {
   Rng rng(5);
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 300, 150}, {20, 800, 200}, {300, 37, 500}}) {
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 300, 150}, {32, 1200, 300}, {300, 37, 800}}) {
     for (int tr = 0; tr < 4; ++tr) {
       const bool ta = tr & 1, tb = tr & 2;
       SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " ta " +

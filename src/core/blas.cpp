@@ -12,9 +12,10 @@ namespace recur::blas {
 
 namespace {
 
-// Products below this many multiply-adds are one call: splitting them costs more in OpenMP
-// fork/join and repacking than it saves (a batch-20 LSTM step, [20, 200] x [200, 800], is 3.2M).
-constexpr int64_t kSplitMacs = int64_t(1) << 21;
+// Products below this many multiply-adds (about 0.1 ms on one core) are one call: splitting
+// them costs more in OpenMP fork/join than it saves (a batch-20 LSTM step, [20, 200] x
+// [200, 800], 3.2M, took longer on 2 threads than on 1, through OpenBLAS's threads as through tiles).
+constexpr int64_t kSplitMacs = int64_t(1) << 23;
 // Row tiles of about this many rows (each tile repacks op(B), so tiles are kept tall enough
 // that the packing stays a small share: 1/128 of the tile's arithmetic); column tiles of about
 // this many columns when there are too few rows to cut.
