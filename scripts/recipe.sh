@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# One-command recipes: train a published configuration, evaluate it on held-out data and print
+# the test metric as the last line ("NAME: METRIC VALUE on FILE").
+#
+#   scripts/recipe.sh NAME [extra `recur train` options...]
+#   scripts/recipe.sh --list
+#
+# NAME: conll-ner, wnut-ner, uci-sentiment, emojify, eng-fra, ptb-small, jsb-music.
+#
+# Data come from ../shared/data by default (the folder beside the checkout; DATA= to move it).
+# TRAIN=, VALID= and TEST= override the files, so the same recipe runs on any split of the same
+# format; TRAIN and TEST may each name several files (space-separated), which are concatenated.
+# Without VALID the best epoch is chosen on a split of TRAIN (--valid-fraction), never on TEST;
+# without TEST the recipe holds out its documented share of TRAIN as the test set (and trains
+# on the rest). Other settings:
+#   OUT=DIR      run directory (default build/recipes/NAME; started over each time)
+#   TIME=SECS    training time cap (default: each recipe's own, at most 40 minutes, so that a
+#                recipe with its evaluation stays under 45 minutes on two cores)
+#   RECUR=PATH   the recur binary (default build/apps/recur, built if missing)
+#   THREADS=N    threads (default 0: all cores; results do not depend on it)
+# Extra arguments go to `recur train` and replace the recipe's own value of the same flag.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+names="conll-ner wnut-ner uci-sentiment emojify eng-fra ptb-small jsb-music"
+usage() { echo "usage: scripts/recipe.sh NAME [recur train options...]; NAME: ${names// /, }" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+name="$1"; shift
+extra=("$@")
+if [ "$name" = --list ]; then tr ' ' '\n' <<<"$names"; exit 0; fi
+case " $names " in *" $name "*) ;; *) echo "recipe.sh: unknown recipe '$name'" >&2; usage ;; esac
+
+data="${DATA:-$here/../shared/data}"
+out="${OUT:-$here/build/recipes/$name}"
+threads="${THREADS:-0}"
+recur="${RECUR:-$here/build/apps/recur}"
+if [ ! -x "$recur" ]; then
+  cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=Release -DRECUR_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$here/build" -j2 --target recur_cli
+fi
+mkdir -p "$out"
+work="$out/data"
+rm -rf "$work" && mkdir -p "$work"
+
+# A file list (space-separated) as one file; each list must exist, else a one-line error.
+concat() {  # concat DEST FILE...
+  local dest="$1"; shift
+  for f in "$@"; do [ -r "$f" ] || { echo "recipe.sh: $name: cannot read '$f'" >&2; exit 2; }; done
+  cat "$@" >"$dest"
+}
+# Holds out every Nth line of a line-per-example file: SRC -> TRAIN_OUT, TEST_OUT.
+split_every() {  # split_every N SRC TRAIN_OUT TEST_OUT
+  awk -v n="$1" -v tr="$3" -v te="$4" '{ if (NR % n == 0) print > te; else print > tr }' "$2"
+}
+# The metric of `recur eval --json`: the value of its "value" field (or of FIELD).
+metric() {  # metric JSON_LINE [FIELD]
+  sed -n "s/.*\"${2:-value}\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"
+}
+
+train_file=""; valid_args=(); test_file=""; ext=""  # ext: the suffix the task reader goes by (.csv)
+# Sets train_file/test_file from TRAIN/TEST or the defaults; $1 = held-out share as "every Nth"
+# line (0 = the recipe has a default test file, $3), $2 = default train files.
+pick_files() {  # pick_files EVERY_N "DEFAULT_TRAIN..." [DEFAULT_TEST]
+  local every="$1" dtrain="$2" dtest="${3:-}"
+  # shellcheck disable=SC2086
+  concat "$work/train.all$ext" ${TRAIN:-$dtrain}
+  if [ -n "${TEST:-}" ]; then
+    # shellcheck disable=SC2086
+    concat "$work/test$ext" $TEST
+    train_file="$work/train.all$ext"
+  elif [ "$every" -gt 0 ]; then
+    split_every "$every" "$work/train.all$ext" "$work/train$ext" "$work/test$ext"
+    train_file="$work/train$ext"
+  else
+    # shellcheck disable=SC2086
+    concat "$work/test$ext" $dtest
+    train_file="$work/train.all$ext"
+  fi
+  test_file="$work/test$ext"
+  if [ -n "${VALID:-}" ]; then
+    # shellcheck disable=SC2086
+    concat "$work/valid$ext" $VALID
+    valid_args=(--valid "$work/valid$ext")
+  fi
+}
+
+# `recur train` with the recipe's ARGS, less every flag (and its value) that EXTRA gives again,
+# then EXTRA: CLI11 refuses a flag given twice, and the user's value is the one meant.
+train() {  # train TIME_DEFAULT ARGS...
+  local secs="${TIME:-$1}"; shift
+  local -A given=()
+  local a kept=() skip=0
+  for a in "${extra[@]}"; do [[ "$a" == --* ]] && given["${a%%=*}"]=1; done
+  for a in "$@"; do
+    if [ "$skip" = 1 ]; then skip=0; [[ "$a" != --* ]] && continue; fi
+    if [[ "$a" == --* && -n "${given[${a%%=*}]:-}" ]]; then [[ "$a" != *=* ]] && skip=1; continue; fi
+    kept+=("$a")
+  done
+  echo "recipe $name: training for at most ${secs}s into $out" >&2
+  "$recur" train "${kept[@]}" "${extra[@]}" --out "$out" --force --time "$secs" --threads "$threads" --quiet
+}
+
+case "$name" in
+  conll-ner)
+    # Lample et al. 2016's BiLSTM with a character BiLSTM per word (no pre-trained vectors):
+    # word embedding 100, character embedding 25 and LSTM 2x25, tagger LSTM 100 per direction,
+    # dropout 0.5, Adam; best epoch on a tenth of eng.train. Reported: entity F1 (conlleval).
+    pick_files 0 "$data/ner/conll2003/eng.train" "$data/ner/conll2003/eng.testa"
+    [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.1)
+    train 2400 "$train_file" --task tag "${valid_args[@]}" --char-rnn --bidirectional --layers 1 \
+      --embed 100 --hidden 100 --dropout 0.5 --optimizer adam --lr 0.002 --batch 16 --epochs 30
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads")
+    echo "$name: entity F1 $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f", 100 * v }') on ${TEST:-eng.testa}"
+    ;;
+  wnut-ner)
+    # The same tagger on WNUT-17 (BIO tags, 6 entity types); dev set never used for selection.
+    pick_files 0 "$data/ner/wnut17/wnut17train.conll" "$data/ner/wnut17/emerging.dev.conll"
+    [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.1)
+    train 1200 "$train_file" --task tag "${valid_args[@]}" --char-rnn --bidirectional --layers 1 \
+      --embed 100 --hidden 100 --dropout 0.5 --optimizer adam --lr 0.002 --batch 16 --epochs 40
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads")
+    echo "$name: entity F1 $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f", 100 * v }') on ${TEST:-emerging.dev.conll}"
+    ;;
+  uci-sentiment)
+    # UCI sentiment sentences (amazon, imdb, yelp): every 5th line held out as the test set.
+    pick_files 5 "$data/sentiment/uci/amazon_cells_labelled.train.txt $data/sentiment/uci/imdb_labelled.train.txt $data/sentiment/uci/yelp_labelled.train.txt"
+    [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.15)
+    train 600 "$train_file" --task classify "${valid_args[@]}" --bidirectional --layers 1 --hidden 64 \
+      --embed 64 --dropout 0.5 --batch 16 --epochs 20
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads")
+    echo "$name: accuracy $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f%%", 100 * v }') on ${TEST:-every 5th line of the training files}"
+    ;;
+  emojify)
+    # Coursera Emojify (132 sentences, 5 classes, CSV with a header line): every 5th line held out.
+    ext=.csv
+    # shellcheck disable=SC2086
+    concat "$work/raw.csv" ${TRAIN:-$data/sentiment/emojify/train_emoji.csv}
+    # The header line (if any) is kept out of the split so both halves read the same way.
+    if head -1 "$work/raw.csv" | grep -qv '^[^,]*,[0-9]'; then tail -n +2 "$work/raw.csv" >"$work/body.csv"; else cp "$work/raw.csv" "$work/body.csv"; fi
+    TRAIN="$work/body.csv" pick_files 5 ""
+    [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.15)
+    train 300 "$train_file" --task classify --header 0 --text-column 1 --label-column 2 "${valid_args[@]}" \
+      --layers 1 --hidden 64 --embed 50 --dropout 0.5 --batch 8 --epochs 60
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads" --header -1 --text-column 1 --label-column 2)
+    echo "$name: accuracy $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f%%", 100 * v }') on ${TEST:-every 5th line of train_emoji.csv}"
+    ;;
+  eng-fra)
+    # English -> French (Tatoeba pairs): every 20th distinct English sentence, with all of its
+    # translations, held out (5%); BLEU with beam 5 against all references of a source.
+    concat "$work/train.all" ${TRAIN:-$data/translation/eng-fra.train.txt}
+    if [ -n "${TEST:-}" ]; then
+      concat "$work/test" $TEST; train_file="$work/train.all"
+    else
+      awk -F'\t' -v tr="$work/train" -v te="$work/test" \
+        '{ if (!($1 in id)) id[$1] = n++; if (id[$1] % 20 == 19) print > te; else print > tr }' "$work/train.all"
+      train_file="$work/train"
+    fi
+    test_file="$work/test"
+    if [ -n "${VALID:-}" ]; then concat "$work/valid" $VALID; valid_args=(--valid "$work/valid"); else valid_args=(--valid-fraction 0.05); fi
+    train 2400 "$train_file" --task seq2seq "${valid_args[@]}" --bidirectional --layers 1 --hidden 256 \
+      --embed 128 --min-count 2 --dropout 0.2 --batch 64 --epochs 30
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --beam 5 --threads "$threads")
+    echo "$name: BLEU $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f", 100 * v }') (beam 5) on ${TEST:-every 20th English sentence held out}"
+    ;;
+  ptb-small)
+    # Zaremba et al. 2014 "small": 2x200 LSTM, SGD lr 1 (20 on the per-token mean), halved each
+    # epoch after the 4th, clip 5 (0.25 per token), 13 epochs; valid and test are PTB's own.
+    pick_files 0 "$data/ptb/ptb.train.txt" "$data/ptb/ptb.test.txt"
+    [ ${#valid_args[@]} -gt 0 ] || { concat "$work/valid" "$data/ptb/ptb.valid.txt"; valid_args=(--valid "$work/valid"); }
+    train 2400 "$train_file" "${valid_args[@]}" --level word --cell lstm --layers 2 --hidden 200 --embed 200 \
+      --optimizer sgd --lr 20 --lr-decay 0.5 --decay-after 4 --clip-norm 0.25 --batch 20 --seq-len 20 \
+      --init-scale 0.1 --epochs 13
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads")
+    echo "$name: perplexity $(awk -v v="$(metric "$res" perplexity)" 'BEGIN { printf "%.2f", v }') on ${TEST:-ptb.test.txt}"
+    ;;
+  jsb-music)
+    # Bach chorales (16th-note piano rolls, the file's own train/valid/test split), event
+    # encoding, LSTM 1x256. Reported: test loss per event token with the best model.
+    src="${TRAIN:-$data/music/jsb_chorales/jsb-chorales-16th.json}"
+    [ -r "$src" ] || { echo "recipe.sh: $name: cannot read '$src'" >&2; exit 2; }
+    train 1500 --task music "$src" --layers 1 --hidden 256 --embed 64 --seq-len 64 --batch 16 \
+      --dropout 0.2 --valid-every 200
+    line=$(grep '"type":"test"' "$out/metrics.jsonl" | tail -1)
+    [ -n "$line" ] || { echo "recipe.sh: $name: no test result in $out/metrics.jsonl" >&2; exit 1; }
+    echo "$name: test loss $(awk -v v="$(metric "$line" loss)" 'BEGIN { printf "%.4f", v }') nats/event on the file's test split"
+    ;;
+esac

@@ -1,0 +1,125 @@
+// scripts/recipe.sh: every recipe runs end to end on small files given through TRAIN=/TEST=, with
+// a few seconds of training, and prints its metric as the last line; the split it selects on is
+// a part of TRAIN, never TEST; bad names and missing files are one-line errors with exit 2.
+// Needs nothing from ../shared: the files are written here.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "cli_run.h"
+
+namespace fs = std::filesystem;
+using recur::test::CliResult;
+using recur::test::slurp;
+
+namespace {
+
+struct RecipeDir {
+  fs::path dir;
+  explicit RecipeDir(const std::string& name) {
+    dir = fs::temp_directory_path() / ("recur_recipe_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  ~RecipeDir() { fs::remove_all(dir); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir / name, std::ios::binary) << text;
+    return dir / name;
+  }
+};
+
+// Runs `TRAIN=.. TEST=.. [VALID=..] TIME=SECS RECUR=<built recur> bash scripts/recipe.sh ARGS`.
+CliResult run_recipe(const std::string& args, const fs::path& dir, const std::string& env) {
+  const std::string out = (dir / "stdout.txt").string(), err = (dir / "stderr.txt").string();
+  const std::string cmd = env + " OUT='" + (dir / "run").string() + "' RECUR='" + RECUR_CLI + "' THREADS=1 bash '" +
+                          RECUR_SOURCE_DIR + "/scripts/recipe.sh' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  const size_t nl = t.rfind('\n');
+  return nl == std::string::npos ? t : t.substr(nl + 1);
+}
+
+// Sentences whose label is the presence of a word, so a few seconds of training learn something.
+std::string labelled_lines(int n, int offset) {
+  std::string s;
+  const char* good[] = {"great", "good", "lovely", "fine"};
+  const char* bad[] = {"awful", "bad", "poor", "broken"};
+  for (int i = 0; i < n; ++i) {
+    const int k = i + offset;
+    const bool pos = k % 2 == 0;
+    s += std::string("the phone is ") + (pos ? good[k % 4] : bad[k % 4]) + " and arrived on day " +
+         std::to_string(k % 7) + "\t" + (pos ? "1" : "0") + "\n";
+  }
+  return s;
+}
+
+std::string conll_sentences(int n, int offset) {
+  std::string s;
+  const char* names[] = {"John", "Mary", "Paris", "Berlin"};
+  const char* types[] = {"I-PER", "I-PER", "I-LOC", "I-LOC"};
+  for (int i = 0; i < n; ++i) {
+    const int k = (i + offset) % 4;
+    s += std::string(names[k]) + " NNP I-NP " + types[k] + "\nwent VBD I-VP O\nhome NN I-NP O\n. . O O\n\n";
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST(Recipes, ListNamesEveryRecipeAndUnknownNamesExitTwo) {
+  RecipeDir d("list");
+  CliResult r = run_recipe("--list", d.dir, "");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* n : {"conll-ner", "wnut-ner", "uci-sentiment", "emojify", "eng-fra", "ptb-small", "jsb-music"})
+    EXPECT_NE(r.out.find(n), std::string::npos) << n;
+  r = run_recipe("no-such-recipe", d.dir, "");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("unknown recipe 'no-such-recipe'"), std::string::npos) << r.err;
+  r = run_recipe("uci-sentiment", d.dir, "TRAIN='" + (d.dir / "missing.txt").string() + "' TIME=1");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("cannot read"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+}
+
+TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
+  RecipeDir d("uci");
+  const fs::path train = d.write("train.txt", labelled_lines(200, 0));
+  const fs::path test = d.write("test.txt", labelled_lines(40, 1000));
+  const CliResult r = run_recipe("uci-sentiment --epochs 3", d.dir,
+                                 "TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string last = last_line(r.out);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(last, m, std::regex(R"(uci-sentiment: accuracy ([0-9.]+)% on .*test\.txt)"))) << last;
+  const double acc = std::stod(m[1]);
+  EXPECT_GE(acc, 0.0);
+  EXPECT_LE(acc, 100.0);
+  // The model was selected on 15% of TRAIN (30 of 200 lines), the test file untouched.
+  EXPECT_NE(r.err.find("170 training and 30 validation examples"), std::string::npos) << r.err;
+}
+
+TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
+  RecipeDir d("ner");
+  const fs::path train = d.write("train.conll", conll_sentences(60, 0));
+  const fs::path test = d.write("test.conll", conll_sentences(8, 1));
+  const CliResult r = run_recipe("conll-ner --epochs 2 --hidden 8 --embed 8 --char-hidden 4 --char-embed 4", d.dir,
+                                 "TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::smatch m;
+  const std::string last = last_line(r.out);
+  ASSERT_TRUE(std::regex_match(last, m, std::regex(R"(conll-ner: entity F1 ([0-9.]+) on .*test\.conll)"))) << last;
+  EXPECT_LE(std::stod(m[1]), 100.0);
+  // Selected on examples drawn from TRAIN's 60 sentences (a tenth on average), not on TEST's 8.
+  std::smatch n;
+  ASSERT_TRUE(std::regex_search(r.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << r.err;
+  EXPECT_EQ(std::stoi(n[1]) + std::stoi(n[2]), 60);
+  EXPECT_GT(std::stoi(n[2]), 0);
+}
