@@ -5,7 +5,7 @@
 #              oneDNN (the float recurrent core's fast path; optional for CMake), Open MPI
 #              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI),
 #              help2man (the man page `cmake --install` puts in share/man/man1; optional for CMake)
-#   test       build + the data used by the README's main job (fortunes-min) + the Python module's
+#   test       build + the data used by the README's main job (fortunes-min, fortunes) + the Python module's
 #              build and test packages (pybind11, numpy, pytest: docs/python.md)
 #   reference  build + python3-torch, to regenerate the golden files in tests/golden/
 #   bench      reference + oneDNN, for the side-by-side benchmarks
@@ -18,7 +18,7 @@
 set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
-      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min libsmf-dev midicsv
+      libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min fortunes libsmf-dev midicsv
       gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev help2man)
 case "$what" in
   build) ;;
