@@ -49,7 +49,7 @@ void write_midi_to(const Performance& perf, const std::string& path) {
 }
 
 void add_common(CLI::App* sub, MidiArgs& a) {
-  sub->add_option("--encoding", a.encoding, "Token encoding")->check(CLI::IsMember({"event", "mono"}))->capture_default_str();
+  sub->add_option("--encoding", a.encoding, "Token encoding")->check(CLI::IsMember({"event", "mono", "duration"}))->capture_default_str();
   sub->add_flag("--keep-drums", a.keep_drums, "Encode channel-10 drum notes as ordinary pitches");
 }
 
@@ -57,7 +57,7 @@ void add_common(CLI::App* sub, MidiArgs& a) {
 
 void add_midi(CLI::App& app) {
   auto a = std::make_shared<MidiArgs>();
-  CLI::App* midi = app.add_subcommand("midi", "MIDI files <-> music tokens (event or mono encoding)");
+  CLI::App* midi = app.add_subcommand("midi", "MIDI files <-> music tokens (event, duration or mono encoding)");
   midi->require_subcommand(1);
 
   CLI::App* enc = midi->add_subcommand("encode", "Print a MIDI file's tokens on one line");

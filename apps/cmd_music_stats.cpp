@@ -61,7 +61,7 @@ void add_music_stats(CLI::App& app) {
   sub->add_option("--split", a->opts.split, "Pieces of JSB JSON files to use")
       ->check(CLI::IsMember({"all", "train", "valid", "test"}))->capture_default_str();
   sub->add_option("--through", a->opts.through, "Measure what an encoding keeps (encode, then decode each piece)")
-      ->check(CLI::IsMember({"event", "mono"}));
+      ->check(CLI::IsMember({"event", "mono", "duration"}));
   sub->add_option("--channels", a->opts.channels, "Keep only notes on these MIDI channel indices (0..15)");
   sub->add_option("--jsb-steps-per-quarter", a->opts.jsb_steps_per_quarter, "JSB JSON time steps per quarter (0 = from the file name)");
   sub->callback([a] { run(*a); });

@@ -10,8 +10,8 @@ namespace recur::cli {
 
 void add_music_train_options(CLI::App* sub, MusicTrainArgs& a) {
   const std::string g = "Music (--task music)";
-  a.encoding_opt = sub->add_option("--encoding", a.encoding, "Music tokens: event (polyphonic) or mono (melody, pitch+duration)")
-                       ->check(CLI::IsMember({"event", "mono"}))->capture_default_str()->group(g);
+  a.encoding_opt = sub->add_option("--encoding", a.encoding, "Music tokens: event (polyphonic, NOTE_ON/NOTE_OFF), duration (polyphonic, NOTE + its length) or mono (melody, pitch+duration)")
+                       ->check(CLI::IsMember({"event", "mono", "duration"}))->capture_default_str()->group(g);
   a.transpose_opt = sub->add_option("--transpose", a.transpose,
                                     "Augment training pieces with every shift in MIN..MAX semitones (e.g. --transpose=-3..3; N = -N..N)")
                         ->capture_default_str()->group(g);

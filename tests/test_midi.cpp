@@ -347,6 +347,48 @@ TEST(MusicTokens, EventEncodingIsExact) {
   EXPECT_FALSE(check_round_trip(p, moved, MusicEncoding::event).ok());
 }
 
+TEST(MusicTokens, DurationEncodingIsExact) {
+  Performance p;
+  p.notes = {{60, 100, 0, 0, 0.0, 0.5},   {64, 100, 0, 0, 0.25, 1.75}, {67, 20, 0, 0, 1.75, 1.752},
+             {72, 100, 0, 0, 2.0, 3.23},  // 1.23 s: nearest length 1.25 s
+             {48, 100, 0, 0, 2.0, 22.0}};  // 20 s: cut to 16 s
+  const std::vector<std::string> want = {
+      "VELOCITY_24", "NOTE_60", "DUR_500",   "TIME_SHIFT_250", "NOTE_64",   "DUR_1500",    "TIME_SHIFT_1000",
+      "TIME_SHIFT_500", "VELOCITY_4", "NOTE_67", "DUR_10",    "TIME_SHIFT_250", "VELOCITY_24", "NOTE_48",
+      "DUR_16000",   "NOTE_72", "DUR_1250"};
+  const auto tokens = encode_music(p, MusicEncoding::duration);
+  EXPECT_EQ(tokens, want);
+  const Performance back = decode_music(tokens, MusicEncoding::duration);
+  const RoundTripReport r = check_round_trip(p, back, MusicEncoding::duration);
+  EXPECT_TRUE(r.ok()) << r.first_mismatch;
+  EXPECT_EQ(encode_music(back, MusicEncoding::duration), tokens);  // decoding is canonical
+  Performance moved = back;  // the checker notices a note 20 ms late, one 50 ms longer, a lost one
+  moved.notes[1].start += 0.02;
+  EXPECT_FALSE(check_round_trip(p, moved, MusicEncoding::duration).ok());
+  moved = back;
+  moved.notes[0].end += 0.05;
+  EXPECT_FALSE(check_round_trip(p, moved, MusicEncoding::duration).ok());
+  moved = back;
+  moved.notes.pop_back();
+  EXPECT_FALSE(check_round_trip(p, moved, MusicEncoding::duration).ok());
+  // Lengths: exact up to 1 s, then the nearest step (a tie goes up), 16 s at most.
+  EXPECT_EQ(quantise_duration_steps(0), 1);
+  EXPECT_EQ(quantise_duration_steps(1), 1);
+  EXPECT_EQ(quantise_duration_steps(100), 100);
+  EXPECT_EQ(quantise_duration_steps(101), 100);
+  EXPECT_EQ(quantise_duration_steps(103), 105);
+  EXPECT_EQ(quantise_duration_steps(825), 850);
+  EXPECT_EQ(quantise_duration_steps(2000), 1600);
+  EXPECT_EQ(duration_bins_ms().size(), 176u);
+  // Decoding: a NOTE without its DUR lasts one step, a DUR without a NOTE is ignored.
+  const Performance q = decode_music({"DUR_500", "NOTE_60", "TIME_SHIFT_20", "NOTE_62"}, MusicEncoding::duration);
+  ASSERT_EQ(q.notes.size(), 2u);
+  EXPECT_NEAR(q.notes[0].end - q.notes[0].start, 0.01, 1e-12);
+  EXPECT_NEAR(q.notes[1].start, 0.02, 1e-12);
+  EXPECT_THROW(decode_music({"NOTE_60", "DUR_15"}, MusicEncoding::duration), FormatError);
+  EXPECT_THROW(decode_music({"NOTE_ON_60"}, MusicEncoding::duration), FormatError);
+}
+
 TEST(MusicTokens, MonoEncodingKeepsTheTopLineOnTheGrid) {
   Performance p;  // 120 bpm: a sixteenth is 0.125 s
   p.notes = {{60, 90, 0, 0, 0.0, 0.5},  {64, 90, 0, 0, 0.01, 0.5}, {67, 90, 0, 0, 0.0, 0.49},  // chord, G4 on top
@@ -364,9 +406,9 @@ TEST(MusicTokens, MonoEncodingKeepsTheTopLineOnTheGrid) {
 }
 
 TEST(MusicTokens, VocabulariesAreFixedAndCoverEveryToken) {
-  for (MusicEncoding enc : {MusicEncoding::event, MusicEncoding::mono}) {
+  for (MusicEncoding enc : {MusicEncoding::event, MusicEncoding::mono, MusicEncoding::duration}) {
     const auto tokens = music_vocab_tokens(enc);
-    EXPECT_EQ(tokens.size(), enc == MusicEncoding::event ? 388u : 1032u);
+    EXPECT_EQ(tokens.size(), enc == MusicEncoding::event ? 388u : enc == MusicEncoding::mono ? 1032u : 436u);
     const Vocab v = Vocab::from_tokens(TokenLevel::words, tokens);  // throws on duplicates
     for (const std::string& t : encode_music(sample_performance(), enc, {.keep_drums = true}))
       EXPECT_TRUE(v.contains(t)) << t;
@@ -410,7 +452,7 @@ TEST(MusicData, EveryMidiFileRoundTripsThroughTheEventEncoding) {
       ADD_FAILURE() << e.what();
       continue;
     }
-    for (MusicEncoding enc : {MusicEncoding::event, MusicEncoding::mono}) {
+    for (MusicEncoding enc : {MusicEncoding::event, MusicEncoding::mono, MusicEncoding::duration}) {
       const auto tokens = encode_music(perf, enc);
       const Performance back = decode_music(tokens, enc);
       const RoundTripReport r = check_round_trip(perf, back, enc);

@@ -142,6 +142,56 @@ TEST_F(MusicCli, SampledNotesStayWithinTheDatasLongestNoteAndPolyphony) {
   EXPECT_GT(held_notes, 30u);
 }
 
+// The duration encoding ends every note by its own DUR: a barely trained model drawing freely
+// writes notes longer than the data's longest or more at once than its most (or breaks the
+// NOTE-DUR grammar); held to the data, never, and no token is inserted.
+TEST_F(MusicCli, DurationEncodingSamplesHeldToTheDataWithoutInsertedTokens) {
+  const std::string model = train("--encoding duration --transpose=-1..1");
+  const LmModel lm = load_checkpoint(model).model;
+  const MusicTask task = music_task_from_json(lm.task, model);
+  ASSERT_EQ(task.encoding, MusicEncoding::duration);
+  EXPECT_DOUBLE_EQ(task.max_note_seconds, 1.0);
+  EXPECT_EQ(task.max_polyphony, 2);
+  size_t held_notes = 0;
+  bool free_broke_a_limit = false;
+  for (uint64_t seed : {1, 2, 3}) {
+    SCOPED_TRACE(seed);
+    MusicGenerateOptions o;
+    o.length = 1500;
+    o.limit_to_data = false;
+    Rng free_rng(seed);
+    const MusicSample free = generate_music(lm, o, free_rng);
+    const auto [free_longest, free_poly] = longest_and_polyphony(free.perf);
+    free_broke_a_limit |= free_longest > 1.0 + 1e-9 || free_poly > 2;
+
+    o.limit_to_data = true;
+    Rng rng(seed);
+    const MusicSample held = generate_music(lm, o, rng);
+    const auto [longest, poly] = longest_and_polyphony(held.perf);
+    EXPECT_LE(longest, 1.0 + 1e-9);
+    EXPECT_LE(poly, 2);
+    EXPECT_EQ(held.forced_note_offs, 0);
+    EXPECT_EQ(int64_t(held.tokens.size()), held.generated_tokens);
+    held_notes += held.perf.notes.size();
+    // NOTE is always followed by DUR, and DUR always follows a NOTE.
+    for (size_t i = 0; i < held.tokens.size(); ++i) {
+      const bool note = held.tokens[i].rfind("NOTE_", 0) == 0;
+      const bool dur = held.tokens[i].rfind("DUR_", 0) == 0;
+      if (note && i + 1 < held.tokens.size()) {
+        EXPECT_EQ(held.tokens[i + 1].rfind("DUR_", 0), 0u) << i;
+      }
+      if (dur) {
+        EXPECT_TRUE(i > 0 && held.tokens[i - 1].rfind("NOTE_", 0) == 0) << i;
+      }
+    }
+  }
+  EXPECT_TRUE(free_broke_a_limit);
+  EXPECT_GT(held_notes, 30u);
+  const Result info = run("info '" + model + "'");
+  ASSERT_EQ(info.rc, 0) << info.err;
+  EXPECT_NE(info.out.find("music, duration encoding"), std::string::npos) << info.out;
+}
+
 TEST_F(MusicCli, TrainSampleMidiReadsBack) {
   const std::string model = train("--transpose=-2..2");
   const Result info = run("info '" + model + "'");

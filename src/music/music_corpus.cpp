@@ -289,7 +289,7 @@ MusicTask music_task_from_json(std::string_view task_json, std::string_view orig
   MusicTask t;
   if (f.string("task") != "music") f.fail("task", "\"music\"");
   const std::string enc = f.string("encoding");
-  if (enc != "event" && enc != "mono") f.fail("encoding", "\"event\" or \"mono\"");
+  if (enc != "event" && enc != "mono" && enc != "duration") f.fail("encoding", "\"event\", \"mono\" or \"duration\"");
   t.encoding = parse_music_encoding(enc);
   t.tokens.keep_drums = f.boolean("keep_drums");
   const auto& ch = f.raw("channels");
@@ -332,7 +332,7 @@ std::string music_task_summary(const MusicTask& t) {
   std::snprintf(buf, sizeof buf, ", decoded at %g bpm, program %d, velocity %d", t.tokens.tempo_bpm, t.tokens.program,
                 t.tokens.velocity);
   s += buf;
-  if (t.encoding == MusicEncoding::event && (t.max_note_seconds > 0 || t.max_polyphony > 0)) {
+  if (t.encoding != MusicEncoding::mono && (t.max_note_seconds > 0 || t.max_polyphony > 0)) {
     std::snprintf(buf, sizeof buf, ", sampled notes at most %.2f s, at most %d at once", t.max_note_seconds,
                   t.max_polyphony);
     s += buf;

@@ -19,7 +19,7 @@ namespace recur {
 namespace fs = std::filesystem;
 
 double music_token_seconds(const MusicTask& task, const std::string& token) {
-  if (task.encoding == MusicEncoding::event) {
+  if (task.encoding != MusicEncoding::mono) {
     if (token.rfind("TIME_SHIFT_", 0) == 0) return std::strtol(token.c_str() + 11, nullptr, 10) / 1000.0;
     return 0.0;
   }
@@ -112,6 +112,60 @@ class EventGuard {
   int instant_ = 0;                     // notes begun and ended at now_ (decoded one step long)
 };
 
+// The duration grammar and the data's limits during sampling: a NOTE is followed by one DUR and
+// nothing else; a DUR longer than the data's longest note, a NOTE of a key still sounding, and a
+// NOTE while max_polyphony notes sound are forbidden. Nothing is ever inserted (a note ends by
+// its own length), so no draw is spent and no token is forced.
+class DurationGuard {
+ public:
+  DurationGuard(const Vocab& vocab, const MusicTask& task) : task_(task), kind_(size_t(vocab.size())) {
+    for (int32_t id = 0; id < vocab.size(); ++id) {
+      const std::string& t = vocab.token(id);
+      Kind& k = kind_[size_t(id)];
+      if (t.rfind("NOTE_", 0) == 0) k.note = std::atoi(t.c_str() + 5);
+      else if (t.rfind("DUR_", 0) == 0) k.dur = std::atoi(t.c_str() + 4) / 1000.0;
+      else if (t.rfind("TIME_SHIFT_", 0) == 0) k.shift = music_token_seconds(task, t);
+    }
+    // The shortest length stays allowed whatever the limit, so a NOTE always has a way out.
+    for (const Kind& k : kind_)
+      if (k.dur > 0) shortest_ = shortest_ > 0 ? std::min(shortest_, k.dur) : k.dur;
+  }
+  // logits [V] -> the same with what the grammar and limits forbid at -inf.
+  void mask(std::span<const float> logits, std::vector<float>& out) const {
+    out.assign(logits.begin(), logits.end());
+    const double limit = task_.max_note_seconds > 0 ? task_.max_note_seconds + 1e-9 : 1e300;
+    int sounding = 0;
+    for (double end : end_) sounding += end > now_ + 1e-9;
+    const bool full = task_.max_polyphony > 0 && sounding >= task_.max_polyphony;
+    for (size_t id = 0; id < out.size(); ++id) {
+      const Kind& k = kind_[id];
+      bool forbid;
+      if (pending_ >= 0) forbid = k.dur <= 0 || (k.dur > limit && k.dur > shortest_);  // only a DUR
+      else forbid = k.dur > 0 || (k.note >= 0 && (full || end_[size_t(k.note)] > now_ + 1e-9));
+      if (forbid) out[id] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  void take(int32_t id) {
+    const Kind& k = kind_[size_t(id)];
+    if (k.note >= 0) pending_ = k.note;
+    if (k.dur > 0 && pending_ >= 0) end_[size_t(pending_)] = now_ + k.dur, pending_ = -1;
+    now_ += k.shift;
+  }
+
+ private:
+  struct Kind {
+    int note = -1;     // pitch of a NOTE
+    double dur = 0;    // seconds of a DUR
+    double shift = 0;  // seconds of a TIME_SHIFT
+  };
+  const MusicTask& task_;
+  std::vector<Kind> kind_;           // [V]
+  std::array<double, 128> end_{};    // pitch -> when its last note ends (0: never struck)
+  double shortest_ = 0;              // the shortest DUR, seconds
+  double now_ = 0;                   // seconds since the piece began
+  int pending_ = -1;                 // a NOTE waiting for its DUR
+};
+
 }  // namespace
 
 MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opts, Rng& rng,
@@ -133,10 +187,12 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
 
   MusicSample out;
   std::optional<EventGuard> guard;
+  std::optional<DurationGuard> dguard;
   // A checkpoint from before the limits were recorded samples exactly as it always did (the same
   // seed, the same piece), grammar included.
-  if (opts.limit_to_data && task.encoding == MusicEncoding::event && (task.max_note_seconds > 0 || task.max_polyphony > 0))
-    guard.emplace(model.vocab, task);
+  const bool limits = opts.limit_to_data && (task.max_note_seconds > 0 || task.max_polyphony > 0);
+  if (limits && task.encoding == MusicEncoding::event) guard.emplace(model.vocab, task);
+  if (limits && task.encoding == MusicEncoding::duration) dguard.emplace(model.vocab, task);
   feed(Vocab::eos_id);  // a piece starts after <eos>, as in training
   for (const std::string& tok : opts.prime) {
     if (!model.vocab.contains(tok) || tok == Vocab::unk_token || tok == Vocab::eos_token)
@@ -144,6 +200,7 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
     const int32_t id = model.vocab.id(tok);
     feed(id);
     if (guard) guard->take(id);
+    if (dguard) dguard->take(id);
     out.tokens.push_back(tok);
   }
   out.prime_tokens = int64_t(out.tokens.size());
@@ -157,10 +214,13 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
     ++out.generated_tokens;
     seconds += music_token_seconds(task, tok);
     if (guard) guard->take(id);
+    if (dguard) dguard->take(id);
   };
   for (int64_t n = 0; n < opts.length; ++n) {
     if (guard) guard->mask(logits.data, masked);
-    const int32_t id = sample_token(std::span<const float>(guard ? masked : logits.data), opts.sample, rng, scratch);
+    if (dguard) dguard->mask(logits.data, masked);
+    const bool held = guard || dguard;
+    const int32_t id = sample_token(std::span<const float>(held ? masked : logits.data), opts.sample, rng, scratch);
     if (id == Vocab::eos_id) {
       out.ended = true;
       break;

@@ -122,6 +122,48 @@ std::vector<std::string> encode_event(const Performance& perf, const MusicTokenO
   return out;
 }
 
+// TIME_SHIFT tokens for `gap` steps of 10 ms (several when the gap is over a second).
+void push_shifts(std::vector<std::string>& out, int64_t gap) {
+  while (gap > 0) {
+    const int64_t k = std::min<int64_t>(gap, event_max_shift_steps);
+    out.push_back(tok("TIME_SHIFT_", int(k * 10)));
+    gap -= k;
+  }
+}
+
+// A note's grid start and length in steps, as the event encoding rounds them.
+std::pair<int64_t, int64_t> grid_note(const Note& n) {
+  const int64_t s = std::llround(n.start / event_time_step);
+  const int64_t e = std::max<int64_t>(std::llround(n.end / event_time_step), s + 1);
+  return {s, e - s};
+}
+
+std::vector<std::string> encode_duration(const Performance& perf, const MusicTokenOptions& opts) {
+  struct On { int64_t step; int pitch; int64_t len; int velocity; size_t seq; };
+  std::vector<On> ons;
+  for (const Note* n : pitched_notes(perf, opts)) {
+    const auto [s, len] = grid_note(*n);
+    ons.push_back({s, n->pitch, quantise_duration_steps(len), n->velocity, ons.size()});
+  }
+  std::sort(ons.begin(), ons.end(), [](const On& a, const On& b) {
+    return std::tie(a.step, a.pitch, a.seq) < std::tie(b.step, b.pitch, b.seq);
+  });
+  std::vector<std::string> out;
+  out.reserve(ons.size() * 3);
+  int64_t now = 0;
+  int bin = -1;
+  for (const On& o : ons) {
+    push_shifts(out, o.step - now);
+    now = o.step;
+    const int b = velocity_bin(o.velocity);
+    if (b != bin) out.push_back(tok("VELOCITY_", b));
+    bin = b;
+    out.push_back(tok("NOTE_", o.pitch));
+    out.push_back(tok("DUR_", int(o.len * 10)));
+  }
+  return out;
+}
+
 std::vector<std::string> encode_mono(const Performance& perf, const MusicTokenOptions& opts) {
   // (onset, pitch, end) on the sixteenth grid of the file's tempo map.
   struct M { int64_t on; int pitch; int64_t end; };
@@ -187,6 +229,48 @@ Performance decode_event(const std::vector<std::string>& tokens, const MusicToke
   return perf;
 }
 
+Performance decode_duration(const std::vector<std::string>& tokens, const MusicTokenOptions& opts,
+                            std::string_view origin) {
+  Performance perf;
+  perf.tempo_bpm = opts.tempo_bpm;
+  perf.ticks_per_quarter = std::clamp(int(std::lround(60000.0 / opts.tempo_bpm)), 1, 0x7FFF);  // 1 ms ticks
+  int64_t now = 0;
+  int velocity = bin_velocity(velocity_bin(opts.velocity));
+  const std::vector<int>& bins = duration_bins_ms();
+  // A NOTE waits for its DUR. A NOTE not followed by one (a sample cut at its length, or a token
+  // file written by hand) lasts one step; a DUR with no NOTE before it is ignored, as event
+  // decoding ignores a NOTE_OFF of a silent key.
+  int pending = -1;
+  auto close = [&](int64_t steps) {
+    if (pending < 0) return;
+    const double s = double(now) * event_time_step;
+    perf.notes.push_back(Note{pending, velocity, opts.channel, opts.program, s, s + double(steps) * event_time_step});
+    pending = -1;
+  };
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string& t = tokens[i];
+    if (t == "<eos>") break;
+    int v;
+    if ((v = suffix_int(t, "NOTE_")) >= 0 && v < 128) {
+      close(1);
+      pending = v;
+    } else if ((v = suffix_int(t, "DUR_")) >= 0 && std::binary_search(bins.begin(), bins.end(), v)) {
+      close(v / 10);
+    } else if ((v = suffix_int(t, "TIME_SHIFT_")) >= 10 && v <= event_max_shift_steps * 10 && v % 10 == 0) {
+      close(1);
+      now += v / 10;
+    } else if ((v = suffix_int(t, "VELOCITY_")) >= 0 && v < event_velocity_bins) {
+      close(1);
+      velocity = bin_velocity(v);
+    } else {
+      bad_token(origin, i, t, "NOTE_<0..127>, DUR_<ms> (duration_bins_ms), TIME_SHIFT_<10..1000 step 10> or VELOCITY_<0..31>");
+    }
+  }
+  close(1);
+  finish(perf);
+  return perf;
+}
+
 Performance decode_mono(const std::vector<std::string>& tokens, const MusicTokenOptions& opts,
                         std::string_view origin) {
   Performance perf;
@@ -218,13 +302,41 @@ Performance decode_mono(const std::vector<std::string>& tokens, const MusicToken
 }  // namespace
 
 const char* music_encoding_name(MusicEncoding encoding) {
-  return encoding == MusicEncoding::event ? "event" : "mono";
+  switch (encoding) {
+    case MusicEncoding::event: return "event";
+    case MusicEncoding::mono: return "mono";
+    case MusicEncoding::duration: return "duration";
+  }
+  return "?";
 }
 
 MusicEncoding parse_music_encoding(std::string_view name) {
   if (name == "event") return MusicEncoding::event;
   if (name == "mono") return MusicEncoding::mono;
-  throw Error("unknown music encoding '" + std::string(name) + "' (expected event or mono)");
+  if (name == "duration") return MusicEncoding::duration;
+  throw Error("unknown music encoding '" + std::string(name) + "' (expected event, mono or duration)");
+}
+
+const std::vector<int>& duration_bins_ms() {
+  static const std::vector<int> bins = [] {
+    std::vector<int> b;
+    for (int ms = 10; ms <= 1000; ms += 10) b.push_back(ms);
+    for (int ms = 1050; ms <= 3000; ms += 50) b.push_back(ms);
+    for (int ms = 3250; ms <= 8000; ms += 250) b.push_back(ms);
+    for (int ms = 8500; ms <= 16000; ms += 500) b.push_back(ms);
+    return b;
+  }();
+  return bins;
+}
+
+int64_t quantise_duration_steps(int64_t steps) {
+  const std::vector<int>& bins = duration_bins_ms();
+  const int64_t ms = std::max<int64_t>(steps, 1) * 10;
+  const auto hi = std::lower_bound(bins.begin(), bins.end(), ms);
+  if (hi == bins.end()) return bins.back() / 10;
+  if (hi == bins.begin() || *hi == ms) return *hi / 10;
+  const int64_t up = *hi, down = *std::prev(hi);
+  return (ms - down < up - ms ? down : up) / 10;  // nearest; a tie goes up
 }
 
 int velocity_bin(int velocity) { return (std::clamp(velocity, 1, 127) - 1) / 4; }
@@ -241,6 +353,11 @@ std::vector<std::string> music_vocab_tokens(MusicEncoding encoding) {
     for (int p = 0; p < 128; ++p) v.push_back(tok("NOTE_OFF_", p));
     for (int k = 1; k <= event_max_shift_steps; ++k) v.push_back(tok("TIME_SHIFT_", k * 10));
     for (int b = 0; b < event_velocity_bins; ++b) v.push_back(tok("VELOCITY_", b));
+  } else if (encoding == MusicEncoding::duration) {
+    for (int p = 0; p < 128; ++p) v.push_back(tok("NOTE_", p));
+    for (int ms : duration_bins_ms()) v.push_back(tok("DUR_", ms));
+    for (int k = 1; k <= event_max_shift_steps; ++k) v.push_back(tok("TIME_SHIFT_", k * 10));
+    for (int b = 0; b < event_velocity_bins; ++b) v.push_back(tok("VELOCITY_", b));
   } else {
     for (int p = 0; p < 128; ++p)
       for (int d : mono_durations) v.push_back(tok("P", p, d));
@@ -250,7 +367,12 @@ std::vector<std::string> music_vocab_tokens(MusicEncoding encoding) {
 }
 
 std::vector<std::string> encode_music(const Performance& perf, MusicEncoding encoding, const MusicTokenOptions& opts) {
-  return encoding == MusicEncoding::event ? encode_event(perf, opts) : encode_mono(perf, opts);
+  switch (encoding) {
+    case MusicEncoding::event: return encode_event(perf, opts);
+    case MusicEncoding::duration: return encode_duration(perf, opts);
+    case MusicEncoding::mono: break;
+  }
+  return encode_mono(perf, opts);
 }
 
 Performance decode_music(const std::vector<std::string>& tokens, MusicEncoding encoding,
@@ -258,7 +380,12 @@ Performance decode_music(const std::vector<std::string>& tokens, MusicEncoding e
   if (!(opts.tempo_bpm > 0) || opts.velocity < 1 || opts.velocity > 127 || opts.channel < 0 || opts.channel > 15 ||
       opts.program < 0 || opts.program > 127)
     throw Error("decode_music: options out of range (tempo > 0, velocity 1..127, channel 0..15, program 0..127)");
-  return encoding == MusicEncoding::event ? decode_event(tokens, opts, origin) : decode_mono(tokens, opts, origin);
+  switch (encoding) {
+    case MusicEncoding::event: return decode_event(tokens, opts, origin);
+    case MusicEncoding::duration: return decode_duration(tokens, opts, origin);
+    case MusicEncoding::mono: break;
+  }
+  return decode_mono(tokens, opts, origin);
 }
 
 std::vector<std::string> read_token_file(const std::string& path) {
@@ -314,7 +441,32 @@ RoundTripReport check_round_trip(const Performance& original, const Performance&
   std::vector<Note> got = decoded.notes;
   r.decoded = got.size();
   const double eps = 1e-6;
-  if (encoding == MusicEncoding::event) {
+  if (encoding == MusicEncoding::duration) {
+    // (grid start, pitch, quantised length) on both sides; the decoded notes are exact grid
+    // values, so only the start gets half a step for the rounding of the original.
+    auto key = [](const Note& n) {
+      const auto [s, len] = grid_note(n);
+      return std::tuple(s, n.pitch, quantise_duration_steps(len));
+    };
+    auto by_key = [&](const Note& a, const Note& b) { return key(a) < key(b); };
+    std::stable_sort(expected.begin(), expected.end(), by_key);
+    std::stable_sort(got.begin(), got.end(), by_key);
+    r.expected = expected.size();
+    for (size_t i = 0; i < std::min(expected.size(), got.size()); ++i) {
+      const Note& e = expected[i];
+      const Note& g = got[i];
+      const auto [es, elen] = grid_note(e);
+      const double want_len = double(quantise_duration_steps(elen)) * event_time_step;
+      const bool ok = e.pitch == g.pitch && std::abs(e.start - g.start) <= event_time_step / 2 + eps &&
+                      std::abs(double(es) * event_time_step - g.start) < eps &&
+                      std::abs((g.end - g.start) - want_len) < eps &&
+                      velocity_bin(e.velocity) == velocity_bin(g.velocity);
+      if (ok) ++r.matched;
+      else if (r.first_mismatch.empty())
+        r.first_mismatch = "note " + std::to_string(i) + ": expected " + describe(e) + " (length " +
+                           std::to_string(want_len) + " s), got " + describe(g);
+    }
+  } else if (encoding == MusicEncoding::event) {
     // Re-pair each pitch's notes first-on/first-off: starts in order with ends in order.
     std::vector<std::vector<Note*>> by_pitch(128);
     for (Note& n : expected) by_pitch[size_t(n.pitch)].push_back(&n);

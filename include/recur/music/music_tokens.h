@@ -1,6 +1,6 @@
 // recur/music/music_tokens.h - Performance <-> token strings, for word-level language models over music.
 //
-// Two encodings; the name (music_encoding_name) is what a checkpoint records, and the token list
+// Three encodings; the name (music_encoding_name) is what a checkpoint records, and the token list
 // (music_vocab_tokens) is fixed per encoding so Vocab::from_tokens(TokenLevel::words, ...) gives
 // the same ids on every machine. Token grammar and what a round trip keeps: docs/music.md.
 //
@@ -14,6 +14,16 @@
 //         re-struck key is not swallowed. Channels and programs are not encoded: all pitched
 //         channels are merged (decoding gives channel/program from the options), and two
 //         overlapping notes of one pitch come back paired first-on/first-off.
+//  duration  Polyphonic events with each note's length given at its start (as REMI's
+//         Note-Duration, Huang & Yang 2020), 436 tokens:
+//           NOTE_<p> DUR_<ms>             p = 0..127: a note starting now, lasting ms
+//           TIME_SHIFT_<ms>, VELOCITY_<b> as in event
+//         A note is always two tokens, NOTE then DUR, so it ends by construction: a model cannot
+//         leave one hanging or switch off a key that is not down, and the length it learns is
+//         the length it plays. Lengths are quantised like event times (10 ms grid, at least one
+//         step) and then to the nearest of 176 values (duration_bins_ms: 10 ms steps to 1 s, then
+//         50, 250 and 500 ms steps to 16 s; longer notes are cut to 16 s). At one instant
+//         notes go by pitch.
 //  mono   Monophonic melody on a sixteenth-note grid, 1032 tokens:
 //           P<p>_D<d>   a note of pitch p lasting d sixteenths
 //           REST_D<d>   silence of d sixteenths
@@ -37,9 +47,9 @@
 
 namespace recur {
 
-enum class MusicEncoding { event, mono };
+enum class MusicEncoding { event, mono, duration };
 
-const char* music_encoding_name(MusicEncoding encoding);  // "event" / "mono"
+const char* music_encoding_name(MusicEncoding encoding);  // "event" / "mono" / "duration"
 MusicEncoding parse_music_encoding(std::string_view name);  // throws Error on anything else
 
 struct MusicTokenOptions {
@@ -55,6 +65,12 @@ inline constexpr double event_time_step = 0.010;   // seconds per TIME_SHIFT uni
 inline constexpr int event_max_shift_steps = 100;  // TIME_SHIFT_1000 = 1 s
 inline constexpr int event_velocity_bins = 32;
 inline constexpr int mono_durations[] = {1, 2, 3, 4, 6, 8, 12, 16};  // in sixteenths
+
+// The note lengths of the duration encoding in milliseconds, ascending: 10..1000 step 10,
+// 1050..3000 step 50, 3250..8000 step 250, 8500..16000 step 500 (176 values).
+const std::vector<int>& duration_bins_ms();
+// A length in 10 ms steps (>= 1) -> the nearest value of duration_bins_ms() in steps (ties up).
+int64_t quantise_duration_steps(int64_t steps);
 
 int velocity_bin(int velocity);     // 1..127 -> 0..31
 int bin_velocity(int bin);          // 0..31 -> the bin's middle velocity
@@ -74,6 +90,8 @@ Performance decode_music(const std::vector<std::string>& tokens, MusicEncoding e
 //  event: every pitched note (drums unless keep_drums), with two overlapping notes of one pitch
 //         re-paired first-on/first-off; start within half a step (5 ms), end within 5 ms or,
 //         for a note shortened to one step, within 15 ms; velocity in the same bin.
+//  duration: every pitched note, start within 5 ms, length the quantised length of the note's
+//         grid start and end (quantise_duration_steps), velocity in the same bin.
 //  mono:  the highest note at each sixteenth-grid onset: same onset step and pitch, duration
 //         no longer than the note or the gap to the next onset, and at least the largest
 //         allowed value below that.
