@@ -192,8 +192,10 @@ void add_train(CLI::App& app) {
   const std::string d = "Data";
   sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
   sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);
-  sub->add_option("--valid-fraction", o.valid_fraction, "Share of lines held out when there is no --valid")
-               ->capture_default_str()->group(d);
+  sub->add_option("--valid-fraction", o.valid_fraction,
+                  "Share of lines held out when there is no --valid (default: 5%; task models: 200 examples, "
+                  "at least 5% and at most 20%)")
+               ->group(d);
   sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
                ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str()->group(d);
   sub->add_option("--mode", a->mode, "stream: one text, truncated BPTT; lines: one example per line")

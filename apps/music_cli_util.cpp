@@ -36,7 +36,7 @@ TokenCorpus music_training_corpus(const MusicTrainArgs& a, const std::vector<std
                                   const TrainOptions& o, const std::string& saved_task,
                                   const std::function<void(const std::string&)>& note) {
   MusicTrainRequest r = a.request();
-  r.valid_fraction = o.valid_fraction;
+  r.valid_fraction = valid_fraction_for(o.valid_fraction, 0, false);
   r.seed = o.seed;
   const MusicDataOptions mo = music_data_options(r, saved_task, o.resume_path);
   const MusicSet set = load_music(inputs, mo);

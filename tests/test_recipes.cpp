@@ -1,4 +1,4 @@
-// scripts/recipe.sh: every recipe runs end to end on small files given through TRAIN=/TEST=, with
+// scripts/recipe.sh (and the default validation split recipes rely on): every recipe runs end to end on small files given through TRAIN=/TEST=, with
 // a few seconds of training, and prints its metric as the last line; the split it selects on is
 // a part of TRAIN, never TEST; bad names and missing files are one-line errors with exit 2.
 // Needs nothing from ../shared: the files are written here.
@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <tuple>
 
 #include "cli_run.h"
 
@@ -122,4 +123,31 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
   ASSERT_TRUE(std::regex_search(r.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << r.err;
   EXPECT_EQ(std::stoi(n[1]) + std::stoi(n[2]), 60);
   EXPECT_GT(std::stoi(n[2]), 0);
+}
+
+// The default validation split of a task model: 200 examples, kept between 5% and 20% of the
+// file (a 100-line file validates on about 20, not 5; a 10,000-line one on about 500, not 2,000).
+TEST(ValidationDefault, TaskModelsHoldOutEnoughExamplesAndLanguageModelsFivePercent) {
+  RecipeDir d("validdefault");
+  for (const auto& [lines, lo, hi] : {std::tuple{100, 12, 30}, std::tuple{1000, 160, 240}, std::tuple{10000, 420, 580}}) {
+    const fs::path train = d.write("train" + std::to_string(lines) + ".txt", labelled_lines(lines, 0));
+    const CliResult r = recur::test::run_recur(
+        "train '" + train.string() + "' --task classify --steps 1 --hidden 4 --embed 4 --threads 1 --force --out '" +
+            (d.dir / "run").string() + "'",
+        d.dir);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    std::smatch n;
+    ASSERT_TRUE(std::regex_search(r.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << r.err;
+    EXPECT_EQ(std::stoi(n[1]) + std::stoi(n[2]), lines);
+    EXPECT_GE(std::stoi(n[2]), lo) << lines << " lines";
+    EXPECT_LE(std::stoi(n[2]), hi) << lines << " lines";
+    // An explicit --valid-fraction is taken as given.
+    const CliResult g = recur::test::run_recur(
+        "train '" + train.string() + "' --task classify --valid-fraction 0.5 --steps 1 --hidden 4 --embed 4 --threads 1 "
+        "--force --out '" + (d.dir / "run").string() + "'",
+        d.dir);
+    ASSERT_EQ(g.rc, 0) << g.err;
+    ASSERT_TRUE(std::regex_search(g.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << g.err;
+    EXPECT_NEAR(std::stoi(n[2]), lines / 2, lines / 5 + 10);
+  }
 }

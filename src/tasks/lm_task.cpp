@@ -227,7 +227,7 @@ class LmTask final : public TrainTask {
     prepared_ = std::make_unique<PreparedCorpus>(o.data_path);
     data_bytes_ = prepared_->manifest().source_bytes;
     if (!o.valid_path.empty()) read_eval_split(o.valid_path, valid_text_, valid_prepared_);
-    else if (o.valid_fraction > 0)
+    else if (o.valid_fraction > 0 || o.valid_fraction == kValidFractionAuto)
       note(o.data_path + " is a prepared corpus, which is not split: training without validation (pass --valid FILE)");
     if (!o.test_path.empty()) read_eval_split(o.test_path, test_text_, test_prepared_);
     return true;
@@ -272,10 +272,10 @@ class LmTask final : public TrainTask {
     } else if (!o.valid_path.empty()) {
       read_eval_split(o.valid_path, valid_text_, valid_prepared_);
       train_text_ = text;
-    } else if (o.valid_fraction > 0 && split_lines(text).size() >= 2) {
+    } else if (valid_fraction_for(o.valid_fraction, 0, false) > 0 && split_lines(text).size() >= 2) {
       // Stream data keeps running text intact (the last lines, as char-rnn does); lines are
       // independent examples, so a random sample is the fairer hold-out.
-      TextSplit sp = holdout_split(text, {.fraction = o.valid_fraction,
+      TextSplit sp = holdout_split(text, {.fraction = valid_fraction_for(o.valid_fraction, 0, false),
                                          .seed = o.seed ^ kHoldoutSeed,
                                          .contiguous = o.mode == TextMode::stream});
       train_text_ = std::move(sp.train);
@@ -283,7 +283,7 @@ class LmTask final : public TrainTask {
       valid_origin_ = o.data_path + " (held-out " + std::to_string(sp.valid_lines) + " lines)";
     } else {
       train_text_ = text;
-      if (o.valid_fraction > 0) note(o.data_path + " has a single line: training without validation");
+      if (valid_fraction_for(o.valid_fraction, 0, false) > 0) note(o.data_path + " has a single line: training without validation");
     }
     // Read now, so a bad test file fails before hours of training rather than after.
     if (!corpus && !o.test_path.empty()) read_eval_split(o.test_path, test_text_, test_prepared_);

@@ -210,11 +210,12 @@ class ModelTask final : public TrainTask {
     valid_origin_ = valid_path_;
     if (!valid_path_.empty()) {
       raw_valid_ = read_task_file(task, valid_path_, true, nullptr, F_);
-    } else if (o.valid_fraction > 0 && raw_train_.size() >= 10) {
-      // A seeded random hold-out (the same on resume: it depends only on the seed).
+    } else if (const double vf = valid_fraction_for(o.valid_fraction, int64_t(raw_train_.size()), true);
+               vf > 0 && raw_train_.size() >= 10) {
+      // A seeded random hold-out (the same on resume: it depends only on the seed and the file).
       Rng hr(o.seed ^ kHoldoutSeed);
       std::vector<RawExample> keep;
-      for (auto& e : raw_train_) (hr.uniform() < o.valid_fraction ? raw_valid_ : keep).push_back(std::move(e));
+      for (auto& e : raw_train_) (hr.uniform() < vf ? raw_valid_ : keep).push_back(std::move(e));
       raw_train_ = std::move(keep);
       valid_origin_ = o.data_path + " (held-out " + std::to_string(raw_valid_.size()) + " examples)";
     }

@@ -109,7 +109,8 @@ void TrainOptions::validate() const {
   if (!embeddings_path.empty() && features) bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
   check_int("--char-embed", char_embed, 1, "a size >= 1");
   check_int("--char-hidden", char_hidden, 1, "a size >= 1");
-  check_real("--valid-fraction", valid_fraction, 0, 1, false, true, "a fraction in [0, 1)");
+  if (valid_fraction != kValidFractionAuto)
+    check_real("--valid-fraction", valid_fraction, 0, 1, false, true, "a fraction in [0, 1)");
   if (max_vocab != 0 && max_vocab < 3) bad("--max-vocab", std::to_string(max_vocab), "0 (unlimited) or >= 3");
   check_int("--min-count", min_count, 1, "an integer >= 1");
   check_int("--layers", layers, 1, "an integer >= 1");

@@ -29,6 +29,17 @@
 
 namespace recur {
 
+inline constexpr double kValidFractionAuto = -1;
+inline constexpr double kValidAutoExamples = 200;
+// The share of `examples` training examples to hold out for `fraction` (kValidFractionAuto or
+// [0, 1)); task models: 200 examples within 5%..20%, else 5%.
+inline double valid_fraction_for(double fraction, int64_t examples, bool task_model) {
+  if (fraction != kValidFractionAuto) return fraction;
+  if (!task_model || examples <= 0) return 0.05;
+  const double f = kValidAutoExamples / double(examples);
+  return f < 0.05 ? 0.05 : f > 0.2 ? 0.2 : f;
+}
+
 struct TrainOptions {
   // "lm" (text), "music" (a TokenCorpus the caller makes, music_corpus.h), "classify", "tag",
   // "seq2seq" or "generate".
@@ -42,7 +53,11 @@ struct TrainOptions {
   std::string data_path;
   std::string valid_path;        // empty: hold out valid_fraction of the training lines
   std::string test_path;         // empty: no final test report
-  double valid_fraction = 0.05;  // [0, 1); 0 = no validation unless valid_path
+  // [0, 1); 0 = no validation unless valid_path; kValidFractionAuto (the default): 5% of the
+  // lines for language models and music, and for task models kValidAutoExamples examples kept
+  // between 5% and 20% of the file (valid_fraction_for), so a small file still validates on
+  // enough examples to tell epochs apart and a large one does not lose more than it needs.
+  double valid_fraction = kValidFractionAuto;
   TokenLevel level = TokenLevel::chars;
   TextMode mode = TextMode::stream;
   int64_t max_vocab = 0;  // 0 = unlimited
