@@ -19,7 +19,7 @@ namespace recur::cli {
 
 // ---- recur train --task music ----
 struct MusicTrainArgs {
-  std::string encoding = "event";
+  std::string encoding = "duration";
   std::string transpose = "0";  // "N" (= -N..N) or "MIN..MAX"
   bool keep_drums = false;
   std::vector<int> channels;

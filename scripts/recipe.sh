@@ -173,14 +173,14 @@ case "$name" in
     echo "$name: perplexity $(awk -v v="$(metric "$res" perplexity)" 'BEGIN { printf "%.2f", v }') on ${TEST:-ptb.test.txt}"
     ;;
   jsb-music)
-    # Bach chorales (16th-note piano rolls, the file's own train/valid/test split), event
-    # encoding, LSTM 1x256. Reported: test loss per event token with the best model.
+    # Bach chorales (16th-note piano rolls, the file's own train/valid/test split), the default
+    # duration encoding, LSTM 1x256. Reported: test loss per token with the best model.
     src="${TRAIN:-$data/music/jsb_chorales/jsb-chorales-16th.json}"
     [ -r "$src" ] || { echo "recipe.sh: $name: cannot read '$src'" >&2; exit 2; }
     train 1500 --task music "$src" --layers 1 --hidden 256 --embed 64 --seq-len 64 --batch 16 \
       --dropout 0.2 --valid-every 200
     line=$(grep '"type":"test"' "$out/metrics.jsonl" | tail -1)
     [ -n "$line" ] || { echo "recipe.sh: $name: no test result in $out/metrics.jsonl" >&2; exit 1; }
-    echo "$name: test loss $(awk -v v="$(metric "$line" loss)" 'BEGIN { printf "%.4f", v }') nats/event on the file's test split"
+    echo "$name: test loss $(awk -v v="$(metric "$line" loss)" 'BEGIN { printf "%.4f", v }') nats/token on the file's test split"
     ;;
 esac

@@ -104,7 +104,7 @@ std::pair<double, int> longest_and_polyphony(const Performance& p) {
 // The tunes' longest note is the 1 s bass note and at most 2 notes sound at once: a barely
 // trained model drawing freely exceeds both, the default sampling never does (issue 17).
 TEST_F(MusicCli, SampledNotesStayWithinTheDatasLongestNoteAndPolyphony) {
-  const std::string model = train("--transpose=-1..1");
+  const std::string model = train("--encoding event --transpose=-1..1");
   const Result info = run("info '" + model + "'");
   ASSERT_EQ(info.rc, 0) << info.err;
   EXPECT_NE(info.out.find("sampled notes at most 1.00 s, at most 2 at once"), std::string::npos) << info.out;
@@ -193,10 +193,10 @@ TEST_F(MusicCli, DurationEncodingSamplesHeldToTheDataWithoutInsertedTokens) {
 }
 
 TEST_F(MusicCli, TrainSampleMidiReadsBack) {
-  const std::string model = train("--transpose=-2..2");
+  const std::string model = train("--transpose=-2..2");  // the default encoding
   const Result info = run("info '" + model + "'");
   ASSERT_EQ(info.rc, 0) << info.err;
-  EXPECT_NE(info.out.find("task         music, event encoding"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("task         music, duration encoding"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("transposed -2..2"), std::string::npos) << info.out;
   EXPECT_NE(info.out.find("best valid   loss"), std::string::npos) << info.out;
 
@@ -473,7 +473,7 @@ TEST(MusicLib, TaskRecordRoundTrips) {
 // again from its task record, what was given wins, and malformed values name their flag.
 TEST(MusicLib, TrainOptionsFromTheCommandLineAndTheResumedRun) {
   const MusicDataOptions fresh = music_data_options({}, "", "m");
-  EXPECT_EQ(fresh.encoding, MusicEncoding::event);
+  EXPECT_EQ(fresh.encoding, MusicEncoding::duration);
   EXPECT_EQ(fresh.transpose_min, 0);
   EXPECT_FALSE(fresh.keep_drums);
 

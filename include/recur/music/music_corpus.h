@@ -26,7 +26,9 @@
 namespace recur {
 
 struct MusicDataOptions {
-  MusicEncoding encoding = MusicEncoding::event;
+  // duration: notes end by construction, and sampled music keeps the data's note lengths and
+  // polyphony (BENCHMARKS.md); event: the performance-RNN tokens, the default before 4 Dec 2026.
+  MusicEncoding encoding = MusicEncoding::duration;
   bool keep_drums = false;     // encode channel-10 notes (see music_tokens.h)
   std::vector<int> channels;   // keep only notes on these channels (0..15, 9 = drums); empty = all
   // Augmentation: every training piece is added once per shift in [transpose_min, transpose_max]
@@ -113,7 +115,7 @@ std::string music_corpus_summary(const MusicDataOptions& opts, const MusicCorpus
 // left unset takes a resumed run's value from its task record, so the data layout stays, else
 // the default. Strings are parsed here, with errors naming the flag.
 struct MusicTrainRequest {
-  std::optional<std::string> encoding;   // --encoding: "event" or "mono"
+  std::optional<std::string> encoding;   // --encoding: "duration" (default), "event" or "mono"
   std::optional<std::string> transpose;  // --transpose: "N" (shifts -N..N) or "MIN..MAX" semitones
   std::optional<bool> keep_drums;        // --keep-drums
   std::optional<std::vector<int>> channels;  // --channels
