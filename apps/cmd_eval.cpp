@@ -71,7 +71,7 @@ void add_eval(CLI::App& app) {
       "The metrics of a model of any kind on a file with targets. Language models (lm, music): mean loss (nats per "
       "token), perplexity and bits per character (char models) or per token, with the counts explained. classify: "
       "loss, accuracy, macro-F1 and the confusion matrix. tag: loss, token accuracy and entity precision/recall/F1 "
-      "(conlleval), overall and per type. seq2seq: loss, corpus BLEU and exact matches of the decoded outputs (--beam). generate: loss per character and "
+      "(conlleval), overall and per type. seq2seq: loss, corpus BLEU (sacreBLEU 13a tokens, exp smoothing, against the file's text with all references of a source) and exact matches of the decoded outputs (--beam). generate: loss per character and "
       "perplexity");
   sub->add_option("MODEL", a->model, "Checkpoint (.safetensors) of any kind")->required();
   sub->add_option("FILE", a->file,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "recur/core/error.h"
 #include "recur/tasks/metrics.h"
 #include "recur/data/task_data.h"
 
@@ -71,20 +72,46 @@ TEST(ClassEvalTest, AccuracyMacroF1AndConfusion) {
   EXPECT_NE(c.report().find("confusion"), std::string::npos);
 }
 
-TEST(BleuEvalTest, PerfectPartialAndBrevity) {
-  BleuEval b;
-  const std::vector<std::string> ref = {"the", "cat", "sat", "on", "the", "mat"};
-  b.add(ref, ref);
-  EXPECT_NEAR(b.bleu(), 1.0, 1e-12);
-  EXPECT_DOUBLE_EQ(b.exact_match(), 1.0);
-  BleuEval p;
-  // hypothesis of 5: 1-grams 5/5, 2-grams 4/4, 3-grams 3/3, 4-grams 2/2, brevity exp(1 - 6/5)
-  p.add(ref, {"the", "cat", "sat", "on", "the"});
-  EXPECT_NEAR(p.bleu(), std::exp(1.0 - 6.0 / 5.0), 1e-12);
-  EXPECT_DOUBLE_EQ(p.exact_match(), 0.0);
-  BleuEval z;
-  z.add(ref, {"a", "b"});
-  EXPECT_EQ(z.bleu(), 0.0);
+// sacreBLEU's algorithm re-implemented in Python (tools/gen_bleu_golden.py; sacrebleu itself is
+// not installable here): 13a tokens and corpus statistics must be equal, BLEU to 1e-12.
+nlohmann::json bleu_golden() {
+  std::ifstream f(std::string(RECUR_GOLDEN_DIR) + "/bleu/bleu.json");
+  EXPECT_TRUE(f.good()) << "tests/golden/bleu/bleu.json";
+  return nlohmann::json::parse(f);
+}
+
+TEST(Bleu13a, TokenizerMatchesSacrebleu) {
+  const nlohmann::json g = bleu_golden();
+  ASSERT_GE(g["tokenize_13a"].size(), 20u);
+  for (const auto& c : g["tokenize_13a"])
+    EXPECT_EQ(tokenize_13a(c["text"].get<std::string>()), c["tokens"].get<std::vector<std::string>>()) << c["text"];
+}
+
+TEST(Bleu13a, CorpusBleuMatchesSacrebleu) {
+  const nlohmann::json g = bleu_golden();
+  ASSERT_GE(g["corpus"].size(), 10u);
+  for (const auto& c : g["corpus"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    CorpusBleu b({.lowercase = c["lowercase"].get<bool>(), .unknown = c["unknown"].get<std::string>()});
+    const auto hyps = c["hypotheses"].get<std::vector<std::string>>();
+    const auto refs = c["references"].get<std::vector<std::vector<std::string>>>();
+    for (size_t i = 0; i < hyps.size(); ++i) b.add(hyps[i], refs[i]);
+    for (int n = 0; n < 4; ++n) {
+      EXPECT_EQ(b.correct[n], c["correct"][size_t(n)].get<int64_t>()) << "order " << n + 1;
+      EXPECT_EQ(b.total[n], c["total"][size_t(n)].get<int64_t>()) << "order " << n + 1;
+    }
+    EXPECT_EQ(b.sys_len, c["sys_len"].get<int64_t>());
+    EXPECT_EQ(b.ref_len, c["ref_len"].get<int64_t>());
+    EXPECT_EQ(b.exact, c["exact"].get<int64_t>());
+    EXPECT_EQ(b.segments, int64_t(hyps.size()));
+    const double want = c["bleu"].get<double>() / 100;
+    EXPECT_NEAR(b.bleu(), want, 1e-12 * std::max(1.0, want));
+  }
+}
+
+TEST(Bleu13a, NoReferencesIsAnError) {
+  CorpusBleu b;
+  EXPECT_THROW(b.add("a b", {}), Error);
 }
 
 TEST(SplitWords, FrenchSpacesAndPunctuation) {
@@ -292,6 +319,27 @@ TEST_F(CliTasks, Seq2seqTrainTranslateGreedyAndBeam) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("BLEU"), std::string::npos);
   EXPECT_NE(r.out.find("exact match"), std::string::npos);
+}
+
+// BLEU's references are the file's texts, all targets of the same source together, lowercased
+// when the model lowercases. The v1 fixture model (lowercasing) translates "red green" to
+// "green red", "blue black white" to "white blue red black" and "white red blue" to "blue blue
+// red black" (tests/fixtures/v1/seq2seq.expected and test_checkpoint_v1).
+TEST_F(CliTasks, Seq2seqBleuGroupsReferencesBySource) {
+  const std::string model = std::string(RECUR_SOURCE_DIR) + "/tests/fixtures/v1/seq2seq.safetensors";
+  const std::string data = write("refs.txt",
+                                 "red green\tRED GREEN\n"
+                                 "blue black white\twhite blue red black purple\n"
+                                 "red green\tGreen red\n"
+                                 "white red blue\tblue blue red black\n");
+  const Result r = run("eval '" + model + "' " + data + " --threads 1");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // Three sources, four references; "Green red" matches once lowercased; the second source's
+  // only reference has a word more than the output.
+  EXPECT_NE(r.out.find("exact match 66.67% (2 of 3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("references  4 for 3 sources; sacreBLEU 13a tokens, exp smoothing, lowercased (-lc)"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST_F(CliTasks, ConditionedGeneration) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <utility>
 
 #include "recur/core/error.h"
 
@@ -166,34 +168,200 @@ std::string ClassEval::report() const {
   return s;
 }
 
-void BleuEval::add(const std::vector<std::string>& ref, const std::vector<std::string>& hyp) {
-  ++sentences;
-  exact += ref == hyp;
-  hyp_len += int64_t(hyp.size());
-  ref_len += int64_t(ref.size());
-  for (size_t n = 1; n <= 4; ++n) {
-    if (hyp.size() < n) continue;
-    std::map<std::vector<std::string>, int64_t> rc;
-    for (size_t i = 0; i + n <= ref.size(); ++i) ++rc[std::vector<std::string>(ref.begin() + i, ref.begin() + i + n)];
-    for (size_t i = 0; i + n <= hyp.size(); ++i) {
-      auto it = rc.find(std::vector<std::string>(hyp.begin() + i, hyp.begin() + i + n));
-      if (it != rc.end() && it->second > 0) {
-        --it->second;
-        ++matches[n - 1];
-      }
-    }
-    totals[n - 1] += int64_t(hyp.size() - n + 1);
+namespace {
+
+// The code point at s[i] (UTF-8) and its length in bytes; a malformed byte is itself (length 1).
+std::pair<uint32_t, size_t> code_point_at(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n <= 1 || i + n > s.size()) return {c, 1};
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return {c, 1};
+    cp = (cp << 6) | (b(i + k) & 0x3F);
   }
+  return {cp, n};
 }
 
-double BleuEval::bleu() const {
-  double log_sum = 0;
-  for (int n = 0; n < 4; ++n) {
-    if (matches[n] == 0 || totals[n] == 0) return 0.0;
-    log_sum += std::log(double(matches[n]) / double(totals[n]));
+// Python's str.isspace(), which str.split() and str.rstrip() use.
+bool python_space(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+std::vector<std::string> python_split(std::string_view s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (size_t i = 0; i < s.size();) {
+    const auto [cp, n] = code_point_at(s, i);
+    if (python_space(cp)) {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur.append(s.substr(i, n));
+    }
+    i += n;
   }
-  const double bp = hyp_len < ref_len ? std::exp(1.0 - double(ref_len) / double(std::max<int64_t>(hyp_len, 1))) : 1.0;
-  return bp * std::exp(log_sum / 4);
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::string_view python_rstrip(std::string_view s) {
+  size_t end = 0;  // one past the last non-space code point
+  for (size_t i = 0; i < s.size();) {
+    const auto [cp, n] = code_point_at(s, i);
+    i += n;
+    if (!python_space(cp)) end = i;
+  }
+  return s.substr(0, end);
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  std::string out;
+  size_t i = 0;
+  for (size_t j; (j = s.find(from, i)) != std::string::npos; i = j + from.size()) {
+    out.append(s, i, j - i);
+    out += to;
+  }
+  out.append(s, i);
+  s = std::move(out);
+}
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// TokenizerRegexp's first pattern: [\{-\~\[-\` -\&\(-\+\:-\@\/].
+bool spaced_13a(char c) {
+  return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') || (c >= '(' && c <= '+') ||
+         (c >= ':' && c <= '@') || c == '/';
+}
+
+// One left-to-right pass of re.sub with a two-character pattern: where match(s[i], s[i+1]),
+// write emit(a, b) and go on after both (matches do not overlap), else copy s[i]. Byte-wise
+// equals code-point-wise here: every pattern has an ASCII side, and a non-ASCII side only
+// matches [^0-9], which no continuation byte could start a match against.
+template <class Match, class Emit>
+std::string pair_pass(const std::string& s, Match match, Emit emit) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  size_t i = 0;
+  while (i < s.size()) {
+    if (i + 1 < s.size() && match(s[i], s[i + 1])) {
+      emit(out, s[i], s[i + 1]);
+      i += 2;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return out;
+}
+
+using Ngram = std::vector<std::string>;
+
+std::map<Ngram, int64_t> ngram_counts(const std::vector<std::string>& w, size_t n) {
+  std::map<Ngram, int64_t> c;
+  for (size_t i = 0; i + n <= w.size(); ++i) ++c[Ngram(w.begin() + ptrdiff_t(i), w.begin() + ptrdiff_t(i + n))];
+  return c;
+}
+
+}  // namespace
+
+std::vector<std::string> tokenize_13a(std::string_view text) {
+  std::string line(text);
+  replace_all(line, "<skipped>", "");
+  replace_all(line, "-\n", "");
+  replace_all(line, "\n", " ");
+  if (line.find('&') != std::string::npos) {
+    replace_all(line, "&quot;", "\"");
+    replace_all(line, "&amp;", "&");
+    replace_all(line, "&lt;", "<");
+    replace_all(line, "&gt;", ">");
+  }
+  std::string s = " ";
+  for (char c : line) {
+    if (spaced_13a(c)) {
+      s += ' ';
+      s += c;
+      s += ' ';
+    } else {
+      s += c;
+    }
+  }
+  s += ' ';
+  auto period = [](char c) { return c == '.' || c == ','; };
+  // ([^0-9])([\.,]) -> "\1 \2 "
+  s = pair_pass(s, [&](char a, char b) { return !digit(a) && period(b); },
+                [](std::string& o, char a, char b) { o += a, o += ' ', o += b, o += ' '; });
+  // ([\.,])([^0-9]) -> " \1 \2"
+  s = pair_pass(s, [&](char a, char b) { return period(a) && !digit(b); },
+                [](std::string& o, char a, char b) { o += ' ', o += a, o += ' ', o += b; });
+  // ([0-9])(-) -> "\1 \2 "
+  s = pair_pass(s, [](char a, char b) { return digit(a) && b == '-'; },
+                [](std::string& o, char a, char b) { o += a, o += ' ', o += b, o += ' '; });
+  return python_split(s);
+}
+
+void CorpusBleu::add(std::string_view hypothesis, const std::vector<std::string>& refs) {
+  if (refs.empty()) throw Error("BLEU: a hypothesis without references");
+  // BLEU._preprocess_segment: lowercase, rstrip, tokenise.
+  auto tokens = [&](std::string_view t) {
+    if (!options.lowercase) return tokenize_13a(python_rstrip(t));
+    const std::string l = ascii_lower(t);
+    return tokenize_13a(python_rstrip(l));
+  };
+  const std::vector<std::string> h = tokens(hypothesis);
+  std::vector<std::vector<std::string>> rs;
+  for (const auto& r : refs) rs.push_back(tokens(r));
+  auto unknown = [&](const std::string& w) { return !options.unknown.empty() && w.find(options.unknown) != std::string::npos; };
+  const bool has_unknown = std::any_of(h.begin(), h.end(), unknown);
+  for (size_t n = 1; n <= 4; ++n) {
+    std::map<Ngram, int64_t> ref_max;
+    for (const auto& r : rs)
+      for (const auto& [g, c] : ngram_counts(r, n)) ref_max[g] = std::max(ref_max[g], c);
+    for (const auto& [g, c] : ngram_counts(h, n)) {
+      if (std::any_of(g.begin(), g.end(), unknown)) continue;
+      const auto it = ref_max.find(g);
+      if (it != ref_max.end()) correct[n - 1] += std::min(c, it->second);
+    }
+    total[n - 1] += h.size() >= n ? int64_t(h.size() - n + 1) : 0;
+  }
+  // The closest reference length, the shorter on a tie (_get_closest_ref_len).
+  int64_t best_diff = -1, best_len = -1;
+  for (const auto& r : rs) {
+    const int64_t len = int64_t(r.size()), diff = std::abs(int64_t(h.size()) - len);
+    if (best_diff < 0 || diff < best_diff || (diff == best_diff && len < best_len)) best_diff = diff, best_len = len;
+  }
+  sys_len += int64_t(h.size());
+  ref_len += best_len;
+  ++segments;
+  references += int64_t(refs.size());
+  if (!has_unknown && std::find(rs.begin(), rs.end(), h) != rs.end()) ++exact;
+}
+
+double CorpusBleu::bleu() const {
+  // compute_bleu with smooth_method='exp', in sacreBLEU's percent units, then / 100.
+  double log_sum = 0, smooth = 1;
+  for (int n = 0; n < 4; ++n) {
+    if (total[n] == 0) return 0.0;  // the loop's break leaves a zero precision: log 0
+    double p;
+    if (correct[n] == 0) {
+      smooth *= 2;
+      p = 100.0 / (smooth * double(total[n]));
+    } else {
+      p = 100.0 * double(correct[n]) / double(total[n]);
+    }
+    log_sum += std::log(p);
+  }
+  double bp = 1.0;
+  if (sys_len < ref_len) bp = sys_len > 0 ? std::exp(1.0 - double(ref_len) / double(sys_len)) : 0.0;
+  return bp * std::exp(log_sum / 4) / 100.0;
 }
 
 }  // namespace recur

@@ -4,8 +4,10 @@
 #include "recur/core/file_io.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -81,6 +83,7 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
       e.id = s.id;
       if (s2s) {
         e.output = split_words(s.target, task.lowercase);
+        e.target_text = s.target;
         if (with_targets && e.output.empty())
           throw FormatError(input_name(path) + ":" + std::to_string(s.line) + ": sequence " + quote_name(s.id) +
                             " has no target words; expected the target text in the last field");
@@ -133,6 +136,8 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
         RawExample e;
         e.input = split_words(p.source, task.lowercase);
         e.output = split_words(p.target, task.lowercase);
+        e.source_text = std::move(p.source);
+        e.target_text = std::move(p.target);
         e.line = p.line;
         if (e.input.empty()) throw FormatError(input_name(path) + ":" + std::to_string(p.line) + ": empty source");
         out.push_back(std::move(e));
@@ -351,6 +356,10 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
   for (const RawExample& r : raw) {
     TaskExample e;
     e.line = r.line;
+    if (m.task.kind == TaskKind::seq2seq) {
+      e.source_text = r.source_text;
+      e.target_text = r.target_text;
+    }
     if (m.task.features) {
       const int64_t F = task_features_width(m);
       if (r.steps < 1 || int64_t(r.features.size()) != r.steps * F)
@@ -645,6 +654,36 @@ std::string task_output_text(const TaskModel& m, const std::vector<int32_t>& ids
 
 // ---------------------------------------------------------------- evaluation
 
+namespace {
+
+// What an output <unk> becomes in the text BLEU scores: U+FFFD, a token that CorpusBleu never
+// lets match (BleuOptions::unknown), whatever the references hold.
+constexpr std::string_view kBleuUnknown = "\xEF\xBF\xBD";
+
+// The output ids as detokenised text for BLEU: characters joined; words joined by spaces, except
+// a "." or "," between two digits ("3 . 5" -> "3.5", one token in 13a as in the reference). 13a
+// splits the other punctuation itself, so spaces around it change no token.
+std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids) {
+  const bool chars = m.targets.level() == TokenLevel::chars;
+  std::vector<std::string> w;
+  for (int32_t id : ids) w.push_back(id == Vocab::unk_id ? std::string(kBleuUnknown) : m.targets.token(id));
+  auto digit_at = [](const std::string& s, bool last) {
+    return !s.empty() && std::isdigit(static_cast<unsigned char>(last ? s.back() : s.front()));
+  };
+  std::string s;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const bool glue = chars || i == 0 ||
+                      ((w[i] == "." || w[i] == ",") && digit_at(w[i - 1], true) && i + 1 < w.size() &&
+                       digit_at(w[i + 1], false)) ||
+                      (i >= 2 && (w[i - 1] == "." || w[i - 1] == ",") && digit_at(w[i - 2], true) && digit_at(w[i], false));
+    if (!glue) s += ' ';
+    s += w[i];
+  }
+  return s;
+}
+
+}  // namespace
+
 TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>& ex, const TaskEvalOptions& opts) {
   TaskEvalResult r;
   ModelCache<float> cache;
@@ -688,17 +727,31 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
         break;
       }
       const auto hyp = translate(m, ex, opts.decode, opts.batch);
-      BleuEval be;
+      // One segment per distinct source text, with all its targets in the file as references
+      // (the first example's output stands for the source: the model sees the same input).
+      std::vector<size_t> first;                       // segment -> its first example
+      std::vector<std::vector<std::string>> refs;      // segment -> reference texts
+      std::map<std::string, size_t> segment_of;        // source text -> segment
       for (size_t i = 0; i < ex.size(); ++i) {
-        std::vector<std::string> ref, h;
-        for (int32_t t : ex[i].targets) ref.push_back(m.targets.token(t));
-        for (int32_t t : hyp[i]) h.push_back(m.targets.token(t));
-        be.add(ref, h);
+        const std::string& src = ex[i].source_text;
+        auto [it, fresh] = segment_of.try_emplace(src, refs.size());
+        if (fresh || src.empty()) {
+          it->second = refs.size();
+          first.push_back(i);
+          refs.emplace_back();
+        }
+        refs[it->second].push_back(ex[i].target_text);
       }
+      CorpusBleu be({.lowercase = m.task.lowercase, .unknown = std::string(kBleuUnknown)});
+      for (size_t s = 0; s < refs.size(); ++s) be.add(scoring_text(m, hyp[first[s]]), refs[s]);
       r.metric = be.bleu();
       std::snprintf(buf, sizeof buf, "decoder     %s\nBLEU        %.2f\nexact match %.2f%% (%lld of %lld)\n",
                     opts.decode.beam > 1 ? ("beam " + std::to_string(opts.decode.beam)).c_str() : "greedy",
-                    100 * be.bleu(), 100 * be.exact_match(), (long long)be.exact, (long long)be.sentences);
+                    100 * be.bleu(), 100 * be.exact_match(), (long long)be.exact, (long long)be.segments);
+      r.report += buf;
+      std::snprintf(buf, sizeof buf,
+                    "references  %lld for %lld sources; sacreBLEU 13a tokens, exp smoothing%s, <unk> never matches\n",
+                    (long long)be.references, (long long)be.segments, m.task.lowercase ? ", lowercased (-lc)" : "");
       r.report += buf;
       break;
     }

@@ -56,16 +56,41 @@ struct ClassEval {
   std::string report() const;  // accuracy, macro-F1, per-class P/R/F1, confusion matrix
 };
 
-// Corpus BLEU-4 (Papineni et al. 2002): clipped n-gram precisions summed over the corpus, geometric
-// mean of n = 1..4, brevity penalty exp(1 - r/c) when c < r; 0 when any precision is 0 (no
-// smoothing, like multi-bleu.perl). One reference per hypothesis; tokens already split.
-struct BleuEval {
-  int64_t matches[4] = {0, 0, 0, 0}, totals[4] = {0, 0, 0, 0};
-  int64_t hyp_len = 0, ref_len = 0;
-  int64_t sentences = 0, exact = 0;
-  void add(const std::vector<std::string>& reference, const std::vector<std::string>& hypothesis);
-  double bleu() const;  // in [0, 1]
-  double exact_match() const { return sentences ? double(exact) / double(sentences) : 0.0; }
+// sacreBLEU's default tokenisation "13a" (mteval-v13a.pl as sacrebleu 2.x's Tokenizer13a writes
+// it): "<skipped>" removed, "-\n" joined, "\n" a space, &quot; &amp; &lt; &gt; decoded; then a
+// space around each of { | } ~ [ \ ] ^ _ ` ! " # $ % & ( ) * + : ; < = > ? @ /, around "." and
+// "," unless between digits (each side checked in its own pass, as the regexes do), and after
+// a "-" that follows a digit; split at whitespace as Python's str.split() (Unicode spaces:
+// U+00A0, U+202F, U+3000, ...). Apostrophes and other hyphens stay inside words.
+std::vector<std::string> tokenize_13a(std::string_view line);
+
+struct BleuOptions {
+  // Lowercase hypotheses and references first (sacreBLEU's -lc), ASCII letters only: the
+  // lowercasing recur applies to a model's text (split_words), so a model that lowercases is
+  // scored against references lowercased the same way.
+  bool lowercase = false;
+  // A hypothesis token that contains this string never matches (recur writes an output <unk> as
+  // it), so an unknown word cannot score against anything; "" for none.
+  std::string unknown;
+};
+
+// Corpus BLEU-4 as sacreBLEU's corpus_bleu with its defaults (tokenize='13a', smooth_method='exp',
+// no effective order), with any number of references per hypothesis: n-gram counts clipped by
+// their largest count in any one reference, per segment the reference length closest to the
+// hypothesis's (the shorter on a tie), brevity penalty exp(1 - r/c) when c < r; a precision
+// with no match becomes 1 / (2^k * total) for the k-th such order; 0 when an order has no
+// hypothesis n-grams at all. Oracle: tools/gen_bleu_golden.py (tests/golden/bleu/).
+struct CorpusBleu {
+  BleuOptions options;
+  int64_t correct[4] = {0, 0, 0, 0}, total[4] = {0, 0, 0, 0};  // matched / hypothesis n-grams, n = 1..4
+  int64_t sys_len = 0, ref_len = 0;                           // hypothesis and closest-reference tokens
+  int64_t segments = 0, references = 0, exact = 0;
+  explicit CorpusBleu(BleuOptions o = {}) : options(std::move(o)) {}
+  // One segment: the hypothesis text and all its references' texts (at least one).
+  void add(std::string_view hypothesis, const std::vector<std::string>& references);
+  double bleu() const;  // in [0, 1] (sacreBLEU's score / 100)
+  // Segments whose 13a tokens equal those of one of their references (no unknown word).
+  double exact_match() const { return segments ? double(exact) / double(segments) : 0.0; }
 };
 
 }  // namespace recur

@@ -82,6 +82,10 @@ struct TaskExample {
   std::vector<int32_t> targets;              // tag: [T] label ids; seq2seq / generate: output ids without <eos>
   int32_t label = -1;                        // classify: the class; generate: the condition
   int64_t line = 0;                          // where it came from (messages)
+  // seq2seq: the pair's texts as in the file. BLEU scores against target_text, never against
+  // target ids (an out-of-vocabulary word would become <unk> and match an output <unk>), and
+  // takes every target of the same source_text as a reference ("" groups nothing: features).
+  std::string source_text, target_text;
 };
 
 // An example as read from a file, before vocabularies.
@@ -94,6 +98,7 @@ struct RawExample {
   std::vector<std::string> lines;   // tag: the file's lines of the sentence (written back by `recur tag`)
   std::vector<std::string> before, after;  // tag: blank and -DOCSTART- lines around it (task_data.h)
   std::string id;                   // features: the sequence id
+  std::string source_text, target_text;  // seq2seq: the texts as in the file (TaskExample)
   int64_t line = 0;
 };
 
