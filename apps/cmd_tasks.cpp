@@ -80,6 +80,11 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   sub->add_flag("--char-rnn", o.char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
   sub->add_option("--char-embed", o.char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
   sub->add_option("--char-hidden", o.char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
+  sub->add_flag("--crf", o.crf, "tag: a linear-chain CRF output layer (sequence loss, Viterbi decoding under the tag scheme's constraints)")->group(g);
+  sub->add_option("--tag-scheme", o.tag_scheme,
+                  "tag: scheme the model is trained in; the file's own is detected, and output and scores stay in it. "
+                  "auto = the file's own (bioes with --crf)")
+      ->check(CLI::IsMember({"auto", "iob1", "bio", "bioes"}))->capture_default_str()->group(g);
   sub->add_flag("--condition-every-step", o.condition_every_step,
                 "generate: feed the condition to every step's input instead of the initial state")->group(g);
   sub->add_flag("--binary", o.binary, "classify: two labels with one sigmoid output (BCE)")->group(g);
@@ -314,7 +319,7 @@ void run_tag(const PredictArgs& a) {
     std::string text;
     for (size_t i = 0; i < raw.size(); ++i) {
       nlohmann::ordered_json tags = nlohmann::ordered_json::array();
-      for (int32_t t : pred[i]) tags.push_back(m.labels[size_t(t)]);
+      for (const std::string& t : tag_output_strings(m, pred[i])) tags.push_back(t);  // the file's scheme
       text += json_line({{"line", raw[i].line}, {"tokens", raw[i].input}, {"tags", tags}});
     }
     return write_result(a.out, text, "the tagged file");

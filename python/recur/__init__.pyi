@@ -71,6 +71,8 @@ def train(
     char_rnn: bool = ...,
     char_embed: int = ...,
     char_hidden: int = ...,
+    crf: bool = ...,
+    tag_scheme: str = ...,
     condition_every_step: bool = ...,
     binary: bool = ...,
     features: bool = ...,

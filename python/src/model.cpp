@@ -247,7 +247,7 @@ py::list tag(const PyModel& m, const std::string& file, const std::string& outpu
   py::list out;
   for (const auto& sentence : pred) {
     py::list tags;
-    for (int32_t id : sentence) tags.append(m.task.labels[size_t(id)]);
+    for (const std::string& t : tag_output_strings(m.task, sentence)) tags.append(t);  // the file's scheme
     out.append(tags);
   }
   return out;

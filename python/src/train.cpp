@@ -177,6 +177,8 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
       a.threads = int(k);
     });
     flag("char_rnn", &TrainOptions::char_rnn);
+    flag("crf", &TrainOptions::crf);
+    str("tag_scheme", &TrainOptions::tag_scheme);
     i64("char_embed", &TrainOptions::char_embed);
     i64("char_hidden", &TrainOptions::char_hidden);
     flag("condition_every_step", &TrainOptions::condition_every_step);

@@ -82,6 +82,7 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::dropout: return "dropout";
     case LayerKind::bridge: return "bridge";
     case LayerKind::onehot: return "onehot";
+    case LayerKind::crf: return "crf";
   }
   return "?";
 }
@@ -118,7 +119,8 @@ int64_t ModelSpec::width(std::string_view ref) const {
     case LayerKind::linear: return l.size;
     case LayerKind::rnn: return l.rnn.output_size();
     case LayerKind::onehot: return inputs[size_t(resolve(*this, l.inputs.at(0)).input)].size;
-    case LayerKind::dropout: return width(l.inputs.at(0));
+    case LayerKind::dropout:
+    case LayerKind::crf: return width(l.inputs.at(0));
     case LayerKind::bridge: return bridge_size(l);
     case LayerKind::concat: {
       int64_t w = 0;
@@ -191,6 +193,11 @@ std::string ModelSpec::concat(const std::string& name, const std::vector<std::st
   add_layer(layers, name, LayerKind::concat, ins);
   return name;
 }
+std::string ModelSpec::crf(const std::string& name, const std::string& input) {
+  add_layer(layers, name, LayerKind::crf, {input}).size = width(input);
+  return name;
+}
+
 std::string ModelSpec::dropout(const std::string& name, const std::string& input, double p) {
   add_layer(layers, name, LayerKind::dropout, {input}).p = p;
   return name;
@@ -264,6 +271,13 @@ void ModelSpec::validate() const {
         break;
       case LayerKind::concat:
       case LayerKind::bridge: break;
+      case LayerKind::crf:
+        if (resolve(prefix, in0).layer < 0 || !prefix.is_sequence(in0))
+          layer_error(l, "input " + quote_name(in0) + " must be an earlier layer's sequence of emission scores");
+        if (l.size < 1 || l.size != prefix.width(in0))
+          layer_error(l, "size " + std::to_string(l.size) + " must be the input's width " + std::to_string(prefix.width(in0)) +
+                             " (the number of tags)");
+        break;
       case LayerKind::rnn: {
         try {
           l.rnn.validate();
@@ -328,6 +342,7 @@ std::string model_spec_to_json(const ModelSpec& spec) {
         break;
       case LayerKind::onehot: break;
       case LayerKind::dropout: j["p"] = l.p; break;
+      case LayerKind::crf: j["size"] = l.size; break;
       case LayerKind::bridge: j["target"] = l.target; break;
       case LayerKind::concat: break;
       case LayerKind::rnn: {
@@ -398,13 +413,16 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
       l.target = g.string("target");
     } else if (kind == "concat") {
       l.kind = LayerKind::concat;
+    } else if (kind == "crf") {
+      l.kind = LayerKind::crf;
+      l.size = g.integer("size", 1, int64_t(1) << 20);
     } else if (kind == "rnn") {
       l.kind = LayerKind::rnn;
       JsonFields r = g.object("rnn");
       l.rnn = read_rnn_config(r);
       l.init = g.string("init");
     } else {
-      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\" or \"bridge\"");
+      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\" or \"crf\"");
     }
     g.finish();
     s.layers.push_back(l);
@@ -430,7 +448,7 @@ std::string model_spec_summary(const ModelSpec& spec) {
                     (long long)l.rnn.hidden_size, l.rnn.bidirectional ? " bi" : "");
       s += buf;
       if (!l.init.empty()) s += " from " + l.init;
-    } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear) {
+    } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear || l.kind == LayerKind::crf) {
       s += " " + std::to_string(l.size);
       if (l.frozen) s += " frozen";
       if (!l.tie.empty()) s += " tied to " + l.tie;
@@ -447,6 +465,7 @@ int64_t model_param_count(const ModelSpec& spec) {
       case LayerKind::embedding: n += spec.inputs[size_t(resolve(spec, l.inputs[0]).input)].size * l.size; break;
       case LayerKind::linear: n += (l.tie.empty() ? spec.width(l.inputs[0]) + 1 : 1) * l.size; break;
       case LayerKind::bridge: n += (spec.width(l.inputs[0]) + 1) * spec.bridge_size(l); break;
+      case LayerKind::crf: n += (l.size + 2) * l.size; break;
       case LayerKind::rnn: {
         const RnnConfig& r = l.rnn;
         const int64_t G = r.gates(), H = r.hidden_size, R = r.state_size();
@@ -490,6 +509,7 @@ std::pair<Shape, Shape> dense_shapes(const ModelSpec& spec, const LayerSpec& l) 
       const int64_t S = spec.bridge_size(l);
       return {{S, spec.width(l.inputs[0])}, {S}};
     }
+    case LayerKind::crf: return {{l.size, l.size}, {2, l.size}};
     default: return {{}, {}};
   }
 }
@@ -523,7 +543,9 @@ ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelIni
       rnn_set_forget_bias(l.rnn, lp.rnn, 1.0);
       continue;
     }
-    if (lp.weight.empty() && lp.bias.empty()) continue;
+    // A CRF starts from zero scores (every transition alike, as CRFsuite does) and draws nothing,
+    // so adding one leaves every other layer's draws as they were.
+    if (l.kind == LayerKind::crf || (lp.weight.empty() && lp.bias.empty())) continue;
     switch (init.scheme) {
       case Scheme::standard: {
         const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(double(spec.width(l.inputs[0])));
@@ -870,6 +892,15 @@ void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   if (need_dx) b.route(l.inputs[0], b.dx);
 }
 
+// --- crf: the emissions pass through (an identity, like a dropout that is off); the CRF's own
+// parameters are used by the loss (model/crf.h), which writes their gradients.
+
+template <typename T>
+void crf_layer_forward(const Forward<T>&, const LayerSpec&, LayerCache<T>& c) {
+  c.identity = true;  // validate() made sure the input is a layer, whose value this one is
+  clear(c.mask);
+}
+
 // --- dropout: inverted dropout (dropout.h, the implementation rnn.h's between-layer dropout
 // shares); backward multiplies by the mask.
 
@@ -1030,6 +1061,7 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
       case LayerKind::rnn: rnn_layer_forward(f, l, p, c); break;
       case LayerKind::linear: linear_layer_forward(f, l, i, c); break;
       case LayerKind::dropout: dropout_layer_forward(f, l, c); break;
+      case LayerKind::crf: crf_layer_forward(f, l, c); break;
       case LayerKind::bridge: bridge_layer_forward(f, l, p, c); break;
       case LayerKind::concat: concat_layer_forward(f, l, c); break;
     }
@@ -1103,6 +1135,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
       case LayerKind::linear:
       case LayerKind::bridge: b.wants[i] = true; break;
       case LayerKind::dropout:
+      case LayerKind::crf:
       case LayerKind::concat:
         for (const auto& in : l.inputs) b.wants[i] = b.wants[i] || b.wants_grad(in);
         break;
@@ -1127,6 +1160,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
         case LayerKind::rnn: rnn_layer_backward(b, l, i); break;
         case LayerKind::linear: linear_layer_backward(b, l, i); break;
         case LayerKind::dropout: dropout_layer_backward(b, l, i); break;
+        case LayerKind::crf: break;  // an identity: route passed its gradient to the input
         case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
         case LayerKind::concat: concat_layer_backward(b, l, i); break;
       }

@@ -37,6 +37,7 @@ TaskSpec task_spec_of(const TrainOptions& o) {
   TaskSpec t;
   t.kind = parse_task_kind(o.task);
   t.char_rnn = o.char_rnn;
+  t.crf = o.crf;
   t.binary = o.binary;
   t.condition_every_step = o.condition_every_step;
   t.features = o.features;
@@ -220,6 +221,13 @@ class ModelTask final : public TrainTask {
       valid_origin_ = o.data_path + " (held-out " + std::to_string(raw_valid_.size()) + " examples)";
     }
     if (!o.test_path.empty()) raw_test_ = read_task_file(task, o.test_path, true, nullptr, F_);
+    // A fresh tagger: the files' scheme is detected from the training tags and every file's
+    // tags converted into the train scheme; a resumed one read them converted already (its
+    // TaskSpec has the schemes).
+    if (!resuming && task.kind == TaskKind::tag) {
+      tag_task_ = task;
+      resolve_tag_schemes(tag_task_, o.tag_scheme, raw_train_, {&raw_train_, &raw_valid_, &raw_test_});
+    }
   }
 
   void build_model(const NoteFn& note) {
@@ -227,7 +235,8 @@ class ModelTask final : public TrainTask {
     Rng init_rng(o.seed);
     TaskModelOptions mo = model_options_of(o);
     if (!o.embeddings_path.empty()) mo.embed = word_vectors_dim(o.embeddings_path);
-    const TaskSpec task = task_spec_of(o);
+    TaskSpec task = task_spec_of(o);
+    if (task.kind == TaskKind::tag) task = tag_task_;  // with the schemes read_data resolved
     model_ = build_task_model(task, raw_train_, {o.max_vocab, o.min_count}, mo, F_, init_rng);
     if (o.init_scale > 0) {  // --init-scale: every trainable weight U(-s, s), as for the language model
       Rng r(o.seed);
@@ -248,6 +257,7 @@ class ModelTask final : public TrainTask {
 
   TrainOptions o_;
   TaskModel model_;
+  TaskSpec tag_task_;  // a fresh tagger's spec with its tag schemes (read_data)
   int64_t F_ = 0;
   std::string valid_path_, valid_origin_;
   std::vector<RawExample> raw_train_, raw_valid_, raw_test_;

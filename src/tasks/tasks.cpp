@@ -110,6 +110,9 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
         RawExample e;
         e.input = std::move(s.tokens);
         e.output = std::move(s.tags);
+        // A trained model's files come converted into its labels' scheme (a fresh run converts
+        // after detecting the scheme: resolve_tag_schemes).
+        if (task.converts_tags() && !e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
         e.lines = std::move(s.lines);
         e.before = std::move(s.before);
         e.after = std::move(s.after);
@@ -299,6 +302,7 @@ TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& 
       s.rnn("rnn", x, rc);
       const std::string h = drop("rnn_drop", task.kind == TaskKind::classify ? "rnn.final" : "rnn");
       s.linear("out", h, task.kind == TaskKind::classify && task.binary ? 1 : int64_t(m.labels.size()));
+      if (task.kind == TaskKind::tag && task.crf) s.crf("crf", "out");
       break;
     }
     case TaskKind::seq2seq: {
@@ -510,8 +514,51 @@ TaskBatch make_task_batch(const TaskModel& m, std::span<const TaskExample* const
   return tb;
 }
 
+namespace {
+
+// Sentence lengths [B] of a tag batch: its targets [T*B] are -1 beyond each sentence's end.
+std::vector<int64_t> tag_lengths(const TaskBatch& tb) {
+  const int64_t B = tb.batch, T = tb.steps;
+  std::vector<int64_t> len(size_t(B), 0);
+  for (int64_t b = 0; b < B; ++b)
+    while (len[size_t(b)] < T && tb.targets[size_t(len[size_t(b)] * B + b)] >= 0) ++len[size_t(b)];
+  return len;
+}
+
+int64_t crf_layer(const TaskModel& m) {
+  if (!m.task.crf) return -1;
+  const int64_t i = m.spec.layer_index("crf");
+  if (i < 0) throw Error("internal: a CRF tagger without its 'crf' layer");
+  return i;
+}
+
+CrfConstraints crf_constraints(const TaskModel& m) { return tag_scheme_constraints(m.labels, m.task.train_scheme); }
+
+// The CRF's sequence loss of a tag batch; grads (nullptr: none) receives its parameters' gradients.
+LossSum crf_task_loss(const TaskModel& m, const Tensor<float>& out, const TaskBatch& tb, Tensor<float>* grad_out,
+                      ModelGrads<float>* grads, double grad_scale) {
+  const size_t k = size_t(crf_layer(m));
+  const LayerParams<float>& p = m.params.layers[k];
+  CrfGrads<float> g{.emissions = grad_out};
+  if (grads) {
+    g.transitions = &grads->layers[k].weight;
+    g.start_end = &grads->layers[k].bias;
+  }
+  const std::vector<int64_t> len = tag_lengths(tb);
+  return crf_nll(out, std::span<const int64_t>(len), std::span<const int32_t>(tb.targets), {p.weight, p.bias},
+                 crf_constraints(m), g, grad_scale);
+}
+
+}  // namespace
+
 LossSum task_loss(const TaskModel& m, const Tensor<float>& out, const TaskBatch& tb, Tensor<float>* grad_out,
                   double grad_scale) {
+  if (m.task.kind == TaskKind::tag && m.task.crf) {
+    bool any = false;
+    for (int32_t t : tb.targets) any |= t >= 0;
+    if (!any) return {};
+    return crf_task_loss(m, out, tb, grad_out, nullptr, grad_scale);
+  }
   if (m.task.kind == TaskKind::classify && m.task.binary) {
     bool any = false;
     for (int32_t t : tb.targets) any |= t >= 0;
@@ -540,7 +587,9 @@ LossSum task_forward_backward(const TaskModel& m, const TaskBatch& tb, const Mod
   // gradient goes straight into the head's slot (model_grad_slot): no copy in backward.
   const int64_t count = total_targets > 0 ? total_targets : task_target_count(m, tb);
   Tensor<float>& g = model_grad_slot(m.spec, cache, "out");
-  const LossSum ls = task_loss(m, out, tb, &g, count > 0 ? 1.0 / double(count) : 0.0);
+  const double scale = count > 0 ? 1.0 / double(count) : 0.0;
+  const bool crf = m.task.kind == TaskKind::tag && m.task.crf && task_target_count(m, tb) > 0;
+  const LossSum ls = crf ? crf_task_loss(m, out, tb, &g, grads, scale) : task_loss(m, out, tb, &g, scale);
   if (ls.count == 0) return ls;  // no targets: nothing to learn, and g was not written
   model_backward(m.spec, m.params, tb.inputs, cache, {{"out", &g}}, *grads, layer_done);
   return ls;
@@ -595,6 +644,14 @@ std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& m, const std:
     model_forward(m.spec, m.params, tb.inputs, {}, cache);
     const Tensor<float>& logits = model_output(m.spec, cache, "out");  // [T, B, C]
     const int64_t B = int64_t(b.size()), C = logits.dim(2);
+    if (m.task.crf) {
+      const LayerParams<float>& p = m.params.layers[size_t(crf_layer(m))];
+      std::vector<int64_t> len(static_cast<size_t>(B));
+      for (int64_t k = 0; k < B; ++k) len[size_t(k)] = b[size_t(k)]->steps;
+      auto paths = crf_viterbi(logits, std::span<const int64_t>(len), {p.weight, p.bias}, crf_constraints(m));
+      for (int64_t k = 0; k < B; ++k) out[i0 + size_t(k)] = std::move(paths[size_t(k)]);
+      return;
+    }
     for (int64_t k = 0; k < B; ++k)
       for (int64_t t = 0; t < b[size_t(k)]->steps; ++t) {
         const float* row = logits.ptr() + (t * B + k) * C;
@@ -710,9 +767,8 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
       TagEval te;
       for (size_t i = 0; i < ex.size(); ++i) {
         std::vector<std::string> g, p;
-        for (int32_t t : ex[i].targets) g.push_back(m.labels[size_t(t)]);
-        for (int32_t t : pred[i]) p.push_back(m.labels[size_t(t)]);
-        te.add(g, p);
+        // Both in the file's scheme: the entities the user's file and output hold.
+        te.add(tag_output_strings(m, ex[i].targets), tag_output_strings(m, pred[i]));
       }
       r.metric = te.all.f1();
       r.metric_name = "f1";
@@ -783,6 +839,12 @@ std::string task_json(const TaskModel& m) {
                               {"text_column", t.table.text_column},
                               {"label_column", t.table.label_column},
                               {"labels", m.labels}};
+  // Written only for taggers that use them, so every other model file keeps its bytes.
+  if (t.crf) j["crf"] = true;
+  if (t.file_scheme != TagScheme::none || t.train_scheme != TagScheme::none) {
+    j["file_scheme"] = tag_scheme_name(t.file_scheme);
+    j["train_scheme"] = tag_scheme_name(t.train_scheme);
+  }
   return j.dump();
 }
 
@@ -808,6 +870,16 @@ void task_from_json(TaskModel& m, std::string_view json, const std::string& orig
     if (!x.is_string()) f.fail("labels", "an array of strings");
     m.labels.push_back(x.get<std::string>());
   }
+  // Absent in files from before CRFs and tag schemes: no CRF, tags as they are.
+  if (f.has("crf")) t.crf = f.boolean("crf");
+  auto scheme = [&](const char* name) {
+    if (!f.has(name)) return TagScheme::none;
+    const std::string v = f.string(name);
+    if (v != "none" && v != "iob1" && v != "bio" && v != "bioes") f.fail(name, "\"none\", \"iob1\", \"bio\" or \"bioes\"");
+    return parse_tag_scheme(v);
+  };
+  t.file_scheme = scheme("file_scheme");
+  t.train_scheme = scheme("train_scheme");
   f.finish();
 }
 
@@ -848,6 +920,12 @@ void check_task_structure(const TaskModel& m, const std::string& origin) {
                                                                          : int64_t(m.labels.size());
   if (C != want)
     throw FormatError(origin + ": layer 'out' has " + std::to_string(C) + " outputs, expected " + std::to_string(want));
+  if (m.task.crf) {
+    const int64_t i = m.spec.layer_index("crf");
+    if (k != TaskKind::tag) throw FormatError(origin + ": metadata \"task\": \"crf\" is for tag models");
+    if (i < 0 || m.spec.layers[size_t(i)].kind != LayerKind::crf || m.spec.layers[size_t(i)].inputs.at(0) != "out")
+      throw FormatError(origin + ": metadata \"task\" says \"crf\": true but the model has no crf layer 'crf' on 'out'");
+  }
 }
 
 }  // namespace
@@ -913,6 +991,39 @@ TaskCheckpoint load_task_checkpoint(const std::string& path) {
   return ck;
 }
 
+std::vector<std::string> tag_output_strings(const TaskModel& m, const std::vector<int32_t>& ids) {
+  std::vector<std::string> tags;
+  tags.reserve(ids.size());
+  for (int32_t id : ids) tags.push_back(m.labels.at(size_t(id)));
+  if (m.task.converts_tags()) tags = convert_tags(tags, m.task.train_scheme, m.task.file_scheme);
+  return tags;
+}
+
+void resolve_tag_schemes(TaskSpec& task, std::string_view requested, const std::vector<RawExample>& train,
+                         const std::vector<std::vector<RawExample>*>& files) {
+  if (task.kind != TaskKind::tag) return;
+  if (requested != "auto" && requested != "iob1" && requested != "bio" && requested != "bioes")
+    throw Error("--tag-scheme " + std::string(requested) + ": expected auto, iob1, bio or bioes");
+  std::vector<std::vector<std::string>> tags;
+  tags.reserve(train.size());
+  for (const auto& e : train) tags.push_back(e.output);
+  task.file_scheme = detect_tag_scheme(tags);
+  if (task.file_scheme == TagScheme::none) {
+    if (requested != "auto")
+      throw Error("--tag-scheme " + std::string(requested) +
+                  ": the training file's tags are not chunk tags (O, B-X, I-X, E-X, S-X), so they have no scheme");
+    task.train_scheme = TagScheme::none;
+    return;
+  }
+  task.train_scheme = requested != "auto" ? parse_tag_scheme(requested)
+                      : task.crf          ? TagScheme::bioes  // the CRF's best (BENCHMARKS.md)
+                                          : task.file_scheme;
+  if (!task.converts_tags()) return;
+  for (auto* f : files)
+    for (auto& e : *f)
+      if (!e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
+}
+
 std::string tagged_text(const TaskModel& model, const std::vector<RawExample>& raw,
                         const std::vector<std::vector<int32_t>>& pred) {
   std::string text;
@@ -930,10 +1041,11 @@ std::string tagged_text(const TaskModel& model, const std::vector<RawExample>& r
   };
   for (size_t i = 0; i < raw.size() && i < pred.size(); ++i) {
     others(raw[i].before);
-    for (size_t t = 0; t < pred[i].size(); ++t) {
+    const std::vector<std::string> tags = tag_output_strings(model, pred[i]);
+    for (size_t t = 0; t < tags.size(); ++t) {
       const std::string& line = model.task.features || t >= raw[i].lines.size() ? std::string() : raw[i].lines[t];
       if (!line.empty()) text += line + " ";
-      text += model.labels[size_t(pred[i][t])] + "\n";
+      text += tags[t] + "\n";
     }
     text += "\n";
     after_sentence = true;

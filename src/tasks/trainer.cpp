@@ -60,6 +60,8 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--char-rnn", {"tag"}, "a character BiLSTM per word of a tagger"},
       {"--char-embed", {"tag"}, "the character embedding of --char-rnn"},
       {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
+      {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
+      {"--tag-scheme", {"tag"}, "the chunk tag scheme a tagger is trained in"},
       {"--condition-every-step", {"generate"}, "where a generator reads its condition"},
       {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
       {"--features", {"classify", "tag", "seq2seq"}, "numeric input sequences of a task model"},
@@ -217,6 +219,9 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"token_column", o.token_column},
                               {"tag_column", o.tag_column},
                               {"header", o.header}};
+  // Written only when used, so the options of other runs keep their bytes.
+  if (o.crf) j["crf"] = true;
+  if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
   return j.dump();
 }
 
@@ -310,6 +315,8 @@ TrainOptions options_from_fields(JsonFields& f) {
     o.token_column = f.integer("token_column", 0);
     o.tag_column = f.integer("tag_column", 0);
     o.header = f.integer("header", -1, 1);
+    if (f.has("crf")) o.crf = f.boolean("crf");
+    if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
   f.finish();
   return o;
@@ -423,7 +430,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--embeddings", embeddings_path), RECUR_FLAG("--freeze-embeddings", freeze_embeddings),
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
-      RECUR_FLAG("--header", header)};
+      RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme)};
   return t;
 }
 #undef RECUR_FLAG

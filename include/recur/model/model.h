@@ -48,7 +48,7 @@
 namespace recur {
 
 enum class InputKind { tokens, features };
-enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot };
+enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot, crf };
 
 const char* layer_kind_name(LayerKind kind);  // "embedding", "rnn", ...
 
@@ -94,6 +94,11 @@ struct ModelSpec {
   // A bridge from `input` (a vector) to the initial state of the rnn `target`, added later
   // with init = this bridge's name.
   std::string bridge(const std::string& name, const std::string& input, const std::string& target);
+  // A linear-chain CRF over the emission scores `input` [T, B, C] (model/crf.h): parameters
+  // "<name>.transitions" [C, C] and "<name>.start_end" [2, C], initialised to zero. Its forward
+  // passes the emissions through unchanged (its value is `input`'s); the loss that uses the
+  // parameters (crf_nll) writes their gradients itself, and the emissions' gradient flows on.
+  std::string crf(const std::string& name, const std::string& input);
 
   // Checks names, references, kinds and widths; throws Error "model layer '<name>': ...".
   void validate() const;
@@ -113,8 +118,8 @@ std::string model_spec_summary(const ModelSpec& spec);  // "emb(embedding 100) -
 // Parameters of one layer; which tensors are present depends on the kind.
 template <typename T>
 struct LayerParams {
-  Tensor<T> weight;  // embedding [V, E]; linear [C, F]; bridge [S, F]
-  Tensor<T> bias;    // linear [C]; bridge [S]
+  Tensor<T> weight;  // embedding [V, E]; linear [C, F]; bridge [S, F]; crf transitions [C, C]
+  Tensor<T> bias;    // linear [C]; bridge [S]; crf start_end [2, C]
   RnnParams<T> rnn;
 };
 template <typename T>
@@ -173,6 +178,10 @@ void model_for_each_param(const ModelSpec& spec, P& p, F&& f) {
       case LayerKind::bridge:
         if (l.tie.empty()) f(l.name + ".weight", lp.weight, true);
         f(l.name + ".bias", lp.bias, true);
+        break;
+      case LayerKind::crf:
+        f(l.name + ".transitions", lp.weight, true);
+        f(l.name + ".start_end", lp.bias, true);
         break;
       case LayerKind::rnn:
         rnn_for_each_param(l.rnn, lp.rnn.dirs, [&](const std::string& n, auto& t) { f(l.name + "." + n, t, true); });

@@ -32,6 +32,7 @@
 #include "recur/core/random.h"
 #include "recur/data/task_data.h"
 #include "recur/data/vocab.h"
+#include "recur/tasks/tag_scheme.h"
 
 namespace recur {
 
@@ -49,6 +50,14 @@ struct TaskSpec {
   bool condition_every_step = false;  // generate: the condition joins every step's input instead of
                                       // making the initial state
   int64_t max_word_chars = 30;  // tag with char_rnn: longer words are cut
+  // tag: a linear-chain CRF (layer "crf" after "out", model/crf.h) scores whole tag sequences
+  // and decodes with Viterbi under the train scheme's constraints.
+  bool crf = false;
+  // tag: the scheme of the data files (detected from the training file) and the one the model's
+  // labels are in. Files are converted file -> train when read, predictions train -> file when
+  // shown or scored, so metrics and output are in the file's own scheme. none: no conversion.
+  TagScheme file_scheme = TagScheme::none, train_scheme = TagScheme::none;
+  bool converts_tags() const { return file_scheme != TagScheme::none && (crf || file_scheme != train_scheme); }
   ConllOptions conll;      // tag: the columns the model was trained on (defaults when tagging)
   TableOptions table;      // classify: likewise
 };
@@ -159,6 +168,8 @@ struct TaskBatch {
 TaskBatch make_task_batch(const TaskModel& model, std::span<const TaskExample* const> examples);
 
 // Loss of the head's output for a batch; grad_out (nullptr: none) is d(loss * grad_scale)/dout.
+// With a CRF (tag) the loss is the sequence NLL (crf_nll), count = the tagged tokens; the CRF's
+// own parameter gradients come only through task_forward_backward.
 LossSum task_loss(const TaskModel& model, const Tensor<float>& out, const TaskBatch& batch, Tensor<float>* grad_out,
                   double grad_scale);
 
@@ -176,9 +187,20 @@ LossSum task_forward_backward(const TaskModel& model, const TaskBatch& batch, co
 // classify: class probabilities [C] per example.
 std::vector<std::vector<double>> classify_probabilities(const TaskModel& model, const std::vector<TaskExample>& examples,
                                                         int64_t batch = 64);
-// tag: the most likely tag id per token.
+// tag: the most likely tag id per token (labels in the train scheme): the arg-max of each
+// token's scores, or with a CRF the best allowed sequence (Viterbi).
 std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& model, const std::vector<TaskExample>& examples,
                                                   int64_t batch = 64);
+
+// tag: one sentence's label ids as the user sees them: in the file's scheme (TaskSpec).
+std::vector<std::string> tag_output_strings(const TaskModel& model, const std::vector<int32_t>& ids);
+
+// tag, before training: the file's scheme detected from `train` (whose tags must still be in
+// it), the train scheme chosen from `requested` ("auto": the file's own, BIOES with a CRF; or
+// "iob1", "bio", "bioes") and every sentence of `files` converted into it. Error when a chunk
+// scheme is requested for tags that are not chunk tags.
+void resolve_tag_schemes(TaskSpec& task, std::string_view requested, const std::vector<RawExample>& train,
+                         const std::vector<std::vector<RawExample>*>& files);
 
 // tag: `recur tag`'s output. Every input line in order with the predicted tag appended as a last
 // column (conlleval's layout when the input has gold tags); "-DOCSTART-" lines get "O" (the tag
