@@ -249,6 +249,10 @@ void add_train(CLI::App& app) {
   sub->add_option("--seed", o.seed, "Seed of init, dropout and data order")->capture_default_str()->group(t);
   sub->add_option("--diverge-factor", o.diverge_factor, "Stop when the loss exceeds this times the first (0 = off)")
                ->capture_default_str()->group(t);
+  sub->add_option("--patience", o.patience,
+                  "Early stopping: stop after this many validations in a row without a better validation metric "
+                  "(0 = off); best.safetensors keeps the best model")
+               ->capture_default_str()->group(t);
 
   const std::string r = "Reporting";
   sub->add_option("--valid-every", o.valid_every, "Steps between validations and checkpoints (0 = each epoch)")

@@ -258,6 +258,60 @@ TEST_F(TrainFlags, DivergeFactorStopsEveryTask) {
   }
 }
 
+// --patience stops a run after that many validations in a row without a better score (here a
+// frozen model: every validation equals the first), says why, and keeps the first (best) model;
+// the count is saved, so a run resumed in the middle stops at the same step, and a stopped run
+// continues only with a larger --patience.
+TEST_F(TrainFlags, PatienceStopsEveryTaskAndResumes) {
+  const std::string still = "--optimizer sgd --lr 1e-30 --valid-every 2", frozen = still + " --patience 2";
+  for (const std::string& task : kTasks) {
+    SCOPED_TRACE(task);
+    const Result r = run(task, frozen, "--steps 20");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    // Validations at steps 2 (the best), 4 and 6 (no better: 1, 2): stop after step 6.
+    EXPECT_NE(r.err.find("stopped early at step 6: 2 validations without improvement (--patience 2); the best model, "
+                         "from step 2, is "),
+              std::string::npos)
+        << r.err;
+    const Metrics m = metrics(task);
+    EXPECT_EQ(m.train.size(), 6u);
+    ASSERT_EQ(m.valid.size(), 3u);
+    EXPECT_EQ(m.valid.back().at("step"), 6);
+    // Without --patience the same run goes on to its budget.
+    EXPECT_EQ(trained(task, still, "--steps 20").train.size(), 20u);
+    // Split: 4 steps (validations at 2 and 4: one without improvement), then resumed. Not for
+    // music: its resume refuses the run's own task record today (key order; a separate bug).
+    if (task == "music") continue;
+    const std::string out = (dir_ / ("run_" + task)).string();
+    ASSERT_EQ(run(task, frozen, "--steps 4").rc, 0);
+    auto resume = [&] {
+      return recur::test::run_recur(with(task, frozen + " ") + " " + frozen + " --steps 20 --resume --out '" + out + "'",
+                                    dir_);
+    };
+    const Result resumed = resume();
+    ASSERT_EQ(resumed.rc, 0) << resumed.err;
+    EXPECT_NE(resumed.err.find("stopped early at step 6: 2 validations"), std::string::npos) << resumed.err;
+    EXPECT_EQ(metrics(task).train.size(), 6u);
+    // Resumed again: nothing to do at the same patience; a larger one trains on.
+    const Result again = resume();
+    ASSERT_EQ(again.rc, 0) << again.err;
+    EXPECT_NE(again.err.find("stopped early at step 6 (--patience 2); pass a larger --patience"), std::string::npos)
+        << again.err;
+    EXPECT_EQ(metrics(task).train.size(), 6u);
+    const Result more = recur::test::run_recur(
+        with(task, still + " ") + " " + still + " --steps 20 --resume --patience 3 --out '" + out + "'", dir_);
+    ASSERT_EQ(more.rc, 0) << more.err;
+    EXPECT_NE(more.err.find("stopped early at step 8: 3 validations"), std::string::npos) << more.err;
+    EXPECT_EQ(metrics(task).train.size(), 8u);
+  }
+}
+
+TEST_F(TrainFlags, PatienceMustBeACount) {
+  const Result r = run("classify", "--patience -1");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.err.rfind("recur: error: --patience", 0), 0u) << r.err;
+}
+
 // Reporting flags: diagnostics lines, validation points, logging interval, budget.
 TEST_F(TrainFlags, ReportingAndBudgetFlagsActOnEveryTask) {
   for (const std::string& task : kTasks) {

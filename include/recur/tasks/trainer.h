@@ -82,6 +82,10 @@ struct TrainOptions {
   int64_t log_every = 50;     // steps between metrics lines
   int64_t eval_batch = 10;
   double diverge_factor = 10.0;  // 0 = only non-finite losses count as divergence
+  // Early stopping: stop after this many validations in a row without improving on the best
+  // validation metric (loss where the task selects on it); 0 = off. best.safetensors keeps the
+  // best model; the count is saved, so --resume continues it (loop.h LoopOptions::patience).
+  int64_t patience = 0;
 
   std::string out_dir;
   std::string resume_path;  // checkpoint to continue from; empty = a fresh run
