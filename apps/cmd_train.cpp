@@ -189,6 +189,9 @@ void add_train(CLI::App& app) {
                                  "Continue the run in --out (or from FILE); settings not given again come from it")
                      ->expected(0, 1);
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
+  sub->add_option("--init-from", o.init_from,
+                  "Fine-tune: a fresh run (new data, fresh optimizer) starting from this task model's architecture, "
+                  "vocabularies and weights");
   const std::string d = "Data";
   sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
   sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);

@@ -312,6 +312,58 @@ TEST_F(TrainFlags, PatienceMustBeACount) {
   EXPECT_EQ(r.err.rfind("recur: error: --patience", 0), 0u) << r.err;
 }
 
+// --init-from starts a fresh run from a task model's weights: its first loss is the loss that
+// model reaches, not a new model's; the model (and vocabulary) is the checkpoint's. Refused with
+// a resume, for language models, with a model of another task and with architecture flags.
+TEST_F(TrainFlags, InitFromStartsFromTheCheckpointsWeights) {
+  // The base command without its architecture flags (the model is the checkpoint's).
+  auto stripped = [](const std::string& task) {
+    std::string cmd = base(task);
+    for (const std::string f : {" --hidden 12", " --embed 8"})
+      if (cmd.find(f) != std::string::npos) cmd.erase(cmd.find(f), f.size());
+    return cmd;
+  };
+  for (const std::string& task : {"tag", "classify", "seq2seq", "generate"}) {
+    SCOPED_TRACE(task);
+    const Metrics first = trained(task, "--lr 0.02", "--steps 30");
+    const fs::path model = dir_ / (std::string(task) + "_init.safetensors");
+    fs::copy_file(dir_ / ("run_" + std::string(task)) / "last.safetensors", model, fs::copy_options::overwrite_existing);
+    const Metrics fresh = trained(task, "", "--steps 3");
+    const std::string init = "--init-from '" + model.string() + "'";
+    const std::string cmd = stripped(task);
+    const std::string out = (dir_ / ("run_" + std::string(task))).string();
+    fs::remove_all(out);
+    const Result ok = recur::test::run_recur(cmd + " " + init + " --steps 3 --out '" + out + "'", dir_);
+    ASSERT_EQ(ok.rc, 0) << ok.err;
+    EXPECT_NE(ok.err.find("initialised from " + model.string()), std::string::npos) << ok.err;
+    const Metrics tuned = metrics(task);
+    ASSERT_EQ(tuned.train.size(), 3u);
+    // Training from the checkpoint's weights starts where 30 steps got to, well below a new model.
+    const double l0 = tuned.train.front().at("loss").get<double>(), f0 = fresh.train.front().at("loss").get<double>();
+    EXPECT_EQ(first.train.front().at("loss"), fresh.train.front().at("loss"));  // same seed, same new model
+    EXPECT_LT(l0, 0.9 * f0) << l0 << " vs fresh " << f0;
+    EXPECT_EQ(tuned.train.front().at("step"), 1);  // a fresh run
+    const Result r = recur::test::run_recur(cmd + " " + init + " --hidden 5 --steps 3 --out '" + out + "'", dir_);
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.err, "recur: error: --hidden: not with --init-from " + model.string() +
+                         "; the architecture, vocabularies and data columns come from that model\n");
+  }
+  const fs::path tag_model = dir_ / "tag_init.safetensors";
+  const std::string out = (dir_ / "run_init").string();
+  const Result other =
+      recur::test::run_recur(stripped("classify") + " --init-from '" + tag_model.string() + "' --force --out '" + out + "'", dir_);
+  EXPECT_NE(other.rc, 0);
+  EXPECT_NE(other.err.find("--init-from " + tag_model.string() + ": a tag model; --task classify needs a classify model"),
+            std::string::npos)
+      << other.err;
+  const Result lm =
+      recur::test::run_recur(stripped("lm") + " --init-from '" + tag_model.string() + "' --force --out '" + out + "'", dir_);
+  EXPECT_NE(lm.rc, 0);
+  EXPECT_NE(lm.err.find("--init-from"), std::string::npos) << lm.err;
+  EXPECT_NE(lm.err.find("language models cannot be fine-tuned from a checkpoint yet"), std::string::npos) << lm.err;
+  EXPECT_EQ(std::count(lm.err.begin(), lm.err.end(), '\n'), 1) << lm.err;
+}
+
 // Reporting flags: diagnostics lines, validation points, logging interval, budget.
 TEST_F(TrainFlags, ReportingAndBudgetFlagsActOnEveryTask) {
   for (const std::string& task : kTasks) {

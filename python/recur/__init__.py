@@ -59,7 +59,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
 
     Options (CLI defaults in brackets):
       task [lm]: lm, classify, tag, seq2seq, generate (music is the CLI's)
-      resume: True (out's last.safetensors) or a checkpoint path; force [False]
+      resume: True (out's last.safetensors) or a checkpoint path; force [False];
+        init_from: a task model to fine-tune (a fresh run from its architecture and weights)
       data: valid, test (paths), valid_fraction [0.05], level [char]: char or word,
         mode [stream]: stream or lines, max_vocab [0], min_count [1]
       model: cell [lstm]: lstm, gru, rnn, rnn_tanh, rnn_relu; gru_reset [after]; layers [2];

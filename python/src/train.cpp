@@ -185,6 +185,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("features", &TrainOptions::features);
     flag("keep_case", &TrainOptions::keep_case);
     str("embeddings", &TrainOptions::embeddings_path);
+    str("init_from", &TrainOptions::init_from);
     flag("freeze_embeddings", &TrainOptions::freeze_embeddings);
     i64("text_column", &TrainOptions::text_column);
     i64("label_column", &TrainOptions::label_column);

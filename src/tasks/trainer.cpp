@@ -97,6 +97,22 @@ void TrainOptions::validate() const {
   if ((data_path == "-") + (valid_path == "-") + (test_path == "-") + (embeddings_path == "-") > 1)
     throw Error("DATA, --valid, --test and --embeddings: more than one is '-'; standard input can be read only once");
   check_flags_apply(*this);
+  if (!init_from.empty()) {
+    if (!resume_path.empty())
+      bad("--init-from", init_from, "a fresh run's starting model; a --resume'd run continues its own weights");
+    if (!is_model_task())
+      bad("--init-from", init_from, "a task model run (--task classify, tag, seq2seq or generate); language models cannot "
+          "be fine-tuned from a checkpoint yet");
+    // The model comes whole from the checkpoint: a flag that would shape another one is refused.
+    for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
+                          "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
+                          "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
+                          "--keep-case", "--embeddings", "--freeze-embeddings", "--text-column", "--label-column",
+                          "--token-column", "--tag-column"})
+      if (given.count(f))
+        throw Error(std::string(f) + ": not with --init-from " + init_from +
+                    "; the architecture, vocabularies and data columns come from that model");
+  }
   if (task == "music" && (!valid_path.empty() || !test_path.empty()))
     throw Error(std::string(valid_path.empty() ? "--test" : "--valid") +
                 ": not used with --task music; validation pieces are held out from DATA (--valid-fraction) and JSB "
@@ -201,6 +217,7 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"log_every", o.log_every},
                               {"eval_batch", o.eval_batch},
                               {"diverge_factor", o.diverge_factor},
+                              {"init_from", o.init_from},
                               {"patience", o.patience},
                               {"task", o.task},
                               {"bidirectional", o.bidirectional},
@@ -294,6 +311,7 @@ TrainOptions options_from_fields(JsonFields& f) {
   o.log_every = f.integer("log_every", 1);
   o.eval_batch = f.integer("eval_batch", 1);
   o.diverge_factor = f.number("diverge_factor");
+  if (f.has("init_from")) o.init_from = f.string("init_from");  // absent before issue 17
   if (f.has("patience")) o.patience = f.integer("patience", 0);  // absent before issue 17: off
   if (f.has("task")) {  // version 2; a version-1 language model's options have none of these
     o.task = f.string("task");
