@@ -189,6 +189,9 @@ void add_train(CLI::App& app) {
                                  "Continue the run in --out (or from FILE); settings not given again come from it")
                      ->expected(0, 1);
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
+  sub->add_option("--init-from", o.init_from,
+                  "Fine-tune: a fresh run (new data, fresh optimizer) starting from this task model's architecture, "
+                  "vocabularies and weights");
   const std::string d = "Data";
   sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
   sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);
@@ -250,6 +253,10 @@ void add_train(CLI::App& app) {
   sub->add_option("--time", o.time_limit, "Stop after this many seconds (this invocation)")->group(t);
   sub->add_option("--seed", o.seed, "Seed of init, dropout and data order")->capture_default_str()->group(t);
   sub->add_option("--diverge-factor", o.diverge_factor, "Stop when the loss exceeds this times the first (0 = off)")
+               ->capture_default_str()->group(t);
+  sub->add_option("--patience", o.patience,
+                  "Early stopping: stop after this many validations in a row without a better validation metric "
+                  "(0 = off); best.safetensors keeps the best model")
                ->capture_default_str()->group(t);
 
   const std::string r = "Reporting";

@@ -258,6 +258,112 @@ TEST_F(TrainFlags, DivergeFactorStopsEveryTask) {
   }
 }
 
+// --patience stops a run after that many validations in a row without a better score (here a
+// frozen model: every validation equals the first), says why, and keeps the first (best) model;
+// the count is saved, so a run resumed in the middle stops at the same step, and a stopped run
+// continues only with a larger --patience.
+TEST_F(TrainFlags, PatienceStopsEveryTaskAndResumes) {
+  const std::string still = "--optimizer sgd --lr 1e-30 --valid-every 2", frozen = still + " --patience 2";
+  for (const std::string& task : kTasks) {
+    SCOPED_TRACE(task);
+    const Result r = run(task, frozen, "--steps 20");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    // Validations at steps 2 (the best), 4 and 6 (no better: 1, 2): stop after step 6.
+    EXPECT_NE(r.err.find("stopped early at step 6: 2 validations without improvement (--patience 2); the best model, "
+                         "from step 2, is "),
+              std::string::npos)
+        << r.err;
+    const Metrics m = metrics(task);
+    EXPECT_EQ(m.train.size(), 6u);
+    ASSERT_EQ(m.valid.size(), 3u);
+    EXPECT_EQ(m.valid.back().at("step"), 6);
+    // Without --patience the same run goes on to its budget.
+    EXPECT_EQ(trained(task, still, "--steps 20").train.size(), 20u);
+    // Split: 4 steps (validations at 2 and 4: one without improvement), then resumed. Not for
+    // music: its resume refuses the run's own task record today (key order; a separate bug).
+    if (task == "music") continue;
+    const std::string out = (dir_ / ("run_" + task)).string();
+    ASSERT_EQ(run(task, frozen, "--steps 4").rc, 0);
+    auto resume = [&] {
+      return recur::test::run_recur(with(task, frozen + " ") + " " + frozen + " --steps 20 --resume --out '" + out + "'",
+                                    dir_);
+    };
+    const Result resumed = resume();
+    ASSERT_EQ(resumed.rc, 0) << resumed.err;
+    EXPECT_NE(resumed.err.find("stopped early at step 6: 2 validations"), std::string::npos) << resumed.err;
+    EXPECT_EQ(metrics(task).train.size(), 6u);
+    // Resumed again: nothing to do at the same patience; a larger one trains on.
+    const Result again = resume();
+    ASSERT_EQ(again.rc, 0) << again.err;
+    EXPECT_NE(again.err.find("stopped early at step 6 (--patience 2); pass a larger --patience"), std::string::npos)
+        << again.err;
+    EXPECT_EQ(metrics(task).train.size(), 6u);
+    const Result more = recur::test::run_recur(
+        with(task, still + " ") + " " + still + " --steps 20 --resume --patience 3 --out '" + out + "'", dir_);
+    ASSERT_EQ(more.rc, 0) << more.err;
+    EXPECT_NE(more.err.find("stopped early at step 8: 3 validations"), std::string::npos) << more.err;
+    EXPECT_EQ(metrics(task).train.size(), 8u);
+  }
+}
+
+TEST_F(TrainFlags, PatienceMustBeACount) {
+  const Result r = run("classify", "--patience -1");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.err.rfind("recur: error: --patience", 0), 0u) << r.err;
+}
+
+// --init-from starts a fresh run from a task model's weights: its first loss is the loss that
+// model reaches, not a new model's; the model (and vocabulary) is the checkpoint's. Refused with
+// a resume, for language models, with a model of another task and with architecture flags.
+TEST_F(TrainFlags, InitFromStartsFromTheCheckpointsWeights) {
+  // The base command without its architecture flags (the model is the checkpoint's).
+  auto stripped = [](const std::string& task) {
+    std::string cmd = base(task);
+    for (const std::string f : {" --hidden 12", " --embed 8"})
+      if (cmd.find(f) != std::string::npos) cmd.erase(cmd.find(f), f.size());
+    return cmd;
+  };
+  for (const std::string& task : {"tag", "classify", "seq2seq", "generate"}) {
+    SCOPED_TRACE(task);
+    const Metrics first = trained(task, "--lr 0.02", "--steps 30");
+    const fs::path model = dir_ / (std::string(task) + "_init.safetensors");
+    fs::copy_file(dir_ / ("run_" + std::string(task)) / "last.safetensors", model, fs::copy_options::overwrite_existing);
+    const Metrics fresh = trained(task, "", "--steps 3");
+    const std::string init = "--init-from '" + model.string() + "'";
+    const std::string cmd = stripped(task);
+    const std::string out = (dir_ / ("run_" + std::string(task))).string();
+    fs::remove_all(out);
+    const Result ok = recur::test::run_recur(cmd + " " + init + " --steps 3 --out '" + out + "'", dir_);
+    ASSERT_EQ(ok.rc, 0) << ok.err;
+    EXPECT_NE(ok.err.find("initialised from " + model.string()), std::string::npos) << ok.err;
+    const Metrics tuned = metrics(task);
+    ASSERT_EQ(tuned.train.size(), 3u);
+    // Training from the checkpoint's weights starts where 30 steps got to, well below a new model.
+    const double l0 = tuned.train.front().at("loss").get<double>(), f0 = fresh.train.front().at("loss").get<double>();
+    EXPECT_EQ(first.train.front().at("loss"), fresh.train.front().at("loss"));  // same seed, same new model
+    EXPECT_LT(l0, 0.9 * f0) << l0 << " vs fresh " << f0;
+    EXPECT_EQ(tuned.train.front().at("step"), 1);  // a fresh run
+    const Result r = recur::test::run_recur(cmd + " " + init + " --hidden 5 --steps 3 --out '" + out + "'", dir_);
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.err, "recur: error: --hidden: not with --init-from " + model.string() +
+                         "; the architecture, vocabularies and data columns come from that model\n");
+  }
+  const fs::path tag_model = dir_ / "tag_init.safetensors";
+  const std::string out = (dir_ / "run_init").string();
+  const Result other =
+      recur::test::run_recur(stripped("classify") + " --init-from '" + tag_model.string() + "' --force --out '" + out + "'", dir_);
+  EXPECT_NE(other.rc, 0);
+  EXPECT_NE(other.err.find("--init-from " + tag_model.string() + ": a tag model; --task classify needs a classify model"),
+            std::string::npos)
+      << other.err;
+  const Result lm =
+      recur::test::run_recur(stripped("lm") + " --init-from '" + tag_model.string() + "' --force --out '" + out + "'", dir_);
+  EXPECT_NE(lm.rc, 0);
+  EXPECT_NE(lm.err.find("--init-from"), std::string::npos) << lm.err;
+  EXPECT_NE(lm.err.find("language models cannot be fine-tuned from a checkpoint yet"), std::string::npos) << lm.err;
+  EXPECT_EQ(std::count(lm.err.begin(), lm.err.end(), '\n'), 1) << lm.err;
+}
+
 // Reporting flags: diagnostics lines, validation points, logging interval, budget.
 TEST_F(TrainFlags, ReportingAndBudgetFlagsActOnEveryTask) {
   for (const std::string& task : kTasks) {

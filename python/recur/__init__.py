@@ -59,7 +59,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
 
     Options (CLI defaults in brackets):
       task [lm]: lm, classify, tag, seq2seq, generate (music is the CLI's)
-      resume: True (out's last.safetensors) or a checkpoint path; force [False]
+      resume: True (out's last.safetensors) or a checkpoint path; force [False];
+        init_from: a task model to fine-tune (a fresh run from its architecture and weights)
       data: valid, test (paths), valid_fraction [auto: 0.05; task models 200 examples within 0.05..0.2], level [char]: char or word,
         mode [stream]: stream or lines, max_vocab [0], min_count [1]
       model: cell [lstm]: lstm, gru, rnn, rnn_tanh, rnn_relu; gru_reset [after]; layers [2];
@@ -69,7 +70,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
         default]; momentum; weight_decay; batch [32]; seq_len [64]; clip_norm [5];
         clip_value [0]; lr_decay [1]; decay_after [0]; plateau_decay [0];
         plateau_patience [0]; epochs, steps, time [all 0: 10 epochs]; seed [1];
-        diverge_factor [10]
+        diverge_factor [10]; patience [0 = off]: early stopping after that many validations
+        without improvement
       reporting: valid_every [0 = each epoch]; log_every [50]; eval_batch [10];
         diagnostics (True = every 100 steps, or N); plots [False] (needs gnuplot)
       tasks: char_rnn, char_embed [25], char_hidden [25], crf, tag_scheme ["auto"],

@@ -149,6 +149,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     i64("decay_after", &TrainOptions::decay_after);
     f64("plateau_decay", &TrainOptions::plateau_decay);
     i64("plateau_patience", &TrainOptions::plateau_patience);
+    i64("patience", &TrainOptions::patience);
     i64("epochs", &TrainOptions::epochs);
     i64("steps", &TrainOptions::steps);
     f64("time", &TrainOptions::time_limit);
@@ -186,6 +187,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("features", &TrainOptions::features);
     flag("keep_case", &TrainOptions::keep_case);
     str("embeddings", &TrainOptions::embeddings_path);
+    str("init_from", &TrainOptions::init_from);
     flag("freeze_embeddings", &TrainOptions::freeze_embeddings);
     i64("text_column", &TrainOptions::text_column);
     i64("label_column", &TrainOptions::label_column);
@@ -308,6 +310,7 @@ py::dict run_train(const py::object& data, const std::string& out, const py::obj
   d["epoch"] = r.epoch;
   d["out_of_time"] = r.out_of_time;
   d["nothing_to_do"] = r.nothing_to_do;
+  d["early_stopped"] = r.early_stopped;
   d["best_valid_loss"] = r.best_valid_loss;
   d["best_metric"] = r.best_metric;
   d["metric_name"] = r.metric_name;

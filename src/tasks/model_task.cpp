@@ -88,8 +88,19 @@ class ModelTask final : public TrainTask {
       resume->tensors = std::move(ck.tensors);
       model_ = std::move(ck.model);
     }
-    read_data(resuming);
-    if (!resuming) build_model(note);
+    const bool init = !resuming && !o.init_from.empty();
+    if (init) {
+      if (!is_task_checkpoint(o.init_from))
+        throw Error("--init-from " + o.init_from + ": a language model; --task " + o.task + " needs a " + o.task + " model");
+      model_ = load_task_checkpoint(o.init_from).model;
+      if (task_kind_name(model_.task.kind) != o.task)
+        throw Error("--init-from " + o.init_from + ": a " + task_kind_name(model_.task.kind) + " model; --task " + o.task +
+                    " needs a " + o.task + " model");
+    }
+    read_data(resuming || init);
+    if (!resuming && !init) build_model(note);
+    if (init)
+      note("initialised from " + o.init_from + " (its architecture, vocabularies and weights; a fresh optimizer)");
     train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
     valid_ = encode_task_examples(model_, raw_valid_, true, valid_origin_);
     test_ = encode_task_examples(model_, raw_test_, true, o.test_path);

@@ -99,6 +99,22 @@ void TrainOptions::validate() const {
   if ((data_path == "-") + (valid_path == "-") + (test_path == "-") + (embeddings_path == "-") > 1)
     throw Error("DATA, --valid, --test and --embeddings: more than one is '-'; standard input can be read only once");
   check_flags_apply(*this);
+  if (!init_from.empty()) {
+    if (!resume_path.empty())
+      bad("--init-from", init_from, "a fresh run's starting model; a --resume'd run continues its own weights");
+    if (!is_model_task())
+      bad("--init-from", init_from, "a task model run (--task classify, tag, seq2seq or generate); language models cannot "
+          "be fine-tuned from a checkpoint yet");
+    // The model comes whole from the checkpoint: a flag that would shape another one is refused.
+    for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
+                          "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
+                          "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
+                          "--keep-case", "--embeddings", "--freeze-embeddings", "--text-column", "--label-column",
+                          "--token-column", "--tag-column"})
+      if (given.count(f))
+        throw Error(std::string(f) + ": not with --init-from " + init_from +
+                    "; the architecture, vocabularies and data columns come from that model");
+  }
   if (task == "music" && (!valid_path.empty() || !test_path.empty()))
     throw Error(std::string(valid_path.empty() ? "--test" : "--valid") +
                 ": not used with --task music; validation pieces are held out from DATA (--valid-fraction) and JSB "
@@ -142,6 +158,7 @@ void TrainOptions::validate() const {
   check_int("--steps", steps, 0, "an integer >= 0");
   check_real("--time", time_limit, 0, kInf, false, true, "seconds >= 0");
   check_int("--valid-every", valid_every, 0, "an integer >= 0");
+  check_int("--patience", patience, 0, "0 (off) or a count of validations >= 1");
   check_int("--log-every", log_every, 1, "an integer >= 1");
   check_int("--eval-batch", eval_batch, 1, "an integer >= 1");
   check_int("--diagnostics", diagnostics_every, 0, "0 (off) or a step interval >= 1");
@@ -203,6 +220,8 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"log_every", o.log_every},
                               {"eval_batch", o.eval_batch},
                               {"diverge_factor", o.diverge_factor},
+                              {"init_from", o.init_from},
+                              {"patience", o.patience},
                               {"task", o.task},
                               {"bidirectional", o.bidirectional},
                               {"char_rnn", o.char_rnn},
@@ -298,6 +317,8 @@ TrainOptions options_from_fields(JsonFields& f) {
   o.log_every = f.integer("log_every", 1);
   o.eval_batch = f.integer("eval_batch", 1);
   o.diverge_factor = f.number("diverge_factor");
+  if (f.has("init_from")) o.init_from = f.string("init_from");  // absent before issue 17
+  if (f.has("patience")) o.patience = f.integer("patience", 0);  // absent before issue 17: off
   if (f.has("task")) {  // version 2; a version-1 language model's options have none of these
     o.task = f.string("task");
     o.bidirectional = f.boolean("bidirectional");
@@ -422,7 +443,8 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--lr-decay", lr_decay), RECUR_FLAG("--decay-after", decay_after),
       RECUR_FLAG("--plateau-decay", plateau_decay), RECUR_FLAG("--plateau-patience", plateau_patience),
       RECUR_FLAG("--epochs", epochs), RECUR_FLAG("--steps", steps), RECUR_FLAG("--seed", seed),
-      RECUR_FLAG("--diverge-factor", diverge_factor), RECUR_FLAG("--valid-every", valid_every),
+      RECUR_FLAG("--diverge-factor", diverge_factor), RECUR_FLAG("--patience", patience),
+      RECUR_FLAG("--valid-every", valid_every),
       RECUR_FLAG("--log-every", log_every), RECUR_FLAG("--eval-batch", eval_batch),
       RECUR_FLAG("--char-rnn", char_rnn), RECUR_FLAG("--char-embed", char_embed),
       RECUR_FLAG("--char-hidden", char_hidden), RECUR_FLAG("--condition-every-step", condition_every_step),
@@ -464,6 +486,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.log_every = o.log_every;
   l.diagnostics_every = o.diagnostics_every;
   l.diverge_factor = o.diverge_factor;
+  l.patience = o.patience;
   l.out_dir = o.out_dir;
   l.resuming = !o.resume_path.empty();
   l.resume_path = o.resume_path;
@@ -585,6 +608,9 @@ std::string resume_hint(const TrainOptions& o, const TrainResult& r, const std::
 }
 
 std::string nothing_to_do_message(const TrainOptions& o, const TrainResult& r) {
+  if (r.early_stopped)
+    return "nothing to do: the run in " + o.out_dir + " stopped early at step " + std::to_string(r.step) +
+           " (--patience " + std::to_string(o.patience) + "); pass a larger --patience to continue it";
   std::string met;
   if (o.steps > 0 && r.step >= o.steps) met = "its --steps budget of " + std::to_string(o.steps) + "; pass a larger --steps";
   else if (o.epochs > 0) met = "its --epochs budget of " + std::to_string(o.epochs) + "; pass a larger --epochs";

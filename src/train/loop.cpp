@@ -45,6 +45,11 @@ struct LoopState {
   // Selection: the score is the validation loss, or minus the metric where higher is better.
   double best_score = kInf, best_loss = kInf, best_metric = std::nan("");
   int64_t best_step = 0;
+  // Early stopping (LoopOptions::patience): the best score of scheduled validations only (the
+  // extra one at the end of an invocation must not change a resumed run), and how many
+  // scheduled validations since it.
+  double patience_best = kInf;
+  int64_t bad_validations = 0;
   double first_loss = kInf;
   Rng::State dropout_rng{};
   std::string optimizer;
@@ -72,6 +77,8 @@ std::string state_to_json(const LoopState& s, const LrSchedule& sched, const std
                               {"best_loss", number_or_null(s.best_loss)},
                               {"best_metric", number_or_null(s.best_metric)},
                               {"best_step", s.best_step},
+                              {"patience_best", number_or_null(s.patience_best)},
+                              {"bad_validations", s.bad_validations},
                               {"first_loss", number_or_null(s.first_loss)},
                               {"dropout_rng", rng_state_json(s.dropout_rng)},
                               {"optimizer", s.optimizer},
@@ -123,6 +130,10 @@ ParsedState state_from_json(std::string_view json, std::string_view origin) {
   s.best_metric = f.number("best_metric", true);
   if (std::isinf(s.best_metric)) s.best_metric = std::nan("");
   s.best_step = f.integer("best_step", 0);
+  if (f.has("patience_best")) {  // absent in states written before --patience: nothing counted yet
+    s.patience_best = f.number("patience_best", true);
+    s.bad_validations = f.integer("bad_validations", 0);
+  }
   s.first_loss = f.number("first_loss", true);
   s.dropout_rng = f.rng_state("dropout_rng");
   s.optimizer = f.string("optimizer");
@@ -175,6 +186,11 @@ class Loop {
         return finish();
       }
     }
+    if (o_.resuming && stopped_early()) {  // a larger --patience continues it
+      note("this run stopped early at step " + std::to_string(s_.step) + ": " + patience_reason());
+      result_.early_stopped = result_.nothing_to_do = true;
+      return finish();
+    }
     if (leader()) metrics_ = detail::open_run_metrics(o_.out_dir, o_.resuming, s_.step);
     elapsed0_ = s_.elapsed_s;
     window_t0_ = Clock::now();
@@ -183,10 +199,12 @@ class Loop {
         s_.epoch = task_.epoch();
         s_.batch_in_epoch = 0;
         if (o_.valid_every == 0) eval_point(true);
+        if (stopped_early()) break;
         continue;
       }
       step();
       if (o_.valid_every > 0 && s_.step % o_.valid_every == 0) eval_point(true);
+      if (stopped_early()) break;
       if (comm_.distributed() ? stop_requested_ : stop_ && stop_->load()) {
         result_.interrupted = true;
         break;
@@ -197,7 +215,12 @@ class Loop {
     if (last_eval_step_ != s_.step) eval_point(false);
     // The caller prints how to continue (trainer.h resume_hint): it knows the command line.
     if (result_.interrupted) note("stopped at step " + std::to_string(s_.step));
-    result_.out_of_time = !result_.interrupted && o_.time_limit > 0 && !budget_done_without_time();
+    if (stopped_early()) {
+      result_.early_stopped = true;
+      note("stopped early at step " + std::to_string(s_.step) + ": " + patience_reason());
+    }
+    result_.out_of_time =
+        !result_.interrupted && !result_.early_stopped && o_.time_limit > 0 && !budget_done_without_time();
     if (result_.out_of_time)
       note("stopped at step " + std::to_string(s_.step) + ": the --time budget of " + num(o_.time_limit) +
            " s of this invocation is spent");
@@ -244,6 +267,12 @@ class Loop {
         throw Error("rank " + std::to_string(r) + " of " + std::to_string(all.size()) +
                     " differs from rank 0 in its options, training data or initial model; every rank must be "
                     "started with the same flags and the same files");
+  }
+  bool stopped_early() const { return o_.patience > 0 && s_.bad_validations >= o_.patience; }
+  std::string patience_reason() const {
+    return std::to_string(s_.bad_validations) + " validations without improvement (--patience " +
+           std::to_string(o_.patience) + "); the best model, from step " + std::to_string(s_.best_step) + ", is " +
+           best_path_;
   }
   int64_t max_epochs() const { return o_.epochs == 0 && o_.steps == 0 && o_.time_limit == 0 ? 10 : o_.epochs; }
   bool budget_done_without_time() const {
@@ -516,6 +545,14 @@ class Loop {
       const double score = e.metric_name.empty() ? vl : (e.higher_is_better ? -e.metric : e.metric);
       if (scheduled && sched_.on_validation(score))
         note("validation did not improve: learning rate now " + num(sched_.lr(s_.epoch)));
+      if (scheduled) {
+        if (score < s_.patience_best) {
+          s_.patience_best = score;
+          s_.bad_validations = 0;
+        } else {
+          ++s_.bad_validations;
+        }
+      }
       // Ties (a small validation set at 100%) go to the lower loss.
       if (score < s_.best_score || (score == s_.best_score && vl < s_.best_loss)) {
         s_.best_score = score;

@@ -97,9 +97,18 @@ struct TrainOptions {
   int64_t log_every = 50;     // steps between metrics lines
   int64_t eval_batch = 10;
   double diverge_factor = 10.0;  // 0 = only non-finite losses count as divergence
+  // Early stopping: stop after this many validations in a row without improving on the best
+  // validation metric (loss where the task selects on it); 0 = off. best.safetensors keeps the
+  // best model; the count is saved, so --resume continues it (loop.h LoopOptions::patience).
+  int64_t patience = 0;
 
   std::string out_dir;
   std::string resume_path;  // checkpoint to continue from; empty = a fresh run
+  // Fine-tuning (task models): a fresh run (new data, fresh optimizer and schedule) whose model
+  // - architecture, vocabularies, labels and weights - is this checkpoint's. Architecture and
+  // vocabulary flags are refused with it; the data must fit the model (a label it does not know
+  // is an error naming file and line). Empty = a new model.
+  std::string init_from;
   bool force = false;       // a fresh run may replace an existing run in out_dir
   // Every N steps (0 = off) a {"type":"diag"} line in metrics.jsonl: per-layer state-gradient
   // profiles, gate saturation, gradient norm before/after clipping (diagnostics.h). A reporting

@@ -17,7 +17,8 @@
 //
 // train_state (checkpoint metadata, JSON object):
 //   {"format":"recur-train","version":2,"step","epoch","batch_in_epoch","lr","schedule":{..},
-//    "best_score","best_loss","best_metric","best_step","first_loss","dropout_rng","optimizer",
+//    "best_score","best_loss","best_metric","best_step","patience_best","bad_validations",
+//    "first_loss","dropout_rng","optimizer",
 //    "optimizer_steps","window":{..},"elapsed_s","tokens_seen","examples_seen",
 //    "options":{the caller's options, verbatim},"task":{the task's state_json()}}
 // Training tensors the loop adds to a checkpoint: the optimizer's "optim.*"; the task adds its
@@ -135,6 +136,11 @@ struct LoopOptions {
   int64_t log_every = 50;
   int64_t diagnostics_every = 0;
   double diverge_factor = 10.0;  // 0 = only non-finite values count
+  // Early stopping: stop after this many scheduled validations in a row (epoch ends or
+  // valid_every) without a better score than every earlier scheduled one; 0 = off. The count is
+  // in train_state, so a resumed run stops where one run would have; best.safetensors holds the
+  // best model either way.
+  int64_t patience = 0;
   std::string out_dir;
   bool resuming = false;
   std::string resume_path;  // for messages
@@ -185,6 +191,7 @@ struct TrainResult {
   bool interrupted = false;
   bool nothing_to_do = false;  // a resumed run whose budget was already reached
   bool out_of_time = false;    // stopped by this invocation's time budget, its step/epoch budget not met
+  bool early_stopped = false;  // stopped by LoopOptions::patience (also: resumed after such a stop)
   double best_valid_loss = std::numeric_limits<double>::infinity();
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   std::string metric_name;  // empty: selected on the loss
