@@ -218,6 +218,9 @@ void add_train(CLI::App& app) {
                ->capture_default_str()->group(m);
   sub->add_option("--proj", o.proj, "LSTM projection size (0 = none)")->capture_default_str()->group(m);
   sub->add_flag("--peephole", o.peephole, "LSTM peephole connections")->group(m);
+  sub->add_flag("--tie-weights", o.tie_weights,
+                "Language model: the decoder's weight is the input embedding (needs --embed = --hidden, or --proj)")
+      ->group(m);
   sub->add_flag("--bidirectional", o.bidirectional, "Refused: a language model cannot read the future")->group(m);
   sub->add_option("--dropout", o.dropout, "Dropout on embeddings, between layers and on the output")
                ->capture_default_str()->group(m);

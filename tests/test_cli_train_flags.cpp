@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "recur/core/safetensors.h"
 #include "recur/music/midi.h"
 
 namespace fs = std::filesystem;
@@ -494,6 +495,42 @@ TEST_F(TrainFlags, TaskSpecificFlagsActOrAreRefusedByName) {
   EXPECT_NE(trained("tag", "--char-rnn").losses(), trained("tag", "").losses());
   EXPECT_NE(trained("classify", "--binary").losses(), trained("classify", "").losses());
   EXPECT_NE(trained("generate", "--condition-every-step").losses(), trained("generate", "").losses());
+}
+
+// --tie-weights (lm, music): the decoder's matrix is the input embedding, stored once, and the
+// model trains differently from the untied one; a one-hot input or an embedding of another
+// width than the recurrent output is refused with one line naming the sizes; task models refuse it.
+TEST_F(TrainFlags, TieWeightsSharesTheEmbeddingOrIsRefused) {
+  for (const std::string task : {"lm", "music"}) {
+    SCOPED_TRACE(task);
+    const std::string untied = trained(task, "--embed 12").losses();
+    const Metrics tied = trained(task, "--embed 12 --tie-weights");
+    ASSERT_FALSE(tied.train.empty());
+    EXPECT_NE(tied.losses(), untied);
+    const auto rd = recur::SafetensorsReader::open((dir_ / ("run_" + task) / "last.safetensors").string());
+    const auto names = rd.names();
+    EXPECT_EQ(std::count(names.begin(), names.end(), "encoder.weight"), 1);
+    EXPECT_EQ(std::count(names.begin(), names.end(), "decoder.weight"), 0) << "the shared matrix is saved once";
+    EXPECT_EQ(std::count(names.begin(), names.end(), "decoder.bias"), 1);
+    // A resumed run keeps the tie (inherited from the checkpoint) and goes on.
+    const Result r = recur::test::run_recur(base(task) + " --embed 12 --steps 10 --resume --out '" +
+                                                (dir_ / ("run_" + task)).string() + "'",
+                                            dir_);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(metrics(task).train.size(), tied.train.size() + 2);
+  }
+  auto refused = [&](const std::string& extra, const std::string& want) {
+    SCOPED_TRACE(extra);
+    const Result r = run("lm", extra);
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("recur: error: --tie-weights: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  };
+  refused("--tie-weights", "expected --embed 12 (the recurrent output width: --hidden), got a one-hot input");
+  refused("--embed 6 --tie-weights", "the decoder's weight [V, 12] would be the input embedding [V, 6]; expected --embed 12");
+  refused("--embed 12 --proj 6 --tie-weights", "expected --embed 6 (the recurrent output width: --proj), got --embed 12");
+  for (const std::string task : {"tag", "classify", "seq2seq", "generate"}) expect_refused(task, "--tie-weights", "--tie-weights");
 }
 
 TEST_F(TrainFlags, TagRunWritesDiagnosticsAndPlots) {

@@ -157,6 +157,54 @@ TEST(LmGraph, TiedWeightsOfAnotherShapeAreRefused) {
   }
 }
 
+// LmConfig::tie_weights (`recur train --tie-weights`) builds the tied graph itself: the same
+// layers as the untied LM with the decoder's matrix taken from "encoder", gradient-checked with
+// dropout on (fixed masks) and with a projected LSTM, whose output width is proj.
+TEST(LmGradients, TieWeightsConfigMatchesFiniteDifferences) {
+  for (const auto& [cell, proj] : {std::pair{CellType::lstm, int64_t(0)}, std::pair{CellType::gru, int64_t(0)},
+                                   std::pair{CellType::lstm, int64_t(3)}}) {
+    const int64_t R = proj > 0 ? proj : 4;
+    RnnConfig rc{.cell = cell, .hidden_size = 4, .proj_size = proj, .num_layers = 2};
+    LmProblem p = make_lm(rc, R, true, 0.3);
+    p.cfg.tie_weights = true;
+    p.spec = lm_model_spec(p.cfg);
+    Rng rng(5);
+    p.params = lm_init_params<double>(p.cfg, rng, 0.5);
+    EXPECT_EQ(p.spec.layer("decoder").tie, "encoder");
+    std::vector<std::string> names;
+    model_for_each_param(p.spec, p.params, [&](const std::string& n, Tensor<double>&, bool) { names.push_back(n); });
+    EXPECT_EQ(std::count(names.begin(), names.end(), "decoder.weight"), 0) << "the shared matrix is stored once";
+    EXPECT_EQ(std::count(names.begin(), names.end(), "encoder.weight"), 1);
+    const std::string what = std::string(cell_name(cell)) + " proj " + std::to_string(proj);
+    check_lm_gradients(p, true, "tie_weights " + what);
+    // The untied model with the same sizes has V * R more parameters.
+    LmConfig untied = p.cfg;
+    untied.tie_weights = false;
+    EXPECT_EQ(model_param_count(lm_model_spec(untied)) - model_param_count(p.spec), p.cfg.vocab_size * R) << what;
+  }
+}
+
+TEST(LmGraph, TieWeightsConfigRefusesOneHotAndOtherWidths) {
+  auto message = [](int64_t embed, int64_t hidden) {
+    LmConfig c{.vocab_size = 7, .embed_size = embed,
+               .rnn = {.cell = CellType::lstm, .input_size = embed > 0 ? embed : 7, .hidden_size = hidden}};
+    c.tie_weights = true;
+    try {
+      (void)lm_model_spec(c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(0, 4).find("tied weights: the decoder would share the input embedding, but the input is one-hot"),
+            std::string::npos)
+      << message(0, 4);
+  EXPECT_NE(message(3, 4).find("E must equal the recurrent output width 4 (hidden, or proj when set); got embedding size 3"),
+            std::string::npos)
+      << message(3, 4);
+  EXPECT_EQ(message(4, 4), "no error");
+}
+
 // The graph's parameter names are recur-lm v1's and PyTorch word_language_model's.
 TEST(LmGraph, LayersAndParameterNamesAreWordLanguageModels) {
   LmConfig cfg{.vocab_size = 7, .embed_size = 3, .rnn = {.cell = CellType::lstm, .input_size = 3, .hidden_size = 4, .num_layers = 2}};
@@ -305,6 +353,13 @@ TEST(LmGolden, EmbeddingLstmMatchesPyTorch) {
 TEST(LmGolden, OneHotGruMatchesPyTorch) {
   LmConfig cfg{.vocab_size = 7, .embed_size = 0, .rnn = {.cell = CellType::gru, .input_size = 7, .hidden_size = 5, .num_layers = 2}};
   check_lm_golden("lm_gru_onehot.safetensors", lm_model_spec(cfg), false);
+}
+
+// The same PyTorch module through LmConfig::tie_weights (what --tie-weights builds).
+TEST(LmGolden, TieWeightsConfigMatchesPyTorch) {
+  LmConfig cfg{.vocab_size = 7, .embed_size = 4, .rnn = {.cell = CellType::lstm, .input_size = 4, .hidden_size = 4}};
+  cfg.tie_weights = true;
+  check_lm_golden("lm_lstm_tied.safetensors", lm_model_spec(cfg), true);
 }
 
 TEST(LmGolden, TiedWeightsMatchPyTorch) {

@@ -1,6 +1,6 @@
 // The one inference stepper (ModelStepper, stepper.h) on the language model's graph against
-// lm_step (the training code path run with T = 1) for every cell variant, input kind (embedding
-// and one-hot), depth and batch size; a bidirectional LM cannot be stepped and is refused.
+// lm_step (the training code path run with T = 1) for every cell variant, input kind (embedding,
+// one-hot, and an embedding tied to the decoder), depth and batch size; a bidirectional LM cannot be stepped and is refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,23 +44,23 @@ void check_all(double tol) {
   const int64_t V = 11, H = 6;
   int cases = 0;
   for (const CellVariant& v : test::cell_variants())
-    for (int64_t embed : {int64_t(0), int64_t(5)})
+    for (int64_t embed : {int64_t(0), int64_t(5), int64_t(-1)})  // -1: tied decoder, E = R
       for (int64_t layers : {1, 2})
         for (bool bidir : {false})
           for (bool bias : {true, false})
             for (int64_t B : {1, 3}) {
               LmConfig cfg;
               cfg.vocab_size = V;
-              cfg.embed_size = embed;
-              cfg.rnn = v.applied_to({.input_size = cfg.input_size(), .hidden_size = H, .num_layers = layers,
-                                      .bidirectional = bidir, .bias = bias},
-                                     3);
+              cfg.rnn = v.applied_to({.hidden_size = H, .num_layers = layers, .bidirectional = bidir, .bias = bias}, 3);
+              cfg.tie_weights = embed < 0;
+              cfg.embed_size = cfg.tie_weights ? cfg.rnn.output_size() : embed;
+              cfg.rnn.input_size = cfg.input_size();
               Rng rng(uint64_t(17 + cases));
               const ModelSpec spec = lm_model_spec(cfg);
               const ModelParams<T> params = lm_init_params<T>(cfg, rng, 0.5);  // U(-0.5, 0.5): far from linear
               LmStep<T> fast(cfg, params);
               fast.begin(B);
-              EXPECT_EQ(fast.stepper.has_input_table(), embed > 0 && !bidir) << v.name;
+              EXPECT_EQ(fast.stepper.has_input_table(), embed != 0 && !bidir) << v.name;
               EXPECT_EQ(fast.stepper.vocab(), V);
               EXPECT_EQ(fast.stepper.classes(), V);
               EXPECT_EQ(fast.stepper.context_width(), 0);
@@ -84,7 +84,7 @@ void check_all(double tol) {
               }
               ++cases;
             }
-  EXPECT_EQ(cases, 8 * 2 * 2 * 1 * 2 * 2);
+  EXPECT_EQ(cases, 8 * 3 * 2 * 1 * 2 * 2);
 }
 
 TEST(LmStepper, RefusesABidirectionalLanguageModel) {

@@ -129,6 +129,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     i64("embed", &TrainOptions::embed);
     i64("proj", &TrainOptions::proj);
     flag("peephole", &TrainOptions::peephole);
+    flag("tie_weights", &TrainOptions::tie_weights);
     flag("bidirectional", &TrainOptions::bidirectional);
     f64("dropout", &TrainOptions::dropout);
     f64("init_scale", &TrainOptions::init_scale);

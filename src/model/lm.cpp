@@ -15,6 +15,14 @@ void LmConfig::validate() const {
                 " = " + std::to_string(input_size()) + ", got " + std::to_string(rnn.input_size));
   if (!(dropout >= 0.0 && dropout < 1.0)) throw Error("LmConfig: dropout must be in [0, 1), got " + std::to_string(dropout));
   rnn.validate();
+  if (tie_weights && embed_size == 0)
+    throw Error("tied weights: the decoder would share the input embedding, but the input is one-hot (embed_size 0); "
+                "expected an embedding size equal to the recurrent output " + std::to_string(rnn.output_size()));
+  if (tie_weights && embed_size != rnn.output_size())
+    throw Error("tied weights: the decoder's weight [V, " + std::to_string(rnn.output_size()) +
+                "] is the embedding [V, E], so E must equal the recurrent output width " +
+                std::to_string(rnn.output_size()) + " (hidden, or proj when set); got embedding size " +
+                std::to_string(embed_size));
 }
 
 ModelSpec lm_model_spec(const LmConfig& cfg) {
@@ -27,7 +35,7 @@ ModelSpec lm_model_spec(const LmConfig& cfg) {
   x = s.dropout("drop_in", x, cfg.dropout);
   x = s.rnn("rnn", x, cfg.rnn);
   x = s.dropout("drop_out", x, cfg.dropout);
-  s.linear("decoder", x, cfg.vocab_size);
+  s.linear("decoder", x, cfg.vocab_size, cfg.tie_weights ? "encoder" : "");
   s.validate();
   return s;
 }

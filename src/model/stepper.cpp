@@ -174,11 +174,14 @@ void ModelStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, con
   rnn_->step(ids, B, state);
 
   // Head: logits [B, C] = y W^T + b, seeded with the bias as linear_forward does.
+  // A tied head (LayerSpec::tie) has only its bias; its weight [C, R] is the embedding's [V, E].
   const LayerParams<T>& hp = params_->layers[size_t(head_index_)];
+  const std::string& tie = spec_.layers[size_t(head_index_)].tie;
+  const Tensor<T>& hw = tie.empty() ? hp.weight : params_->layers[size_t(spec_.layer_index(tie))].weight;
   const int64_t R = r.state_size();
   logits.resize({B, C_});
   for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * C_, hp.bias.ptr(), size_t(C_) * sizeof(T));
-  detail::step_product(B, C_, R, rnn_->output(), hp.weight.ptr(), T(1), logits.ptr(), C_);
+  detail::step_product(B, C_, R, rnn_->output(), hw.ptr(), T(1), logits.ptr(), C_);
 }
 
 template class ModelStepper<float>;

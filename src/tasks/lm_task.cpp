@@ -32,6 +32,7 @@ LmSpec spec_of(const TrainOptions& o, int64_t vocab) {
   spec.lm.vocab_size = vocab;
   spec.lm.embed_size = o.embed >= 0 ? o.embed : (o.level == TokenLevel::words ? o.hidden : 0);
   spec.lm.dropout = o.dropout;
+  spec.lm.tie_weights = o.tie_weights;
   RnnConfig& rc = spec.lm.rnn;
   rc.cell = o.cell;
   rc.gru_reset = o.gru_reset;
@@ -62,6 +63,7 @@ void check_resumed_spec(const LmSpec& spec, const LmSpec& s, int64_t batch, int6
   chk("--embed", std::to_string(spec.lm.embed_size), std::to_string(s.lm.embed_size));
   chk("--proj", std::to_string(rc.proj_size), std::to_string(s.lm.rnn.proj_size));
   chk("--peephole", rc.peephole ? "on" : "off", s.lm.rnn.peephole ? "on" : "off");
+  chk("--tie-weights", spec.lm.tie_weights ? "on" : "off", s.lm.tie_weights ? "on" : "off");
   chk("--batch", std::to_string(batch), std::to_string(saved_batch));
   if (!err.empty()) throw Error(err);
 }
@@ -294,7 +296,10 @@ class LmTask final : public TrainTask {
     const bool resuming = !o.resume_path.empty();
     if (resuming) {
       model_ = std::move(ck.model);
-      if (corpus && corpus->task != model_.task)
+      // Compared as JSON values: a loaded record comes back with its keys in another order.
+      if (corpus && (corpus->task.empty() || model_.task.empty()
+                         ? corpus->task != model_.task
+                         : nlohmann::json::parse(corpus->task) != nlohmann::json::parse(model_.task)))
         throw Error(o.resume_path + ": trained with task " + (model_.task.empty() ? "lm" : model_.task) +
                     ", but this run's data is " + corpus->task + "; a resumed run keeps the data layout");
       if (prepared_ && !(model_.vocab == prepared_->vocab()))

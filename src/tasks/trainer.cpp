@@ -57,6 +57,7 @@ const std::vector<FlagScope>& flag_scopes() {
        "a word vocabulary cap; the music encoding and a generator's characters are kept whole"},
       {"--min-count", {"lm", "classify", "tag", "seq2seq"},
        "a word vocabulary cut; the music encoding and a generator's characters are kept whole"},
+      {"--tie-weights", {"lm", "music"}, "a language model's decoder sharing its input embedding"},
       {"--char-rnn", {"tag"}, "a character BiLSTM per word of a tagger"},
       {"--char-embed", {"tag"}, "the character embedding of --char-rnn"},
       {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
@@ -136,6 +137,16 @@ void TrainOptions::validate() const {
   check_int("--embed", embed, -1, "-1 (auto), 0 (one-hot) or a size >= 1");
   check_int("--proj", proj, 0, "0 (none) or a size >= 1");
   if (proj > 0 && cell != CellType::lstm) bad("--proj", std::to_string(proj), "0 unless --cell lstm");
+  if (tie_weights && !is_model_task()) {
+    // The decoder's weight [V, R] becomes the embedding [V, E]: the shapes must agree.
+    const int64_t r = proj > 0 ? proj : hidden;
+    const int64_t e = embed >= 0 ? embed : (level == TokenLevel::words ? hidden : 0);
+    if (e != r)
+      throw Error("--tie-weights: the decoder's weight [V, " + std::to_string(r) + "] would be the input embedding [V, " +
+                  std::to_string(e) + "]; expected --embed " + std::to_string(r) + " (the recurrent output width: " +
+                  (proj > 0 ? "--proj" : "--hidden") + "), got " +
+                  (e == 0 ? std::string("a one-hot input (--embed 0, or -1 for chars)") : "--embed " + std::to_string(e)));
+  }
   if (proj >= hidden && proj > 0) bad("--proj", std::to_string(proj), "a size below --hidden");
   if (peephole && cell != CellType::lstm) bad("--peephole", "true", "only with --cell lstm");
   check_real("--dropout", dropout, 0, 1, false, true, "a probability in [0, 1)");
@@ -201,6 +212,7 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"embed", o.embed},
                               {"proj", o.proj},
                               {"peephole", o.peephole},
+                              {"tie_weights", o.tie_weights},
                               {"dropout", o.dropout},
                               {"init_scale", o.init_scale},
                               {"optimizer", opt},
@@ -271,6 +283,7 @@ TrainOptions options_from_fields(JsonFields& f) {
   o.embed = f.integer("embed", -1);
   o.proj = f.integer("proj", 0);
   o.peephole = f.boolean("peephole");
+  if (f.has("tie_weights")) o.tie_weights = f.boolean("tie_weights");  // absent before issue 17: untied
   o.dropout = f.number("dropout");
   o.init_scale = f.number("init_scale");
   {
@@ -435,6 +448,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--max-vocab", max_vocab), RECUR_FLAG("--min-count", min_count), RECUR_FLAG("--cell", cell),
       RECUR_FLAG("--gru-reset", gru_reset), RECUR_FLAG("--layers", layers), RECUR_FLAG("--hidden", hidden),
       RECUR_FLAG("--embed", embed), RECUR_FLAG("--proj", proj), RECUR_FLAG("--peephole", peephole),
+      RECUR_FLAG("--tie-weights", tie_weights),
       RECUR_FLAG("--bidirectional", bidirectional), RECUR_FLAG("--dropout", dropout),
       RECUR_FLAG("--init-scale", init_scale), RECUR_FLAG("--optimizer", optimizer.type),
       RECUR_FLAG("--lr", optimizer.lr), RECUR_FLAG("--momentum", optimizer.momentum),

@@ -37,6 +37,7 @@ std::string lm_spec_to_json(const LmSpec& spec) {
                               {"embed_size", spec.lm.embed_size},
                               {"dropout", spec.lm.dropout},
                               {"rnn", rnn}};
+  if (spec.lm.tie_weights) j["tie_weights"] = true;  // written only when set: untied files keep their bytes
   return j.dump();
 }
 
@@ -54,6 +55,7 @@ LmSpec lm_spec_from_json(std::string_view json, std::string_view origin) {
   s.lm.vocab_size = f.integer("vocab_size", Vocab::num_special, int64_t(1) << 31);
   s.lm.embed_size = f.integer("embed_size", 0, int64_t(1) << 24);
   s.lm.dropout = f.number("dropout");
+  if (f.has("tie_weights")) s.lm.tie_weights = f.boolean("tie_weights");  // absent: untied (files before issue 17)
   JsonFields r = f.object("rnn");
   f.finish();
   s.lm.rnn = read_rnn_config(r);
@@ -77,6 +79,7 @@ std::string lm_spec_summary(const LmSpec& spec) {
   if (r.proj_size > 0) s.append(" proj ").append(std::to_string(r.proj_size));
   if (spec.lm.embed_size > 0) s.append(", embedding ").append(std::to_string(spec.lm.embed_size));
   else s.append(", one-hot input");
+  if (spec.lm.tie_weights) s.append(", decoder tied to the embedding");
   if (spec.lm.dropout > 0 || r.dropout > 0) {
     char buf[64];
     std::snprintf(buf, sizeof buf, ", dropout %g", spec.lm.dropout);
@@ -233,7 +236,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   auto at = [&](const char* layer) -> LayerParams<float>& { return m.params.layers[size_t(graph.layer_index(layer))]; };
   if (c.embed_size > 0) at("encoder").weight = rd.get<float>("encoder.weight", {c.vocab_size, c.embed_size});
   at("rnn").rnn.dirs = rnn_load_params<float>(c.rnn, rd, "rnn.").dirs;
-  at("decoder").weight = rd.get<float>("decoder.weight", {c.vocab_size, c.rnn.output_size()});
+  if (!c.tie_weights) at("decoder").weight = rd.get<float>("decoder.weight", {c.vocab_size, c.rnn.output_size()});
   at("decoder").bias = rd.get<float>("decoder.bias", {c.vocab_size});
   model_check_params(graph, m.params);
   std::set<std::string> model_names;

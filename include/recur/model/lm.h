@@ -30,6 +30,10 @@ struct LmConfig {
   int64_t embed_size = 0;  // E; 0 = one-hot input (char-rnn style), then rnn.input_size = V
   RnnConfig rnn;           // rnn.input_size must be E (or V for one-hot)
   double dropout = 0.0;    // on the embedding output and on the last recurrent layer's output
+  // The decoder's weight [V, R] is the encoder's matrix [V, E] (Press & Wolf 2017, Inan et al.
+  // 2017): fewer parameters and a regulariser; needs an embedding with E = R (the last layer's
+  // output width, rnn.output_size()). The decoder keeps its own bias.
+  bool tie_weights = false;
 
   int64_t input_size() const { return embed_size > 0 ? embed_size : vocab_size; }
   void validate() const;  // throws Error naming the field
@@ -52,6 +56,7 @@ struct LmBatch {
 //           "rnn"       the RnnConfig          -> "rnn.weight_ih_l0", ...
 //           "drop_out"  dropout p
 //           "decoder"   linear [V, D*R]       -> "decoder.weight", "decoder.bias"
+//                       (tie_weights: tied to "encoder", so only "decoder.bias" is its own)
 // so the parameter names are PyTorch word_language_model's and recur-lm v1's. The dropout
 // layers draw their masks in the order v1's LM did (input, rnn's between-layer, output), so a
 // seeded run draws the same masks.

@@ -71,6 +71,7 @@ struct TrainOptions {
   int64_t embed = -1;  // -1: chars one-hot, words embed = hidden; 0: one-hot
   int64_t proj = 0;
   bool peephole = false;
+  bool tie_weights = false;    // lm / music: the decoder's weight is the input embedding (needs embed = R)
   bool bidirectional = false;  // refused with the reason (kept so the refusal is the library's)
   double dropout = 0.0;        // on embeddings, between layers and on the last layer's output
   double init_scale = 0.0;     // > 0: every weight U(-s, s); 0: PyTorch's default scheme
