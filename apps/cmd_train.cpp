@@ -4,18 +4,19 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "music_cli_util.h"
+#include "signals.h"
 #include "recur/diag/plot.h"
 #include "recur/tasks/trainer.h"
 #include "task_cli.h"
@@ -24,12 +25,6 @@ namespace recur::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-// First Ctrl-C: finish the step, save, exit; a second one kills as usual.
-extern "C" void on_signal(int sig) {
-  g_stop.store(true);
-  std::signal(sig, SIG_DFL);
-}
 
 struct TrainArgs {
   TrainOptions o;
@@ -133,16 +128,15 @@ void run(TrainArgs& a) {
   const bool leader = Communicator::world().rank() == 0;
   if (!leader) obs = TrainObserver();
   g_stop.store(false);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // First Ctrl-C: finish the step, save, exit 130; a second one kills as usual (signals.h).
+  std::optional<StopOnSignal> stop_on_signal(std::in_place, g_stop);
   std::string saved_task;  // a resumed music run's "task" metadata
   if (music) o.validate();  // before the corpus is read, not after
   if (music && !o.resume_path.empty()) saved_task = load_checkpoint(o.resume_path).model.task;
   const TrainResult r = music ? train_language_model(o, music_training_corpus(a.music, a.data, o, saved_task, obs.on_note),
                                                      obs, &g_stop)
                               : train_run(o, obs, &g_stop);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  stop_on_signal.reset();
   if (!leader) {
     if (r.interrupted) throw CLI::RuntimeError(130);
     return;

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "recur/train/communicator.h"
 #include "recur/version.h"
+#include "signals.h"
 
 namespace recur::cli {
 namespace {
@@ -69,6 +70,8 @@ int main(int argc, char** argv) {
   // process silently and leaves its temporary file behind; ignored, the write fails with EFBIG
   // and is reported like any other failed write.
   std::signal(SIGXFSZ, SIG_IGN);
+  // Before any thread exists, so that every thread inherits the blocked mask (signals.h).
+  recur::cli::start_signal_watcher();
   // Named, so that --help says "Usage: recur ..." and not the path it was started by (the man page
   // is generated from --help in the build tree).
   CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time", "recur"};

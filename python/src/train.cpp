@@ -4,18 +4,30 @@
 // library validates them per task, resumes and runs the one loop (train/loop.h).
 //
 // Progress goes to Python callbacks (the loop's TrainObserver). Ctrl-C: Python's own SIGINT
-// handler only flags the signal while recur runs; the progress hook, called after every step,
-// runs PyErr_CheckSignals, and a KeyboardInterrupt (or any exception a callback raises) asks the
-// loop to stop: it writes last.safetensors and returns, and the exception is raised then.
+// handler only flags the signal while recur runs; the calling thread, waiting for the run, runs
+// PyErr_CheckSignals every 50 ms, and a KeyboardInterrupt (or any exception a callback raises)
+// asks the loop to stop: it writes last.safetensors and returns, and the exception is raised then.
+//
+// The run itself goes on a thread of its own with SIGINT and SIGTERM blocked. Linux gives a
+// process's signal to its main thread when that thread does not block it, so Python's C handler
+// runs on the waiting thread's stack, never on the computing one: a signal frame written below
+// the stack pointer of oneDNN's JIT code corrupted the heap (apps/signals.h tells the story).
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <exception>
 #include <functional>
+#include <future>
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -275,8 +287,8 @@ py::dict run_train(const py::object& data, const std::string& out, const py::obj
   if (a.plots) require_gnuplot("plots");
 
   // Callbacks run with the GIL; the first exception (a callback's, or KeyboardInterrupt from
-  // PyErr_CheckSignals) is kept, stops the loop at the end of its step and is raised after the
-  // checkpoint is written.
+  // PyErr_CheckSignals on the waiting thread) is kept, stops the loop at the end of its step and
+  // is raised after the checkpoint is written.
   std::atomic<bool> stop{false};
   std::optional<py::error_already_set> pending;
   auto guarded = [&](const std::function<void()>& f) {
@@ -293,18 +305,41 @@ py::dict run_train(const py::object& data, const std::string& out, const py::obj
   obs.on_progress = [&](const TrainLog& l) {
     guarded([&] {
       if (!on_progress.is_none()) on_progress(log_dict(l));
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
     });
   };
   if (!on_log.is_none()) obs.on_log = [&](const TrainLog& l) { guarded([&] { on_log(log_dict(l)); }); };
   if (!on_note.is_none()) obs.on_note = [&](const std::string& s) { guarded([&] { on_note(s); }); };
 
   TrainResult r;
+  std::exception_ptr failed;
   {
     py::gil_scoped_release nogil;
-    r = train_run(o, obs, &stop);
+    std::promise<void> done;
+    std::future<void> finished = done.get_future();
+    std::thread run([&] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      pthread_sigmask(SIG_BLOCK, &set, nullptr);  // its OpenMP workers inherit the mask
+      try {
+        r = train_run(o, obs, &stop);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      done.set_value();
+    });
+    while (finished.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+      py::gil_scoped_acquire gil;
+      if (!pending && PyErr_CheckSignals() != 0) {
+        pending.emplace();  // takes the KeyboardInterrupt Python has set
+        stop.store(true);
+      }
+    }
+    run.join();
   }
   if (pending) throw std::move(*pending);
+  if (failed) std::rethrow_exception(failed);
   if (r.nothing_to_do && obs.on_note) obs.on_note(nothing_to_do_message(o, r));
   py::dict d;
   d["step"] = r.step;

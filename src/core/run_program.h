@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -42,6 +43,11 @@ inline int run_program(const std::vector<std::string>& argv, const std::string& 
   const pid_t pid = ::fork();
   if (pid < 0) return -1;
   if (pid == 0) {  // child: only async-signal-safe calls until exec
+    // The tool gets the default signal mask: the CLI blocks SIGINT and SIGTERM in its threads
+    // (apps/signals.h) and an exec'd program would inherit that and ignore Ctrl-C.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     const int in = ::open("/dev/null", O_RDONLY);
     const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || out < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(127);
