@@ -530,9 +530,19 @@ TEST_F(CliTasks, BadInputsGiveOneLineNamingFileAndLine) {
   const std::string test = write("test.tsv", "good movie\tpos\nbad plot\tmeh\n");
   expect_one_line_error("eval " + path("ok/last.safetensors") + " " + test, "test.tsv:2: label 'meh' was not seen in training");
   const std::string tags = write("tags.txt", tag_data(20));
-  ASSERT_EQ(run("train " + tags + " --task tag --epochs 1 --out " + path("tg") + " " + tiny()).rc, 0);
-  const std::string bad_tags = write("bad_tags.txt", "mr X O\nSmith X B-ORG\n\n");
-  expect_one_line_error("eval " + path("tg/last.safetensors") + " " + bad_tags, "bad_tags.txt:1: label 'B-ORG'");
+  // A tag never seen in training is not an error: the sentence is left out of the loss and its
+  // entity counts as missed, as conlleval counts it (3 gold entities, the ORG one among them).
+  const std::string new_tags = write("new_tags.txt", "mr X O\nSmith X B-PER\n\nmr X O\nSmith X B-ORG\n\nin X O\nRome X B-LOC\n\n");
+  for (const char* crf : {"", " --crf"}) {
+    const std::string dir = path(std::string("tg") + (*crf ? "crf" : ""));
+    ASSERT_EQ(run("train " + tags + " --task tag --epochs 1 --out " + dir + crf + " " + tiny()).rc, 0);
+    const auto r = run("eval " + dir + "/last.safetensors " + new_tags);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("unseen      1 sentence(s) hold tags not seen in training (B-ORG)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("tokens      6, 3 gold entities"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ORG        precision   0.00%, recall   0.00%"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(4 targets)"), std::string::npos) << "the unseen sentence is out of the loss\n" << r.out;
+  }
   // A task model handed to the wrong command.
   expect_one_line_error("translate " + path("ok/last.safetensors") + " hello",
                         "translate needs a seq2seq model (recur train --task seq2seq); " + path("ok/last.safetensors") +

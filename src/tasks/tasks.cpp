@@ -392,7 +392,15 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
       switch (m.task.kind) {
         case TaskKind::classify: e.label = label_of(r.label, r.line); break;
         case TaskKind::tag:
-          for (const auto& t : r.output) e.targets.push_back(label_of(t, r.line));
+          for (const auto& t : r.output) {
+            const int32_t id = m.label_id(t);
+            if (id < 0) {
+              e.targets.clear();
+              e.unseen_gold = r.output;
+              break;
+            }
+            e.targets.push_back(id);
+          }
           break;
         case TaskKind::seq2seq:
         case TaskKind::generate:
@@ -765,13 +773,28 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
     case TaskKind::tag: {
       const auto pred = tag_predictions(m, ex, opts.batch);
       TagEval te;
+      std::set<std::string> unseen;  // tags of the file the model never saw
+      int64_t unseen_sentences = 0;
       for (size_t i = 0; i < ex.size(); ++i) {
-        std::vector<std::string> g, p;
         // Both in the file's scheme: the entities the user's file and output hold.
-        te.add(tag_output_strings(m, ex[i].targets), tag_output_strings(m, pred[i]));
+        std::vector<std::string> gold = tag_output_strings(m, ex[i].targets);
+        if (!ex[i].unseen_gold.empty()) {
+          ++unseen_sentences;
+          gold = m.task.converts_tags() ? convert_tags(ex[i].unseen_gold, m.task.train_scheme, m.task.file_scheme)
+                                        : ex[i].unseen_gold;
+          for (size_t t = 0; t < gold.size() && t < ex[i].unseen_gold.size(); ++t)
+            if (m.label_id(ex[i].unseen_gold[t]) < 0) unseen.insert(gold[t]);  // named as in the file
+        }
+        te.add(gold, tag_output_strings(m, pred[i]));
       }
       r.metric = te.all.f1();
       r.metric_name = "f1";
+      if (unseen_sentences > 0) {
+        std::string names;
+        for (const std::string& t : unseen) names += (names.empty() ? "" : ", ") + t;
+        r.report += "unseen      " + std::to_string(unseen_sentences) + " sentence(s) hold tags not seen in training (" +
+                    names + "): left out of the loss; their entities count as missed\n";
+      }
       r.report += te.report();
       break;
     }

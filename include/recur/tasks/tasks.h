@@ -95,6 +95,12 @@ struct TaskExample {
   // target ids (an out-of-vocabulary word would become <unk> and match an output <unk>), and
   // takes every target of the same source_text as a reference ("" groups nothing: features).
   std::string source_text, target_text;
+  // tag, a sentence holding a tag the model never saw in training (a rare type that fell into
+  // the held-out part, or a test file's own): its gold tags as read (in the training scheme),
+  // and `targets` stays empty. The sentence is left out of the loss (there is no id to score)
+  // and scored in F1 like any other: the unseen tag's entities count as missed, as conlleval
+  // would count them.
+  std::vector<std::string> unseen_gold;
 };
 
 // An example as read from a file, before vocabularies.
