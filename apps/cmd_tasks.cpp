@@ -187,6 +187,18 @@ void run_task_info(const std::string& path) {
     if (m.labels.size() > 20) ls += " ...";
     std::printf("labels       %zu: %s\n", m.labels.size(), ls.c_str());
   }
+  if (m.task.kind == TaskKind::tag) {
+    const TaskSpec& t = m.task;
+    std::string how = t.file_scheme == TagScheme::none ? "not chunk tags (no scheme)"
+                      : std::string("file scheme ") + tag_scheme_name(t.file_scheme) +
+                            (t.converts_tags() ? std::string(", trained and decoded as ") + tag_scheme_name(t.train_scheme) +
+                                                     ", written back as " + tag_scheme_name(t.file_scheme)
+                                               : ", trained as is");
+    how += t.crf ? (t.train_scheme == TagScheme::none ? "; CRF output (Viterbi)"
+                                                      : "; CRF output (Viterbi, the scheme's transitions only)")
+                 : "; per-token softmax";
+    std::printf("tags         %s\n", how.c_str());
+  }
   if (ck.train_state.empty()) {
     std::printf("training     no training state (cannot be resumed)\n");
     return;

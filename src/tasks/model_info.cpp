@@ -39,6 +39,12 @@ std::string model_info_json(const std::string& path) {
     j["kind"] = task_kind_name(ck.model.task.kind);
     j["parameters"] = model_param_count(ck.model.spec);
     j["labels"] = ck.model.labels;
+    if (ck.model.task.kind == TaskKind::tag) {
+      const TaskSpec& t = ck.model.task;
+      j["tags"] = {{"file_scheme", tag_scheme_name(t.file_scheme)},
+                   {"train_scheme", tag_scheme_name(t.train_scheme)},
+                   {"crf", t.crf}};
+    }
     j["train_state"] = state_json(ck.train_state);
   } else {
     const Checkpoint ck = load_checkpoint(path);
