@@ -280,9 +280,7 @@ TEST_F(TrainFlags, PatienceStopsEveryTaskAndResumes) {
     EXPECT_EQ(m.valid.back().at("step"), 6);
     // Without --patience the same run goes on to its budget.
     EXPECT_EQ(trained(task, still, "--steps 20").train.size(), 20u);
-    // Split: 4 steps (validations at 2 and 4: one without improvement), then resumed. Not for
-    // music: its resume refuses the run's own task record today (key order; a separate bug).
-    if (task == "music") continue;
+    // Split: 4 steps (validations at 2 and 4: one without improvement), then resumed.
     const std::string out = (dir_ / ("run_" + task)).string();
     ASSERT_EQ(run(task, frozen, "--steps 4").rc, 0);
     auto resume = [&] {
