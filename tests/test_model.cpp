@@ -488,3 +488,70 @@ TEST(ModelGolden, LabelThroughBridgeIntoBidirectionalLstmMatchesPyTorch) {
 
 }  // namespace
 }  // namespace recur
+
+namespace recur {
+namespace {
+
+// Attention (attention.h): a bidirectional LSTM encoder's outputs attended by an LSTM decoder,
+// for each score. The memory is ragged (source lengths 5, 2, 4), so the masking is covered.
+ModelSpec attention_seq2seq(AttentionScore score, int64_t Q) {
+  ModelSpec s;
+  s.tokens("src", 7);
+  s.tokens("tgt", 6);
+  s.embedding("src_emb", "src", 3);
+  s.rnn("enc", "src_emb", {.cell = CellType::lstm, .hidden_size = 4, .num_layers = 1, .bidirectional = true});
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", {.cell = CellType::lstm, .hidden_size = Q, .num_layers = 1});
+  s.attention("attn", "dec", "enc", score, 4);
+  s.linear("out", "attn", 6);
+  return s;
+}
+
+TEST(ModelGolden, AttentionMatchesPyTorchForEveryScore) {
+  check_bridge_golden("attention_dot.safetensors", attention_seq2seq(AttentionScore::dot, 8));
+  check_bridge_golden("attention_general.safetensors", attention_seq2seq(AttentionScore::general, 5));
+  check_bridge_golden("attention_additive.safetensors", attention_seq2seq(AttentionScore::additive, 5));
+}
+
+TEST(ModelGradients, AttentionOverARaggedBidirectionalEncoder) {
+  for (auto [score, Q] : {std::pair{AttentionScore::dot, int64_t(8)}, std::pair{AttentionScore::general, int64_t(5)},
+                          std::pair{AttentionScore::additive, int64_t(5)}}) {
+    Problem p;
+    p.spec = attention_seq2seq(score, Q);
+    p.inputs["src"] = tokens(5, 3, 7, {5, 2, 4}, 11);
+    p.inputs["tgt"] = tokens(4, 3, 6, {3, 4, 1}, 12);
+    p.heads = {"out"};
+    p.check(std::string("attention ") + attention_score_name(score));
+  }
+}
+
+TEST(ModelSpecJson, AttentionRoundTripsAndIsChecked) {
+  const ModelSpec s = attention_seq2seq(AttentionScore::additive, 5);
+  const ModelSpec back = model_spec_from_json(model_spec_to_json(s), "m");
+  ASSERT_EQ(back.layers.size(), s.layers.size());
+  EXPECT_EQ(back.layers[4].kind, LayerKind::attention);
+  EXPECT_EQ(back.layers[4].score, AttentionScore::additive);
+  EXPECT_EQ(back.layers[4].size, 4);
+  EXPECT_EQ(model_spec_to_json(back), model_spec_to_json(s));
+  // 8 + 5 inputs into W_c [4, 13]; W_q [4, 5], W_k [4, 8], v [1, 4]; the rest as before.
+  ModelSpec no_attn = s;
+  no_attn.layers.erase(no_attn.layers.begin() + 4);
+  no_attn.layers.back().inputs = {"dec"};
+  no_attn.layers.back().size = 6;
+  EXPECT_EQ(model_param_count(s) - model_param_count(no_attn), 4 * 13 + 4 * 5 + 4 * 8 + 4 + (4 + 1) * 6 - (5 + 1) * 6);
+  // The dot score needs one width.
+  EXPECT_THROW(attention_seq2seq(AttentionScore::dot, 5).validate(), Error);
+  try {
+    model_spec_from_json(R"({"inputs":[{"name":"a","kind":"features","per_step":true,"size":2}],"layers":[)"
+                         R"({"name":"x","kind":"attention","inputs":["a","a"],"size":3,"score":"cosine"}]})",
+                         "m.safetensors");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.safetensors: model: layers[0]: \"score\": got \"cosine\", expected \"dot\", \"general\" or \"additive\""),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace recur

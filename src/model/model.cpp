@@ -83,6 +83,7 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::bridge: return "bridge";
     case LayerKind::onehot: return "onehot";
     case LayerKind::crf: return "crf";
+    case LayerKind::attention: return "attention";
   }
   return "?";
 }
@@ -116,7 +117,8 @@ int64_t ModelSpec::width(std::string_view ref) const {
   const LayerSpec& l = layers[size_t(r.layer)];
   switch (l.kind) {
     case LayerKind::embedding:
-    case LayerKind::linear: return l.size;
+    case LayerKind::linear:
+    case LayerKind::attention: return l.size;
     case LayerKind::rnn: return l.rnn.output_size();
     case LayerKind::onehot: return inputs[size_t(resolve(*this, l.inputs.at(0)).input)].size;
     case LayerKind::dropout:
@@ -198,6 +200,14 @@ std::string ModelSpec::crf(const std::string& name, const std::string& input) {
   return name;
 }
 
+std::string ModelSpec::attention(const std::string& name, const std::string& query, const std::string& memory,
+                                 AttentionScore score, int64_t size) {
+  LayerSpec& l = add_layer(layers, name, LayerKind::attention, {query, memory});
+  l.score = score;
+  l.size = size;
+  return name;
+}
+
 std::string ModelSpec::dropout(const std::string& name, const std::string& input, double p) {
   add_layer(layers, name, LayerKind::dropout, {input}).p = p;
   return name;
@@ -226,9 +236,11 @@ void ModelSpec::validate() const {
     if (std::find(seen.begin(), seen.end(), l.name) != seen.end()) layer_error(l, "duplicate name");
     if (!l.tie.empty() && l.kind != LayerKind::linear) layer_error(l, "tie is for linear layers only");
     seen.push_back(l.name);
-    const size_t want_inputs = l.kind == LayerKind::concat ? 0 : 1;
-    if (want_inputs ? l.inputs.size() != 1 : l.inputs.size() < 2)
-      layer_error(l, want_inputs ? "expected exactly one input" : "expected two or more inputs");
+    const size_t want_inputs = l.kind == LayerKind::concat ? 0 : l.kind == LayerKind::attention ? 2 : 1;
+    if (want_inputs ? l.inputs.size() != want_inputs : l.inputs.size() < 2)
+      layer_error(l, want_inputs == 2 ? "expected two inputs (query, memory)"
+                     : want_inputs    ? "expected exactly one input"
+                                      : "expected two or more inputs");
     for (const auto& i : l.inputs) {
       try {
         (void)resolve(prefix, i);
@@ -271,6 +283,15 @@ void ModelSpec::validate() const {
         break;
       case LayerKind::concat:
       case LayerKind::bridge: break;
+      case LayerKind::attention:
+        if (l.size < 1) layer_error(l, "size (attention width) must be >= 1");
+        for (const auto& i : l.inputs)
+          if (!prefix.is_sequence(i) || prefix.width(i) < 1)
+            layer_error(l, "input " + quote_name(i) + " must be a sequence of features");
+        if (l.score == AttentionScore::dot && prefix.width(l.inputs[0]) != prefix.width(l.inputs[1]))
+          layer_error(l, "the dot score needs query and memory of one width, got " + std::to_string(prefix.width(l.inputs[0])) +
+                             " and " + std::to_string(prefix.width(l.inputs[1])) + "; use general or additive");
+        break;
       case LayerKind::crf:
         if (resolve(prefix, in0).layer < 0 || !prefix.is_sequence(in0))
           layer_error(l, "input " + quote_name(in0) + " must be an earlier layer's sequence of emission scores");
@@ -343,6 +364,10 @@ std::string model_spec_to_json(const ModelSpec& spec) {
       case LayerKind::onehot: break;
       case LayerKind::dropout: j["p"] = l.p; break;
       case LayerKind::crf: j["size"] = l.size; break;
+      case LayerKind::attention:
+        j["size"] = l.size;
+        j["score"] = attention_score_name(l.score);
+        break;
       case LayerKind::bridge: j["target"] = l.target; break;
       case LayerKind::concat: break;
       case LayerKind::rnn: {
@@ -416,13 +441,20 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
     } else if (kind == "crf") {
       l.kind = LayerKind::crf;
       l.size = g.integer("size", 1, int64_t(1) << 20);
+    } else if (kind == "attention") {
+      l.kind = LayerKind::attention;
+      l.size = g.integer("size", 1, int64_t(1) << 24);
+      const std::string sc = g.string("score");
+      if (sc != "dot" && sc != "general" && sc != "additive") g.fail("score", "\"dot\", \"general\" or \"additive\"");
+      l.score = parse_attention_score(sc);
     } else if (kind == "rnn") {
       l.kind = LayerKind::rnn;
       JsonFields r = g.object("rnn");
       l.rnn = read_rnn_config(r);
       l.init = g.string("init");
     } else {
-      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\" or \"crf\"");
+      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\", \"crf\" or "
+                     "\"attention\"");
     }
     g.finish();
     s.layers.push_back(l);
@@ -448,6 +480,8 @@ std::string model_spec_summary(const ModelSpec& spec) {
                     (long long)l.rnn.hidden_size, l.rnn.bidirectional ? " bi" : "");
       s += buf;
       if (!l.init.empty()) s += " from " + l.init;
+    } else if (l.kind == LayerKind::attention) {
+      s += std::string(" ") + attention_score_name(l.score) + " " + std::to_string(l.size);
     } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear || l.kind == LayerKind::crf) {
       s += " " + std::to_string(l.size);
       if (l.frozen) s += " frozen";
@@ -466,6 +500,12 @@ int64_t model_param_count(const ModelSpec& spec) {
       case LayerKind::linear: n += (l.tie.empty() ? spec.width(l.inputs[0]) + 1 : 1) * l.size; break;
       case LayerKind::bridge: n += (spec.width(l.inputs[0]) + 1) * spec.bridge_size(l); break;
       case LayerKind::crf: n += (l.size + 2) * l.size; break;
+      case LayerKind::attention: {
+        const int64_t Q = spec.width(l.inputs[0]), M = spec.width(l.inputs[1]);
+        n += l.size * (M + Q);
+        for (const Shape& sh : attention_score_param_shapes(l.score, Q, M, l.size)) n += sh[0] * sh[1];
+        break;
+      }
       case LayerKind::rnn: {
         const RnnConfig& r = l.rnn;
         const int64_t G = r.gates(), H = r.hidden_size, R = r.state_size();
@@ -492,6 +532,7 @@ void ModelGrads<T>::zero() {
     l.weight.zero();
     l.bias.zero();
     l.rnn.zero();
+    for (auto& t : l.score) t.zero();
     l.rows.clear();
   }
 }
@@ -510,8 +551,15 @@ std::pair<Shape, Shape> dense_shapes(const ModelSpec& spec, const LayerSpec& l) 
       return {{S, spec.width(l.inputs[0])}, {S}};
     }
     case LayerKind::crf: return {{l.size, l.size}, {2, l.size}};
+    case LayerKind::attention: return {{l.size, spec.width(l.inputs[1]) + spec.width(l.inputs[0])}, {}};
     default: return {{}, {}};
   }
+}
+
+// The score parameters of an attention layer (none for the other kinds).
+std::vector<Shape> score_shapes(const ModelSpec& spec, const LayerSpec& l) {
+  if (l.kind != LayerKind::attention) return {};
+  return attention_score_param_shapes(l.score, spec.width(l.inputs[0]), spec.width(l.inputs[1]), l.size);
 }
 
 }  // namespace
@@ -548,16 +596,23 @@ ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelIni
     if (l.kind == LayerKind::crf || (lp.weight.empty() && lp.bias.empty())) continue;
     switch (init.scheme) {
       case Scheme::standard: {
-        const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(double(spec.width(l.inputs[0])));
+        // PyTorch nn.Linear's bound 1/sqrt(fan_in); an attention's W_c reads [c; h].
+        const double fan_in = double(lp.weight.rank() == 2 ? lp.weight.dim(1) : spec.width(l.inputs[0]));
+        const double s = l.kind == LayerKind::embedding ? 0.1 : 1.0 / std::sqrt(fan_in);
         fill(lp.weight, s);
         fill(lp.bias, s);
+        for (auto& t : lp.score) fill(t, 1.0 / std::sqrt(double(t.dim(1))));
         break;
       }
       case Scheme::uniform:
         fill(lp.weight, init.scale);
         fill(lp.bias, init.scale);
+        for (auto& t : lp.score) fill(t, init.scale);
         break;
-      case Scheme::word_lm: fill(lp.weight, 0.1); break;  // biases stay 0
+      case Scheme::word_lm:  // biases stay 0
+        fill(lp.weight, 0.1);
+        for (auto& t : lp.score) fill(t, 0.1);
+        break;
     }
   }
   return p;
@@ -577,6 +632,7 @@ ModelParams<T> model_zero_params(const ModelSpec& spec) {
     const auto [ws, bs] = dense_shapes(spec, l);
     if (!ws.empty()) p.layers[i].weight = Tensor<T>(ws);
     if (!bs.empty()) p.layers[i].bias = Tensor<T>(bs);
+    for (const Shape& sh : score_shapes(spec, l)) p.layers[i].score.emplace_back(sh);
   }
   return p;
 }
@@ -595,6 +651,7 @@ ModelGrads<T> model_zero_grads(const ModelSpec& spec) {
     const auto [ws, bs] = dense_shapes(spec, l);
     if (!ws.empty()) g.layers[i].weight = Tensor<T>(ws);
     if (!bs.empty()) g.layers[i].bias = Tensor<T>(bs);
+    for (const Shape& sh : score_shapes(spec, l)) g.layers[i].score.emplace_back(sh);
   }
   return g;
 }
@@ -615,6 +672,12 @@ void model_check_params(const ModelSpec& spec, const ModelParams<T>& params) {
     const auto [ws, bs] = dense_shapes(spec, l);
     if (!ws.empty()) check_shape("model parameter " + l.name + ".weight", lp.weight.shape, ws);
     if (!bs.empty()) check_shape("model parameter " + l.name + ".bias", lp.bias.shape, bs);
+    const auto ss = score_shapes(spec, l);
+    if (lp.score.size() != ss.size())
+      throw ShapeError("model parameters of " + l.name + ": expected " + std::to_string(ss.size()) + " score tensors, got " +
+                       std::to_string(lp.score.size()));
+    for (size_t k = 0; k < ss.size(); ++k)
+      check_shape("model parameter " + l.name + "." + attention_score_param_names(l.score)[k], lp.score[k].shape, ss[k]);
   }
 }
 
@@ -1022,6 +1085,37 @@ void concat_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   }
 }
 
+// --- attention: query [Tq, B, Q] over memory [Ts, B, M] (the memory's lengths mask it) ->
+// [Tq, B, A] with the query's lengths (attention.h).
+
+template <typename T>
+AttentionWeights<T> attention_weights(const LayerParams<T>& p) {
+  return {.out = &p.weight, .score = std::span<const Tensor<T>>(p.score)};
+}
+
+template <typename T>
+void attention_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const auto [q, qlens] = f.vals.get(l.inputs[0]);
+  const auto [mem, mlens] = f.vals.get(l.inputs[1]);
+  attention_forward(l.score, attention_weights(p), *q, *mem, std::span<const int64_t>(*mlens), c.attn, c.out.data);
+  c.out.lengths = *qlens;
+}
+
+template <typename T>
+void attention_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  const LayerCache<T>& c = b.cache.layers[i];
+  const auto [q, qlens] = b.vals.get(l.inputs[0]);
+  const auto [mem, mlens] = b.vals.get(l.inputs[1]);
+  const bool need_q = b.wants_grad(l.inputs[0]), need_m = b.wants_grad(l.inputs[1]);
+  Tensor<T> dq, dm;
+  LayerGrads<T>& g = b.grads.layers[i];
+  attention_backward(l.score, attention_weights(b.params.layers[i]), *q, *mem, std::span<const int64_t>(*mlens), c.attn,
+                     c.out.data, c.grad_out, g.weight, std::span<Tensor<T>>(g.score), need_q ? &dq : nullptr,
+                     need_m ? &dm : nullptr);
+  if (need_q) b.route(l.inputs[0], dq);
+  if (need_m) b.route(l.inputs[1], dm);
+}
+
 }  // namespace
 
 template <typename T>
@@ -1064,6 +1158,7 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
       case LayerKind::crf: crf_layer_forward(f, l, c); break;
       case LayerKind::bridge: bridge_layer_forward(f, l, p, c); break;
       case LayerKind::concat: concat_layer_forward(f, l, c); break;
+      case LayerKind::attention: attention_layer_forward(f, l, p, c); break;
     }
     c.done = true;
   }
@@ -1133,7 +1228,8 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
       case LayerKind::onehot: break;
       case LayerKind::rnn:
       case LayerKind::linear:
-      case LayerKind::bridge: b.wants[i] = true; break;
+      case LayerKind::bridge:
+      case LayerKind::attention: b.wants[i] = true; break;
       case LayerKind::dropout:
       case LayerKind::crf:
       case LayerKind::concat:
@@ -1163,6 +1259,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
         case LayerKind::crf: break;  // an identity: route passed its gradient to the input
         case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
         case LayerKind::concat: concat_layer_backward(b, l, i); break;
+        case LayerKind::attention: attention_layer_backward(b, l, i); break;
       }
     }
     if (layer_done) layer_done(i);

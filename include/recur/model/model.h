@@ -22,6 +22,9 @@
 //   "x"        a model input or the output of layer x (an rnn's output is its sequence)
 //   "x.final"  an rnn's final state: the last layer's h_n, directions concatenated in PyTorch's
 //              h_n order (forward, then backward) [B, D*R]
+// An attention layer (attention.h) reads two sequences, a decoder's outputs [Tq, B, Q] and an
+// encoder's [Ts, B, M] (masked by the encoder's lengths), and gives Luong's attentional states
+// [Tq, B, A]; its forward cache keeps the weights [Tq, B, Ts] (recur translate --show-attention).
 // Concatenation joins rows: sequences [T, B, F] with vectors of T*B rows (per-position
 // features), or with vectors of B rows, which are repeated at every step (a condition fed to
 // every step's input).
@@ -44,11 +47,12 @@
 #include "recur/core/random.h"
 #include "recur/core/rnn.h"
 #include "recur/core/tensor.h"
+#include "recur/model/attention.h"
 
 namespace recur {
 
 enum class InputKind { tokens, features };
-enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot, crf };
+enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot, crf, attention };
 
 const char* layer_kind_name(LayerKind kind);  // "embedding", "rnn", ...
 
@@ -73,6 +77,7 @@ struct LayerSpec {
   // (weight tying, Press & Wolf 2017; needs C = V, F = E and a trainable embedding). The head
   // then has only a bias; the shared matrix's gradient sums both uses.
   std::string tie;
+  AttentionScore score = AttentionScore::general;  // attention (size = A)
 };
 
 // The description of a model. The builder methods append a layer, infer its input width from
@@ -99,6 +104,10 @@ struct ModelSpec {
   // passes the emissions through unchanged (its value is `input`'s); the loss that uses the
   // parameters (crf_nll) writes their gradients itself, and the emissions' gradient flows on.
   std::string crf(const std::string& name, const std::string& input);
+  // Global attention (attention.h) of the sequence `query` (a decoder's outputs) over the
+  // sequence `memory` (an encoder's outputs), giving [Tq, B, size].
+  std::string attention(const std::string& name, const std::string& query, const std::string& memory,
+                        AttentionScore score, int64_t size);
 
   // Checks names, references, kinds and widths; throws Error "model layer '<name>': ...".
   void validate() const;
@@ -118,14 +127,17 @@ std::string model_spec_summary(const ModelSpec& spec);  // "emb(embedding 100) -
 // Parameters of one layer; which tensors are present depends on the kind.
 template <typename T>
 struct LayerParams {
-  Tensor<T> weight;  // embedding [V, E]; linear [C, F]; bridge [S, F]; crf transitions [C, C]
+  Tensor<T> weight;  // embedding [V, E]; linear [C, F]; bridge [S, F]; crf transitions [C, C];
+                     // attention W_c [A, M + Q]
   Tensor<T> bias;    // linear [C]; bridge [S]; crf start_end [2, C]
   RnnParams<T> rnn;
+  std::vector<Tensor<T>> score;  // attention: its score's parameters (attention_score_param_shapes)
 };
 template <typename T>
 struct LayerGrads {
   Tensor<T> weight, bias;
   RnnGrads<T> rnn;
+  std::vector<Tensor<T>> score;  // attention
   // embedding: the rows of weight that the backward passes since the last zero() touched,
   // ascending and distinct (sparse row gradients: every other row is zero). A tied embedding
   // lists every row, since the head's gradient is dense.
@@ -186,6 +198,12 @@ void model_for_each_param(const ModelSpec& spec, P& p, F&& f) {
       case LayerKind::rnn:
         rnn_for_each_param(l.rnn, lp.rnn.dirs, [&](const std::string& n, auto& t) { f(l.name + "." + n, t, true); });
         break;
+      case LayerKind::attention: {
+        f(l.name + ".weight", lp.weight, true);
+        const auto names = attention_score_param_names(l.score);
+        for (size_t k = 0; k < names.size(); ++k) f(l.name + "." + names[k], lp.score[k], true);
+        break;
+      }
       default: break;
     }
   }
@@ -221,6 +239,7 @@ struct LayerCache {
   Tensor<T> final;           // rnn: [B, D*R]
   RnnState<T> state0, state_n;
   RnnCache<T> rnn;
+  AttentionCache<T> attn;    // attention: weights [Tq, B, Ts] and what backward needs
   Tensor<T> mask;            // dropout mask, empty when not training
   bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
   // backward scratch: gradients flowing into this layer's outputs
