@@ -28,11 +28,22 @@ double max_abs_diff(const T* a, const T* b, int64_t n) {
   return m;
 }
 
-enum class Start { encoder, bridge, condition_every_step };
+// attend_*: the encoder-decoder shapes with an attention layer (attention.h) between the decoder
+// and the head: general over a unidirectional encoder, additive over a bidirectional one.
+enum class Start { encoder, bridge, condition_every_step, attend_general, attend_additive_bi };
 
 const char* start_name(Start s) {
-  return s == Start::encoder ? "from encoder" : s == Start::bridge ? "from bridge" : "condition every step";
+  switch (s) {
+    case Start::encoder: return "from encoder";
+    case Start::bridge: return "from bridge";
+    case Start::condition_every_step: return "condition every step";
+    case Start::attend_general: return "general attention";
+    case Start::attend_additive_bi: return "additive attention, bidirectional encoder";
+  }
+  return "?";
 }
+const Start kStarts[] = {Start::encoder, Start::bridge, Start::condition_every_step, Start::attend_general,
+                         Start::attend_additive_bi};
 
 // The task models' shapes (tasks.cpp build_task_model): an encoder-decoder whose decoder starts
 // from the encoder's final state, or (bidirectional encoder) from a bridge of it; or a
@@ -50,11 +61,17 @@ ModelSpec make_spec(const RnnConfig& rnn, Start start, int64_t Vs, int64_t Vt, i
     s.tokens("src", Vs);
     s.tokens("tgt", Vt);
     RnnConfig enc = rnn;
-    enc.bidirectional = start == Start::bridge;
+    enc.bidirectional = start == Start::bridge || start == Start::attend_additive_bi;
     s.rnn("enc", s.embedding("src_emb", "src", E), enc);
     std::string init = "enc";
-    if (start == Start::bridge) init = s.bridge("bridge", "enc.final", "dec");
+    if (enc.bidirectional) init = s.bridge("bridge", "enc.final", "dec");
     s.rnn("dec", s.embedding("tgt_emb", "tgt", E), rnn, init);
+  }
+  if (start == Start::attend_general || start == Start::attend_additive_bi) {
+    const AttentionScore score = start == Start::attend_general ? AttentionScore::general : AttentionScore::additive;
+    s.linear("out", s.dropout("attn_drop", s.attention("attn", "dec", "enc", score, 6), 0.2), Vt);
+    s.validate();
+    return s;
   }
   s.linear("out", s.dropout("dec_drop", "dec", 0.2), Vt);
   s.validate();
@@ -83,7 +100,7 @@ void check_against_model_forward(double tol) {
   const int64_t Vs = 7, Vt = 9, E = 4, H = 5, Tt = 4;
   int cases = 0;
   for (const CellVariant& v : test::cell_variants())
-    for (Start start : {Start::encoder, Start::bridge, Start::condition_every_step})
+    for (Start start : kStarts)
       for (int64_t layers : {1, 2})
         for (int64_t B : {1, 3}) {
           const RnnConfig rnn = v.applied_to({.hidden_size = H, .num_layers = layers}, 3);
@@ -114,13 +131,13 @@ void check_against_model_forward(double tol) {
                                     std::to_string(B);
           for (int64_t t = 0; t < Tt; ++t) {
             const std::vector<int32_t> ids(tgt.ids.begin() + t * B, tgt.ids.begin() + (t + 1) * B);
-            stepper.step(ids, s.state, s.context, logits);
+            stepper.step(ids, s, logits);
             ASSERT_EQ(logits.shape, (Shape{B, Vt})) << where;
             ASSERT_LE(max_abs_diff(logits.ptr(), ref.ptr() + t * B * Vt, B * Vt), tol) << where << " step " << t;
           }
           ++cases;
         }
-  EXPECT_EQ(cases, 8 * 3 * 2 * 2);
+  EXPECT_EQ(cases, 8 * 5 * 2 * 2);
 }
 
 TEST(ModelStepper, MatchesModelForwardInDouble) { check_against_model_forward<double>(1e-12); }
@@ -206,7 +223,7 @@ DecodeCase decode_case(Start start, uint64_t seed) {
 constexpr DecodeTokens kTokens{.start = 1, .end = 1};
 
 TEST(Decoding, BeamOfOneIsGreedy) {
-  for (Start start : {Start::encoder, Start::bridge, Start::condition_every_step})
+  for (Start start : kStarts)
     for (uint64_t seed = 1; seed <= 6; ++seed) {
       DecodeCase c = decode_case(start, seed);
       ModelStepper<float> stepper(c.spec, c.params);
@@ -221,7 +238,9 @@ TEST(Decoding, BeamOfOneIsGreedy) {
 
 TEST(Decoding, BatchedBeamEqualsOneExampleAtATime) {
   int64_t differing = 0;
-  for (Start start : {Start::encoder, Start::bridge, Start::condition_every_step})
+  // With attention the batched search reorders each hypothesis's memory with its state, and a
+  // padded source attends over its own positions only: alone, it has no padding.
+  for (Start start : kStarts)
     for (uint64_t seed = 1; seed <= 4; ++seed)
       for (double alpha : {0.0, 1.0}) {
         DecodeCase c = decode_case(start, seed);

@@ -70,7 +70,7 @@ std::vector<std::vector<int32_t>> greedy_decode(ModelStepper<float>& stepper, St
   std::vector<bool> done(size_t(B), false);
   Tensor<float> logits;  // [B, C]
   for (int64_t step = 0; step <= max_length; ++step) {
-    stepper.step(ids, start.state, start.context, logits);
+    stepper.step(ids, start, logits);
     bool all = true;
     for (int64_t k = 0; k < B; ++k) {
       const float* row = logits.ptr() + k * C;
@@ -132,7 +132,7 @@ std::vector<std::vector<int32_t>> beam_decode(ModelStepper<float>& stepper, Step
   RnnState<float>& state = start.state;  // rows: the live hypotheses of the active examples
   Tensor<float>& context = start.context;
   RnnState<float> gathered;
-  Tensor<float> gathered_context, logits;
+  Tensor<float> gathered_context, gathered_memory, logits;
   std::vector<int32_t> ids, top;
   std::vector<int64_t> from;  // next step's rows, as rows of this step
   std::vector<Cand> cands;
@@ -145,7 +145,7 @@ std::vector<std::vector<int32_t>> beam_decode(ModelStepper<float>& stepper, Step
           ids.push_back(y.empty() ? tokens.start : y.back());
         }
     if (ids.empty()) break;
-    stepper.step(ids, state, context, logits);  // [N, C]
+    stepper.step(ids, start, logits);  // [N, C]
     from.clear();
     for (Search& s : ex) {
       if (!s.active) continue;
@@ -212,6 +212,19 @@ std::vector<std::vector<int32_t>> beam_decode(ModelStepper<float>& stepper, Step
         std::memcpy(gathered_context.ptr() + m * F, context.ptr() + from[size_t(m)] * F, size_t(F) * sizeof(float));
       std::swap(context, gathered_context);
     }
+    if (!start.memory.empty()) {  // attention: each hypothesis keeps its source's memory
+      gather_rows(start.memory, from, gathered_memory);
+      std::swap(start.memory, gathered_memory);
+      if (!start.keys.empty()) {
+        gather_rows(start.keys, from, gathered_memory);
+        std::swap(start.keys, gathered_memory);
+      }
+      if (!start.memory_lengths.empty()) {
+        std::vector<int64_t> lengths(from.size());
+        for (size_t m = 0; m < from.size(); ++m) lengths[m] = start.memory_lengths[size_t(from[m])];
+        start.memory_lengths = std::move(lengths);
+      }
+    }
   }
   std::vector<std::vector<int32_t>> out(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
@@ -231,7 +244,7 @@ std::vector<int32_t> sample_decode(ModelStepper<float>& stepper, StepperStart<fl
   Tensor<float> logits;  // [1, C]
   SamplerScratch scratch;
   for (int64_t step = 0; step < opts.max_length; ++step) {
-    stepper.step(ids, start.state, start.context, logits);
+    stepper.step(ids, start, logits);
     if (opts.banned >= 0 && opts.banned < C) logits.data[size_t(opts.banned)] = -std::numeric_limits<float>::infinity();
     const int32_t tok = sample_token(std::span<const float>(logits.data), opts.sample, rng, scratch);
     if (tok == tokens.end) break;

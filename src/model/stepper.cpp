@@ -94,10 +94,19 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
   }
 
   head_index_ = spec.layer_index(opts.head);
-  if (head_index_ < 0 || spec.layers[size_t(head_index_)].kind != LayerKind::linear ||
-      through_dropout(spec, spec.layers[size_t(head_index_)].inputs.at(0)) != opts.rnn)
+  if (head_index_ < 0 || spec.layers[size_t(head_index_)].kind != LayerKind::linear)
+    throw Error("stepper: layer " + quote_name(opts.head) + ": expected a linear layer");
+  // The head reads the rnn, or an attention layer whose query is the rnn.
+  const std::string head_in = through_dropout(spec, spec.layers[size_t(head_index_)].inputs.at(0));
+  const int64_t ai = spec.layer_index(head_in);
+  if (ai >= 0 && spec.layers[size_t(ai)].kind == LayerKind::attention &&
+      through_dropout(spec, spec.layers[size_t(ai)].inputs.at(0)) == opts.rnn) {
+    attn_index_ = ai;
+    memory_ref_ = through_dropout(spec, spec.layers[size_t(ai)].inputs.at(1));
+  } else if (head_in != opts.rnn) {
     throw Error("stepper: layer " + quote_name(opts.head) + ": expected a linear layer reading the output of " +
-                quote_name(opts.rnn));
+                quote_name(opts.rnn) + " or of an attention layer over it");
+  }
   C_ = spec.layers[size_t(head_index_)].size;
   rnn_ = std::make_unique<detail::RnnStackStep<T>>(rl.rnn, params.layers[size_t(rnn_index_)].rnn, kind, embedding_, V_);
 }
@@ -124,7 +133,9 @@ StepperStart<T> ModelStepper<T>::start(ModelInputs<T> inputs, int64_t B, ModelCa
   t.batch = B;
   t.ids.assign(size_t(B), 0);
   t.lengths.clear();
-  model_forward(spec_, *params_, inputs, {.training = false, .rng = nullptr, .wanted = {opts_.rnn}}, cache);
+  std::vector<std::string> wanted{opts_.rnn};
+  if (attn_index_ >= 0 && spec_.layer_index(memory_ref_) >= 0) wanted.push_back(memory_ref_);
+  model_forward(spec_, *params_, inputs, {.training = false, .rng = nullptr, .wanted = wanted}, cache);
   StepperStart<T> s;
   s.batch = B;
   s.state = model_rnn_state0(spec_, cache, opts_.rnn);
@@ -142,12 +153,38 @@ StepperStart<T> ModelStepper<T>::start(ModelInputs<T> inputs, int64_t B, ModelCa
       off += F;
     }
   }
+  if (attn_index_ >= 0) {
+    const int64_t mi = spec_.layer_index(memory_ref_);  // a layer, or a features input
+    s.memory = mi >= 0 ? model_output(spec_, cache, memory_ref_) : inputs.at(memory_ref_).features;  // [Ts, B, M]
+    if (s.memory.rank() != 3 || s.memory.dim(1) != B)
+      throw ShapeError("stepper start: attention memory " + quote_name(memory_ref_) + " has shape " +
+                       shape_str(s.memory.shape) + ", expected [Ts, " + std::to_string(B) + ", M]");
+    s.memory_lengths = mi >= 0 ? cache.layers[size_t(mi)].out.lengths : inputs.at(memory_ref_).lengths;
+    const LayerSpec& al = spec_.layers[size_t(attn_index_)];
+    const LayerParams<T>& ap = params_->layers[size_t(attn_index_)];
+    AttentionCache<T> keys;
+    attention_keys(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, s.memory, keys);
+    s.keys = std::move(keys.keys);
+  }
   return s;
 }
 
 template <typename T>
 void ModelStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, const Tensor<T>& context,
                            Tensor<T>& logits) {
+  if (attn_index_ >= 0)
+    throw Error("stepper: the model attends over " + quote_name(memory_ref_) + "; step with the StepperStart that holds it");
+  step_impl(ids, state, context, nullptr, logits);
+}
+
+template <typename T>
+void ModelStepper<T>::step(std::span<const int32_t> ids, StepperStart<T>& s, Tensor<T>& logits) {
+  step_impl(ids, s.state, s.context, &s, logits);
+}
+
+template <typename T>
+void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state, const Tensor<T>& context,
+                                StepperStart<T>* start, Tensor<T>& logits) {
   const int64_t B = int64_t(ids.size());
   if (B < 1) throw ShapeError("stepper step: expected at least one id");
   for (int64_t b = 0; b < B; ++b)
@@ -178,10 +215,30 @@ void ModelStepper<T>::step(std::span<const int32_t> ids, RnnState<T>& state, con
   const LayerParams<T>& hp = params_->layers[size_t(head_index_)];
   const std::string& tie = spec_.layers[size_t(head_index_)].tie;
   const Tensor<T>& hw = tie.empty() ? hp.weight : params_->layers[size_t(spec_.layer_index(tie))].weight;
-  const int64_t R = r.state_size();
+  int64_t F = r.state_size();  // the head's input width: R, or A after attention
+  const T* head_in = rnn_->output();
+  if (attn_index_ >= 0) {
+    // The attention layer's own forward on one step: [1, B, R] over the start's memory, with
+    // the keys projected once in start() (attention_attend reads them from its cache).
+    const LayerSpec& al = spec_.layers[size_t(attn_index_)];
+    const LayerParams<T>& ap = params_->layers[size_t(attn_index_)];
+    query_.resize({1, B, F});
+    std::memcpy(query_.ptr(), head_in, size_t(B * F) * sizeof(T));
+    std::swap(attn_cache_.keys, start->keys);
+    try {
+      attention_attend(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, query_, start->memory,
+                       std::span<const int64_t>(start->memory_lengths), attn_cache_, attended_);
+    } catch (...) {
+      std::swap(attn_cache_.keys, start->keys);
+      throw;
+    }
+    std::swap(attn_cache_.keys, start->keys);
+    head_in = attended_.ptr();
+    F = al.size;
+  }
   logits.resize({B, C_});
   for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * C_, hp.bias.ptr(), size_t(C_) * sizeof(T));
-  detail::step_product(B, C_, R, rnn_->output(), hw.ptr(), T(1), logits.ptr(), C_);
+  detail::step_product(B, C_, F, head_in, hw.ptr(), T(1), logits.ptr(), C_);
 }
 
 template class ModelStepper<float>;

@@ -4,7 +4,8 @@
 // The stepped path is
 //   token input [B] -> embedding or one-hot [-> concat with per-example vectors [B, F], such
 //   as a condition fed to every step] [-> dropout, off at inference] -> one rnn layer (any cell
-//   variant, stacked, projection, peephole; unidirectional) -> linear head -> logits [B, C].
+//   variant, stacked, projection, peephole; unidirectional) [-> attention over an encoder's
+//   outputs (attention.h)] -> linear head -> logits [B, C].
 // Everything else in the graph (an encoder, a bridge, the condition's embedding) runs once per
 // batch through model_forward in start(), which returns the rnn's initial state and the
 // concatenated vectors. step() then runs only the products and the cell kernels of
@@ -50,6 +51,11 @@ struct StepperStart {
   RnnState<T> state;  // the rnn's initial state: h [L, B, R] (and c [L, B, H] for LSTM)
   Tensor<T> context;  // [B, F] the per-example vectors the rnn's input concatenates, empty if none
   int64_t batch = 0;  // B
+  // With attention: the encoder's outputs [Ts, B, M], their projection for the score
+  // [Ts, B, K] (empty for dot) and the source lengths [B]. Decoding reorders them with the
+  // state (beam search gathers rows of all three).
+  Tensor<T> memory, keys;
+  std::vector<int64_t> memory_lengths;
 };
 
 template <typename T>
@@ -70,7 +76,13 @@ class ModelStepper {
   // ids [B] -> logits [B, C]; state (h [L, B, R], c [L, B, H]) advanced in place; context [B, F]
   // when context_width() > 0 (else ignored). Throws Error for an id outside [0, V), ShapeError
   // for a state or context of the wrong shape.
+  // (Error for a graph with attention, which needs the start's memory: use the overload below.)
   void step(std::span<const int32_t> ids, RnnState<T>& state, const Tensor<T>& context, Tensor<T>& logits);
+  // The same on a start (state, context and attention memory); with attention, also keeps this
+  // step's weights [B, Ts] (attention_weights()).
+  void step(std::span<const int32_t> ids, StepperStart<T>& s, Tensor<T>& logits);
+  bool has_attention() const { return attn_index_ >= 0; }
+  const Tensor<T>& attention_weights() const { return attn_cache_.weights; }  // [1, B, Ts] of the last step
 
   int64_t vocab() const { return V_; }             // V of the token input
   int64_t classes() const { return C_; }           // C, the width of the logits
@@ -86,7 +98,13 @@ class ModelStepper {
   ModelSpec spec_;
   const ModelParams<T>* params_;
   StepperOptions opts_;
+  void step_impl(std::span<const int32_t> ids, RnnState<T>& state, const Tensor<T>& context, StepperStart<T>* s,
+                 Tensor<T>& logits);
   int64_t V_ = 0, C_ = 0, ctx_width_ = 0, rnn_index_ = -1, head_index_ = -1;
+  int64_t attn_index_ = -1;         // the attention layer between the rnn and the head, or -1
+  std::string memory_ref_;          // what it attends over (an encoder's output)
+  AttentionCache<T> attn_cache_;    // a step's attention scratch
+  Tensor<T> query_, attended_;      // [1, B, R], [1, B, A]
   const Tensor<T>* embedding_ = nullptr;  // [V, E] or null (one-hot)
   std::vector<Segment> segments_;         // empty unless the input is a concatenation
   std::vector<std::string> context_refs_; // the vectors joined into the context, in order
