@@ -56,6 +56,7 @@ TaskModel load_task(const std::string& path, TaskKind want, const std::string& n
 
 struct EvalCli {
   DecodeOptions decode;
+  bool replace_unk = false;
   int64_t batch = 64;
   ColumnCli columns;
 };
@@ -81,6 +82,10 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   sub->add_option("--char-embed", o.char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
   sub->add_option("--char-hidden", o.char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
   sub->add_flag("--crf", o.crf, "tag: a linear-chain CRF output layer (sequence loss, Viterbi decoding under the tag scheme's constraints)")->group(g);
+  sub->add_option("--attention", o.attention,
+                  "seq2seq: the decoder attends over the encoder's outputs (Luong et al. 2015): dot, general "
+                  "(bilinear) or additive (Bahdanau); none = the encoder's final state only")
+      ->check(CLI::IsMember({"none", "dot", "general", "additive"}))->capture_default_str()->group(g);
   sub->add_option("--tag-scheme", o.tag_scheme,
                   "tag: scheme the model is trained in; the file's own is detected, and output and scores stay in it. "
                   "auto = the file's own (bioes with --crf)")
@@ -111,6 +116,9 @@ void add_task_eval_options(CLI::App* sub) {
   sub->add_option("--length-penalty", e.decode.length_penalty, "seq2seq beam: score = log p / length^alpha (0 = off)")
       ->capture_default_str()->group(g);
   sub->add_option("--max-length", e.decode.max_length, "seq2seq: longest output")->capture_default_str()->group(g);
+  sub->add_flag("--replace-unk", e.replace_unk,
+                "seq2seq with --attention: score the outputs with each <unk> replaced by the most attended source word")
+      ->group(g);
   add_task_column_options(sub, e.columns, true, true, true);
 }
 
@@ -150,6 +158,9 @@ void run_task_eval(const std::string& path, const std::string& file, int threads
   const auto ex = encode_task_examples(m, raw, true, name);
   TaskEvalOptions o;
   o.decode = eval_cli().decode;
+  o.replace_unk = eval_cli().replace_unk;
+  if (o.replace_unk && m.task.kind != TaskKind::seq2seq)
+    throw Error("--replace-unk: for seq2seq models with attention; " + path + " is a " + task_kind_name(m.task.kind) + " model");
   const TaskEvalResult r = evaluate_task(m, ex, o);
   if (json) {
     nlohmann::ordered_json j = {{"file", name},
@@ -262,6 +273,8 @@ namespace {
 
 struct PredictArgs {
   std::string model, file, out, features;
+  std::string show_attention;  // translate: where the alignment tables go
+  bool replace_unk = false;    // translate: <unk> -> the most attended source word
   std::vector<std::string> texts;
   DecodeOptions decode;
   ColumnCli columns;
@@ -365,10 +378,23 @@ void run_translate(const PredictArgs& a) {
   const auto texts = gather_texts(a.texts, a.file);
   const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
   const auto outs = translate(m, ex, a.decode);
+  const bool attend = !a.show_attention.empty() || a.replace_unk;
+  if (attend && !task_has_attention(m))
+    throw Error(std::string(a.replace_unk ? "--replace-unk" : "--show-attention") + ": " + a.model +
+                " has no attention; train it with recur train --task seq2seq --attention general (or dot, additive)");
+  const auto align = attend ? attention_alignments(m, ex, outs) : std::vector<std::vector<std::vector<float>>>();
+  std::string tables;
   for (size_t i = 0; i < outs.size(); ++i) {
-    if (a.json) text += json_line({{"source", texts[i].substr(0, texts[i].find('\t'))}, {"output", task_output_text(m, outs[i])}});
-    else text += task_output_text(m, outs[i]) + "\n";
+    std::vector<std::string> words;
+    for (int32_t id : outs[i]) words.push_back(m.targets.token(id));
+    if (a.replace_unk) words = replace_unknown_words(m, outs[i], align[i], ex[i].source_words);
+    const std::string out = task_output_words_text(m, words);
+    if (!a.show_attention.empty()) tables += attention_table(ex[i].source_words, words, align[i]);
+    if (a.json) text += json_line({{"source", texts[i].substr(0, texts[i].find('\t'))}, {"output", out}});
+    else text += out + "\n";
   }
+  // The tables first: a failed write of them leaves no translations claiming they were shown.
+  if (!a.show_attention.empty()) write_result(a.show_attention, tables, "the attention tables");
   write_result(a.out, text, "the translations");
 }
 
@@ -414,6 +440,12 @@ void add_translate(CLI::App& app) {
   sub->add_option("--length-penalty", a->decode.length_penalty, "Beam: score = log p / length^alpha (0 = off)")
       ->capture_default_str();
   sub->add_option("--max-length", a->decode.max_length, "Longest output in tokens")->capture_default_str();
+  sub->add_option("--show-attention", a->show_attention,
+                  "Models with --attention: write each sentence's attention weights to FILE ('-' = stdout), a "
+                  "tab-separated table: source words across, one row per output word and <eos>");
+  sub->add_flag("--replace-unk", a->replace_unk,
+                "Models with --attention: replace each <unk> in the output by the source word attended to most at "
+                "that step");
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_translate(*a); });
 }

@@ -17,6 +17,7 @@
 
 #include "recur/core/error.h"
 #include "recur/tasks/metrics.h"
+#include "recur/tasks/tasks.h"
 #include "recur/data/task_data.h"
 
 #include "cli_run.h"
@@ -599,6 +600,110 @@ TEST(FloatFields, ValuesPastFloatRangeAreRefusedNamingFileAndLine) {
   EXPECT_NE(message([&] { load_word_vectors(vec, vocab, weight); }).find("vec.txt:1: value '1e39'; expected a finite number"),
             std::string::npos);
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+// --attention (attention.h): a word-reversing model attends, its alignment tables are written by
+// translate --show-attention, and --replace-unk copies the most attended source word over an
+// output <unk>.
+TEST_F(CliTasks, Seq2seqAttentionShowsAlignmentsAndReplacesUnknownWords) {
+  const std::string data = write("pairs.txt", pair_data(300));
+  Result r = run("train " + data + " --task seq2seq --attention additive --bidirectional --epochs 3 --out " + path("run") +
+                 " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("info " + path("run/last.safetensors"));
+  EXPECT_NE(r.out.find("attn(attention additive 16)"), std::string::npos) << r.out;
+  r = run("translate " + path("run/last.safetensors") + " --show-attention " + path("align.tsv") + " 'one two three' 'four'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // One table per sentence: the source words across, then a row per output word and <eos>
+  // whose weights sum to 1 (3 decimals each).
+  std::istringstream tables(slurp(path("align.tsv")));
+  std::istringstream outs(r.out);
+  std::string line, out;
+  for (const std::vector<std::string> src : {std::vector<std::string>{"one", "two", "three"}, {"four"}}) {
+    ASSERT_TRUE(std::getline(outs, out));
+    ASSERT_TRUE(std::getline(tables, line));
+    std::string want;
+    for (const auto& w : src) want += "\t" + w;
+    EXPECT_EQ(line, want);
+    std::vector<std::string> rows;
+    while (std::getline(tables, line) && !line.empty()) {
+      std::istringstream cells(line);
+      std::string word, v;
+      std::getline(cells, word, '\t');
+      rows.push_back(word);
+      double sum = 0;
+      int n = 0;
+      while (std::getline(cells, v, '\t')) {
+        sum += std::stod(v);
+        ++n;
+      }
+      EXPECT_EQ(n, int(src.size())) << line;
+      EXPECT_NEAR(sum, 1.0, 0.002) << line;
+    }
+    ASSERT_FALSE(rows.empty());
+    EXPECT_EQ(rows.back(), "<eos>");
+    std::string joined;
+    for (size_t k = 0; k + 1 < rows.size(); ++k) joined += (k ? " " : "") + rows[k];
+    EXPECT_EQ(joined, out) << "the rows are the output's words";
+  }
+  // The dot score cannot multiply a bidirectional encoder's 2R-wide outputs with R-wide queries.
+  expect_one_line_error("train " + data + " --task seq2seq --attention dot --bidirectional --out " + path("dot") + " " + tiny(),
+                        "--attention dot: the decoder's outputs (16 wide) and the bidirectional encoder's (32)");
+  // Without attention there is nothing to show.
+  ASSERT_EQ(run("train " + data + " --task seq2seq --epochs 1 --out " + path("plain") + " " + tiny()).rc, 0);
+  expect_one_line_error("translate " + path("plain/last.safetensors") + " --replace-unk 'one'",
+                        "--replace-unk: " + path("plain/last.safetensors") + " has no attention");
+}
+
+TEST_F(CliTasks, Seq2seqReplaceUnkCopiesTheMostAttendedSourceWord) {
+  // A copy task: four colours, one of them replaced by a name seen once. With --min-count 2 no
+  // name is in either vocabulary, so the model writes <unk> where the name was; it learns to
+  // copy by attending to the word it writes, so the <unk> attends to the source's <unk>.
+  const char* colours[] = {"red", "green", "blue", "black", "white", "pink", "gray", "brown", "gold", "teal"};
+  Lcg g;
+  std::string pairs;
+  for (int i = 0; i < 600; ++i) {
+    std::vector<std::string> w;
+    for (int k = 0; k < 4; ++k) w.push_back(colours[g.next(10)]);
+    w[g.next(4)] = "n" + std::to_string(i);
+    const std::string text = w[0] + " " + w[1] + " " + w[2] + " " + w[3];
+    pairs += text + "\t" + text + "\n";
+  }
+  const std::string data = write("copy.txt", pairs);
+  Result r = run("train " + data + " --task seq2seq --attention general --min-count 2 --epochs 20 --out " + path("run") +
+                 " --hidden 32 --embed 16 --batch 16 --threads 1 --quiet");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string model = path("run/last.safetensors");
+  r = run("translate " + model + " 'red x1 blue gold' 'pink teal zz9 gray'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "red <unk> blue gold\npink teal <unk> gray\n");
+  r = run("translate " + model + " --replace-unk 'red x1 blue gold' 'pink teal zz9 gray'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "red x1 blue gold\npink teal zz9 gray\n");
+  // Hand-set alignments decide which source word comes through.
+  const TaskModel m = load_task_checkpoint(model).model;
+  const std::vector<int32_t> out{m.targets.id("red"), Vocab::unk_id};
+  ASSERT_NE(out[0], Vocab::unk_id);
+  EXPECT_EQ(replace_unknown_words(m, out, {{0.9f, 0.1f}, {0.2f, 0.8f}, {0.5f, 0.5f}}, {"name", "w7"}),
+            (std::vector<std::string>{"red", "w7"}));
+  EXPECT_EQ(replace_unknown_words(m, out, {{0.9f, 0.1f}, {0.7f, 0.3f}, {0.5f, 0.5f}}, {"name", "w7"}),
+            (std::vector<std::string>{"red", "name"}));
+  // No source words (numeric features): the <unk> stays.
+  EXPECT_EQ(replace_unknown_words(m, out, {{0.9f, 0.1f}, {0.2f, 0.8f}}, {}), (std::vector<std::string>{"red", "<unk>"}));
+  // eval --replace-unk scores the replaced words: the copied names now match.
+  const std::string test = write("test.txt", "red x1 blue gold\tred x1 blue gold\npink teal zz9 gray\tpink teal zz9 gray\n");
+  r = run("eval " + model + " " + test + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double plain = nlohmann::json::parse(r.out)["value"].get<double>();
+  r = run("eval " + model + " " + test + " --json --replace-unk");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_GT(nlohmann::json::parse(r.out)["value"].get<double>(), plain);
 }
 
 }  // namespace

@@ -73,6 +73,7 @@ def train(
     char_hidden: int = ...,
     crf: bool = ...,
     tag_scheme: str = ...,
+    attention: str = ...,
     condition_every_step: bool = ...,
     binary: bool = ...,
     features: bool = ...,

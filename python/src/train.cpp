@@ -193,6 +193,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("char_rnn", &TrainOptions::char_rnn);
     flag("crf", &TrainOptions::crf);
     str("tag_scheme", &TrainOptions::tag_scheme);
+    str("attention", &TrainOptions::attention);
     i64("char_embed", &TrainOptions::char_embed);
     i64("char_hidden", &TrainOptions::char_hidden);
     flag("condition_every_step", &TrainOptions::condition_every_step);

@@ -72,6 +72,7 @@ TaskModelOptions model_options_of(const TrainOptions& o) {
   m.char_embed = o.char_embed;
   m.char_hidden = o.char_hidden;
   m.freeze_embeddings = o.freeze_embeddings;
+  if (o.attention != "none") m.attention = parse_attention_score(o.attention);
   return m;
 }
 

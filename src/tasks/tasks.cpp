@@ -319,7 +319,12 @@ TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& 
       if (rc.bidirectional) init = s.bridge("bridge", "enc.final", "dec");
       const std::string te = drop("tgt_drop", s.embedding("tgt_emb", "tgt", mo.embed));
       s.rnn("dec", te, dc, init);
-      s.linear("out", drop("dec_drop", "dec"), m.targets.size());
+      if (mo.attention) {
+        const std::string a = s.attention("attn", "dec", "enc", *mo.attention, dc.state_size());
+        s.linear("out", drop("attn_drop", a), m.targets.size());
+      } else {
+        s.linear("out", drop("dec_drop", "dec"), m.targets.size());
+      }
       break;
     }
     case TaskKind::generate: {
@@ -363,6 +368,7 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
     if (m.task.kind == TaskKind::seq2seq) {
       e.source_text = r.source_text;
       e.target_text = r.target_text;
+      if (!m.task.features) e.source_words = r.input;
     }
     if (m.task.features) {
       const int64_t F = task_features_width(m);
@@ -717,6 +723,83 @@ std::string task_output_text(const TaskModel& m, const std::vector<int32_t>& ids
   return s;
 }
 
+std::string task_output_words_text(const TaskModel& m, const std::vector<std::string>& words) {
+  std::string s;
+  const bool chars = m.targets.level() == TokenLevel::chars;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (!chars && i) s += ' ';
+    s += words[i];
+  }
+  return s;
+}
+
+bool task_has_attention(const TaskModel& m) {
+  const int64_t i = m.spec.layer_index("attn");
+  return m.task.kind == TaskKind::seq2seq && i >= 0 && m.spec.layers[size_t(i)].kind == LayerKind::attention;
+}
+
+std::vector<std::vector<std::vector<float>>> attention_alignments(const TaskModel& m, const std::vector<TaskExample>& ex,
+                                                                  const std::vector<std::vector<int32_t>>& outputs,
+                                                                  int64_t batch) {
+  if (!task_has_attention(m)) throw Error("the model has no attention (recur train --task seq2seq --attention ...)");
+  if (outputs.size() != ex.size()) throw Error("attention_alignments: " + std::to_string(outputs.size()) + " outputs for " +
+                                               std::to_string(ex.size()) + " examples");
+  // The decoded outputs as targets: the decoder reads <eos> y1 .. yn, as it did while decoding.
+  std::vector<TaskExample> forced(ex.begin(), ex.end());
+  for (size_t i = 0; i < forced.size(); ++i) forced[i].targets = outputs[i];
+  const size_t a = size_t(m.spec.layer_index("attn"));
+  std::vector<std::vector<std::vector<float>>> out(ex.size());
+  ModelCache<float> cache;
+  for_batches(forced, batch, [&](size_t i0, std::span<const TaskExample* const> b) {
+    const TaskBatch tb = make_task_batch(m, b);
+    model_forward(m.spec, m.params, tb.inputs, {.training = false, .rng = nullptr, .wanted = {"attn"}}, cache);
+    const Tensor<float>& w = cache.layers[a].attn.weights;  // [Tt, B, Ts]
+    const int64_t B = w.dim(1), Ts = w.dim(2);
+    for (int64_t k = 0; k < B; ++k) {
+      const TaskExample& e = *b[size_t(k)];
+      const int64_t rows = int64_t(e.targets.size()) + 1, len = e.steps;
+      auto& al = out[i0 + size_t(k)];
+      al.assign(size_t(rows), std::vector<float>(size_t(len)));
+      for (int64_t t = 0; t < rows; ++t)
+        std::copy(w.ptr() + (t * B + k) * Ts, w.ptr() + (t * B + k) * Ts + len, al[size_t(t)].begin());
+    }
+  });
+  return out;
+}
+
+std::string attention_table(const std::vector<std::string>& source_words, const std::vector<std::string>& output_words,
+                            const std::vector<std::vector<float>>& alignment) {
+  std::string s;
+  for (const std::string& w : source_words) s += "\t" + w;
+  s += "\n";
+  char buf[32];
+  for (size_t t = 0; t < alignment.size(); ++t) {
+    s += t < output_words.size() ? output_words[t] : std::string("<eos>");
+    for (float v : alignment[t]) {
+      std::snprintf(buf, sizeof buf, "\t%.3f", double(v));
+      s += buf;
+    }
+    s += "\n";
+  }
+  return s + "\n";
+}
+
+std::vector<std::string> replace_unknown_words(const TaskModel& m, const std::vector<int32_t>& output,
+                                               const std::vector<std::vector<float>>& alignment,
+                                               const std::vector<std::string>& source_words) {
+  std::vector<std::string> words;
+  for (size_t j = 0; j < output.size(); ++j) {
+    if (output[j] != Vocab::unk_id || j >= alignment.size() || alignment[j].empty() || source_words.empty()) {
+      words.push_back(m.targets.token(output[j]));
+      continue;
+    }
+    const auto& row = alignment[j];  // the step that produced output j
+    const size_t best = size_t(std::max_element(row.begin(), row.end()) - row.begin());
+    words.push_back(best < source_words.size() ? source_words[best] : m.targets.token(output[j]));
+  }
+  return words;
+}
+
 // ---------------------------------------------------------------- evaluation
 
 namespace {
@@ -728,10 +811,16 @@ constexpr std::string_view kBleuUnknown = "\xEF\xBF\xBD";
 // The output ids as detokenised text for BLEU: characters joined; words joined by spaces, except
 // a "." or "," between two digits ("3 . 5" -> "3.5", one token in 13a as in the reference). 13a
 // splits the other punctuation itself, so spaces around it change no token.
-std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids) {
+// `replaced`: the words after unk replacement (replace_unknown_words), or null.
+std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids, const std::vector<std::string>* replaced = nullptr) {
   const bool chars = m.targets.level() == TokenLevel::chars;
   std::vector<std::string> w;
-  for (int32_t id : ids) w.push_back(id == Vocab::unk_id ? std::string(kBleuUnknown) : m.targets.token(id));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const bool unk = ids[i] == Vocab::unk_id;
+    // A replaced <unk> is the source word; one left <unk> (no attention) never matches.
+    w.push_back(replaced && unk && (*replaced)[i] != m.targets.token(ids[i]) ? (*replaced)[i]
+                : unk ? std::string(kBleuUnknown) : m.targets.token(ids[i]));
+  }
   auto digit_at = [](const std::string& s, bool last) {
     return !s.empty() && std::isdigit(static_cast<unsigned char>(last ? s.back() : s.front()));
   };
@@ -822,15 +911,29 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
         refs[it->second].push_back(ex[i].target_text);
       }
       CorpusBleu be({.lowercase = m.task.lowercase, .unknown = std::string(kBleuUnknown)});
-      for (size_t s = 0; s < refs.size(); ++s) be.add(scoring_text(m, hyp[first[s]]), refs[s]);
+      const bool replace = opts.replace_unk && task_has_attention(m);
+      if (opts.replace_unk && !replace)
+        throw Error("--replace-unk: the model has no attention to copy source words by (recur train --attention)");
+      std::vector<std::vector<std::vector<float>>> align;
+      if (replace) align = attention_alignments(m, ex, hyp, opts.batch);
+      for (size_t s = 0; s < refs.size(); ++s) {
+        const size_t i = first[s];
+        if (!replace) {
+          be.add(scoring_text(m, hyp[i]), refs[s]);
+          continue;
+        }
+        const auto words = replace_unknown_words(m, hyp[i], align[i], ex[i].source_words);
+        be.add(scoring_text(m, hyp[i], &words), refs[s]);
+      }
       r.metric = be.bleu();
       std::snprintf(buf, sizeof buf, "decoder     %s\nBLEU        %.2f\nexact match %.2f%% (%lld of %lld)\n",
                     opts.decode.beam > 1 ? ("beam " + std::to_string(opts.decode.beam)).c_str() : "greedy",
                     100 * be.bleu(), 100 * be.exact_match(), (long long)be.exact, (long long)be.segments);
       r.report += buf;
       std::snprintf(buf, sizeof buf,
-                    "references  %lld for %lld sources; sacreBLEU 13a tokens, exp smoothing%s, <unk> never matches\n",
-                    (long long)be.references, (long long)be.segments, m.task.lowercase ? ", lowercased (-lc)" : "");
+                    "references  %lld for %lld sources; sacreBLEU 13a tokens, exp smoothing%s, <unk> never matches%s\n",
+                    (long long)be.references, (long long)be.segments, m.task.lowercase ? ", lowercased (-lc)" : "",
+                    replace ? " (each replaced by the most attended source word first)" : "");
       r.report += buf;
       break;
     }

@@ -62,6 +62,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--char-embed", {"tag"}, "the character embedding of --char-rnn"},
       {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
+      {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
       {"--tag-scheme", {"tag"}, "the chunk tag scheme a tagger is trained in"},
       {"--condition-every-step", {"generate"}, "where a generator reads its condition"},
       {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
@@ -111,7 +112,7 @@ void TrainOptions::validate() const {
                           "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
                           "--keep-case", "--embeddings", "--freeze-embeddings", "--text-column", "--label-column",
-                          "--token-column", "--tag-column"})
+                          "--token-column", "--tag-column", "--attention"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
                     "; the architecture, vocabularies and data columns come from that model");
@@ -125,6 +126,12 @@ void TrainOptions::validate() const {
                 " (it predicts the next token, so it cannot read the future; --bidirectional is for tag, classify and "
                 "seq2seq)");
   if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
+  if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
+    bad("--attention", attention, "none, dot, general or additive");
+  if (attention == "dot" && bidirectional)
+    throw Error("--attention dot: the decoder's outputs (" + std::to_string(proj > 0 ? proj : hidden) +
+                " wide) and the bidirectional encoder's (" + std::to_string(2 * (proj > 0 ? proj : hidden)) +
+                ") cannot be multiplied; expected general or additive with --bidirectional");
   if (!embeddings_path.empty() && features) bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
   check_int("--char-embed", char_embed, 1, "a size >= 1");
   check_int("--char-hidden", char_hidden, 1, "a size >= 1");
@@ -252,6 +259,7 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"header", o.header}};
   // Written only when used, so the options of other runs keep their bytes.
   if (o.crf) j["crf"] = true;
+  if (o.attention != "none") j["attention"] = o.attention;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
   return j.dump();
 }
@@ -350,6 +358,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     o.tag_column = f.integer("tag_column", 0);
     o.header = f.integer("header", -1, 1);
     if (f.has("crf")) o.crf = f.boolean("crf");
+    if (f.has("attention")) o.attention = f.string("attention");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
   f.finish();
@@ -466,7 +475,8 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--embeddings", embeddings_path), RECUR_FLAG("--freeze-embeddings", freeze_embeddings),
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
-      RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme)};
+      RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),
+      RECUR_FLAG("--attention", attention)};
   return t;
 }
 #undef RECUR_FLAG

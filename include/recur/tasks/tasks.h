@@ -69,6 +69,9 @@ struct TaskModelOptions {
   double dropout = 0.0;          // on embeddings and before the head
   int64_t char_embed = 25, char_hidden = 25;  // tag with char_rnn
   bool freeze_embeddings = false;             // pre-trained vectors stay as loaded
+  // seq2seq: Luong attention of the decoder over the encoder's outputs (layer "attn" between
+  // "dec" and "out", width R; attention.h); none = the decoder reads only its initial state.
+  std::optional<AttentionScore> attention;
 };
 
 struct TaskModel {
@@ -95,6 +98,7 @@ struct TaskExample {
   // target ids (an out-of-vocabulary word would become <unk> and match an output <unk>), and
   // takes every target of the same source_text as a reference ("" groups nothing: features).
   std::string source_text, target_text;
+  std::vector<std::string> source_words;  // seq2seq on text: the source as split (unk replacement)
   // tag, a sentence holding a tag the model never saw in training (a rare type that fell into
   // the held-out part, or a test file's own): its gold tags as read (in the training scheme),
   // and `targets` stays empty. The sentence is left out of the loss (there is no id to score)
@@ -234,11 +238,35 @@ std::vector<int32_t> generate_conditioned(const TaskModel& model, int32_t label,
 // Output ids -> text (words joined by spaces; characters concatenated).
 std::string task_output_text(const TaskModel& model, const std::vector<int32_t>& ids);
 
+// ---- attention (seq2seq models trained with --attention) ----
+bool task_has_attention(const TaskModel& model);
+// Where the decoder looked: for each example, one row per output token and a last one for the
+// <eos> that ended it, each the attention weights over the source positions
+// [outputs[i].size() + 1][source length]. Computed by a teacher-forced pass over the decoded
+// outputs, which gives the decoder the inputs it had at each step. Error without attention.
+std::vector<std::vector<std::vector<float>>> attention_alignments(const TaskModel& model,
+                                                                  const std::vector<TaskExample>& ex,
+                                                                  const std::vector<std::vector<int32_t>>& outputs,
+                                                                  int64_t batch = 64);
+// An output's words with each <unk> replaced by the source word the decoder attended to most at
+// that step (Luong et al. 2015b's unk replacement: names and numbers are copied through);
+// `alignment` from attention_alignments, `source_words` as the model read them (TaskExample).
+std::vector<std::string> replace_unknown_words(const TaskModel& model, const std::vector<int32_t>& output,
+                                               const std::vector<std::vector<float>>& alignment,
+                                               const std::vector<std::string>& source_words);
+// One sentence's alignment as a tab-separated table: a header row of the source words, then a row
+// per output word (and one for <eos>) with its weights, 3 decimals, and a blank line after.
+std::string attention_table(const std::vector<std::string>& source_words, const std::vector<std::string>& output_words,
+                            const std::vector<std::vector<float>>& alignment);
+// Words -> text as task_output_text joins them.
+std::string task_output_words_text(const TaskModel& model, const std::vector<std::string>& words);
+
 // ---- evaluation ----
 struct TaskEvalOptions {
   int64_t batch = 64;
   DecodeOptions decode;  // seq2seq
   bool decode_outputs = true;  // seq2seq: run the decoder for BLEU / exact match (else loss only)
+  bool replace_unk = false;    // seq2seq with attention: score outputs after unk replacement
 };
 struct TaskEvalResult {
   LossSum loss;
