@@ -184,8 +184,8 @@ void add_train(CLI::App& app) {
                      ->expected(0, 1);
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
   sub->add_option("--init-from", o.init_from,
-                  "Fine-tune: a fresh run (new data, fresh optimizer) starting from this task model's architecture, "
-                  "vocabularies and weights");
+                  "Fine-tune: a fresh run (new data, fresh optimizer) starting from this model's architecture, "
+                  "vocabularies and weights (any task; a language model's vocabulary is kept, new tokens read as <unk>)");
   const std::string d = "Data";
   sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
   sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);

@@ -13,6 +13,7 @@
 #include "recur/data/prepared.h"
 #include "recur/diag/diagnostics.h"
 #include "recur/tasks/lm_text.h"
+#include "recur/tasks/tasks.h"
 #include "train_tasks.h"
 
 namespace recur::detail {
@@ -79,6 +80,19 @@ class LmTask final : public TrainTask {
       resume->train_state = ck.train_state;
       resume->tensors = std::move(ck.tensors);
       saved_batch_ = train_progress_from_json(ck.train_state, o.resume_path).options.batch;
+    }
+    if (!o.init_from.empty() && o.resume_path.empty()) {
+      // Fine-tuning: the model, vocabulary and token level are the checkpoint's; the data are read
+      // at its level (a --level that differs is refused rather than silently overridden).
+      if (is_task_checkpoint(o.init_from))
+        throw Error("--init-from " + o.init_from + ": a task model; --task " + o.task + " needs a language model");
+      ck = load_checkpoint(o.init_from);
+      init_ = true;
+      const TokenLevel level = ck.model.spec.level;
+      if (o.given.count("--level") && o.level != level)
+        throw Error("--level " + std::string(token_level_name(o.level)) + ": not with --init-from " + o.init_from +
+                    ", a model of " + token_level_name(level) + "; the level comes from that model");
+      o_.level = level;
     }
     read_data(corpus, note);
     build_model(corpus, ck, note);
@@ -294,6 +308,32 @@ class LmTask final : public TrainTask {
   void build_model(const TokenCorpus* corpus, Checkpoint& ck, const NoteFn& note) {
     const TrainOptions& o = o_;
     const bool resuming = !o.resume_path.empty();
+    if (init_) {
+      // The checkpoint's model as it is, with a fresh optimizer; its vocabulary is kept, so new
+      // words read as <unk> (counted in the note on the training data's unknown tokens).
+      const std::string task = corpus ? corpus->task : "";
+      if (task.empty() != ck.model.task.empty() ||
+          (!task.empty() && nlohmann::json::parse(task) != nlohmann::json::parse(ck.model.task)))
+        throw Error("--init-from " + o.init_from + ": trained with task " + (ck.model.task.empty() ? "lm" : ck.model.task) +
+                    ", but this run's data is " + (task.empty() ? "text (--task lm)" : task) +
+                    "; fine-tuning keeps the model's tokens");
+      if (corpus && !(corpus->vocab == ck.model.vocab))
+        throw Error("--init-from " + o.init_from + ": its " + std::to_string(ck.model.vocab.size()) +
+                    " tokens differ from this corpus's " + std::to_string(corpus->vocab.size()));
+      if (prepared_ && !(prepared_->vocab() == ck.model.vocab))
+        throw Error(prepared_->dir() + "/vocab.json: " + std::to_string(prepared_->vocab().size()) + " tokens (hash " +
+                    vocab_hash_hex(prepared_->vocab()) + ") differ from the vocabulary of " + o.init_from + " (" +
+                    std::to_string(ck.model.vocab.size()) + " tokens, hash " + vocab_hash_hex(ck.model.vocab) +
+                    "); prepare the corpus with --vocab of that model");
+      model_ = std::move(ck.model);
+      const LmSpec spec = spec_of(o, model_.vocab.size());
+      model_.spec.mode = o.mode;
+      model_.spec.lm.dropout = spec.lm.dropout;  // training choices, not shapes
+      model_.spec.lm.rnn.dropout = model_.spec.lm.rnn.num_layers > 1 ? spec.lm.rnn.dropout : 0.0;
+      note("initialised from " + o.init_from + " (its architecture, vocabulary of " + std::to_string(model_.vocab.size()) +
+           " " + token_level_name(model_.spec.level) + " and weights; a fresh optimizer)");
+      return;
+    }
     if (resuming) {
       model_ = std::move(ck.model);
       // Compared as JSON values: a loaded record comes back with its keys in another order.
@@ -380,6 +420,7 @@ class LmTask final : public TrainTask {
   }
 
   TrainOptions o_;
+  bool init_ = false;  // --init-from: build_model takes the checkpoint's model
   int rank_ = 0, ranks_ = 1;  // data parallelism: this process's rows of every batch
   TextBatch mine_;            // [T, b] this rank's columns of batch_ (several ranks)
   const TextBatch* cur_ = &batch_;  // what forward_backward trains on: batch_ or mine_

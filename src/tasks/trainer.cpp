@@ -104,15 +104,12 @@ void TrainOptions::validate() const {
   if (!init_from.empty()) {
     if (!resume_path.empty())
       bad("--init-from", init_from, "a fresh run's starting model; a --resume'd run continues its own weights");
-    if (!is_model_task())
-      bad("--init-from", init_from, "a task model run (--task classify, tag, seq2seq or generate); language models cannot "
-          "be fine-tuned from a checkpoint yet");
     // The model comes whole from the checkpoint: a flag that would shape another one is refused.
     for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
                           "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
                           "--keep-case", "--embeddings", "--freeze-embeddings", "--text-column", "--label-column",
-                          "--token-column", "--tag-column", "--attention"})
+                          "--token-column", "--tag-column", "--attention", "--tie-weights"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
                     "; the architecture, vocabularies and data columns come from that model");
