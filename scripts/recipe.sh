@@ -157,9 +157,11 @@ case "$name" in
     fi
     test_file="$work/test"
     if [ -n "${VALID:-}" ]; then concat "$work/valid" $VALID; valid_args=(--valid "$work/valid"); else valid_args=(--valid-fraction 0.05); fi
+    # Luong attention (general score) over the bidirectional encoder; <unk> in the output is
+    # replaced by the most attended source word before scoring (BENCHMARKS.md "Attention").
     train 2400 "$train_file" --task seq2seq "${valid_args[@]}" --bidirectional --layers 1 --hidden 256 \
-      --embed 128 --min-count 2 --dropout 0.2 --batch 64 --epochs 30 --patience 4
-    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --beam 5 --threads "$threads")
+      --embed 128 --min-count 2 --dropout 0.2 --batch 64 --epochs 30 --patience 4 --attention general
+    res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --beam 5 --replace-unk --threads "$threads")
     echo "$name: BLEU $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f", 100 * v }') (beam 5) on ${TEST:-every 20th English sentence held out}"
     ;;
   ptb-small)

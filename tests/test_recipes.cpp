@@ -127,6 +127,33 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
 
 // The default validation split of a task model: 200 examples, kept between 5% and 20% of the
 // file (a 100-line file validates on about 20, not 5; a 10,000-line one on about 500, not 2,000).
+// eng-fra: an attention model (recur info shows the layer), beam 5 with unk replacement, BLEU on
+// TEST's pairs; the best epoch chosen on a split of TRAIN.
+TEST(Recipes, TranslationRecipeTrainsAttentionAndReportsBleu) {
+  RecipeDir d("mt");
+  std::string pairs, test;
+  const char* en[] = {"red", "green", "blue", "black"};
+  const char* fr[] = {"rouge", "vert", "bleu", "noir"};
+  for (int i = 0; i < 120; ++i) {
+    const int a = i % 4, b = (i / 4) % 4;
+    (i % 10 == 0 ? test : pairs) += std::string("the ") + en[a] + " " + en[b] + " car .\tla voiture " + fr[a] + " " + fr[b] + " .\n";
+  }
+  const fs::path train_file = d.write("train.txt", pairs), test_file = d.write("test.txt", test);
+  const CliResult r = run_recipe("eng-fra --epochs 2 --hidden 16 --embed 8", d.dir,
+                                 "TRAIN='" + train_file.string() + "' TEST='" + test_file.string() + "' TIME=20");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::smatch m;
+  const std::string last = last_line(r.out);
+  ASSERT_TRUE(std::regex_match(last, m, std::regex(R"(eng-fra: BLEU ([0-9.]+) \(beam 5\) on .*test\.txt)"))) << last;
+  EXPECT_LE(std::stod(m[1]), 100.0);
+  EXPECT_NE(r.err.find("attn(attention general 16)"), std::string::npos) << r.err;
+  // Selected on a part of TRAIN's 108 pairs (5%, drawn per example), not on TEST's 12.
+  std::smatch n;
+  ASSERT_TRUE(std::regex_search(r.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << r.err;
+  EXPECT_EQ(std::stoi(n[1]) + std::stoi(n[2]), 108);
+  EXPECT_GT(std::stoi(n[2]), 0);
+}
+
 TEST(ValidationDefault, TaskModelsHoldOutEnoughExamplesAndLanguageModelsFivePercent) {
   RecipeDir d("validdefault");
   for (const auto& [lines, lo, hi] : {std::tuple{100, 12, 30}, std::tuple{1000, 160, 240}, std::tuple{10000, 420, 580}}) {
