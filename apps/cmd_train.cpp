@@ -244,6 +244,8 @@ void add_train(CLI::App& app) {
                ->capture_default_str()->group(t);
   sub->add_option("--plateau-patience", o.plateau_patience, "Evaluations without improvement before decaying")
                ->capture_default_str()->group(t);
+  sub->add_option("--warmup", o.warmup, "Steps of linear learning-rate warm-up: step s of the first N trains at lr*s/N (0 = off)")
+               ->capture_default_str()->group(t);
   sub->add_option("--epochs", o.epochs, "Stop after this many epochs in total (all budgets 0: 10 epochs)")
                ->group(t);
   sub->add_option("--steps", o.steps, "Stop after this many steps in total")->group(t);

@@ -248,6 +248,30 @@ TEST_F(TrainFlags, PlateauDecayLowersTheRateWhenValidationStalls) {
   }
 }
 
+// --warmup N: step s of the first N trains at lr * s / N (log-every 1 logs each step's rate), then
+// the schedule as before; a run resumed in the middle of the warm-up goes on from where it was.
+TEST_F(TrainFlags, WarmupRampsTheRateOnEveryTaskAndResumes) {
+  for (const std::string& task : kTasks) {
+    SCOPED_TRACE(task);
+    const Metrics m = trained(task, "--lr 0.01 --warmup 4", "--steps 6");
+    ASSERT_EQ(m.train.size(), 6u);
+    for (int s = 1; s <= 6; ++s)
+      EXPECT_NEAR(m.train[size_t(s - 1)].at("lr").get<double>(), 0.01 * std::min(s, 4) / 4.0, 1e-15) << "step " << s;
+    const std::string whole = m.losses();
+    const std::string out = (dir_ / ("run_" + task)).string();
+    ASSERT_EQ(run(task, "--lr 0.01 --warmup 4", "--steps 2").rc, 0);
+    const Result resumed =
+        recur::test::run_recur(with(task, "") + " --steps 6 --resume --out '" + out + "'", dir_);
+    ASSERT_EQ(resumed.rc, 0) << resumed.err;
+    const Metrics r = metrics(task);
+    ASSERT_EQ(r.train.size(), 6u);
+    EXPECT_NEAR(r.train[2].at("lr").get<double>(), 0.0075, 1e-15);
+    EXPECT_EQ(r.losses(), whole) << "a resumed warm-up trains as one run";
+  }
+  const Result bad = run("lm", "--warmup -1");
+  EXPECT_EQ(bad.err.rfind("recur: error: --warmup: got -1, expected 0 (off) or a number of steps >= 1", 0), 0u) << bad.err;
+}
+
 // --diverge-factor stops a run whose loss climbs above that multiple of the first step's.
 TEST_F(TrainFlags, DivergeFactorStopsEveryTask) {
   for (const std::string& task : kTasks) {

@@ -162,6 +162,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     i64("decay_after", &TrainOptions::decay_after);
     f64("plateau_decay", &TrainOptions::plateau_decay);
     i64("plateau_patience", &TrainOptions::plateau_patience);
+    i64("warmup", &TrainOptions::warmup);
     i64("patience", &TrainOptions::patience);
     i64("epochs", &TrainOptions::epochs);
     i64("steps", &TrainOptions::steps);

@@ -169,6 +169,7 @@ void TrainOptions::validate() const {
   check_int("--decay-after", decay_after, 0, "an epoch count >= 0");
   check_real("--plateau-decay", plateau_decay, 0, 1, false, true, "0 (off) or a factor in (0, 1)");
   check_int("--plateau-patience", plateau_patience, 0, "an integer >= 0");
+  check_int("--warmup", warmup, 0, "0 (off) or a number of steps >= 1");
   check_int("--epochs", epochs, 0, "an integer >= 0");
   check_int("--steps", steps, 0, "an integer >= 0");
   check_real("--time", time_limit, 0, kInf, false, true, "seconds >= 0");
@@ -257,6 +258,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   // Written only when used, so the options of other runs keep their bytes.
   if (o.crf) j["crf"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
+  if (o.warmup != 0) j["warmup"] = o.warmup;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
   return j.dump();
 }
@@ -323,6 +325,7 @@ TrainOptions options_from_fields(JsonFields& f) {
   o.decay_after = f.integer("decay_after", 0);
   o.plateau_decay = f.number("plateau_decay");
   o.plateau_patience = f.integer("plateau_patience", 0);
+  if (f.has("warmup")) o.warmup = f.integer("warmup", 0);  // absent before --warmup
   o.epochs = f.integer("epochs", 0);
   o.steps = f.integer("steps", 0);
   o.time_limit = f.number("time_limit");
@@ -462,6 +465,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--seq-len", seq_len), RECUR_FLAG("--clip-norm", clip_norm), RECUR_FLAG("--clip-value", clip_value),
       RECUR_FLAG("--lr-decay", lr_decay), RECUR_FLAG("--decay-after", decay_after),
       RECUR_FLAG("--plateau-decay", plateau_decay), RECUR_FLAG("--plateau-patience", plateau_patience),
+      RECUR_FLAG("--warmup", warmup),
       RECUR_FLAG("--epochs", epochs), RECUR_FLAG("--steps", steps), RECUR_FLAG("--seed", seed),
       RECUR_FLAG("--diverge-factor", diverge_factor), RECUR_FLAG("--patience", patience),
       RECUR_FLAG("--valid-every", valid_every),
@@ -498,7 +502,8 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.clip_norm = o.clip_norm;
   l.clip_value = o.clip_value;
   l.schedule = {.lr0 = l.optimizer.lr, .decay = o.lr_decay, .decay_after = o.decay_after,
-                .plateau_decay = o.plateau_decay, .plateau_patience = o.plateau_patience};
+                .plateau_decay = o.plateau_decay, .plateau_patience = o.plateau_patience,
+                .warmup = o.warmup};
   l.epochs = o.epochs;
   l.steps = o.steps;
   l.time_limit = o.time_limit;

@@ -333,7 +333,7 @@ class Loop {
     ++s_.step;
     ++s_.batch_in_epoch;
     ++steps_this_run_;
-    s_.lr = sched_.lr(s_.epoch);
+    s_.lr = sched_.lr(s_.epoch, s_.step);
     task_.zero_grads();
     // The loss is the mean over the global batch's targets: each rank scales by the total.
     double targets = double(task_.batch_targets());

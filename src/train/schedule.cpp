@@ -7,9 +7,10 @@
 
 namespace recur {
 
-double LrSchedule::lr(int64_t completed_epochs) const {
+double LrSchedule::lr(int64_t completed_epochs, int64_t step) const {
   const int64_t epoch = completed_epochs + 1;
-  return opts.lr0 * std::pow(opts.decay, double(std::max<int64_t>(0, epoch - opts.decay_after))) * plateau_scale;
+  const double warm = opts.warmup > 0 && step > 0 && step < opts.warmup ? double(step) / double(opts.warmup) : 1.0;
+  return opts.lr0 * std::pow(opts.decay, double(std::max<int64_t>(0, epoch - opts.decay_after))) * plateau_scale * warm;
 }
 
 bool LrSchedule::on_validation(double score) {

@@ -86,6 +86,7 @@ struct TrainOptions {
   int64_t decay_after = 0;
   double plateau_decay = 0.0;    // (0, 1): multiply lr by it when validation does not improve; 0 = off
   int64_t plateau_patience = 0;  // evaluations without improvement tolerated before decaying
+  int64_t warmup = 0;            // steps of linear learning-rate warm-up (schedule.h), 0 = off
 
   // Budget: the first limit reached stops the run (epochs and steps count from the start of
   // the run, also after a resume; seconds count per invocation). All 0: 10 epochs.

@@ -2,7 +2,11 @@
 // every task (language model, music, tag, classify, seq2seq, generate):
 //
 //   lr(epoch) = lr0 * decay^max(0, epoch - decay_after) * plateau_scale      (epoch 1-based)
+//               * min(1, step / warmup)                                      (step 1-based)
 //
+// The last factor is a linear warm-up over the first `warmup` steps (Goyal et al. 2017; the
+// Transformer's recipe without its decay), off with warmup 0: large batches and Adam's first
+// steps, whose moment estimates rest on a few gradients, start gently.
 // i.e. the first decay_after epochs train at lr0 (with decay_after 0 the decay already applies to
 // epoch 1, as char-rnn's schedule does), and plateau_scale starts at 1 and is multiplied by
 // plateau_decay whenever validation has not improved for more than plateau_patience scheduled
@@ -24,6 +28,7 @@ struct LrScheduleOptions {
   int64_t decay_after = 0;    // epochs at lr0 before decay applies
   double plateau_decay = 0;   // (0, 1) or 0 = off
   int64_t plateau_patience = 0;
+  int64_t warmup = 0;         // steps of linear warm-up, 0 = off
 };
 
 struct LrSchedule {
@@ -33,8 +38,9 @@ struct LrSchedule {
   // Lower is better (the loop negates metrics where higher is better); +inf until the first.
   double plateau_best = std::numeric_limits<double>::infinity();
 
-  // The rate while training the epoch after `completed_epochs` complete ones.
-  double lr(int64_t completed_epochs) const;
+  // The rate of step `step` (1-based; 0 = ignore the warm-up) while training the epoch after
+  // `completed_epochs` complete ones.
+  double lr(int64_t completed_epochs, int64_t step = 0) const;
   // One scheduled validation with selection score `score` (lower is better). Returns true when
   // the plateau rule just lowered the rate.
   bool on_validation(double score);
