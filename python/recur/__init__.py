@@ -69,7 +69,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
       training: optimizer [adam]: sgd, adam, adagrad, rmsprop; lr [0 = the optimizer's
         default]; momentum; weight_decay; batch [32]; seq_len [64]; clip_norm [5];
         clip_value [0]; lr_decay [1]; decay_after [0]; plateau_decay [0];
-        plateau_patience [0]; epochs, steps, time [all 0: 10 epochs]; seed [1];
+        plateau_patience [0]; warmup [0 = off: steps of linear lr warm-up]; epochs, steps, time
+        [all 0: 10 epochs]; seed [1];
         diverge_factor [10]; patience [0 = off]: early stopping after that many validations
         without improvement
       reporting: valid_every [0 = each epoch]; log_every [50]; eval_batch [10];

@@ -57,6 +57,7 @@ def train(
     decay_after: int = ...,
     plateau_decay: float = ...,
     plateau_patience: int = ...,
+    warmup: int = ...,
     epochs: int = ...,
     steps: int = ...,
     time: float = ...,
