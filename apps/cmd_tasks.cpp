@@ -181,7 +181,8 @@ void run_task_eval(const std::string& path, const std::string& file, int threads
 void run_task_info(const std::string& path) {
   const TaskCheckpoint ck = load_task_checkpoint(path);
   const TaskModel& m = ck.model;
-  std::printf("file         %s (format recur-model v1)\n", path.c_str());
+  const FileFormat ff = read_file_format(path);  // v1 and v2 task models both load here
+  std::printf("file         %s (format %s v%d)\n", path.c_str(), ff.format.c_str(), ff.version);
   std::printf("task         %s\n", task_model_summary(m).c_str());
   for (const InputSpec& in : m.spec.inputs)
     std::printf("input        %-10s %s %lld%s\n", in.name.c_str(), in.kind == InputKind::features ? "features" : "tokens",

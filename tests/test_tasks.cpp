@@ -543,8 +543,10 @@ TEST_F(CliTasks, BadInputsGiveOneLineNamingFileAndLine) {
     EXPECT_NE(r.out.find("tokens      6, 3 gold entities"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ORG        precision   0.00%, recall   0.00%"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("(4 targets)"), std::string::npos) << "the unseen sentence is out of the loss\n" << r.out;
-    // recur info says how the tags are modelled.
+    // recur info says how the tags are modelled, and which version of the file it read (it
+    // said v1 for every task model).
     const auto info = run("info " + dir + "/last.safetensors");
+    EXPECT_NE(info.out.find("/last.safetensors (format recur-model v2)"), std::string::npos) << info.out;
     EXPECT_NE(info.out.find(*crf ? "tags         file scheme bio, trained and decoded as bioes, written back as bio; CRF"
                                  : "tags         file scheme bio, trained as is; per-token softmax"),
               std::string::npos)
