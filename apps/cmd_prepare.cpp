@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "recur/data/prepared.h"
+#include "recur/tasks/prepared_task.h"
 #include "recur/train/loop.h"
 
 namespace recur::cli {
@@ -23,13 +24,18 @@ struct PrepareArgs {
   std::string out, level = "char", mode = "stream", vocab;
   PrepareOptions o;
   bool quiet = false;
+  // --task: a task file instead of a text corpus (prepared_task.h).
+  std::string task;
+  TaskColumnOverrides columns;
+  bool keep_case = false;
+  std::vector<CLI::Option*> text_only;  // options that mean nothing for a task file
 };
 
 // "pass 1/2 counting  12.3 MB / 45.6 MB  27%  80.1 MB/s  ETA 0m03s" on stderr, redrawn at most
 // ten times a second, only on a terminal. Both passes read every byte, so the ETA counts both.
 class ProgressBar {
  public:
-  explicit ProgressBar(bool on) : on_(on && ::isatty(STDERR_FILENO) != 0), start_(clock::now()) {}
+  ProgressBar(bool on, int passes) : on_(on && ::isatty(STDERR_FILENO) != 0), passes_(passes), start_(clock::now()) {}
   void draw(const PrepareProgress& p) {
     if (!on_) return;
     const auto now = clock::now();
@@ -38,10 +44,11 @@ class ProgressBar {
     const double secs = std::chrono::duration<double>(now - start_).count();
     const double done = double(p.pass == 1 ? p.bytes_done : std::max<int64_t>(p.bytes_total, 0) + p.bytes_done);
     const double mbs = secs > 0 ? done / secs / 1e6 : 0;
-    std::string line = "pass " + std::to_string(p.pass) + "/2 " + (p.pass == 1 ? "counting" : "writing ") + "  " +
-                       format_count(double(p.bytes_done)) + "B";
+    std::string line = passes_ == 1 ? std::string("reading ") + "  " + format_count(double(p.bytes_done)) + "B"
+                                    : "pass " + std::to_string(p.pass) + "/2 " + (p.pass == 1 ? "counting" : "writing ") +
+                                          "  " + format_count(double(p.bytes_done)) + "B";
     if (p.bytes_total > 0) {
-      const double all = 2.0 * double(p.bytes_total);
+      const double all = double(passes_) * double(p.bytes_total);
       char buf[96];
       std::snprintf(buf, sizeof buf, " / %sB  %3.0f%%  %.1f MB/s  ETA %s", format_count(double(p.bytes_total)).c_str(),
                     100.0 * done / all, mbs, format_duration(done > 0 ? secs * (all - done) / done : 0).c_str());
@@ -58,14 +65,53 @@ class ProgressBar {
  private:
   using clock = std::chrono::steady_clock;
   bool on_, live_ = false;
+  int passes_;
   clock::time_point start_, last_{};
 };
 
+// recur prepare --task KIND FILE: one task file read once, a block at a time.
+void run_task(PrepareArgs& a) {
+  for (CLI::Option* opt : a.text_only)
+    if (opt->count() > 0)
+      throw CLI::ValidationError(opt->get_name() + ": applies to text corpora, not to --task " + a.task +
+                       " (a task file's words are counted into tables; recur train builds the vocabulary)");
+  if (a.inputs.size() != 1)
+    throw CLI::ValidationError("--task " + a.task + ": got " + std::to_string(a.inputs.size()) + " inputs, expected one task file");
+  TaskSpec task;
+  task.kind = parse_task_kind(a.task);
+  task.lowercase = !a.keep_case;
+  apply_column_overrides(task, a.columns);
+  TaskPrepareOptions o;
+  o.shard_ids = a.o.shard_tokens;
+  o.read_block = a.o.read_block;
+  ProgressBar bar(!a.quiet, 1);
+  o.progress = [&](const PrepareProgress& p) { bar.draw(p); };
+  const auto t0 = std::chrono::steady_clock::now();
+  TaskPrepareResult r;
+  try {
+    r = prepare_task_corpus(task, a.inputs[0], a.out, o);
+  } catch (...) {
+    bar.clear();
+    throw;
+  }
+  bar.clear();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("prepared %s: %lld %s examples, %lld ids in %lld shard%s; %lld distinct words, %lld %s",
+              a.out.c_str(), (long long)r.examples, a.task.c_str(), (long long)r.ids, (long long)r.shards,
+              r.shards == 1 ? "" : "s", (long long)r.inputs,
+              (long long)(task.kind == TaskKind::classify ? r.labels : r.outputs),
+              task.kind == TaskKind::classify ? "labels" : task.kind == TaskKind::tag ? "tags" : "target words");
+  if (task.kind == TaskKind::tag) std::printf(" (%s)", tag_scheme_name(r.tag_scheme));
+  std::printf("; %.1f MB in %.1f s (%.1f MB/s)\n", double(r.source_bytes) / 1e6, secs,
+              secs > 0 ? double(r.source_bytes) / 1e6 / secs : 0.0);
+}
+
 void run(PrepareArgs& a) {
+  if (!a.task.empty()) return run_task(a);
   a.o.level = a.level == "char" || a.level == "chars" ? TokenLevel::chars : TokenLevel::words;
   a.o.mode = parse_text_mode(a.mode);
   if (!a.vocab.empty()) a.o.fixed_vocab = std::make_shared<const Vocab>(read_prepared_vocab(a.vocab));
-  ProgressBar bar(!a.quiet);
+  ProgressBar bar(!a.quiet, 2);
   a.o.progress = [&](const PrepareProgress& p) { bar.draw(p); };
   const auto t0 = std::chrono::steady_clock::now();
   PrepareResult r;
@@ -91,12 +137,22 @@ void add_prepare(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("prepare", "Tokenise a text corpus once into shards that recur train DIR reads from disk");
   sub->add_option("INPUT", a->inputs, "Text files, folders (their files, recursively) or - for standard input")->required();
   sub->add_option("--out", a->out, "Folder of the prepared corpus: manifest.json, vocab.json, shard-NNNNN.bin")->required();
-  sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
+  sub->add_option("--task", a->task,
+                  "Prepare a task file instead of text: tag (CoNLL), classify (TSV/CSV) or seq2seq (source<TAB>target)")
+      ->check(CLI::IsMember({"tag", "classify", "seq2seq"}));
+  CLI::Option* level = sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
       ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str();
   // The mode is fixed here because it decides what the ids are (a char stream keeps '\n' as a
   // token, lines do not) and the lines' offsets; recur train takes it from the manifest.
-  sub->add_option("--mode", a->mode, "stream: one token sequence; lines: one example per non-empty line")
+  CLI::Option* mode = sub->add_option("--mode", a->mode, "stream: one token sequence; lines: one example per non-empty line")
       ->check(CLI::IsMember({"stream", "lines"}))->capture_default_str();
+  // --task: how the file is read, as recur train --task takes it (1-based columns, 0 = last).
+  sub->add_option("--token-column", a->columns.token_column, "--task tag: column of the tokens (1-based)");
+  sub->add_option("--tag-column", a->columns.tag_column, "--task tag: column of the tags (1-based, 0 = last)");
+  sub->add_option("--text-column", a->columns.text_column, "--task classify: column of the text (1-based)");
+  sub->add_option("--label-column", a->columns.label_column, "--task classify: column of the label (1-based, 0 = last)");
+  sub->add_option("--header", a->columns.header, "--task classify: 1 the first row is a header, 0 none, -1 guess");
+  sub->add_flag("--keep-case", a->keep_case, "--task classify|seq2seq: do not lower-case the text");
   CLI::Option* max_vocab = sub->add_option("--max-vocab", a->o.vocab.max_vocab, "Vocabulary size cap incl. <unk>, <eos> (0 = all)")
       ->check(CLI::Validator([](std::string& s) -> std::string {
                 return s == "0" || std::atoll(s.c_str()) >= 3 ? "" : "expected 0 (unlimited) or >= 3";
@@ -104,17 +160,23 @@ void add_prepare(CLI::App& app) {
       ->capture_default_str();
   CLI::Option* min_count = sub->add_option("--min-count", a->o.vocab.min_count, "Rarer tokens become <unk>")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--vocab", a->vocab,
+  CLI::Option* vocab = sub->add_option("--vocab", a->vocab,
                   "Encode with this prepared corpus's vocabulary (its folder or vocab.json) instead of counting one: "
                   "validation and test sets for recur train --valid/--test and recur eval")
       ->excludes(max_vocab)->excludes(min_count);
   sub->add_option("--shard-tokens", a->o.shard_tokens, "Token ids per shard file")
       ->check(CLI::Range(int64_t(1), kPreparedMaxTokens))->capture_default_str();
-  sub->add_option("--count-entries", a->o.count_entries,
+  CLI::Option* count_entries = sub->add_option("--count-entries", a->o.count_entries,
                   "Distinct words counted in memory (about 100 bytes each) before counts spill to disk")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--quiet", a->quiet, "No progress bar");
-  sub->callback([a] { run(*a); });
+  a->text_only = {level, mode, max_vocab, min_count, vocab, count_entries};
+  sub->callback([a] {
+    if (a->task.empty() && (a->columns.any() || a->keep_case))
+      throw CLI::ValidationError("--token-column, --tag-column, --text-column, --label-column, --header and --keep-case "
+                                 "say how a task file is read; expected --task tag|classify|seq2seq with them");
+    run(*a);
+  });
 }
 
 }  // namespace recur::cli

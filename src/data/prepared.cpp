@@ -59,89 +59,6 @@ struct Input {
   std::string origin;  // what messages name
 };
 
-// Yields runs of whole lines (the last one of the file may lack its '\n'), validated as UTF-8
-// with file offsets, line and column in the error, the byte-order mark at the start dropped.
-// Memory: one block plus the longest line.
-class TextBlocks {
- public:
-  TextBlocks(const Input& in, int64_t block) : in_(in), block_(size_t(std::max<int64_t>(block, 1))) {
-    f_ = std::fopen(in.path.c_str(), "rb");
-    if (!f_) throw FormatError(in.origin + ": cannot open: " + std::strerror(errno));
-  }
-  ~TextBlocks() {
-    if (f_) std::fclose(f_);
-  }
-  TextBlocks(const TextBlocks&) = delete;
-  TextBlocks& operator=(const TextBlocks&) = delete;
-
-  int64_t bytes_read() const { return read_; }
-
-  bool next(std::string_view& chunk) {
-    buf_.erase(0, used_);
-    file_pos_ += int64_t(used_);
-    used_ = 0;
-    size_t scanned = 0;  // the bytes before it hold no '\n' (the rest of a line)
-    while (true) {
-      const size_t nl = std::string_view(buf_).substr(scanned).rfind('\n');
-      if (nl != std::string_view::npos) {
-        used_ = scanned + nl + 1;
-        break;
-      }
-      if (eof_) {
-        if (buf_.empty()) {
-          if (read_ == 0) throw FormatError(in_.origin + ": file is empty; expected UTF-8 text");
-          return false;
-        }
-        used_ = buf_.size();
-        break;
-      }
-      scanned = buf_.size();
-      fill();
-    }
-    chunk = std::string_view(buf_).substr(0, used_);
-    validate(chunk);
-    lines_ += std::count(chunk.begin(), chunk.end(), '\n');
-    if (file_pos_ == 0 && chunk.substr(0, 3) == "\xEF\xBB\xBF") chunk.remove_prefix(3);
-    return true;
-  }
-
- private:
-  void fill() {
-    const size_t old = buf_.size();
-    buf_.resize(old + block_);
-    const size_t n = std::fread(buf_.data() + old, 1, block_, f_);
-    buf_.resize(old + n);
-    read_ += int64_t(n);
-    if (n < block_) {
-      if (std::ferror(f_)) throw FormatError(in_.origin + ": read error: " + std::strerror(errno));
-      eof_ = true;
-    }
-  }
-  // utf8_error_message's wording, with offsets in the whole file rather than the block.
-  void validate(std::string_view chunk) const {
-    const char* reason = nullptr;
-    const size_t bad = utf8_find_invalid(chunk, &reason);
-    if (bad == std::string_view::npos) return;
-    // A chunk starts at a line start, so the column is exact too.
-    const size_t line_start = bad == 0 ? std::string_view::npos : chunk.rfind('\n', bad - 1);
-    const int64_t line = lines_ + 1 + std::count(chunk.begin(), chunk.begin() + std::ptrdiff_t(bad), '\n');
-    const int64_t column = line_start == std::string_view::npos ? int64_t(bad) + 1 : int64_t(bad - line_start);
-    char byte_hex[8];
-    std::snprintf(byte_hex, sizeof byte_hex, "0x%02X", unsigned(static_cast<unsigned char>(chunk[bad])));
-    throw FormatError(in_.origin + ": invalid UTF-8 at byte " + std::to_string(file_pos_ + int64_t(bad)) + " (line " +
-                      std::to_string(line) + ", column " + std::to_string(column) + ", byte " + byte_hex + "): " +
-                      (reason ? reason : "invalid sequence"));
-  }
-
-  Input in_;
-  size_t block_;
-  std::FILE* f_ = nullptr;
-  std::string buf_;
-  size_t used_ = 0;
-  int64_t file_pos_ = 0, read_ = 0, lines_ = 0;
-  bool eof_ = false;
-};
-
 // Standard input or a pipe cannot be read twice: copied to a temporary file in `dir` first.
 class Spool {
  public:
@@ -356,7 +273,7 @@ Vocab count_pass(const std::vector<Input>& inputs, const PrepareOptions& o, cons
   SpillingCounter sc(o.level, o.level == TokenLevel::words ? o.count_entries : INT64_MAX, spill_dir);
   int64_t done = 0;
   for (const Input& in : inputs) {
-    TextBlocks blocks(in, o.read_block);
+    TextBlockReader blocks(in.path, in.origin, o.read_block);
     std::string_view chunk;
     while (blocks.next(chunk)) {
       count_tokens(sc.counter(), chunk, o.mode, in.origin);
@@ -443,7 +360,7 @@ void encode_pass(const std::vector<Input>& inputs, const Vocab& vocab, const Pre
                  ShardWriter& w, PrepareResult& r) {
   int64_t done = 0;
   for (const Input& in : inputs) {
-    TextBlocks blocks(in, o.read_block);
+    TextBlockReader blocks(in.path, in.origin, o.read_block);
     std::string_view chunk;
     while (blocks.next(chunk)) {
       r.source_bytes += int64_t(chunk.size());

@@ -42,23 +42,41 @@ std::vector<std::string> split_space(std::string_view s) {
 // be in a field). A record ends at an unquoted line end ("\n" or "\r\n"). `line` is the record's
 // first line, so messages name the line where a multi-line record starts; `blank` marks a record
 // of nothing but spaces (skipped by the readers, as blank lines always were).
+}  // namespace
+
+namespace detail {
 struct Record {
   std::vector<std::string> fields;
   int64_t line = 0;
   bool blank = true;
 };
+}  // namespace detail
 
-std::vector<Record> split_records(std::string_view s, char delim, const std::string& path) {
+namespace {
+using detail::Record;
+
+// `line` is the first line's number. With `consumed` (reading a file a block at a time), a record
+// that the text ends inside (an open quoted field, or no line end yet) is left for the next block:
+// *consumed is where it starts and `line` its line number on return.
+std::vector<Record> split_records(std::string_view s, char delim, const std::string& path, int64_t& line,
+                                  size_t* consumed = nullptr) {
   std::vector<Record> out;
   size_t i = 0;
-  int64_t line = 1;
   while (i < s.size()) {
+    const size_t record_start = i;
+    const int64_t record_line = line;
+    auto incomplete = [&] {
+      *consumed = record_start;
+      line = record_line;
+      return out;
+    };
     Record r;
     r.line = line;
     std::string cur;
     bool fresh = true;
     while (true) {
       if (i >= s.size()) {
+        if (consumed) return incomplete();
         r.fields.push_back(std::move(cur));
         break;
       }
@@ -68,8 +86,10 @@ std::vector<Record> split_records(std::string_view s, char delim, const std::str
         r.blank = false;
         ++i;
         while (true) {
-          if (i >= s.size())
+          if (i >= s.size()) {
+            if (consumed) return incomplete();
             bad_line(path, opened, "unterminated quoted field; expected a closing '\"' (a quoted field may span lines)");
+          }
           if (s[i] == '"') {
             if (i + 1 < s.size() && s[i + 1] == '"') {
               cur += '"';
@@ -107,6 +127,7 @@ std::vector<Record> split_records(std::string_view s, char delim, const std::str
     }
     out.push_back(std::move(r));
   }
+  if (consumed) *consumed = s.size();
   return out;
 }
 
@@ -132,71 +153,105 @@ bool parse_float(const std::string& field, float& out) {
 
 }  // namespace
 
-std::vector<TaggedSentence> read_conll(const std::string& file, const ConllOptions& opts) {
-  const std::string text = read_text_file(file);
-  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
-  std::vector<TaggedSentence> out;
-  TaggedSentence cur;
-  size_t ncols = 0;
-  int64_t first_line = 0;
-  int64_t lineno = 0;
-  std::vector<std::string> between;  // non-token lines since the last sentence
-  auto flush = [&] {
-    if (!cur.tokens.empty()) out.push_back(std::move(cur));
-    cur = TaggedSentence();
-  };
+// ---- CoNLL ----
+
+ConllStream::ConllStream(std::string origin, const ConllOptions& opts) : origin_(std::move(origin)), opts_(opts) {}
+
+void ConllStream::flush(std::vector<TaggedSentence>& out) {
+  if (!cur_.tokens.empty()) {
+    out.push_back(std::move(cur_));
+    ++sentences_;
+  }
+  cur_ = TaggedSentence();
+}
+
+void ConllStream::feed(std::string_view text, std::vector<TaggedSentence>& out) {
+  const std::string& path = origin_;
   for (std::string_view line : split_lines(text)) {
-    ++lineno;
+    ++lineno_;
     const std::vector<std::string> cols = split_space(line);
     if (cols.empty() || cols[0] == "-DOCSTART-") {
-      flush();
-      between.emplace_back(line);
+      flush(out);
+      between_.emplace_back(line);
       continue;
     }
-    if (cur.tokens.empty()) cur.before = std::move(between), between.clear();
-    if (ncols == 0) {
-      ncols = cols.size();
-      first_line = lineno;
+    if (cur_.tokens.empty()) cur_.before = std::move(between_), between_.clear();
+    if (ncols_ == 0) {
+      ncols_ = cols.size();
+      first_line_ = lineno_;
     }
+    const size_t ncols = ncols_;
     if (cols.size() != ncols)
-      bad_line(path, lineno, std::to_string(cols.size()) + " columns; expected " + std::to_string(ncols) +
-                                 " as on line " + std::to_string(first_line) + " (ragged columns)");
-    const int64_t tc = opts.token_column, gc = column(opts.tag_column, ncols);
+      bad_line(path, lineno_, std::to_string(cols.size()) + " columns; expected " + std::to_string(ncols) +
+                                  " as on line " + std::to_string(first_line_) + " (ragged columns)");
+    const int64_t tc = opts_.token_column, gc = column(opts_.tag_column, ncols);
     if (tc < 0 || tc >= int64_t(ncols))
-      bad_line(path, lineno, "no token column " + std::to_string(tc + 1) + "; the line has " + std::to_string(ncols));
+      bad_line(path, lineno_, "no token column " + std::to_string(tc + 1) + "; the line has " + std::to_string(ncols));
     const bool has_tag = ncols >= 2 && gc >= 0 && gc < int64_t(ncols) && gc != tc;
-    if (opts.require_tags && !has_tag)
-      bad_line(path, lineno, "missing tag column (" + std::to_string(ncols) + " column" + (ncols == 1 ? "" : "s") +
-                                 "); expected 'token tag' with the tag in column " +
-                                 (opts.tag_column < 0 ? std::string("last") : std::to_string(opts.tag_column + 1)));
-    if (cur.tokens.empty()) cur.line = lineno;
-    cur.tokens.push_back(cols[size_t(tc)]);
-    if (has_tag) cur.tags.push_back(cols[size_t(gc)]);
-    cur.lines.emplace_back(line);
+    if (opts_.require_tags && !has_tag)
+      bad_line(path, lineno_, "missing tag column (" + std::to_string(ncols) + " column" + (ncols == 1 ? "" : "s") +
+                                  "); expected 'token tag' with the tag in column " +
+                                  (opts_.tag_column < 0 ? std::string("last") : std::to_string(opts_.tag_column + 1)));
+    if (cur_.tokens.empty()) cur_.line = lineno_;
+    cur_.tokens.push_back(cols[size_t(tc)]);
+    if (has_tag) cur_.tags.push_back(cols[size_t(gc)]);
+    cur_.lines.emplace_back(line);
   }
-  flush();
-  if (!out.empty()) out.back().after = std::move(between);
-  if (out.empty()) throw FormatError(path + ": no sentences; expected 'token tag' lines with blank lines between sentences");
+}
+
+void ConllStream::finish(std::vector<TaggedSentence>& out) {
+  flush(out);
+  if (!out.empty()) out.back().after = std::move(between_);
+  if (sentences_ == 0)
+    throw FormatError(origin_ + ": no sentences; expected 'token tag' lines with blank lines between sentences");
+}
+
+std::vector<TaggedSentence> read_conll(const std::string& file, const ConllOptions& opts) {
+  const std::string text = read_text_file(file);
+  ConllStream reader(input_name(file), opts);  // in messages: "<stdin>" for "-"
+  std::vector<TaggedSentence> out;
+  reader.feed(text, out);
+  reader.finish(out);
   return out;
 }
 
-std::vector<LabelledText> read_labelled_texts(const std::string& file, const TableOptions& opts) {
-  const std::string text = read_text_file(file);
-  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
-  char delim = opts.delimiter;
-  if (delim == 0) delim = path.size() >= 4 && lower(path.substr(path.size() - 4)) == ".csv" ? ',' : '\t';
-  std::vector<LabelledText> out;
-  size_t nfields = 0;
-  int64_t first_line = 0, lineno = 0;
-  bool first = true;
-  for (Record& rec : split_records(text, delim, path)) {
+// ---- labelled text tables ----
+
+TableStream::TableStream(std::string origin, const TableOptions& opts) : origin_(std::move(origin)), opts_(opts) {
+  delim_ = opts.delimiter;
+  if (delim_ == 0) delim_ = origin_.size() >= 4 && lower(origin_.substr(origin_.size() - 4)) == ".csv" ? ',' : '\t';
+}
+
+void TableStream::feed(std::string_view text, std::vector<LabelledText>& out) {
+  if (pending_.empty()) {
+    size_t used = 0;
+    take(split_records(text, delim_, origin_, next_line_, &used), out);
+    pending_.assign(text.substr(used));
+  } else {
+    pending_.append(text);
+    size_t used = 0;
+    take(split_records(pending_, delim_, origin_, next_line_, &used), out);
+    pending_.erase(0, used);
+  }
+}
+
+void TableStream::finish(std::vector<LabelledText>& out) {
+  take(split_records(pending_, delim_, origin_, next_line_), out);
+  pending_.clear();
+  if (rows_ == 0) throw FormatError(origin_ + ": no examples; expected text and label rows");
+}
+
+void TableStream::take(std::vector<Record> records, std::vector<LabelledText>& out) {
+  const std::string& path = origin_;
+  const TableOptions& opts = opts_;
+  for (Record& rec : records) {
     if (rec.blank) continue;  // blank lines
-    lineno = rec.line;
+    const int64_t lineno = rec.line;
     const std::vector<std::string>& f = rec.fields;
-    if (first) {
+    if (first_) {
       // A header row is skipped before the row width is fixed: its width may differ from the
       // rows' (the Emojify test file has a header of 2 fields over rows of 4).
-      first = false;
+      first_ = false;
       bool header = opts.header == 1;
       const int64_t htc = column(opts.text_column, f.size()), hlc = column(opts.label_column, f.size());
       if (opts.header < 0 && f.size() >= 2 && htc >= 0 && htc < int64_t(f.size()) && hlc >= 0 &&
@@ -207,13 +262,14 @@ std::vector<LabelledText> read_labelled_texts(const std::string& file, const Tab
       }
       if (header) continue;
     }
-    if (nfields == 0) {
-      nfields = f.size();
-      first_line = lineno;
+    if (nfields_ == 0) {
+      nfields_ = f.size();
+      first_line_ = lineno;
     }
+    const size_t nfields = nfields_;
     if (f.size() != nfields)
       bad_line(path, lineno, std::to_string(f.size()) + " fields; expected " + std::to_string(nfields) + " as on line " +
-                                 std::to_string(first_line) + " (ragged columns)");
+                                 std::to_string(first_line_) + " (ragged columns)");
     const int64_t tc = column(opts.text_column, nfields), lc = column(opts.label_column, nfields);
     if (tc < 0 || tc >= int64_t(nfields))
       bad_line(path, lineno, "no text column " + std::to_string(opts.text_column + 1) + "; the row has " + std::to_string(nfields));
@@ -230,18 +286,25 @@ std::vector<LabelledText> read_labelled_texts(const std::string& file, const Tab
     }
     e.line = lineno;
     out.push_back(std::move(e));
+    ++rows_;
   }
-  if (out.empty()) throw FormatError(path + ": no examples; expected text and label rows");
+}
+
+std::vector<LabelledText> read_labelled_texts(const std::string& file, const TableOptions& opts) {
+  const std::string text = read_text_file(file);
+  TableStream reader(input_name(file), opts);  // in messages: "<stdin>" for "-"
+  std::vector<LabelledText> out;
+  reader.feed(text, out);
+  reader.finish(out);
   return out;
 }
 
-std::vector<TextPair> read_pairs(const std::string& file, bool require_target) {
-  const std::string text = read_text_file(file);
-  const std::string path = input_name(file);  // in messages: "<stdin>" for "-"
-  std::vector<TextPair> out;
-  int64_t lineno = 0;
+// ---- sequence pairs ----
+
+void PairStream::feed(std::string_view text, std::vector<TextPair>& out) {
+  const std::string& path = origin_;
   for (std::string_view line : split_lines(text)) {
-    ++lineno;
+    const int64_t lineno = ++lineno_;
     if (split_space(line).empty()) continue;
     const size_t tab = line.find('\t');
     TextPair p;
@@ -250,14 +313,26 @@ std::vector<TextPair> read_pairs(const std::string& file, bool require_target) {
     if (tab != std::string_view::npos) {
       std::string_view rest = line.substr(tab + 1);
       p.target = std::string(rest.substr(0, rest.find('\t')));
-    } else if (require_target) {
+    } else if (require_target_) {
       bad_line(path, lineno, "no tab; expected 'source<TAB>target'");
     }
     if (split_space(p.source).empty()) bad_line(path, lineno, "empty source; expected at least one word");
-    if (require_target && split_space(p.target).empty()) bad_line(path, lineno, "empty target; expected at least one word");
+    if (require_target_ && split_space(p.target).empty()) bad_line(path, lineno, "empty target; expected at least one word");
     out.push_back(std::move(p));
+    ++pairs_;
   }
-  if (out.empty()) throw FormatError(path + ": no pairs; expected 'source<TAB>target' lines");
+}
+
+void PairStream::finish() const {
+  if (pairs_ == 0) throw FormatError(origin_ + ": no pairs; expected 'source<TAB>target' lines");
+}
+
+std::vector<TextPair> read_pairs(const std::string& file, bool require_target) {
+  const std::string text = read_text_file(file);
+  PairStream reader(input_name(file), require_target);  // in messages: "<stdin>" for "-"
+  std::vector<TextPair> out;
+  reader.feed(text, out);
+  reader.finish();
   return out;
 }
 
@@ -272,7 +347,8 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& file, int
   size_t nfields = 0;
   bool has_last = true;
   int64_t lineno = 0, first_line = 0, F = 0;
-  for (Record& rec : split_records(text, ',', path)) {
+  int64_t first = 1;
+  for (Record& rec : split_records(text, ',', path, first)) {
     if (rec.blank) continue;
     lineno = rec.line;
     const std::vector<std::string>& f = rec.fields;

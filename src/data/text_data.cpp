@@ -37,6 +37,81 @@ std::string read_text_file(const std::string& path) {
   return text;
 }
 
+TextBlockReader::TextBlockReader(const std::string& path, std::string origin, int64_t block)
+    : origin_(std::move(origin)), block_(size_t(std::max<int64_t>(block, 1))) {
+  if (path == "-") {
+    f_ = stdin;
+    owned_ = false;
+    return;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw FormatError(origin_ + ": is a folder; expected a UTF-8 text file");
+  f_ = std::fopen(path.c_str(), "rb");
+  if (!f_) throw FormatError(origin_ + ": cannot open: " + std::strerror(errno));
+}
+
+TextBlockReader::~TextBlockReader() {
+  if (f_ && owned_) std::fclose(f_);
+}
+
+bool TextBlockReader::next(std::string_view& chunk) {
+  buf_.erase(0, used_);
+  file_pos_ += int64_t(used_);
+  used_ = 0;
+  lines_before_ = lines_;
+  size_t scanned = 0;  // the bytes before it hold no '\n' (the rest of a line)
+  while (true) {
+    const size_t nl = std::string_view(buf_).substr(scanned).rfind('\n');
+    if (nl != std::string_view::npos) {
+      used_ = scanned + nl + 1;
+      break;
+    }
+    if (eof_) {
+      if (buf_.empty()) {
+        if (read_ == 0) throw FormatError(origin_ + ": file is empty; expected UTF-8 text");
+        return false;
+      }
+      used_ = buf_.size();
+      break;
+    }
+    scanned = buf_.size();
+    fill();
+  }
+  chunk = std::string_view(buf_).substr(0, used_);
+  validate(chunk);
+  lines_ += std::count(chunk.begin(), chunk.end(), '\n');
+  if (file_pos_ == 0 && chunk.substr(0, 3) == "\xEF\xBB\xBF") chunk.remove_prefix(3);
+  return true;
+}
+
+void TextBlockReader::fill() {
+  const size_t old = buf_.size();
+  buf_.resize(old + block_);
+  const size_t n = std::fread(buf_.data() + old, 1, block_, f_);
+  buf_.resize(old + n);
+  read_ += int64_t(n);
+  if (n < block_) {
+    if (std::ferror(f_)) throw FormatError(origin_ + ": read error: " + std::strerror(errno));
+    eof_ = true;
+  }
+}
+
+// utf8_error_message's wording, with offsets in the whole file rather than the block.
+void TextBlockReader::validate(std::string_view chunk) const {
+  const char* reason = nullptr;
+  const size_t bad = utf8_find_invalid(chunk, &reason);
+  if (bad == std::string_view::npos) return;
+  // A chunk starts at a line start, so the column is exact too.
+  const size_t line_start = bad == 0 ? std::string_view::npos : chunk.rfind('\n', bad - 1);
+  const int64_t line = lines_ + 1 + std::count(chunk.begin(), chunk.begin() + std::ptrdiff_t(bad), '\n');
+  const int64_t column = line_start == std::string_view::npos ? int64_t(bad) + 1 : int64_t(bad - line_start);
+  char byte_hex[8];
+  std::snprintf(byte_hex, sizeof byte_hex, "0x%02X", unsigned(static_cast<unsigned char>(chunk[bad])));
+  throw FormatError(origin_ + ": invalid UTF-8 at byte " + std::to_string(file_pos_ + int64_t(bad)) + " (line " +
+                    std::to_string(line) + ", column " + std::to_string(column) + ", byte " + byte_hex + "): " +
+                    (reason ? reason : "invalid sequence"));
+}
+
 namespace {
 // Lines split on '\n'; a final '\n' ends the last line rather than opening an empty one.
 template <typename Fn>

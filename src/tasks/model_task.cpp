@@ -5,7 +5,9 @@
 
 #include "json_fields.h"
 #include "recur/diag/diagnostics.h"
+#include "recur/tasks/prepared_task.h"
 #include "recur/tasks/tasks.h"
+#include "task_records.h"
 #include "train_tasks.h"
 
 namespace recur::detail {
@@ -14,13 +16,14 @@ namespace {
 
 // The batches of one epoch: a seeded shuffle, then examples of similar length grouped into the
 // same batch (less padding) within windows of 50 batches, then the batches shuffled again.
-std::vector<std::vector<int64_t>> epoch_batches(const std::vector<TaskExample>& ex, int64_t batch, uint64_t seed,
-                                                int64_t epoch) {
+// `len(i)`: example i's max(input steps, target tokens). The text path and a prepared corpus give
+// the same lengths, so the same batches.
+template <typename Len>
+std::vector<std::vector<int64_t>> epoch_batches(int64_t n, Len&& len, int64_t batch, uint64_t seed, int64_t epoch) {
   Rng rng(seed ^ kOrderSeed ^ (uint64_t(epoch) * 0x9e3779b97f4a7c15ULL));
-  std::vector<int64_t> idx(ex.size());
+  std::vector<int64_t> idx(static_cast<size_t>(n));
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = int64_t(i);
   for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[size_t(rng.below(i))]);
-  auto len = [&](int64_t i) { return std::max<int64_t>(ex[size_t(i)].steps, int64_t(ex[size_t(i)].targets.size())); };
   const size_t window = size_t(batch) * 50;
   for (size_t s = 0; s < idx.size(); s += window) {
     const auto e = idx.begin() + int64_t(std::min(idx.size(), s + window));
@@ -76,6 +79,14 @@ TaskModelOptions model_options_of(const TrainOptions& o) {
   return m;
 }
 
+// A task's validation and test sets are task files, read whole: a prepared corpus given there is
+// named as what it is rather than failing as "a directory".
+void refuse_prepared_eval_file(const char* flag, const std::string& path) {
+  if (!path.empty() && (is_prepared_task_corpus(path) || is_prepared_corpus(path)))
+    throw Error(std::string(flag) + " " + path +
+                ": a prepared corpus; a task's validation and test sets are task files (CoNLL, TSV/CSV, pairs), read whole");
+}
+
 class ModelTask final : public TrainTask {
  public:
   ModelTask(const TrainOptions& o, ResumeState* resume, const NoteFn& note) : o_(o) {
@@ -98,23 +109,24 @@ class ModelTask final : public TrainTask {
         throw Error("--init-from " + o.init_from + ": a " + task_kind_name(model_.task.kind) + " model; --task " + o.task +
                     " needs a " + o.task + " model");
     }
-    read_data(resuming || init);
+    if (is_prepared_task_corpus(o.data_path)) read_prepared(resuming || init, note);
+    else read_data(resuming || init);
     if (!resuming && !init) build_model(note);
     if (init)
       note("initialised from " + o.init_from + " (its architecture, vocabularies and weights; a fresh optimizer)");
-    train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
+    if (!prepared_) train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
     valid_ = encode_task_examples(model_, raw_valid_, true, valid_origin_);
     test_ = encode_task_examples(model_, raw_test_, true, o.test_path);
     raw_train_.clear();
     raw_valid_.clear();
     raw_test_.clear();
-    if (train_.empty()) throw Error(o.data_path + ": no training examples left after the hold-out");
+    if (train_size() == 0) throw Error(o.data_path + ": no training examples left after the hold-out");
     grads_ = model_zero_grads<float>(model_.spec);
     refs_ = model_param_refs(model_.spec, model_.params, grads_);
     final_refs_ = final_refs_after_layer(model_.spec, refs_);
-    batches_ = epoch_batches(train_, o.batch, o.seed, epoch_);
+    batches_ = make_batches();
     if (!resuming)
-      note(task_model_summary(model_) + "; " + std::to_string(train_.size()) + " training and " +
+      note(task_model_summary(model_) + "; " + std::to_string(train_size()) + " training and " +
            std::to_string(valid_.size()) + " validation examples");
   }
 
@@ -125,11 +137,10 @@ class ModelTask final : public TrainTask {
     if (batch_in_epoch_ >= int64_t(batches_.size())) {
       ++epoch_;
       batch_in_epoch_ = 0;
-      batches_ = epoch_batches(train_, o_.batch, o_.seed, epoch_);
+      batches_ = make_batches();
       return false;
     }
-    ptrs_.clear();
-    for (int64_t i : batches_[size_t(batch_in_epoch_)]) ptrs_.push_back(&train_[size_t(i)]);
+    batch_idx_ = &batches_[size_t(batch_in_epoch_)];
     ++batch_in_epoch_;
     return true;
   }
@@ -142,8 +153,20 @@ class ModelTask final : public TrainTask {
     ranks_ = size;
   }
   int64_t batch_targets() override {
-    const Shard sh = shard_of(int64_t(ptrs_.size()), rank_, ranks_);
-    mine_ = std::span<const TaskExample* const>(ptrs_).subspan(size_t(sh.begin), size_t(sh.size()));
+    // This rank's examples of the global batch: pointers into the examples in memory, or read
+    // from the prepared corpus (only this rank's).
+    const std::vector<int64_t>& idx = *batch_idx_;
+    const Shard sh = shard_of(int64_t(idx.size()), rank_, ranks_);
+    ptrs_.clear();
+    if (prepared_) {
+      std::vector<RawExample> raw;
+      for (int64_t k = sh.begin; k < sh.end; ++k) raw.push_back(read_prepared_example(idx[size_t(k)]));
+      fetched_ = encode_task_examples(model_, raw, true, o_.data_path);
+      for (const TaskExample& e : fetched_) ptrs_.push_back(&e);
+    } else {
+      for (int64_t k = sh.begin; k < sh.end; ++k) ptrs_.push_back(&train_[size_t(idx[size_t(k)])]);
+    }
+    mine_ = std::span<const TaskExample* const>(ptrs_);
     if (mine_.empty()) return 0;  // the short last batch left this rank none
     batch_ = make_task_batch(model_, mine_);
     return task_target_count(model_, batch_);
@@ -177,7 +200,7 @@ class ModelTask final : public TrainTask {
     nlohmann::ordered_json j = {{"epoch", epoch_},
                                 {"batch_in_epoch", batch_in_epoch_},
                                 {"valid_path", valid_path_},
-                                {"train_examples", int64_t(train_.size())}};
+                                {"train_examples", train_size()}};
     return j.dump();
   }
   void set_state_json(const std::string& json, const std::string& origin) override {
@@ -191,10 +214,10 @@ class ModelTask final : public TrainTask {
       throw Error("--valid " + valid_path_ + " does not match the checkpoint's " +
                   (saved_valid.empty() ? std::string("held-out split") : saved_valid) + " (" + o_.resume_path +
                   "); a resumed run keeps its data layout");
-    if (n != int64_t(train_.size()))
-      throw Error(o_.data_path + ": " + std::to_string(train_.size()) + " training examples, but " + o_.resume_path +
+    if (n != train_size())
+      throw Error(o_.data_path + ": " + std::to_string(train_size()) + " training examples, but " + o_.resume_path +
                   " was trained on " + std::to_string(n) + "; resuming needs the same training data");
-    batches_ = epoch_batches(train_, o_.batch, o_.seed, epoch_);
+    batches_ = make_batches();
     if (batch_in_epoch_ > int64_t(batches_.size())) f.fail("batch_in_epoch", "at most the batches of an epoch");
   }
   void write_checkpoint(const std::string& path, const std::string& train_state,
@@ -217,6 +240,8 @@ class ModelTask final : public TrainTask {
   void read_data(bool resuming) {
     const TrainOptions& o = o_;
     const TaskSpec task = resuming ? model_.task : task_spec_of(o);
+    refuse_prepared_eval_file("--valid", o.valid_path);
+    refuse_prepared_eval_file("--test", o.test_path);
     valid_path_ = o.valid_path;
     // Feature files: F comes from the training file (or the resumed model) and binds the others.
     raw_train_ = read_task_file(task, o.data_path, true, &F_, resuming ? task_features_width(model_) : 0);
@@ -242,14 +267,104 @@ class ModelTask final : public TrainTask {
     }
   }
 
+  int64_t train_size() const { return prepared_ ? prepared_->size() : int64_t(train_.size()); }
+
+  std::vector<std::vector<int64_t>> make_batches() const {
+    if (prepared_)
+      return epoch_batches(prepared_->size(), [&](int64_t i) { return prepared_->length(i); }, o_.batch, o_.seed, epoch_);
+    return epoch_batches(
+        int64_t(train_.size()),
+        [&](int64_t i) { return std::max<int64_t>(train_[size_t(i)].steps, int64_t(train_[size_t(i)].targets.size())); },
+        o_.batch, o_.seed, epoch_);
+  }
+
+  // Example i of the prepared corpus as read_task_file would give it for this model: tags
+  // converted into the model's scheme.
+  RawExample read_prepared_example(int64_t i) const {
+    RawExample e = prepared_->read(i);
+    const TaskSpec& t = model_.task;
+    if (t.kind == TaskKind::tag && t.converts_tags()) e.output = convert_tags(e.output, t.file_scheme, t.train_scheme);
+    return e;
+  }
+
+  // A prepared task corpus (prepared_task.h) stays on disk: a batch's examples are read when it
+  // comes. Its task and columns are the manifest's; like a prepared text corpus it is not split,
+  // so validation comes from --valid (a task file, read whole).
+  void read_prepared(bool resuming, const NoteFn& note) {
+    const TrainOptions& o = o_;
+    prepared_ = std::make_unique<PreparedTaskCorpus>(o.data_path);
+    const PreparedTaskManifest& pm = prepared_->manifest();
+    const std::string where = prepared_->manifest_path();
+    if (task_kind_name(pm.task.kind) != o.task)
+      throw Error("--task " + o.task + " does not match the prepared corpus's task " + task_kind_name(pm.task.kind) +
+                  " (" + where + "); prepare the file again with --task " + o.task);
+    for (const char* flag : {"--keep-case", "--token-column", "--tag-column", "--text-column", "--label-column", "--header"})
+      if (o.given.count(flag))
+        throw Error(std::string(flag) + ": the prepared corpus fixes how its file was read (" + where +
+                    "); prepare the file again with " + flag + " or leave it out");
+    if (o.given.count("--valid-fraction"))
+      throw Error("--valid-fraction: a prepared corpus is not split (" + where + "); pass --valid FILE");
+    refuse_prepared_eval_file("--valid", o.valid_path);
+    refuse_prepared_eval_file("--test", o.test_path);
+    TaskSpec task = resuming ? model_.task : task_spec_of(o);
+    if (!resuming) {
+      task.lowercase = pm.task.lowercase;
+      task.conll = pm.task.conll;
+      task.table = pm.task.table;
+    }
+    valid_path_ = o.valid_path;
+    valid_origin_ = valid_path_;
+    if (!valid_path_.empty()) raw_valid_ = read_task_file(task, valid_path_, true);
+    else if (!resuming) note(o.data_path + " is a prepared corpus, which is not split: training without validation (pass --valid FILE)");
+    if (!o.test_path.empty()) raw_test_ = read_task_file(task, o.test_path, true);
+    if (!resuming && task.kind == TaskKind::tag) {
+      // The scheme prepare detected over every sentence is the one the text path detects in the
+      // same file's training sentences (all of them: the corpus is not split).
+      choose_tag_schemes(task, o.tag_scheme, pm.tag_scheme);
+      if (task.converts_tags())
+        for (auto* f : {&raw_valid_, &raw_test_})
+          for (auto& e : *f)
+            if (!e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
+    }
+    tag_task_ = task;
+  }
+
+  // A fresh model's vocabularies and labels from the prepared corpus's tables: the counts of the
+  // strings the text path would count (tags converted: one pass over the sentences).
+  TaskCounts prepared_counts(const TaskSpec& task) const {
+    TaskCounts c;
+    const TaskTable& in = prepared_->inputs();
+    for (size_t i = 0; i < in.strings.size(); ++i) {
+      c.words.add_token(in.strings[i], in.counts[i]);
+      if (task.kind == TaskKind::tag && task.char_rnn)
+        for (const std::string& cp : code_points(in.strings[i])) c.chars.add_token(cp, in.counts[i]);
+    }
+    const TaskTable& out = prepared_->outputs();
+    if (task.kind == TaskKind::seq2seq)
+      for (size_t i = 0; i < out.strings.size(); ++i) c.targets.add_token(out.strings[i], out.counts[i]);
+    if (task.kind == TaskKind::classify) c.labels.insert(prepared_->labels().strings.begin(), prepared_->labels().strings.end());
+    if (task.kind == TaskKind::tag) {
+      if (!task.converts_tags()) {
+        c.labels.insert(out.strings.begin(), out.strings.end());
+      } else {
+        for (int64_t i = 0; i < prepared_->size(); ++i) {
+          const RawExample e = prepared_->read(i);
+          for (auto& t : convert_tags(e.output, task.file_scheme, task.train_scheme)) c.labels.insert(std::move(t));
+        }
+      }
+    }
+    return c;
+  }
+
   void build_model(const NoteFn& note) {
     const TrainOptions& o = o_;
     Rng init_rng(o.seed);
     TaskModelOptions mo = model_options_of(o);
     if (!o.embeddings_path.empty()) mo.embed = word_vectors_dim(o.embeddings_path);
     TaskSpec task = task_spec_of(o);
-    if (task.kind == TaskKind::tag) task = tag_task_;  // with the schemes read_data resolved
-    model_ = build_task_model(task, raw_train_, {o.max_vocab, o.min_count}, mo, F_, init_rng);
+    if (task.kind == TaskKind::tag || prepared_) task = tag_task_;  // with the schemes (and columns) read_* resolved
+    model_ = prepared_ ? build_task_model_from_counts(task, prepared_counts(task), {o.max_vocab, o.min_count}, mo, F_, init_rng)
+                       : build_task_model(task, raw_train_, {o.max_vocab, o.min_count}, mo, F_, init_rng);
     if (o.init_scale > 0) {  // --init-scale: every trainable weight U(-s, s), as for the language model
       Rng r(o.seed);
       model_for_each_param(model_.spec, model_.params, [&](const std::string&, Tensor<float>& t, bool trainable) {
@@ -277,7 +392,10 @@ class ModelTask final : public TrainTask {
   std::vector<std::vector<int64_t>> batches_;
   int64_t epoch_ = 0, batch_in_epoch_ = 0;
   std::vector<size_t> final_refs_;  // final_refs_after_layer(model_.spec, refs_)
-  std::vector<const TaskExample*> ptrs_;  // the global batch
+  std::unique_ptr<PreparedTaskCorpus> prepared_;  // training examples on disk (else train_)
+  std::vector<TaskExample> fetched_;               // prepared: this rank's examples of the batch
+  const std::vector<int64_t>* batch_idx_ = nullptr;  // the global batch: indices into the training examples
+  std::vector<const TaskExample*> ptrs_;  // this rank's examples of the batch
   int rank_ = 0, ranks_ = 1;             // data parallelism: this process's rows of every batch
   std::span<const TaskExample* const> mine_;  // this rank's examples of ptrs_
   TaskBatch batch_;

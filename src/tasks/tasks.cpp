@@ -1,5 +1,6 @@
 // The supervised tasks on top of the composable model. See tasks.h.
 #include "recur/tasks/tasks.h"
+#include "task_records.h"
 
 #include "recur/core/file_io.h"
 
@@ -51,15 +52,45 @@ int32_t TaskModel::label_id(std::string_view label) const {
 
 // ---------------------------------------------------------------- reading
 
-namespace {
-
 std::vector<std::string> code_points(std::string_view s) {
   std::vector<std::string> out;
   for_each_token(TokenLevel::chars, s, [&](std::string_view c) { out.emplace_back(c); });
   return out;
 }
 
-}  // namespace
+RawExample raw_example_of(const TaskSpec& task, TaggedSentence&& s) {
+  RawExample e;
+  e.input = std::move(s.tokens);
+  e.output = std::move(s.tags);
+  // A trained model's files come converted into its labels' scheme (a fresh run converts
+  // after detecting the scheme: resolve_tag_schemes).
+  if (task.converts_tags() && !e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
+  e.lines = std::move(s.lines);
+  e.before = std::move(s.before);
+  e.after = std::move(s.after);
+  e.line = s.line;
+  return e;
+}
+
+RawExample raw_example_of(const TaskSpec& task, LabelledText&& r, const std::string& origin) {
+  RawExample e;
+  e.input = split_words(r.text, task.lowercase);
+  if (e.input.empty()) throw FormatError(origin + ":" + std::to_string(r.line) + ": no words in the text");
+  e.label = std::move(r.label);
+  e.line = r.line;
+  return e;
+}
+
+RawExample raw_example_of(const TaskSpec& task, TextPair&& p, const std::string& origin) {
+  RawExample e;
+  e.input = split_words(p.source, task.lowercase);
+  e.output = split_words(p.target, task.lowercase);
+  e.source_text = std::move(p.source);
+  e.target_text = std::move(p.target);
+  e.line = p.line;
+  if (e.input.empty()) throw FormatError(origin + ":" + std::to_string(p.line) + ": empty source");
+  return e;
+}
 
 std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& path, bool with_targets,
                                        int64_t* features_width, int64_t expect_width) {
@@ -106,45 +137,17 @@ std::vector<RawExample> read_task_file(const TaskSpec& task, const std::string& 
     case TaskKind::tag: {
       ConllOptions o = task.conll;
       o.require_tags = with_targets;
-      for (auto& s : read_conll(path, o)) {
-        RawExample e;
-        e.input = std::move(s.tokens);
-        e.output = std::move(s.tags);
-        // A trained model's files come converted into its labels' scheme (a fresh run converts
-        // after detecting the scheme: resolve_tag_schemes).
-        if (task.converts_tags() && !e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
-        e.lines = std::move(s.lines);
-        e.before = std::move(s.before);
-        e.after = std::move(s.after);
-        e.line = s.line;
-        out.push_back(std::move(e));
-      }
+      for (auto& s : read_conll(path, o)) out.push_back(raw_example_of(task, std::move(s)));
       break;
     }
     case TaskKind::classify: {
       TableOptions o = task.table;
       o.require_labels = with_targets;
-      for (auto& r : read_labelled_texts(path, o)) {
-        RawExample e;
-        e.input = split_words(r.text, task.lowercase);
-        if (e.input.empty()) throw FormatError(input_name(path) + ":" + std::to_string(r.line) + ": no words in the text");
-        e.label = r.label;
-        e.line = r.line;
-        out.push_back(std::move(e));
-      }
+      for (auto& r : read_labelled_texts(path, o)) out.push_back(raw_example_of(task, std::move(r), input_name(path)));
       break;
     }
     case TaskKind::seq2seq: {
-      for (auto& p : read_pairs(path, with_targets)) {
-        RawExample e;
-        e.input = split_words(p.source, task.lowercase);
-        e.output = split_words(p.target, task.lowercase);
-        e.source_text = std::move(p.source);
-        e.target_text = std::move(p.target);
-        e.line = p.line;
-        if (e.input.empty()) throw FormatError(input_name(path) + ":" + std::to_string(p.line) + ": empty source");
-        out.push_back(std::move(e));
-      }
+      for (auto& p : read_pairs(path, with_targets)) out.push_back(raw_example_of(task, std::move(p), input_name(path)));
       break;
     }
     case TaskKind::generate: {
@@ -240,38 +243,39 @@ std::vector<RawExample> read_task_file(const TaskModel& m, const std::string& pa
 
 // ---------------------------------------------------------------- building
 
+TaskCounts count_task_examples(const TaskSpec& task, const std::vector<RawExample>& train) {
+  TaskCounts c;
+  c.targets = TokenCounter(task.kind == TaskKind::generate ? TokenLevel::chars : TokenLevel::words);
+  for (const auto& e : train) {
+    if (!task.features && task.kind != TaskKind::generate)
+      for (const auto& w : e.input) c.words.add_token(w);
+    if (task.kind == TaskKind::tag && task.char_rnn)
+      for (const auto& w : e.input) c.chars.add_text(w);
+    if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
+      for (const auto& w : e.output) c.targets.add_token(w);
+    if (task.kind == TaskKind::tag) c.labels.insert(e.output.begin(), e.output.end());
+    else if (task.kind != TaskKind::seq2seq) c.labels.insert(e.label);
+  }
+  return c;
+}
+
 TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vo,
                            const TaskModelOptions& mo, int64_t features_width, Rng& rng) {
   if (train.empty()) throw Error("no training examples");
+  return build_task_model_from_counts(task, count_task_examples(task, train), vo, mo, features_width, rng);
+}
+
+TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& counts, const TaskVocabOptions& vo,
+                                       const TaskModelOptions& mo, int64_t features_width, Rng& rng) {
   TaskModel m;
   m.task = task;
   const VocabOptions vopts{vo.max_vocab, vo.min_count};
   // Vocabularies and labels from the training data; labels sorted so ids do not depend on order.
-  std::set<std::string> labels;
-  if (!task.features && task.kind != TaskKind::generate) {
-    TokenCounter wc(TokenLevel::words);
-    for (const auto& e : train)
-      for (const auto& w : e.input) wc.add_token(w);
-    m.words = Vocab::build(wc, vopts);
-  }
-  if (task.kind == TaskKind::tag && task.char_rnn) {
-    TokenCounter cc(TokenLevel::chars);
-    for (const auto& e : train)
-      for (const auto& w : e.input) cc.add_text(w);
-    m.chars = Vocab::build(cc, {});
-  }
-  if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate) {
-    TokenCounter tc(task.kind == TaskKind::generate ? TokenLevel::chars : TokenLevel::words);
-    for (const auto& e : train)
-      for (const auto& w : e.output) tc.add_token(w);
-    m.targets = Vocab::build(tc, task.kind == TaskKind::generate ? VocabOptions{} : vopts);
-  }
-  if (task.kind == TaskKind::tag) {
-    for (const auto& e : train) labels.insert(e.output.begin(), e.output.end());
-  } else if (task.kind != TaskKind::seq2seq) {
-    for (const auto& e : train) labels.insert(e.label);
-  }
-  m.labels.assign(labels.begin(), labels.end());
+  if (!task.features && task.kind != TaskKind::generate) m.words = Vocab::build(counts.words, vopts);
+  if (task.kind == TaskKind::tag && task.char_rnn) m.chars = Vocab::build(counts.chars, {});
+  if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
+    m.targets = Vocab::build(counts.targets, task.kind == TaskKind::generate ? VocabOptions{} : vopts);
+  m.labels.assign(counts.labels.begin(), counts.labels.end());
   if ((task.kind == TaskKind::classify) && m.labels.size() < 2)
     throw Error("classification needs at least two labels in the training data, got " + std::to_string(m.labels.size()));
   if (task.binary && m.labels.size() != 2)
@@ -1128,12 +1132,20 @@ std::vector<std::string> tag_output_strings(const TaskModel& m, const std::vecto
 void resolve_tag_schemes(TaskSpec& task, std::string_view requested, const std::vector<RawExample>& train,
                          const std::vector<std::vector<RawExample>*>& files) {
   if (task.kind != TaskKind::tag) return;
-  if (requested != "auto" && requested != "iob1" && requested != "bio" && requested != "bioes")
-    throw Error("--tag-scheme " + std::string(requested) + ": expected auto, iob1, bio or bioes");
   std::vector<std::vector<std::string>> tags;
   tags.reserve(train.size());
   for (const auto& e : train) tags.push_back(e.output);
-  task.file_scheme = detect_tag_scheme(tags);
+  choose_tag_schemes(task, requested, detect_tag_scheme(tags));
+  if (!task.converts_tags()) return;
+  for (auto* f : files)
+    for (auto& e : *f)
+      if (!e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
+}
+
+void choose_tag_schemes(TaskSpec& task, std::string_view requested, TagScheme detected) {
+  if (requested != "auto" && requested != "iob1" && requested != "bio" && requested != "bioes")
+    throw Error("--tag-scheme " + std::string(requested) + ": expected auto, iob1, bio or bioes");
+  task.file_scheme = detected;
   if (task.file_scheme == TagScheme::none) {
     if (requested != "auto")
       throw Error("--tag-scheme " + std::string(requested) +
@@ -1144,10 +1156,6 @@ void resolve_tag_schemes(TaskSpec& task, std::string_view requested, const std::
   task.train_scheme = requested != "auto" ? parse_tag_scheme(requested)
                       : task.crf          ? TagScheme::bioes  // the CRF's best (BENCHMARKS.md)
                                           : task.file_scheme;
-  if (!task.converts_tags()) return;
-  for (auto* f : files)
-    for (auto& e : *f)
-      if (!e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
 }
 
 std::string tagged_text(const TaskModel& model, const std::vector<RawExample>& raw,

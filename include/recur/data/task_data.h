@@ -4,12 +4,15 @@
 // vectors (GloVe / word2vec text).
 //
 // Every reader takes the whole file through read_text_file (UTF-8 checked) and reports a bad
-// line as one FormatError "<path>:<line>: <what>; expected <what>".
+// line as one FormatError "<path>:<line>: <what>; expected <what>". The CoNLL, table and pair
+// readers also come as streams fed a run of lines at a time (`recur prepare --task`), which
+// give the same records and messages.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "recur/core/tensor.h"
@@ -36,6 +39,28 @@ struct TaggedSentence {
 // columns as the file's first one (ragged columns are an error naming the line).
 std::vector<TaggedSentence> read_conll(const std::string& path, const ConllOptions& opts);
 
+// The same, a run of whole lines at a time: `recur prepare --task tag` reads a file of any size
+// in bounded memory (TextBlockReader, text_data.h) and gets the sentences read_conll gives, with
+// the same line numbers and messages. read_conll is this fed the whole text.
+class ConllStream {
+ public:
+  ConllStream(std::string origin, const ConllOptions& opts);
+  // The sentences these lines complete are appended to `out` (a sentence may span calls).
+  void feed(std::string_view lines, std::vector<TaggedSentence>& out);
+  // The last sentence, with the lines after it in `after` when it is in `out`; FormatError when
+  // the whole text held no sentence.
+  void finish(std::vector<TaggedSentence>& out);
+
+ private:
+  void flush(std::vector<TaggedSentence>& out);
+  std::string origin_;
+  ConllOptions opts_;
+  TaggedSentence cur_;
+  std::vector<std::string> between_;
+  size_t ncols_ = 0;
+  int64_t first_line_ = 0, lineno_ = 0, sentences_ = 0;
+};
+
 // ---- labelled text tables ----
 struct TableOptions {
   int64_t text_column = 0;    // 0-based
@@ -55,12 +80,46 @@ struct LabelledText {
 // "sentence,label,,"); an empty text is an error naming its line.
 std::vector<LabelledText> read_labelled_texts(const std::string& path, const TableOptions& opts);
 
+namespace detail {
+struct Record;  // one table record (task_data.cpp)
+}
+// read_labelled_texts a run of whole lines at a time (as ConllStream); a quoted CSV field that
+// spans lines may span runs: the unfinished record waits for the next run.
+class TableStream {
+ public:
+  TableStream(std::string origin, const TableOptions& opts);  // origin *.csv: ',' unless opts.delimiter
+  void feed(std::string_view lines, std::vector<LabelledText>& out);
+  void finish(std::vector<LabelledText>& out);  // FormatError: an unterminated quote, no rows at all
+
+ private:
+  void take(std::vector<detail::Record> records, std::vector<LabelledText>& out);
+  std::string origin_;
+  TableOptions opts_;
+  char delim_ = '\t';
+  std::string pending_;  // an unfinished record
+  int64_t next_line_ = 1, first_line_ = 0, rows_ = 0;
+  size_t nfields_ = 0;
+  bool first_ = true;
+};
+
 // ---- sequence pairs: "source<TAB>target" per line (further columns ignored) ----
 struct TextPair {
   std::string source, target;
   int64_t line = 0;
 };
 std::vector<TextPair> read_pairs(const std::string& path, bool require_target = true);
+// read_pairs a run of whole lines at a time (as ConllStream).
+class PairStream {
+ public:
+  PairStream(std::string origin, bool require_target) : origin_(std::move(origin)), require_target_(require_target) {}
+  void feed(std::string_view lines, std::vector<TextPair>& out);
+  void finish() const;  // FormatError when the whole text held no pair
+
+ private:
+  std::string origin_;
+  bool require_target_;
+  int64_t lineno_ = 0, pairs_ = 0;
+};
 
 // ---- numeric feature sequences: CSV "sequence_id,f1,...,fF,last" (header optional; RFC 4180
 // quoting as for tables, so a target text may hold commas and line breaks) ----

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <span>
 #include <string>
@@ -58,6 +59,35 @@ TextMode parse_text_mode(std::string_view name);  // throws Error on anything el
 inline constexpr int64_t kTextFileMaxBytes = int64_t(64) << 30;
 inline constexpr int64_t kTextStreamMaxBytes = int64_t(4) << 30;
 std::string read_text_file(const std::string& path);
+
+// A text file read a run of whole lines at a time (the last line of the file may lack its
+// '\n'), so a file of any size is read in bounded memory: one block plus the longest line.
+// Each run is checked as read_text_file checks the whole (valid UTF-8, the error naming the byte
+// offset in the file, the line and column; a leading byte-order mark dropped; an empty file
+// refused). `path` "-" reads standard input once; `origin` is the name messages use.
+class TextBlockReader {
+ public:
+  TextBlockReader(const std::string& path, std::string origin, int64_t block = int64_t(4) << 20);
+  ~TextBlockReader();
+  TextBlockReader(const TextBlockReader&) = delete;
+  TextBlockReader& operator=(const TextBlockReader&) = delete;
+  // The next run of whole lines in `chunk` (valid until the next call); false at the end.
+  bool next(std::string_view& chunk);
+  int64_t bytes_read() const { return read_; }
+  int64_t lines_before() const { return lines_before_; }  // lines before the current chunk
+
+ private:
+  void fill();
+  void validate(std::string_view chunk) const;
+  std::string origin_;
+  size_t block_;
+  std::FILE* f_ = nullptr;
+  bool owned_ = true;
+  std::string buf_;
+  size_t used_ = 0;
+  int64_t file_pos_ = 0, read_ = 0, lines_ = 0, lines_before_ = 0;
+  bool eof_ = false;
+};
 
 // Views into `text`, split on '\n'; a final '\n' does not open an extra empty line, and one
 // trailing '\r' per line is dropped.
