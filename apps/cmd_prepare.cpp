@@ -13,6 +13,8 @@
 
 #include "commands.h"
 #include "recur/data/prepared.h"
+#include "music_cli_util.h"
+#include "recur/music/prepared_music.h"
 #include "recur/tasks/prepared_task.h"
 #include "recur/train/loop.h"
 
@@ -29,6 +31,13 @@ struct PrepareArgs {
   TaskColumnOverrides columns;
   bool keep_case = false;
   std::vector<CLI::Option*> text_only;  // options that mean nothing for a task file
+  CLI::Option* mode_opt = nullptr;
+  // --task music: how `recur train --task music` would read and split the inputs.
+  MusicTrainArgs music;
+  double valid_fraction = 0.05;
+  uint64_t seed = 1;
+  int64_t seq_len = 64;
+  std::vector<CLI::Option*> music_only;
 };
 
 // "pass 1/2 counting  12.3 MB / 45.6 MB  27%  80.1 MB/s  ETA 0m03s" on stderr, redrawn at most
@@ -69,12 +78,52 @@ class ProgressBar {
   clock::time_point start_, last_{};
 };
 
+// recur prepare --task music INPUT...: the pieces encoded once, each split a prepared corpus.
+void run_music(PrepareArgs& a) {
+  MusicTrainRequest r = a.music.request();
+  r.valid_fraction = a.valid_fraction;
+  r.seed = a.seed;
+  MusicPrepareOptions o;
+  o.data = music_data_options(r, "", "");
+  o.mode = parse_text_mode(a.mode);
+  o.seq_len = a.seq_len;
+  o.shard_tokens = a.o.shard_tokens;
+  ProgressBar bar(!a.quiet, 2);
+  o.progress = [&](const PrepareProgress& p) { bar.draw(p); };
+  const auto t0 = std::chrono::steady_clock::now();
+  PreparedMusicInfo info;
+  try {
+    info = prepare_music_corpus(a.inputs, a.out, o);
+  } catch (...) {
+    bar.clear();
+    throw;
+  }
+  bar.clear();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const std::string& n : info.notes) std::printf("%s\n", n.c_str());
+  std::printf("prepared %s: %s; %s mode%s; %.1f s\n", a.out.c_str(), music_corpus_summary(o.data, info.stats).c_str(),
+              text_mode_name(o.mode), o.mode == TextMode::lines ? (", windows of " + std::to_string(o.seq_len) + " tokens").c_str() : "",
+              secs);
+}
+
 // recur prepare --task KIND FILE: one task file read once, a block at a time.
 void run_task(PrepareArgs& a) {
   for (CLI::Option* opt : a.text_only)
     if (opt->count() > 0)
       throw CLI::ValidationError(opt->get_name() + ": applies to text corpora, not to --task " + a.task +
                        " (a task file's words are counted into tables; recur train builds the vocabulary)");
+  if (a.task == "music") {
+    if (a.columns.any() || a.keep_case)
+      throw CLI::ValidationError("--token-column, --tag-column, --text-column, --label-column, --header and --keep-case "
+                                 "say how a task file is read; they do not apply to --task music");
+    return run_music(a);
+  }
+  for (CLI::Option* opt : a.music_only)
+    if (opt->count() > 0)
+      throw CLI::ValidationError(opt->get_name() + ": applies to --task music, not to --task " + a.task);
+  if (a.mode_opt->count() > 0)
+    throw CLI::ValidationError("--mode: applies to text corpora and --task music, not to --task " + a.task +
+                               " (a task file's examples are its sentences, rows or pairs)");
   if (a.inputs.size() != 1)
     throw CLI::ValidationError("--task " + a.task + ": got " + std::to_string(a.inputs.size()) + " inputs, expected one task file");
   TaskSpec task;
@@ -138,8 +187,9 @@ void add_prepare(CLI::App& app) {
   sub->add_option("INPUT", a->inputs, "Text files, folders (their files, recursively) or - for standard input")->required();
   sub->add_option("--out", a->out, "Folder of the prepared corpus: manifest.json, vocab.json, shard-NNNNN.bin")->required();
   sub->add_option("--task", a->task,
-                  "Prepare a task file instead of text: tag (CoNLL), classify (TSV/CSV) or seq2seq (source<TAB>target)")
-      ->check(CLI::IsMember({"tag", "classify", "seq2seq"}));
+                  "Prepare a task file instead of text: tag (CoNLL), classify (TSV/CSV), seq2seq (source<TAB>target), or "
+                  "music (MIDI, ABC or JSB JSON files and folders, encoded as recur train --task music does)")
+      ->check(CLI::IsMember({"tag", "classify", "seq2seq", "music"}));
   CLI::Option* level = sub->add_option("--level", a->level, "Tokens: char (code points) or word (whitespace)")
       ->check(CLI::IsMember({"char", "word", "chars", "words"}))->capture_default_str();
   // The mode is fixed here because it decides what the ids are (a char stream keeps '\n' as a
@@ -170,11 +220,27 @@ void add_prepare(CLI::App& app) {
                   "Distinct words counted in memory (about 100 bytes each) before counts spill to disk")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--quiet", a->quiet, "No progress bar");
-  a->text_only = {level, mode, max_vocab, min_count, vocab, count_entries};
+  add_music_train_options(sub, a->music);
+  CLI::Option* vf = sub->add_option("--valid-fraction", a->valid_fraction,
+                                    "--task music: pieces held out for validation (JSB files keep their own split)")
+                        ->check(CLI::Range(0.0, 0.99))->capture_default_str()->group("Music (--task music)");
+  CLI::Option* seed = sub->add_option("--seed", a->seed, "--task music: which pieces are held out")
+                          ->capture_default_str()->group("Music (--task music)");
+  CLI::Option* seq_len = sub->add_option("--seq-len", a->seq_len,
+                                         "--task music --mode lines: pieces cut into windows of this many tokens "
+                                         "(recur train --seq-len must then be the same)")
+                             ->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str()->group("Music (--task music)");
+  a->music_only = {a->music.encoding_opt, a->music.transpose_opt, a->music.drums_opt, a->music.channels_opt, vf, seed, seq_len};
+  if (CLI::Option* jsb = sub->get_option_no_throw("--jsb-steps-per-quarter")) a->music_only.push_back(jsb);
+  a->mode_opt = mode;
+  a->text_only = {level, max_vocab, min_count, vocab, count_entries};
   sub->callback([a] {
     if (a->task.empty() && (a->columns.any() || a->keep_case))
       throw CLI::ValidationError("--token-column, --tag-column, --text-column, --label-column, --header and --keep-case "
                                  "say how a task file is read; expected --task tag|classify|seq2seq with them");
+    if (a->task.empty())
+      for (CLI::Option* opt : a->music_only)
+        if (opt->count() > 0) throw CLI::ValidationError(opt->get_name() + ": applies to --task music");
     run(*a);
   });
 }

@@ -113,6 +113,7 @@ void run(TrainArgs& a) {
   if (!o.resume_path.empty()) o = resume_options(o);
   const bool music = o.task == "music";
   if (music && !o.given.count("--level")) o.level = TokenLevel::words;
+  if (music) apply_prepared_music(a.music, a.data, o);
   if (!music && a.data.size() != 1)
     throw Error("DATA: got " + std::to_string(a.data.size()) + " inputs, expected one file (several are for --task music)");
   o.data_path.clear();

@@ -5,6 +5,7 @@
 
 #include "recur/music/music_corpus.h"
 #include "recur/music/music_generate.h"
+#include "recur/music/prepared_music.h"
 
 namespace recur::cli {
 
@@ -32,9 +33,50 @@ MusicTrainRequest MusicTrainArgs::request() const {
   return r;
 }
 
+void apply_prepared_music(const MusicTrainArgs& a, const std::vector<std::string>& inputs, TrainOptions& o) {
+  if (inputs.size() != 1 || !is_prepared_music_corpus(inputs[0])) return;
+  const PreparedMusicInfo info = read_prepared_music(inputs[0]);
+  const std::string where = inputs[0] + "/music.json";
+  for (CLI::Option* opt : {a.encoding_opt, a.transpose_opt, a.drums_opt, a.channels_opt})
+    if (opt->count() > 0)
+      throw Error(opt->get_name() + ": the prepared music corpus fixes it (" + where + "); prepare the music again with " +
+                  opt->get_name() + " or leave it out");
+  if (a.jsb_steps != 0 || o.given.count("--valid-fraction"))
+    throw Error(std::string(a.jsb_steps != 0 ? "--jsb-steps-per-quarter" : "--valid-fraction") +
+                ": the prepared music corpus fixes how its pieces were read and split (" + where +
+                "); give it to recur prepare --task music");
+  if (o.given.count("--mode") && o.mode != info.mode)
+    throw Error(std::string("--mode ") + text_mode_name(o.mode) + " does not match the prepared music corpus's " +
+                text_mode_name(info.mode) + " (" + where + "); prepare the music again with --mode " + text_mode_name(o.mode) +
+                " or leave --mode out");
+  o.mode = info.mode;
+  if (info.mode == TextMode::lines) {
+    if (o.given.count("--seq-len") && o.seq_len != info.seq_len)
+      throw Error("--seq-len " + std::to_string(o.seq_len) + " does not match the prepared music corpus's windows of " +
+                  std::to_string(info.seq_len) + " tokens (" + where + "); prepare the music again with --seq-len " +
+                  std::to_string(o.seq_len) + " or leave --seq-len out");
+    o.seq_len = info.seq_len;
+  }
+}
+
 TokenCorpus music_training_corpus(const MusicTrainArgs& a, const std::vector<std::string>& inputs,
                                   const TrainOptions& o, const std::string& saved_task,
                                   const std::function<void(const std::string&)>& note) {
+  if (inputs.size() == 1 && is_prepared_music_corpus(inputs[0])) {
+    // Read, split and encoded by recur prepare --task music: the splits stay on disk.
+    const PreparedMusicInfo info = read_prepared_music(inputs[0]);
+    TokenCorpus c;
+    c.vocab = PreparedCorpus((std::filesystem::path(inputs[0]) / "train").string()).vocab();
+    c.task = info.task;
+    c.prepared = inputs[0];
+    MusicDataOptions mo;
+    mo.encoding = music_task_from_json(info.task, inputs[0]).encoding;
+    const MusicTask t = music_task_from_json(info.task, inputs[0]);
+    mo.transpose_min = t.transpose_min;
+    mo.transpose_max = t.transpose_max;
+    note(inputs[0] + " is a prepared music corpus: " + music_corpus_summary(mo, info.stats));
+    return c;
+  }
   MusicTrainRequest r = a.request();
   r.valid_fraction = valid_fraction_for(o.valid_fraction, 0, false);
   r.seed = o.seed;

@@ -29,7 +29,11 @@ struct MusicTrainArgs {
 };
 void add_music_train_options(CLI::App* sub, MusicTrainArgs& a);
 
-// Reads the inputs into the trainer's corpus. `saved_task` (a resumed run's "task" metadata)
+// DATA a prepared music corpus (recur prepare --task music): refuses the music flags it fixes and
+// takes its --mode (and lines mode's --seq-len) into `o`. Nothing for music files.
+void apply_prepared_music(const MusicTrainArgs& a, const std::vector<std::string>& inputs, TrainOptions& o);
+
+// Reads the inputs into the trainer's corpus (a prepared corpus: names its folder). `saved_task` (a resumed run's "task" metadata)
 // gives the music options that were not given again. Notes go to `note`.
 TokenCorpus music_training_corpus(const MusicTrainArgs& a, const std::vector<std::string>& inputs,
                                   const TrainOptions& o, const std::string& saved_task,

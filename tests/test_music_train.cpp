@@ -309,6 +309,71 @@ TEST_F(MusicCli, BadInputsAreOneLineErrors) {
   (void)model;
 }
 
+// recur prepare --task music (issue 16): the pieces encoded once into prepared corpora; training on
+// them logs the losses training on the MIDI files logs, also stopped and resumed, in both modes.
+std::vector<std::string> logged(const std::string& metrics, const char* type) {
+  std::vector<std::string> out;
+  std::istringstream in(slurp(metrics));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(std::string("\"type\":\"") + type + "\"") != std::string::npos) {
+      const size_t at = line.find("\"step\":"), l = line.find("\"loss\":");
+      out.push_back(line.substr(at, line.find(',', at) - at) + " " + line.substr(l, line.find(',', l) - l));
+    }
+  return out;
+}
+
+TEST_F(MusicCli, PreparedMusicTrainsBitIdenticallyAlsoResumed) {
+  for (const std::string mode : {"stream", "lines"}) {
+    const std::string music = " --transpose=-1..1 --valid-fraction 0.2";
+    const Result p = run("prepare --task music '" + path("corpus") + "' --out '" + path("prep_" + mode) + "' --mode " + mode +
+                         " --seq-len 16 --shard-tokens 100 --quiet --seed 5" + music);
+    ASSERT_EQ(p.rc, 0) << p.err;
+    const std::string common = " --hidden 16 --layers 1 --batch 2 --seq-len 16 --threads 1 --log-every 1 --valid-every 4 "
+                               "--seed 5 --quiet --mode " + mode;
+    ASSERT_EQ(run("train --task music '" + path("corpus") + "' --out '" + path("text_" + mode) + "' --steps 10" + music +
+                  common).rc, 0);
+    const Result half = run("train --task music '" + path("prep_" + mode) + "' --out '" + path("pr_" + mode) + "' --steps 5" + common);
+    ASSERT_EQ(half.rc, 0) << half.err;
+    const Result rest = run("train --task music '" + path("prep_" + mode) + "' --out '" + path("pr_" + mode) +
+                            "' --resume --steps 10 --quiet");
+    ASSERT_EQ(rest.rc, 0) << rest.err;
+    const auto want = logged(path("text_" + mode + "/metrics.jsonl"), "train");
+    ASSERT_EQ(want.size(), 10u) << mode;
+    EXPECT_EQ(logged(path("pr_" + mode + "/metrics.jsonl"), "train"), want) << mode;
+    auto valid = logged(path("pr_" + mode + "/metrics.jsonl"), "valid");
+    std::erase_if(valid, [](const std::string& v) { return v.starts_with("\"step\":5 "); });  // the stop's own
+    const auto valid_text = logged(path("text_" + mode + "/metrics.jsonl"), "valid");
+    ASSERT_EQ(valid_text.size(), 3u) << mode;  // steps 4, 8 and the end
+    EXPECT_EQ(valid, valid_text) << mode;
+    // The model knows it is music: the same task record as from the files.
+    EXPECT_EQ(load_checkpoint(path("pr_" + mode + "/last.safetensors")).model.task,
+              load_checkpoint(path("text_" + mode + "/last.safetensors")).model.task);
+  }
+  // What the corpus fixes is refused by name; a lines corpus keeps its windows.
+  const std::string out = " --out '" + path("x") + "' --steps 1 --hidden 8 --layers 1 --quiet";
+  for (const std::string flag : {"--encoding event", "--transpose 2", "--valid-fraction 0.1", "--mode stream", "--seq-len 8"}) {
+    const Result r = run("train --task music '" + path("prep_lines") + "' " + flag + out);
+    EXPECT_EQ(r.rc, 1) << flag;
+    EXPECT_EQ(lines_of(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("music.json"), std::string::npos) << flag << ": " << r.err;
+  }
+  for (const std::string args : {"prepare --task music '" + path("corpus") + "' --out '" + path("y") + "' --tag-column 2",
+                                 "prepare --task tag '" + path("corpus") + "' --out '" + path("y") + "' --encoding event",
+                                 "prepare '" + path("corpus") + "' --out '" + path("y") + "' --transpose 2"}) {
+    const Result r = run(args);
+    EXPECT_EQ(r.rc, 2) << args << "\n" << r.err;
+  }
+  // A damaged description: one line naming the file and the field.
+  std::string m = slurp(path("prep_stream/music.json"));
+  m.replace(m.find("\"mode\": \"stream\""), 16, "\"mode\": \"waves\"");
+  std::ofstream(path("prep_stream/music.json"), std::ios::trunc) << m;
+  const Result bad = run("train --task music '" + path("prep_stream") + "'" + out);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_EQ(lines_of(bad.err), 1u) << bad.err;
+  EXPECT_NE(bad.err.find("music.json: \"mode\": got \"waves\""), std::string::npos) << bad.err;
+}
+
 TEST_F(MusicCli, AbcInputWhenAbc2midiIsInstalled) {
   if (std::system("command -v abc2midi >/dev/null 2>&1") != 0) GTEST_SKIP() << "abc2midi not installed";
   const fs::path abc = dir_ / "tunes.abc";

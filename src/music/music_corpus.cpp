@@ -1,6 +1,7 @@
 #include "recur/music/music_corpus.h"
 
 #include <algorithm>
+#include <functional>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -340,14 +341,7 @@ std::string music_task_summary(const MusicTask& t) {
   return s;
 }
 
-TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
-                              MusicCorpusStats* stats) {
-  opts.validate();
-  if (seq_len < 1) throw Error("--seq-len: expected >= 1");
-  MusicCorpusStats st;
-  MusicTokenOptions topts;
-  topts.keep_drums = opts.keep_drums;
-
+MusicTask music_task_of(const MusicSet& set, const MusicDataOptions& opts) {
   // How to play generated tokens: the training data's usual tempo, instrument and loudness; and
   // what generation holds sampled music to: its longest note and its most notes at once.
   std::map<int, int64_t> programs;
@@ -386,31 +380,46 @@ TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts,
   int64_t best = -1;
   for (const auto& [prog, count] : programs)
     if (count > best) best = count, task.tokens.program = prog;
+  return task;
+}
 
+MusicCorpusStats for_each_music_line(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
+                                     const std::function<void(MusicSplit, std::string_view)>& line) {
+  opts.validate();
+  if (seq_len < 1) throw Error("--seq-len: expected >= 1");
+  MusicCorpusStats st;
+  MusicTokenOptions topts;
+  topts.keep_drums = opts.keep_drums;
   // One line per piece (lines mode: per window of seq_len tokens).
-  auto add = [&](const Performance& perf, std::string& text, int64_t& pieces, int64_t& tokens) {
+  auto add = [&](const Performance& perf, MusicSplit split, int64_t& pieces, int64_t& tokens) {
     const std::vector<std::string> toks = encode_music(perf, opts.encoding, topts);
     if (toks.empty()) return;
     const size_t step = mode == TextMode::lines ? size_t(seq_len) : toks.size();
-    for (size_t at = 0; at < toks.size(); at += step) {
-      text += join_tokens(toks, at, std::min(toks.size(), at + step));
-      text += '\n';
-    }
+    for (size_t at = 0; at < toks.size(); at += step)
+      line(split, join_tokens(toks, at, std::min(toks.size(), at + step)) + "\n");
     ++pieces;
     tokens += int64_t(toks.size());
   };
-  TokenCorpus c;
-  c.vocab = Vocab::from_tokens(TokenLevel::words, music_vocab_tokens(opts.encoding));
   for (const MusicPiece& p : set.train)
     for (int shift = opts.transpose_min; shift <= opts.transpose_max; ++shift)
-      add(shift == 0 ? p.perf : transpose_performance(p.perf, shift, &st.transposed_out_of_range), c.train,
+      add(shift == 0 ? p.perf : transpose_performance(p.perf, shift, &st.transposed_out_of_range), MusicSplit::train,
           st.train_pieces, st.train_tokens);
-  for (const MusicPiece& p : set.valid) add(p.perf, c.valid, st.valid_pieces, st.valid_tokens);
-  for (const MusicPiece& p : set.test) add(p.perf, c.test, st.test_pieces, st.test_tokens);
+  for (const MusicPiece& p : set.valid) add(p.perf, MusicSplit::valid, st.valid_pieces, st.valid_tokens);
+  for (const MusicPiece& p : set.test) add(p.perf, MusicSplit::test, st.test_pieces, st.test_tokens);
   if (st.train_tokens == 0)
     throw Error("no notes to learn in the training pieces; expected MIDI files with pitched notes" +
                 std::string(opts.channels.empty() ? "" : " on the --channels given"));
-  c.task = task.to_json();
+  return st;
+}
+
+TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
+                              MusicCorpusStats* stats) {
+  TokenCorpus c;
+  c.vocab = Vocab::from_tokens(TokenLevel::words, music_vocab_tokens(opts.encoding));
+  const MusicCorpusStats st = for_each_music_line(set, opts, mode, seq_len, [&](MusicSplit split, std::string_view l) {
+    (split == MusicSplit::train ? c.train : split == MusicSplit::valid ? c.valid : c.test) += l;
+  });
+  c.task = music_task_of(set, opts).to_json();
   if (stats) *stats = st;
   return c;
 }

@@ -11,12 +11,15 @@
 #include "json_fields.h"
 #include "lm_batch.h"
 #include "recur/data/prepared.h"
+#include <filesystem>
 #include "recur/diag/diagnostics.h"
 #include "recur/tasks/lm_text.h"
 #include "recur/tasks/tasks.h"
 #include "train_tasks.h"
 
 namespace recur::detail {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -277,6 +280,15 @@ class LmTask final : public TrainTask {
 
   void read_data(const TokenCorpus* corpus, const NoteFn& note) {
     if (!corpus && read_prepared(note)) return;
+    if (corpus && !corpus->prepared.empty()) {  // music prepared on disk: its splits are prepared corpora
+      const std::string dir = corpus->prepared;
+      prepared_ = std::make_unique<PreparedCorpus>((fs::path(dir) / "train").string());
+      data_bytes_ = prepared_->manifest().source_bytes;
+      if (fs::exists(fs::path(dir) / "valid")) valid_prepared_ = std::make_unique<PreparedCorpus>((fs::path(dir) / "valid").string());
+      if (fs::exists(fs::path(dir) / "test")) test_prepared_ = std::make_unique<PreparedCorpus>((fs::path(dir) / "test").string());
+      valid_origin_ = dir + " (validation pieces)";
+      return;
+    }
     const TrainOptions& o = o_;
     const std::string text = corpus ? corpus->train : read_text_file(o.data_path);
     data_bytes_ = int64_t(text.size());

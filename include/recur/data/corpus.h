@@ -19,6 +19,10 @@ struct TokenCorpus {
   Vocab vocab{TokenLevel::words};
   std::string train, valid, test;  // valid/test empty: none
   std::string task;                // JSON object saved as the checkpoint's "task" metadata
+  // A corpus the tokenizer prepared on disk instead (recur prepare --task music): this folder's
+  // train/, valid/ and test/ are prepared corpora (prepared.h) in the vocabulary above, read a
+  // window at a time; train/valid/test above stay empty.
+  std::string prepared;
 };
 
 }  // namespace recur

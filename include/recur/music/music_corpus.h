@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -108,6 +109,15 @@ struct MusicCorpusStats {
 };
 TokenCorpus make_music_corpus(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
                               MusicCorpusStats* stats = nullptr);
+// The pieces of make_music_corpus, a line at a time (each with its '\n'), for writers that do
+// not hold the token text (recur prepare --task music); the statistics are returned.
+enum class MusicSplit { train, valid, test };
+MusicCorpusStats for_each_music_line(const MusicSet& set, const MusicDataOptions& opts, TextMode mode, int64_t seq_len,
+                                     const std::function<void(MusicSplit, std::string_view)>& line);
+// make_music_corpus's task record: the encoding with its options and what the training pieces
+// say about playing and holding generated music.
+MusicTask music_task_of(const MusicSet& set, const MusicDataOptions& opts);
+
 // One line for the user: "music (event): 120 training pieces (...), ...; transposed -3..3 (...)".
 std::string music_corpus_summary(const MusicDataOptions& opts, const MusicCorpusStats& stats);
 
