@@ -36,6 +36,19 @@ seed prepared chars_stream_shard1.bin < "$work/pc_stream/shard-00001.bin"
 seed prepared chars_lines.bin < "$work/pc_lines/shard-00000.bin"
 seed prepared_manifest words_lines.json < "$work/pw_lines/manifest.json"
 seed prepared_manifest chars_stream.json < "$work/pc_stream/manifest.json"
+# Prepared task corpora: their strings are those of the fixed tables fuzz_prepared_task gives a
+# shard (inputs the/cat/sat, outputs O/B-X/I-X, labels pos/neg), so the seeds read to the end.
+printf 'the O\ncat B-X\nsat I-X\n\ncat O\nthe O\n' > "$work/tag.conll"
+printf 'the cat\tpos\nsat\tneg\n' > "$work/cls.tsv"
+printf 'the cat\tO B-X\nsat\tI-X\n' > "$work/pairs.txt"
+prep_task() { (cd "$work" && "$recur" prepare --task "$1" "$2" --out "$3" --quiet --keep-case "${@:4}" > /dev/null); }
+(cd "$work" && "$recur" prepare --task tag tag.conll --out pt_tag --quiet --shard-tokens 10 > /dev/null)
+prep_task classify cls.tsv pt_cls
+prep_task seq2seq pairs.txt pt_pairs
+seed prepared_task tag_shard0.bin < "$work/pt_tag/shard-00000.bin"
+seed prepared_task tag_shard1.bin < "$work/pt_tag/shard-00001.bin"
+seed prepared_task classify.bin < "$work/pt_cls/shard-00000.bin"
+seed prepared_task seq2seq.bin < "$work/pt_pairs/shard-00000.bin"
 
 # ---- task files ----
 conll() {

@@ -16,6 +16,7 @@
 #include "recur/core/file_io.h"
 #include "recur/core/safetensors.h"
 #include "recur/data/prepared.h"
+#include "recur/tasks/prepared_task.h"
 #include "recur/data/task_data.h"
 #include "recur/data/text_data.h"
 #include "recur/data/utf8.h"
@@ -231,6 +232,55 @@ void read_prepared_shard(std::string_view in) {
     if (id < 0 || id >= vocab.size()) broken("a prepared shard gave an id outside its vocabulary");
 }
 
+// A prepared task-corpus shard (tasks/prepared_task.h). The bytes are the shard; its task code
+// is taken modulo 3 and its tables hash and sizes are set to those of fixed tables (a fuzzer
+// cannot guess a 64-bit hash), and the manifest is written from the header, so the checks past
+// them - counts, file size, offsets, records, ids, labels - are reached. Every example of an
+// accepted shard is then read.
+void read_prepared_task_shard(std::string_view in) {
+  std::string bytes(in);
+  const char* kinds[] = {"classify", "tag", "seq2seq"};
+  const int kind = bytes.size() > 12 ? uint8_t(bytes[12]) % 3 : 0;
+  if (bytes.size() > 15) bytes[12] = char(kind), bytes[13] = bytes[14] = bytes[15] = 0;
+  const std::string tables =
+      "{\"format\":\"recur.task-tables\",\"version\":1,\"inputs\":[[\"the\",2],[\"cat\",2],[\"sat\",1]],"
+      "\"outputs\":[[\"O\",2],[\"B-X\",1],[\"I-X\",1]],\"labels\":[[\"pos\",1],[\"neg\",1]]}";
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64 of tables.json without its newline
+  for (unsigned char c : tables) hash = (hash ^ c) * 1099511628211ULL;
+  auto put = [&](size_t at, uint64_t v, int n) {
+    for (int i = 0; i < n && at + size_t(i) < bytes.size(); ++i) bytes[at + size_t(i)] = char(v >> (8 * i));
+  };
+  put(16, hash, 8);
+  put(24, 3, 4);
+  put(28, 3, 4);
+  put(32, 2, 4);
+  put(36, 0, 4);  // the only shard
+  auto get = [&](size_t at) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | (at + size_t(i) < bytes.size() ? uint8_t(bytes[at + size_t(i)]) : 0);
+    return v;
+  };
+  const ScratchDir dir;
+  write_file_atomic(dir.file("tables.json"), tables + "\n");
+  write_file_atomic(dir.file("shard-00000.bin"), bytes);
+  char manifest[1024];
+  std::snprintf(manifest, sizeof manifest,
+                "{\"format\":\"recur.prepared-task\",\"version\":1,\"task\":\"%s\",\"lowercase\":true,"
+                "\"token_column\":0,\"tag_column\":-1,\"text_column\":0,\"label_column\":-1,\"header\":-1,"
+                "\"delimiter\":\"\",\"tag_scheme\":\"none\",\"examples\":%llu,\"ids\":%llu,\"source_bytes\":1,"
+                "\"inputs\":3,\"outputs\":3,\"labels\":2,\"tables_hash\":\"%016llx\",\"input\":\"fuzz\","
+                "\"shards\":[{\"file\":\"shard-00000.bin\",\"examples\":%llu,\"ids\":%llu}]}",
+                kinds[kind], (unsigned long long)get(40), (unsigned long long)get(48), (unsigned long long)hash,
+                (unsigned long long)get(40), (unsigned long long)get(48));
+  write_file_atomic(dir.file("manifest.json"), manifest);
+  const PreparedTaskCorpus c(dir.path());
+  for (int64_t i = 0; i < c.size(); ++i) {
+    const RawExample e = c.read(i);
+    if (e.input.empty() || int64_t(std::max(e.input.size(), e.output.size())) != c.length(i))
+      broken("a prepared task shard gave an example that does not match its length");
+  }
+}
+
 // The JSON configuration readers; the first byte picks one, the rest is the JSON text.
 void read_json_config(std::string_view bytes) {
   if (bytes.empty()) return;
@@ -330,6 +380,10 @@ int fuzz_json_config(const uint8_t* data, size_t size) { return expect_error_or_
 
 int fuzz_prepared(const uint8_t* data, size_t size) { return expect_error_or_success(data, size, read_prepared_shard); }
 
+int fuzz_prepared_task(const uint8_t* data, size_t size) {
+  return expect_error_or_success(data, size, read_prepared_task_shard);
+}
+
 int fuzz_prepared_manifest(const uint8_t* data, size_t size) {
   return expect_error_or_success(data, size, [](std::string_view b) {
     (void)read_prepared_manifest(ScratchFile(b, "-manifest.json").path());
@@ -346,7 +400,7 @@ std::span<const FuzzTarget> fuzz_targets() {
       {"features", fuzz_features}, {"word_vectors", fuzz_word_vectors},
       {"midi", fuzz_midi}, {"jsb", fuzz_jsb},
       {"json_config", fuzz_json_config}, {"prepared", fuzz_prepared},
-      {"prepared_manifest", fuzz_prepared_manifest},
+      {"prepared_manifest", fuzz_prepared_manifest}, {"prepared_task", fuzz_prepared_task},
   };
   return kTargets;
 }

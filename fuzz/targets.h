@@ -40,5 +40,6 @@ int fuzz_jsb(const uint8_t* data, size_t size);
 int fuzz_json_config(const uint8_t* data, size_t size);
 int fuzz_prepared(const uint8_t* data, size_t size);           // a prepared-corpus shard
 int fuzz_prepared_manifest(const uint8_t* data, size_t size);  // its manifest.json
+int fuzz_prepared_task(const uint8_t* data, size_t size);      // a prepared task-corpus shard (prepare --task)
 
 }  // namespace recur::fuzz
