@@ -470,7 +470,8 @@ PreparedTaskCorpus::PreparedTaskCorpus(const std::string& path) {
       if (sh.fd >= 0) ::close(sh.fd);
     delete s;
   });
-  lengths_.reserve(size_t(m_.examples));
+  // Nothing is reserved from the manifest's counts: they are bounded only by each shard's file
+  // size, checked below, and the lengths grow as they are read from checked files.
   starts_.push_back(0);
   for (size_t i = 0; i < m_.shards.size(); ++i) {
     Shard sh;
