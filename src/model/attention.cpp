@@ -74,29 +74,48 @@ void check_inputs(AttentionScore score, const AttentionWeights<T>& w, const Tens
     check_shape(std::string("attention ") + attention_score_param_names(score)[k], w.score[k].shape, shapes[k]);
 }
 
+// The projections have no bias (Luong's W_a, Bahdanau's W_q, W_k and W_c).
+template <typename T>
+const Tensor<T>& no_bias() {
+  static const Tensor<T> none;
+  return none;
+}
+
+// attention_attend after the inputs were checked (attention_forward checks them once).
+template <typename T>
+void attend(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query, const Tensor<T>& memory,
+            const Tensor<T>& keys, std::span<const int64_t> lengths, AttentionCache<T>& cache, Tensor<T>& y);
+
 }  // namespace
 
 template <typename T>
-void attention_keys(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory, AttentionCache<T>& cache) {
-  static const Tensor<T> no_bias;
+void attention_keys(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory, Tensor<T>& keys) {
   switch (score) {
-    case AttentionScore::dot: cache.keys = Tensor<T>(); break;
-    case AttentionScore::general: linear_forward(w.score[0], no_bias, memory, cache.keys); break;   // [Ts, B, Q]
-    case AttentionScore::additive: linear_forward(w.score[1], no_bias, memory, cache.keys); break;  // [Ts, B, A]
+    case AttentionScore::dot: keys = Tensor<T>(); break;
+    case AttentionScore::general: linear_forward(w.score[0], no_bias<T>(), memory, keys); break;   // [Ts, B, Q]
+    case AttentionScore::additive: linear_forward(w.score[1], no_bias<T>(), memory, keys); break;  // [Ts, B, A]
   }
 }
 
 template <typename T>
 void attention_attend(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
-                      const Tensor<T>& memory, std::span<const int64_t> lengths, AttentionCache<T>& cache, Tensor<T>& y) {
+                      const Tensor<T>& memory, const Tensor<T>& keys, std::span<const int64_t> lengths,
+                      AttentionCache<T>& cache, Tensor<T>& y) {
   check_inputs(score, w, query, memory, lengths);
-  static const Tensor<T> no_bias;
+  attend(score, w, query, memory, keys, lengths, cache, y);
+}
+
+namespace {
+
+template <typename T>
+void attend(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query, const Tensor<T>& memory,
+            const Tensor<T>& keys, std::span<const int64_t> lengths, AttentionCache<T>& cache, Tensor<T>& y) {
   const int64_t Tq = query.dim(0), B = query.dim(1), Q = query.dim(2), Ts = memory.dim(0), M = memory.dim(2);
   const int64_t A = w.out->dim(0);
-  const int64_t K = score == AttentionScore::dot ? 0 : cache.keys.shape.back();  // key width
-  if (score != AttentionScore::dot) check_shape("attention keys", cache.keys.shape, {Ts, B, K});
+  const int64_t K = score == AttentionScore::dot ? 0 : keys.shape.back();  // key width
+  if (score != AttentionScore::dot) check_shape("attention keys", keys.shape, {Ts, B, K});
   if (score == AttentionScore::additive) {
-    linear_forward(w.score[0], no_bias, query, cache.queries);  // [Tq, B, A]
+    linear_forward(w.score[0], no_bias<T>(), query, cache.queries);  // [Tq, B, A]
     cache.hidden.resize({Tq, B, Ts, A});
   } else {
     cache.queries = Tensor<T>();
@@ -114,7 +133,7 @@ void attention_attend(AttentionScore score, const AttentionWeights<T>& w, const 
         T sum = 0;
         if (score == AttentionScore::additive) {
           const T* qp = cache.queries.ptr() + (t * B + b) * A;
-          const T* kp = cache.keys.ptr() + (i * B + b) * A;
+          const T* kp = keys.ptr() + (i * B + b) * A;
           T* u = cache.hidden.ptr() + ((t * B + b) * Ts + i) * A;
           const T* v = w.score[2].ptr();
           for (int64_t j = 0; j < A; ++j) {
@@ -122,7 +141,7 @@ void attention_attend(AttentionScore score, const AttentionWeights<T>& w, const 
             sum += v[j] * u[j];
           }
         } else {
-          const T* k = score == AttentionScore::dot ? memory.ptr() + (i * B + b) * M : cache.keys.ptr() + (i * B + b) * K;
+          const T* k = score == AttentionScore::dot ? memory.ptr() + (i * B + b) * M : keys.ptr() + (i * B + b) * K;
           for (int64_t j = 0; j < Q; ++j) sum += q[j] * k[j];
         }
         e[size_t(i)] = sum;
@@ -142,16 +161,18 @@ void attention_attend(AttentionScore score, const AttentionWeights<T>& w, const 
       }
       std::copy(q, q + Q, j + M);
     }
-  linear_forward(*w.out, no_bias, cache.joined, y);  // [Tq, B, A]
+  linear_forward(*w.out, no_bias<T>(), cache.joined, y);  // [Tq, B, A]
   for (auto& v : y.data) v = std::tanh(v);
 }
+
+}  // namespace
 
 template <typename T>
 void attention_forward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
                        const Tensor<T>& memory, std::span<const int64_t> lengths, AttentionCache<T>& cache, Tensor<T>& y) {
   check_inputs(score, w, query, memory, lengths);
-  attention_keys(score, w, memory, cache);
-  attention_attend(score, w, query, memory, lengths, cache, y);
+  attention_keys(score, w, memory, cache.keys);
+  attend(score, w, query, memory, cache.keys, lengths, cache, y);
 }
 
 template <typename T>
@@ -258,9 +279,9 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
 }
 
 #define RECUR_INSTANTIATE(T)                                                                                          \
-  template void attention_keys<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, AttentionCache<T>&); \
+  template void attention_keys<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, Tensor<T>&);         \
   template void attention_attend<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, const Tensor<T>&,  \
-                                    std::span<const int64_t>, AttentionCache<T>&, Tensor<T>&);                        \
+                                    const Tensor<T>&, std::span<const int64_t>, AttentionCache<T>&, Tensor<T>&);      \
   template void attention_forward<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, const Tensor<T>&, \
                                      std::span<const int64_t>, AttentionCache<T>&, Tensor<T>&);                       \
   template void attention_backward<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, const Tensor<T>&, \

@@ -162,9 +162,7 @@ StepperStart<T> ModelStepper<T>::start(ModelInputs<T> inputs, int64_t B, ModelCa
     s.memory_lengths = mi >= 0 ? cache.layers[size_t(mi)].out.lengths : inputs.at(memory_ref_).lengths;
     const LayerSpec& al = spec_.layers[size_t(attn_index_)];
     const LayerParams<T>& ap = params_->layers[size_t(attn_index_)];
-    AttentionCache<T> keys;
-    attention_keys(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, s.memory, keys);
-    s.keys = std::move(keys.keys);
+    attention_keys(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, s.memory, s.keys);
   }
   return s;
 }
@@ -219,20 +217,13 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
   const T* head_in = rnn_->output();
   if (attn_index_ >= 0) {
     // The attention layer's own forward on one step: [1, B, R] over the start's memory, with
-    // the keys projected once in start() (attention_attend reads them from its cache).
+    // the keys projected once in start().
     const LayerSpec& al = spec_.layers[size_t(attn_index_)];
     const LayerParams<T>& ap = params_->layers[size_t(attn_index_)];
     query_.resize({1, B, F});
     std::memcpy(query_.ptr(), head_in, size_t(B * F) * sizeof(T));
-    std::swap(attn_cache_.keys, start->keys);
-    try {
-      attention_attend(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, query_, start->memory,
-                       std::span<const int64_t>(start->memory_lengths), attn_cache_, attended_);
-    } catch (...) {
-      std::swap(attn_cache_.keys, start->keys);
-      throw;
-    }
-    std::swap(attn_cache_.keys, start->keys);
+    attention_attend(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, query_, start->memory,
+                     start->keys, std::span<const int64_t>(start->memory_lengths), attn_cache_, attended_);
     head_in = attended_.ptr();
     F = al.size;
   }

@@ -790,8 +790,10 @@ std::string attention_table(const std::vector<std::string>& source_words, const 
 
 std::vector<std::string> replace_unknown_words(const TaskModel& m, const std::vector<int32_t>& output,
                                                const std::vector<std::vector<float>>& alignment,
-                                               const std::vector<std::string>& source_words) {
+                                               const std::vector<std::string>& source_words,
+                                               std::vector<bool>* replaced) {
   std::vector<std::string> words;
+  if (replaced) replaced->assign(output.size(), false);
   for (size_t j = 0; j < output.size(); ++j) {
     if (output[j] != Vocab::unk_id || j >= alignment.size() || alignment[j].empty() || source_words.empty()) {
       words.push_back(m.targets.token(output[j]));
@@ -799,7 +801,9 @@ std::vector<std::string> replace_unknown_words(const TaskModel& m, const std::ve
     }
     const auto& row = alignment[j];  // the step that produced output j
     const size_t best = size_t(std::max_element(row.begin(), row.end()) - row.begin());
-    words.push_back(best < source_words.size() ? source_words[best] : m.targets.token(output[j]));
+    const bool found = best < source_words.size();
+    words.push_back(found ? source_words[best] : m.targets.token(output[j]));
+    if (replaced) (*replaced)[j] = found;
   }
   return words;
 }
@@ -816,14 +820,17 @@ constexpr std::string_view kBleuUnknown = "\xEF\xBF\xBD";
 // a "." or "," between two digits ("3 . 5" -> "3.5", one token in 13a as in the reference). 13a
 // splits the other punctuation itself, so spaces around it change no token.
 // `replaced`: the words after unk replacement (replace_unknown_words), or null.
-std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids, const std::vector<std::string>* replaced = nullptr) {
+// `words`/`replaced` (with --replace-unk): replace_unknown_words' output and which <unk>s it replaced.
+std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids, const std::vector<std::string>* words = nullptr,
+                         const std::vector<bool>* replaced = nullptr) {
   const bool chars = m.targets.level() == TokenLevel::chars;
   std::vector<std::string> w;
   for (size_t i = 0; i < ids.size(); ++i) {
     const bool unk = ids[i] == Vocab::unk_id;
     // A replaced <unk> is the source word; one left <unk> (no attention) never matches.
-    w.push_back(replaced && unk && (*replaced)[i] != m.targets.token(ids[i]) ? (*replaced)[i]
-                : unk ? std::string(kBleuUnknown) : m.targets.token(ids[i]));
+    w.push_back(words && replaced && (*replaced)[i] ? (*words)[i]
+                : unk                               ? std::string(kBleuUnknown)
+                                                    : m.targets.token(ids[i]));
   }
   auto digit_at = [](const std::string& s, bool last) {
     return !s.empty() && std::isdigit(static_cast<unsigned char>(last ? s.back() : s.front()));
@@ -926,8 +933,9 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
           be.add(scoring_text(m, hyp[i]), refs[s]);
           continue;
         }
-        const auto words = replace_unknown_words(m, hyp[i], align[i], ex[i].source_words);
-        be.add(scoring_text(m, hyp[i], &words), refs[s]);
+        std::vector<bool> replaced;
+        const auto words = replace_unknown_words(m, hyp[i], align[i], ex[i].source_words, &replaced);
+        be.add(scoring_text(m, hyp[i], &words, &replaced), refs[s]);
       }
       r.metric = be.bleu();
       std::snprintf(buf, sizeof buf, "decoder     %s\nBLEU        %.2f\nexact match %.2f%% (%lld of %lld)\n",

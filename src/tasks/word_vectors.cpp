@@ -10,6 +10,7 @@
 #include "recur/core/error.h"
 #include "recur/core/file_io.h"
 #include "recur/core/random.h"
+#include "recur/data/text_data.h"
 
 namespace recur {
 
@@ -80,12 +81,7 @@ std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<st
   for (const std::string& path : paths) {
     const std::string text = read_input(path);
     std::vector<std::string> sent;
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t end = text.find('\n', pos);
-      if (end == std::string::npos) end = text.size();
-      const std::string_view line(text.data() + pos, end - pos);
-      pos = end + 1;
+    for (std::string_view line : split_lines(text)) {
       std::vector<std::string> tokens;
       size_t i = 0;
       while (i < line.size()) {

@@ -47,7 +47,7 @@ struct AttentionWeights {
 // What forward keeps for backward (and for --show-attention: `weights`).
 template <typename T>
 struct AttentionCache {
-  Tensor<T> keys;     // general: W_s s [Ts, B, Q]; additive: W_k s [Ts, B, A]; dot: empty
+  Tensor<T> keys;     // attention_forward's keys: general W_s s [Ts, B, Q]; additive W_k s [Ts, B, A]; dot: empty
   Tensor<T> queries;  // additive: W_q q [Tq, B, A]; else empty
   Tensor<T> hidden;   // additive: tanh(W_q q_t + W_k s_i) [Tq, B, Ts, A]; else empty
   Tensor<T> weights;  // a [Tq, B, Ts]
@@ -55,13 +55,15 @@ struct AttentionCache {
 };
 
 // The forward in two parts, so that a decoder stepped one token at a time (stepper.h) projects
-// the memory once per batch: attention_keys fills cache.keys from the memory, attention_attend
-// reads them. attention_forward is both.
+// the memory once per batch: attention_keys computes the keys from the memory (general [Ts, B, Q],
+// additive [Ts, B, A], dot: empty), attention_attend attends with them. attention_forward is both,
+// keeping the keys in cache.keys for backward.
 template <typename T>
-void attention_keys(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory, AttentionCache<T>& cache);
+void attention_keys(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory, Tensor<T>& keys);
 template <typename T>
 void attention_attend(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
-                      const Tensor<T>& memory, std::span<const int64_t> lengths, AttentionCache<T>& cache, Tensor<T>& y);
+                      const Tensor<T>& memory, const Tensor<T>& keys, std::span<const int64_t> lengths,
+                      AttentionCache<T>& cache, Tensor<T>& y);
 
 // y [Tq, B, A] (resized). lengths: [B] with 1 <= lengths[b] <= Ts, or empty for all Ts.
 template <typename T>

@@ -251,9 +251,11 @@ std::vector<std::vector<std::vector<float>>> attention_alignments(const TaskMode
 // An output's words with each <unk> replaced by the source word the decoder attended to most at
 // that step (Luong et al. 2015b's unk replacement: names and numbers are copied through);
 // `alignment` from attention_alignments, `source_words` as the model read them (TaskExample).
+// `replaced` (optional): set to which positions were an <unk> replaced by a source word.
 std::vector<std::string> replace_unknown_words(const TaskModel& model, const std::vector<int32_t>& output,
                                                const std::vector<std::vector<float>>& alignment,
-                                               const std::vector<std::string>& source_words);
+                                               const std::vector<std::string>& source_words,
+                                               std::vector<bool>* replaced = nullptr);
 // One sentence's alignment as a tab-separated table: a header row of the source words, then a row
 // per output word (and one for <eos>) with its weights, 3 decimals, and a blank line after.
 std::string attention_table(const std::vector<std::string>& source_words, const std::vector<std::string>& output_words,
