@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "lm_cli_util.h"
 #include "recur/core/file_io.h"
+#include "recur/diag/plot.h"
 #include "recur/tasks/model_info.h"
 #include "recur/train/model_file.h"
 #include "cli_io.h"
@@ -275,6 +276,7 @@ namespace {
 struct PredictArgs {
   std::string model, file, out, features;
   std::string show_attention;  // translate: where the alignment tables go
+  std::string attention_plot;  // translate: the folder of the heat maps
   bool replace_unk = false;    // translate: <unk> -> the most attended source word
   std::vector<std::string> texts;
   DecodeOptions decode;
@@ -366,6 +368,10 @@ void run_translate(const PredictArgs& a) {
     if (!a.texts.empty() || !a.file.empty() || a.features.empty())
       throw Error(a.model + " reads numeric feature sequences (" + std::to_string(task_features_width(m)) +
                   " per step); expected --features FILE instead of TEXT or --file");
+    // Attention over numeric steps has no source words to show or copy.
+    if (!a.show_attention.empty() || !a.attention_plot.empty() || a.replace_unk)
+      throw Error(std::string(a.replace_unk ? "--replace-unk" : !a.show_attention.empty() ? "--show-attention" : "--attention-plot") +
+                  ": needs source words; " + a.model + " reads numeric feature sequences");
     const auto raw = read_task_file(m, a.features, false);
     const auto ex = encode_task_examples(m, raw, false, input_name(a.features));
     const auto outs = translate(m, ex, a.decode);
@@ -378,24 +384,34 @@ void run_translate(const PredictArgs& a) {
   const std::string origin = !a.texts.empty() ? "TEXT" : input_name(a.file.empty() ? "-" : a.file);
   const auto texts = gather_texts(a.texts, a.file);
   const auto ex = encode_task_examples(m, raw_examples_from_texts(m, texts, origin), false, origin);
-  const auto outs = translate(m, ex, a.decode);
-  const bool attend = !a.show_attention.empty() || a.replace_unk;
+  const bool attend = !a.show_attention.empty() || a.replace_unk || !a.attention_plot.empty();
   if (attend && !task_has_attention(m))
-    throw Error(std::string(a.replace_unk ? "--replace-unk" : "--show-attention") + ": " + a.model +
-                " has no attention; train it with recur train --task seq2seq --attention general (or dot, additive)");
+    throw Error(std::string(a.replace_unk ? "--replace-unk" : !a.show_attention.empty() ? "--show-attention" : "--attention-plot") +
+                ": " + a.model + " has no attention; train it with recur train --task seq2seq --attention general (or dot, additive)");
+  if (!a.attention_plot.empty()) require_gnuplot("--attention-plot");  // before decoding, not after
+  const auto outs = translate(m, ex, a.decode);
   const auto align = attend ? attention_alignments(m, ex, outs) : std::vector<std::vector<std::vector<float>>>();
   std::string tables;
+  std::vector<AttentionPlot> plots;
   for (size_t i = 0; i < outs.size(); ++i) {
     std::vector<std::string> words;
     for (int32_t id : outs[i]) words.push_back(m.targets.token(id));
     if (a.replace_unk) words = replace_unknown_words(m, outs[i], align[i], ex[i].source_words);
     const std::string out = task_output_words_text(m, words);
     if (!a.show_attention.empty()) tables += attention_table(ex[i].source_words, words, align[i]);
+    if (!a.attention_plot.empty()) {
+      AttentionPlot p{.source = ex[i].source_words, .output = words, .weights = align[i]};
+      p.output.push_back(m.targets.token(Vocab::eos_id));  // the last row: the step that ended the sentence
+      plots.push_back(std::move(p));
+    }
     if (a.json) text += json_line({{"source", texts[i].substr(0, texts[i].find('\t'))}, {"output", out}});
     else text += out + "\n";
   }
   // The tables first: a failed write of them leaves no translations claiming they were shown.
   if (!a.show_attention.empty()) write_result(a.show_attention, tables, "the attention tables");
+  if (!a.attention_plot.empty())
+    for (const std::string& f : plot_attention(plots, a.attention_plot))
+      if (f.ends_with(".png")) std::fprintf(stderr, "recur: wrote %s (and .svg)\n", f.c_str());
   write_result(a.out, text, "the translations");
 }
 
@@ -444,6 +460,9 @@ void add_translate(CLI::App& app) {
   sub->add_option("--show-attention", a->show_attention,
                   "Models with --attention: write each sentence's attention weights to FILE ('-' = stdout), a "
                   "tab-separated table: source words across, one row per output word and <eos>");
+  sub->add_option("--attention-plot", a->attention_plot,
+                  "Models with --attention: draw each sentence's attention as a heat map, DIR/attention-N.png and .svg "
+                  "(needs gnuplot)");
   sub->add_flag("--replace-unk", a->replace_unk,
                 "Models with --attention: replace each <unk> in the output by the source word attended to most at "
                 "that step");

@@ -654,6 +654,23 @@ TEST_F(CliTasks, Seq2seqAttentionShowsAlignmentsAndReplacesUnknownWords) {
     for (size_t k = 0; k + 1 < rows.size(); ++k) joined += (k ? " " : "") + rows[k];
     EXPECT_EQ(joined, out) << "the rows are the output's words";
   }
+  // --attention-plot: one heat map per sentence, PNG and SVG, when gnuplot is installed (the
+  // install scripts add it); without it the error says so before anything is decoded.
+  r = run("translate " + path("run/last.safetensors") + " --attention-plot " + path("plots") + " 'one two three' 'four'");
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    ASSERT_EQ(r.rc, 0) << r.err;
+    for (const char* f : {"attention-1.png", "attention-1.svg", "attention-2.png", "attention-2.svg"}) {
+      const std::string bytes = slurp(path(std::string("plots/") + f));
+      ASSERT_GT(bytes.size(), 200u) << f;
+      if (std::string(f).ends_with(".png")) EXPECT_EQ(bytes.substr(1, 3), "PNG") << f;
+      else EXPECT_NE(bytes.find("<svg"), std::string::npos) << f;
+    }
+    EXPECT_NE(slurp(path("plots/attention-1.svg")).find("three"), std::string::npos) << "the source words label the axis";
+    EXPECT_FALSE(fs::exists(path("plots/attention-3.png")));
+  } else {
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("--attention-plot needs gnuplot"), std::string::npos) << r.err;
+  }
   // The dot score cannot multiply a bidirectional encoder's 2R-wide outputs with R-wide queries.
   expect_one_line_error("train " + data + " --task seq2seq --attention dot --bidirectional --out " + path("dot") + " " + tiny(),
                         "--attention dot: the decoder's outputs (16 wide) and the bidirectional encoder's (32)");

@@ -515,4 +515,53 @@ std::vector<std::string> plot_gradient_experiment(const std::vector<GradientProf
   return render(tmp, "diagnose_gradients", s.str(), out_dir, 1400, 1000);
 }
 
+std::vector<std::string> plot_attention(const std::vector<AttentionPlot>& sentences, const std::string& out_dir) {
+  require_gnuplot("--attention-plot");
+  detail::TempDir tmp("recur-plot-");
+  if (!tmp.ok()) throw Error("cannot create a temporary directory for the plot data");
+  std::vector<std::string> written;
+  for (size_t n = 0; n < sentences.size(); ++n) {
+    const AttentionPlot& a = sentences[n];
+    const size_t rows = a.output.size(), cols = a.source.size();
+    if (rows == 0 || cols == 0 || a.weights.size() != rows)
+      throw Error("attention plot " + std::to_string(n + 1) + ": " + std::to_string(a.weights.size()) + " rows of weights for " +
+                  std::to_string(rows) + " output words; expected one row per output word");
+    // One cell per line: source position, output position, weight. Drawn as filled boxes, which
+    // (unlike "matrix with image") also works for a single row or column.
+    std::ostringstream data;
+    for (size_t j = 0; j < rows; ++j) {
+      const auto& row = a.weights[j];
+      if (row.size() != cols)
+        throw Error("attention plot " + std::to_string(n + 1) + ": a row of " + std::to_string(row.size()) +
+                    " weights for " + std::to_string(cols) + " source words");
+      for (size_t i = 0; i < cols; ++i) data << i << " " << j << " " << col(double(row[i])) << "\n";
+    }
+    const std::string name = "attention-" + std::to_string(n + 1);
+    write_file(tmp.path() + "/" + name + ".dat", data.str());
+    auto tics = [](const std::vector<std::string>& words) {
+      std::string t = "(";
+      for (size_t i = 0; i < words.size(); ++i) t += (i ? ", " : "") + gq(words[i]) + " " + std::to_string(i);
+      return t + ")";
+    };
+    std::ostringstream s;
+    s << "reset\n"
+      << "set title " << gq("attention, sentence " + std::to_string(n + 1)) << " noenhanced\n"
+      << "set xlabel 'source'\nset ylabel 'output'\n"
+      << "set tics scale 0\n"
+      << "set x2tics rotate by 60 left noenhanced " << tics(a.source) << "\nunset xtics\n"
+      << "set ytics noenhanced " << tics(a.output) << "\n"
+      << "set xrange [-0.5:" << double(cols) - 0.5 << "]\nset x2range [-0.5:" << double(cols) - 0.5 << "]\n"
+      << "set yrange [" << double(rows) - 0.5 << ":-0.5]\n"  // the first output word at the top
+      << "set cbrange [0:1]\nset cbtics 0.25\nset cblabel 'weight'\n"
+      << "set palette defined (0 '#ffffff', 0.5 '#6baed6', 1 '#08306b')\n"
+      << "plot " << gq(name + ".dat")
+      << " using 1:2:(0.5):(0.5):3 with boxxyerror fillstyle solid 1.0 noborder fillcolor palette notitle\n";
+    const int width = int(std::clamp<size_t>(260 + 44 * cols, 460, 2400));
+    const int height = int(std::clamp<size_t>(230 + 34 * rows, 340, 2400));
+    const auto files = render(tmp, name, s.str(), out_dir, width, height);
+    written.insert(written.end(), files.begin(), files.end());
+  }
+  return written;
+}
+
 }  // namespace recur

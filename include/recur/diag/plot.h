@@ -33,4 +33,16 @@ std::vector<std::string> plot_run(const std::string& run_dir, const std::string&
 std::vector<std::string> plot_gradient_experiment(const std::vector<GradientProfile>& profiles,
                                                   const GradientExperimentOptions& opts, const std::string& out_dir);
 
+// One sentence's attention (recur translate --attention-plot): the source words, the output
+// words (with the closing <eos>) and the weights [output][source], rows summing to 1.
+struct AttentionPlot {
+  std::vector<std::string> source, output;
+  std::vector<std::vector<float>> weights;
+};
+// A heat map per sentence - source words across the top, output words down the side, the
+// weight as shade (0 white, 1 dark blue) - written to out_dir/attention-<n>.png and .svg (n from
+// 1, in input order). Returns the paths written. Throws Error for rows that do not match the
+// words, missing gnuplot (require_gnuplot's message) or a gnuplot failure.
+std::vector<std::string> plot_attention(const std::vector<AttentionPlot>& sentences, const std::string& out_dir);
+
 }  // namespace recur
