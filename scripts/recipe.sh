@@ -18,6 +18,9 @@
 #                recipe with its evaluation stays under 45 minutes on two cores)
 #   RECUR=PATH   the recur binary (default build/apps/recur, built if missing)
 #   THREADS=N    threads (default 0: all cores; results do not depend on it)
+#   UNLABELLED="FILE..."  conll-ner: the unlabelled text its word vectors are learned from besides
+#                the training tokens (default tiny Shakespeare, PTB train and Debian's fortunes;
+#                "" for the training tokens alone)
 # Extra arguments go to `recur train` and replace the recipe's own value of the same flag.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -99,16 +102,45 @@ train() {  # train TIME_DEFAULT ARGS...
   "$recur" train "${kept[@]}" "${extra[@]}" --out "$out" --force --time "$secs" --threads "$threads" --quiet
 }
 
+# Word vectors learned on this machine (issue 17: no downloaded vectors): `recur embed` skip-gram
+# over the training file's own tokens (its labels unused, never the test file's text) and the
+# unlabelled text the machine has - tiny Shakespeare, PTB's training text and Debian's fortunes
+# (installed by scripts/setup.sh; left out when missing). Writes $work/words.vec.
+learn_vectors() {  # learn_vectors CONLL_TRAIN
+  local texts=("$work/train_tokens.txt")
+  awk 'NF == 0 { if (line != "") print line; line = ""; next } $1 != "-DOCSTART-" { line = line (line ? " " : "") $1 }
+       END { if (line != "") print line }' "$1" >"$work/train_tokens.txt"
+  if [ -n "${UNLABELLED+set}" ]; then
+    # shellcheck disable=SC2206
+    local given=($UNLABELLED)
+    for f in "${given[@]}"; do [ -r "$f" ] || { echo "recipe.sh: $name: cannot read '$f'" >&2; exit 2; }; done
+    texts+=("${given[@]}")
+  else
+    for f in "$data/tinyshakespeare/input.txt" "$data/ptb/ptb.train.txt"; do [ -r "$f" ] && texts+=("$f"); done
+  fi
+  if [ -z "${UNLABELLED+set}" ] && [ -d /usr/share/games/fortunes ]; then
+    for f in /usr/share/games/fortunes/*; do case $f in *.dat|*.u8|*/art) ;; *) [ -f "$f" ] && cat "$f";; esac; done |
+      grep -v '^%$' | tr -d '\r' >"$work/fortunes.txt" || true
+    [ -s "$work/fortunes.txt" ] && texts+=("$work/fortunes.txt")
+  fi
+  echo "recipe $name: learning word vectors from ${texts[*]}" >&2
+  "$recur" embed "${texts[@]}" --out "$work/words.vec" --min-count 2 --quiet
+}
+
 case "$name" in
   conll-ner)
-    # Lample et al. 2016's BiLSTM-CRF with a character BiLSTM per word (no pre-trained vectors):
-    # word embedding 100, character embedding 25 and LSTM 2x25, tagger LSTM 100 per direction,
-    # CRF over BIOES tags (scored in the file's IOB1), dropout 0.5, Adam; best epoch on a tenth
-    # of eng.train, stopping after 5 epochs without a better one. Reported: entity F1 (conlleval).
+    # Lample et al. 2016's BiLSTM-CRF with a character BiLSTM per word: character embedding 25
+    # and LSTM 2x25, tagger LSTM 100 per direction, CRF over BIOES tags (scored in the file's
+    # IOB1), Adam; word embeddings start from 100-d vectors recur embed learns here first
+    # (learn_vectors; Lample et al. used pre-trained vectors) and are fine-tuned. Best epoch on
+    # a tenth of eng.train, stopping after 8 epochs without a better one. Reported: entity F1
+    # (conlleval). BENCHMARKS.md "NER with word vectors from recur embed" measured this setting.
     pick_files 0 "$data/ner/conll2003/eng.train" "$data/ner/conll2003/eng.testa"
     [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.1)
-    train 2400 "$train_file" --task tag "${valid_args[@]}" --char-rnn --crf --tag-scheme bioes --bidirectional \
-      --layers 1 --embed 100 --hidden 100 --dropout 0.5 --optimizer adam --lr 0.002 --batch 16 --epochs 30 --patience 5
+    learn_vectors "$train_file"
+    train 2100 "$train_file" --task tag "${valid_args[@]}" --char-rnn --crf --tag-scheme bioes --bidirectional \
+      --layers 1 --hidden 100 --embeddings "$work/words.vec" --min-count 2 --dropout 0.3 --batch 32 --epochs 30 \
+      --patience 8
     res=$("$recur" eval "$out/best.safetensors" "$test_file" --json --threads "$threads")
     echo "$name: entity F1 $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f", 100 * v }') on ${TEST:-eng.testa}"
     ;;

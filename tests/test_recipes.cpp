@@ -111,8 +111,9 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
   RecipeDir d("ner");
   const fs::path train = d.write("train.conll", conll_sentences(60, 0));
   const fs::path test = d.write("test.conll", conll_sentences(8, 1));
-  const CliResult r = run_recipe("conll-ner --epochs 2 --hidden 8 --embed 8 --char-hidden 4 --char-embed 4", d.dir,
-                                 "TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+  // Word vectors from the training tokens alone (UNLABELLED=''), so the test needs no corpus.
+  const CliResult r = run_recipe("conll-ner --epochs 2 --hidden 8 --char-hidden 4 --char-embed 4", d.dir,
+                                 "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
   ASSERT_EQ(r.rc, 0) << r.err;
   std::smatch m;
   const std::string last = last_line(r.out);
@@ -123,6 +124,9 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
   ASSERT_TRUE(std::regex_search(r.err, n, std::regex(R"(([0-9]+) training and ([0-9]+) validation examples)"))) << r.err;
   EXPECT_EQ(std::stoi(n[1]) + std::stoi(n[2]), 60);
   EXPECT_GT(std::stoi(n[2]), 0);
+  // The tagger started from the vectors recur embed learned first.
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(words\.vec: vectors for [1-9][0-9]* of [0-9]+ words \(fine-tuned\))")))
+      << r.err;
 }
 
 // The default validation split of a task model: 200 examples, kept between 5% and 20% of the
