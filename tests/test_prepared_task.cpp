@@ -231,6 +231,21 @@ TEST_F(PreparedTaskTest, FlagsThatContradictTheCorpusAreRefused) {
   const auto vf = run("train prep --task tag --out run --steps 1 --valid-fraction 0.1");
   EXPECT_EQ(vf.rc, 1);
   EXPECT_NE(vf.err.find("a prepared corpus is not split"), std::string::npos) << vf.err;
+  // A prepared text corpus is not a task corpus; a fine-tuned classifier meets a class it does not
+  // know before the first step.
+  write("text.txt", "a b c\nd e f\n");
+  ASSERT_EQ(run("prepare text.txt --out tprep --level word --quiet").rc, 0);
+  const auto lm = run("train tprep --task tag --out run --steps 1");
+  EXPECT_EQ(lm.rc, 1);
+  EXPECT_NE(lm.err.find("tprep: a prepared text corpus (recur prepare without --task)"), std::string::npos) << lm.err;
+  write("a.tsv", "good film\tpos\nbad film\tneg\nfine\tpos\nawful\tneg\n");
+  write("b.tsv", "good film\tpos\nmeh\tmixed\n");
+  ASSERT_EQ(run("train a.tsv --task classify --valid a.tsv --out cls --steps 1 --hidden 4 --embed 4 --threads 1").rc, 0);
+  ASSERT_EQ(run("prepare --task classify b.tsv --out bprep --quiet").rc, 0);
+  const auto unknown = run("train bprep --task classify --init-from cls/last.safetensors --out ft --steps 1");
+  EXPECT_EQ(unknown.rc, 1);
+  EXPECT_NE(unknown.err.find("bprep/manifest.json: label 'mixed' was not seen in training; expected one of: neg, pos"),
+            std::string::npos) << unknown.err;
   // prepare: text flags with --task, several inputs, an unknown task and column flags without
   // --task are usage errors.
   for (const std::string args : {"prepare --task tag train.conll --out p2 --level word",

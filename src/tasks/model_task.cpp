@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "json_fields.h"
+#include "quote.h"
 #include "recur/diag/diagnostics.h"
 #include "recur/tasks/prepared_task.h"
 #include "recur/tasks/tasks.h"
@@ -115,6 +116,7 @@ class ModelTask final : public TrainTask {
     if (init)
       note("initialised from " + o.init_from + " (its architecture, vocabularies and weights; a fresh optimizer)");
     if (!prepared_) train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
+    else check_prepared_labels();
     valid_ = encode_task_examples(model_, raw_valid_, true, valid_origin_);
     test_ = encode_task_examples(model_, raw_test_, true, o.test_path);
     raw_train_.clear();
@@ -239,6 +241,9 @@ class ModelTask final : public TrainTask {
  private:
   void read_data(bool resuming) {
     const TrainOptions& o = o_;
+    if (is_prepared_corpus(o.data_path))
+      throw Error(o.data_path + ": a prepared text corpus (recur prepare without --task); --task " + o.task +
+                  " reads a task file or a corpus prepared with recur prepare --task " + o.task);
     const TaskSpec task = resuming ? model_.task : task_spec_of(o);
     refuse_prepared_eval_file("--valid", o.valid_path);
     refuse_prepared_eval_file("--test", o.test_path);
@@ -327,6 +332,19 @@ class ModelTask final : public TrainTask {
             if (!e.output.empty()) e.output = convert_tags(e.output, task.file_scheme, task.train_scheme);
     }
     tag_task_ = task;
+  }
+
+  // A class the model does not know (a fine-tuned model, --init-from) is an error before the first
+  // step, as the file path's encoding makes it, not when its batch comes.
+  void check_prepared_labels() const {
+    if (model_.task.kind != TaskKind::classify) return;
+    for (const std::string& l : prepared_->labels().strings)
+      if (model_.label_id(l) < 0) {
+        std::string known;
+        for (size_t i = 0; i < model_.labels.size() && i < 12; ++i) known += (i ? ", " : "") + model_.labels[i];
+        throw FormatError(prepared_->manifest_path() + ": label " + quote_name(l) +
+                          " was not seen in training; expected one of: " + known + (model_.labels.size() > 12 ? ", ..." : ""));
+      }
   }
 
   // A fresh model's vocabularies and labels from the prepared corpus's tables: the counts of the
