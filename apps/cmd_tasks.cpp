@@ -100,6 +100,10 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   sub->add_flag("--keep-case", o.keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
   sub->add_option("--embeddings", o.embeddings_path, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
   sub->add_flag("--freeze-embeddings", o.freeze_embeddings, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
+  sub->add_flag("--embeddings-vocab", o.embeddings_vocab,
+                "The --embeddings file's words join the vocabulary after the training words, so a word the training "
+                "data lacks keeps its vector instead of becoming <unk>")
+      ->group(g);
   sub->add_option("--text-column", o.text_column, "classify: 1-based text column")->capture_default_str()->group(g);
   sub->add_option("--label-column", o.label_column, "classify: 1-based label column (0 = last)")->capture_default_str()->group(g);
   sub->add_option("--token-column", o.token_column, "tag: 1-based token column")->capture_default_str()->group(g);

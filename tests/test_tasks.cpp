@@ -569,6 +569,32 @@ TEST_F(CliTasks, PretrainedEmbeddingsLoadFrozenOrFineTuned) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("vectors for 3 of"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("(frozen)"), std::string::npos) << r.err;
+
+  // --embeddings-vocab: a word only the vectors know joins the vocabulary with its vector (frozen,
+  // it stays exactly that), after the training words, whose ids do not move; without the flag it
+  // is <unk>. The flag is kept by a resumed run.
+  write("vec2.txt", "2 3\ngood 0.1 0.2 0.3\nzebra 0.5 -0.5 0.25\nzebra 9 9 9\n");
+  r = run("train " + data + " --task classify --embeddings " + path("vec2.txt") +
+          " --embeddings-vocab --freeze-embeddings --epochs 1 --out " + path("ext") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const TaskModel plain = load_task_checkpoint(path("run/last.safetensors")).model;
+  const TaskModel ext = load_task_checkpoint(path("ext/last.safetensors")).model;
+  EXPECT_FALSE(plain.words.contains("zebra"));
+  ASSERT_TRUE(ext.words.contains("zebra"));
+  EXPECT_EQ(ext.words.size(), plain.words.size() + 1);  // once, though the file repeats it
+  for (int32_t i = 0; i < plain.words.size(); ++i) EXPECT_EQ(ext.words.token(i), plain.words.token(i));
+  const Tensor<float>& w = ext.params.layers[size_t(ext.spec.layer_index("emb"))].weight;
+  const int32_t z = ext.words.id("zebra");
+  EXPECT_EQ(z, int32_t(plain.words.size()));
+  ASSERT_EQ(w.dim(1), 3);
+  EXPECT_FLOAT_EQ(w.data[size_t(z) * 3 + 0], 0.5f);  // the first line of a repeated word wins
+  EXPECT_FLOAT_EQ(w.data[size_t(z) * 3 + 1], -0.5f);
+  EXPECT_FLOAT_EQ(w.data[size_t(z) * 3 + 2], 0.25f);
+  r = run("train " + data + " --out " + path("ext") + " --resume --epochs 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(load_task_checkpoint(path("ext/last.safetensors")).model.words.contains("zebra"));
+  expect_one_line_error("train " + data + " --task classify --embeddings-vocab --out " + path("bad") + " " + tiny(),
+                        "--embeddings-vocab: got true, expected with --embeddings FILE");
 }
 
 // A finite double past float's range (1e300) used to pass the finiteness check and become an

@@ -81,6 +81,7 @@ def train(
     keep_case: bool = ...,
     embeddings: PathLike = ...,
     freeze_embeddings: bool = ...,
+    embeddings_vocab: bool = ...,
     text_column: int = ...,
     label_column: int = ...,
     token_column: int = ...,

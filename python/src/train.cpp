@@ -204,6 +204,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     str("embeddings", &TrainOptions::embeddings_path);
     str("init_from", &TrainOptions::init_from);
     flag("freeze_embeddings", &TrainOptions::freeze_embeddings);
+    flag("embeddings_vocab", &TrainOptions::embeddings_vocab);
     i64("text_column", &TrainOptions::text_column);
     i64("label_column", &TrainOptions::label_column);
     i64("token_column", &TrainOptions::token_column);

@@ -519,6 +519,23 @@ int64_t word_vectors_dim(const std::string& path) {
   throw FormatError(path + ": no vectors; expected 'word v1 ... vD' lines");
 }
 
+std::vector<std::string> word_vectors_words(const std::string& path) {
+  const int64_t D = word_vectors_dim(path);
+  std::ifstream in = open_vectors(path);
+  std::string line;
+  int64_t lineno = 0;
+  std::vector<std::string> words;
+  while (vectors_getline(in, line, path, lineno + 1)) {
+    ++lineno;
+    const auto f = split_space(line);
+    if (f.empty() || (lineno == 1 && f.size() == 2)) continue;
+    if (int64_t(f.size()) != D + 1)
+      bad_line(path, lineno, std::to_string(f.size() - 1) + " values; expected " + std::to_string(D) + " as on the first vector line");
+    words.push_back(f[0]);
+  }
+  return words;
+}
+
 int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<float>& weight) {
   const int64_t D = word_vectors_dim(path);
   if (weight.rank() != 2 || weight.dim(1) != D)

@@ -381,8 +381,10 @@ class ModelTask final : public TrainTask {
     if (!o.embeddings_path.empty()) mo.embed = word_vectors_dim(o.embeddings_path);
     TaskSpec task = task_spec_of(o);
     if (task.kind == TaskKind::tag || prepared_) task = tag_task_;  // with the schemes (and columns) read_* resolved
-    model_ = prepared_ ? build_task_model_from_counts(task, prepared_counts(task), {o.max_vocab, o.min_count}, mo, F_, init_rng)
-                       : build_task_model(task, raw_train_, {o.max_vocab, o.min_count}, mo, F_, init_rng);
+    TaskVocabOptions vo{.max_vocab = o.max_vocab, .min_count = o.min_count, .extra_words = {}};
+    if (o.embeddings_vocab) vo.extra_words = word_vectors_words(o.embeddings_path);
+    model_ = prepared_ ? build_task_model_from_counts(task, prepared_counts(task), vo, mo, F_, init_rng)
+                       : build_task_model(task, raw_train_, vo, mo, F_, init_rng);
     if (o.init_scale > 0) {  // --init-scale: every trainable weight U(-s, s), as for the language model
       Rng r(o.seed);
       model_for_each_param(model_.spec, model_.params, [&](const std::string&, Tensor<float>& t, bool trainable) {

@@ -271,7 +271,16 @@ TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& c
   m.task = task;
   const VocabOptions vopts{vo.max_vocab, vo.min_count};
   // Vocabularies and labels from the training data; labels sorted so ids do not depend on order.
-  if (!task.features && task.kind != TaskKind::generate) m.words = Vocab::build(counts.words, vopts);
+  if (!task.features && task.kind != TaskKind::generate) {
+    m.words = Vocab::build(counts.words, vopts);
+    if (!vo.extra_words.empty()) {
+      std::vector<std::string> tokens(m.words.tokens().begin() + Vocab::num_special, m.words.tokens().end());
+      std::set<std::string_view> added;  // a vectors file may repeat a word
+      for (const std::string& w : vo.extra_words)
+        if (!m.words.contains(w) && added.insert(w).second) tokens.push_back(w);
+      m.words = Vocab::from_tokens(TokenLevel::words, tokens);
+    }
+  }
   if (task.kind == TaskKind::tag && task.char_rnn) m.chars = Vocab::build(counts.chars, {});
   if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
     m.targets = Vocab::build(counts.targets, task.kind == TaskKind::generate ? VocabOptions{} : vopts);

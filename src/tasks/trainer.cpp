@@ -70,6 +70,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--keep-case", {"classify", "seq2seq"}, "the lower-casing of classify and seq2seq text"},
       {"--embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
       {"--freeze-embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
+      {"--embeddings-vocab", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
       {"--text-column", {"classify"}, "the text column of a classification table"},
       {"--label-column", {"classify"}, "the label column of a classification table"},
       {"--header", {"classify"}, "the header row of a classification table"},
@@ -108,7 +109,7 @@ void TrainOptions::validate() const {
     for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
                           "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
-                          "--keep-case", "--embeddings", "--freeze-embeddings", "--text-column", "--label-column",
+                          "--keep-case", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
                           "--token-column", "--tag-column", "--attention", "--tie-weights"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
@@ -130,6 +131,8 @@ void TrainOptions::validate() const {
                 " wide) and the bidirectional encoder's (" + std::to_string(2 * (proj > 0 ? proj : hidden)) +
                 ") cannot be multiplied; expected general or additive with --bidirectional");
   if (!embeddings_path.empty() && features) bad("--embeddings", embeddings_path, "a word task (classify, tag, seq2seq) on tokens");
+  if (embeddings_vocab && (embeddings_path.empty() || embeddings_path == "-"))
+    bad("--embeddings-vocab", "true", "with --embeddings FILE (a file: its words are read before its vectors)");
   check_int("--char-embed", char_embed, 1, "a size >= 1");
   check_int("--char-hidden", char_hidden, 1, "a size >= 1");
   if (valid_fraction != kValidFractionAuto)
@@ -257,6 +260,7 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"header", o.header}};
   // Written only when used, so the options of other runs keep their bytes.
   if (o.crf) j["crf"] = true;
+  if (o.embeddings_vocab) j["embeddings_vocab"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
   if (o.warmup != 0) j["warmup"] = o.warmup;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
@@ -358,6 +362,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     o.tag_column = f.integer("tag_column", 0);
     o.header = f.integer("header", -1, 1);
     if (f.has("crf")) o.crf = f.boolean("crf");
+    if (f.has("embeddings_vocab")) o.embeddings_vocab = f.boolean("embeddings_vocab");
     if (f.has("attention")) o.attention = f.string("attention");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
@@ -474,6 +479,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--char-hidden", char_hidden), RECUR_FLAG("--condition-every-step", condition_every_step),
       RECUR_FLAG("--binary", binary), RECUR_FLAG("--features", features), RECUR_FLAG("--keep-case", keep_case),
       RECUR_FLAG("--embeddings", embeddings_path), RECUR_FLAG("--freeze-embeddings", freeze_embeddings),
+      RECUR_FLAG("--embeddings-vocab", embeddings_vocab),
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
       RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),

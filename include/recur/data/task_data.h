@@ -162,5 +162,8 @@ std::vector<std::string> split_words(std::string_view text, bool lowercase);
 inline constexpr int64_t kWordVectorsMaxLineBytes = int64_t(1) << 20;
 int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<float>& weight);
 int64_t word_vectors_dim(const std::string& path);  // D of the file's first vector line
+// The words of a vectors file in file order (--embeddings-vocab), each line checked as
+// load_word_vectors checks it.
+std::vector<std::string> word_vectors_words(const std::string& path);
 
 }  // namespace recur

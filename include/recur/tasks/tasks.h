@@ -155,6 +155,10 @@ int64_t task_features_width(const TaskModel& model);
 struct TaskVocabOptions {
   int64_t max_vocab = 0;  // 0 = unlimited
   int64_t min_count = 1;
+  // Input words appended after the counted vocabulary (and its --max-vocab / --min-count cut),
+  // in this order, leaving out those it has: the words of pre-trained vectors
+  // (--embeddings-vocab), so a word the training data lacks keeps its vector instead of <unk>.
+  std::vector<std::string> extra_words;
 };
 
 // Builds the vocabularies and labels from training examples, then the model (parameters

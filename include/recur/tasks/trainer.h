@@ -128,6 +128,7 @@ struct TrainOptions {
   bool features = false;              // classify/tag/seq2seq: numeric CSV input
   bool keep_case = false;             // classify/seq2seq: no lower-casing
   std::string embeddings_path;        // pre-trained word vectors
+  bool embeddings_vocab = false;      // the vectors' words join the input vocabulary after the training words
   bool freeze_embeddings = false;
   int64_t text_column = 1, label_column = 0, token_column = 1, tag_column = 0;  // 1-based; 0 = last
   int64_t header = -1;                // classify: 1 header, 0 none, -1 guess
