@@ -129,6 +129,21 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
       << r.err;
 }
 
+TEST(Recipes, WnutRecipeAddsTheVectorsWordsToTheVocabulary) {
+  RecipeDir d("wnut");
+  const fs::path train = d.write("train.conll", conll_sentences(60, 0));
+  const fs::path test = d.write("test.conll", conll_sentences(8, 1));
+  const CliResult r = run_recipe("wnut-ner --epochs 2 --hidden 8 --char-hidden 4 --char-embed 4", d.dir,
+                                 "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string last = last_line(r.out);
+  EXPECT_TRUE(std::regex_match(last, std::regex(R"(wnut-ner: entity F1 [0-9.]+ on .*test\.conll)"))) << last;
+  // The tagger started from the learned vectors (here every word of these sentences has one).
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex(R"(words\.vec: vectors for ([0-9]+) of ([0-9]+) words)"))) << r.err;
+  EXPECT_GT(std::stoi(m[1]), 0);
+}
+
 // The default validation split of a task model: 200 examples, kept between 5% and 20% of the
 // file (a 100-line file validates on about 20, not 5; a 10,000-line one on about 500, not 2,000).
 // eng-fra: an attention model (recur info shows the layer), beam 5 with unk replacement, BLEU on
