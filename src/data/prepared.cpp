@@ -17,6 +17,7 @@
 #include <queue>
 
 #include "json_fields.h"
+#include "shard_io.h"
 #include "recur/core/file_io.h"
 #include "recur/data/utf8.h"
 
@@ -26,28 +27,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using detail::get_le;
+using detail::hex64;
+using detail::put_le;
+using detail::shard_name;
+
 // ---- little-endian fields ---------------------------------------------------------------------
 
-void put_le(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xFF));
-}
-uint64_t get_le(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
-std::string hex64(uint64_t v) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
-  return buf;
-}
 
-std::string shard_name(int64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "shard-%05lld.bin", (long long)i);
-  return buf;
-}
 
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
@@ -636,17 +624,7 @@ namespace {
 using Shards = std::vector<PreparedCorpus::Shard>;
 
 void pread_all(const PreparedCorpus::Shard& s, void* out, int64_t bytes, int64_t at) {
-  auto* p = static_cast<char*>(out);
-  int64_t done = 0;
-  while (done < bytes) {
-    const ssize_t n = ::pread(s.fd, p + done, size_t(bytes - done), off_t(at + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw FormatError(s.path + ": read error at byte " + std::to_string(at + done) + ": " + std::strerror(errno));
-    if (n == 0)
-      throw FormatError(s.path + ": truncated at byte " + std::to_string(at + done) + "; expected " +
-                        std::to_string(at + bytes) + " bytes (the file shrank after it was opened)");
-    done += n;
-  }
+  detail::pread_all(s.fd, s.path, out, bytes, at);
 }
 
 // Shard k holds global items [starts[k], starts[k + 1]).

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "json_fields.h"
+#include "shard_io.h"
 #include "recur/core/file_io.h"
 #include "recur/data/text_data.h"
 #include "task_records.h"
@@ -26,32 +27,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using detail::get_le;
+using detail::hex64;
+using detail::put_le;
+using detail::shard_name;
+
 constexpr const char* kManifestFormat = "recur.prepared-task";
 constexpr const char* kTablesFormat = "recur.task-tables";
 constexpr int64_t kRecordHead = 5;  // line (2 words), inputs T, outputs O, label
 
-void put_le(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out += char((v >> (8 * i)) & 0xFF);
-}
-uint64_t get_le(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
-  return buf;
-}
 uint64_t fnv1a(std::string_view bytes) {
   uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
   return h;
-}
-std::string shard_name(int64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "shard-%05lld.bin", (long long)i);
-  return buf;
 }
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
@@ -408,17 +396,7 @@ struct PreparedTaskCorpus::Shard {
 namespace {
 
 void pread_all(const PreparedTaskCorpus::Shard& s, void* out, int64_t bytes, int64_t at) {
-  auto* p = static_cast<char*>(out);
-  int64_t done = 0;
-  while (done < bytes) {
-    const ssize_t n = ::pread(s.fd, p + done, size_t(bytes - done), off_t(at + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw FormatError(s.path + ": read error at byte " + std::to_string(at + done) + ": " + std::strerror(errno));
-    if (n == 0)
-      throw FormatError(s.path + ": truncated at byte " + std::to_string(at + done) + "; expected " +
-                        std::to_string(at + bytes) + " bytes (the file shrank after it was opened)");
-    done += n;
-  }
+  detail::pread_all(s.fd, s.path, out, bytes, at);
 }
 
 TaskTable read_table(JsonFields& f, const char* name, int64_t expect) {
