@@ -87,6 +87,9 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                   "seq2seq: the decoder attends over the encoder's outputs (Luong et al. 2015): dot, general "
                   "(bilinear) or additive (Bahdanau); none = the encoder's final state only")
       ->check(CLI::IsMember({"none", "dot", "general", "additive"}))->capture_default_str()->group(g);
+  sub->add_flag("--input-feed", o.input_feed,
+                "seq2seq with --attention: input feeding (Luong et al. 2015), each decoder step also reads the "
+                "attention's output of the step before, so it knows what it attended to")->group(g);
   sub->add_option("--tag-scheme", o.tag_scheme,
                   "tag: scheme the model is trained in; the file's own is detected, and output and scores stay in it. "
                   "auto = the file's own (bioes with --crf)")

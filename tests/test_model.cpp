@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gradcheck.h"
@@ -523,6 +524,98 @@ TEST(ModelGradients, AttentionOverARaggedBidirectionalEncoder) {
     p.heads = {"out"};
     p.check(std::string("attention ") + attention_score_name(score));
   }
+}
+
+// Input feeding: the decoder reads [target embedding; the attention's previous output]. Ragged
+// targets (3, 4, 1), so ended sequences keeping their state are covered; a 2-layer LSTM, a GRU
+// and a 1-layer LSTM decoder (tools/gen_attention_golden.py).
+ModelSpec attention_feed_seq2seq(AttentionScore score, int64_t Q, CellType cell, int64_t layers) {
+  ModelSpec s;
+  s.tokens("src", 7);
+  s.tokens("tgt", 6);
+  s.embedding("src_emb", "src", 3);
+  s.rnn("enc", "src_emb", {.cell = CellType::lstm, .hidden_size = 4, .num_layers = 1, .bidirectional = true});
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", {.cell = cell, .hidden_size = Q, .num_layers = layers});
+  s.attention("attn", "dec", "enc", score, 4, /*feed=*/true);
+  s.linear("out", "attn", 6);
+  return s;
+}
+
+TEST(ModelGolden, InputFeedingMatchesPyTorchForEveryScore) {
+  const ModelSpec general = attention_feed_seq2seq(AttentionScore::general, 5, CellType::lstm, 2);
+  EXPECT_EQ(general.layer("dec").rnn.input_size, 3 + 4);
+  EXPECT_EQ(general.layer("dec").feed, "attn");
+  check_bridge_golden("attention_feed_general.safetensors", general);
+  check_bridge_golden("attention_feed_additive.safetensors", attention_feed_seq2seq(AttentionScore::additive, 5, CellType::gru, 1));
+  check_bridge_golden("attention_feed_dot.safetensors", attention_feed_seq2seq(AttentionScore::dot, 8, CellType::lstm, 1));
+}
+
+// Finite differences through the fed steps, including the outputs past a target's length (the
+// loss here weighs every position) and the encoder's gradient through the memory and the keys.
+TEST(ModelGradients, InputFeedingThroughTimeOverARaggedBatch) {
+  for (auto [score, Q, cell, layers] :
+       {std::tuple{AttentionScore::general, int64_t(5), CellType::lstm, int64_t(2)},
+        std::tuple{AttentionScore::additive, int64_t(5), CellType::gru, int64_t(1)},
+        std::tuple{AttentionScore::dot, int64_t(8), CellType::rnn_tanh, int64_t(1)}}) {
+    Problem p;
+    p.spec = attention_feed_seq2seq(score, Q, cell, layers);
+    p.inputs["src"] = tokens(5, 3, 7, {5, 2, 4}, 11);
+    p.inputs["tgt"] = tokens(4, 3, 6, {3, 4, 1}, 12);
+    p.heads = {"out"};
+    p.check(std::string("input feeding ") + attention_score_name(score));
+  }
+}
+
+// The decoder started from a bridge and read by a second head through its final state: the
+// state gradient enters the fed steps from both ends.
+TEST(ModelGradients, InputFeedingFromABridgeWithTheFinalStateRead) {
+  Problem p;
+  ModelSpec& s = p.spec;
+  s.tokens("src", 7);
+  s.tokens("tgt", 6);
+  s.embedding("src_emb", "src", 3);
+  s.rnn("enc", "src_emb", {.cell = CellType::gru, .hidden_size = 3, .bidirectional = true});
+  s.bridge("bridge", "enc.final", "dec");
+  s.embedding("tgt_emb", "tgt", 3);
+  s.rnn("dec", "tgt_emb", {.cell = CellType::lstm, .hidden_size = 4, .proj_size = 3, .num_layers = 2}, "bridge");
+  s.attention("attn", "dec", "enc", AttentionScore::general, 5, true);
+  s.linear("out", "attn", 6);
+  s.linear("final_head", "dec.final", 2);
+  p.inputs["src"] = tokens(5, 3, 7, {5, 2, 4}, 21);
+  p.inputs["tgt"] = tokens(4, 3, 6, {2, 4, 3}, 22);
+  p.heads = {"out", "final_head"};
+  p.check("input feeding from a bridge");
+}
+
+TEST(ModelSpecJson, InputFeedingRoundTripsAndIsChecked) {
+  const ModelSpec s = attention_feed_seq2seq(AttentionScore::general, 5, CellType::lstm, 2);
+  const std::string json = model_spec_to_json(s);
+  const ModelSpec back = model_spec_from_json(json, "m");
+  EXPECT_EQ(back.layer("dec").feed, "attn");
+  EXPECT_EQ(model_spec_to_json(back), json);
+  EXPECT_NE(model_spec_summary(s).find("fed by attn"), std::string::npos) << model_spec_summary(s);
+  // A plain graph's JSON has no "feed" field (older files keep their bytes).
+  EXPECT_EQ(model_spec_to_json(attention_seq2seq(AttentionScore::general, 5)).find("feed"), std::string::npos);
+  auto expect_invalid = [](ModelSpec bad, const std::string& want) {
+    try {
+      bad.validate();
+      ADD_FAILURE() << "accepted: " << want;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  ModelSpec wrong = s;
+  wrong.layers[size_t(wrong.layer_index("dec"))].feed = "out";
+  expect_invalid(wrong, "must be a later attention layer whose query is 'dec'");
+  wrong = s;
+  wrong.layers[size_t(wrong.layer_index("dec"))].rnn.input_size = 3;
+  expect_invalid(wrong, "plus the fed attention's 4");
+  // The query must be an rnn layer.
+  ModelSpec q;
+  q.features("a", 2);
+  q.features("m", 3);
+  EXPECT_THROW(q.attention("x", "a", "m", AttentionScore::general, 3, true), Error);
 }
 
 TEST(ModelSpecJson, AttentionRoundTripsAndIsChecked) {

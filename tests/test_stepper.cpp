@@ -30,7 +30,9 @@ double max_abs_diff(const T* a, const T* b, int64_t n) {
 
 // attend_*: the encoder-decoder shapes with an attention layer (attention.h) between the decoder
 // and the head: general over a unidirectional encoder, additive over a bidirectional one.
-enum class Start { encoder, bridge, condition_every_step, attend_general, attend_additive_bi };
+// attend_fed: general attention over a bidirectional encoder with input feeding (the decoder
+// reads the attention's previous output, StepperStart::feed).
+enum class Start { encoder, bridge, condition_every_step, attend_general, attend_additive_bi, attend_fed };
 
 const char* start_name(Start s) {
   switch (s) {
@@ -39,11 +41,12 @@ const char* start_name(Start s) {
     case Start::condition_every_step: return "condition every step";
     case Start::attend_general: return "general attention";
     case Start::attend_additive_bi: return "additive attention, bidirectional encoder";
+    case Start::attend_fed: return "general attention fed back, bidirectional encoder";
   }
   return "?";
 }
-const Start kStarts[] = {Start::encoder, Start::bridge, Start::condition_every_step, Start::attend_general,
-                         Start::attend_additive_bi};
+const Start kStarts[] = {Start::encoder,        Start::bridge,           Start::condition_every_step,
+                         Start::attend_general, Start::attend_additive_bi, Start::attend_fed};
 
 // The task models' shapes (tasks.cpp build_task_model): an encoder-decoder whose decoder starts
 // from the encoder's final state, or (bidirectional encoder) from a bridge of it; or a
@@ -61,15 +64,16 @@ ModelSpec make_spec(const RnnConfig& rnn, Start start, int64_t Vs, int64_t Vt, i
     s.tokens("src", Vs);
     s.tokens("tgt", Vt);
     RnnConfig enc = rnn;
-    enc.bidirectional = start == Start::bridge || start == Start::attend_additive_bi;
+    enc.bidirectional = start == Start::bridge || start == Start::attend_additive_bi || start == Start::attend_fed;
     s.rnn("enc", s.embedding("src_emb", "src", E), enc);
     std::string init = "enc";
     if (enc.bidirectional) init = s.bridge("bridge", "enc.final", "dec");
     s.rnn("dec", s.embedding("tgt_emb", "tgt", E), rnn, init);
   }
-  if (start == Start::attend_general || start == Start::attend_additive_bi) {
-    const AttentionScore score = start == Start::attend_general ? AttentionScore::general : AttentionScore::additive;
-    s.linear("out", s.dropout("attn_drop", s.attention("attn", "dec", "enc", score, 6), 0.2), Vt);
+  if (start == Start::attend_general || start == Start::attend_additive_bi || start == Start::attend_fed) {
+    const AttentionScore score = start == Start::attend_additive_bi ? AttentionScore::additive : AttentionScore::general;
+    s.linear("out", s.dropout("attn_drop", s.attention("attn", "dec", "enc", score, 6, start == Start::attend_fed), 0.2),
+             Vt);
     s.validate();
     return s;
   }
@@ -137,7 +141,7 @@ void check_against_model_forward(double tol) {
           }
           ++cases;
         }
-  EXPECT_EQ(cases, 8 * 5 * 2 * 2);
+  EXPECT_EQ(cases, 8 * 6 * 2 * 2);
 }
 
 TEST(ModelStepper, MatchesModelForwardInDouble) { check_against_model_forward<double>(1e-12); }

@@ -706,6 +706,56 @@ TEST_F(CliTasks, Seq2seqAttentionShowsAlignmentsAndReplacesUnknownWords) {
                         "--replace-unk: " + path("plain/last.safetensors") + " has no attention");
 }
 
+// --input-feed (model.h LayerSpec::feed): the decoder reads the attention's previous output. The
+// model says so, a run stopped mid-epoch and resumed logs the losses of one run (dropout on,
+// so the rng state is carried too), it learns the reversing task, translate decodes with the
+// fed output (greedy and beam) and shows its alignments; misuses are one-line errors.
+TEST_F(CliTasks, Seq2seqInputFeedTrainsResumesAndTranslates) {
+  const std::string data = write("pairs.txt", pair_data(300));
+  const std::string opts = " --task seq2seq --attention general --input-feed --bidirectional --dropout 0.2 " + tiny();
+  ASSERT_EQ(run("train " + data + opts + " --steps 40 --out " + path("one")).rc, 0);
+  ASSERT_EQ(run("train " + data + opts + " --steps 17 --out " + path("two")).rc, 0);
+  Result r = run("train " + data + opts + " --steps 40 --resume --out " + path("two"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto losses = [&](const std::string& d) {
+    std::vector<std::string> out;
+    std::istringstream in(slurp(fs::path(d) / "metrics.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("type") == "train") out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
+    }
+    return out;
+  };
+  EXPECT_EQ(losses(path("one")), losses(path("two")));
+  EXPECT_EQ(losses(path("one")).size(), 8u);
+  r = run("info " + path("one/last.safetensors"));
+  EXPECT_NE(r.out.find("dec(rnn lstm 1x16 from bridge fed by attn)"), std::string::npos) << r.out;
+
+  ASSERT_EQ(run("train " + data + opts + " --epochs 12 --lr 0.01 --out " + path("long")).rc, 0);
+  r = run("eval " + path("long/best.safetensors") + " " + data);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const size_t at = r.out.find("exact match");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_GT(std::stod(r.out.substr(r.out.find_first_of("0123456789", at))), 50.0) << r.out;
+  for (const char* beam : {"", " --beam 3"}) {
+    r = run("translate " + path("long/best.safetensors") + beam + " 'one two three' 'four zero'");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, "three two one\nzero four\n") << beam;
+  }
+  r = run("translate " + path("long/best.safetensors") + " --show-attention - 'one two'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("\tone\ttwo"), std::string::npos) << r.out;
+
+  expect_one_line_error("train " + data + " --task seq2seq --input-feed --out " + path("bad") + " " + tiny(),
+                        "--input-feed: got true, expected with --attention dot, general or additive");
+  expect_one_line_error("train " + data + " --task tag --input-feed --out " + path("bad") + " " + tiny(),
+                        "--input-feed: does not apply to --task tag");
+  expect_one_line_error("train " + data + " --task seq2seq --init-from " + path("long/best.safetensors") +
+                            " --input-feed --threads 1 --out " + path("bad"),
+                        "--input-feed: not with --init-from");
+}
+
 TEST_F(CliTasks, Seq2seqReplaceUnkCopiesTheMostAttendedSourceWord) {
   // A copy task: four colours, one of them replaced by a name seen once. With --min-count 2 no
   // name is in either vocabulary, so the model writes <unk> where the name was; it learns to

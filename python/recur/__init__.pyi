@@ -75,6 +75,7 @@ def train(
     crf: bool = ...,
     tag_scheme: str = ...,
     attention: str = ...,
+    input_feed: bool = ...,
     condition_every_step: bool = ...,
     binary: bool = ...,
     features: bool = ...,

@@ -195,6 +195,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("crf", &TrainOptions::crf);
     str("tag_scheme", &TrainOptions::tag_scheme);
     str("attention", &TrainOptions::attention);
+    flag("input_feed", &TrainOptions::input_feed);
     i64("char_embed", &TrainOptions::char_embed);
     i64("char_hidden", &TrainOptions::char_hidden);
     flag("condition_every_step", &TrainOptions::condition_every_step);

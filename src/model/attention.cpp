@@ -176,26 +176,28 @@ void attention_forward(AttentionScore score, const AttentionWeights<T>& w, const
 }
 
 template <typename T>
-void attention_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
-                        const Tensor<T>& memory, std::span<const int64_t> lengths, const AttentionCache<T>& cache,
-                        const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& grad_out, std::span<Tensor<T>> grad_score,
-                        Tensor<T>* grad_query, Tensor<T>* grad_memory) {
+void attention_attend_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
+                               const Tensor<T>& memory, const Tensor<T>& keys, std::span<const int64_t> lengths,
+                               const AttentionCache<T>& cache, const Tensor<T>& y, const Tensor<T>& dy,
+                               Tensor<T>& grad_out, std::span<Tensor<T>> grad_score, Tensor<T>& grad_query,
+                               Tensor<T>& grad_keys, Tensor<T>& grad_memory) {
   check_inputs(score, w, query, memory, lengths);
   check_shape("attention dy", dy.shape, y.shape);
   const int64_t Tq = query.dim(0), B = query.dim(1), Q = query.dim(2), Ts = memory.dim(0), M = memory.dim(2);
   const int64_t A = w.out->dim(0);
+  if (score != AttentionScore::dot) check_shape("attention key gradient", grad_keys.shape, keys.shape);
+  check_shape("attention memory gradient", grad_memory.shape, memory.shape);
   // Through tanh and the output product: dz = dy (1 - y^2); d[c; h] = dz W_c.
   Tensor<T> dz = dy, djoined;  // [Tq, B, A], [Tq, B, M + Q]
   for (size_t k = 0; k < dz.data.size(); ++k) dz.data[k] *= T(1) - y.data[k] * y.data[k];
   linear_backward(*w.out, cache.joined, dz, grad_out, nullptr, &djoined);
 
-  Tensor<T> dq({Tq, B, Q}), dmem({Ts, B, M});  // zeroed
-  Tensor<T> dkeys, dqueries;                     // general [Ts, B, Q]; additive [Ts, B, A], [Tq, B, A]
-  if (score == AttentionScore::general) dkeys = Tensor<T>({Ts, B, Q});
-  if (score == AttentionScore::additive) {
-    dkeys = Tensor<T>({Ts, B, A});
-    dqueries = Tensor<T>({Tq, B, A});
-  }
+  Tensor<T>& dq = grad_query;
+  dq.resize({Tq, B, Q});
+  dq.zero();
+  Tensor<T>& dmem = grad_memory;  // accumulated into
+  Tensor<T> dqueries;             // additive: [Tq, B, A]
+  if (score == AttentionScore::additive) dqueries = Tensor<T>({Tq, B, A});
   std::vector<T> da(static_cast<size_t>(Ts)), de(static_cast<size_t>(Ts));
   for (int64_t t = 0; t < Tq; ++t)
     for (int64_t b = 0; b < B; ++b) {
@@ -233,8 +235,8 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
             break;
           }
           case AttentionScore::general: {
-            const T* key = cache.keys.ptr() + (i * B + b) * Q;
-            T* dk = dkeys.ptr() + (i * B + b) * Q;
+            const T* key = keys.ptr() + (i * B + b) * Q;
+            T* dk = grad_keys.ptr() + (i * B + b) * Q;
             for (int64_t k = 0; k < Q; ++k) {
               dqr[k] += g * key[k];
               dk[k] += g * q[k];
@@ -247,7 +249,7 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
             const T* v = w.score[2].ptr();
             T* dv = grad_score[2].ptr();
             T* dqp = dqueries.ptr() + (t * B + b) * A;
-            T* dkp = dkeys.ptr() + (i * B + b) * A;
+            T* dkp = grad_keys.ptr() + (i * B + b) * A;
             for (int64_t j = 0; j < A; ++j) {
               dv[j] += g * u[j];
               const T dpre = g * v[j] * (T(1) - u[j] * u[j]);
@@ -259,21 +261,35 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
         }
       }
     }
-  // The projections' own backward: weight gradients, and their share of dq and dmem.
-  Tensor<T> more;
-  if (score == AttentionScore::general) {
-    linear_backward(w.score[0], memory, dkeys, grad_score[0], nullptr, grad_memory ? &more : nullptr);
-    if (grad_memory)
-      for (size_t k = 0; k < more.data.size(); ++k) dmem.data[k] += more.data[k];
-  }
+  // The query projection's own backward (additive): W_q's gradient and its share of dq.
   if (score == AttentionScore::additive) {
-    linear_backward(w.score[0], query, dqueries, grad_score[0], nullptr, grad_query ? &more : nullptr);
-    if (grad_query)
-      for (size_t k = 0; k < more.data.size(); ++k) dq.data[k] += more.data[k];
-    linear_backward(w.score[1], memory, dkeys, grad_score[1], nullptr, grad_memory ? &more : nullptr);
-    if (grad_memory)
-      for (size_t k = 0; k < more.data.size(); ++k) dmem.data[k] += more.data[k];
+    Tensor<T> more;
+    linear_backward(w.score[0], query, dqueries, grad_score[0], nullptr, &more);
+    for (size_t k = 0; k < more.data.size(); ++k) dq.data[k] += more.data[k];
   }
+}
+
+template <typename T>
+void attention_keys_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory,
+                             const Tensor<T>& grad_keys, std::span<Tensor<T>> grad_score, Tensor<T>* grad_memory) {
+  if (score == AttentionScore::dot) return;
+  const size_t k = score == AttentionScore::general ? 0 : 1;  // W_s or W_k
+  Tensor<T> more;
+  linear_backward(w.score[k], memory, grad_keys, grad_score[k], nullptr, grad_memory ? &more : nullptr);
+  if (grad_memory)
+    for (size_t i = 0; i < more.data.size(); ++i) grad_memory->data[i] += more.data[i];
+}
+
+template <typename T>
+void attention_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
+                        const Tensor<T>& memory, std::span<const int64_t> lengths, const AttentionCache<T>& cache,
+                        const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& grad_out, std::span<Tensor<T>> grad_score,
+                        Tensor<T>* grad_query, Tensor<T>* grad_memory) {
+  Tensor<T> dq, dkeys, dmem(memory.shape);  // zeroed
+  if (score != AttentionScore::dot) dkeys = Tensor<T>(cache.keys.shape);
+  attention_attend_backward(score, w, query, memory, cache.keys, lengths, cache, y, dy, grad_out, grad_score, dq, dkeys,
+                            dmem);
+  attention_keys_backward(score, w, memory, dkeys, grad_score, grad_memory ? &dmem : nullptr);
   if (grad_query) *grad_query = std::move(dq);
   if (grad_memory) *grad_memory = std::move(dmem);
 }
@@ -286,7 +302,13 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
                                      std::span<const int64_t>, AttentionCache<T>&, Tensor<T>&);                       \
   template void attention_backward<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&, const Tensor<T>&, \
                                       std::span<const int64_t>, const AttentionCache<T>&, const Tensor<T>&,           \
-                                      const Tensor<T>&, Tensor<T>&, std::span<Tensor<T>>, Tensor<T>*, Tensor<T>*);
+                                      const Tensor<T>&, Tensor<T>&, std::span<Tensor<T>>, Tensor<T>*, Tensor<T>*);     \
+  template void attention_attend_backward<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&,          \
+                                             const Tensor<T>&, const Tensor<T>&, std::span<const int64_t>,           \
+                                             const AttentionCache<T>&, const Tensor<T>&, const Tensor<T>&, Tensor<T>&, \
+                                             std::span<Tensor<T>>, Tensor<T>&, Tensor<T>&, Tensor<T>&);               \
+  template void attention_keys_backward<T>(AttentionScore, const AttentionWeights<T>&, const Tensor<T>&,            \
+                                           const Tensor<T>&, std::span<Tensor<T>>, Tensor<T>*);
 RECUR_INSTANTIATE(float)
 RECUR_INSTANTIATE(double)
 #undef RECUR_INSTANTIATE

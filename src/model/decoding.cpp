@@ -205,12 +205,13 @@ std::vector<std::vector<int32_t>> beam_decode(ModelStepper<float>& stepper, Step
       gather_rows(state.c, from, gathered.c);
       std::swap(state.c, gathered.c);
     }
-    if (!context.empty()) {
-      const int64_t F = context.dim(1), M = int64_t(from.size());
+    for (Tensor<float>* rows : {&context, &start.feed}) {  // [B, F] per-hypothesis vectors
+      if (rows->empty()) continue;
+      const int64_t F = rows->dim(1), M = int64_t(from.size());
       gathered_context.resize({M, F});
       for (int64_t m = 0; m < M; ++m)
-        std::memcpy(gathered_context.ptr() + m * F, context.ptr() + from[size_t(m)] * F, size_t(F) * sizeof(float));
-      std::swap(context, gathered_context);
+        std::memcpy(gathered_context.ptr() + m * F, rows->ptr() + from[size_t(m)] * F, size_t(F) * sizeof(float));
+      std::swap(*rows, gathered_context);
     }
     if (!start.memory.empty()) {  // attention: each hypothesis keeps its source's memory
       gather_rows(start.memory, from, gathered_memory);

@@ -201,7 +201,18 @@ std::string ModelSpec::crf(const std::string& name, const std::string& input) {
 }
 
 std::string ModelSpec::attention(const std::string& name, const std::string& query, const std::string& memory,
-                                 AttentionScore score, int64_t size) {
+                                 AttentionScore score, int64_t size, bool feed) {
+  if (feed) {
+    const int64_t q = layer_index(query);
+    if (q < 0 || layers[size_t(q)].kind != LayerKind::rnn)
+      throw Error("model layer " + quote_name(name) + ": input feeding needs the query " + quote_name(query) +
+                  " to be an rnn layer");
+    LayerSpec& r = layers[size_t(q)];
+    if (!r.feed.empty()) throw Error("model layer " + quote_name(name) + ": " + quote_name(query) + " is already fed by " +
+                                     quote_name(r.feed));
+    r.feed = name;
+    r.rnn.input_size += size;
+  }
   LayerSpec& l = add_layer(layers, name, LayerKind::attention, {query, memory});
   l.score = score;
   l.size = size;
@@ -306,9 +317,13 @@ void ModelSpec::validate() const {
           layer_error(l, e.what());
         }
         if (!prefix.is_sequence(in0)) layer_error(l, "input " + quote_name(in0) + " must be a sequence");
-        if (l.rnn.input_size != prefix.width(in0))
+        // With input feeding the fed attention's output joins the input (checked below).
+        const int64_t fi = l.feed.empty() ? -1 : layer_index(l.feed);
+        const int64_t fed = fi >= 0 && layers[size_t(fi)].kind == LayerKind::attention ? layers[size_t(fi)].size : 0;
+        if ((l.feed.empty() || fed > 0) && l.rnn.input_size != prefix.width(in0) + fed)  // else the feed check below
           layer_error(l, "rnn input_size " + std::to_string(l.rnn.input_size) + " does not match the input's width " +
-                             std::to_string(prefix.width(in0)));
+                             std::to_string(prefix.width(in0)) +
+                             (l.feed.empty() ? "" : " plus the fed attention's " + std::to_string(fed)));
         if (!l.init.empty()) {
           const int64_t k = prefix.layer_index(l.init);
           if (k < 0) layer_error(l, "init " + quote_name(l.init) + ": no earlier layer of that name");
@@ -334,6 +349,22 @@ void ModelSpec::validate() const {
       for (const auto& i : l.inputs)
         if (prefix.width(i) < 1) layer_error(l, "input " + quote_name(i) + " has no features");
     prefix.layers.push_back(l);
+  }
+  // Input feeding: the fed attention comes later, attends with this rnn's outputs over a memory
+  // that is ready before the rnn runs.
+  for (const LayerSpec& l : layers) {
+    if (l.kind != LayerKind::rnn || l.feed.empty()) continue;
+    const int64_t a = layer_index(l.feed), self = layer_index(l.name);
+    if (a < 0 || layers[size_t(a)].kind != LayerKind::attention || a < self || layers[size_t(a)].inputs[0] != l.name)
+      layer_error(l, "feed " + quote_name(l.feed) + " must be a later attention layer whose query is " + quote_name(l.name));
+    if (l.rnn.bidirectional) layer_error(l, "feed: a bidirectional rnn cannot read the attention's previous output");
+    const Ref m = resolve(*this, layers[size_t(a)].inputs[1]);
+    if (m.layer >= self)
+      layer_error(l, "feed " + quote_name(l.feed) + ": its memory " + quote_name(layers[size_t(a)].inputs[1]) +
+                         " must be computed before " + quote_name(l.name));
+    for (const LayerSpec& o : layers)
+      if (&o != &l && o.kind == LayerKind::rnn && o.feed == l.feed)
+        layer_error(o, "feed " + quote_name(l.feed) + ": the attention already feeds " + quote_name(l.name));
   }
   // Bridges: the target must come later and name the bridge as its init.
   for (const LayerSpec& l : layers) {
@@ -378,6 +409,7 @@ std::string model_spec_to_json(const ModelSpec& spec) {
                     {"bidirectional", r.bidirectional}, {"peephole", r.peephole},
                     {"bias", r.bias},                  {"dropout", r.dropout}};
         j["init"] = l.init;
+        if (!l.feed.empty()) j["feed"] = l.feed;  // written only when set: older files keep their bytes
         break;
       }
     }
@@ -452,6 +484,7 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
       JsonFields r = g.object("rnn");
       l.rnn = read_rnn_config(r);
       l.init = g.string("init");
+      if (g.has("feed")) l.feed = g.string("feed");
     } else {
       g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\", \"crf\" or "
                      "\"attention\"");
@@ -480,6 +513,7 @@ std::string model_spec_summary(const ModelSpec& spec) {
                     (long long)l.rnn.hidden_size, l.rnn.bidirectional ? " bi" : "");
       s += buf;
       if (!l.init.empty()) s += " from " + l.init;
+      if (!l.feed.empty()) s += " fed by " + l.feed;
     } else if (l.kind == LayerKind::attention) {
       s += std::string(" ") + attention_score_name(l.score) + " " + std::to_string(l.size);
     } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear || l.kind == LayerKind::crf) {
@@ -859,14 +893,9 @@ void rnn_initial_state(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c
     }
 }
 
+// final [B, D*R]: the last layer's h_n, directions side by side.
 template <typename T>
-void rnn_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
-  const auto [x, lens] = f.vals.get(l.inputs[0]);
-  const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
-  rnn_initial_state(f, l, c);
-  rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = f.opts.training, .rng = f.opts.rng, .backend = f.opts.backend},
-              c.out.data, c.state_n, c.rnn);
-  c.out.lengths = *lens;
+void rnn_final(const LayerSpec& l, int64_t B, LayerCache<T>& c) {
   const int64_t D = l.rnn.directions(), R = l.rnn.state_size(), L = l.rnn.num_layers;
   c.final.resize({B, D * R});
   for (int64_t d = 0; d < D; ++d)
@@ -877,18 +906,21 @@ void rnn_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParam
 }
 
 template <typename T>
-void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
-  LayerCache<T>& c = b.cache.layers[i];
+void rnn_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const auto [x, lens] = f.vals.get(l.inputs[0]);
+  const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
+  rnn_initial_state(f, l, c);
+  rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = f.opts.training, .rng = f.opts.rng, .backend = f.opts.backend},
+              c.out.data, c.state_n, c.rnn);
+  c.out.lengths = *lens;
+  rnn_final(l, B, c);
+}
+
+// The final-state head reads the last layer's h_n: its gradient enters grad_state_n there.
+template <typename T>
+void rnn_final_backward(const LayerSpec& l, int64_t B, LayerCache<T>& c) {
   const RnnConfig& rc = l.rnn;
-  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
-  const int64_t B = x.dim(1), D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
-  const Tensor<T>* gy = &c.grad_out;
-  if (c.grad_out.empty()) {
-    b.zeros.resize(c.out.data.shape);
-    b.zeros.zero();
-    gy = &b.zeros;
-  }
-  // The final-state head reads the last layer's h_n: its gradient enters there.
+  const int64_t D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
   if (!c.grad_final.empty()) {
     if (c.grad_state_n.h.empty()) {
       c.grad_state_n.h.resize({L * D, B, R});
@@ -901,14 +933,19 @@ void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
         for (int64_t r = 0; r < R; ++r) dh[r] += gf[r];
       }
   }
-  // An overridden initial state is a constant (truncated BPTT); an init layer gets its gradient.
-  const bool link = !l.init.empty() && b.cache.layers[size_t(b.spec.layer_index(l.init))].done;
-  const bool need_dx = b.wants_grad(l.inputs[0]);
-  RnnState<T> gs0;
-  rnn_backward(rc, b.params.layers[i].rnn, x, c.rnn, *gy, c.grad_state_n, b.grads.layers[i].rnn, need_dx ? &b.dx : nullptr,
-               link ? &gs0 : nullptr);
-  if (need_dx) b.route(l.inputs[0], b.dx);
-  if (!link) return;
+}
+
+// An overridden initial state is a constant (truncated BPTT); an init layer gets its gradient.
+template <typename T>
+bool rnn_init_linked(const Backward<T>& b, const LayerSpec& l) {
+  return !l.init.empty() && b.cache.layers[size_t(b.spec.layer_index(l.init))].done;
+}
+
+// The initial state's gradient gs0 back into the init layer: an rnn's final state or a bridge.
+template <typename T>
+void rnn_init_backward(Backward<T>& b, const LayerSpec& l, int64_t B, const RnnState<T>& gs0) {
+  const RnnConfig& rc = l.rnn;
+  const int64_t D = rc.directions(), R = rc.state_size(), L = rc.num_layers;
   const int64_t k = b.spec.layer_index(l.init);
   LayerCache<T>& sc = b.cache.layers[size_t(k)];
   if (b.spec.layers[size_t(k)].kind == LayerKind::rnn) {
@@ -928,6 +965,27 @@ void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
     add_to(sc.grad_out, gb);
   }
   sc.has_grad = true;
+}
+
+template <typename T>
+void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  LayerCache<T>& c = b.cache.layers[i];
+  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
+  const int64_t B = x.dim(1);
+  const Tensor<T>* gy = &c.grad_out;
+  if (c.grad_out.empty()) {
+    b.zeros.resize(c.out.data.shape);
+    b.zeros.zero();
+    gy = &b.zeros;
+  }
+  rnn_final_backward(l, B, c);
+  const bool link = rnn_init_linked(b, l);
+  const bool need_dx = b.wants_grad(l.inputs[0]);
+  RnnState<T> gs0;
+  rnn_backward(l.rnn, b.params.layers[i].rnn, x, c.rnn, *gy, c.grad_state_n, b.grads.layers[i].rnn,
+               need_dx ? &b.dx : nullptr, link ? &gs0 : nullptr);
+  if (need_dx) b.route(l.inputs[0], b.dx);
+  if (link) rnn_init_backward(b, l, B, gs0);
 }
 
 // --- linear: [..., F] -> [..., C] with its own weight or its tied embedding's.
@@ -1116,6 +1174,151 @@ void attention_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   if (need_m) b.route(l.inputs[1], dm);
 }
 
+// --- rnn with input feeding (LayerSpec::feed): the rnn and the attention it feeds, one step at a
+// time: x_t [B, I0] and y_{t-1} [B, A] -> rnn step -> h_t [B, R] -> attention -> y_t [B, A]. The
+// rnn's steps run on the reference path (one step each), the memory's keys are projected once.
+
+// The rnn layer that an attention layer feeds, or -1.
+int64_t feeding_rnn(const ModelSpec& spec, const LayerSpec& attention) {
+  for (size_t k = 0; k < spec.layers.size(); ++k)
+    if (spec.layers[k].kind == LayerKind::rnn && spec.layers[k].feed == attention.name) return int64_t(k);
+  return -1;
+}
+
+// Rows b of a state [K, B, X] (h or c) copied from src into dst.
+template <typename T>
+void copy_state_row(const Tensor<T>& src, Tensor<T>& dst, int64_t b) {
+  if (src.empty()) return;
+  const int64_t K = src.dim(0), B = src.dim(1), X = src.dim(2);
+  for (int64_t k = 0; k < K; ++k) std::copy_n(src.ptr() + (k * B + b) * X, X, dst.ptr() + (k * B + b) * X);
+}
+template <typename T>
+void zero_state_row(Tensor<T>& t, int64_t b) {
+  if (t.empty()) return;
+  const int64_t K = t.dim(0), B = t.dim(1), X = t.dim(2);
+  for (int64_t k = 0; k < K; ++k) std::fill_n(t.ptr() + (k * B + b) * X, X, T(0));
+}
+
+template <typename T>
+void fed_rnn_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<T>& p, LayerCache<T>& c) {
+  const size_t ai = size_t(f.spec.layer_index(l.feed));
+  const LayerSpec& al = f.spec.layers[ai];
+  LayerCache<T>& ac = f.cache.layers[ai];
+  const AttentionWeights<T> w = attention_weights(f.params.layers[ai]);
+  const auto [x, lens] = f.vals.get(l.inputs[0]);      // [T, B, I0]
+  const auto [mem, mlens] = f.vals.get(al.inputs[1]);  // [Ts, B, M]
+  if (x->rank() != 3) throw ShapeError("model layer " + quote_name(l.name) + ": expected a sequence [T, B, I]");
+  const int64_t T_ = x->dim(0), B = x->dim(1), I0 = x->dim(2), A = al.size, I = I0 + A, R = l.rnn.state_size();
+  const int64_t Ts = mem->rank() == 3 ? mem->dim(0) : 0;
+  auto active = [&](int64_t t, int64_t b) { return lens->empty() || t < (*lens)[size_t(b)]; };
+  rnn_initial_state(f, l, c);
+  attention_keys(al.score, w, *mem, ac.attn.keys);
+  c.step_in.resize(size_t(T_));
+  c.step_out.resize(size_t(T_));
+  c.step_rnn.resize(size_t(T_));
+  ac.step_attn.resize(size_t(T_));
+  ac.step_out.resize(size_t(T_));
+  c.out.data.resize({T_, B, R});
+  ac.out.data.resize({T_, B, A});
+  ac.attn.weights.resize({T_, B, Ts});
+  RnnState<T> state = c.state0.h.empty() ? rnn_zero_state<T>(l.rnn, B) : c.state0, next;
+  const ForwardOptions ro{.training = f.opts.training, .rng = f.opts.rng, .backend = RnnBackend::reference};
+  for (int64_t t = 0; t < T_; ++t) {
+    Tensor<T>& xin = c.step_in[size_t(t)];  // [1, B, I] = [x_t; y_{t-1}]
+    xin.resize({1, B, I});
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy_n(x->ptr() + (t * B + b) * I0, I0, xin.ptr() + b * I);
+      if (t == 0) std::fill_n(xin.ptr() + b * I + I0, A, T(0));
+      else std::copy_n(ac.step_out[size_t(t - 1)].ptr() + b * A, A, xin.ptr() + b * I + I0);
+    }
+    Tensor<T>& h = c.step_out[size_t(t)];  // [1, B, R]
+    rnn_forward(l.rnn, p.rnn, xin, {}, state, ro, h, next, c.step_rnn[size_t(t)]);
+    // A sequence that has ended keeps its state and outputs zeros past its length, as
+    // rnn_forward does; the attention reads those zeros as the plain graph's does.
+    for (int64_t b = 0; b < B; ++b)
+      if (!active(t, b)) {
+        copy_state_row(state.h, next.h, b);
+        copy_state_row(state.c, next.c, b);
+        std::fill_n(h.ptr() + b * R, R, T(0));
+      }
+    Tensor<T>& y = ac.step_out[size_t(t)];  // [1, B, A]
+    attention_attend(al.score, w, h, *mem, ac.attn.keys, std::span<const int64_t>(*mlens), ac.step_attn[size_t(t)], y);
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy_n(h.ptr() + b * R, R, c.out.data.ptr() + (t * B + b) * R);
+      std::copy_n(y.ptr() + b * A, A, ac.out.data.ptr() + (t * B + b) * A);
+      std::copy_n(ac.step_attn[size_t(t)].weights.ptr() + b * Ts, Ts, ac.attn.weights.ptr() + (t * B + b) * Ts);
+    }
+    std::swap(state, next);
+  }
+  c.state_n = std::move(state);
+  c.out.lengths = *lens;
+  rnn_final(l, B, c);
+  ac.out.lengths = *lens;
+  ac.done = true;
+}
+
+// Back through time over both: at step t the attention's gradient dy_t (from its consumers, plus
+// what step t + 1 sent back through its input) gives dh_t, the rnn step gives d[x_t; y_{t-1}].
+template <typename T>
+void fed_rnn_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  LayerCache<T>& c = b.cache.layers[i];
+  const size_t ai = size_t(b.spec.layer_index(l.feed));
+  const LayerSpec& al = b.spec.layers[ai];
+  LayerCache<T>& ac = b.cache.layers[ai];
+  const AttentionWeights<T> w = attention_weights(b.params.layers[ai]);
+  LayerGrads<T>& ag = b.grads.layers[ai];
+  const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
+  const auto [mem, mlens] = b.vals.get(al.inputs[1]);
+  const int64_t T_ = x.dim(0), B = x.dim(1), I0 = x.dim(2), A = al.size, I = I0 + A, R = l.rnn.state_size();
+  const std::vector<int64_t>& lens = c.out.lengths;
+  auto active = [&](int64_t t, int64_t bb) { return lens.empty() || t < lens[size_t(bb)]; };
+  rnn_final_backward(l, B, c);
+  RnnState<T> ds = c.grad_state_n, dsn, gs0;  // dL/d(state after step t)
+  if (ds.h.empty()) ds.h = Tensor<T>({l.rnn.num_layers, B, R});
+  if (l.rnn.has_cell_state() && ds.c.empty()) ds.c = Tensor<T>({l.rnn.num_layers, B, l.rnn.hidden_size});
+  Tensor<T> dkeys, dmem(mem->shape), dy({1, B, A}), dfeed({1, B, A}), dq, dxin;
+  if (al.score != AttentionScore::dot) dkeys = Tensor<T>(ac.attn.keys.shape);
+  const bool need_dx = b.wants_grad(l.inputs[0]), need_m = b.wants_grad(al.inputs[1]);
+  if (need_dx) {
+    b.dx.resize(x.shape);
+    b.dx.zero();
+  }
+  for (int64_t t = T_; t-- > 0;) {
+    for (int64_t k = 0; k < B * A; ++k)
+      dy.data[size_t(k)] = dfeed.data[size_t(k)] + (ac.grad_out.empty() ? T(0) : ac.grad_out.data[size_t(t * B * A + k)]);
+    attention_attend_backward(al.score, w, c.step_out[size_t(t)], *mem, ac.attn.keys, std::span<const int64_t>(*mlens),
+                              ac.step_attn[size_t(t)], ac.step_out[size_t(t)], dy, ag.weight, std::span<Tensor<T>>(ag.score),
+                              dq, dkeys, dmem);
+    if (!c.grad_out.empty())
+      for (int64_t k = 0; k < B * R; ++k) dq.data[size_t(k)] += c.grad_out.data[size_t(t * B * R + k)];
+    // An ended sequence's state passed the step by: its gradient does too, and the step's
+    // output past the length is not an output.
+    dsn = ds;
+    for (int64_t bb = 0; bb < B; ++bb)
+      if (!active(t, bb)) {
+        zero_state_row(dsn.h, bb);
+        zero_state_row(dsn.c, bb);
+        std::fill_n(dq.ptr() + bb * R, R, T(0));
+      }
+    rnn_backward(l.rnn, b.params.layers[i].rnn, c.step_in[size_t(t)], c.step_rnn[size_t(t)], dq, dsn,
+                 b.grads.layers[i].rnn, &dxin, &gs0);
+    for (int64_t bb = 0; bb < B; ++bb) {
+      if (!active(t, bb)) {
+        copy_state_row(ds.h, gs0.h, bb);
+        copy_state_row(ds.c, gs0.c, bb);
+      }
+      const T* g = dxin.ptr() + bb * I;
+      if (need_dx) std::copy_n(g, I0, b.dx.ptr() + (t * B + bb) * I0);
+      std::copy_n(g + I0, A, dfeed.ptr() + bb * A);
+    }
+    std::swap(ds, gs0);
+  }
+  attention_keys_backward(al.score, w, *mem, dkeys, std::span<Tensor<T>>(ag.score), need_m ? &dmem : nullptr);
+  if (need_dx) b.route(l.inputs[0], b.dx);
+  if (need_m) b.route(al.inputs[1], dmem);
+  if (rnn_init_linked(b, l)) rnn_init_backward(b, l, B, ds);
+}
+
 }  // namespace
 
 template <typename T>
@@ -1139,20 +1342,29 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
       if (r.layer >= 0) need[size_t(r.layer)] = true;
     }
     if (l.kind == LayerKind::rnn && !l.init.empty() && !overrides.count(l.name)) need[size_t(spec.layer_index(l.init))] = true;
+    if (l.kind == LayerKind::rnn && !l.feed.empty()) {  // computed together with its attention, over its memory
+      const LayerSpec& a = spec.layers[size_t(spec.layer_index(l.feed))];
+      need[size_t(spec.layer_index(l.feed))] = true;
+      const Ref m = resolve(spec, a.inputs[1]);
+      if (m.layer >= 0) need[size_t(m.layer)] = true;
+    }
     if (!l.tie.empty()) need[size_t(spec.layer_index(l.tie))] = true;
   }
   Values<T> vals{spec, inputs, cache};
   const Forward<T> f{spec, params, cache, vals, opts, overrides};
+  for (auto& c : cache.layers) c.done = false;
   for (size_t i = 0; i < n; ++i) {
     LayerCache<T>& c = cache.layers[i];
-    c.done = false;
-    if (!need[i]) continue;
+    if (!need[i] || c.done) continue;  // done: an attention its rnn computed (input feeding)
     const LayerSpec& l = spec.layers[i];
     const LayerParams<T>& p = params.layers[i];
     switch (l.kind) {
       case LayerKind::embedding: embedding_layer_forward(f, l, p, c); break;
       case LayerKind::onehot: onehot_layer_forward(f, l, c); break;
-      case LayerKind::rnn: rnn_layer_forward(f, l, p, c); break;
+      case LayerKind::rnn:
+        if (l.feed.empty()) rnn_layer_forward(f, l, p, c);
+        else fed_rnn_forward(f, l, p, c);
+        break;
       case LayerKind::linear: linear_layer_forward(f, l, i, c); break;
       case LayerKind::dropout: dropout_layer_forward(f, l, c); break;
       case LayerKind::crf: crf_layer_forward(f, l, c); break;
@@ -1246,14 +1458,24 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
       b.route(ref, *g);
     }
   }
+  // Input feeding: an attention's gradients are final once its rnn has run, below it.
+  int64_t hold_from = -1;  // layer_done is not called for the layers from here down to the feeding rnn
   for (size_t i = n; i-- > 0;) {
     const LayerCache<T>& c = cache.layers[i];
     const LayerSpec& l = spec.layers[i];
-    if (c.done && c.has_grad) {
+    const int64_t feeder = l.kind == LayerKind::attention ? feeding_rnn(spec, l) : -1;
+    if (feeder >= 0 && c.done) {
+      // its rnn runs both backwards (fed_rnn_backward), with whatever gradient reached it
+      cache.layers[size_t(feeder)].has_grad = cache.layers[size_t(feeder)].has_grad || c.has_grad;
+      if (hold_from < 0) hold_from = int64_t(i);
+    } else if (c.done && c.has_grad) {
       switch (l.kind) {
         case LayerKind::embedding: embedding_layer_backward(b, l, i); break;
         case LayerKind::onehot: break;
-        case LayerKind::rnn: rnn_layer_backward(b, l, i); break;
+        case LayerKind::rnn:
+          if (l.feed.empty()) rnn_layer_backward(b, l, i);
+          else fed_rnn_backward(b, l, i);
+          break;
         case LayerKind::linear: linear_layer_backward(b, l, i); break;
         case LayerKind::dropout: dropout_layer_backward(b, l, i); break;
         case LayerKind::crf: break;  // an identity: route passed its gradient to the input
@@ -1262,7 +1484,8 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
         case LayerKind::attention: attention_layer_backward(b, l, i); break;
       }
     }
-    if (layer_done) layer_done(i);
+    if (l.kind == LayerKind::rnn && !l.feed.empty()) hold_from = -1;
+    if (layer_done && hold_from < 0) layer_done(i);
   }
 }
 

@@ -61,6 +61,13 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
   detail::StepInput kind = detail::StepInput::embedding;
   if (token_path(in, &embedding_)) {
     kind = embedding_ ? detail::StepInput::embedding : detail::StepInput::one_hot;
+    if (!rl.feed.empty()) {  // input feeding: the row is [token; fed attention output], written by step()
+      Segment t;
+      t.token = true;
+      t.width = embedding_ ? embedding_->dim(1) : V_;
+      segments_.push_back(t);
+      kind = detail::StepInput::rows;
+    }
   } else {
     const int64_t ci = spec.layer_index(in);
     if (ci < 0 || spec.layers[size_t(ci)].kind != LayerKind::concat)
@@ -92,6 +99,12 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
       path_error(spec.layers[size_t(ci)].name, "joins " + std::to_string(tokens_seen) + " embeddings of " +
                                                    quote_name(opts.tokens) + "; expected exactly one");
   }
+  if (!rl.feed.empty()) {
+    Segment s;
+    s.feed = true;
+    s.width = spec.layer(rl.feed).size;
+    segments_.push_back(s);
+  }
 
   head_index_ = spec.layer_index(opts.head);
   if (head_index_ < 0 || spec.layers[size_t(head_index_)].kind != LayerKind::linear)
@@ -103,10 +116,14 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
       through_dropout(spec, spec.layers[size_t(ai)].inputs.at(0)) == opts.rnn) {
     attn_index_ = ai;
     memory_ref_ = through_dropout(spec, spec.layers[size_t(ai)].inputs.at(1));
+    if (!rl.feed.empty() && rl.feed != spec.layers[size_t(ai)].name)
+      path_error(rl.name, "is fed by " + quote_name(rl.feed) + " but the head reads " + quote_name(head_in));
   } else if (head_in != opts.rnn) {
     throw Error("stepper: layer " + quote_name(opts.head) + ": expected a linear layer reading the output of " +
                 quote_name(opts.rnn) + " or of an attention layer over it");
   }
+  if (!rl.feed.empty() && attn_index_ < 0)
+    path_error(rl.name, "is fed by " + quote_name(rl.feed) + ", which the head " + quote_name(opts.head) + " does not read");
   C_ = spec.layers[size_t(head_index_)].size;
   rnn_ = std::make_unique<detail::RnnStackStep<T>>(rl.rnn, params.layers[size_t(rnn_index_)].rnn, kind, embedding_, V_);
 }
@@ -163,6 +180,7 @@ StepperStart<T> ModelStepper<T>::start(ModelInputs<T> inputs, int64_t B, ModelCa
     const LayerSpec& al = spec_.layers[size_t(attn_index_)];
     const LayerParams<T>& ap = params_->layers[size_t(attn_index_)];
     attention_keys(al.score, {.out = &ap.weight, .score = std::span<const Tensor<T>>(ap.score)}, s.memory, s.keys);
+    if (!spec_.layers[size_t(rnn_index_)].feed.empty()) s.feed = Tensor<T>({B, al.size});  // y_{-1} = 0
   }
   return s;
 }
@@ -192,17 +210,26 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
   const RnnConfig& r = rnn_config();
   // The state comes from start(): an empty one would silently start from zeros.
   check_shape("stepper state h", state.h.shape, {r.num_layers, B, r.state_size()});
-  if (!segments_.empty()) {  // concatenated input rows [B, I]: embedding row and context columns
+  if (!segments_.empty()) {  // input rows [B, I]: token row, context columns, fed attention output
     if (ctx_width_ > 0) check_shape("stepper context", context.shape, {B, ctx_width_});
+    const bool feed = !spec_.layers[size_t(rnn_index_)].feed.empty();
+    if (feed) check_shape("stepper fed attention output", start->feed.shape, {B, segments_.back().width});
     const int64_t I = r.input_size;
     T* x = rnn_->input(B);
     for (int64_t b = 0; b < B; ++b) {
       int64_t off = 0;
       for (const Segment& s : segments_) {
-        const T* src = s.token ? embedding_->ptr() + int64_t(ids[size_t(b)]) * s.width
-                               : context.ptr() + b * ctx_width_ + s.ctx_offset;
-        std::memcpy(x + b * I + off, src, size_t(s.width) * sizeof(T));
+        T* dst = x + b * I + off;
         off += s.width;
+        if (s.token && !embedding_) {  // one-hot
+          std::fill_n(dst, s.width, T(0));
+          dst[ids[size_t(b)]] = T(1);
+          continue;
+        }
+        const T* src = s.token  ? embedding_->ptr() + int64_t(ids[size_t(b)]) * s.width
+                       : s.feed ? start->feed.ptr() + b * s.width
+                                : context.ptr() + b * ctx_width_ + s.ctx_offset;
+        std::memcpy(dst, src, size_t(s.width) * sizeof(T));
       }
     }
   }
@@ -226,6 +253,7 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
                      start->keys, std::span<const int64_t>(start->memory_lengths), attn_cache_, attended_);
     head_in = attended_.ptr();
     F = al.size;
+    if (!start->feed.empty()) std::memcpy(start->feed.ptr(), attended_.ptr(), size_t(B * F) * sizeof(T));  // y_t for step t + 1
   }
   logits.resize({B, C_});
   for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * C_, hp.bias.ptr(), size_t(C_) * sizeof(T));

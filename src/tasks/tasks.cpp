@@ -333,7 +333,7 @@ TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& c
       const std::string te = drop("tgt_drop", s.embedding("tgt_emb", "tgt", mo.embed));
       s.rnn("dec", te, dc, init);
       if (mo.attention) {
-        const std::string a = s.attention("attn", "dec", "enc", *mo.attention, dc.state_size());
+        const std::string a = s.attention("attn", "dec", "enc", *mo.attention, dc.state_size(), mo.input_feed);
         s.linear("out", drop("attn_drop", a), m.targets.size());
       } else {
         s.linear("out", drop("dec_drop", "dec"), m.targets.size());

@@ -63,6 +63,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
       {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
+      {"--input-feed", {"seq2seq"}, "a decoder reading its attention's previous output"},
       {"--tag-scheme", {"tag"}, "the chunk tag scheme a tagger is trained in"},
       {"--condition-every-step", {"generate"}, "where a generator reads its condition"},
       {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
@@ -110,7 +111,7 @@ void TrainOptions::validate() const {
                           "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
                           "--keep-case", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
-                          "--token-column", "--tag-column", "--attention", "--tie-weights"})
+                          "--token-column", "--tag-column", "--attention", "--input-feed", "--tie-weights"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
                     "; the architecture, vocabularies and data columns come from that model");
@@ -126,6 +127,8 @@ void TrainOptions::validate() const {
   if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
+  if (input_feed && attention == "none")
+    bad("--input-feed", "true", "with --attention dot, general or additive (it feeds the attention's output back)");
   if (attention == "dot" && bidirectional)
     throw Error("--attention dot: the decoder's outputs (" + std::to_string(proj > 0 ? proj : hidden) +
                 " wide) and the bidirectional encoder's (" + std::to_string(2 * (proj > 0 ? proj : hidden)) +
@@ -262,6 +265,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   if (o.crf) j["crf"] = true;
   if (o.embeddings_vocab) j["embeddings_vocab"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
+  if (o.input_feed) j["input_feed"] = true;
   if (o.warmup != 0) j["warmup"] = o.warmup;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
   return j.dump();
@@ -364,6 +368,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     if (f.has("crf")) o.crf = f.boolean("crf");
     if (f.has("embeddings_vocab")) o.embeddings_vocab = f.boolean("embeddings_vocab");
     if (f.has("attention")) o.attention = f.string("attention");
+    if (f.has("input_feed")) o.input_feed = f.boolean("input_feed");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
   f.finish();
@@ -483,7 +488,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
       RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),
-      RECUR_FLAG("--attention", attention)};
+      RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed)};
   return t;
 }
 #undef RECUR_FLAG

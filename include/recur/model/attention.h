@@ -79,4 +79,22 @@ void attention_backward(AttentionScore score, const AttentionWeights<T>& w, cons
                         const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& grad_out, std::span<Tensor<T>> grad_score,
                         Tensor<T>* grad_query, Tensor<T>* grad_memory);
 
+// The backward in the forward's two parts, for a decoder that attends one step at a time
+// (input feeding, model.h): attention_attend_backward is attention_attend's, given dy [Tq, B, A]:
+// grad_out and the query side's score gradients (additive W_q, v) accumulate (+=), as do
+// grad_keys (keys' shape; untouched for dot) and grad_memory [Ts, B, M] (the context's and the
+// dot score's share), which must have their shapes; grad_query [Tq, B, Q] is resized and
+// overwritten. attention_keys_backward then takes the keys' gradient, summed over every step,
+// through the key projection once: the key weight's gradient (+=) and grad_memory (+=, nullptr
+// to skip). attention_backward is the two in a row.
+template <typename T>
+void attention_attend_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& query,
+                               const Tensor<T>& memory, const Tensor<T>& keys, std::span<const int64_t> lengths,
+                               const AttentionCache<T>& cache, const Tensor<T>& y, const Tensor<T>& dy,
+                               Tensor<T>& grad_out, std::span<Tensor<T>> grad_score, Tensor<T>& grad_query,
+                               Tensor<T>& grad_keys, Tensor<T>& grad_memory);
+template <typename T>
+void attention_keys_backward(AttentionScore score, const AttentionWeights<T>& w, const Tensor<T>& memory,
+                             const Tensor<T>& grad_keys, std::span<Tensor<T>> grad_score, Tensor<T>* grad_memory);
+
 }  // namespace recur

@@ -28,6 +28,9 @@
 // Concatenation joins rows: sequences [T, B, F] with vectors of T*B rows (per-position
 // features), or with vectors of B rows, which are repeated at every step (a condition fed to
 // every step's input).
+// With input feeding (LayerSpec::feed) the decoder rnn and its attention run one step at a time
+// together: the rnn's forward computes the attention layer's output too, and the rnn's backward
+// runs both back through time (the attention's output at t - 1 is an input of step t).
 // An rnn layer may start from the final state of an earlier rnn (same shape: the
 // encoder-decoder link) or from a bridge: tanh(W x + b) of a vector [B, F] reshaped into the
 // initial h (and c) of every layer and direction (a condition or a bidirectional encoder).
@@ -71,6 +74,10 @@ struct LayerSpec {
   bool frozen = false;   // embedding: excluded from training (pre-trained vectors)
   RnnConfig rnn;         // rnn
   std::string init;      // rnn: "" (zeros), an earlier rnn layer or a bridge layer
+  // rnn: a later attention layer over this rnn whose output y_{t-1} joins the input at step t,
+  // [x_t; y_{t-1}] with y_{-1} = 0 (Luong et al. 2015's input feeding): input_size counts its
+  // width A. The rnn and the attention then run step by step together (ModelSpec::attention).
+  std::string feed;
   std::string target;    // bridge: the rnn layer whose initial state it makes
   double p = 0.0;        // dropout probability
   // linear: the embedding layer whose matrix [V, E] this head uses as its weight [C, F]
@@ -105,9 +112,12 @@ struct ModelSpec {
   // parameters (crf_nll) writes their gradients itself, and the emissions' gradient flows on.
   std::string crf(const std::string& name, const std::string& input);
   // Global attention (attention.h) of the sequence `query` (a decoder's outputs) over the
-  // sequence `memory` (an encoder's outputs), giving [Tq, B, size].
+  // sequence `memory` (an encoder's outputs), giving [Tq, B, size]. feed: input feeding, the
+  // query rnn reads the attention's previous output beside its input (LayerSpec::feed; its
+  // input_size grows by `size`); the query must then be a unidirectional rnn layer and the
+  // memory computed before it. Throws Error naming the layer otherwise.
   std::string attention(const std::string& name, const std::string& query, const std::string& memory,
-                        AttentionScore score, int64_t size);
+                        AttentionScore score, int64_t size, bool feed = false);
 
   // Checks names, references, kinds and widths; throws Error "model layer '<name>': ...".
   void validate() const;
@@ -240,6 +250,11 @@ struct LayerCache {
   RnnState<T> state0, state_n;
   RnnCache<T> rnn;
   AttentionCache<T> attn;    // attention: weights [Tq, B, Ts] and what backward needs
+  // rnn with input feeding: the steps' inputs [1, B, I] ([x_t; y_{t-1}]), outputs h_t [1, B, R]
+  // and caches; the attention layer fed keeps its steps' caches (attention weights [1, B, Ts]).
+  std::vector<Tensor<T>> step_in, step_out;
+  std::vector<RnnCache<T>> step_rnn;
+  std::vector<AttentionCache<T>> step_attn;
   Tensor<T> mask;            // dropout mask, empty when not training
   bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
   // backward scratch: gradients flowing into this layer's outputs

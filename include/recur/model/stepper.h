@@ -5,7 +5,8 @@
 //   token input [B] -> embedding or one-hot [-> concat with per-example vectors [B, F], such
 //   as a condition fed to every step] [-> dropout, off at inference] -> one rnn layer (any cell
 //   variant, stacked, projection, peephole; unidirectional) [-> attention over an encoder's
-//   outputs (attention.h)] -> linear head -> logits [B, C].
+//   outputs (attention.h), whose output may also join the next step's rnn input (input
+//   feeding)] -> linear head -> logits [B, C].
 // Everything else in the graph (an encoder, a bridge, the condition's embedding) runs once per
 // batch through model_forward in start(), which returns the rnn's initial state and the
 // concatenated vectors. step() then runs only the products and the cell kernels of
@@ -56,6 +57,9 @@ struct StepperStart {
   // state (beam search gathers rows of all three).
   Tensor<T> memory, keys;
   std::vector<int64_t> memory_lengths;
+  // Input feeding (LayerSpec::feed): the attention's output of the last step [B, A], which the
+  // next step's rnn input ends with; zeros at the start, gathered with the state.
+  Tensor<T> feed;
 };
 
 template <typename T>
@@ -92,7 +96,8 @@ class ModelStepper {
 
  private:
   struct Segment {   // one part of the rnn's input row, in concatenation order
-    bool token = false;  // the token's embedding row; else context columns [ctx_offset, + width)
+    bool token = false;  // the token's embedding row (one-hot without an embedding)
+    bool feed = false;   // the fed attention output (StepperStart::feed); else context columns [ctx_offset, + width)
     int64_t width = 0, ctx_offset = 0;
   };
   ModelSpec spec_;

@@ -72,6 +72,9 @@ struct TaskModelOptions {
   // seq2seq: Luong attention of the decoder over the encoder's outputs (layer "attn" between
   // "dec" and "out", width R; attention.h); none = the decoder reads only its initial state.
   std::optional<AttentionScore> attention;
+  // seq2seq with attention: input feeding (Luong et al. 2015 section 3.3), the decoder reads the
+  // attention's previous output beside each target embedding (LayerSpec::feed).
+  bool input_feed = false;
 };
 
 struct TaskModel {
