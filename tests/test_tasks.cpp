@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -756,6 +757,42 @@ TEST_F(CliTasks, Seq2seqInputFeedTrainsResumesAndTranslates) {
                         "--input-feed: not with --init-from");
 }
 
+// --extend-vocab: fine-tuning a tagger on text with a new name gives the name its own row (and
+// the summary one more word); without the flag it reads as <unk>. Misuses are one-line errors.
+TEST_F(CliTasks, InitFromExtendVocabAddsTheNewDatasWords) {
+  const std::string data = write("train.conll", tag_data(120));
+  ASSERT_EQ(run("train " + data + " --task tag --epochs 1 --out " + path("base") + " " + tiny()).rc, 0);
+  std::string text = tag_data(120);
+  for (size_t at; (at = text.find("Smith")) != std::string::npos;) text.replace(at, 5, "Garcia");
+  const std::string fresh = write("new.conll", text);
+  const std::string base = path("base/last.safetensors");
+  Result r = run("train " + fresh + " --task tag --init-from " + base + " --extend-vocab --epochs 1 --threads 1 --out " +
+                 path("grown"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("--extend-vocab: 1 new words from " + fresh), std::string::npos) << r.err;
+  const std::string words_before = run("info " + base).out, words_after = run("info " + path("grown/last.safetensors")).out;
+  auto word_count = [](const std::string& info) {  // "input words tokens N ids"
+    std::smatch m;
+    return std::regex_search(info, m, std::regex("words +tokens (\\d+) ids")) ? std::stoll(m[1]) : -1LL;
+  };
+  ASSERT_GT(word_count(words_before), 2) << words_before;
+  EXPECT_EQ(word_count(words_after), word_count(words_before) + 1) << words_after;
+  r = run("train " + fresh + " --task tag --init-from " + base + " --epochs 1 --threads 1 --out " + path("kept"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(word_count(run("info " + path("kept/last.safetensors")).out), word_count(words_before));
+  // --min-count chooses the new words only with --extend-vocab.
+  r = run("train " + fresh + " --task tag --init-from " + base + " --extend-vocab --min-count 100000 --epochs 1 --threads 1 "
+          "--out " + path("none"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("--extend-vocab: 0 new words"), std::string::npos) << r.err;
+  expect_one_line_error("train " + fresh + " --task tag --init-from " + base + " --min-count 2 --out " + path("bad"),
+                        "--min-count: not with --init-from " + base + " alone");
+  expect_one_line_error("train " + fresh + " --task tag --extend-vocab --out " + path("bad") + " " + tiny(),
+                        "--extend-vocab: got true, expected with --init-from MODEL");
+  expect_one_line_error("train " + fresh + " --extend-vocab --init-from " + base + " --out " + path("bad"),
+                        "--extend-vocab: does not apply to --task lm");
+}
+
 TEST_F(CliTasks, Seq2seqReplaceUnkCopiesTheMostAttendedSourceWord) {
   // A copy task: four colours, one of them replaced by a name seen once. With --min-count 2 no
   // name is in either vocabulary, so the model writes <unk> where the name was; it learns to
@@ -799,6 +836,123 @@ TEST_F(CliTasks, Seq2seqReplaceUnkCopiesTheMostAttendedSourceWord) {
   r = run("eval " + model + " " + test + " --json --replace-unk");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_GT(nlohmann::json::parse(r.out)["value"].get<double>(), plain);
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+// extend_task_vocab (--init-from MODEL --extend-vocab): new words join after the old ones, the
+// old ids and everything the model computes on them stay, labels do not grow.
+RawExample words_example(const std::string& in, const std::string& out) {
+  RawExample e;
+  e.input = split_words(in, false);
+  e.output = split_words(out, false);
+  e.steps = int64_t(e.input.size());
+  return e;
+}
+
+// The head's outputs [T, B, C] of `m` for `raw` (its first C columns compared by the caller).
+Tensor<float> head_outputs(const TaskModel& m, const std::vector<RawExample>& raw) {
+  const std::vector<TaskExample> ex = encode_task_examples(m, raw, true, "test");
+  std::vector<const TaskExample*> ptrs;
+  for (const auto& e : ex) ptrs.push_back(&e);
+  const TaskBatch b = make_task_batch(m, ptrs);
+  ModelCache<float> cache;
+  model_forward(m.spec, m.params, b.inputs, {}, cache);
+  return model_output(m.spec, cache, "out");
+}
+
+void expect_same_leading_columns(const Tensor<float>& old_out, const Tensor<float>& new_out, const std::string& what) {
+  ASSERT_EQ(old_out.rank(), new_out.rank()) << what;
+  const int64_t C = old_out.shape.back(), C2 = new_out.shape.back(), rows = old_out.numel() / C;
+  ASSERT_EQ(new_out.numel() / C2, rows) << what;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < C; ++c)
+      ASSERT_NEAR(new_out.data[size_t(r * C2 + c)], old_out.data[size_t(r * C + c)], 1e-5) << what << " row " << r;
+}
+
+TEST(ExtendTaskVocab, Seq2seqGrowsSourceTargetAndHeadKeepingOldOutputs) {
+  TaskSpec task;
+  task.kind = TaskKind::seq2seq;
+  const std::vector<RawExample> a = {words_example("red green", "green red"), words_example("blue red", "red blue"),
+                                     words_example("green", "green")};
+  TaskModelOptions mo;
+  mo.rnn = {.cell = CellType::lstm, .hidden_size = 6};
+  mo.embed = 4;
+  mo.attention = AttentionScore::general;
+  mo.input_feed = true;
+  Rng rng(1);
+  TaskModel m = build_task_model(task, a, {}, mo, 0, rng);
+  const TaskModel before = m;
+  const std::vector<RawExample> b = {words_example("red pink pink", "pink pink red"), words_example("teal", "teal"),
+                                     words_example("pink", "pink")};
+  Rng g(2);
+  const VocabGrowth vg = extend_task_vocab(m, b, {}, g);
+  EXPECT_EQ(vg.words, 2);
+  EXPECT_EQ(vg.targets, 2);
+  EXPECT_EQ(vg.chars, 0);
+  for (int32_t i = 0; i < int32_t(before.words.size()); ++i) EXPECT_EQ(m.words.token(i), before.words.token(i));
+  for (int32_t i = 0; i < int32_t(before.targets.size()); ++i) EXPECT_EQ(m.targets.token(i), before.targets.token(i));
+  const int32_t V = int32_t(before.words.size());
+  EXPECT_EQ(m.words.id("pink"), V);  // three times, before teal's once
+  EXPECT_EQ(m.words.id("teal"), V + 1);
+  EXPECT_EQ(m.targets.id("pink"), int32_t(before.targets.size()));
+  EXPECT_EQ(m.spec.layer("out").size, m.targets.size());
+  EXPECT_EQ(m.params.layers[size_t(m.spec.layer_index("out"))].weight.dim(0), m.targets.size());
+  // New rows are drawn, not zeros; the old ones are untouched.
+  const Tensor<float>& e0 = before.params.layers[size_t(before.spec.layer_index("src_emb"))].weight;
+  const Tensor<float>& e1 = m.params.layers[size_t(m.spec.layer_index("src_emb"))].weight;
+  EXPECT_TRUE(std::equal(e0.data.begin(), e0.data.end(), e1.data.begin()));
+  EXPECT_NE(e1.data.back(), 0.0f);
+  for (float x : std::vector<float>(e1.data.begin() + e0.numel(), e1.data.end())) EXPECT_LE(std::abs(x), 0.1f);
+  // On the old words the model computes what it did; the new outputs are extra columns.
+  expect_same_leading_columns(head_outputs(before, a), head_outputs(m, a), "seq2seq");
+  // --min-count 2 leaves teal out; --max-vocab caps the total.
+  TaskModel counted = before;
+  Rng g2(2);
+  EXPECT_EQ(extend_task_vocab(counted, b, {.max_vocab = 0, .min_count = 2, .extra_words = {}}, g2).words, 1);
+  EXPECT_FALSE(counted.words.contains("teal"));
+  TaskModel capped = before;
+  Rng g3(2);
+  EXPECT_EQ(extend_task_vocab(capped, b, {.max_vocab = V + 1, .min_count = 1, .extra_words = {}}, g3).words, 1);
+  EXPECT_EQ(capped.words.size(), V + 1);
+  EXPECT_TRUE(capped.words.contains("pink"));
+  // Growing again with nothing new changes nothing.
+  TaskModel again = m;
+  Rng g4(3);
+  const VocabGrowth none = extend_task_vocab(again, b, {}, g4);
+  EXPECT_EQ(none.words + none.targets, 0);
+  EXPECT_EQ(again.params.layers[size_t(again.spec.layer_index("src_emb"))].weight.data, e1.data);
+}
+
+TEST(ExtendTaskVocab, TaggerGrowsWordsAndCharactersButNotTags) {
+  TaskSpec task;
+  task.kind = TaskKind::tag;
+  task.char_rnn = true;
+  const std::vector<RawExample> a = {words_example("mr Smith", "O B-PER"), words_example("in Rome", "O B-LOC")};
+  TaskModelOptions mo;
+  mo.rnn = {.cell = CellType::lstm, .hidden_size = 5, .bidirectional = true};
+  mo.embed = 4;
+  mo.char_embed = 3;
+  mo.char_hidden = 3;
+  Rng rng(4);
+  TaskModel m = build_task_model(task, a, {}, mo, 0, rng);
+  const TaskModel before = m;
+  Rng g(5);
+  const VocabGrowth vg = extend_task_vocab(m, {words_example("mr Zoë", "O B-PER")}, {}, g);
+  EXPECT_EQ(vg.words, 1);
+  EXPECT_EQ(vg.chars, 2);  // Z and ë (o is in "Rome")
+  EXPECT_EQ(vg.targets, 0);
+  EXPECT_TRUE(m.chars.contains("ë"));
+  EXPECT_EQ(m.labels, before.labels);
+  expect_same_leading_columns(head_outputs(before, a), head_outputs(m, a), "tagger");
+  // A tag the model does not know does not become a class: the sentence is scored, not trained on.
+  const std::vector<TaskExample> unseen = encode_task_examples(m, {words_example("mr Zoë", "O B-ORG")}, true, "new.conll");
+  EXPECT_TRUE(unseen.at(0).targets.empty());
+  EXPECT_EQ(m.labels.size(), before.labels.size());
 }
 
 }  // namespace

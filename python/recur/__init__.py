@@ -60,7 +60,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
     Options (CLI defaults in brackets):
       task [lm]: lm, classify, tag, seq2seq, generate (music is the CLI's)
       resume: True (out's last.safetensors) or a checkpoint path; force [False];
-        init_from: a task model to fine-tune (a fresh run from its architecture and weights)
+        init_from: a task model to fine-tune (a fresh run from its architecture and weights);
+          extend_vocab [False]: its vocabularies grown by the new data's words
       data: valid, test (paths), valid_fraction [auto: 0.05; task models 200 examples within 0.05..0.2], level [char]: char or word,
         mode [stream]: stream or lines, max_vocab [0], min_count [1]
       model: cell [lstm]: lstm, gru, rnn, rnn_tanh, rnn_relu; gru_reset [after]; layers [2];

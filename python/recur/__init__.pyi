@@ -28,6 +28,8 @@ def train(
     task: Literal["lm", "classify", "tag", "seq2seq", "generate"] = ...,
     resume: Union[bool, PathLike] = ...,
     force: bool = ...,
+    init_from: PathLike = ...,
+    extend_vocab: bool = ...,
     valid: PathLike = ...,
     test: PathLike = ...,
     valid_fraction: float = ...,

@@ -204,6 +204,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("keep_case", &TrainOptions::keep_case);
     str("embeddings", &TrainOptions::embeddings_path);
     str("init_from", &TrainOptions::init_from);
+    flag("extend_vocab", &TrainOptions::extend_vocab);
     flag("freeze_embeddings", &TrainOptions::freeze_embeddings);
     flag("embeddings_vocab", &TrainOptions::embeddings_vocab);
     i64("text_column", &TrainOptions::text_column);

@@ -652,6 +652,59 @@ ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelIni
   return p;
 }
 
+namespace {
+// Appends rows to a [R, F] matrix (or entries to a [R] vector) up to R2, drawn U(-s, s).
+template <typename T>
+void grow_rows(Tensor<T>& t, int64_t R2, double s, Rng& rng) {
+  const int64_t R = t.dim(0), F = t.rank() == 2 ? t.dim(1) : 1;
+  for (int64_t k = R * F; k < R2 * F; ++k) t.data.push_back(T(rng.uniform(-s, s)));
+  t.shape[0] = R2;
+}
+}  // namespace
+
+template <typename T>
+void model_grow_tokens(ModelSpec& spec, ModelParams<T>& params, const std::string& input, int64_t V2, Rng& rng) {
+  InputSpec* in = nullptr;
+  for (InputSpec& i : spec.inputs)
+    if (i.name == input) in = &i;
+  if (!in || in->kind != InputKind::tokens) throw Error("model: " + quote_name(input) + " is not a tokens input");
+  if (V2 < in->size)
+    throw Error("model input " + quote_name(input) + ": cannot shrink a vocabulary of " + std::to_string(in->size) +
+                " to " + std::to_string(V2));
+  for (const LayerSpec& l : spec.layers)
+    if (l.kind == LayerKind::onehot && l.inputs[0] == input && V2 != in->size)
+      throw Error("model input " + quote_name(input) + ": read as one-hot rows by " + quote_name(l.name) +
+                  ", whose width is the next layer's input size; its vocabulary cannot grow");
+  model_check_params(spec, params);
+  for (size_t i = 0; i < spec.layers.size(); ++i)
+    if (spec.layers[i].kind == LayerKind::embedding && spec.layers[i].inputs[0] == input)
+      grow_rows(params.layers[i].weight, V2, 0.1, rng);
+  // A head tied to such an embedding has one output per token: it grows with it.
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    LayerSpec& l = spec.layers[i];
+    if (l.kind != LayerKind::linear || l.tie.empty() || spec.layer(l.tie).inputs[0] != input) continue;
+    grow_rows(params.layers[i].bias, V2, 1.0 / std::sqrt(double(spec.width(l.inputs[0]))), rng);
+    l.size = V2;
+  }
+  in->size = V2;
+  model_check_params(spec, params);
+}
+
+template <typename T>
+void model_grow_head(ModelSpec& spec, ModelParams<T>& params, const std::string& head, int64_t C2, Rng& rng) {
+  const int64_t i = spec.layer_index(head);
+  if (i < 0 || spec.layers[size_t(i)].kind != LayerKind::linear) throw Error("model: " + quote_name(head) + " is not a linear layer");
+  LayerSpec& l = spec.layers[size_t(i)];
+  if (C2 < l.size)
+    throw Error("model layer " + quote_name(head) + ": cannot shrink " + std::to_string(l.size) + " outputs to " + std::to_string(C2));
+  const double s = 1.0 / std::sqrt(double(spec.width(l.inputs[0])));
+  LayerParams<T>& p = params.layers[size_t(i)];
+  if (l.tie.empty()) grow_rows(p.weight, C2, s, rng);
+  grow_rows(p.bias, C2, s, rng);
+  l.size = C2;
+  model_check_params(spec, params);
+}
+
 template <typename T>
 ModelParams<T> model_zero_params(const ModelSpec& spec) {
   spec.validate();
@@ -1493,6 +1546,8 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   template struct ModelGrads<T>;                                                                                    \
   template ModelParams<T> model_init_params<T>(const ModelSpec&, Rng&, const ModelInitOptions&);                    \
   template ModelParams<T> model_zero_params<T>(const ModelSpec&);                                                   \
+  template void model_grow_tokens<T>(ModelSpec&, ModelParams<T>&, const std::string&, int64_t, Rng&);               \
+  template void model_grow_head<T>(ModelSpec&, ModelParams<T>&, const std::string&, int64_t, Rng&);                 \
   template ModelGrads<T> model_zero_grads<T>(const ModelSpec&);                                                     \
   template void model_check_params<T>(const ModelSpec&, const ModelParams<T>&);                                     \
   template std::vector<ParamRef<T>> model_param_refs<T>(const ModelSpec&, ModelParams<T>&, ModelGrads<T>&);         \

@@ -111,11 +111,31 @@ class ModelTask final : public TrainTask {
         throw Error("--init-from " + o.init_from + ": a " + task_kind_name(model_.task.kind) + " model; --task " + o.task +
                     " needs a " + o.task + " model");
     }
-    if (is_prepared_task_corpus(o.data_path)) read_prepared(resuming || init, note);
-    else read_data(resuming || init);
+    if (is_prepared_task_corpus(o.data_path)) {
+      if (init && o.extend_vocab)
+        throw Error("--extend-vocab: not with the prepared corpus " + o.data_path +
+                    "; give the task file itself, whose new words are counted as it is read");
+      read_prepared(resuming || init, note);
+    } else {
+      read_data(resuming || init);
+    }
     if (!resuming && !init) build_model(note);
+    if (init && o.extend_vocab) {
+      // New words get rows drawn from the run's seed, after everything else the seed draws.
+      Rng grow_rng(o.seed ^ kGrowSeed);
+      const VocabGrowth g = extend_task_vocab(
+          model_, raw_train_, {.max_vocab = o.max_vocab, .min_count = o.min_count, .extra_words = {}}, grow_rng);
+      note("--extend-vocab: " + std::to_string(g.words) + " new words" +
+           (model_.task.char_rnn ? ", " + std::to_string(g.chars) + " new characters" : std::string()) +
+           (model_.task.kind == TaskKind::seq2seq || model_.task.kind == TaskKind::generate
+                ? ", " + std::to_string(g.targets) + " new target tokens"
+                : std::string()) +
+           " from " + o.data_path);
+    }
     if (init)
-      note("initialised from " + o.init_from + " (its architecture, vocabularies and weights; a fresh optimizer)");
+      note("initialised from " + o.init_from + " (its architecture, " +
+           (o.extend_vocab ? "vocabularies grown by the new data's tokens" : "vocabularies") +
+           " and weights; a fresh optimizer)");
     if (!prepared_) train_ = encode_task_examples(model_, raw_train_, true, o.data_path);
     else check_prepared_labels();
     valid_ = encode_task_examples(model_, raw_valid_, true, valid_origin_);

@@ -259,6 +259,44 @@ TaskCounts count_task_examples(const TaskSpec& task, const std::vector<RawExampl
   return c;
 }
 
+VocabGrowth extend_task_vocab(TaskModel& m, const std::vector<RawExample>& train, const TaskVocabOptions& vo, Rng& rng) {
+  const TaskCounts counts = count_task_examples(m.task, train);
+  // The new tokens of `counted`, as Vocab::build orders and cuts them, appended to `vocab`.
+  auto grow = [](Vocab& vocab, const TokenCounter& counted, VocabOptions opts) -> int64_t {
+    TokenCounter fresh(vocab.level());
+    for (const auto& [token, n] : counted.counts())
+      if (!vocab.contains(token)) fresh.add_token(token, n);
+    if (opts.max_vocab > 0) {
+      const int64_t room = opts.max_vocab - vocab.size();
+      if (room <= 0) return 0;
+      opts.max_vocab = room + Vocab::num_special;
+    }
+    const Vocab added = Vocab::build(fresh, opts);
+    std::vector<std::string> tokens(vocab.tokens().begin() + Vocab::num_special, vocab.tokens().end());
+    tokens.insert(tokens.end(), added.tokens().begin() + Vocab::num_special, added.tokens().end());
+    const int64_t before = vocab.size();
+    vocab = Vocab::from_tokens(vocab.level(), tokens);
+    return vocab.size() - before;
+  };
+  const VocabOptions vopts{vo.max_vocab, vo.min_count};
+  VocabGrowth g;
+  const TaskKind k = m.task.kind;
+  if (!m.task.features && k != TaskKind::generate) {
+    g.words = grow(m.words, counts.words, vopts);
+    model_grow_tokens(m.spec, m.params, k == TaskKind::seq2seq ? "src" : "words", m.words.size(), rng);
+  }
+  if (k == TaskKind::tag && m.task.char_rnn) {
+    g.chars = grow(m.chars, counts.chars, {});
+    model_grow_tokens(m.spec, m.params, "chars", m.chars.size(), rng);
+  }
+  if (k == TaskKind::seq2seq || k == TaskKind::generate) {
+    g.targets = grow(m.targets, counts.targets, k == TaskKind::generate ? VocabOptions{} : vopts);
+    model_grow_tokens(m.spec, m.params, "tgt", m.targets.size(), rng);
+    model_grow_head(m.spec, m.params, "out", m.targets.size(), rng);
+  }
+  return g;
+}
+
 TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vo,
                            const TaskModelOptions& mo, int64_t features_width, Rng& rng) {
   if (train.empty()) throw Error("no training examples");

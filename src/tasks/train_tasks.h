@@ -39,5 +39,6 @@ inline LayerDoneFn layer_done_for(const GradsReadyFn& ready, const std::vector<s
 // U(-s, s) for every weight of a task model's trainable parameters (--init-scale).
 inline constexpr uint64_t kOrderSeed = 0x6f72646572ULL;  // "order"
 inline constexpr uint64_t kHoldoutSeed = 0x686f6c64ULL;  // "hold"
+inline constexpr uint64_t kGrowSeed = 0x67726f77ULL;     // "grow": --extend-vocab's new rows
 
 }  // namespace recur::detail

@@ -64,6 +64,8 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
       {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
       {"--input-feed", {"seq2seq"}, "a decoder reading its attention's previous output"},
+      {"--extend-vocab", {"classify", "tag", "seq2seq", "generate"},
+       "a task model's vocabularies grown for --init-from; a language model keeps its own"},
       {"--tag-scheme", {"tag"}, "the chunk tag scheme a tagger is trained in"},
       {"--condition-every-step", {"generate"}, "where a generator reads its condition"},
       {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
@@ -106,15 +108,22 @@ void TrainOptions::validate() const {
   if (!init_from.empty()) {
     if (!resume_path.empty())
       bad("--init-from", init_from, "a fresh run's starting model; a --resume'd run continues its own weights");
-    // The model comes whole from the checkpoint: a flag that would shape another one is refused.
+    // The model comes whole from the checkpoint: a flag that would shape another one is refused
+    // (--min-count and --max-vocab choose the new words of --extend-vocab).
     for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
-                          "--bidirectional", "--dropout", "--init-scale", "--min-count", "--max-vocab", "--char-rnn",
+                          "--bidirectional", "--dropout", "--init-scale", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
                           "--keep-case", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
                           "--token-column", "--tag-column", "--attention", "--input-feed", "--tie-weights"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
                     "; the architecture, vocabularies and data columns come from that model");
+    for (const char* f : {"--min-count", "--max-vocab"})
+      if (given.count(f) && !extend_vocab)
+        throw Error(std::string(f) + ": not with --init-from " + init_from +
+                    " alone; the vocabularies come from that model (with --extend-vocab it chooses the new words)");
+  } else if (extend_vocab) {
+    bad("--extend-vocab", "true", "with --init-from MODEL (a new model's vocabularies come from its data anyway)");
   }
   if (task == "music" && (!valid_path.empty() || !test_path.empty()))
     throw Error(std::string(valid_path.empty() ? "--test" : "--valid") +
@@ -266,6 +275,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   if (o.embeddings_vocab) j["embeddings_vocab"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
   if (o.input_feed) j["input_feed"] = true;
+  if (o.extend_vocab) j["extend_vocab"] = true;
   if (o.warmup != 0) j["warmup"] = o.warmup;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
   return j.dump();
@@ -369,6 +379,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     if (f.has("embeddings_vocab")) o.embeddings_vocab = f.boolean("embeddings_vocab");
     if (f.has("attention")) o.attention = f.string("attention");
     if (f.has("input_feed")) o.input_feed = f.boolean("input_feed");
+    if (f.has("extend_vocab")) o.extend_vocab = f.boolean("extend_vocab");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
   f.finish();
@@ -488,7 +499,8 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
       RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),
-      RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed)};
+      RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed),
+      RECUR_FLAG("--extend-vocab", extend_vocab)};
   return t;
 }
 #undef RECUR_FLAG

@@ -179,6 +179,19 @@ struct ModelInitOptions {
 };
 template <typename T>
 ModelParams<T> model_init_params(const ModelSpec& spec, Rng& rng, const ModelInitOptions& init = {});
+// Growing a trained model's vocabularies (fine-tuning on data with new words): the new ids come
+// after the old ones, whose rows stay as they are.
+// model_grow_tokens: the token input `input` from V to V2 >= V ids; each embedding reading it
+// gets V2 - V new rows drawn U(-0.1, 0.1) (model_init_params' embedding draw), and a head tied to
+// one grows with it (model_grow_head's bias draw). Throws Error for
+// an input a one-hot layer reads (its width is an rnn's input size) or that is not a tokens input.
+template <typename T>
+void model_grow_tokens(ModelSpec& spec, ModelParams<T>& params, const std::string& input, int64_t V2, Rng& rng);
+// model_grow_head: the linear layer `head` from C to C2 >= C outputs; new weight rows and biases
+// drawn U(-1/sqrt(F), 1/sqrt(F)) (PyTorch nn.Linear's); a tied head (LayerSpec::tie) grows its
+// bias only (model_grow_tokens grows it with its embedding).
+template <typename T>
+void model_grow_head(ModelSpec& spec, ModelParams<T>& params, const std::string& head, int64_t C2, Rng& rng);
 // Every parameter present with its shape, all zero (to be filled, e.g. by a loader).
 template <typename T>
 ModelParams<T> model_zero_params(const ModelSpec& spec);

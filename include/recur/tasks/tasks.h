@@ -169,6 +169,19 @@ struct TaskVocabOptions {
 TaskModel build_task_model(const TaskSpec& task, const std::vector<RawExample>& train, const TaskVocabOptions& vocab,
                            const TaskModelOptions& model, int64_t features_width, Rng& rng);
 
+// Fine-tuning on data with new words (recur train --init-from MODEL --extend-vocab): the words of
+// `train` the model lacks (input words; a --char-rnn tagger's characters; a seq2seq model's target
+// words, a generator's target characters) are appended to its vocabularies, in a vocabulary's
+// own order (count, then bytes) among themselves, those seen at least vo.min_count times (characters:
+// all) and up to vo.max_vocab in all (0 = no cap; input words and target words each). Their
+// embedding rows, and the head's rows for new targets, are drawn as a new model's
+// (model_grow_tokens, model_grow_head); existing ids and weights are unchanged, so the model
+// computes what it did on every old word. Labels do not grow (an unknown one stays an error).
+struct VocabGrowth {
+  int64_t words = 0, chars = 0, targets = 0;  // tokens added to each
+};
+VocabGrowth extend_task_vocab(TaskModel& model, const std::vector<RawExample>& train, const TaskVocabOptions& vo, Rng& rng);
+
 // Maps words and labels to ids. An unknown label (a class, tag or condition the model was not
 // trained on) is a FormatError "<origin>:<line>: label 'x' was not seen in training (...)".
 // with_targets = false leaves targets and labels empty.

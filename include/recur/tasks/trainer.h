@@ -111,6 +111,7 @@ struct TrainOptions {
   // vocabulary flags are refused with it; the data must fit the model (a label it does not know
   // is an error naming file and line). Empty = a new model.
   std::string init_from;
+  bool extend_vocab = false;  // with init_from: the new data's tokens join the model's vocabularies (tasks.h extend_task_vocab)
   bool force = false;       // a fresh run may replace an existing run in out_dir
   // Every N steps (0 = off) a {"type":"diag"} line in metrics.jsonl: per-layer state-gradient
   // profiles, gate saturation, gradient norm before/after clipping (diagnostics.h). A reporting
