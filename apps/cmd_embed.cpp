@@ -19,14 +19,15 @@ struct EmbedArgs {
   std::vector<std::string> inputs;
   std::string out;
   WordVectorOptions o;
-  bool conll = false, lower = false, quiet = false;
+  EmbeddingCorpusOptions corpus;
+  bool quiet = false;
 };
 
 void run(EmbedArgs& a) {
   a.o.validate();  // before reading gigabytes
   const bool bar = !a.quiet && ::isatty(STDERR_FILENO) != 0;
   if (bar) a.o.progress = [](double done) { std::fprintf(stderr, "\r\033[Ktraining %3.0f%%", 100 * done); };
-  const auto sentences = read_embedding_corpus(a.inputs, a.conll, a.lower);
+  const auto sentences = read_embedding_corpus(a.inputs, a.corpus);
   const WordVectors v = train_word_vectors(sentences, a.o);
   if (bar) std::fprintf(stderr, "\r\033[K");
   write_file_atomic(a.out, word_vectors_text(v), "the word vectors");
@@ -47,8 +48,13 @@ void add_embed(CLI::App& app) {
   sub->add_option("TEXT", a->inputs, "Text files, one sentence per line ('-' = stdin); with --conll, CoNLL files")
       ->required();
   sub->add_option("--out", a->out, "The vectors file to write (GloVe text: 'word v1 .. vD' per line)")->required();
-  sub->add_flag("--conll", a->conll, "TEXT is CoNLL: the first column of each line, blank lines between sentences");
-  sub->add_flag("--lower", a->lower, "Lower-case ASCII letters (for --embeddings of lower-cased text)");
+  auto* conll = sub->add_flag("--conll", a->corpus.conll,
+                              "TEXT is CoNLL: the first column of each line, blank lines between sentences");
+  sub->add_flag("--lower", a->corpus.lowercase, "Lower-case ASCII letters (for --embeddings of lower-cased text)");
+  sub->add_flag("--task-words", a->corpus.task_words,
+                "Split words around punctuation as recur train splits classify and seq2seq text, so the vectors "
+                "are of the model's tokens (with --lower for a model that lower-cases, the default)")
+      ->excludes(conll);
   sub->add_option("--dim", a->o.dim, "Vector size D")->capture_default_str();
   sub->add_option("--window", a->o.window, "Largest context distance (shrunk at random per word)")->capture_default_str();
   sub->add_option("--negatives", a->o.negatives, "Noise words per pair")->capture_default_str();

@@ -95,7 +95,7 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
   const fs::path train = d.write("train.txt", labelled_lines(200, 0));
   const fs::path test = d.write("test.txt", labelled_lines(40, 1000));
   const CliResult r = run_recipe("uci-sentiment --epochs 3", d.dir,
-                                 "TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+                                 "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
   ASSERT_EQ(r.rc, 0) << r.err;
   const std::string last = last_line(r.out);
   std::smatch m;
@@ -105,6 +105,12 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
   EXPECT_LE(acc, 100.0);
   // The model was selected on 15% of TRAIN (30 of 200 lines), the test file untouched.
   EXPECT_NE(r.err.find("170 training and 30 validation examples"), std::string::npos) << r.err;
+  // It started from vectors learned on TRAIN's text as the classifier splits it (--task-words):
+  // every word of these lines has its vector.
+  std::smatch v;
+  ASSERT_TRUE(std::regex_search(r.err, v, std::regex(R"(words\.vec: vectors for ([0-9]+) of ([0-9]+) words)"))) << r.err;
+  EXPECT_GT(std::stoi(v[1]), 0);
+  EXPECT_EQ(v[1], v[2]);
 }
 
 TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {

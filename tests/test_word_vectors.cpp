@@ -16,6 +16,7 @@
 #include "gradcheck.h"
 #include "recur/core/error.h"
 #include "recur/core/random.h"
+#include "recur/data/task_data.h"
 #include "recur/tasks/word_vectors.h"
 
 namespace fs = std::filesystem;
@@ -172,6 +173,37 @@ TEST_F(EmbedCli, WritesGloveTextThatTrainingReads) {
   one_line("embed " + (dir_ / "missing.txt").string() + " --out " + vec, "missing.txt");
   one_line("embed " + t + " --dim 0 --out " + vec, "--dim: got 0, expected a size in [1, 65536]");
   one_line("embed " + write("empty.txt", "\n\n") + " --out " + vec, "no word occurs 5 times or more in 0 tokens");
+}
+
+// --task-words: the vectors' words are the tokens a classify or seq2seq model reads (split around
+// punctuation, lower-cased with --lower as those models do by default), so each finds its row.
+TEST_F(EmbedCli, TaskWordsAreTheTokensOfAClassifier) {
+  EmbeddingCorpusOptions o;
+  o.task_words = true;
+  o.lowercase = true;
+  const std::string t = write("reviews.txt", "Great phone, LOVED it!\nBad.\n");
+  const auto s = read_embedding_corpus({t}, o);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0], split_words("Great phone, LOVED it!", true));
+  EXPECT_EQ(s[0], (std::vector<std::string>{"great", "phone", ",", "loved", "it", "!"}));
+  EXPECT_EQ(s[1], (std::vector<std::string>{"bad", "."}));
+  o.task_words = false;
+  EXPECT_EQ(read_embedding_corpus({t}, o)[0], (std::vector<std::string>{"great", "phone,", "loved", "it!"}));
+  // Through the CLI into a classifier: every word of the table has its vector.
+  std::string table, text;
+  for (int i = 0; i < 60; ++i) {
+    table += i % 2 ? "Good movie, really good!\tpos\n" : "Bad movie; really bad.\tneg\n";
+    text += i % 2 ? "Good movie, really good!\n" : "Bad movie; really bad.\n";
+  }
+  const std::string vec = (dir_ / "task.vec").string();
+  test::CliResult r = run("embed " + write("text2.txt", text) + " --task-words --lower --dim 4 --min-count 1 --epochs 1 --out " + vec);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("train " + write("table.tsv", table) + " --task classify --embeddings " + vec +
+          " --epochs 1 --hidden 4 --batch 8 --threads 1 --quiet --out " + (dir_ / "cls").string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("vectors for 8 of 8 words"), std::string::npos) << r.err;  // every word but <unk>, <eos>
+  r = run("embed " + t + " --task-words --conll --out " + vec);
+  EXPECT_NE(r.rc, 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "recur/core/error.h"
 #include "recur/core/file_io.h"
 #include "recur/core/random.h"
+#include "recur/data/task_data.h"
 #include "recur/data/text_data.h"
 
 namespace recur {
@@ -75,13 +76,19 @@ double sgns_loss(std::span<const T> v, const std::vector<std::span<const T>>& u,
   return sgns_rows(v.data(), up.data(), K, D, grad_v.data(), gp.data());
 }
 
-std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<std::string>& paths, bool conll,
-                                                            bool lowercase) {
+std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<std::string>& paths,
+                                                            const EmbeddingCorpusOptions& opts) {
+  const bool conll = opts.conll, lowercase = opts.lowercase;
   std::vector<std::vector<std::string>> out;
   for (const std::string& path : paths) {
     const std::string text = read_input(path);
     std::vector<std::string> sent;
     for (std::string_view line : split_lines(text)) {
+      if (opts.task_words && !conll) {
+        std::vector<std::string> tokens = split_words(line, lowercase);  // the model's own lower-casing
+        if (!tokens.empty()) out.push_back(std::move(tokens));
+        continue;
+      }
       std::vector<std::string> tokens;
       size_t i = 0;
       while (i < line.size()) {

@@ -48,11 +48,18 @@ struct WordVectors {
   int64_t tokens = 0;              // corpus tokens read (all words, kept or not)
 };
 
+// How read_embedding_corpus reads its files.
+struct EmbeddingCorpusOptions {
+  bool conll = false;      // CoNLL files: the first column of each line, a blank line between sentences
+  bool lowercase = false;  // ASCII letters lowered (task_words: as split_words lowers a model's text)
+  // Text split as recur train splits classify and seq2seq text (task_data.h split_words: around
+  // punctuation, at French typography's spaces), so the vectors' words are the model's tokens.
+  bool task_words = false;
+};
 // The sentences of text files ('-' = standard input): each line a sentence of whitespace-separated
-// tokens; with conll, CoNLL files: the first column of each line, a blank line between sentences,
-// -DOCSTART- lines skipped. lowercase: ASCII letters lowered.
-std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<std::string>& paths, bool conll,
-                                                            bool lowercase);
+// tokens (or split_words' tokens); CoNLL files as the options say, -DOCSTART- lines skipped.
+std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<std::string>& paths,
+                                                            const EmbeddingCorpusOptions& opts);
 
 // sentences: the corpus as token lists (a context never crosses a sentence). Error when no word
 // reaches min_count.
