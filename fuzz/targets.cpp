@@ -245,7 +245,8 @@ void read_prepared_task_shard(std::string_view in) {
   const std::string tables =
       "{\"format\":\"recur.task-tables\",\"version\":1,\"inputs\":[[\"the\",2],[\"cat\",2],[\"sat\",1]],"
       "\"outputs\":[[\"O\",2],[\"B-X\",1],[\"I-X\",1]],\"labels\":[[\"pos\",1],[\"neg\",1]]}";
-  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64 of tables.json without its newline
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64 of tables.json without its newline, from the task
+                                           // format's basis (prepared_task.cpp tables_hash)
   for (unsigned char c : tables) hash = (hash ^ c) * 1099511628211ULL;
   auto put = [&](size_t at, uint64_t v, int n) {
     for (int i = 0; i < n && at + size_t(i) < bytes.size(); ++i) bytes[at + size_t(i)] = char(v >> (8 * i));

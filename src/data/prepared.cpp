@@ -27,10 +27,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using detail::fnv1a;
 using detail::get_le;
 using detail::hex64;
 using detail::put_le;
 using detail::shard_name;
+using detail::slurp;
 
 // ---- little-endian fields ---------------------------------------------------------------------
 
@@ -397,11 +399,7 @@ void remove_unlisted_shards(const std::string& dir, int64_t listed) {
 
 }  // namespace
 
-uint64_t vocab_hash(const Vocab& vocab) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : vocab.to_json()) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
+uint64_t vocab_hash(const Vocab& vocab) { return fnv1a(vocab.to_json()); }
 
 std::string vocab_hash_hex(const Vocab& vocab) { return hex64(vocab_hash(vocab)); }
 
@@ -538,13 +536,6 @@ bool is_prepared_corpus(const std::string& path) {
 }
 
 namespace {
-std::string slurp(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path + ": cannot open " + what + ": " + std::strerror(errno));
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw FormatError(path + ": read error");
-  return s;
-}
 
 void read_shard_list(JsonFields& f, PreparedManifest& m) {
   const auto& arr = f.raw("shards");

@@ -1,6 +1,7 @@
 // src/data/shard_io.h - the byte-level pieces shared by the prepared-corpus formats (text:
 // data/prepared.cpp; tasks: tasks/prepared_task.cpp): little-endian fields, hash text, shard
-// names and a pread that names the file and the byte when it fails. Internal to the library.
+// names, the FNV-1a hash both formats name their tables by, a whole-file read and a pread that
+// name the file (and the byte) when they fail. Internal to the library.
 #pragma once
 
 #include <unistd.h>
@@ -9,7 +10,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <string_view>
 
 #include "recur/core/error.h"
 
@@ -22,6 +26,20 @@ inline uint64_t get_le(const unsigned char* p, int bytes) {
   uint64_t v = 0;
   for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
   return v;
+}
+// 64-bit FNV-1a of the bytes, from the standard offset basis unless told another.
+inline uint64_t fnv1a(std::string_view bytes, uint64_t basis = 0xcbf29ce484222325ULL) {
+  uint64_t h = basis;
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+// The whole of a small file (a manifest, a vocabulary, task tables); `what` names it in errors.
+inline std::string slurp(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FormatError(path + ": cannot open " + what + ": " + std::strerror(errno));
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw FormatError(path + ": read error");
+  return s;
 }
 inline std::string hex64(uint64_t v) {
   char buf[20];

@@ -27,20 +27,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using detail::fnv1a;
 using detail::get_le;
 using detail::hex64;
 using detail::put_le;
 using detail::shard_name;
+using detail::slurp;
 
 constexpr const char* kManifestFormat = "recur.prepared-task";
 constexpr const char* kTablesFormat = "recur.task-tables";
 constexpr int64_t kRecordHead = 5;  // line (2 words), inputs T, outputs O, label
 
-uint64_t fnv1a(std::string_view bytes) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
+// The task tables' hash: FNV-1a from 1469598103934665603, the standard basis with its last
+// digit lost when the format was written; kept, since the corpora already prepared carry it.
+uint64_t tables_hash(std::string_view tables) { return fnv1a(tables, 1469598103934665603ULL); }
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
 uint32_t kind_code(TaskKind k) {
@@ -177,14 +177,6 @@ class TaskShardWriter {
   std::vector<std::string> temps_;  // [shards] written, waiting for their headers
 };
 
-std::string slurp(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(path + ": cannot open " + what + ": " + std::strerror(errno));
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw FormatError(path + ": read error");
-  return s;
-}
-
 TagScheme stronger(TagScheme a, TagScheme b) {
   // detect_tag_scheme over many sentences is the strongest evidence of any one of them:
   // none (a tag that is no chunk tag) > bioes (E-/S-) > iob1 (a chunk opened by I-) > bio.
@@ -276,7 +268,7 @@ TaskPrepareResult prepare_task_corpus(const TaskSpec& task, const std::string& i
                                {"outputs", table_json(outputs.t)},
                                {"labels", table_json(labels.t)}};
   const std::string tables = tj.dump();
-  ShardHead proto{.kind = kind_code(task.kind), .tables_hash = fnv1a(tables), .inputs = uint32_t(inputs.t.strings.size()),
+  ShardHead proto{.kind = kind_code(task.kind), .tables_hash = tables_hash(tables), .inputs = uint32_t(inputs.t.strings.size()),
                   .outputs = uint32_t(outputs.t.strings.size()), .labels = uint32_t(labels.t.strings.size())};
   writer.finish(proto);
   write_file_atomic(join(out_dir, "tables.json"), tables + "\n", "the task tables");
@@ -431,8 +423,8 @@ PreparedTaskCorpus::PreparedTaskCorpus(const std::string& path) {
   const std::string tables_path = join(dir_, "tables.json");
   std::string tables = slurp(tables_path, "the task tables");
   if (!tables.empty() && tables.back() == '\n') tables.pop_back();
-  if (fnv1a(tables) != m_.tables_hash)
-    throw FormatError(tables_path + ": tables " + hex64(fnv1a(tables)) + " do not match " + manifest_path_ + "'s " +
+  if (tables_hash(tables) != m_.tables_hash)
+    throw FormatError(tables_path + ": tables " + hex64(tables_hash(tables)) + " do not match " + manifest_path_ + "'s " +
                       hex64(m_.tables_hash) + "; expected the files of one recur prepare run");
   {
     JsonFields f(std::string_view(tables), tables_path);
