@@ -179,22 +179,10 @@ class DamagedCorpusTest : public PreparedTest {
     PreparedTest::SetUp();
     prepare_corpus({write("c.txt", corpus_text(120, 3))}, path("p"), small(TokenLevel::words, TextMode::lines));
   }
-  std::string shard(int i) const {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "p/shard-%05d.bin", i);
-    return path(buf);
-  }
+  std::string shard(int i) const { return test::shard_path(path("p"), i); }
+  static void poke(const std::string& p, size_t at, std::string_view b) { test::poke_bytes(p, at, b); }
+  static std::string le(uint64_t v, int n) { return test::le_bytes(v, n); }
   std::string bytes_of(const std::string& p) { return test::slurp(p); }
-  void poke(const std::string& p, size_t at, std::string_view b) {
-    std::string s = bytes_of(p);
-    s.replace(at, b.size(), b);
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
-  }
-  static std::string le(uint64_t v, int n) {
-    std::string s;
-    for (int i = 0; i < n; ++i) s.push_back(char(v >> (8 * i)));
-    return s;
-  }
   void open() { PreparedCorpus c(path("p")); }
 };
 

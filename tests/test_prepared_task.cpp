@@ -278,21 +278,9 @@ class DamagedTaskCorpusTest : public test::TempDirTest {
     o.shard_ids = 200;
     prepare_task_corpus(t, write("c.conll", conll_text(60, 3)), path("p"), o);
   }
-  std::string shard(int i) const {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "p/shard-%05d.bin", i);
-    return path(buf);
-  }
-  void poke(const std::string& p, size_t at, std::string_view b) {
-    std::string s = test::slurp(p);
-    s.replace(at, b.size(), b);
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
-  }
-  static std::string le(uint64_t v, int n) {
-    std::string s;
-    for (int i = 0; i < n; ++i) s.push_back(char(v >> (8 * i)));
-    return s;
-  }
+  std::string shard(int i) const { return test::shard_path(path("p"), i); }
+  static void poke(const std::string& p, size_t at, std::string_view b) { test::poke_bytes(p, at, b); }
+  static std::string le(uint64_t v, int n) { return test::le_bytes(v, n); }
   void open() { PreparedTaskCorpus c(path("p")); }
 };
 

@@ -1,5 +1,6 @@
-// tests/test_util.h - what many test files need (header only): a per-test scratch folder, and
-// the check that an error is recur's kind of error (one line, naming what the test expects).
+// tests/test_util.h - what many test files need (header only): a per-test scratch folder, the
+// check that an error is recur's kind of error (one line, naming what the test expects), and
+// byte surgery on prepared corpora.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,8 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstdint>
+#include <cstdio>
 #include <initializer_list>
+#include <iterator>
 #include <string>
+#include <string_view>
 
 #include "recur/core/error.h"
 
@@ -37,6 +42,28 @@ class TempDirTest : public ::testing::Test {
   }
   std::filesystem::path dir_;
 };
+
+// Damaging a prepared corpus on purpose (test_prepared.cpp, test_prepared_task.cpp): a shard's
+// path in `dir`, little-endian bytes of a field, and bytes written over a file at an offset.
+inline std::string shard_path(const std::string& dir, int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "shard-%05d.bin", i);
+  return (std::filesystem::path(dir) / buf).string();
+}
+inline std::string le_bytes(uint64_t v, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s.push_back(char(v >> (8 * i)));
+  return s;
+}
+inline void poke_bytes(const std::string& file, size_t at, std::string_view bytes) {
+  std::string s;
+  {
+    std::ifstream in(file, std::ios::binary);
+    s.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  s.replace(at, bytes.size(), bytes);
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << s;
+}
 
 // fn() must throw E (recur::Error or a subclass) with a one-line message that contains every
 // part and none of nlohmann-json's internal wording.
