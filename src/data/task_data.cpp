@@ -519,20 +519,29 @@ int64_t word_vectors_dim(const std::string& path) {
   throw FormatError(path + ": no vectors; expected 'word v1 ... vD' lines");
 }
 
-std::vector<std::string> word_vectors_words(const std::string& path) {
-  const int64_t D = word_vectors_dim(path);
+namespace {
+// Calls fn(lineno, fields) for every vector line of a D-wide vectors file (blank lines and a
+// word2vec "count dim" header skipped), after checking the line holds a word and D values.
+template <typename Fn>
+void for_each_vector_line(const std::string& path, int64_t D, Fn&& fn) {
   std::ifstream in = open_vectors(path);
+  if (!in) throw FormatError(path + ": cannot open; expected a GloVe or word2vec text file");
   std::string line;
   int64_t lineno = 0;
-  std::vector<std::string> words;
   while (vectors_getline(in, line, path, lineno + 1)) {
     ++lineno;
     const auto f = split_space(line);
     if (f.empty() || (lineno == 1 && f.size() == 2)) continue;
     if (int64_t(f.size()) != D + 1)
       bad_line(path, lineno, std::to_string(f.size() - 1) + " values; expected " + std::to_string(D) + " as on the first vector line");
-    words.push_back(f[0]);
+    fn(lineno, f);
   }
+}
+}  // namespace
+
+std::vector<std::string> word_vectors_words(const std::string& path) {
+  std::vector<std::string> words;
+  for_each_vector_line(path, word_vectors_dim(path), [&](int64_t, const auto& f) { words.push_back(f[0]); });
   return words;
 }
 
@@ -541,29 +550,19 @@ int64_t load_word_vectors(const std::string& path, const Vocab& vocab, Tensor<fl
   if (weight.rank() != 2 || weight.dim(1) != D)
     throw Error(path + ": vectors have " + std::to_string(D) + " dimensions; the embedding has " +
                 std::to_string(weight.rank() == 2 ? weight.dim(1) : 0) + " (pass --embed " + std::to_string(D) + ")");
-  std::ifstream in = open_vectors(path);
-  std::string line;
-  int64_t lineno = 0, found = 0;
+  int64_t found = 0;
   std::vector<bool> done(size_t(vocab.size()), false);
-  while (vectors_getline(in, line, path, lineno + 1)) {
-    ++lineno;
-    const auto f = split_space(line);
-    if (f.empty() || (lineno == 1 && f.size() == 2)) continue;
-    if (int64_t(f.size()) != D + 1)
-      bad_line(path, lineno, std::to_string(f.size() - 1) + " values; expected " + std::to_string(D) + " as on the first vector line");
-    // An exact match wins over a lower-cased one (GloVe is lower-case, the data may not be).
-    for (const std::string& key : {f[0]}) {
-      int32_t id = vocab.contains(key) ? vocab.id(key) : -1;
-      if (id < Vocab::num_special || done[size_t(id)]) continue;
-      float* row = weight.ptr() + int64_t(id) * D;
-      for (int64_t k = 0; k < D; ++k)
-        if (!parse_float(f[size_t(k + 1)], row[k]))
-          bad_line(path, lineno, "value " + quote_name(f[size_t(k + 1)]) + "; expected a finite number (|x| <= 3.4e38, a float)");
-      done[size_t(id)] = true;
-      ++found;
-    }
-  }
-  (void)lower;
+  // The first line of a word wins; words the vocabulary lacks, and the specials, are skipped.
+  for_each_vector_line(path, D, [&](int64_t lineno, const auto& f) {
+    const int32_t id = vocab.contains(f[0]) ? vocab.id(f[0]) : -1;
+    if (id < Vocab::num_special || done[size_t(id)]) return;
+    float* row = weight.ptr() + int64_t(id) * D;
+    for (int64_t k = 0; k < D; ++k)
+      if (!parse_float(f[size_t(k + 1)], row[k]))
+        bad_line(path, lineno, "value " + quote_name(f[size_t(k + 1)]) + "; expected a finite number (|x| <= 3.4e38, a float)");
+    done[size_t(id)] = true;
+    ++found;
+  });
   return found;
 }
 
