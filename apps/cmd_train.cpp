@@ -186,11 +186,11 @@ void add_train(CLI::App& app) {
   sub->add_flag("--force", o.force, "Start a fresh run even if --out already holds one");
   sub->add_option("--init-from", o.init_from,
                   "Fine-tune: a fresh run (new data, fresh optimizer) starting from this model's architecture, "
-                  "vocabularies and weights (any task; a language model's vocabulary is kept, new tokens read as <unk>)");
+                  "vocabularies and weights (any task; new tokens read as <unk> unless --extend-vocab)");
   sub->add_flag("--extend-vocab", o.extend_vocab,
-                "With --init-from, task models: the new data's words (and characters, target words) the model lacks "
-                "join its vocabularies with fresh embedding and output rows, chosen by --min-count and --max-vocab; "
-                "without it they read as <unk>");
+                "With --init-from: the new data's tokens the model lacks (words, characters, target words) join its "
+                "vocabularies with fresh embedding and output rows, chosen by --min-count and --max-vocab; without it "
+                "they read as <unk> (not for one-hot character models or music)");
   const std::string d = "Data";
   sub->add_option("--valid", o.valid_path, "Validation text ('-' = stdin; default: hold out --valid-fraction)")->group(d);
   sub->add_option("--test", o.test_path, "Test text, evaluated with the best model at the end ('-' = stdin)")->group(d);

@@ -789,8 +789,40 @@ TEST_F(CliTasks, InitFromExtendVocabAddsTheNewDatasWords) {
                         "--min-count: not with --init-from " + base + " alone");
   expect_one_line_error("train " + fresh + " --task tag --extend-vocab --out " + path("bad") + " " + tiny(),
                         "--extend-vocab: got true, expected with --init-from MODEL");
-  expect_one_line_error("train " + fresh + " --extend-vocab --init-from " + base + " --out " + path("bad"),
-                        "--extend-vocab: does not apply to --task lm");
+  expect_one_line_error("train " + fresh + " --task music --extend-vocab --init-from " + base + " --out " + path("bad"),
+                        "--extend-vocab: does not apply to --task music");
+}
+
+// --extend-vocab for a word language model: the new text's words join the vocabulary (its
+// embedding and decoder grow, tied or not); a one-hot character model cannot grow and says so.
+TEST_F(CliTasks, LanguageModelInitFromExtendVocab) {
+  std::string a, b;
+  const char* animals[] = {"cat", "dog", "cow"};
+  const char* others[] = {"owl", "yak"};
+  for (int i = 0; i < 200; ++i) {
+    a += std::string("the ") + animals[i % 3] + " sat on the mat\n";
+    b += std::string("the ") + (i % 2 ? others[i % 2] : animals[i % 3]) + " sat on the rug\n";
+  }
+  const std::string ta = write("a.txt", a), tb = write("b.txt", b);
+  const std::string lm = " --level word --embed 8 --hidden 8 --batch 4 --seq-len 8 --threads 1 --quiet ";
+  for (const std::string tie : {"", "--tie-weights"}) {
+    SCOPED_TRACE(tie);
+    ASSERT_EQ(run("train " + ta + lm + tie + " --steps 10 --force --out " + path("lm_a")).rc, 0);
+    Result r = run("train " + tb + " --init-from " + path("lm_a/last.safetensors") +
+                   " --extend-vocab --steps 5 --threads 1 --force --out " + path("lm_b"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("--extend-vocab: 2 new words from " + tb), std::string::npos) << r.err;  // rug, yak
+    r = run("score " + path("lm_b/last.safetensors") + " 'the yak sat on the rug' --per-token");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find(" 0 out of vocabulary"), std::string::npos) << r.out;
+    r = run("score " + path("lm_a/last.safetensors") + " 'the yak sat on the rug' --per-token");
+    EXPECT_NE(r.out.find(" 2 out of vocabulary"), std::string::npos) << r.out;
+  }
+  ASSERT_EQ(run("train " + ta + " --level char --embed 0 --hidden 8 --batch 4 --seq-len 8 --threads 1 --quiet --steps 3 "
+                "--force --out " + path("char")).rc, 0);
+  expect_one_line_error("train " + tb + " --init-from " + path("char/last.safetensors") + " --extend-vocab --force --out " +
+                            path("bad"),
+                        "reads one-hot rows (trained with --embed 0)");
 }
 
 TEST_F(CliTasks, Seq2seqReplaceUnkCopiesTheMostAttendedSourceWord) {

@@ -110,6 +110,21 @@ std::string token_problem(TokenLevel level, const std::string& tok) {
 std::string json_quoted(const std::string& s) { return nlohmann::json(s).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace); }
 }  // namespace
 
+Vocab Vocab::extended(const TokenCounter& counts, const VocabOptions& opts) const {
+  TokenCounter fresh(level_);
+  for (const auto& [token, n] : counts.counts())
+    if (!contains(token)) fresh.add_token(token, n);
+  VocabOptions o = opts;
+  if (o.max_vocab > 0) {
+    if (o.max_vocab <= size()) return *this;
+    o.max_vocab = o.max_vocab - size() + num_special;  // room for the new ones, with build()'s specials
+  }
+  const Vocab added = build(fresh, o);
+  std::vector<std::string> tokens(tokens_.begin() + num_special, tokens_.end());
+  tokens.insert(tokens.end(), added.tokens_.begin() + num_special, added.tokens_.end());
+  return from_tokens(level_, tokens);
+}
+
 Vocab Vocab::from_tokens(TokenLevel level, const std::vector<std::string>& tokens) {
   Vocab v(level);
   v.tokens_.reserve(tokens.size() + num_special);

@@ -317,6 +317,31 @@ class LmTask final : public TrainTask {
     if (!corpus && !o.test_path.empty()) read_eval_split(o.test_path, test_text_, test_prepared_);
   }
 
+  // --extend-vocab: the training text's tokens the model lacks join its vocabulary after the old
+  // ones (Vocab::extended, chosen by --min-count and --max-vocab), with embedding and decoder
+  // rows drawn as a new model's (model_grow_tokens, model_grow_head). A one-hot input's width is
+  // the first layer's input size, and a prepared corpus's ids are of its own vocabulary: refused.
+  void extend_vocab(const NoteFn& note) {
+    const TrainOptions& o = o_;
+    if (prepared_)
+      throw Error("--extend-vocab: not with the prepared corpus " + prepared_->dir() +
+                  "; its ids are of the vocabulary it was prepared with; give the text itself");
+    if (model_.spec.lm.embed_size == 0)
+      throw Error("--extend-vocab: " + o.init_from + " reads one-hot rows (trained with --embed 0), whose width is " +
+                  "its first layer's input size; its vocabulary cannot grow");
+    TokenCounter counts(model_.spec.level);
+    count_tokens(counts, train_text_, o.mode, o.data_path);
+    const int64_t before = model_.vocab.size();
+    model_.vocab = model_.vocab.extended(counts, {o.max_vocab, o.min_count});
+    ModelSpec graph = model_.graph();
+    Rng rng(o.seed ^ kGrowSeed);
+    model_grow_tokens(graph, model_.params, "ids", model_.vocab.size(), rng);  // a tied decoder grows with it
+    if (!model_.spec.lm.tie_weights) model_grow_head(graph, model_.params, "decoder", model_.vocab.size(), rng);
+    model_.spec.lm.vocab_size = model_.vocab.size();
+    note("--extend-vocab: " + std::to_string(model_.vocab.size() - before) + " new " + token_level_name(model_.spec.level) +
+         " from " + o.data_path);
+  }
+
   void build_model(const TokenCorpus* corpus, Checkpoint& ck, const NoteFn& note) {
     const TrainOptions& o = o_;
     const bool resuming = !o.resume_path.empty();
@@ -342,8 +367,10 @@ class LmTask final : public TrainTask {
       model_.spec.mode = o.mode;
       model_.spec.lm.dropout = spec.lm.dropout;  // training choices, not shapes
       model_.spec.lm.rnn.dropout = model_.spec.lm.rnn.num_layers > 1 ? spec.lm.rnn.dropout : 0.0;
+      if (o.extend_vocab) extend_vocab(note);
       note("initialised from " + o.init_from + " (its architecture, vocabulary of " + std::to_string(model_.vocab.size()) +
-           " " + token_level_name(model_.spec.level) + " and weights; a fresh optimizer)");
+           " " + token_level_name(model_.spec.level) + (o.extend_vocab ? " grown by the new text's" : "") +
+           " and weights; a fresh optimizer)");
       return;
     }
     if (resuming) {

@@ -261,21 +261,9 @@ TaskCounts count_task_examples(const TaskSpec& task, const std::vector<RawExampl
 
 VocabGrowth extend_task_vocab(TaskModel& m, const std::vector<RawExample>& train, const TaskVocabOptions& vo, Rng& rng) {
   const TaskCounts counts = count_task_examples(m.task, train);
-  // The new tokens of `counted`, as Vocab::build orders and cuts them, appended to `vocab`.
-  auto grow = [](Vocab& vocab, const TokenCounter& counted, VocabOptions opts) -> int64_t {
-    TokenCounter fresh(vocab.level());
-    for (const auto& [token, n] : counted.counts())
-      if (!vocab.contains(token)) fresh.add_token(token, n);
-    if (opts.max_vocab > 0) {
-      const int64_t room = opts.max_vocab - vocab.size();
-      if (room <= 0) return 0;
-      opts.max_vocab = room + Vocab::num_special;
-    }
-    const Vocab added = Vocab::build(fresh, opts);
-    std::vector<std::string> tokens(vocab.tokens().begin() + Vocab::num_special, vocab.tokens().end());
-    tokens.insert(tokens.end(), added.tokens().begin() + Vocab::num_special, added.tokens().end());
+  auto grow = [](Vocab& vocab, const TokenCounter& counted, const VocabOptions& opts) -> int64_t {
     const int64_t before = vocab.size();
-    vocab = Vocab::from_tokens(vocab.level(), tokens);
+    vocab = vocab.extended(counted, opts);
     return vocab.size() - before;
   };
   const VocabOptions vopts{vo.max_vocab, vo.min_count};

@@ -102,6 +102,10 @@ class Vocab {
   // tokens that are not valid for the level (chars: exactly one code point; words: non-empty,
   // no whitespace).
   static Vocab from_tokens(TokenLevel level, const std::vector<std::string>& tokens);
+  // This vocabulary with the tokens of `counts` it lacks appended (fine-tuning on new data):
+  // every existing id unchanged, the new ones ordered and cut by opts among themselves as build()
+  // orders and cuts, opts.max_vocab capping the total (0 = none; nothing added at or past it).
+  Vocab extended(const TokenCounter& counts, const VocabOptions& opts = {}) const;
 
   TokenLevel level() const { return level_; }
   int64_t size() const { return int64_t(tokens_.size()); }
