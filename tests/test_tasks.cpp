@@ -777,6 +777,16 @@ TEST_F(CliTasks, InitFromExtendVocabAddsTheNewDatasWords) {
   };
   ASSERT_GT(word_count(words_before), 2) << words_before;
   EXPECT_EQ(word_count(words_after), word_count(words_before) + 1) << words_after;
+  // A fine-tuned run resumes like any other (its --init-from is history, not this run's choice),
+  // keeping its grown vocabulary; --init-from or --extend-vocab given again with --resume is refused.
+  r = run("train " + fresh + " --resume --epochs 2 --threads 1 --out " + path("grown"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
+  EXPECT_EQ(word_count(run("info " + path("grown/last.safetensors")).out), word_count(words_before) + 1);
+  expect_one_line_error("train " + fresh + " --resume --init-from " + base + " --epochs 3 --out " + path("grown"),
+                        "--init-from: got " + base + ", expected a fresh run's starting model");
+  expect_one_line_error("train " + fresh + " --resume --extend-vocab --epochs 3 --out " + path("grown"),
+                        "--extend-vocab: got true, expected with a fresh --init-from run");
   r = run("train " + fresh + " --task tag --init-from " + base + " --epochs 1 --threads 1 --out " + path("kept"));
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(word_count(run("info " + path("kept/last.safetensors")).out), word_count(words_before));
@@ -812,6 +822,10 @@ TEST_F(CliTasks, LanguageModelInitFromExtendVocab) {
                    " --extend-vocab --steps 5 --threads 1 --force --out " + path("lm_b"));
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_NE(r.err.find("--extend-vocab: 2 new words from " + tb), std::string::npos) << r.err;  // rug, yak
+    // The fine-tuned run resumes (its level and shape are its model's, not its saved defaults').
+    r = run("train " + tb + " --resume --steps 8 --threads 1 --out " + path("lm_b"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
     r = run("score " + path("lm_b/last.safetensors") + " 'the yak sat on the rug' --per-token");
     ASSERT_EQ(r.rc, 0) << r.err;
     EXPECT_NE(r.out.find(" 0 out of vocabulary"), std::string::npos) << r.out;

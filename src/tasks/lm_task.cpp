@@ -51,14 +51,22 @@ LmSpec spec_of(const TrainOptions& o, int64_t vocab) {
 }
 
 // A resumed run may change training choices but not the model's shape or the data layout.
-void check_resumed_spec(const LmSpec& spec, const LmSpec& s, int64_t batch, int64_t saved_batch, const std::string& p) {
+// fine_tuned: the run started from --init-from, whose model's shape was never its options' (its
+// shape flags were refused), so only the data layout and the batch are compared.
+void check_resumed_spec(const LmSpec& spec, const LmSpec& s, int64_t batch, int64_t saved_batch, const std::string& p,
+                        bool fine_tuned) {
   std::string err;
   auto chk = [&](const char* flag, const std::string& mine, const std::string& saved) {
     if (err.empty()) err = check_same(flag, mine, saved, p);
   };
   const RnnConfig& rc = spec.lm.rnn;
-  chk("--level", token_level_name(spec.level), token_level_name(s.level));
   chk("--mode", text_mode_name(spec.mode), text_mode_name(s.mode));
+  if (fine_tuned) {
+    chk("--batch", std::to_string(batch), std::to_string(saved_batch));
+    if (!err.empty()) throw Error(err);
+    return;
+  }
+  chk("--level", token_level_name(spec.level), token_level_name(s.level));
   chk("--cell", std::string(cell_name(rc.cell)), std::string(cell_name(s.lm.rnn.cell)));
   if (rc.cell == CellType::gru)
     chk("--gru-reset", std::string(gru_reset_name(rc.gru_reset)), std::string(gru_reset_name(s.lm.rnn.gru_reset)));
@@ -83,6 +91,7 @@ class LmTask final : public TrainTask {
       resume->train_state = ck.train_state;
       resume->tensors = std::move(ck.tensors);
       saved_batch_ = train_progress_from_json(ck.train_state, o.resume_path).options.batch;
+      if (!o.init_from.empty()) o_.level = ck.model.spec.level;  // a fine-tuned run: the level is its model's
     }
     if (!o.init_from.empty() && o.resume_path.empty()) {
       // Fine-tuning: the model, vocabulary and token level are the checkpoint's; the data are read
@@ -399,7 +408,7 @@ class LmTask final : public TrainTask {
     }
     const LmSpec spec = spec_of(o, model_.vocab.size());
     if (resuming) {
-      check_resumed_spec(spec, model_.spec, o.batch, saved_batch_, o.resume_path);
+      check_resumed_spec(spec, model_.spec, o.batch, saved_batch_, o.resume_path, !o.init_from.empty());
       // Dropout is a training choice, not a shape: a resumed run may change it.
       model_.spec.lm.dropout = spec.lm.dropout;
       model_.spec.lm.rnn.dropout = spec.lm.rnn.dropout;

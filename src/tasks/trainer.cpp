@@ -105,9 +105,14 @@ void TrainOptions::validate() const {
   if ((data_path == "-") + (valid_path == "-") + (test_path == "-") + (embeddings_path == "-") > 1)
     throw Error("DATA, --valid, --test and --embeddings: more than one is '-'; standard input can be read only once");
   check_flags_apply(*this);
-  if (!init_from.empty()) {
-    if (!resume_path.empty())
+  if (!resume_path.empty()) {
+    // A resumed run continues its own weights and vocabularies. The model a fine-tuning run
+    // started from stays in its saved options as history, not as a choice of this invocation.
+    if (given.count("--init-from"))
       bad("--init-from", init_from, "a fresh run's starting model; a --resume'd run continues its own weights");
+    if (given.count("--extend-vocab"))
+      bad("--extend-vocab", "true", "with a fresh --init-from run; a --resume'd run keeps the vocabularies it has");
+  } else if (!init_from.empty()) {
     // The model comes whole from the checkpoint: a flag that would shape another one is refused
     // (--min-count and --max-vocab choose the new words of --extend-vocab).
     for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
