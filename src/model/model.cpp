@@ -1258,7 +1258,10 @@ void fed_rnn_forward(const Forward<T>& f, const LayerSpec& l, const LayerParams<
   const LayerSpec& al = f.spec.layers[ai];
   LayerCache<T>& ac = f.cache.layers[ai];
   const AttentionWeights<T> w = attention_weights(f.params.layers[ai]);
-  const auto [x, lens] = f.vals.get(l.inputs[0]);      // [T, B, I0]
+  // (Named pointers, not a structured binding: clang before 16 cannot capture one in a lambda.)
+  const auto xin_value = f.vals.get(l.inputs[0]);
+  const Tensor<T>* x = xin_value.first;                    // [T, B, I0]
+  const std::vector<int64_t>* lens = xin_value.second;     // [B] or empty
   const auto [mem, mlens] = f.vals.get(al.inputs[1]);  // [Ts, B, M]
   if (x->rank() != 3) throw ShapeError("model layer " + quote_name(l.name) + ": expected a sequence [T, B, I]");
   const int64_t T_ = x->dim(0), B = x->dim(1), I0 = x->dim(2), A = al.size, I = I0 + A, R = l.rnn.state_size();
