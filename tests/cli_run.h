@@ -13,6 +13,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace recur::test {
 
@@ -34,6 +37,20 @@ inline CliResult run_recur(const std::string& args, const std::filesystem::path&
   const std::string cmd = env + " '" + RECUR_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+// "step:loss" of every metrics line of `type` ("train", "valid", "test") in a run folder's
+// metrics.jsonl, the loss as written (full precision text): what resume and prepared-corpus
+// tests compare for bit-identical runs.
+inline std::vector<std::string> metric_losses(const std::filesystem::path& run_dir, const char* type = "train") {
+  std::vector<std::string> out;
+  std::istringstream in(slurp(run_dir / "metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("type") == type) out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
+  }
+  return out;
 }
 
 }  // namespace recur::test

@@ -64,16 +64,7 @@ class CliLm : public ::testing::Test {
   }
 
   // The "loss" of every "train" line of a run's metrics, as written (full precision text).
-  std::vector<std::string> train_losses(const std::string& run_dir) {
-    std::vector<std::string> out;
-    std::istringstream in(slurp(fs::path(run_dir) / "metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.at("type") == "train") out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
-    }
-    return out;
-  }
+  std::vector<std::string> train_losses(const std::string& run_dir) { return recur::test::metric_losses(run_dir); }
 
   // Fails with exactly one error line, the last on stderr ("recur: <note>" lines may come
   // before it when a run got as far as printing notes, as a diverging run does).

@@ -493,17 +493,20 @@ TEST(ModelGolden, LabelThroughBridgeIntoBidirectionalLstmMatchesPyTorch) {
 namespace recur {
 namespace {
 
-// Attention (attention.h): a bidirectional LSTM encoder's outputs attended by an LSTM decoder,
-// for each score. The memory is ragged (source lengths 5, 2, 4), so the masking is covered.
-ModelSpec attention_seq2seq(AttentionScore score, int64_t Q) {
+// Attention (attention.h): a bidirectional LSTM encoder's outputs attended by a decoder (an
+// LSTM unless told), for each score. The memory is ragged (source lengths 5, 2, 4), so the
+// masking is covered. feed: input feeding, the decoder reads [target embedding; the attention's
+// previous output] (tools/gen_attention_golden.py writes both kinds).
+ModelSpec attention_seq2seq(AttentionScore score, int64_t Q, CellType cell = CellType::lstm, int64_t layers = 1,
+                            bool feed = false) {
   ModelSpec s;
   s.tokens("src", 7);
   s.tokens("tgt", 6);
   s.embedding("src_emb", "src", 3);
   s.rnn("enc", "src_emb", {.cell = CellType::lstm, .hidden_size = 4, .num_layers = 1, .bidirectional = true});
   s.embedding("tgt_emb", "tgt", 3);
-  s.rnn("dec", "tgt_emb", {.cell = CellType::lstm, .hidden_size = Q, .num_layers = 1});
-  s.attention("attn", "dec", "enc", score, 4);
+  s.rnn("dec", "tgt_emb", {.cell = cell, .hidden_size = Q, .num_layers = layers});
+  s.attention("attn", "dec", "enc", score, 4, feed);
   s.linear("out", "attn", 6);
   return s;
 }
@@ -526,20 +529,10 @@ TEST(ModelGradients, AttentionOverARaggedBidirectionalEncoder) {
   }
 }
 
-// Input feeding: the decoder reads [target embedding; the attention's previous output]. Ragged
-// targets (3, 4, 1), so ended sequences keeping their state are covered; a 2-layer LSTM, a GRU
-// and a 1-layer LSTM decoder (tools/gen_attention_golden.py).
+// Input feeding over ragged targets (3, 4, 1), so ended sequences keeping their state are
+// covered; a 2-layer LSTM, a GRU and a 1-layer LSTM decoder.
 ModelSpec attention_feed_seq2seq(AttentionScore score, int64_t Q, CellType cell, int64_t layers) {
-  ModelSpec s;
-  s.tokens("src", 7);
-  s.tokens("tgt", 6);
-  s.embedding("src_emb", "src", 3);
-  s.rnn("enc", "src_emb", {.cell = CellType::lstm, .hidden_size = 4, .num_layers = 1, .bidirectional = true});
-  s.embedding("tgt_emb", "tgt", 3);
-  s.rnn("dec", "tgt_emb", {.cell = cell, .hidden_size = Q, .num_layers = layers});
-  s.attention("attn", "dec", "enc", score, 4, /*feed=*/true);
-  s.linear("out", "attn", 6);
-  return s;
+  return attention_seq2seq(score, Q, cell, layers, /*feed=*/true);
 }
 
 TEST(ModelGolden, InputFeedingMatchesPyTorchForEveryScore) {

@@ -257,14 +257,7 @@ class PreparedTrainTest : public PreparedTest {
   // In the scratch folder, so the commands name their files relative to it.
   test::CliResult run(const std::string& args) { return test::run_recur(args, dir_, "cd '" + dir_.string() + "' &&"); }
   std::vector<std::string> losses(const std::string& run_dir, const char* type = "train") {
-    std::vector<std::string> out;
-    std::istringstream in(test::slurp(fs::path(run_dir) / "metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.at("type") == type) out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
-    }
-    return out;
+    return test::metric_losses(run_dir, type);
   }
   // The same run on the text and on its prepared corpus (shards of 300 ids, so a run crosses
   // several); the second half of the prepared run is a resume in the middle of a shard.

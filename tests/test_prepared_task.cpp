@@ -125,14 +125,7 @@ class PreparedTaskTest : public test::TempDirTest {
   }
 
   std::vector<std::string> losses(const std::string& run_dir, const char* type = "train") {
-    std::vector<std::string> out;
-    std::istringstream in(test::slurp(fs::path(run_dir) / "metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.at("type") == type) out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
-    }
-    return out;
+    return test::metric_losses(run_dir, type);
   }
 
   // The same run on the task file and on its prepared corpus (shards of 150 ids: a run crosses

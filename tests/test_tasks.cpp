@@ -294,16 +294,7 @@ TEST_F(CliTasks, ResumeMidEpochLogsTheSameLossesAsOneRun) {
   ASSERT_EQ(run("train " + data + opts + " --steps 12 --out " + path("two")).rc, 0);
   const Result r = run("train " + data + opts + " --steps 30 --resume --out " + path("two"));
   ASSERT_EQ(r.rc, 0) << r.err;
-  auto losses = [&](const std::string& d) {
-    std::vector<std::string> out;
-    std::istringstream in(slurp(fs::path(d) / "metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.at("type") == "train") out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
-    }
-    return out;
-  };
+  auto losses = [&](const std::string& d) { return recur::test::metric_losses(d); };
   EXPECT_EQ(losses(path("one")), losses(path("two")));
   EXPECT_EQ(losses(path("one")).size(), 6u);
 }
@@ -718,16 +709,7 @@ TEST_F(CliTasks, Seq2seqInputFeedTrainsResumesAndTranslates) {
   ASSERT_EQ(run("train " + data + opts + " --steps 17 --out " + path("two")).rc, 0);
   Result r = run("train " + data + opts + " --steps 40 --resume --out " + path("two"));
   ASSERT_EQ(r.rc, 0) << r.err;
-  auto losses = [&](const std::string& d) {
-    std::vector<std::string> out;
-    std::istringstream in(slurp(fs::path(d) / "metrics.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.at("type") == "train") out.push_back(std::to_string(j.at("step").get<int64_t>()) + ":" + j.at("loss").dump());
-    }
-    return out;
-  };
+  auto losses = [&](const std::string& d) { return recur::test::metric_losses(d); };
   EXPECT_EQ(losses(path("one")), losses(path("two")));
   EXPECT_EQ(losses(path("one")).size(), 8u);
   r = run("info " + path("one/last.safetensors"));
