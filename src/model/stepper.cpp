@@ -212,8 +212,7 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
   check_shape("stepper state h", state.h.shape, {r.num_layers, B, r.state_size()});
   if (!segments_.empty()) {  // input rows [B, I]: token row, context columns, fed attention output
     if (ctx_width_ > 0) check_shape("stepper context", context.shape, {B, ctx_width_});
-    const bool feed = !spec_.layers[size_t(rnn_index_)].feed.empty();
-    if (feed) check_shape("stepper fed attention output", start->feed.shape, {B, segments_.back().width});
+    if (segments_.back().feed) check_shape("stepper fed attention output", start->feed.shape, {B, segments_.back().width});
     const int64_t I = r.input_size;
     T* x = rnn_->input(B);
     for (int64_t b = 0; b < B; ++b) {

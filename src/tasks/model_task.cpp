@@ -360,12 +360,9 @@ class ModelTask final : public TrainTask {
   void check_prepared_labels() const {
     if (model_.task.kind != TaskKind::classify) return;
     for (const std::string& l : prepared_->labels().strings)
-      if (model_.label_id(l) < 0) {
-        std::string known;
-        for (size_t i = 0; i < model_.labels.size() && i < 12; ++i) known += (i ? ", " : "") + model_.labels[i];
+      if (model_.label_id(l) < 0)
         throw FormatError(prepared_->manifest_path() + ": label " + quote_name(l) +
-                          " was not seen in training; expected one of: " + known + (model_.labels.size() > 12 ? ", ..." : ""));
-      }
+                          " was not seen in training; expected one of: " + model_.labels_for_message());
   }
 
   // A fresh model's vocabularies and labels from the prepared corpus's tables: the counts of the

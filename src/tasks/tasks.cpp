@@ -50,6 +50,13 @@ int32_t TaskModel::label_id(std::string_view label) const {
   return -1;
 }
 
+std::string TaskModel::labels_for_message() const {
+  std::string known;
+  for (size_t i = 0; i < labels.size() && i < 12; ++i) known += (i ? ", " : "") + labels[i];
+  if (labels.size() > 12) known += ", ...";
+  return known;
+}
+
 // ---------------------------------------------------------------- reading
 
 std::vector<std::string> code_points(std::string_view s) {
@@ -392,13 +399,9 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
   out.reserve(raw.size());
   auto label_of = [&](const std::string& l, int64_t line) {
     const int32_t id = m.label_id(l);
-    if (id < 0) {
-      std::string known;
-      for (size_t i = 0; i < m.labels.size() && i < 12; ++i) known += (i ? ", " : "") + m.labels[i];
-      if (m.labels.size() > 12) known += ", ...";
+    if (id < 0)
       throw FormatError(origin + ":" + std::to_string(line) + ": label " + quote_name(l) +
-                        " was not seen in training; expected one of: " + known);
-    }
+                        " was not seen in training; expected one of: " + m.labels_for_message());
     return id;
   };
   for (const RawExample& r : raw) {

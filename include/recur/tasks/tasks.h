@@ -86,6 +86,8 @@ struct TaskModel {
   Vocab targets{TokenLevel::words};  // seq2seq target words; generate: characters
   std::vector<std::string> labels;   // classes, tags or conditions
   int32_t label_id(std::string_view label) const;  // -1 when unknown
+  // The labels for an error message: "a, b, c", the first 12 then ", ..." when there are more.
+  std::string labels_for_message() const;
 };
 
 // One example as the model reads it.
