@@ -34,6 +34,8 @@ void run(const std::string& path, bool json) {
   std::printf("file         %s (format %s v%d)\n", path.c_str(), ff.format.c_str(), ff.version);
   std::printf("model        %s\n", lm_spec_summary(m.spec).c_str());
   std::printf("parameters   %lld\n", (long long)lm_param_count(m.spec));
+  if (m.precision != Precision::f32)
+    std::printf("precision    %s (an inference-only export: recur export)\n", std::string(precision_name(m.precision)).c_str());
   if (is_music_task(m.task)) std::printf("task         %s\n", music_task_summary(music_task_from_json(m.task, path)).c_str());
   std::string top;
   for (int32_t i = Vocab::num_special; i < m.vocab.size() && i < Vocab::num_special + 12; ++i)

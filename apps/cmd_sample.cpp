@@ -21,6 +21,7 @@ struct SampleArgs {
   std::string prime_file;
   uint64_t seed = 1;
   int threads = 0;
+  std::string precision;  // --precision, empty = the file's
   MusicSampleArgs music;
   CLI::Option* length_opt = nullptr;
   std::string out;    // -o: empty or '-' = standard output
@@ -54,10 +55,11 @@ void run(SampleArgs& a) {
   if (is_task_model(a.model)) {
     TaskSampleRequest q{.count = a.count, .temperature = a.gen.sample.temperature, .argmax = a.gen.sample.argmax,
                         .seed = a.seed, .max_length = a.length_opt->count() ? a.gen.length : 50, .threads = a.threads,
-                        .json = a.json, .out = a.out};
+                        .json = a.json, .out = a.out, .precision = a.precision};
     return run_task_sample(a.model, q);
   }
-  const LmModel model = load_model(a.model);
+  LmModel model = load_model(a.model);
+  model.precision = precision_or(a.precision, model.precision);
   if (music_output_requested(a.music) || is_music_task(model.task)) {
     // A music model's result is token lines or MIDI/WAV files (--midi-out, --wav-out).
     if (a.json || !a.out.empty())
@@ -136,6 +138,7 @@ void add_sample(CLI::App& app) {
   add_music_sample_options(sub, a->music);
   add_task_sample_options(sub);
   add_threads_option(sub, a->threads);
+  add_precision_option(sub, a->precision);
   sub->callback([a] { run(*a); });
 }
 

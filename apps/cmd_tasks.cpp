@@ -253,7 +253,8 @@ void add_task_sample_options(CLI::App* sub) {
 
 void run_task_sample(const std::string& path, const TaskSampleRequest& q) {
   apply_threads(q.threads);
-  const TaskModel m = load_task(path, TaskKind::generate, "sample needs a language, music or generate model");
+  TaskModel m = load_task(path, TaskKind::generate, "sample needs a language, music or generate model");
+  m.precision = precision_or(q.precision, m.precision);
   std::vector<int32_t> conds;
   const std::string& c = sample_cli().condition;
   if (c.empty()) {
@@ -290,6 +291,7 @@ struct PredictArgs {
   ColumnCli columns;
   bool json = false;
   int threads = 0;
+  std::string precision;  // translate: --precision, empty = the file's
 };
 
 // One classified example: the best label then every label's probability, or a JSON line.
@@ -365,7 +367,8 @@ void run_tag(const PredictArgs& a) {
 
 void run_translate(const PredictArgs& a) {
   apply_threads(a.threads);
-  const TaskModel m = load_task(a.model, TaskKind::seq2seq, "translate needs a seq2seq model (recur train --task seq2seq)");
+  TaskModel m = load_task(a.model, TaskKind::seq2seq, "translate needs a seq2seq model (recur train --task seq2seq)");
+  m.precision = precision_or(a.precision, m.precision);
   std::string text;
   if (m.task.features || !a.features.empty()) {
     // Numeric sources: a features CSV (training's format, the target column optional); one
@@ -474,6 +477,7 @@ void add_translate(CLI::App& app) {
                 "Models with --attention: replace each <unk> in the output by the source word attended to most at "
                 "that step");
   add_threads_option(sub, a->threads);
+  add_precision_option(sub, a->precision);
   sub->callback([a] { run_translate(*a); });
 }
 

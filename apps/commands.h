@@ -13,6 +13,7 @@ void add_diagnose(CLI::App& app);  // recur diagnose gradients
 void add_classify(CLI::App& app);  // recur classify MODEL [TEXT...]
 void add_embed(CLI::App& app);   // recur embed TEXT... --out VECTORS
 void add_eval(CLI::App& app);    // recur eval MODEL FILE
+void add_export(CLI::App& app);  // recur export MODEL OUT --precision P
 void add_help_markdown(CLI::App& app);  // recur help-markdown (hidden): docs/cli.md's generated section
 void add_info(CLI::App& app);    // recur info MODEL
 void add_midi(CLI::App& app);  // recur midi encode|decode|roundtrip

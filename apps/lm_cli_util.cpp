@@ -14,6 +14,24 @@ void add_threads_option(CLI::App* sub, int& threads) {
       ->capture_default_str();
 }
 
+CLI::Option* add_precision_option(CLI::App* sub, std::string& precision, const std::string& help) {
+  const CLI::Validator known(
+      [](std::string& s) -> std::string {
+        try {
+          parse_precision(s, "");
+          return "";
+        } catch (const Error&) {
+          return "got '" + s + "', expected f32, bf16 or int8";
+        }
+      },
+      "f32|bf16|int8");
+  return sub->add_option("--precision", precision, help)->check(known);
+}
+
+Precision precision_or(const std::string& flag, Precision file_precision) {
+  return flag.empty() ? file_precision : parse_precision(flag, "--precision");
+}
+
 void apply_threads(int threads) {
   set_num_threads(threads);
 }

@@ -17,6 +17,15 @@ namespace recur::cli {
 void add_threads_option(CLI::App* sub, int& threads);
 void apply_threads(int threads);
 
+// --precision f32|bf16|int8 of the generating commands (sample, translate): the weights the
+// stepper multiplies with (recur/core/quantize.h). Unset (empty) keeps the model file's own.
+// A value other than those is a usage error (exit 2) at parse time.
+CLI::Option* add_precision_option(CLI::App* sub, std::string& precision,
+                                  const std::string& help = "Weights of the generation steps: f32, bf16 or int8 "
+                                                            "(compressed copies, faster; default: the model file's own, "
+                                                            "f32 unless written by recur export)");
+Precision precision_or(const std::string& flag, Precision file_precision);
+
 // Loads and validates a checkpoint's model part (sample, score, eval).
 LmModel load_model(const std::string& path);
 // The same for a command that needs a language model: a task model is refused with `needs`

@@ -29,6 +29,7 @@ void register_all(CLI::App& app) {
   add_score(app);
   add_eval(app);
   add_embed(app);
+  add_export(app);
   add_info(app);
   add_midi(app);
   add_music_stats(app);

@@ -48,6 +48,7 @@ struct TaskSampleRequest {
   int threads = 0;
   bool json = false;    // JSON Lines {condition, text}
   std::string out;      // -o: empty or '-' = standard output
+  std::string precision;  // --precision, empty = the file's
 };
 void run_task_sample(const std::string& model, const TaskSampleRequest& request);
 

@@ -96,6 +96,13 @@ t "$out/pairs/pairs.tsv" --task seq2seq --out "$work/s2s" --embed 3 --batch 2
 for m in lm_char lm_word; do seed checkpoint "$m.safetensors" < "$work/$m/last.safetensors"; done
 for m in tag classify s2s; do seed task_checkpoint "$m.safetensors" < "$work/$m/last.safetensors"; done
 for m in classify tag s2s; do seed model_file "$m.safetensors" < "$work/$m/last.safetensors"; done
+# Compressed exports (recur export): I8 weights with F32 row scales, BF16 weights.
+"$recur" export "$work/lm_char/last.safetensors" "$work/lm_char_int8.safetensors" --precision int8 2> /dev/null
+"$recur" export "$work/s2s/last.safetensors" "$work/s2s_int8.safetensors" --precision int8 2> /dev/null
+"$recur" export "$work/tag/last.safetensors" "$work/tag_bf16.safetensors" --precision bf16 2> /dev/null
+seed checkpoint lm_char_int8.safetensors < "$work/lm_char_int8.safetensors"
+seed model_file s2s_int8.safetensors < "$work/s2s_int8.safetensors"
+seed model_file tag_bf16.safetensors < "$work/tag_bf16.safetensors"
 seed safetensors lm_char.safetensors < "$work/lm_char/best.safetensors"
 seed safetensors classify.safetensors < "$work/classify/last.safetensors"
 

@@ -314,6 +314,34 @@ TEST_F(CliTasks, Seq2seqTrainTranslateGreedyAndBeam) {
   EXPECT_NE(r.out.find("exact match"), std::string::npos);
 }
 
+// A seq2seq model exported to int8 (and bf16) translates through its compressed weights by
+// default, and in any precision on request; the export holds no training state.
+TEST_F(CliTasks, Seq2seqExportTranslatesInEveryPrecision) {
+  const std::string data = write("pairs.txt", pair_data(200));
+  Result r = run("train " + data + " --task seq2seq --bidirectional --attention general --epochs 2 --out " + path("run") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* p : {"int8", "bf16"}) {
+    const std::string out = path(std::string("m_") + p + ".safetensors");
+    r = run("export " + path("run/last.safetensors") + " " + out + " --precision " + p);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find(std::string("wrote ") + out + ": " + p + " seq2seq model"), std::string::npos) << r.err;
+    EXPECT_LT(std::filesystem::file_size(out), std::filesystem::file_size(path("run/last.safetensors")) / 3);
+    for (const char* flags : {"", "--precision f32", "--precision int8 --beam 3"}) {
+      r = run("translate " + out + " " + flags + " 'one two' 'three'");
+      ASSERT_EQ(r.rc, 0) << p << " " << flags << ": " << r.err;
+      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+    }
+  }
+  r = run("translate " + path("run/last.safetensors") + " --precision bf16 'one two'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("translate " + path("run/last.safetensors") + " --precision int4 'one two'");
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("--precision: got 'int4', expected f32, bf16 or int8"), std::string::npos) << r.err;
+  r = run("export " + path("run/last.safetensors") + " " + path("run/last.safetensors") + " --precision int8");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("would replace the model it reads"), std::string::npos) << r.err;
+}
+
 // BLEU's references are the file's texts, all targets of the same source together, lowercased
 // when the model lowercases. The v1 fixture model (lowercasing) translates "red green" to
 // "green red", "blue black white" to "white blue red black" and "white red blue" to "blue blue

@@ -423,6 +423,14 @@ void SafetensorsWriter::add_int(const std::string& name, const std::vector<int64
   entries_[name] = Entry{DType::i64, shape, raw_bytes(values)};
 }
 
+void SafetensorsWriter::add_bytes(const std::string& name, DType dtype, const Shape& shape, std::string bytes) {
+  check_new_name(name, entries_.count(name));
+  if (int64_t(bytes.size()) != shape_numel(shape) * dtype_size(dtype))
+    throw ShapeError("safetensors: tensor \"" + name + "\": " + std::to_string(bytes.size()) + " bytes for shape " +
+                     shape_str(shape) + " of " + std::string(dtype_name(dtype)));
+  entries_[name] = Entry{dtype, shape, std::move(bytes)};
+}
+
 std::string SafetensorsWriter::serialize() const {
   // ordered_json keeps the conventional field order (dtype, shape, data_offsets) so the header
   // reads like one written by the reference implementation.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include <omp.h>
 
@@ -30,6 +31,24 @@ void step_product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T bet
   }
 }
 
+template <typename T>
+StepMatrix<T>::StepMatrix(const T* w_, int64_t N, int64_t K, Precision p) : w(w_), rows(N), cols(K) {
+  if (p == Precision::f32) return;
+  if constexpr (std::is_same_v<T, float>) {
+    q.push_back(quantize_matrix(w, N, K, p));
+  } else {
+    throw Error("stepper: " + std::string(precision_name(p)) + " weights apply to float32 models only");
+  }
+}
+
+template <typename T>
+void StepMatrix<T>::product(int64_t B, int64_t row0, int64_t n, const T* x, T beta, T* y, int64_t ldy) const {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!q.empty()) return quantized_product(B, x, q[0], row0, n, beta, y, ldy);
+  }
+  step_product(B, n, cols, x, w + row0 * cols, beta, y, ldy);
+}
+
 namespace {
 
 // Layer 0's per-token table is built when it stays this small (a char-level model's is well
@@ -40,7 +59,7 @@ constexpr size_t kMaxTableBytes = size_t(4) << 20;
 
 template <typename T>
 RnnStackStep<T>::RnnStackStep(const RnnConfig& cfg, const RnnParams<T>& params, StepInput input,
-                              const Tensor<T>* embedding, int64_t vocab)
+                              const Tensor<T>* embedding, int64_t vocab, Precision precision)
     : cfg_(cfg), p_(&params), input_(input), emb_(embedding), V_(vocab) {
   const RnnConfig& r = cfg_;
   const int64_t H = r.hidden_size, GH = r.gates() * H;
@@ -65,7 +84,17 @@ RnnStackStep<T>::RnnStackStep(const RnnConfig& cfg, const RnnParams<T>& params, 
       bias_[k].data[size_t(j)] = p.b_ih.data[size_t(j)] + (gru_after && j >= 2 * H ? T(0) : p.b_hh.data[size_t(j)]);
   }
   const int64_t E = r.input_size;
-  if (input == StepInput::embedding && r.directions() == 1 && size_t(V_ * GH) * sizeof(T) <= kMaxTableBytes) {
+  const bool table = input == StepInput::embedding && r.directions() == 1 && size_t(V_ * GH) * sizeof(T) <= kMaxTableBytes;
+  for (int64_t l = 0; l < r.num_layers; ++l)
+    for (int64_t d = 0; d < r.directions(); ++d) {
+      const DirectionParams<T>& p = params.dirs[size_t(l * r.directions() + d)];
+      // Layer 0's W_ih is read per token (table, one-hot column) except from input rows.
+      const bool ih_product = l > 0 || (!table && input != StepInput::one_hot);
+      w_ih_.emplace_back(p.w_ih.ptr(), GH, r.layer_input_size(l), ih_product ? precision : Precision::f32);
+      w_hh_.emplace_back(p.w_hh.ptr(), GH, r.state_size(), precision);
+      if (r.proj_size > 0) w_hr_.emplace_back(p.w_hr.ptr(), r.proj_size, H, precision);
+    }
+  if (table) {
     table_ = Tensor<T>({V_, GH});
     for (int64_t v = 0; v < V_; ++v) std::memcpy(table_.ptr() + v * GH, bias_[0].ptr(), size_t(GH) * sizeof(T));
     blas::gemm(false, true, V_, GH, E, T(1), embedding->ptr(), E, params.dirs[0].w_ih.ptr(), E, T(1), table_.ptr(),
@@ -110,7 +139,6 @@ void RnnStackStep<T>::step(std::span<const int32_t> ids, int64_t B, RnnState<T>&
   if (input_ == StepInput::rows) check_shape("step input", x_.shape, {B, E});
 
   for (int64_t l = 0; l < L; ++l) {
-    const int64_t I = r.layer_input_size(l);
     y_.resize({B, DR});
     for (int64_t d = 0; d < D; ++d) {
       const int64_t k = l * D + d;
@@ -128,28 +156,28 @@ void RnnStackStep<T>::step(std::span<const int32_t> ids, int64_t B, RnnState<T>&
         }
       } else {
         for (int64_t b = 0; b < B; ++b) std::memcpy(g + b * GH, bias_[size_t(k)].ptr(), size_t(GH) * sizeof(T));
-        step_product(B, GH, I, x_.ptr(), p.w_ih.ptr(), T(1), g, GH);
+        w_ih_[size_t(k)].product(B, 0, GH, x_.ptr(), T(1), g, GH);
       }
 
       T* h = state.h.ptr() + k * B * R;                 // [B, R] h_prev in, h_next out
       T* c = lstm ? state.c.ptr() + k * B * H : nullptr;  // [B, H]
       T* h_new = h_til_.ptr();                          // [B, H] (R = H except LSTMP)
       if (r.cell == CellType::rnn_tanh || r.cell == CellType::rnn_relu) {
-        step_product(B, H, R, h, p.w_hh.ptr(), T(1), g, GH);
+        w_hh_[size_t(k)].product(B, 0, H, h, T(1), g, GH);
         for (int64_t b = 0; b < B; ++b) kernels::rnn_row(H, r.cell == CellType::rnn_relu, g + b * GH, h_new + b * H);
       } else if (gru && r.gru_reset == GruReset::after) {
-        step_product(B, GH, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
+        w_hh_[size_t(k)].product(B, 0, GH, h, T(0), hp_.ptr(), GH);
         const T* b_hn = r.bias ? p.b_hh.ptr() + 2 * H : zeros_.ptr();
         for (int64_t b = 0; b < B; ++b)
           kernels::gru_after_row(H, g + b * GH, hp_.ptr() + b * GH, b_hn, h + b * R, h_new + b * H);
       } else if (gru) {
-        step_product(B, 2 * H, R, h, p.w_hh.ptr(), T(0), hp_.ptr(), GH);
+        w_hh_[size_t(k)].product(B, 0, 2 * H, h, T(0), hp_.ptr(), GH);
         for (int64_t b = 0; b < B; ++b)
           kernels::gru_before_rz_row(H, g + b * GH, hp_.ptr() + b * GH, h + b * R, rh_.ptr() + b * H);
-        step_product(B, H, H, rh_.ptr(), p.w_hh.ptr() + 2 * H * H, T(1), g + 2 * H, GH);
+        w_hh_[size_t(k)].product(B, 2 * H, H, rh_.ptr(), T(1), g + 2 * H, GH);
         for (int64_t b = 0; b < B; ++b) kernels::gru_before_out_row(H, g + b * GH, h + b * R, h_new + b * H);
       } else {  // LSTM
-        step_product(B, GH, R, h, p.w_hh.ptr(), T(1), g, GH);
+        w_hh_[size_t(k)].product(B, 0, GH, h, T(1), g, GH);
         const T* z = zeros_.ptr();
         const bool peep = r.peephole;
         for (int64_t b = 0; b < B; ++b)
@@ -158,7 +186,7 @@ void RnnStackStep<T>::step(std::span<const int32_t> ids, int64_t B, RnnState<T>&
         std::memcpy(c, c_next_.ptr(), size_t(B * H) * sizeof(T));
       }
       if (r.proj_size > 0) {  // LSTMP: the state is W_hr h~ [B, P]
-        step_product(B, R, H, h_new, p.w_hr.ptr(), T(0), h, R);
+        w_hr_[size_t(k)].product(B, 0, R, h_new, T(0), h, R);
       } else {
         std::memcpy(h, h_new, size_t(B * R) * sizeof(T));
       }
@@ -170,6 +198,8 @@ void RnnStackStep<T>::step(std::span<const int32_t> ids, int64_t B, RnnState<T>&
 
 template void step_product<float>(int64_t, int64_t, int64_t, const float*, const float*, float, float*, int64_t);
 template void step_product<double>(int64_t, int64_t, int64_t, const double*, const double*, double, double*, int64_t);
+template struct StepMatrix<float>;
+template struct StepMatrix<double>;
 template class RnnStackStep<float>;
 template class RnnStackStep<double>;
 

@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "recur/core/quantize.h"
 #include "recur/core/rnn.h"
 #include "recur/core/tensor.h"
 
@@ -22,6 +23,20 @@ namespace recur::detail {
 // either way, so the result does not depend on the thread count.
 template <typename T>
 void step_product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T beta, T* y, int64_t ldy);
+
+// A weight matrix W [N, K] of a step's products, in float or compressed (quantize.h).
+template <typename T>
+struct StepMatrix {
+  const T* w = nullptr;             // [N, K] the float weights (the parameters themselves)
+  int64_t rows = 0, cols = 0;       // N, K
+  std::vector<QuantizedMatrix> q;   // its compressed copy (one, or none for f32)
+
+  // precision f32 keeps W; bf16 and int8 (T = float only, Error otherwise) compress it.
+  StepMatrix(const T* w, int64_t N, int64_t K, Precision p);
+  StepMatrix() = default;
+  // y[B, n] = beta * y + x[B, K] W[row0 .. row0 + n, K]^T, rows of y ldy apart.
+  void product(int64_t B, int64_t row0, int64_t n, const T* x, T beta, T* y, int64_t ldy) const;
+};
 
 // How layer 0 reads its input in RnnStackStep::step.
 enum class StepInput {
@@ -38,8 +53,10 @@ class RnnStackStep {
   // embedding: [V, E] for StepInput::embedding, else null; V: the vocabulary for one_hot /
   // embedding ids. Layer 0's input side per token, table[v] = W_ih e_v + b [V, G*H], is built
   // for a unidirectional embedding input when it stays small (a char-level model's).
+  // precision: how the products' weights are stored (quantize.h); the embedding, the per-token
+  // table, biases and peepholes stay in T.
   RnnStackStep(const RnnConfig& cfg, const RnnParams<T>& params, StepInput input, const Tensor<T>* embedding,
-               int64_t vocab);
+               int64_t vocab, Precision precision = Precision::f32);
 
   // Layer 0's input rows [B, I] for StepInput::rows, to be filled before step().
   T* input(int64_t B);
@@ -56,6 +73,7 @@ class RnnStackStep {
   StepInput input_;
   const Tensor<T>* emb_;
   int64_t V_;
+  std::vector<StepMatrix<T>> w_ih_, w_hh_, w_hr_;  // [L*D] W_ih [G*H, I], W_hh [G*H, R], W_hr [P, H]
   Tensor<T> table_;               // [V, G*H] layer 0 input side per token (biases included), or empty
   std::vector<Tensor<T>> bias_;   // [L*D] [G*H] b_ih + b_hh, except GRU-after's b_hn (inside the reset)
   Tensor<T> zeros_;               // [3*H] stand-in for absent peepholes and biases

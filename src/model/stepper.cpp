@@ -125,7 +125,12 @@ ModelStepper<T>::ModelStepper(const ModelSpec& spec, const ModelParams<T>& param
   if (!rl.feed.empty() && attn_index_ < 0)
     path_error(rl.name, "is fed by " + quote_name(rl.feed) + ", which the head " + quote_name(opts.head) + " does not read");
   C_ = spec.layers[size_t(head_index_)].size;
-  rnn_ = std::make_unique<detail::RnnStackStep<T>>(rl.rnn, params.layers[size_t(rnn_index_)].rnn, kind, embedding_, V_);
+  rnn_ = std::make_unique<detail::RnnStackStep<T>>(rl.rnn, params.layers[size_t(rnn_index_)].rnn, kind, embedding_, V_,
+                                                   opts.precision);
+  // A tied head (LayerSpec::tie) has only its bias; its weight [C, F] is the embedding's [V, E].
+  const std::string& tie = spec.layers[size_t(head_index_)].tie;
+  const Tensor<T>& hw = tie.empty() ? params.layers[size_t(head_index_)].weight : params.layers[size_t(spec.layer_index(tie))].weight;
+  head_w_ = std::make_unique<detail::StepMatrix<T>>(hw.ptr(), hw.dim(0), hw.dim(1), opts.precision);
 }
 
 template <typename T>
@@ -235,10 +240,7 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
   rnn_->step(ids, B, state);
 
   // Head: logits [B, C] = y W^T + b, seeded with the bias as linear_forward does.
-  // A tied head (LayerSpec::tie) has only its bias; its weight [C, R] is the embedding's [V, E].
   const LayerParams<T>& hp = params_->layers[size_t(head_index_)];
-  const std::string& tie = spec_.layers[size_t(head_index_)].tie;
-  const Tensor<T>& hw = tie.empty() ? hp.weight : params_->layers[size_t(spec_.layer_index(tie))].weight;
   int64_t F = r.state_size();  // the head's input width: R, or A after attention
   const T* head_in = rnn_->output();
   if (attn_index_ >= 0) {
@@ -256,7 +258,7 @@ void ModelStepper<T>::step_impl(std::span<const int32_t> ids, RnnState<T>& state
   }
   logits.resize({B, C_});
   for (int64_t b = 0; b < B; ++b) std::memcpy(logits.ptr() + b * C_, hp.bias.ptr(), size_t(C_) * sizeof(T));
-  detail::step_product(B, C_, F, head_in, hw.ptr(), T(1), logits.ptr(), C_);
+  head_w_->product(B, 0, C_, head_in, T(1), logits.ptr(), C_);
 }
 
 template class ModelStepper<float>;

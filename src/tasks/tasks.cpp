@@ -723,7 +723,7 @@ std::vector<std::vector<int32_t>> translate(const TaskModel& m, const std::vecto
   if (opts.beam < 1) throw Error("--beam: expected >= 1, got " + std::to_string(opts.beam));
   std::vector<std::vector<int32_t>> out(ex.size());
   ModelCache<float> cache;
-  ModelStepper<float> stepper(m.spec, m.params);  // "tgt" -> "dec" -> "out"
+  ModelStepper<float> stepper(m.spec, m.params, {.precision = m.precision});  // "tgt" -> "dec" -> "out"
   const DecodeTokens tokens{.start = Vocab::eos_id, .end = Vocab::eos_id};
   // The encoder runs once per batch (model_forward); the decoder is stepped, all hypotheses of
   // the batch's beams together.
@@ -745,7 +745,7 @@ std::vector<int32_t> generate_conditioned(const TaskModel& m, int32_t label, con
   in["cond"].batch = 1;
   in["cond"].ids = {label};
   ModelCache<float> cache;
-  ModelStepper<float> stepper(m.spec, m.params);
+  ModelStepper<float> stepper(m.spec, m.params, {.precision = m.precision});
   SampleDecodeOptions so;
   so.sample.temperature = opts.temperature;
   so.sample.argmax = opts.argmax;
@@ -1161,6 +1161,7 @@ TaskCheckpoint load_task_checkpoint(const std::string& path) {
   }
   m.spec = std::move(f.spec);
   m.params = std::move(f.params);
+  m.precision = f.precision;
   check_task_structure(m, path);
   ck.train_state = std::move(f.train_state);
   ck.tensors = std::move(f.tensors);

@@ -128,6 +128,20 @@ void check_vocab(const std::string& path, const LmModel& m, const std::string& w
 
 }  // namespace
 
+namespace {
+
+// The model file of a language model (without training state).
+ModelFile lm_model_file(const LmModel& m) {
+  ModelFile f;
+  f.task = lm_task_record(m);
+  f.spec = m.graph();
+  f.params = m.params;  // save_model_file checks the shapes and refuses NaN or infinite weights
+  f.vocabs.emplace("tokens", m.vocab);
+  return f;
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   const LmModel& m = ckpt.model;
   m.spec.validate();
@@ -136,11 +150,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
                 ") does not match the model (" + std::to_string(m.spec.lm.vocab_size) + " " +
                 token_level_name(m.spec.level) + ")");
   if (!m.task.empty()) JsonFields(std::string_view(m.task), path + ": task record");  // an object, checked before writing
-  ModelFile f;
-  f.task = lm_task_record(m);
-  f.spec = m.graph();
-  f.params = m.params;  // save_model_file checks the shapes and refuses NaN or infinite weights
-  f.vocabs.emplace("tokens", m.vocab);
+  ModelFile f = lm_model_file(m);
   f.train_state = ckpt.train_state;
   f.tensors = ckpt.tensors;
   save_model_file(path, f);
@@ -175,6 +185,7 @@ Checkpoint load_lm_model_file(const SafetensorsReader& rd) {
   m.vocab = std::move(v->second);
   check_vocab(path, m, "metadata \"vocab.tokens\"");
   m.params = std::move(f.params);
+  m.precision = f.precision;
   ck.train_state = std::move(f.train_state);
   ck.tensors = std::move(f.tensors);
   return ck;
@@ -252,6 +263,23 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
   if (!lm_params_finite(m.spec, m.params)) throw FormatError(path + ": model weights contain NaN or infinity");
   return ck;
+}
+
+std::string export_model(const std::string& in, const std::string& out, Precision precision) {
+  const SafetensorsReader rd = SafetensorsReader::open(in);
+  ModelFile f;
+  if (rd.metadata().count("format") && rd.metadata().at("format") == kModelFileFormat) {
+    f = load_model_file(rd);  // a task model or a language model, carried whole
+  } else {
+    f = lm_model_file(load_checkpoint(in).model);  // the version-1 language-model format
+  }
+  JsonFields task(std::string_view(f.task), in + ": metadata \"task\"");
+  const std::string kind = task.string("kind");
+  f.train_state.clear();
+  f.tensors.clear();
+  f.precision = precision;
+  save_model_file(out, f);
+  return kind;
 }
 
 }  // namespace recur

@@ -40,6 +40,23 @@ void check_object(const std::string& json, const std::string& where) {
   (void)f;
 }
 
+// The parameters an export of `precision` stores compressed: the weight matrices of rnn, linear
+// and embedding layers (what generation multiplies or looks up); none for f32.
+std::set<std::string> compressed_weights(const ModelSpec& spec, Precision precision) {
+  std::set<std::string> out;
+  if (precision == Precision::f32) return out;
+  Rng rng(0);
+  const ModelParams<float> shapes = model_init_params<float>(spec, rng);
+  model_for_each_param(spec, shapes, [&](const std::string& n, const Tensor<float>& t, bool) {
+    const std::string layer = n.substr(0, n.find('.'));
+    const int64_t i = spec.layer_index(layer);
+    if (i < 0 || t.rank() != 2) return;
+    const LayerKind k = spec.layers[size_t(i)].kind;
+    if (k == LayerKind::rnn || k == LayerKind::linear || k == LayerKind::embedding) out.insert(n);
+  });
+  return out;
+}
+
 }  // namespace
 
 FileFormat read_file_format(const std::string& path) { return file_format_of(SafetensorsReader::open(path)); }
@@ -63,7 +80,25 @@ void save_model_file(const std::string& path, const ModelFile& file) {
     w.set_metadata("vocab." + name, vocab.to_json());
   }
   if (!file.train_state.empty()) w.set_metadata("train_state", file.train_state);
-  model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) { w.add(n, t); });
+  if (file.precision != Precision::f32) {
+    if (!file.train_state.empty() || !file.tensors.empty())
+      throw Error(path + ": a " + std::string(precision_name(file.precision)) +
+                  " export is for inference and holds no training state");
+    w.set_metadata("precision", std::string(precision_name(file.precision)));
+  }
+  const std::set<std::string> compressed = compressed_weights(file.spec, file.precision);
+  model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) {
+    if (!compressed.count(n)) return w.add(n, t);
+    const QuantizedMatrix q = quantize_matrix(t.ptr(), t.dim(0), t.dim(1), file.precision);
+    if (q.precision == Precision::bf16) {
+      w.add_bytes(n, DType::bf16, t.shape, std::string(reinterpret_cast<const char*>(q.bf16.data()), q.bf16.size() * 2));
+    } else {
+      w.add_bytes(n, DType::i8, t.shape, std::string(reinterpret_cast<const char*>(q.q.data()), q.q.size()));
+      Tensor<float> scale({t.dim(0)});
+      scale.data = q.scale;
+      w.add(n + ".scale", scale);
+    }
+  });
   for (const auto& [name, t] : file.tensors) {
     if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
       throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
@@ -86,6 +121,16 @@ ModelFile load_model_file(const SafetensorsReader& rd) {
   ModelFile file;
   for (const auto& [key, value] : meta) {
     if (key == "format" || key == "format_version" || key == "task" || key == "model") continue;
+    if (key == "precision") {
+      try {
+        file.precision = parse_precision(value, "");
+      } catch (const Error&) {
+        throw FormatError(path + ": metadata \"precision\": got " + quote_name(value) + ", expected bf16 or int8");
+      }
+      if (file.precision == Precision::f32)
+        throw FormatError(path + ": metadata \"precision\": got " + quote_name(value) + ", expected bf16 or int8 (float32 files have none)");
+      continue;
+    }
     if (key == "train_state") {
       check_object(value, path + ": metadata \"train_state\"");
       file.train_state = value;
@@ -103,9 +148,34 @@ ModelFile load_model_file(const SafetensorsReader& rd) {
     file.params = model_init_params<float>(file.spec, rng);  // the shapes; every value is read below
   }
   std::set<std::string> names;
+  const std::set<std::string> compressed = compressed_weights(file.spec, file.precision);
   model_for_each_param(file.spec, file.params, [&](const std::string& n, Tensor<float>& t, bool) {
-    t = rd.get<float>(n, t.shape);
     names.insert(n);
+    if (!compressed.count(n) || file.precision == Precision::bf16) {  // BF16 converts to float exactly
+      t = rd.get<float>(n, t.shape);
+      return;
+    }
+    // int8: q [N, K] I8 and scale [N] F32, checked before a value is used.
+    const TensorInfo& info = rd.info(n);
+    if (info.dtype != DType::i8 || info.shape != t.shape)
+      throw FormatError(path + ": tensor " + quote_name(n) + ": expected I8 " + shape_str(t.shape) + " in an int8 export, got " +
+                        std::string(dtype_name(info.dtype)) + " " + shape_str(info.shape));
+    const Tensor<float> scale = rd.get<float>(n + ".scale", {t.dim(0)});
+    names.insert(n + ".scale");
+    const std::vector<int64_t> q = rd.get_int(n);
+    const int64_t K = t.dim(1);
+    for (int64_t r = 0; r < t.dim(0); ++r) {
+      const float s = scale.data[size_t(r)];
+      if (!std::isfinite(s) || s < 0)
+        throw FormatError(path + ": tensor " + quote_name(n + ".scale") + ": row " + std::to_string(r) +
+                          ": expected a finite scale >= 0");
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t v = q[size_t(r * K + k)];
+        if (v < -127) throw FormatError(path + ": tensor " + quote_name(n) + ": value -128 at (" + std::to_string(r) + ", " +
+                                        std::to_string(k) + "); expected -127..127");
+        t.data[size_t(r * K + k)] = s * float(v);
+      }
+    }
   });
   for (const std::string& n : rd.names()) {
     if (names.count(n)) continue;

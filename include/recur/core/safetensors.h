@@ -74,6 +74,9 @@ class SafetensorsWriter {
   void add(const std::string& name, const Tensor<float>& t);
   void add(const std::string& name, const Tensor<double>& t);
   void add_int(const std::string& name, const std::vector<int64_t>& values, const Shape& shape);  // I64
+  // Little-endian bytes already in `dtype` (I8 and BF16 weights of an export, quantize.h).
+  // ShapeError unless bytes.size() == numel(shape) * dtype_size(dtype).
+  void add_bytes(const std::string& name, DType dtype, const Shape& shape, std::string bytes);
   std::string serialize() const;  // header padded to 8 bytes with spaces, tensors in name order
   // Atomic: writes <path>.tmp.<pid>, flushes and fsyncs it, then renames over <path>.
   // Throws Error("<path>: <what failed>: <strerror>") and leaves no temporary file behind.

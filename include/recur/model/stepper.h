@@ -14,6 +14,9 @@
 // to the batch. It is the one inference path: LM and music sampling (lm_stepper_options(), lm.h),
 // conditioned generation and seq2seq greedy and beam decoding (decoding.h) all step through it.
 //
+// With StepperOptions::precision bf16 or int8 the products use compressed copies of the weights
+// (quantize.h) and the logits are those of the compressed model, not the training path's.
+//
 // At batch > 1 a step does the same products in the same order as model_forward, so logits are
 // the training path's bits; at batch 1 products are matrix-vector products (split across threads
 // for large matrices, with the same result on any thread count) and agree up to float rounding.
@@ -30,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "recur/core/quantize.h"
 #include "recur/model/model.h"
 
 namespace recur {
@@ -37,6 +41,8 @@ namespace recur {
 namespace detail {
 template <typename T>
 class RnnStackStep;
+template <typename T>
+struct StepMatrix;
 }  // namespace detail
 
 // The names of the stepped path's ends (tasks.h's seq2seq and generate models use these).
@@ -44,6 +50,11 @@ struct StepperOptions {
   std::string tokens = "tgt";  // the per-step token input read at each step
   std::string rnn = "dec";     // the recurrent layer stepped
   std::string head = "out";    // the linear layer reading the rnn's output sequence
+  // How the rnn's and the head's weight matrices are stored and multiplied (quantize.h): f32 is
+  // the training path's arithmetic; bf16 and int8 compress copies of them at construction for
+  // faster generation (float32 models only). Embeddings, biases, peepholes and the attention
+  // layer stay float32.
+  Precision precision = Precision::f32;
 };
 
 // What a batch starts from.
@@ -114,6 +125,7 @@ class ModelStepper {
   std::vector<Segment> segments_;         // empty unless the input is a concatenation
   std::vector<std::string> context_refs_; // the vectors joined into the context, in order
   std::unique_ptr<detail::RnnStackStep<T>> rnn_;
+  std::unique_ptr<detail::StepMatrix<T>> head_w_;  // [C, F] the head's weight, as opts.precision asks
 };
 
 }  // namespace recur

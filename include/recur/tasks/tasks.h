@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "recur/core/loss.h"
+#include "recur/core/quantize.h"
 #include "recur/model/decoding.h"
 #include "recur/model/model.h"
 #include "recur/core/random.h"
@@ -85,6 +86,9 @@ struct TaskModel {
   Vocab chars{TokenLevel::chars};    // tag with char_rnn
   Vocab targets{TokenLevel::words};  // seq2seq target words; generate: characters
   std::vector<std::string> labels;   // classes, tags or conditions
+  // The precision generation and translation step in (stepper.h): the file's own (an export's
+  // bf16 or int8, else f32); `--precision` overrides it.
+  Precision precision = Precision::f32;
   int32_t label_id(std::string_view label) const;  // -1 when unknown
   // The labels for an error message: "a, b, c", the first 12 then ", ..." when there are more.
   std::string labels_for_message() const;

@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "recur/core/quantize.h"
 #include "recur/model/lm.h"
 #include "recur/data/text_data.h"
 #include "recur/data/vocab.h"
@@ -64,6 +65,9 @@ struct LmModel {
   // The "task" metadata: a JSON object text, or empty for a text language model. The checkpoint
   // only checks that it is an object; its owner (music_corpus.h for "music") reads the fields.
   std::string task;
+  // The precision generation runs in (stepper.h): the file's own (model_file.h: an export's bf16
+  // or int8, else f32); `recur sample --precision` overrides it. save_checkpoint ignores it.
+  Precision precision = Precision::f32;
 
   ModelSpec graph() const;  // lm_model_spec(spec.lm)
 };
@@ -81,6 +85,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Reads and validates everything except the contents of train_state, which the trainer checks
 // when it resumes (and `recur info` when it reports). Throws FormatError naming the path.
 Checkpoint load_checkpoint(const std::string& path);
+
+// `recur export`: the model of a checkpoint (any model file or version this build reads, a
+// language or a task model) written to `out` without its training state, its weight matrices
+// stored in `precision` (model_file.h; f32 keeps them as they are). Returns the file's task kind.
+std::string export_model(const std::string& in, const std::string& out, Precision precision);
 
 // True when every parameter value is finite (no NaN or infinity).
 bool lm_params_finite(const LmSpec& spec, const ModelParams<float>& params);

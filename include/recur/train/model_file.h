@@ -10,7 +10,15 @@
 //             "task": the task record (JSON object: its "kind" and what the task code needs),
 //             "model": the graph (model_spec_to_json),
 //             "vocab.<name>": Vocab::to_json() for each vocabulary the task uses,
-//             "train_state": the training loop's JSON, absent for a bare model.
+//             "train_state": the training loop's JSON, absent for a bare model,
+//             "precision": "bf16" or "int8" for an inference-only export (recur export), absent
+//             (float32) otherwise.
+// An export stores the weight matrices of its rnn, linear and embedding layers compressed
+// (quantize.h): bf16 as BF16 tensors; int8 as I8 tensors "<name>" [N, K] beside F32 row scales
+// "<name>.scale" [N], W = scale[n] * q[n, k]. It holds no training state. Loading gives the
+// float32 values the compressed weights stand for, so every path reads an export; quantising
+// them again gives back the stored integers (and the scales up to a float rounding), so generation
+// in the file's precision computes with the exported weights.
 // Version 1 is what recur wrote before the engine rework (task models only); version 2 has the
 // same layout and holds every model, the language model included (task record {"kind": "lm"},
 // train/checkpoint.h). The older language-model format ("recur-lm" version 1) is read by
@@ -24,6 +32,7 @@
 #include <string>
 #include <string_view>
 
+#include "recur/core/quantize.h"
 #include "recur/core/tensor.h"
 #include "recur/data/vocab.h"
 #include "recur/model/model.h"
@@ -56,10 +65,12 @@ struct ModelFile {
   std::map<std::string, Vocab> vocabs;           // by name, see kModelFileVocabs
   std::string train_state;                       // JSON object text; empty for a bare model
   std::map<std::string, Tensor<float>> tensors;  // "optim.*" and "train.*"
+  Precision precision = Precision::f32;           // how the matrices are stored (f32 unless an export)
 };
 
 // Checks the graph, the parameters (shapes, finite values) and the tensor names, then writes
-// version kModelFileVersion atomically. Throws Error naming the path.
+// version kModelFileVersion atomically; with precision bf16 or int8, compressed as above (Error
+// if the file has training state). Throws Error naming the path.
 void save_model_file(const std::string& path, const ModelFile& file);
 
 // Reads "recur-model" versions 1 and 2; anything else is refused by name ("written by a newer

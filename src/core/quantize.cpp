@@ -1,0 +1,288 @@
+// Compressed weights and their products: see quantize.h.
+//
+// Written here rather than called from oneDNN or OpenBLAS: a batch-1 step does a handful of
+// small matrix-vector products per token (a 1x128 LSTM's take about a microsecond each), where a
+// library call's set-up (oneDNN's int8 matmul reorders and scales its inputs per call; OpenBLAS
+// has no int8 product and Debian's build no bf16 one) costs as much as the product itself.
+#include "recur/core/quantize.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "recur/core/error.h"
+
+namespace recur {
+
+std::string_view precision_name(Precision p) {
+  switch (p) {
+    case Precision::f32: return "f32";
+    case Precision::bf16: return "bf16";
+    case Precision::int8: return "int8";
+  }
+  return "?";
+}
+
+Precision parse_precision(std::string_view text, std::string_view what) {
+  if (text == "f32" || text == "float32" || text == "fp32") return Precision::f32;
+  if (text == "bf16" || text == "bfloat16") return Precision::bf16;
+  if (text == "int8") return Precision::int8;
+  throw Error(std::string(what) + ": got '" + std::string(text) + "', expected f32, bf16 or int8");
+}
+
+uint16_t float_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+  return uint16_t(u >> 16);
+}
+
+float bf16_to_float(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p) {
+  if (N < 0 || K < 0) throw ShapeError("quantize_matrix: negative size [" + std::to_string(N) + ", " + std::to_string(K) + "]");
+  if (p == Precision::f32) throw Error("quantize_matrix: f32 is not a compressed precision");
+  QuantizedMatrix m;
+  m.precision = p;
+  m.rows = N;
+  m.cols = K;
+  for (int64_t i = 0; i < N * K; ++i)
+    if (!std::isfinite(W[i]))
+      throw Error("quantize_matrix: weight (" + std::to_string(i / K) + ", " + std::to_string(i % K) + ") is not finite");
+  if (p == Precision::bf16) {
+    m.bf16.resize(size_t(N * K));
+    for (int64_t i = 0; i < N * K; ++i) m.bf16[size_t(i)] = float_to_bf16(W[i]);
+    return m;
+  }
+  m.q.resize(size_t(N * K));
+  m.scale.resize(size_t(N));
+  m.q_sum.resize(size_t(N));
+  for (int64_t n = 0; n < N; ++n) {
+    const float* w = W + n * K;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[k]));
+    const float s = amax / 127.0f;
+    m.scale[size_t(n)] = s;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      // |w| <= amax, so |w / s| <= 127 up to rounding; the clamp only guards that rounding.
+      const int32_t v = s > 0.0f ? int32_t(std::lrintf(std::clamp(w[k] / s, -127.0f, 127.0f))) : 0;
+      m.q[size_t(n * K + k)] = int8_t(v);
+      sum += v;
+    }
+    m.q_sum[size_t(n)] = sum;
+  }
+  return m;
+}
+
+std::vector<float> dequantize_matrix(const QuantizedMatrix& m) {
+  std::vector<float> w(size_t(m.rows * m.cols));
+  for (int64_t n = 0; n < m.rows; ++n)
+    for (int64_t k = 0; k < m.cols; ++k) {
+      const size_t i = size_t(n * m.cols + k);
+      w[i] = m.precision == Precision::bf16 ? bf16_to_float(m.bf16[i]) : m.scale[size_t(n)] * float(m.q[i]);
+    }
+  return w;
+}
+
+namespace {
+
+bool detect_avx512() {
+  const char* isa = std::getenv("RECUR_ISA");
+  if (isa && std::string_view(isa) == "avx2") return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+bool use_avx512() {
+  static const bool yes = detect_avx512();
+  return yes;
+}
+
+// Integer dot products run over blocks of K this long, each summed in int32 (|sum| <= 32768 *
+// 255 * 127 < 2^31 even for the VNNI kernel's unsigned input), the blocks in int64.
+constexpr int64_t kBlock = 32768;
+
+// One input row quantised: xq[k] = round(x[k] / sx) in [-127, 127], sx = max |x| / 127.
+float quantize_row(const float* x, int64_t K, int16_t* xq, uint8_t* xu) {
+  float amax = 0.0f;
+  for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
+  const float s = amax / 127.0f;
+  const float inv = s > 0.0f ? 1.0f / s : 0.0f;
+  for (int64_t k = 0; k < K; ++k) {
+    const int32_t v = int32_t(std::lrintf(std::clamp(x[k] * inv, -127.0f, 127.0f)));
+    xq[k] = int16_t(v);
+    xu[k] = uint8_t(v + 128);  // the VNNI kernel's unsigned operand
+  }
+  return s;
+}
+
+inline void store(float* y, float beta, float v) { *y = beta == 0.0f ? v : beta * *y + v; }
+
+// ---- AVX2 (the portable build's baseline) ----
+
+int64_t dot_i8_avx2(const int8_t* w, const int16_t* x, int64_t K) {
+  int64_t total = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+    const int64_t k1 = std::min(K, k0 + kBlock);
+    __m256i acc = _mm256_setzero_si256();
+    int64_t k = k0;
+    for (; k + 16 <= k1; k += 16) {
+      const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(wv, xv));
+    }
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+    int32_t s = 0;
+    for (int32_t v : lanes) s += v;
+    for (; k < k1; ++k) s += int32_t(w[k]) * int32_t(x[k]);
+    total += s;
+  }
+  return total;
+}
+
+float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256i wi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k))), 16);
+    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(wi), _mm256_loadu_ps(x + k), acc);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+  for (; k < K; ++k) s += bf16_to_float(w[k]) * x[k];
+  return s;
+}
+
+// ---- AVX-512 with VNNI ----
+
+// GCC 12's AVX-512 reduction intrinsics start from _mm512_undefined and warn about it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define RECUR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+RECUR_AVX512 int64_t dot_u8i8_avx512(const int8_t* w, const uint8_t* xu, int64_t K) {
+  int64_t total = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+    const int64_t k1 = std::min(K, k0 + kBlock);
+    __m512i acc = _mm512_setzero_si512();
+    int64_t k = k0;
+    for (; k + 64 <= k1; k += 64)
+      acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(xu + k), _mm512_loadu_si512(w + k));
+    if (k < k1) {
+      const __mmask64 m = k1 - k == 64 ? ~__mmask64(0) : (__mmask64(1) << (k1 - k)) - 1;
+      acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(m, xu + k), _mm512_maskz_loadu_epi8(m, w + k));
+    }
+    total += _mm512_reduce_add_epi32(acc);
+  }
+  return total;
+}
+
+RECUR_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m512i wi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k))), 16);
+    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), _mm512_loadu_ps(x + k), acc);
+  }
+  if (k < K) {
+    const __mmask16 m = __mmask16((1u << (K - k)) - 1);
+    const __m512i wi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + k)), 16);
+    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), _mm512_maskz_loadu_ps(m, x + k), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+#pragma GCC diagnostic pop
+
+// Rows [lo, hi) of W (relative to row0) against every input row.
+struct Inputs {
+  int64_t B, K;
+  const float* x;       // [B, K]
+  const int16_t* xq;    // [B, K] int8: quantised rows
+  const uint8_t* xu;    // [B, K] int8: the same + 128
+  const float* sx;      // [B] int8: their scales
+};
+
+void product_rows(const Inputs& in, const QuantizedMatrix& W, int64_t row0, int64_t lo, int64_t hi, float beta, float* y,
+                  int64_t ldy, bool avx512) {
+  const int64_t K = in.K;
+  for (int64_t b = 0; b < in.B; ++b) {
+    float* yb = y + b * ldy;
+    if (W.precision == Precision::int8) {
+      const float sx = in.sx[b];
+      for (int64_t j = lo; j < hi; ++j) {
+        const int64_t n = row0 + j;
+        const int8_t* w = W.q.data() + n * K;
+        const int64_t dot = avx512 ? dot_u8i8_avx512(w, in.xu + b * K, K) - 128 * int64_t(W.q_sum[size_t(n)])
+                                   : dot_i8_avx2(w, in.xq + b * K, K);
+        store(yb + j, beta, (W.scale[size_t(n)] * sx) * float(dot));
+      }
+    } else {
+      for (int64_t j = lo; j < hi; ++j) {
+        const uint16_t* w = W.bf16.data() + (row0 + j) * K;
+        store(yb + j, beta, avx512 ? dot_bf16_avx512(w, in.x + b * K, K) : dot_bf16_avx2(w, in.x + b * K, K));
+      }
+    }
+  }
+}
+
+// Compressed bytes read per product before a second thread pays for its fork (about 64 KiB:
+// a 1x128 LSTM's recurrent matrix in int8 stays on one thread, a 2x512's is split).
+constexpr int64_t kSplitBytes = int64_t(1) << 16;
+
+}  // namespace
+
+std::string_view quantized_kernels() { return use_avx512() ? "avx512-vnni" : "avx2"; }
+
+void quantized_product(int64_t B, const float* x, const QuantizedMatrix& W, int64_t row0, int64_t n_rows, float beta,
+                       float* y, int64_t ldy) {
+  if (row0 < 0 || n_rows < 0 || row0 + n_rows > W.rows || B < 0)
+    throw ShapeError("quantized_product: rows [" + std::to_string(row0) + ", " + std::to_string(row0 + n_rows) +
+                     ") of a matrix of " + std::to_string(W.rows));
+  const int64_t K = W.cols;
+  const bool avx512 = use_avx512();
+  // Scratch for the quantised input rows, kept per thread so the calls never allocate once warm.
+  thread_local std::vector<int16_t> xq;
+  thread_local std::vector<uint8_t> xu;
+  thread_local std::vector<float> sx;
+  Inputs in{.B = B, .K = K, .x = x, .xq = nullptr, .xu = nullptr, .sx = nullptr};
+  if (W.precision == Precision::int8) {
+    xq.resize(size_t(B * K));
+    xu.resize(size_t(B * K));
+    sx.resize(size_t(B));
+    for (int64_t b = 0; b < B; ++b) sx[size_t(b)] = quantize_row(x + b * K, K, xq.data() + b * K, xu.data() + b * K);
+    in.xq = xq.data();
+    in.xu = xu.data();
+    in.sx = sx.data();
+  }
+  const int64_t bytes = n_rows * K * (W.precision == Precision::int8 ? 1 : 2) * B;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads < 2 || bytes < kSplitBytes || n_rows < 32) {
+    product_rows(in, W, row0, 0, n_rows, beta, y, ldy, avx512);
+    return;
+  }
+  // Each thread takes whole rows (a multiple of 16 apart): every output is one dot product in
+  // a fixed order whoever computes it.
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t lo = (n_rows * t / n) & ~int64_t(15), hi = t + 1 == n ? n_rows : (n_rows * (t + 1) / n) & ~int64_t(15);
+    if (hi > lo) product_rows(in, W, row0, lo, hi, beta, y, ldy, avx512);
+  }
+}
+
+}  // namespace recur
