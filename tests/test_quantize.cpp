@@ -477,16 +477,18 @@ TEST_F(Export, DamagedInt8ExportsAreRefusedByName) {
          std::vector<int64_t> v = SafetensorsReader::open(out).get_int(w, &s);
          v[0] = -128;
          sw.add_bytes(w, DType::i8, s, std::string(v.begin(), v.end()));
-       }},
+       },
+       ""},
       {"negative_scale", "expected a finite scale >= 0",
        [&](SafetensorsWriter& sw, auto&) {
          Tensor<float> sc = SafetensorsReader::open(out).get<float>(w + ".scale");
          sc.data[3] = -1;
          sw.add(w + ".scale", sc);
-       }},
+       },
+       ""},
       {"no_scale", "no tensor '" + w + ".scale'", [](SafetensorsWriter&, auto&) {}, w + ".scale"},
-      {"unknown_precision", "metadata \"precision\": got 'int4'", [&](SafetensorsWriter&, auto& meta) { meta["precision"] = "int4"; }},
-      {"no_precision", "has dtype I8, expected a float dtype", [&](SafetensorsWriter&, auto& meta) { meta.erase("precision"); }},
+      {"unknown_precision", "metadata \"precision\": got 'int4'", [&](SafetensorsWriter&, auto& meta) { meta["precision"] = "int4"; }, ""},
+      {"no_precision", "has dtype I8, expected a float dtype", [&](SafetensorsWriter&, auto& meta) { meta.erase("precision"); }, ""},
   };
   for (const Case& c : cases) {
     const std::string bad = rewritten(out, c.name + ".safetensors", c.edit, c.skip);

@@ -130,41 +130,59 @@ float quantize_row(const float* x, int64_t K, int16_t* xq, uint8_t* xu) {
 
 inline void store(float* y, float beta, float v) { *y = beta == 0.0f ? v : beta * *y + v; }
 
+// Each kernel computes R rows of W at once (rows w, w + K, ..., w + (R-1) K) against one input
+// row: R independent accumulator chains hide the latency of the multiply-adds, and each input
+// chunk is loaded once for R rows. Every row has its own accumulator, updated in the same order
+// whatever R is, so a row's result never depends on the rows computed beside it.
+
 // ---- AVX2 (the portable build's baseline) ----
 
-int64_t dot_i8_avx2(const int8_t* w, const int16_t* x, int64_t K) {
-  int64_t total = 0;
+template <int R>
+void dot_i8_avx2(const int8_t* w, int64_t K, const int16_t* x, int64_t* out) {
+  for (int r = 0; r < R; ++r) out[r] = 0;
   for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
     const int64_t k1 = std::min(K, k0 + kBlock);
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
     int64_t k = k0;
     for (; k + 16 <= k1; k += 16) {
-      const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k)));
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(wv, xv));
+      for (int r = 0; r < R; ++r) {
+        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * K + k)));
+        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(wv, xv));
+      }
     }
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
-    int32_t s = 0;
-    for (int32_t v : lanes) s += v;
-    for (; k < k1; ++k) s += int32_t(w[k]) * int32_t(x[k]);
-    total += s;
+    for (int r = 0; r < R; ++r) {
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[r]);
+      int32_t s = 0;
+      for (int32_t v : lanes) s += v;
+      for (int64_t t = k; t < k1; ++t) s += int32_t(w[r * K + t]) * int32_t(x[t]);
+      out[r] += s;
+    }
   }
-  return total;
 }
 
-float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
-  __m256 acc = _mm256_setzero_ps();
+template <int R>
+void dot_bf16_avx2(const uint16_t* w, int64_t K, const float* x, float* out) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    const __m256i wi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k))), 16);
-    acc = _mm256_fmadd_ps(_mm256_castsi256_ps(wi), _mm256_loadu_ps(x + k), acc);
+    const __m256 xv = _mm256_loadu_ps(x + k);
+    for (int r = 0; r < R; ++r) {
+      const __m256i wi =
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * K + k))), 16);
+      acc[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(wi), xv, acc[r]);
+    }
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc);
-  float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-  for (; k < K; ++k) s += bf16_to_float(w[k]) * x[k];
-  return s;
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc[r]);
+    float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (int64_t t = k; t < K; ++t) s += bf16_to_float(w[r * K + t]) * x[t];
+    out[r] = s;
+  }
 }
 
 // ---- AVX-512 with VNNI ----
@@ -175,36 +193,50 @@ float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t K) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define RECUR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
-RECUR_AVX512 int64_t dot_u8i8_avx512(const int8_t* w, const uint8_t* xu, int64_t K) {
-  int64_t total = 0;
+// Sums of (x + 128) * w: the caller subtracts 128 * sum(w), precomputed per row.
+template <int R>
+RECUR_AVX512 void dot_u8i8_avx512(const int8_t* w, int64_t K, const uint8_t* xu, int64_t* out) {
+  for (int r = 0; r < R; ++r) out[r] = 0;
   for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
     const int64_t k1 = std::min(K, k0 + kBlock);
-    __m512i acc = _mm512_setzero_si512();
+    __m512i acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
     int64_t k = k0;
-    for (; k + 64 <= k1; k += 64)
-      acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(xu + k), _mm512_loadu_si512(w + k));
-    if (k < k1) {
-      const __mmask64 m = k1 - k == 64 ? ~__mmask64(0) : (__mmask64(1) << (k1 - k)) - 1;
-      acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(m, xu + k), _mm512_maskz_loadu_epi8(m, w + k));
+    for (; k + 64 <= k1; k += 64) {
+      const __m512i xv = _mm512_loadu_si512(xu + k);
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], xv, _mm512_loadu_si512(w + r * K + k));
     }
-    total += _mm512_reduce_add_epi32(acc);
+    if (k < k1) {
+      const __mmask64 m = (__mmask64(1) << (k1 - k)) - 1;  // k1 - k < 64
+      const __m512i xv = _mm512_maskz_loadu_epi8(m, xu + k);
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], xv, _mm512_maskz_loadu_epi8(m, w + r * K + k));
+    }
+    for (int r = 0; r < R; ++r) out[r] += _mm512_reduce_add_epi32(acc[r]);
   }
-  return total;
 }
 
-RECUR_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t K) {
-  __m512 acc = _mm512_setzero_ps();
+template <int R>
+RECUR_AVX512 void dot_bf16_avx512(const uint16_t* w, int64_t K, const float* x, float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
-    const __m512i wi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k))), 16);
-    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), _mm512_loadu_ps(x + k), acc);
+    const __m512 xv = _mm512_loadu_ps(x + k);
+    for (int r = 0; r < R; ++r) {
+      const __m512i wi =
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * K + k))), 16);
+      acc[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), xv, acc[r]);
+    }
   }
   if (k < K) {
     const __mmask16 m = __mmask16((1u << (K - k)) - 1);
-    const __m512i wi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + k)), 16);
-    acc = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), _mm512_maskz_loadu_ps(m, x + k), acc);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
+    for (int r = 0; r < R; ++r) {
+      const __m512i wi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + r * K + k)), 16);
+      acc[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(wi), xv, acc[r]);
+    }
   }
-  return _mm512_reduce_add_ps(acc);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 #pragma GCC diagnostic pop
 
@@ -217,25 +249,38 @@ struct Inputs {
   const float* sx;      // [B] int8: their scales
 };
 
+// Rows are taken kRows at a time, the last few one by one.
+constexpr int kRows = 4;
+
 void product_rows(const Inputs& in, const QuantizedMatrix& W, int64_t row0, int64_t lo, int64_t hi, float beta, float* y,
                   int64_t ldy, bool avx512) {
   const int64_t K = in.K;
   for (int64_t b = 0; b < in.B; ++b) {
     float* yb = y + b * ldy;
-    if (W.precision == Precision::int8) {
-      const float sx = in.sx[b];
-      for (int64_t j = lo; j < hi; ++j) {
-        const int64_t n = row0 + j;
+    for (int64_t j = lo; j < hi;) {
+      const int64_t n = row0 + j;
+      const int rows = hi - j >= kRows ? kRows : 1;
+      if (W.precision == Precision::int8) {
+        int64_t dot[kRows];
         const int8_t* w = W.q.data() + n * K;
-        const int64_t dot = avx512 ? dot_u8i8_avx512(w, in.xu + b * K, K) - 128 * int64_t(W.q_sum[size_t(n)])
-                                   : dot_i8_avx2(w, in.xq + b * K, K);
-        store(yb + j, beta, (W.scale[size_t(n)] * sx) * float(dot));
+        if (avx512) {
+          rows == kRows ? dot_u8i8_avx512<kRows>(w, K, in.xu + b * K, dot) : dot_u8i8_avx512<1>(w, K, in.xu + b * K, dot);
+          for (int r = 0; r < rows; ++r) dot[r] -= 128 * int64_t(W.q_sum[size_t(n + r)]);
+        } else {
+          rows == kRows ? dot_i8_avx2<kRows>(w, K, in.xq + b * K, dot) : dot_i8_avx2<1>(w, K, in.xq + b * K, dot);
+        }
+        for (int r = 0; r < rows; ++r) store(yb + j + r, beta, (W.scale[size_t(n + r)] * in.sx[b]) * float(dot[r]));
+      } else {
+        float dot[kRows];
+        const uint16_t* w = W.bf16.data() + n * K;
+        if (avx512) {
+          rows == kRows ? dot_bf16_avx512<kRows>(w, K, in.x + b * K, dot) : dot_bf16_avx512<1>(w, K, in.x + b * K, dot);
+        } else {
+          rows == kRows ? dot_bf16_avx2<kRows>(w, K, in.x + b * K, dot) : dot_bf16_avx2<1>(w, K, in.x + b * K, dot);
+        }
+        for (int r = 0; r < rows; ++r) store(yb + j + r, beta, dot[r]);
       }
-    } else {
-      for (int64_t j = lo; j < hi; ++j) {
-        const uint16_t* w = W.bf16.data() + (row0 + j) * K;
-        store(yb + j, beta, avx512 ? dot_bf16_avx512(w, in.x + b * K, K) : dot_bf16_avx2(w, in.x + b * K, K));
-      }
+      j += rows;
     }
   }
 }
