@@ -24,6 +24,12 @@
 //                parameter, 20 train steps on the fixed batch. generate: token-by-token loss
 //                equals a whole-sequence forward with the same weights.
 //   --per-layer  one primitive per layer even where layers could be fused (for comparison)
+//
+// Precision: this anchor is float32 only. A case whose "precision" is bf16 or int8 (compressed
+// generation weights in recur, quantize_dynamic / autocast in PyTorch) has no oneDNN
+// counterpart here: dnnl_suite prints a note on stderr, nothing on stdout, and exits with
+// kNotApplicable (3), which bench/suite.sh reads as "not applicable" and skips. An unknown
+// precision is a usage error (exit 2).
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -56,6 +62,8 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
+constexpr int kNotApplicable = 3;  // exit code: the case is outside this implementation (see above)
+
 [[noreturn]] void usage_error(const std::string& msg) {
   std::fprintf(stderr, "dnnl_suite: %s\n", msg.c_str());
   std::exit(2);
@@ -70,6 +78,7 @@ enum class Mode { train, forward, generate };
 
 struct Case {
   std::string name, cell_name;
+  std::string precision = "f32";  // "f32" (also "fp32", "float32"), "bf16" ("bfloat16") or "int8"
   Kind kind = Kind::lm;
   Mode mode = Mode::train;
   Cell cell = Cell::lstm;
@@ -115,6 +124,7 @@ Case parse_case(const nlohmann::json& j) {
     c.steps = j.at("steps").get<int>();
     c.tags = j.value("tags", 0);
     c.repeats = j.value("repeats", 5);
+    c.precision = j.value("precision", std::string("f32"));
   } catch (const nlohmann::json::exception& e) {
     usage_error(std::string("bad case entry: ") + e.what());
   }
@@ -124,6 +134,10 @@ Case parse_case(const nlohmann::json& j) {
     usage_error("case " + c.name + ": tagger needs \"tags\"");
   if (c.kind == Kind::tagger && c.layers != 1)
     usage_error("case " + c.name + ": tagger is 1 layer");
+  if (c.precision == "fp32" || c.precision == "float32") c.precision = "f32";
+  if (c.precision == "bfloat16") c.precision = "bf16";
+  if (c.precision != "f32" && c.precision != "bf16" && c.precision != "int8")
+    usage_error("case " + c.name + ": unknown precision " + c.precision + " (f32, bf16 or int8)");
   if (c.embed <= 0) usage_error("case " + c.name + ": embed 0 (one-hot input) is not supported");
   if (c.vocab <= 0 || c.hidden <= 0 || c.layers <= 0 || c.batch <= 0 || c.steps <= 0)
     usage_error("case " + c.name + ": sizes must be positive");
@@ -918,6 +932,11 @@ int main(int argc, char** argv) {
     if (j.value("name", "") == case_name) found = &j;
   if (!found) usage_error("unknown case " + case_name);
   const Case c = parse_case(*found);
+  if (c.precision != "f32") {
+    std::fprintf(stderr, "dnnl_suite: case %s: precision %s is not applicable (this anchor is float32 only)\n",
+                 c.name.c_str(), c.precision.c_str());
+    return kNotApplicable;
+  }
   if (repeats < 0) repeats = c.repeats;
   if (repeats < 1) usage_error("--repeats must be >= 1");
 
@@ -971,6 +990,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json out;
     out["impl"] = "onednn";
     out["case"] = c.name;
+    out["precision"] = c.precision;
     out["threads"] = threads;
     out["times_s"] = times;
     out["tokens_per_repeat"] =

@@ -11,6 +11,9 @@
 //   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
 //   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
 //   generate  batch 1: id -> ModelStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
+// A case's "precision" (f32 default, bf16, int8) is StepperOptions::precision: the stepper's
+// compressed copies of the rnn and head weight matrices (recur/core/quantize.h). Only generate
+// cases may ask for bf16 or int8; any other case with a compressed precision is refused (exit 2).
 // A train step is forward, backward, clip_grad_norm(5) and Adam(1e-3), as in bench/torch_suite.py.
 #include <sys/resource.h>
 
@@ -33,6 +36,7 @@
 #include "recur/core/loss.h"
 #include "recur/model/model.h"
 #include "recur/core/optim.h"
+#include "recur/core/quantize.h"
 #include "recur/model/sampler.h"
 #include "recur/core/threads.h"
 
@@ -44,6 +48,7 @@ namespace {
 
 struct Case {
   std::string name, kind, mode, cell;
+  std::string precision = "f32";  // as written in the cases file (parse_precision reads it)
   int64_t vocab = 0, embed = 0, hidden = 0, layers = 1, batch = 1, steps = 1, tags = 0, repeats = 5;
 };
 
@@ -61,6 +66,7 @@ Case parse_case(const json& j) {
   c.steps = j.at("steps");
   c.tags = j.value("tags", int64_t(0));
   c.repeats = j.value("repeats", int64_t(5));
+  c.precision = j.value("precision", std::string("f32"));
   return c;
 }
 
@@ -158,7 +164,9 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
     // One token in, one sampled token out, the state carried: what `recur sample` does.
     auto id = std::make_shared<int32_t>(0);
     auto srng = std::make_shared<Rng>(7);
-    auto stepper = std::make_shared<ModelStepper<float>>(m.graph, m.params, lm_stepper_options());
+    StepperOptions o = lm_stepper_options();
+    o.precision = parse_precision(c.precision, "case " + c.name + ": precision");
+    auto stepper = std::make_shared<ModelStepper<float>>(m.graph, m.params, o);
     ModelCache<float> start_cache;
     auto context = std::make_shared<Tensor<float>>();
     m.state = stepper->start({}, 1, start_cache).state;
@@ -315,6 +323,18 @@ int main(int argc, char** argv) {
     if (j.at("name") == case_name) c = parse_case(j);
   if (!c) usage_error(cases_path + ": no case named '" + case_name + "'");
   if (repeats < 0) repeats = int(c->repeats);
+  Precision precision = Precision::f32;
+  try {
+    precision = parse_precision(c->precision, "case " + c->name + ": precision");
+  } catch (const std::exception& e) {
+    usage_error(e.what());
+  }
+  // Compressed weights are the stepper's (generation) path only; bf16 training and forward rows
+  // are a separate change.
+  if (precision != Precision::f32 && c->mode != "generate")
+    usage_error("case " + c->name + ": precision " + std::string(precision_name(precision)) +
+                " is only supported for mode generate (compressed weights are an inference path of "
+                "ModelStepper); use f32 for mode " + c->mode);
 
   try {
     const double rss_base = vm_rss_mb();
@@ -336,6 +356,7 @@ int main(int argc, char** argv) {
     }
     json out = {{"impl", "recur"},
                 {"case", c->name},
+                {"precision", std::string(precision_name(precision))},
                 {"threads", threads},
                 {"times_s", times},
                 {"tokens_per_repeat", run.tokens_per_repeat},
@@ -344,7 +365,10 @@ int main(int argc, char** argv) {
                 {"rss_base_mb", rss_base},
                 {"rss_peak_mb", peak_rss_mb()},
                 {"blas", mapped_blas()},
-                {"notes", ""}};
+                {"notes", precision == Precision::f32
+                              ? std::string()
+                              : "compressed weights (rnn + head): " + std::string(precision_name(precision)) +
+                                    ", kernels " + std::string(quantized_kernels())}};
     std::printf("%s\n", out.dump().c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recur_suite: %s: %s\n", c->name.c_str(), e.what());

@@ -15,6 +15,13 @@
 # (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and the program's own setting). Each (case, threads)
 # runs the three implementations one after another, in an order rotated per case, each in its
 # own process so that peak memory is per case.
+#
+# Precision: a case's optional "precision" (f32 default; bf16 or int8 for generate cases) is read
+# by each implementation itself. An implementation that has no such path exits with status 3,
+# "not applicable": suite.sh notes it on stderr, records nothing, and the table shows "-".
+# dnnl_suite does so for every non-f32 case (the oneDNN anchor is float32 only); recur_suite and
+# torch_suite run bf16/int8 generation (torch: quantize_dynamic / autocast, bench/torch_suite.py)
+# and refuse a compressed precision on a train/forward case with exit 2, which stops the suite.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,17 +52,24 @@ read -r -a impl_list <<<"$impls"
 repeat_args=()
 [[ -n ${REPEATS:-} ]] && repeat_args=(--repeats "$REPEATS")
 
-run_one() {  # impl case threads -> one JSON line appended to $out
-  local impl=$1 case=$2 t=$3 line
+not_applicable=3  # exit status of an implementation that has no path for the case (header)
+
+run_one() {  # impl case threads -> one JSON line appended to $out (nothing if not applicable)
+  local impl=$1 case=$2 t=$3 line rc=0
   local args=(--cases "$cases_file" --case "$case" --threads "$t" --warmup "$warmup" "${repeat_args[@]}")
   local env=(OMP_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t")
   [[ -n ${OMP_WAIT_POLICY:-} ]] && env+=(OMP_WAIT_POLICY="$OMP_WAIT_POLICY")
   case $impl in
-    recur) line=$(env "${env[@]}" "$build/bench/recur_suite" "${args[@]}") ;;
-    onednn) line=$(env "${env[@]}" "$build/bench/dnnl_suite" "${args[@]}") ;;
-    pytorch) line=$(env "${env[@]}" LD_LIBRARY_PATH="$omp_blas" "$torch_python" bench/torch_suite.py "${args[@]}") ;;
+    recur) line=$(env "${env[@]}" "$build/bench/recur_suite" "${args[@]}") || rc=$? ;;
+    onednn) line=$(env "${env[@]}" "$build/bench/dnnl_suite" "${args[@]}") || rc=$? ;;
+    pytorch) line=$(env "${env[@]}" LD_LIBRARY_PATH="$omp_blas" "$torch_python" bench/torch_suite.py "${args[@]}") || rc=$? ;;
     *) echo "suite.sh: unknown implementation '$impl'" >&2; exit 2 ;;
   esac
+  if ((rc == not_applicable)); then
+    printf '  %-8s %-24s %d thr   not applicable\n' "$impl" "$case" "$t" >&2
+    return 0
+  fi
+  ((rc == 0)) || { echo "suite.sh: $impl failed on $case at $t thread(s) (exit $rc)" >&2; exit "$rc"; }
   echo "$line" >>"$out"
   python3 -c 'import json, sys, statistics as s; r = json.loads(sys.argv[1]); print("  %-8s %-24s %d thr %10.0f tok/s" % (r["impl"], r["case"], r["threads"], r["tokens_per_repeat"] / s.median(r["times_s"])), file=sys.stderr)' "$line"
 }

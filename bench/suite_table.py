@@ -15,6 +15,15 @@ the pooled repeats). GFLOP/s counts the matrix products only:
   a training step counts 3x the forward (forward, input gradient, weight gradient); the
   element-wise gate work, softmax and optimizer are not counted, so GFLOP/s is a lower bound of
   the work done. peak% divides by the measured FMA peak at the same thread count.
+
+Precision: a case's optional "precision" (f32 default; bf16 or int8 for generate cases, see the
+cases file's _doc) is shown in the case column where its name does not already say it. A
+compressed case has its f32 counterpart's shapes, so it counts the same FLOPs (GFLOP/s is
+"f32-equivalent"). Implementations without a compressed path (oneDNN) show "-". A second table,
+"compressed generation", sets each compressed row beside the f32 row of the same model
+(same kind, mode, cell and sizes) at the same thread count: "x f32" = tokens/s of the
+compressed row / tokens/s of the f32 row, per implementation (> 1: compression is faster), and
+recur/PyTorch compares the two at the same precision.
 """
 import json
 import statistics
@@ -22,6 +31,27 @@ import sys
 from collections import defaultdict
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1}
+PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "int8": "int8"}
+SHAPE_FIELDS = ("kind", "mode", "cell", "vocab", "embed", "hidden", "layers", "batch", "steps", "tags")
+
+
+def precision(c):
+    return PRECISIONS.get(c.get("precision", "f32"), c.get("precision"))
+
+
+def shown_name(c):
+    """The case name, with its precision added where the name does not say it."""
+    p = precision(c)
+    return c["name"] if p == "f32" or p in c["name"] else f"{c['name']} ({p})"
+
+
+def f32_counterpart(c, cases):
+    """The f32 case with the same shapes as compressed case c, or None."""
+    shape = tuple(c.get(k) for k in SHAPE_FIELDS)
+    for other in cases.values():
+        if precision(other) == "f32" and tuple(other.get(k) for k in SHAPE_FIELDS) == shape:
+            return other["name"]
+    return None
 
 
 def forward_flops(c, tokens):
@@ -98,7 +128,7 @@ def main():
             rates = {i: rate(i, name, t) for i in impls}
             if not any(rates.values()):
                 continue
-            row = [name, str(t)]
+            row = [shown_name(c), str(t)]
             for i in impls:
                 r = rates[i]
                 if r is None:
@@ -121,6 +151,37 @@ def main():
                 row.append(f"{gf:.1f} ({100 * gf / pk:.0f}%)" if pk else f"{gf:.1f}")
             print("| " + " | ".join(row) + " |")
 
+    compressed = [n for n in order if precision(cases[n]) != "f32"]
+    if compressed and any(rate(i, n, t) for i in impls for n in compressed for t in threads):
+        print()
+        print("Compressed generation: tokens/s (ms per token) at the case's precision; x f32 = tokens/s "
+              "over the same implementation's f32 row of the same model at the same thread count "
+              "(> 1: faster than f32); recur/PyTorch at the same precision.")
+        print()
+        cimpls = [i for i in ("recur", "pytorch") if i in impls]
+        head = ["case", "f32 row", "thr"]
+        for i in cimpls:
+            head += [f"{i} tok/s", f"{i} x f32"]
+        if len(cimpls) == 2:
+            head.append("recur/PyTorch")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * 3 + "---:|" * (len(head) - 3))
+        for name in compressed:
+            base = f32_counterpart(cases[name], cases)
+            for t in threads:
+                rates = {i: rate(i, name, t) for i in cimpls}
+                if not any(rates.values()):
+                    continue
+                row = [shown_name(cases[name]), base or "-", str(t)]
+                for i in cimpls:
+                    r, b = rates[i], rate(i, base, t) if base else None
+                    row.append(f"{fmt_rate(r[0])} ({1e3 / r[0]:.3f} ms)" if r else "-")
+                    row.append(f"**{r[0] / b[0]:.2f}**" if r and b else "-")
+                if len(cimpls) == 2:
+                    a, b = rates["recur"], rates["pytorch"]
+                    row.append(f"**{a[0] / b[0]:.2f}**" if a and b else "-")
+                print("| " + " | ".join(row) + " |")
+
     print()
     print("Peak resident memory in MiB: whole process (growth from just before the model was built).")
     print()
@@ -133,7 +194,7 @@ def main():
                 m = meta.get((i, name, t))
                 cells.append(f"{m['rss_peak_mb']:.0f} (+{m['rss_peak_mb'] - m['rss_base_mb']:.0f})" if m else "-")
             if any(x != "-" for x in cells):
-                print(f"| {name} | {t} | " + " | ".join(cells) + " |")
+                print(f"| {shown_name(cases[name])} | {t} | " + " | ".join(cells) + " |")
 
     print()
     print("Same result whatever the thread count: first-step loss per implementation.")

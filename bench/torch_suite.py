@@ -14,6 +14,23 @@ Protocol (shared with bench/recur_suite.cpp and bench/dnnl_suite.cpp):
     + Adam(lr 1e-3) step.  forward: forward + loss under torch.inference_mode().
     generate: batch 1, one token at a time under inference_mode (embedding -> rnn with T=1
     carrying the state -> linear -> softmax -> multinomial at temperature 1 -> next input).
+  * precision (the case's optional "precision", default f32; generate cases only, any other
+    case with bf16 or int8 is refused with exit 2).  PyTorch's closest equivalents of recur's
+    compressed generation weights (StepperOptions::precision):
+      int8  torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=qint8)
+            after building (torch.ao.nn.quantized.dynamic: int8 weights with per-tensor scales,
+            recur's are per row; inputs quantised on the fly per call; the engine is
+            torch.backends.quantized.engine, named in notes).
+      bf16  generation under torch.autocast("cpu", dtype=bfloat16), PyTorch's closest
+            equivalent (there is no bf16-weights/f32-math mode for nn.LSTM): autocast runs the
+            products (the LSTM's per-step linears and the head) in bfloat16, inputs and weights
+            cast to bfloat16, while the LSTM's cell math, state and output stay float32; the
+            logits go back to float32 for softmax and sampling (notes record the dtypes).  The
+            autocast region is entered once around all repeats, warm-up included: autocast
+            caches the bfloat16 copies of the weights until its outermost region exits, so
+            they are made once, as recur compresses its weights once when the stepper is built.
+            (Entering it per token re-casts every weight per token: ~20 ms instead of ~0.8 ms
+            per token for the 2x512 LSTM in torch 1.13.)
   * `warmup` untimed repeats (default 2), then `repeats` timed ones (default: the case's
     "repeats" field, else 5), each timed with time.perf_counter.  One repeat = one train step,
     one forward, or `steps` generated tokens.
@@ -29,6 +46,7 @@ torch's OpenMP at 2 threads); the driver therefore runs this with
 and the "blas" field shows which build was actually loaded.
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -72,6 +90,23 @@ def mapped_blas():
     return None
 
 
+PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "int8": "int8"}
+
+
+def case_precision(c):
+    """The case's precision, canonical ("f32", "bf16", "int8"); exits 2 where it cannot run."""
+    p = PRECISIONS.get(c.get("precision", "f32"))
+    if p is None:
+        print(f"torch_suite: case {c['name']}: unknown precision {c.get('precision')!r} (f32, bf16 or int8)",
+              file=sys.stderr)
+        sys.exit(2)
+    if p != "f32" and c["mode"] != "generate":
+        print(f"torch_suite: case {c['name']}: precision {p} is only supported for mode generate "
+              f"(compressed weights are an inference path); use f32 for mode {c['mode']}", file=sys.stderr)
+        sys.exit(2)
+    return p
+
+
 def build_model(torch, c):
     nn = torch.nn
     rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN}[c["cell"]]
@@ -102,6 +137,7 @@ def main():
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
     c = load_case(args)
+    precision = case_precision(c)
     repeats = args.repeats if args.repeats is not None else c.get("repeats", 5)
 
     import torch
@@ -112,16 +148,27 @@ def main():
     torch.manual_seed(1)
     model, n_out = build_model(torch, c)
     T, B = c["steps"], c["batch"]
+    precision_notes = ""
+    if precision == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+        precision_notes = (f"; int8: quantize_dynamic(LSTM, Linear, qint8) -> {type(model.rnn).__module__}, "
+                           f"engine {torch.backends.quantized.engine}")
 
     if c["mode"] == "generate":
         start = torch.randint(c["vocab"], (1, 1))
+
+        if precision == "bf16":
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                y, _ = model.rnn(model.embed(start))
+                head = model.proj(y)
+            precision_notes = f"; bf16: torch.autocast(cpu, bfloat16): rnn output {y.dtype}, head output {head.dtype}"
 
         def step():
             with torch.inference_mode():
                 tok, state, out = start, None, []
                 for _ in range(T):
                     logits, state = model(tok, state)
-                    tok = torch.multinomial(F.softmax(logits.view(1, -1), dim=-1), 1)
+                    tok = torch.multinomial(F.softmax(logits.float().view(1, -1), dim=-1), 1)
                     out.append(tok)
     else:
         ids = torch.randint(c["vocab"], (T, B))
@@ -149,24 +196,27 @@ def main():
 
     loss_first = loss_last = None
     times = []
-    for i in range(args.warmup + repeats):
-        t0 = time.perf_counter()
-        loss = step()
-        t1 = time.perf_counter()
-        if loss is not None:
-            loss_last = loss.item()
-            if i == 0:
-                loss_first = loss_last
-        if i >= args.warmup:
-            times.append(t1 - t0)
+    with contextlib.ExitStack() as region:
+        if precision == "bf16":  # around all repeats: the bfloat16 weight copies are made once (docstring)
+            region.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+        for i in range(args.warmup + repeats):
+            t0 = time.perf_counter()
+            loss = step()
+            t1 = time.perf_counter()
+            if loss is not None:
+                loss_last = loss.item()
+                if i == 0:
+                    loss_first = loss_last
+            if i >= args.warmup:
+                times.append(t1 - t0)
 
     print(json.dumps({
-        "impl": "pytorch", "case": c["name"], "threads": args.threads, "times_s": times,
+        "impl": "pytorch", "case": c["name"], "precision": precision, "threads": args.threads, "times_s": times,
         "tokens_per_repeat": T if c["kind"] == "generate" else T * B,
         "loss_first": loss_first, "loss_last": loss_last,
         "rss_base_mb": rss_base, "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "blas": mapped_blas(),
-        "notes": f"torch {torch.__version__}, num_threads {torch.get_num_threads()}",
+        "notes": f"torch {torch.__version__}, num_threads {torch.get_num_threads()}{precision_notes}",
     }))
 
 
