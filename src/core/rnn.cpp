@@ -19,9 +19,12 @@
 // around the scans (dropout between layers, state slicing, bidirectional columns) is shared.
 #include "recur/core/rnn.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "recur/core/dropout.h"
 #include "activations.h"
@@ -572,6 +575,34 @@ void rnn_check_params(const RnnConfig& cfg, const RnnParams<T>& params) {
     }
 }
 
+namespace {
+
+// Runs f(0), ..., f(D - 1), the directions of a layer: the two of a bidirectional layer at once
+// when the pool has two threads or more. Each direction then runs on one thread, its products
+// (blas.h) in the same tiles and oneDNN's primitive on the same data as on one thread, so the
+// bits do not depend on the thread count; each has its own scratch (Workspace, oneDNN's
+// scratchpad and stream), and nothing both write overlaps.
+template <typename F>
+void for_directions(int64_t D, F&& f) {
+  if (D != 2 || omp_get_max_threads() < 2 || omp_in_parallel()) {
+    for (int64_t d = 0; d < D; ++d) f(d);
+    return;
+  }
+  std::exception_ptr failed[2];
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+  for (int64_t d = 0; d < 2; ++d) {
+    try {
+      f(d);
+    } catch (...) {  // an exception may not leave an OpenMP region
+      failed[d] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
 template <typename T>
 void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<T>& input,
                  const std::vector<int64_t>& lengths, const RnnState<T>& state0, const ForwardOptions& opts,
@@ -620,7 +651,8 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
     const Tensor<T>& x = l == 0 ? input : cache.layer_outputs[size_t(l - 1)];
     Tensor<T>& y = l == L - 1 ? output : cache.layer_outputs[size_t(l)];
     if (l < L - 1) y.resize({Tn, B, DR});
-    for (int64_t d = 0; d < D; ++d) {
+    if (backend == RnnBackend::onednn) detail::onednn_prepare(cache.onednn, L * D);
+    for_directions(D, [&](int64_t d) {
       const int64_t k = l * D + d;
       Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, cfg.layer_input_size(l), cache.lengths.data(), d == 1};
       const T* h0 = state0.h.empty() ? zeros : state0.h.ptr() + k * B * R;
@@ -634,11 +666,12 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
           cache.dirs[size_t(k)] = DirectionCache<T>();
           detail::onednn_forward(cache.onednn, L * D, {cfg, s.p, k, Tn, B, s.in_size, s.reverse, opts.training},
                                  x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn);
-          continue;
+          return;
         }
       }
-      scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn, cache.dirs[size_t(k)], cache.work);
-    }
+      scan_forward(s, x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn, cache.dirs[size_t(k)],
+                   d == 1 ? cache.work_reverse : cache.work);
+    });
     if (l < L - 1 && p_drop > 0) {
       dropout_forward_in_place(y, cache.dropout_masks[size_t(l)], p_drop, *opts.rng);  // dropout.h
     }
@@ -685,8 +718,17 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
       grad_input->zero();
       dx = grad_input->ptr();
     }
-    for (int64_t d = 0; d < D; ++d) {
+    // The reverse direction's part of dx goes into its own buffer, added after both (in this
+    // order on any thread count): dx = forward part + reverse part.
+    T* dx_reverse = nullptr;
+    if (dx && D == 2) {
+      cache.grad_input_reverse.resize({Tn, B, I});
+      cache.grad_input_reverse.zero();
+      dx_reverse = cache.grad_input_reverse.ptr();
+    }
+    for_directions(D, [&](int64_t d) {
       const int64_t k = l * D + d;
+      T* dx_d = d == 1 ? dx_reverse : dx;
       Scan<T> s{cfg, params.dirs[size_t(k)], Tn, B, I, cache.lengths.data(), d == 1};
       const T* dhn = grad_state_n.h.empty() ? nullptr : grad_state_n.h.ptr() + k * B * R;
       const T* dcn = grad_state_n.c.empty() ? nullptr : grad_state_n.c.ptr() + k * B * H;
@@ -695,12 +737,17 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
       if constexpr (std::is_same_v<T, float>) {
         if (cache.backend == RnnBackend::onednn) {
           detail::onednn_backward(*cache.onednn, {cfg, s.p, k, Tn, B, I, s.reverse, true}, x.ptr(), dy->ptr() + d * R,
-                                  DR, dhn, dcn, grads.dirs[size_t(k)], dx, dh0, dc0);
-          continue;
+                                  DR, dhn, dcn, grads.dirs[size_t(k)], dx_d, dh0, dc0);
+          return;
         }
       }
-      scan_backward(s, x.ptr(), cache.dirs[size_t(k)], dy->ptr() + d * R, DR, dhn, dcn, grads.dirs[size_t(k)], dx,
-                    dh0, dc0, cache.work);
+      scan_backward(s, x.ptr(), cache.dirs[size_t(k)], dy->ptr() + d * R, DR, dhn, dcn, grads.dirs[size_t(k)], dx_d,
+                    dh0, dc0, d == 1 ? cache.work_reverse : cache.work);
+    });
+    if (dx_reverse) {
+      const int64_t n = Tn * B * I;
+#pragma omp simd
+      for (int64_t e = 0; e < n; ++e) dx[e] += dx_reverse[e];
     }
     if (l > 0) {
       if (!cache.dropout_masks.empty()) {

@@ -55,8 +55,9 @@ const dnnl::engine& cpu_engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
+// One stream per thread: the two directions of a bidirectional layer run at once (rnn.cpp).
 const dnnl::stream& cpu_stream() {
-  static const dnnl::stream stream(cpu_engine());
+  static thread_local const dnnl::stream stream(cpu_engine());
   return stream;
 }
 
@@ -221,7 +222,8 @@ struct Slot {
   std::vector<float> h0, c0;                    // [B, R], [B, H] the last forward's initial state
 };
 
-// One scratchpad for every primitive of a cache: they run one at a time.
+// One scratchpad per direction for every primitive of a cache: the primitives of one direction
+// run one at a time, the two directions of a layer may run at once.
 struct Scratch {
   std::unique_ptr<void, decltype(&std::free)> buf{nullptr, &std::free};
   size_t size = 0;
@@ -231,7 +233,7 @@ struct Scratch {
 
 struct OnednnRnn {
   std::vector<onednn::Slot> slots;  // [L * D]
-  onednn::Scratch scratch;
+  onednn::Scratch scratch[2];       // forward direction, reverse direction
 };
 
 namespace onednn {
@@ -239,8 +241,8 @@ namespace onednn {
 // A training run, its evaluation shape and a short last chunk fit; more shapes rebuild.
 constexpr size_t kMaxEntries = 3;
 
-void* scratch_for(OnednnRnn& rnn, const memory& scratch_mem) {
-  Scratch& s = rnn.scratch;
+void* scratch_for(OnednnRnn& rnn, const memory& scratch_mem, bool reverse) {
+  Scratch& s = rnn.scratch[reverse ? 1 : 0];
   const size_t need = scratch_mem.get_desc().get_size();
   if (need > s.size) {
     const size_t bytes = (need + 4095) / 4096 * 4096;
@@ -497,15 +499,19 @@ void run_forward(OnednnRnn& rnn, Entry& e, const DirectionParams<float>& p, bool
     if (k.lbr()) std::memcpy(b + 3 * H, p.b_hh.ptr() + 2 * H, size_t(H) * sizeof(float));
   }
   point(e.src_layer, x);
-  point(e.fwd_scratch, scratch_for(rnn, e.fwd_scratch));
+  point(e.fwd_scratch, scratch_for(rnn, e.fwd_scratch, k.reverse));
   e.fwd.run();
+}
+
+void prepare(std::shared_ptr<OnednnRnn>& state, int64_t slots) {
+  if (!state) state = std::make_shared<OnednnRnn>();
+  if (int64_t(state->slots.size()) < slots) state->slots.resize(size_t(slots));
 }
 
 void forward_impl(std::shared_ptr<OnednnRnn>& state, int64_t slots, const OnednnScan& s, const float* x,
                   const float* h0, const float* c0, float* y, int64_t ldy, float* hn, float* cn) {
-  if (!state) state = std::make_shared<OnednnRnn>();
+  prepare(state, slots);
   OnednnRnn& rnn = *state;
-  if (int64_t(rnn.slots.size()) < slots) rnn.slots.resize(size_t(slots));
   Slot& slot = rnn.slots[size_t(s.index)];
   const Key k = key_of(s, s.training);
   save_initial_state(slot, k, h0, c0);
@@ -572,7 +578,7 @@ void backward_impl(OnednnRnn& rnn, const OnednnScan& s, const float* x, const fl
   zero(en.dbias);
   if (k.peephole) zero(en.dpeep);
   if (k.proj > 0) zero(en.dw_proj.prim);
-  point(en.bwd_scratch, scratch_for(rnn, en.bwd_scratch));
+  point(en.bwd_scratch, scratch_for(rnn, en.bwd_scratch, k.reverse));
   en.bwd.run();
 
   // Gradients out, added into recur's.
@@ -648,6 +654,8 @@ void onednn_backward(OnednnRnn& rnn, const OnednnScan& s, const float* x, const 
   translate_errors("rnn_backward", [&] { backward_impl(rnn, s, x, dy, ldy, dhn, dcn, grad, dx, dh0, dc0); });
 }
 
+void onednn_prepare(std::shared_ptr<OnednnRnn>& state, int64_t slots) { prepare(state, slots); }
+
 void onednn_initial_state(const OnednnRnn& state, int64_t index, const float** h0, const float** c0) {
   const Slot& slot = state.slots.at(size_t(index));
   *h0 = slot.h0.data();
@@ -673,6 +681,8 @@ void onednn_backward(OnednnRnn&, const OnednnScan&, const float*, const float*, 
                      DirectionParams<float>&, float*, float*, float*) {
   throw Error("rnn_backward: recur was built without oneDNN");
 }
+
+void onednn_prepare(std::shared_ptr<OnednnRnn>&, int64_t) {}
 
 void onednn_initial_state(const OnednnRnn&, int64_t, const float**, const float**) {
   throw Error("recur was built without oneDNN");

@@ -70,6 +70,10 @@ void onednn_backward(OnednnRnn& state, const OnednnScan& s, const float* x, cons
 
 // The initial state the last forward of slot `index` started from: h0 [B, R], c0 [B, H]
 // (c0 nullptr unless LSTM). For recomputing the reference path's per-step record.
+// Creates the cache's state and its slots before the two directions of a layer run at once
+// (onednn_forward would otherwise create them lazily from both threads).
+void onednn_prepare(std::shared_ptr<OnednnRnn>& state, int64_t slots);
+
 void onednn_initial_state(const OnednnRnn& state, int64_t index, const float** h0, const float** c0);
 
 }  // namespace recur::detail

@@ -135,6 +135,8 @@ struct RnnCache {
   std::vector<Tensor<T>> layer_outputs;       // [L-1] inputs of layers 1..L-1, after dropout: [T, B, D*R]
   std::vector<Tensor<T>> dropout_masks;       // [L-1] [T, B, D*R], 0 or 1/(1-p); empty when not training
   Workspace<T> work;                          // per-direction scratch of forward and backward
+  Workspace<T> work_reverse;                  // the reverse direction's: the two run at once
+  Tensor<T> grad_input_reverse;               // backward: [T, B, I] the reverse direction's part of dx
   Tensor<T> zero_state;                       // [B * max(R, H)] zeros when no initial state is given
   Tensor<T> grad_between[2];                  // backward: gradients w.r.t. inner layer outputs
   // The oneDNN path's primitives and workspaces, built on first use and kept per shape; a copy
