@@ -28,6 +28,7 @@ from ._recur import (  # noqa: F401
     RNN,
     ShapeError,
     __version__,
+    export,
     load,
     load_safetensors,
     set_num_threads,
@@ -36,7 +37,7 @@ from ._recur import (  # noqa: F401
 from . import _recur
 
 __all__ = [
-    "Error", "FormatError", "ShapeError", "Model", "RNN", "load", "load_safetensors",
+    "Error", "FormatError", "ShapeError", "Model", "RNN", "export", "load", "load_safetensors",
     "set_num_threads", "train", "train_options", "__version__",
 ]
 

@@ -36,6 +36,24 @@ struct PyModel {
   ModelParams<float>& params() { return is_task ? task.params : lm.params; }
 };
 
+// The precision a generating call steps in: its precision= argument for the call's duration,
+// else the model file's own (recur/core/quantize.h, `--precision` of the CLI).
+class PrecisionFor {
+ public:
+  PrecisionFor(PyModel& m, const py::object& precision) : m_(m), saved_(m.is_task ? m.task.precision : m.lm.precision) {
+    if (precision.is_none()) return;
+    const Precision p = parse_precision(precision.cast<std::string>(), "precision");
+    (m.is_task ? m.task.precision : m.lm.precision) = p;
+  }
+  ~PrecisionFor() { (m_.is_task ? m_.task.precision : m_.lm.precision) = saved_; }
+  PrecisionFor(const PrecisionFor&) = delete;
+  PrecisionFor& operator=(const PrecisionFor&) = delete;
+
+ private:
+  PyModel& m_;
+  Precision saved_;
+};
+
 // A ValueError (recur.Error) naming the model's kind when a method does not apply to it.
 void need(const PyModel& m, std::initializer_list<std::string_view> kinds, const std::string& what) {
   for (std::string_view k : kinds)
@@ -129,10 +147,11 @@ std::vector<std::string> gather_texts(const py::object& texts, const std::string
   return texts.cast<std::vector<std::string>>();
 }
 
-py::object sample(const PyModel& m, const py::object& length_obj, const py::object& count_obj, double temperature,
+py::object sample(PyModel& m, const py::object& length_obj, const py::object& count_obj, double temperature,
                   int64_t top_k, double top_p, bool argmax, const std::string& prime, uint64_t seed,
-                  const py::object& condition_obj) {
+                  const py::object& condition_obj, const py::object& precision) {
   need(m, {"lm", "generate"}, "sample");
+  const PrecisionFor in_precision(m, precision);
   const int64_t count = count_obj.is_none() ? 1 : count_obj.cast<int64_t>();
   if (count < 1) throw Error("count: got " + std::to_string(count) + ", expected >= 1");
   Rng rng(seed);
@@ -278,9 +297,10 @@ py::object classify(const PyModel& m, const py::object& texts, const std::string
   return out;
 }
 
-py::object translate(const PyModel& m, const py::object& texts, const std::string& file, int64_t beam,
-                     double length_penalty, int64_t max_length) {
+py::object translate(PyModel& m, const py::object& texts, const std::string& file, int64_t beam,
+                     double length_penalty, int64_t max_length, const py::object& precision) {
   need(m, {"seq2seq"}, "translate");
+  const PrecisionFor in_precision(m, precision);
   const DecodeOptions decode{.beam = beam, .length_penalty = length_penalty, .max_length = max_length};
   if (beam < 1) throw Error("beam: got " + std::to_string(beam) + ", expected >= 1 (1 = greedy)");
   if (m.task.task.features) {
@@ -317,6 +337,10 @@ model's kind raises recur.Error (a ValueError) naming the kind.)")
           "labels", [](const PyModel& m) { return m.is_task ? m.task.labels : std::vector<std::string>{}; },
           "Classes (classify), tags (tag) or conditions (generate); empty for other kinds.")
       .def_property_readonly(
+          "precision",
+          [](const PyModel& m) { return std::string(precision_name(m.is_task ? m.task.precision : m.lm.precision)); },
+          "How the file stores its weights and generation steps by default: \"f32\", or an export's \"bf16\" or \"int8\".")
+      .def_property_readonly(
           "summary", [](const PyModel& m) { return m.is_task ? task_model_summary(m.task) : lm_spec_summary(m.lm.spec); },
           "One line, as `recur info` shows it.")
       .def_property_readonly(
@@ -342,15 +366,16 @@ and changes nothing.)")
            "read, atomically (a temporary file renamed over path).")
       .def("sample", &sample, py::arg("length") = py::none(), py::kw_only(), py::arg("count") = py::none(),
            py::arg("temperature") = 1.0, py::arg("top_k") = 0, py::arg("top_p") = 1.0, py::arg("argmax") = false,
-           py::arg("prime") = "", py::arg("seed") = 1, py::arg("condition") = py::none(),
+           py::arg("prime") = "", py::arg("seed") = 1, py::arg("condition") = py::none(), py::arg("precision") = py::none(),
            R"(sample(length=None, *, count=None, temperature=1.0, top_k=0, top_p=1.0, argmax=False, prime="",
-       seed=1, condition=None) -> str, or list of str when count is given
+       seed=1, condition=None, precision=None) -> str, or list of str when count is given
 
 `recur sample`. Language models (kind lm): length tokens (default 500; stream char models
 exactly that many, others stop at <eos>), the prime fed first and returned as the sample's
 start (tokens not in the vocabulary are read as <unk> with a UserWarning). Generate models:
 condition=LABEL (one of model.labels), length = the longest output (default 50). The same seed
-gives the same samples as the CLI's --seed.)")
+gives the same samples as the CLI's --seed. precision "f32", "bf16" or "int8" steps with
+compressed copies of the weights (the CLI's --precision; default: model.precision).)")
       .def("score", &score, py::arg("sentences"), py::kw_only(), py::arg("per_token") = false,
            R"(score(sentences, *, per_token=False) -> dict, or list of dicts for a list
 
@@ -377,14 +402,26 @@ output=PATH also writes the CLI's tagged file there (atomically).)")
 reads one text per line instead (a tab ends the text); models trained on numeric features
 take their CSV as file.)")
       .def("translate", &translate, py::arg("texts") = py::none(), py::kw_only(), py::arg("file") = "",
-           py::arg("beam") = 1, py::arg("length_penalty") = 1.0, py::arg("max_length") = 50,
-           R"(translate(texts=None, *, file="", beam=1, length_penalty=1.0, max_length=50) -> str, or a list
+           py::arg("beam") = 1, py::arg("length_penalty") = 1.0, py::arg("max_length") = 50, py::arg("precision") = py::none(),
+           R"(translate(texts=None, *, file="", beam=1, length_penalty=1.0, max_length=50, precision=None) -> str, or a list
 
 `recur translate` (seq2seq models): one sentence (str) gives one output, a list a list; file=PATH
 reads one sentence per line. beam 1 is greedy. Models trained on numeric features take their
-CSV as file and give (sequence_id, output) pairs.)")
+CSV as file and give (sequence_id, output) pairs. precision as in sample.)")
       .def("__repr__", [](const PyModel& m) { return "<recur.Model " + m.kind + " '" + m.path + "'>"; });
 
+  m.def(
+      "export",
+      [](const std::string& model, const std::string& out, const std::string& precision) {
+        if (out == model) throw Error(out + ": the export would replace the model it reads; choose another out");
+        export_model(model, out, parse_precision(precision, "precision"));
+      },
+      py::arg("model"), py::arg("out"), py::kw_only(), py::arg("precision"),
+      R"(export(model, out, *, precision)
+
+`recur export`: writes an inference-only copy of the model file `model` to `out`, without its
+training state, its weight matrices stored in precision "int8" (per-row scales, a quarter of
+the size), "bf16" (half) or "f32". Loaded, its samples and translations step in that precision.)");
   m.def("load", &load, py::arg("path"),
         R"(load(path) -> recur.Model
 

@@ -189,3 +189,23 @@ def test_weights_into_torch_lstm(lm_path):
     assert np.max(np.abs(c - want_c.detach().numpy())) < 1e-5
     # And back: torch's state_dict loads into the model.
     m.load_state_dict({k: v.detach().numpy() for k, v in lstm.state_dict().items()}, layer="rnn")
+
+
+def test_export_and_compressed_sampling_as_the_cli(lm_path, tmp_path):
+    path, _ = lm_path
+    out = str(tmp_path / "small.safetensors")
+    recur.export(path, out, precision="int8")
+    m = recur.load(out)
+    assert m.precision == "int8" and recur.load(path).precision == "f32"
+    # The export samples in int8 by default, as `recur sample` does; precision= overrides it.
+    cli = run_cli("sample", out, "--length", 60, "--seed", 4).stdout
+    text = m.sample(60, seed=4)
+    assert cli == (text if text.endswith("\n") else text + "\n")
+    cli = run_cli("sample", path, "--length", 60, "--seed", 4, "--precision", "bf16").stdout
+    text = recur.load(path).sample(60, seed=4, precision="bf16")
+    assert cli == (text if text.endswith("\n") else text + "\n")
+    assert m.precision == "int8"  # precision= lasts one call
+    with pytest.raises(recur.Error, match="precision: got 'int4', expected f32, bf16 or int8"):
+        m.sample(10, precision="int4")
+    with pytest.raises(recur.Error, match="would replace the model it reads"):
+        recur.export(out, out, precision="bf16")
