@@ -5,7 +5,7 @@
 # subcommand list below is the one `recur --help` prints, and runs the function.
 _recur() {
   local cur=${COMP_WORDS[COMP_CWORD]}
-  local subcommands="train prepare classify tag translate sample score eval embed info midi music-stats diagnose plot show"
+  local subcommands="train prepare classify tag translate sample score eval embed export info midi music-stats diagnose plot show"
   local sub="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     if [[ " $subcommands " == *" ${COMP_WORDS[i]} "* ]]; then
