@@ -29,6 +29,7 @@ std::atomic<bool> g_stop{false};
 struct TrainArgs {
   TrainOptions o;
   std::string level = "char", mode = "stream", cell = "lstm", gru_reset = "after", optimizer = "adam";
+  std::string precision = "f32";
   int threads = 0;
   bool quiet = false;
   bool plots = false;            // --plots: recur plot's figures in --out when the run ends
@@ -61,6 +62,9 @@ void to_options(TrainArgs& a) {
   o.cell = parse_cell(a.cell);
   o.gru_reset = parse_gru_reset(a.gru_reset);
   o.optimizer.type = parse_optimizer(a.optimizer);
+  o.precision = parse_precision(a.precision, "--precision");
+  if (o.precision == Precision::int8)
+    throw Error("--precision: got 'int8', expected f32 or bf16 (int8 is for generation: recur export, recur sample)");
   // The library refuses flags a task cannot use and resumes with the flags not given again.
   for (const CLI::Option* opt : a.sub->get_options())
     if (opt->count() > 0 && !opt->get_lnames().empty()) o.given.insert("--" + opt->get_lnames()[0]);
@@ -225,6 +229,11 @@ void add_train(CLI::App& app) {
                ->capture_default_str()->group(m);
   sub->add_option("--init-scale", o.init_scale, "Init every weight U(-s, s) (0 = PyTorch's default scheme)")
                ->capture_default_str()->group(m);
+  add_precision_option(sub, a->precision,
+                       "f32 or bf16: mixed precision, the recurrent layers' products in bfloat16 with float32 weights, "
+                       "optimizer and loss (oneDNN, AVX512-BF16; where it does not apply the run says so and trains in "
+                       "float32)")
+      ->group(m);
 
   const std::string t = "Training";
   sub->add_option("--optimizer", a->optimizer, "Optimizer")

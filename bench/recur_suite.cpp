@@ -11,9 +11,10 @@
 //   lm        ids [T, B] -> embedding [T, B, E] -> L-layer RNN [T, B, H] -> linear [T*B, V] -> mean CE
 //   tagger    ids [T, B] -> embedding [T, B, E] -> BiRNN [T, B, 2H] -> linear [T*B, C] -> mean CE
 //   generate  batch 1: id -> ModelStepper::step -> logits [1, V] -> sample (temperature 1) -> next id
-// A case's "precision" (f32 default, bf16, int8) is StepperOptions::precision: the stepper's
-// compressed copies of the rnn and head weight matrices (recur/core/quantize.h). Only generate
-// cases may ask for bf16 or int8; any other case with a compressed precision is refused (exit 2).
+// A case's "precision" (f32 default, bf16, int8): for generate cases StepperOptions::precision,
+// the stepper's compressed copies of the rnn and head weight matrices (recur/core/quantize.h);
+// for train and forward cases bf16 is ModelForwardOptions::precision, mixed precision of the
+// recurrent layers (recur train --precision bf16), and int8 is refused (exit 2).
 // A train step is forward, backward, clip_grad_norm(5) and Adam(1e-3), as in bench/torch_suite.py.
 #include <sys/resource.h>
 
@@ -137,6 +138,7 @@ struct LmBench {
   RnnState<float> state;
   Tensor<float> logits;
   SamplerScratch scratch;
+  Precision precision = Precision::f32;  // train / forward: the case's (bf16 = mixed precision)
 };
 
 struct TaggerBench {
@@ -149,6 +151,7 @@ struct TaggerBench {
   ModelInputs<float> in;
   std::vector<int32_t> target;  // [T, B]
   Tensor<float> grad;
+  Precision precision = Precision::f32;
 };
 
 Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
@@ -183,7 +186,9 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
   if (c.mode == "forward")
     return {[&m, batch] {
               RnnState<float> state;
-              return lm_forward_backward<float>(m.graph, m.params, batch, state, {}, m.cache, nullptr, 0.0).mean();
+              return lm_forward_backward<float>(m.graph, m.params, batch, state, {.precision = m.precision, .wanted = {}},
+                                                m.cache, nullptr, 0.0)
+                  .mean();
             },
             n};
   m.grads = model_zero_grads<float>(m.graph);
@@ -192,7 +197,8 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
   return {[&m, batch, n] {
             m.grads.zero();
             RnnState<float> state;
-            const LossSum loss = lm_forward_backward<float>(m.graph, m.params, batch, state, {.training = true, .rng = nullptr},
+            const LossSum loss = lm_forward_backward<float>(m.graph, m.params, batch, state,
+                                                            {.training = true, .rng = nullptr, .precision = m.precision, .wanted = {}},
                                                             m.cache, &m.grads, 1.0 / double(n));
             clip_grad_norm(m.refs, 5.0);
             m.opt->step();
@@ -213,7 +219,7 @@ Runner make_tagger(const Case& c, TaggerBench& m, Rng& rng) {
   m.target = random_ids(rng, n, c.tags);
   if (c.mode == "forward")
     return {[&m] {
-              model_forward(m.spec, m.params, m.in, {}, m.cache);
+              model_forward(m.spec, m.params, m.in, {.precision = m.precision, .wanted = {}}, m.cache);
               return softmax_cross_entropy(model_output(m.spec, m.cache, "out"), std::span<const int32_t>(m.target), {},
                                            nullptr, 0.0)
                   .mean();
@@ -222,7 +228,8 @@ Runner make_tagger(const Case& c, TaggerBench& m, Rng& rng) {
   m.refs = model_param_refs(m.spec, m.params, m.grads);
   m.opt.emplace(OptimizerConfig{.type = OptimizerType::adam, .lr = 1e-3}, m.refs);
   return {[&m, n] {
-            model_forward(m.spec, m.params, m.in, {.training = true, .rng = nullptr, .wanted = {}}, m.cache);
+            model_forward(m.spec, m.params, m.in, {.training = true, .rng = nullptr, .precision = m.precision, .wanted = {}},
+                          m.cache);
             const LossSum loss = softmax_cross_entropy(model_output(m.spec, m.cache, "out"),
                                                        std::span<const int32_t>(m.target), {}, &m.grad, 1.0 / double(n));
             m.grads.zero();
@@ -347,18 +354,23 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     usage_error(e.what());
   }
-  // Compressed weights are the stepper's (generation) path only; bf16 training and forward rows
-  // are a separate change.
-  if (precision != Precision::f32 && c->mode != "generate")
+  // int8 weights are the stepper's (generation) path only.
+  if (precision == Precision::int8 && c->mode != "generate")
     usage_error("case " + c->name + ": precision " + std::string(precision_name(precision)) +
                 " is only supported for mode generate (compressed weights are an inference path of "
-                "ModelStepper); use f32 for mode " + c->mode);
+                "ModelStepper); use f32 or bf16 for mode " + c->mode);
 
   try {
     const double rss_base = vm_rss_mb();
     Rng rng(1);
     LmBench lm;
     TaggerBench tagger;
+    if (c->mode != "generate") lm.precision = tagger.precision = precision;
+    // Whether bf16 applies to the case's recurrent layer (else it runs in float32, said in notes).
+    const std::string bf16_why =
+        precision == Precision::bf16 && c->mode != "generate"
+            ? rnn_bf16_unsupported<float>(rnn_config(*c, c->embed, c->kind == "tagger"), c->steps, {})
+            : "";
     Runner run = c->kind == "tagger" ? make_tagger(*c, tagger, rng) : make_lm(*c, lm, rng);
     double loss_first = std::nan(""), loss_last = std::nan("");
     for (int i = 0; i < warmup; ++i) {
@@ -383,8 +395,10 @@ int main(int argc, char** argv) {
                 {"rss_base_mb", rss_base},
                 {"rss_peak_mb", peak_rss_mb()},
                 {"blas", mapped_blas()},
-                {"notes", precision == Precision::f32
-                              ? std::string()
+                {"notes", precision == Precision::f32 ? std::string()
+                          : c->mode != "generate"
+                              ? "mixed precision: the recurrent layers' products in bf16 (" +
+                                    (bf16_why.empty() ? std::string("oneDNN") : "not applied: " + bf16_why) + ")"
                               : "compressed weights (rnn + head): " + std::string(precision_name(precision)) +
                                     ", kernels " + std::string(quantized_kernels())}};
     std::printf("%s\n", out.dump().c_str());

@@ -154,9 +154,10 @@ def main():
     compressed = [n for n in order if precision(cases[n]) != "f32"]
     if compressed and any(rate(i, n, t) for i in impls for n in compressed for t in threads):
         print()
-        print("Compressed generation: tokens/s (ms per token) at the case's precision; x f32 = tokens/s "
-              "over the same implementation's f32 row of the same model at the same thread count "
-              "(> 1: faster than f32); recur/PyTorch at the same precision.")
+        print("Lower precision (bf16 mixed-precision training and forward, bf16/int8 generation): tokens/s "
+              "(ms per token for generation) at the case's precision; x f32 = tokens/s over the same "
+              "implementation's f32 row of the same model, mode and thread count (> 1: faster than f32); "
+              "recur/PyTorch at the same precision.")
         print()
         cimpls = [i for i in ("recur", "pytorch") if i in impls]
         head = ["case", "f32 row", "thr"]

@@ -67,7 +67,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
         mode [stream]: stream or lines, max_vocab [0], min_count [1]
       model: cell [lstm]: lstm, gru, rnn, rnn_tanh, rnn_relu; gru_reset [after]; layers [2];
         hidden [128]; embed [-1]; proj [0]; peephole [False]; tie_weights [False];
-        bidirectional [False]; dropout [0]; init_scale [0]
+        bidirectional [False]; dropout [0]; init_scale [0]; precision ["f32"]: "bf16" = mixed
+        precision (the recurrent layers' products in bfloat16)
       training: optimizer [adam]: sgd, adam, adagrad, rmsprop; lr [0 = the optimizer's
         default]; momentum; weight_decay; batch [32]; seq_len [64]; clip_norm [5];
         clip_value [0]; lr_decay [1]; decay_after [0]; plateau_decay [0];

@@ -47,6 +47,7 @@ def train(
     bidirectional: bool = ...,
     dropout: float = ...,
     init_scale: float = ...,
+    precision: Literal["f32", "bf16"] = ...,
     optimizer: Literal["sgd", "adam", "adagrad", "rmsprop"] = ...,
     lr: float = ...,
     momentum: float = ...,

@@ -145,6 +145,9 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("bidirectional", &TrainOptions::bidirectional);
     f64("dropout", &TrainOptions::dropout);
     f64("init_scale", &TrainOptions::init_scale);
+    t.emplace_back("precision", [](TrainArgs& a, py::handle v, const std::string& n) {
+      a.o.precision = parse_precision(one_of(v, n, {"f32", "bf16"}), n);
+    });
     t.emplace_back("optimizer", [](TrainArgs& a, py::handle v, const std::string& n) {
       a.o.optimizer.type = parse_optimizer(one_of(v, n, {"sgd", "adam", "adagrad", "rmsprop"}));
     });

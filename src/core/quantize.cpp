@@ -49,6 +49,24 @@ float bf16_to_float(uint16_t b) {
   return x;
 }
 
+void floats_to_bf16(const float* x, uint16_t* out, int64_t n) {
+  // Branch-free so that it vectorises; the NaN case as float_to_bf16's.
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = (u >> 16) | 0x40u;
+    out[i] = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  }
+}
+
+void bf16_to_floats(const uint16_t* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = uint32_t(x[i]) << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+}
+
 QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p) {
   if (N < 0 || K < 0) throw ShapeError("quantize_matrix: negative size [" + std::to_string(N) + ", " + std::to_string(K) + "]");
   if (p == Precision::f32) throw Error("quantize_matrix: f32 is not a compressed precision");
@@ -290,6 +308,16 @@ void product_rows(const Inputs& in, const QuantizedMatrix& W, int64_t row0, int6
 constexpr int64_t kSplitBytes = int64_t(1) << 16;
 
 }  // namespace
+
+bool cpu_has_bf16() {
+  static const bool yes = [] {
+    const char* isa = std::getenv("RECUR_ISA");
+    if (isa && std::string_view(isa) == "avx2") return false;
+    __builtin_cpu_init();
+    return bool(__builtin_cpu_supports("avx512bf16"));
+  }();
+  return yes;
+}
 
 std::string_view quantized_kernels() { return use_avx512() ? "avx512-vnni" : "avx2"; }
 

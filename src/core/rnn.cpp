@@ -492,6 +492,15 @@ std::string rnn_onednn_unsupported(const RnnConfig& cfg, int64_t steps, const st
   }
 }
 
+template <typename T>
+std::string rnn_bf16_unsupported(const RnnConfig& cfg, int64_t steps, const std::vector<int64_t>& lengths) {
+  const std::string why = rnn_onednn_unsupported<T>(cfg, steps, lengths);
+  if (!why.empty()) return "bf16 runs on oneDNN's primitives, and " + why;
+  if (!cpu_has_bf16()) return "this processor has no AVX512-BF16 (or RECUR_ISA=avx2 says so)";
+  if (cfg.peephole || cfg.proj_size > 0) return "oneDNN has no bf16 LSTM with peepholes or a projection";
+  return "";
+}
+
 // ---------------------------------------------------------------------------------------------
 
 template <typename T>
@@ -626,9 +635,13 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
   if (cfg.has_cell_state()) check_state("rnn initial state c", state0.c.shape, {L * D, B, H});
   const double p_drop = opts.training ? cfg.dropout : 0.0;
   if (p_drop > 0 && !opts.rng) throw Error("rnn_forward: training with dropout needs ForwardOptions::rng");
-  const RnnBackend backend = choose_backend<T>(cfg, opts.backend, Tn, B, lengths);
+  // bf16 takes oneDNN's bf16 primitives wherever they apply, whatever their crossover.
+  const bool bf16 = opts.precision == Precision::bf16 && rnn_bf16_unsupported<T>(cfg, Tn, lengths).empty() &&
+                    opts.backend != RnnBackend::reference;
+  const RnnBackend backend = bf16 ? RnnBackend::onednn : choose_backend<T>(cfg, opts.backend, Tn, B, lengths);
 
   cache.backend = backend;
+  cache.bf16 = bf16;
   cache.steps = Tn;
   cache.batch = B;
   cache.lengths = lengths.empty() ? std::vector<int64_t>(size_t(B), Tn) : lengths;
@@ -664,7 +677,7 @@ void rnn_forward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor<
           // oneDNN keeps its step record in its workspace; an empty record cannot be misread
           // as this forward's (rnn_step_record recomputes it).
           cache.dirs[size_t(k)] = DirectionCache<T>();
-          detail::onednn_forward(cache.onednn, L * D, {cfg, s.p, k, Tn, B, s.in_size, s.reverse, opts.training},
+          detail::onednn_forward(cache.onednn, L * D, {cfg, s.p, k, Tn, B, s.in_size, s.reverse, opts.training, bf16},
                                  x.ptr(), h0, c0, y.ptr() + d * R, DR, hn, cn);
           return;
         }
@@ -736,7 +749,7 @@ void rnn_backward(const RnnConfig& cfg, const RnnParams<T>& params, const Tensor
       T* dc0 = grad_state0 && cfg.has_cell_state() ? grad_state0->c.ptr() + k * B * H : nullptr;
       if constexpr (std::is_same_v<T, float>) {
         if (cache.backend == RnnBackend::onednn) {
-          detail::onednn_backward(*cache.onednn, {cfg, s.p, k, Tn, B, I, s.reverse, true}, x.ptr(), dy->ptr() + d * R,
+          detail::onednn_backward(*cache.onednn, {cfg, s.p, k, Tn, B, I, s.reverse, true, cache.bf16}, x.ptr(), dy->ptr() + d * R,
                                   DR, dhn, dcn, grads.dirs[size_t(k)], dx_d, dh0, dc0);
           return;
         }
@@ -801,6 +814,7 @@ const std::vector<DirectionCache<T>>& rnn_step_record(const RnnConfig& cfg, cons
   template void rnn_backward<T>(const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, RnnCache<T>&,       \
                                 const Tensor<T>&, const RnnState<T>&, RnnGrads<T>&, Tensor<T>*, RnnState<T>*); \
   template std::string rnn_onednn_unsupported<T>(const RnnConfig&, int64_t, const std::vector<int64_t>&);          \
+  template std::string rnn_bf16_unsupported<T>(const RnnConfig&, int64_t, const std::vector<int64_t>&);            \
   template const std::vector<DirectionCache<T>>& rnn_step_record<T>(                                               \
       const RnnConfig&, const RnnParams<T>&, const Tensor<T>&, const RnnCache<T>&, std::vector<DirectionCache<T>>&);
 RECUR_INSTANTIATE(float)

@@ -23,6 +23,8 @@
 // goes to both b_ih and b_hh.
 #include "rnn_onednn.h"
 
+#include "recur/core/quantize.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -61,7 +63,9 @@ const dnnl::stream& cpu_stream() {
   return stream;
 }
 
-memory::desc md(const Dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
+memory::desc md(const Dims& dims, tag t, memory::data_type type = memory::data_type::f32) {
+  return memory::desc(dims, type, t);
+}
 memory owned(const memory::desc& d) { return memory(d, cpu_engine()); }  // allocated by oneDNN
 memory view(const memory::desc& d) { return memory(d, cpu_engine(), DNNL_MEMORY_NONE); }  // handle per call
 float* fptr(const memory& m) { return static_cast<float*>(m.get_data_handle()); }
@@ -103,6 +107,7 @@ struct Key {
   GruReset reset;
   int64_t steps, batch, in, hidden, proj;  // T, B, I, H, P (0 = none)
   bool peephole, reverse, training;
+  bool bf16;  // products in bfloat16: inputs, h and weights bf16; c, bias and every gradient f32
   bool operator==(const Key&) const = default;
 
   int64_t R() const { return proj > 0 ? proj : hidden; }
@@ -269,12 +274,19 @@ void with_desc(const Key& k, bool backward, F&& f) {
                                   : (k.training ? prop_kind::forward_training : prop_kind::forward_inference);
   const auto dir = k.reverse ? dnnl::rnn_direction::unidirectional_right2left
                              : dnnl::rnn_direction::unidirectional_left2right;
-  const memory::desc src_layer = md({T, B, I}, tag::tnc), dst_layer = md({T, B, R}, tag::tnc);
-  const memory::desc iter = md({1, 1, B, R}, tag::ldnc), iter_c = md({1, 1, B, H}, tag::ldnc);
-  const memory::desc w_layer = md({1, 1, I, G, H}, tag::any), w_iter = md({1, 1, R, G, H}, tag::any);
+  // bf16 (oneDNN 2.6's mixed-precision RNN): the layer input, h and the weights in bf16, c and
+  // the bias in f32; backward takes every gradient in f32 (it refuses bf16 ones).
+  const memory::data_type data = k.bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  const memory::desc src_layer = md({T, B, I}, tag::tnc, data), dst_layer = md({T, B, R}, tag::tnc, data);
+  const memory::desc iter = md({1, 1, B, R}, tag::ldnc, data), iter_c = md({1, 1, B, H}, tag::ldnc);
+  const memory::desc w_layer = md({1, 1, I, G, H}, tag::any, data), w_iter = md({1, 1, R, G, H}, tag::any, data);
   const memory::desc bias = md({1, 1, k.bias_gates(), H}, tag::ldgo);
   const memory::desc peep = k.peephole ? md({1, 1, 3, H}, tag::ldgo) : memory::desc();
-  const memory::desc proj = k.proj > 0 ? md({1, 1, H, k.proj}, tag::any) : memory::desc();
+  const memory::desc proj = k.proj > 0 ? md({1, 1, H, k.proj}, tag::any, data) : memory::desc();
+  const memory::desc d_src_layer = md({T, B, I}, tag::tnc), d_dst_layer = md({T, B, R}, tag::tnc);
+  const memory::desc d_iter = md({1, 1, B, R}, tag::ldnc);
+  const memory::desc d_w_layer = md({1, 1, I, G, H}, tag::any), d_w_iter = md({1, 1, R, G, H}, tag::any);
+  const memory::desc d_proj = k.proj > 0 ? md({1, 1, H, k.proj}, tag::any) : memory::desc();
   if (k.lstm()) {
     if (!backward) {
       dnnl::lstm_forward::desc d(prop, dir, src_layer, iter, iter_c, w_layer, w_iter, peep, proj, bias, dst_layer, iter,
@@ -282,8 +294,8 @@ void with_desc(const Key& k, bool backward, F&& f) {
       f(&d.data);
     } else {
       dnnl::lstm_backward::desc d(prop, dir, src_layer, iter, iter_c, w_layer, w_iter, peep, proj, bias, dst_layer, iter,
-                                  iter_c, src_layer, iter, iter_c, w_layer, w_iter, peep, proj, bias, dst_layer, iter,
-                                  iter_c);
+                                  iter_c, d_src_layer, d_iter, iter_c, d_w_layer, d_w_iter, peep, d_proj, bias, d_dst_layer,
+                                  d_iter, iter_c);
       f(&d.data);
     }
   } else if (k.cell == CellType::gru) {
@@ -292,16 +304,16 @@ void with_desc(const Key& k, bool backward, F&& f) {
         dnnl::lbr_gru_forward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter);
         f(&d.data);
       } else {
-        dnnl::lbr_gru_backward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter, src_layer,
-                                       iter, w_layer, w_iter, bias, dst_layer, iter);
+        dnnl::lbr_gru_backward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter, d_src_layer,
+                                       d_iter, d_w_layer, d_w_iter, bias, d_dst_layer, d_iter);
         f(&d.data);
       }
     } else if (!backward) {
       dnnl::gru_forward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter);
       f(&d.data);
     } else {
-      dnnl::gru_backward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter, src_layer, iter,
-                                 w_layer, w_iter, bias, dst_layer, iter);
+      dnnl::gru_backward::desc d(prop, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter, d_src_layer, d_iter,
+                                 d_w_layer, d_w_iter, bias, d_dst_layer, d_iter);
       f(&d.data);
     }
   } else {
@@ -312,7 +324,7 @@ void with_desc(const Key& k, bool backward, F&& f) {
       f(&d.data);
     } else {
       dnnl::vanilla_rnn_backward::desc d(prop, act, dir, src_layer, iter, w_layer, w_iter, bias, dst_layer, iter,
-                                         src_layer, iter, w_layer, w_iter, bias, dst_layer, iter);
+                                         d_src_layer, d_iter, d_w_layer, d_w_iter, bias, d_dst_layer, d_iter);
       f(&d.data);
     }
   }
@@ -336,8 +348,9 @@ std::unique_ptr<Entry> make_entry(const Key& k, Slot& slot) {
   if (k.proj > 0) e->w_proj.init(user_proj_md(k), owned(arg_md(pd, DNNL_ARG_WEIGHTS_PROJECTION)), false);
   e->bias = owned(arg_md(pd, DNNL_ARG_BIAS));
   if (k.peephole) e->peep = view(arg_md(pd, DNNL_ARG_WEIGHTS_PEEPHOLE));
-  e->src_layer = view(arg_md(pd, DNNL_ARG_SRC_LAYER));
-  e->src_iter = view(arg_md(pd, DNNL_ARG_SRC_ITER));
+  // bf16: the input and h0 are converted into memories of their own at each forward.
+  e->src_layer = k.bf16 ? owned(arg_md(pd, DNNL_ARG_SRC_LAYER)) : view(arg_md(pd, DNNL_ARG_SRC_LAYER));
+  e->src_iter = k.bf16 ? owned(arg_md(pd, DNNL_ARG_SRC_ITER)) : view(arg_md(pd, DNNL_ARG_SRC_ITER));
   e->dst_layer = owned(arg_md(pd, DNNL_ARG_DST_LAYER));
   e->dst_iter = owned(arg_md(pd, DNNL_ARG_DST_ITER));
   if (k.lstm()) {
@@ -347,7 +360,7 @@ std::unique_ptr<Entry> make_entry(const Key& k, Slot& slot) {
   if (k.training) e->workspace = owned(arg_md(pd, DNNL_ARG_WORKSPACE));
   e->fwd_scratch = view(pd.scratchpad_desc());
   // The initial state is read from the slot's copy, which backward needs unchanged.
-  point(e->src_iter, slot.h0.data());
+  if (!k.bf16) point(e->src_iter, slot.h0.data());
   if (k.lstm()) point(e->src_iter_c, slot.c0.data());
 
   Call& c = e->fwd;
@@ -441,7 +454,21 @@ Key key_of(const OnednnScan& s, bool training) {
   const RnnConfig& c = s.cfg;
   return Key{c.cell,   c.gru_reset, s.steps, s.batch,   s.in_size, c.hidden_size,
              c.cell == CellType::lstm ? c.proj_size : 0,      c.cell == CellType::lstm && c.peephole,
-             s.reverse, training};
+             s.reverse, training, s.bf16};
+}
+
+uint16_t* bf16_ptr(const memory& m) { return static_cast<uint16_t*>(m.get_data_handle()); }
+
+// The layer input and the initial h into the forward's (and backward's) memories: in place
+// for f32, converted for bf16.
+void bind_inputs(Entry& e, const Slot& slot, const float* x) {
+  const Key& k = e.key;
+  if (!k.bf16) {
+    point(e.src_layer, x);
+    return;
+  }
+  floats_to_bf16(x, bf16_ptr(e.src_layer), k.steps * k.batch * k.in);
+  floats_to_bf16(slot.h0.data(), bf16_ptr(e.src_iter), k.batch * k.R());
 }
 
 // The entry for `k`, moved to the front; built (evicting the least recently used) if absent.
@@ -467,7 +494,7 @@ void save_initial_state(Slot& slot, const Key& k, const float* h0, const float* 
     slot.h0.resize(nh);
     slot.c0.resize(nc);
     for (auto& e : slot.entries) {
-      point(e->src_iter, slot.h0.data());
+      if (!e->key.bf16) point(e->src_iter, slot.h0.data());
       if (e->key.lstm()) point(e->src_iter_c, slot.c0.data());
     }
   }
@@ -476,7 +503,7 @@ void save_initial_state(Slot& slot, const Key& k, const float* h0, const float* 
 }
 
 // Weights and bias of `p` into the forward's memories, then the forward itself.
-void run_forward(OnednnRnn& rnn, Entry& e, const DirectionParams<float>& p, bool bias, const float* x) {
+void run_forward(OnednnRnn& rnn, Entry& e, const Slot& slot, const DirectionParams<float>& p, bool bias, const float* x) {
   const Key& k = e.key;
   const int64_t G = k.G(), H = k.hidden, R = k.R(), nb = k.bias_gates();
   e.w_layer.run(p.w_ih.ptr(), k.perm(), G, H * k.in);
@@ -498,7 +525,7 @@ void run_forward(OnednnRnn& rnn, Entry& e, const DirectionParams<float>& p, bool
     }
     if (k.lbr()) std::memcpy(b + 3 * H, p.b_hh.ptr() + 2 * H, size_t(H) * sizeof(float));
   }
-  point(e.src_layer, x);
+  bind_inputs(e, slot, x);
   point(e.fwd_scratch, scratch_for(rnn, e.fwd_scratch, k.reverse));
   e.fwd.run();
 }
@@ -516,18 +543,24 @@ void forward_impl(std::shared_ptr<OnednnRnn>& state, int64_t slots, const Onednn
   const Key k = key_of(s, s.training);
   save_initial_state(slot, k, h0, c0);
   Entry& e = entry_for(slot, k);
-  run_forward(rnn, e, s.p, s.cfg.bias, x);
+  run_forward(rnn, e, slot, s.p, s.cfg.bias, x);
   slot.last = &e;
 
   // Outputs: this direction's columns of y, and the final state.
   const int64_t T = k.steps, B = k.batch, R = k.R(), H = k.hidden;
-  const float* yd = fptr(e.dst_layer);  // [T, B, R]
-  if (ldy == R) {
-    std::memcpy(y, yd, size_t(T * B * R) * sizeof(float));
+  if (k.bf16) {  // outputs [T, B, R] and h [B, R] in bf16, widened (exactly) to float
+    const uint16_t* yd = bf16_ptr(e.dst_layer);
+    for (int64_t row = 0; row < T * B; ++row) bf16_to_floats(yd + row * R, y + row * ldy, R);
+    bf16_to_floats(bf16_ptr(e.dst_iter), hn, B * R);
   } else {
-    for (int64_t row = 0; row < T * B; ++row) std::memcpy(y + row * ldy, yd + row * R, size_t(R) * sizeof(float));
+    const float* yd = fptr(e.dst_layer);  // [T, B, R]
+    if (ldy == R) {
+      std::memcpy(y, yd, size_t(T * B * R) * sizeof(float));
+    } else {
+      for (int64_t row = 0; row < T * B; ++row) std::memcpy(y + row * ldy, yd + row * R, size_t(R) * sizeof(float));
+    }
+    std::memcpy(hn, fptr(e.dst_iter), size_t(B * R) * sizeof(float));
   }
-  std::memcpy(hn, fptr(e.dst_iter), size_t(B * R) * sizeof(float));
   if (k.lstm()) std::memcpy(cn, fptr(e.dst_iter_c), size_t(B * H) * sizeof(float));
 }
 
@@ -543,7 +576,7 @@ void backward_impl(OnednnRnn& rnn, const OnednnScan& s, const float* x, const fl
     Key k = e->key;
     k.training = true;
     e = &entry_for(slot, k);
-    run_forward(rnn, *e, s.p, s.cfg.bias, x);
+    run_forward(rnn, *e, slot, s.p, s.cfg.bias, x);
     slot.last = e;
   }
   Entry& en = *e;
@@ -572,7 +605,7 @@ void backward_impl(OnednnRnn& rnn, const OnednnScan& s, const float* x, const fl
     point(en.diff_dst_iter_c, dcn ? dcn : en.zeros.data());
     point(en.diff_src_iter_c, dc0 ? dc0 : en.dstate_scratch.data() + B * R);
   }
-  point(en.src_layer, x);
+  bind_inputs(en, slot, x);  // bf16: converted again, another forward may have used the entry
   zero(en.dw_layer.prim);
   zero(en.dw_iter.prim);
   zero(en.dbias);

@@ -45,6 +45,7 @@ struct OnednnScan {
   int64_t steps, batch, in_size;  // T, B, I_layer
   bool reverse;                   // d == 1
   bool training;                  // keep the workspace backward needs
+  bool bf16 = false;              // products in bfloat16 (rnn_bf16_unsupported(cfg) == "")
 };
 
 // Forward of one direction (scan_forward's contract):

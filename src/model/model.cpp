@@ -963,7 +963,7 @@ void rnn_layer_forward(const Forward<T>& f, const LayerSpec& l, const LayerParam
   const auto [x, lens] = f.vals.get(l.inputs[0]);
   const int64_t B = x->rank() == 3 ? x->dim(1) : 0;
   rnn_initial_state(f, l, c);
-  rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = f.opts.training, .rng = f.opts.rng, .backend = f.opts.backend},
+  rnn_forward(l.rnn, p.rnn, *x, *lens, c.state0, {.training = f.opts.training, .rng = f.opts.rng, .backend = f.opts.backend, .precision = f.opts.precision},
               c.out.data, c.state_n, c.rnn);
   c.out.lengths = *lens;
   rnn_final(l, B, c);

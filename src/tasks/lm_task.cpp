@@ -116,6 +116,7 @@ class LmTask final : public TrainTask {
     final_refs_ = final_refs_after_layer(graph_, refs_);
     if (train_oov_.oov > 0 || (o.level == TokenLevel::words && train_oov_.unk > 0))
       note("training data: " + train_oov_.summary());
+    note_precision(graph_, o_, o_.seq_len, o_.mode == TextMode::lines, note);
   }
 
   std::vector<ParamRef<float>> params() override { return refs_; }
@@ -154,7 +155,7 @@ class LmTask final : public TrainTask {
     RnnState<float> fresh;
     RnnState<float>& state = o_.mode == TextMode::stream ? carry_ : fresh;
     const LossSum ls = lm_forward_backward<float>(graph_, model_.params, lm_batch_of(*cur_, o_.mode), state,
-                                                  {.training = true, .rng = &dropout}, cache_, &grads_,
+                                                  {.training = true, .rng = &dropout, .precision = o_.precision, .wanted = {}}, cache_, &grads_,
                                                   1.0 / double(total_targets), layer_done_for(ready, final_refs_));
     return {ls, examples};
   }

@@ -151,6 +151,7 @@ class ModelTask final : public TrainTask {
     if (!resuming)
       note(task_model_summary(model_) + "; " + std::to_string(train_size()) + " training and " +
            std::to_string(valid_.size()) + " validation examples");
+    note_precision(model_.spec, o, 1, true, note);
   }
 
   std::vector<ParamRef<float>> params() override { return refs_; }
@@ -196,7 +197,7 @@ class ModelTask final : public TrainTask {
   }
   StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) override {
     if (mine_.empty()) return {LossSum{}, 0};
-    const LossSum ls = task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .wanted = {}}, cache_,
+    const LossSum ls = task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .precision = o_.precision, .wanted = {}}, cache_,
                                              &grads_, total_targets, layer_done_for(ready, final_refs_));
     return {ls, int64_t(mine_.size())};
   }

@@ -36,6 +36,28 @@ inline LayerDoneFn layer_done_for(const GradsReadyFn& ready, const std::vector<s
   return [&ready, &first](size_t layer) { ready(first[layer]); };
 }
 
+// --precision bf16 never falls back silently: a note for each recurrent layer of `spec` that
+// trains in float32 instead (rnn.h rnn_bf16_unsupported at `steps` steps) and, when the batches'
+// sequences differ in length (`ragged`), that such batches do. Nothing for f32.
+inline void note_precision(const ModelSpec& spec, const TrainOptions& o, int64_t steps, bool ragged, const NoteFn& note) {
+  if (o.precision != Precision::bf16) return;
+  bool any = false;
+  for (const LayerSpec& l : spec.layers) {
+    if (l.kind != LayerKind::rnn) continue;
+    const std::string why = rnn_bf16_unsupported<float>(l.rnn, steps, {});
+    if (!why.empty()) {
+      note("--precision bf16: layer " + l.name + " trains in float32: " + why);
+      continue;
+    }
+    any = true;
+  }
+  if (any && ragged)
+    note("--precision bf16: a batch whose sequences differ in length trains in float32 (oneDNN's bf16 path runs "
+         "full-length sequences); the matrix products outside the recurrent layers are float32 throughout");
+  else if (any)
+    note("--precision bf16: the recurrent layers' products in bfloat16; the other layers' products in float32");
+}
+
 // U(-s, s) for every weight of a task model's trainable parameters (--init-scale).
 inline constexpr uint64_t kOrderSeed = 0x6f72646572ULL;  // "order"
 inline constexpr uint64_t kHoldoutSeed = 0x686f6c64ULL;  // "hold"

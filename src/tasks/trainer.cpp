@@ -240,6 +240,7 @@ std::string train_options_to_json(const TrainOptions& o) {
                               {"tie_weights", o.tie_weights},
                               {"dropout", o.dropout},
                               {"init_scale", o.init_scale},
+                              {"precision", std::string(precision_name(o.precision))},
                               {"optimizer", opt},
                               {"batch", o.batch},
                               {"seq_len", o.seq_len},
@@ -316,6 +317,11 @@ TrainOptions options_from_fields(JsonFields& f) {
   if (f.has("tie_weights")) o.tie_weights = f.boolean("tie_weights");  // absent before issue 17: untied
   o.dropout = f.number("dropout");
   o.init_scale = f.number("init_scale");
+  if (f.has("precision")) {  // absent before issue 13: float32
+    const std::string p = f.string("precision");
+    if (p != "f32" && p != "bf16") f.fail("precision", "\"f32\" or \"bf16\"");
+    o.precision = parse_precision(p, "precision");
+  }
   {
     JsonFields g = f.object("optimizer");
     OptimizerConfig& c = o.optimizer;
@@ -485,7 +491,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--embed", embed), RECUR_FLAG("--proj", proj), RECUR_FLAG("--peephole", peephole),
       RECUR_FLAG("--tie-weights", tie_weights),
       RECUR_FLAG("--bidirectional", bidirectional), RECUR_FLAG("--dropout", dropout),
-      RECUR_FLAG("--init-scale", init_scale), RECUR_FLAG("--optimizer", optimizer.type),
+      RECUR_FLAG("--init-scale", init_scale), RECUR_FLAG("--precision", precision), RECUR_FLAG("--optimizer", optimizer.type),
       RECUR_FLAG("--lr", optimizer.lr), RECUR_FLAG("--momentum", optimizer.momentum),
       RECUR_FLAG("--weight-decay", optimizer.weight_decay), RECUR_FLAG("--batch", batch),
       RECUR_FLAG("--seq-len", seq_len), RECUR_FLAG("--clip-norm", clip_norm), RECUR_FLAG("--clip-value", clip_value),

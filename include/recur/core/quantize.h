@@ -54,6 +54,13 @@ std::vector<float> dequantize_matrix(const QuantizedMatrix& m);
 uint16_t float_to_bf16(float x);
 float bf16_to_float(uint16_t b);
 
+// n floats -> bfloat16 bits (as float_to_bf16), and back (exact).
+void floats_to_bf16(const float* x, uint16_t* out, int64_t n);
+void bf16_to_floats(const uint16_t* x, float* out, int64_t n);
+// Whether this processor multiplies bfloat16 natively (AVX512-BF16), after RECUR_ISA (avx2:
+// no): bf16 training needs it (rnn.h's rnn_bf16_unsupported).
+bool cpu_has_bf16();
+
 // y[b, n - row0] = beta * y[b, n - row0] + (x[b, :] . W[n, :]) for n in [row0, row0 + n_rows),
 // b in [0, B): rows row0.. of the compressed W against B input rows x [B, K] (leading dimension
 // K), outputs ldy apart. At B = 1 the rows are split among the OpenMP threads when W is large

@@ -24,6 +24,7 @@
 
 #include "recur/core/cell.h"
 #include "recur/core/random.h"
+#include "recur/core/quantize.h"
 #include "recur/core/tensor.h"
 
 namespace recur {
@@ -129,6 +130,7 @@ struct OnednnRnn;  // oneDNN primitives, memories and workspaces of one cache (r
 template <typename T>
 struct RnnCache {
   RnnBackend backend = RnnBackend::reference;  // the path of the cached forward: reference or onednn
+  bool bf16 = false;                          // the cached forward's products were bf16 (ForwardOptions::precision)
   int64_t steps = 0, batch = 0;               // T, B of the cached forward
   std::vector<int64_t> lengths;               // [B]
   std::vector<DirectionCache<T>> dirs;        // [L * D]
@@ -151,6 +153,11 @@ struct ForwardOptions {
   // function (float results agree to rounding). Callers that read RnnCache::dirs directly
   // ask for `reference` (or use rnn_step_record).
   RnnBackend backend = RnnBackend::automatic;
+  // bf16: mixed precision. The layer's matrix products take bfloat16 inputs, h and weights and
+  // accumulate in float32 (oneDNN's bf16 RNN primitives); the weights given (float32 master
+  // copies), c, the outputs handed back and every gradient stay float32. Where bf16 does not
+  // apply (rnn_bf16_unsupported says why) the call runs in float32; RnnCache::bf16 tells which.
+  Precision precision = Precision::f32;
 };
 
 // Whether this build has the oneDNN backend (CMake found oneDNN: Debian's libdnnl-dev).
@@ -161,6 +168,11 @@ bool rnn_onednn_available();
 // lengths or all equal to T); ragged batches run on the reference path.
 template <typename T>
 std::string rnn_onednn_unsupported(const RnnConfig& cfg, int64_t steps, const std::vector<int64_t>& lengths);
+// "" if ForwardOptions::precision bf16 applies to a forward of this configuration, else why not
+// (one line): it needs oneDNN (float, full-length sequences), a processor with AVX512-BF16
+// (RECUR_ISA=avx2 simulates one without), and no peepholes or projection.
+template <typename T>
+std::string rnn_bf16_unsupported(const RnnConfig& cfg, int64_t steps, const std::vector<int64_t>& lengths);
 
 // Allocates parameters with PyTorch's default init U(-1/sqrt(H), 1/sqrt(H)) (peepholes too).
 template <typename T>

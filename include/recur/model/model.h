@@ -292,6 +292,8 @@ struct ModelForwardOptions {
   // The recurrent layers' implementation (rnn.h); callers that read LayerCache::rnn.dirs ask
   // for RnnBackend::reference, whose forward keeps the per-step record there.
   RnnBackend backend = RnnBackend::automatic;
+  // bf16: the recurrent layers' products in bfloat16 where they can (rnn.h ForwardOptions).
+  Precision precision = Precision::f32;
   // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
   // of a decoder step without recomputing the encoder. (Last, so that designated initialisers
   // may leave it out.)

@@ -75,6 +75,10 @@ struct TrainOptions {
   bool bidirectional = false;  // refused with the reason (kept so the refusal is the library's)
   double dropout = 0.0;        // on embeddings, between layers and on the last layer's output
   double init_scale = 0.0;     // > 0: every weight U(-s, s); 0: PyTorch's default scheme
+  // --precision bf16: mixed precision, the recurrent layers' matrix products in bfloat16 with
+  // float32 accumulation, weights, optimizer state and loss (rnn.h ForwardOptions::precision);
+  // a layer or batch bf16 does not apply to trains in float32, and the run says so once.
+  Precision precision = Precision::f32;
 
   // Optimisation.
   OptimizerConfig optimizer;  // lr <= 0: the optimizer's default (see default_lr)

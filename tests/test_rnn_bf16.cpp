@@ -1,0 +1,181 @@
+// bf16 mixed precision of the recurrent core (ForwardOptions::precision): every cell variant
+// against float32 (the same call without bf16) and against double, with the tolerance bf16's
+// 8-bit mantissa allows; the variants oneDNN has no bf16 path for (peepholes, projection), and a
+// processor without AVX512-BF16 (RECUR_ISA=avx2, ctest's second registration), run in float32
+// and say why; and the same bits at 1 and 2 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cell_variants.h"
+#include "cli_run.h"
+#include "test_util.h"
+#include "recur/core/quantize.h"
+#include "recur/core/random.h"
+#include "recur/core/rnn.h"
+#include "recur/core/threads.h"
+
+namespace recur {
+namespace {
+
+// One forward and backward of `cfg` in T, from the same random problem (built in double).
+template <typename T>
+struct Outcome {
+  Tensor<T> y;
+  RnnState<T> sn;
+  RnnGrads<T> grads;
+  Tensor<T> dx;
+  bool bf16 = false;
+};
+
+template <typename T>
+Outcome<T> run(const RnnConfig& cfg, int64_t Tn, int64_t B, Precision p, uint64_t seed) {
+  Rng rng(seed);
+  const RnnParams<double> pd = rnn_init_params_uniform<double>(cfg, rng, 1.0 / std::sqrt(double(cfg.hidden_size)));  // PyTorch's init
+  RnnParams<T> params;
+  for (const auto& d : pd.dirs) {
+    DirectionParams<T> q;
+    q.w_ih = tensor_cast<T>(d.w_ih);
+    q.w_hh = tensor_cast<T>(d.w_hh);
+    q.b_ih = tensor_cast<T>(d.b_ih);
+    q.b_hh = tensor_cast<T>(d.b_hh);
+    q.w_peep = tensor_cast<T>(d.w_peep);
+    q.w_hr = tensor_cast<T>(d.w_hr);
+    params.dirs.push_back(q);
+  }
+  Tensor<T> x({Tn, B, cfg.input_size}), gy({Tn, B, cfg.directions() * cfg.state_size()});
+  for (auto& v : x.data) v = T(rng.uniform(-1, 1));
+  for (auto& v : gy.data) v = T(rng.uniform(-1, 1));
+  Outcome<T> r;
+  RnnCache<T> cache;
+  rnn_forward<T>(cfg, params, x, {}, {}, {.training = true, .rng = nullptr, .backend = RnnBackend::automatic, .precision = p},
+                 r.y, r.sn, cache);
+  r.bf16 = cache.bf16;
+  r.grads = rnn_zero_grads<T>(cfg);
+  rnn_backward<T>(cfg, params, x, cache, gy, {}, r.grads, &r.dx, nullptr);
+  return r;
+}
+
+// max |a - b| / max(1, max |b|) over a tensor.
+template <typename A, typename B>
+double rel_diff(const Tensor<A>& a, const Tensor<B>& b) {
+  double worst = 0, scale = 1;
+  for (size_t i = 0; i < b.data.size(); ++i) scale = std::max(scale, std::fabs(double(b.data[i])));
+  for (size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, std::fabs(double(a.data[i]) - double(b.data[i])));
+  return worst / scale;
+}
+
+bool bf16_here() { return rnn_onednn_available() && cpu_has_bf16(); }
+
+TEST(RnnBf16, EveryCellVariantAgreesWithFloatAndDouble) {
+  const char* isa = std::getenv("RECUR_ISA");
+  for (const test::CellVariant& v : test::cell_variants())
+    for (bool bidir : {false, true}) {
+      const RnnConfig cfg = v.applied_to({.input_size = 24, .hidden_size = 32, .num_layers = 2, .bidirectional = bidir}, 16);
+      const std::string why = rnn_bf16_unsupported<float>(cfg, 12, {});
+      const Outcome<float> low = run<float>(cfg, 12, 8, Precision::bf16, 5);
+      const Outcome<float> f32 = run<float>(cfg, 12, 8, Precision::f32, 5);
+      const Outcome<double> exact = run<double>(cfg, 12, 8, Precision::f32, 5);
+      const std::string where = v.name + (bidir ? " bi" : " uni");
+      EXPECT_EQ(low.bf16, why.empty()) << where << ": " << why;
+      if ((v.peephole || v.projection) && bf16_here()) EXPECT_NE(why.find("peepholes or a projection"), std::string::npos) << where;
+      if (isa && std::string(isa) == "avx2") EXPECT_NE(why.find("AVX512-BF16"), std::string::npos) << where;
+      if (!low.bf16) {  // the documented fallback: exactly the float32 call
+        EXPECT_EQ(low.y.data, f32.y.data) << where;
+        EXPECT_EQ(low.dx.data, f32.dx.data) << where;
+        continue;
+      }
+      // bf16 rounds inputs, h and weights to 8 bits of mantissa (relative 2^-9 each): outputs
+      // agree to 2e-2 of their scale, gradients (accumulated over 12 steps and 2 layers) to 5e-2;
+      // float32 agrees with double to 1e-5. ReLU's gradients are rougher (0.3): a unit whose
+      // pre-activation the rounding moves across 0 switches its derivative between 0 and 1.
+      const double gtol = v.cell == CellType::rnn_relu ? 0.3 : 5e-2;
+      EXPECT_LE(rel_diff(f32.y, exact.y), 1e-5) << where;
+      EXPECT_LE(rel_diff(low.y, exact.y), 2e-2) << where;
+      EXPECT_GT(rel_diff(low.y, exact.y), 1e-5) << where << ": bf16 was not used";
+      EXPECT_LE(rel_diff(low.sn.h, exact.sn.h), 2e-2) << where;
+      EXPECT_LE(rel_diff(low.dx, exact.dx), gtol) << where;
+      for (size_t k = 0; k < low.grads.dirs.size(); ++k) {
+        EXPECT_LE(rel_diff(low.grads.dirs[k].w_ih, exact.grads.dirs[k].w_ih), gtol) << where << " dir " << k;
+        EXPECT_LE(rel_diff(low.grads.dirs[k].w_hh, exact.grads.dirs[k].w_hh), gtol) << where << " dir " << k;
+        EXPECT_LE(rel_diff(low.grads.dirs[k].b_ih, exact.grads.dirs[k].b_ih), gtol) << where << " dir " << k;
+      }
+    }
+}
+
+TEST(RnnBf16, RaggedBatchesAndDoubleRunInFloat) {
+  const RnnConfig cfg{.cell = CellType::lstm, .input_size = 4, .hidden_size = 8};
+  EXPECT_NE(rnn_bf16_unsupported<float>(cfg, 5, {5, 3}).find("ragged"), std::string::npos);
+  EXPECT_NE(rnn_bf16_unsupported<double>(cfg, 5, {}).find("double"), std::string::npos);
+}
+
+TEST(RnnBf16, SameBitsOnOneAndTwoThreads) {
+  if (!bf16_here()) GTEST_SKIP() << "no bf16 path here: " << rnn_bf16_unsupported<float>({.input_size = 4, .hidden_size = 8}, 5, {});
+  for (CellType cell : {CellType::lstm, CellType::gru, CellType::rnn_tanh}) {
+    const RnnConfig cfg{.cell = cell, .input_size = 64, .hidden_size = 128, .num_layers = 2, .bidirectional = true};
+    Outcome<float> r[2];
+    for (int t : {1, 2}) {
+      set_num_threads(t);
+      r[t - 1] = run<float>(cfg, 30, 16, Precision::bf16, 9);
+    }
+    set_num_threads(1);
+    ASSERT_TRUE(r[0].bf16);
+    EXPECT_EQ(r[0].y.data, r[1].y.data) << cell_name(cell);
+    EXPECT_EQ(r[0].dx.data, r[1].dx.data) << cell_name(cell);
+    for (size_t k = 0; k < r[0].grads.dirs.size(); ++k) EXPECT_EQ(r[0].grads.dirs[k].w_hh.data, r[1].grads.dirs[k].w_hh.data);
+  }
+}
+
+}  // namespace
+}  // namespace recur
+
+namespace recur {
+namespace {
+
+// `recur train --precision bf16`: the run says what trains in bf16 (or why it does not), its
+// losses track float32's, a resumed run keeps bf16, and int8 is refused for training.
+class TrainBf16 : public test::TempDirTest {
+ protected:
+  test::CliResult run(const std::string& args) { return test::run_recur(args, dir_); }
+  std::string corpus() {
+    std::string text;
+    for (int i = 0; i < 400; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i % 11) + "\n";
+    return write("t.txt", text);
+  }
+};
+
+TEST_F(TrainBf16, NotesTracksFloatAndResumes) {
+  const std::string data = corpus();
+  const std::string common = " --level chars --embed 16 --hidden 64 --layers 2 --batch 8 --seq-len 16 --log-every 1 "
+                             "--valid-every 10 --threads 1 --quiet --force";
+  test::CliResult r = run("train '" + data + "' --out '" + path("f32") + "' --steps 10" + common);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("train '" + data + "' --out '" + path("bf16") + "' --steps 5 --precision bf16" + common);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const bool here = bf16_here();
+  EXPECT_NE(r.err.find(here ? "--precision bf16: the recurrent layers' products in bfloat16"
+                            : "--precision bf16: layer rnn trains in float32"),
+            std::string::npos)
+      << r.err;
+  r = run("train '" + data + "' --out '" + path("bf16") + "' --steps 10 --resume" + common.substr(0, common.find(" --force")));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::vector<std::string> a = test::metric_losses(path("f32")), b = test::metric_losses(path("bf16"));
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double la = std::stod(a[i].substr(a[i].find(':') + 1)), lb = std::stod(b[i].substr(b[i].find(':') + 1));
+    EXPECT_NEAR(lb, la, 0.02 * la) << "step " << i + 1;  // bf16 rounding, not another run
+    if (!here) EXPECT_EQ(a[i], b[i]) << "the float32 fallback is the float32 run";
+  }
+  EXPECT_NE(test::slurp(std::filesystem::path(path("bf16")) / "metrics.jsonl").size(), 0u);
+  r = run("train '" + data + "' --out '" + path("i8") + "' --steps 1 --precision int8" + common);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--precision: got 'int8', expected f32 or bf16"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace recur
