@@ -37,9 +37,11 @@ Precision parse_precision(std::string_view text, std::string_view what) {
 uint16_t float_to_bf16(float x) {
   uint32_t u;
   std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
-  return uint16_t(u >> 16);
+  // Round to nearest, ties to even; a NaN stays a (quiet) NaN. A select, not a branch, so that
+  // floats_to_bf16's loop over it vectorises.
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = (u >> 16) | 0x40u;
+  return uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
 float bf16_to_float(uint16_t b) {
@@ -50,21 +52,11 @@ float bf16_to_float(uint16_t b) {
 }
 
 void floats_to_bf16(const float* x, uint16_t* out, int64_t n) {
-  // Branch-free so that it vectorises; the NaN case as float_to_bf16's.
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, x + i, 4);
-    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    const uint32_t nan = (u >> 16) | 0x40u;
-    out[i] = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = float_to_bf16(x[i]);
 }
 
 void bf16_to_floats(const uint16_t* x, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = uint32_t(x[i]) << 16;
-    std::memcpy(out + i, &u, 4);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(x[i]);
 }
 
 QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p) {
@@ -79,7 +71,7 @@ QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision 
       throw Error("quantize_matrix: weight (" + std::to_string(i / K) + ", " + std::to_string(i % K) + ") is not finite");
   if (p == Precision::bf16) {
     m.bf16.resize(size_t(N * K));
-    for (int64_t i = 0; i < N * K; ++i) m.bf16[size_t(i)] = float_to_bf16(W[i]);
+    floats_to_bf16(W, m.bf16.data(), N * K);
     return m;
   }
   m.q.resize(size_t(N * K));

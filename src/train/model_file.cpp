@@ -41,13 +41,12 @@ void check_object(const std::string& json, const std::string& where) {
 }
 
 // The parameters an export of `precision` stores compressed: the weight matrices of rnn, linear
-// and embedding layers (what generation multiplies or looks up); none for f32.
-std::set<std::string> compressed_weights(const ModelSpec& spec, Precision precision) {
+// and embedding layers (what generation multiplies or looks up); none for f32. `params` gives
+// the shapes (checked against `spec` by the caller).
+std::set<std::string> compressed_weights(const ModelSpec& spec, const ModelParams<float>& params, Precision precision) {
   std::set<std::string> out;
   if (precision == Precision::f32) return out;
-  Rng rng(0);
-  const ModelParams<float> shapes = model_init_params<float>(spec, rng);
-  model_for_each_param(spec, shapes, [&](const std::string& n, const Tensor<float>& t, bool) {
+  model_for_each_param(spec, params, [&](const std::string& n, const Tensor<float>& t, bool) {
     const std::string layer = n.substr(0, n.find('.'));
     const int64_t i = spec.layer_index(layer);
     if (i < 0 || t.rank() != 2) return;
@@ -86,7 +85,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
                   " export is for inference and holds no training state");
     w.set_metadata("precision", std::string(precision_name(file.precision)));
   }
-  const std::set<std::string> compressed = compressed_weights(file.spec, file.precision);
+  const std::set<std::string> compressed = compressed_weights(file.spec, file.params, file.precision);
   model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) {
     if (!compressed.count(n)) return w.add(n, t);
     const QuantizedMatrix q = quantize_matrix(t.ptr(), t.dim(0), t.dim(1), file.precision);
@@ -148,7 +147,7 @@ ModelFile load_model_file(const SafetensorsReader& rd) {
     file.params = model_init_params<float>(file.spec, rng);  // the shapes; every value is read below
   }
   std::set<std::string> names;
-  const std::set<std::string> compressed = compressed_weights(file.spec, file.precision);
+  const std::set<std::string> compressed = compressed_weights(file.spec, file.params, file.precision);
   model_for_each_param(file.spec, file.params, [&](const std::string& n, Tensor<float>& t, bool) {
     names.insert(n);
     if (!compressed.count(n) || file.precision == Precision::bf16) {  // BF16 converts to float exactly
