@@ -167,8 +167,7 @@ Runner make_lm(const Case& c, LmBench& m, Rng& rng) {
     // One token in, one sampled token out, the state carried: what `recur sample` does.
     auto id = std::make_shared<int32_t>(0);
     auto srng = std::make_shared<Rng>(7);
-    StepperOptions o = lm_stepper_options();
-    o.precision = parse_precision(c.precision, "case " + c.name + ": precision");
+    const StepperOptions o = lm_stepper_options(parse_precision(c.precision, "case " + c.name + ": precision"));
     auto stepper = std::make_shared<ModelStepper<float>>(m.graph, m.params, o);
     ModelCache<float> start_cache;
     auto context = std::make_shared<Tensor<float>>();

@@ -40,7 +40,9 @@ ModelSpec lm_model_spec(const LmConfig& cfg) {
   return s;
 }
 
-StepperOptions lm_stepper_options() { return {.tokens = "ids", .rnn = "rnn", .head = "decoder"}; }
+StepperOptions lm_stepper_options(Precision precision) {
+  return {.tokens = "ids", .rnn = "rnn", .head = "decoder", .precision = precision};
+}
 
 ModelInitOptions lm_init_options(double init_scale) {
   if (init_scale < 0) throw Error("lm init_scale must be >= 0 (0 = word_language_model's scheme), got " + std::to_string(init_scale));

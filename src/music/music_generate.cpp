@@ -179,9 +179,7 @@ MusicSample generate_music(const LmModel& model, const MusicGenerateOptions& opt
   if (!(opts.seconds >= 0) || !std::isfinite(opts.seconds))
     throw Error("--seconds: expected a duration >= 0 (0 = no limit)");
 
-  StepperOptions so = lm_stepper_options();
-  so.precision = model.precision;  // an export's, or --precision
-  ModelStepper<float> stepper(model.graph(), model.params, so);
+  ModelStepper<float> stepper(model.graph(), model.params, lm_stepper_options(model.precision));  // an export's, or --precision
   ModelCache<float> cache;
   StepperStart<float> start = stepper.start({}, 1, cache);  // zero state, carried from token to token
   Tensor<float> logits;                                      // [1, V]

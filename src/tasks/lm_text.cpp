@@ -20,15 +20,9 @@ int32_t line_break_id(const LmModel& m) {
   return Vocab::eos_id;
 }
 
-StepperOptions with_precision(Precision p) {
-  StepperOptions o = lm_stepper_options();
-  o.precision = p;
-  return o;
-}
-
 // One recurrent step for a single sequence: feeds `id`, leaves the next-token logits [1, V].
 struct Stepper {
-  explicit Stepper(const LmModel& m) : lm(m.graph(), m.params, with_precision(m.precision)) {
+  explicit Stepper(const LmModel& m) : lm(m.graph(), m.params, lm_stepper_options(m.precision)) {
     ModelCache<float> cache;
     start = lm.start({}, 1, cache);  // zero state
   }

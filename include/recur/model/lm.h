@@ -91,7 +91,8 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
 //   ModelStepper<float> s(lm_model_spec(cfg), params, lm_stepper_options());
 //   StepperStart<float> st = s.start({}, B, cache);  // zero state
 //   s.step(ids, st.state, st.context, logits);       // ids [B] -> logits [B, V]
-StepperOptions lm_stepper_options();
+// `precision`: the weights the steps multiply with (StepperOptions::precision).
+StepperOptions lm_stepper_options(Precision precision = Precision::f32);
 
 // One step through the training code path (T = 1): ids [B] -> logits [B, V], state advanced in
 // place. The stepper's reference in tests; generation uses ModelStepper.
