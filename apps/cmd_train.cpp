@@ -17,6 +17,7 @@
 #include "lm_cli_util.h"
 #include "music_cli_util.h"
 #include "signals.h"
+#include "recur/core/threads.h"
 #include "recur/diag/plot.h"
 #include "recur/tasks/trainer.h"
 #include "task_cli.h"
@@ -31,6 +32,7 @@ struct TrainArgs {
   std::string level = "char", mode = "stream", cell = "lstm", gru_reset = "after", optimizer = "adam";
   std::string precision = "f32";
   int threads = 0;
+  bool deterministic = false;  // --deterministic: the same bits at any --threads (core/threads.h)
   bool quiet = false;
   bool plots = false;            // --plots: recur plot's figures in --out when the run ends
   std::string diagnostics;       // --diagnostics [N]: "" = every 100 steps
@@ -123,6 +125,7 @@ void run(TrainArgs& a) {
   o.data_path.clear();
   for (const std::string& d : a.data) o.data_path += (o.data_path.empty() ? "" : " ") + d;
   apply_threads(a.threads);
+  set_deterministic(a.deterministic);
   if (a.plots) require_gnuplot("--plots");  // before hours of training, not after
   Printer printer(a.quiet);
   TrainObserver obs;
@@ -287,6 +290,9 @@ void add_train(CLI::App& app) {
   add_music_train_options(sub, a->music);
   add_task_train_options(sub, o);
   add_threads_option(sub, a->threads);
+  sub->add_flag("--deterministic", a->deterministic,
+                "The same bits at any --threads: oneDNN's recurrent layers run on one thread (without it "
+                "their gradients' last bits can depend on the count past 7 threads)");
   sub->callback([a, resume] {
     // --resume without a value is the run directory's last checkpoint.
     a->resume_last = resume->count() > 0 && a->o.resume_path.empty();

@@ -83,7 +83,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
         condition_every_step, binary,
         features, keep_case, embeddings (path), freeze_embeddings, embeddings_vocab, text_column [1],
         label_column [0], token_column [1], tag_column [0], header [-1]
-      threads [0 = the libraries' defaults]
+      threads [0 = the libraries' defaults]; deterministic [False; True: the same bits at any
+        thread count, oneDNN's recurrent layers on one thread]
 
     Callbacks (called from the training thread, with the GIL):
       on_progress(log): after every step, with the running window's values

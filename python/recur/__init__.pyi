@@ -72,6 +72,7 @@ def train(
     diagnostics: Union[bool, int] = ...,
     plots: bool = ...,
     threads: int = ...,
+    deterministic: bool = ...,
     char_rnn: bool = ...,
     char_embed: int = ...,
     char_hidden: int = ...,

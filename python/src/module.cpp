@@ -87,7 +87,8 @@ PYBIND11_MODULE(_recur, m) {
       },
       py::arg("n"),
       "set_num_threads(n)\n\nThreads of the matrix products, oneDNN and recur's OpenMP loops from now on (the CLI's\n"
-      "--threads); 0 leaves OMP_NUM_THREADS' default. Results are the same bits at any count.");
+      "--threads); 0 leaves OMP_NUM_THREADS' default. Results are the same bits at 1 to 7 threads;\n"
+      "recur.train(deterministic=True) makes them so at any count.");
   register_rnn(m);
   register_model(m);
   register_train(m);

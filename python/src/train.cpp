@@ -47,6 +47,7 @@ struct TrainArgs {
   bool resume_last = false;
   int64_t diagnostics = 0;  // 0 = off
   int threads = 0;
+  bool deterministic = false;  // the same bits at any thread count (core/threads.h)
   bool plots = false;
 };
 
@@ -194,6 +195,9 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
       if (k < 0 || k > 1024) throw Error(n + ": got " + std::to_string(k) + ", expected an int in 0..1024 (0 = the libraries' defaults)");
       a.threads = int(k);
     });
+    t.emplace_back("deterministic", [](TrainArgs& a, py::handle v, const std::string& n) {
+      a.deterministic = as<bool>(v, n, "a bool");
+    });
     flag("char_rnn", &TrainOptions::char_rnn);
     flag("crf", &TrainOptions::crf);
     str("tag_scheme", &TrainOptions::tag_scheme);
@@ -292,6 +296,7 @@ py::dict run_train(const py::object& data, const std::string& out, const py::obj
                 "(docs/music.md), then use them with the CLI");
   o.data_path = data_path;
   set_num_threads(a.threads);
+  set_deterministic(a.deterministic);
   if (a.plots) require_gnuplot("plots");
 
   // Callbacks run with the GIL; the first exception (a callback's, or KeyboardInterrupt from

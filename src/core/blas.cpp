@@ -25,17 +25,42 @@ constexpr int64_t kAlign = 16;  // tile edges on multiples of 16: whole vector r
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 // OpenBLAS at one thread, once per process, before the first product: recur's threads are the
-// OpenMP ones (threads.cpp keeps it so).
+// OpenMP ones (threads.cpp keeps it so). This is all the pthread build of OpenBLAS needs. Its
+// OpenMP build, the one recur loads, implements it by calling omp_set_num_threads(1), which would
+// shrink the whole pool (oneDNN's primitives and recur's own loops ran on one thread at any
+// --threads until the pool's size was put back here), and it ignores it afterwards: see SerialCall.
 void single_threaded_openblas() {
   static const bool once = [] {
+    const int pool = omp_get_max_threads();
     openblas_set_num_threads(1);
+    omp_set_num_threads(pool);
     return true;
   }();
   (void)once;
 }
 
+// OpenBLAS's OpenMP build sizes its threads from omp_get_max_threads() at every call, unless the
+// call is inside an active parallel region (a tile's call is). A product past its threshold
+// (~262k multiply-adds) called outside one would be split by OpenBLAS, and its bits would depend
+// on the thread count, so for that call the calling thread's pool size is one.
+class SerialCall {
+ public:
+  SerialCall() : saved_(omp_in_parallel() ? 1 : omp_get_max_threads()) {
+    if (saved_ > 1) omp_set_num_threads(1);
+  }
+  ~SerialCall() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  SerialCall(const SerialCall&) = delete;
+  SerialCall& operator=(const SerialCall&) = delete;
+
+ private:
+  int saved_;
+};
+
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const SerialCall serial;
   if ((m == 1 || n == 1) && k > 0) {
     const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
     cblas_sgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
@@ -47,6 +72,7 @@ inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 }
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  const SerialCall serial;
   if ((m == 1 || n == 1) && k > 0) {
     const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
     cblas_dgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,

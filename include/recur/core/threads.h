@@ -6,12 +6,27 @@
 // optimizer). The pool's size comes from OMP_NUM_THREADS at start-up; set_num_threads sets it at
 // run time, so that one `--threads N` means N cores. OpenBLAS's own threads are never used
 // (OPENBLAS_NUM_THREADS has no effect): its threaded products give results that depend on the
-// thread count, the tiles do not.
+// thread count, the tiles do not. (The OpenMP build of OpenBLAS, the one Debian's default
+// alternative gives recur, is kept single-threaded by calling it with a pool of one: blas.cpp.)
+//
+// Determinism: a run repeated at the same thread count gives the same bits, and so does a run at
+// another thread count as far as recur computes it (tiles and splits fixed by the shape). oneDNN's
+// RNN primitives are the same bits at 1 to 7 threads on every shape measured, but their backward
+// divides the weight gradients' sums among the threads by their number beyond that (measured:
+// PTB-small shapes differ in the last bits at 8 and 16 threads; tests/test_threads.cpp).
+// set_deterministic(true), the CLI's --deterministic, runs the oneDNN primitives on one thread,
+// which makes every result the same bits at any count. Its cost is that the recurrent layers then
+// use one core (BENCHMARKS.md, "Threads").
 #pragma once
 
 namespace recur {
 
 // n >= 1: use n threads from now on; n == 0: leave the libraries' defaults.
 void set_num_threads(int n);
+
+// Process-wide, off by default: oneDNN's primitives on one thread, so that results are the same
+// bits at every thread count (above).
+void set_deterministic(bool on);
+bool deterministic();
 
 }  // namespace recur

@@ -7,7 +7,7 @@
 // TrainOptions::seed; their states, the data position, the recurrent state carried between
 // stream chunks, the optimizer moments and the logging window are all in the checkpoint, so a
 // run stopped at any step and resumed logs bit-identical losses to an uninterrupted one, at any
-// thread count (core/threads.h).
+// thread count (core/threads.h: past 7 threads with set_deterministic, --deterministic).
 //
 // Divergence: a non-finite loss or gradient norm, or a loss above diverge_factor times the
 // first step's loss, stops the run with an Error; no checkpoint is written after that point,
