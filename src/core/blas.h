@@ -44,6 +44,17 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
           const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
+// bfloat16 products (--precision bf16's linear layers, model/linear.h): C[m, n] = op(A) op(B) +
+// beta * C with A and B given as bfloat16 bits (floats_to_bf16, core/quantize.h) and C float32,
+// every product accumulated in float32, through oneDNN's matmul (its AVX512-BF16 kernels). beta
+// is 0 or 1. Returns false and touches nothing where there is no such kernel: a build without
+// oneDNN, a processor without AVX512-BF16 (cpu_has_bf16, which RECUR_ISA=avx2 turns off), or a
+// shape oneDNN would only run on its reference code; the caller then multiplies in float32.
+// oneDNN splits the product among the pool's threads by output blocks, each block's sum in one
+// order at any count (tests/test_threads.cpp); under --deterministic it runs on one thread.
+bool gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
+               int64_t ldb, float beta, float* c, int64_t ldc);
+
 // The tiling of a product (exposed for tests): C is cut into row_tiles x col_tiles tiles of
 // tile_rows x tile_cols (the last ones smaller), either row_tiles or col_tiles being 1.
 struct GemmTiles {

@@ -23,8 +23,8 @@
 // goes to both b_ih and b_hh.
 #include "rnn_onednn.h"
 
+#include "onednn_threads.h"
 #include "recur/core/quantize.h"
-#include "recur/core/threads.h"
 
 #include <algorithm>
 #include <array>
@@ -33,9 +33,6 @@
 
 #ifdef RECUR_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
-
-extern "C" int omp_get_max_threads();  // libgomp: the pool oneDNN runs on (core/threads.h)
-extern "C" void omp_set_num_threads(int n);
 #endif
 
 namespace recur::detail {
@@ -678,37 +675,19 @@ void translate_errors(const char* where, F&& f) {
   }
 }
 
-// --deterministic (core/threads.h): oneDNN's backward divides its work among the pool's threads by
-// their number, and past a few threads the weight gradients' last bits depend on it, so the
-// primitives run on one thread for the call (the pool's size, an ICV of the calling thread, is put
-// back after). Nested inside the directions' parallel region they run on one thread anyway.
-class OneThreadIfDeterministic {
- public:
-  OneThreadIfDeterministic() : saved_(deterministic() ? omp_get_max_threads() : 1) {
-    if (saved_ > 1) omp_set_num_threads(1);
-  }
-  ~OneThreadIfDeterministic() {
-    if (saved_ > 1) omp_set_num_threads(saved_);
-  }
-  OneThreadIfDeterministic(const OneThreadIfDeterministic&) = delete;
-  OneThreadIfDeterministic& operator=(const OneThreadIfDeterministic&) = delete;
-
- private:
-  int saved_;
-};
 
 }  // namespace
 
 void onednn_forward(std::shared_ptr<OnednnRnn>& state, int64_t slots, const OnednnScan& s, const float* x,
                     const float* h0, const float* c0, float* y, int64_t ldy, float* hn, float* cn) {
-  const OneThreadIfDeterministic threads;
+  const OnednnThreadsScope threads;
   translate_errors("rnn_forward", [&] { forward_impl(state, slots, s, x, h0, c0, y, ldy, hn, cn); });
 }
 
 void onednn_backward(OnednnRnn& rnn, const OnednnScan& s, const float* x, const float* dy, int64_t ldy,
                      const float* dhn, const float* dcn, DirectionParams<float>& grad, float* dx, float* dh0,
                      float* dc0) {
-  const OneThreadIfDeterministic threads;
+  const OnednnThreadsScope threads;
   translate_errors("rnn_backward", [&] { backward_impl(rnn, s, x, dy, ldy, dhn, dcn, grad, dx, dh0, dc0); });
 }
 

@@ -2,14 +2,44 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "blas.h"
 #include "layer_checks.h"
 
 namespace recur {
 
+namespace {
+
+// Below this many multiply-adds the rounding of x and W to bf16 costs more than the faster
+// product saves (a PTB output layer is 700 x 10000 x 200 = 1.4G).
+constexpr int64_t kBf16Macs = int64_t(1) << 22;
+
 template <typename T>
-void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor<T>& x, Tensor<T>& y) {
+bool use_bf16(const LinearOptions& opts, int64_t m, int64_t n, int64_t k) {
+  return std::is_same_v<T, float> && opts.precision == Precision::bf16 && m * n * k >= kBf16Macs && cpu_has_bf16();
+}
+
+// The bfloat16 copies of one call's operands, per thread (a step allocates nothing).
+struct Bf16Operands {
+  std::vector<uint16_t> x, w, dy;
+};
+Bf16Operands& bf16_operands() {
+  thread_local Bf16Operands o;
+  return o;
+}
+template <typename T>
+const uint16_t* as_bf16(const T* src, int64_t n, std::vector<uint16_t>& out) {
+  out.resize(size_t(n));
+  if constexpr (std::is_same_v<T, float>) floats_to_bf16(src, out.data(), n);
+  return out.data();
+}
+
+}  // namespace
+
+template <typename T>
+void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor<T>& x, Tensor<T>& y,
+                    const LinearOptions& opts) {
   detail::check_rank("linear_forward: weight", weight.shape, 2, "[C, F]");
   const int64_t out_f = weight.dim(0), in_f = weight.dim(1);
   // Only a default-constructed tensor means "no bias", so a wrongly sized one is still caught.
@@ -27,12 +57,22 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
   } else {
     for (int64_t n = 0; n < rows.n; ++n) std::copy_n(bias.ptr(), out_f, yp + n * out_f);
   }
-  if (in_f > 0) blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f);
+  if (in_f == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
+      Bf16Operands& b = bf16_operands();
+      const uint16_t* x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);        // [N, F]
+      const uint16_t* w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);    // [C, F]
+      if (blas::gemm_bf16(false, true, rows.n, out_f, in_f, x16, in_f, w16, in_f, 1.0f, yp, out_f)) return;
+    }
+  }
+  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f);
 }
 
 template <typename T>
 void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& grad_weight,
-                     std::type_identity_t<Tensor<T>>* grad_bias, std::type_identity_t<Tensor<T>>* grad_x) {
+                     std::type_identity_t<Tensor<T>>* grad_bias, std::type_identity_t<Tensor<T>>* grad_x,
+                     const LinearOptions& opts) {
   detail::check_rank("linear_backward: weight", weight.shape, 2, "[C, F]");
   const int64_t out_f = weight.dim(0), in_f = weight.dim(1);
   const detail::Rows rows = detail::as_rows("linear_backward: x", x.shape, "[N, F]");
@@ -41,9 +81,23 @@ void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T
   check_shape("linear_backward: grad_weight", grad_weight.shape, {out_f, in_f});
   if (grad_bias) check_shape("linear_backward: grad_bias", grad_bias->shape, {out_f});
 
+  // bf16: dy, x and W rounded once for both products.
+  const uint16_t *dy16 = nullptr, *x16 = nullptr, *w16 = nullptr;
+  if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
+    Bf16Operands& b = bf16_operands();
+    dy16 = as_bf16(dy.ptr(), rows.n * out_f, b.dy);  // [N, C]
+    x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);      // [N, F]
+    if (grad_x) w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);  // [C, F]
+  }
+
   // dW[C, F] += dy^T[C, N] x[N, F]
-  if (rows.n > 0)
-    blas::gemm(true, false, out_f, in_f, rows.n, T(1), dy.ptr(), out_f, x.ptr(), in_f, T(1), grad_weight.ptr(), in_f);
+  if (rows.n > 0) {
+    bool done = false;
+    if constexpr (std::is_same_v<T, float>)
+      done = dy16 && blas::gemm_bf16(true, false, out_f, in_f, rows.n, dy16, out_f, x16, in_f, 1.0f, grad_weight.ptr(), in_f);
+    if (!done)
+      blas::gemm(true, false, out_f, in_f, rows.n, T(1), dy.ptr(), out_f, x.ptr(), in_f, T(1), grad_weight.ptr(), in_f);
+  }
 
   if (grad_bias) {
     // Row-wise so dy is read once in memory order.
@@ -61,18 +115,23 @@ void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T
     if (out_f == 0) {
       grad_x->zero();
     } else {
-      blas::gemm(false, false, rows.n, in_f, out_f, T(1), dy.ptr(), out_f, weight.ptr(), in_f, T(0), grad_x->ptr(),
-                 in_f);
+      bool done = false;
+      if constexpr (std::is_same_v<T, float>)
+        done = dy16 && blas::gemm_bf16(false, false, rows.n, in_f, out_f, dy16, out_f, w16, in_f, 0.0f, grad_x->ptr(), in_f);
+      if (!done)
+        blas::gemm(false, false, rows.n, in_f, out_f, T(1), dy.ptr(), out_f, weight.ptr(), in_f, T(0), grad_x->ptr(),
+                   in_f);
     }
   }
 }
 
-template void linear_forward<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Tensor<float>&);
+template void linear_forward<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Tensor<float>&,
+                                    const LinearOptions&);
 template void linear_forward<double>(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
-                                     Tensor<double>&);
+                                     Tensor<double>&, const LinearOptions&);
 template void linear_backward<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Tensor<float>&,
-                                     Tensor<float>*, Tensor<float>*);
+                                     Tensor<float>*, Tensor<float>*, const LinearOptions&);
 template void linear_backward<double>(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
-                                      Tensor<double>&, Tensor<double>*, Tensor<double>*);
+                                      Tensor<double>&, Tensor<double>*, Tensor<double>*, const LinearOptions&);
 
 }  // namespace recur

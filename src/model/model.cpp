@@ -1046,7 +1046,8 @@ void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
 template <typename T>
 void linear_layer_forward(const Forward<T>& f, const LayerSpec& l, size_t i, LayerCache<T>& c) {
   const auto [x, lens] = f.vals.get(l.inputs[0]);
-  linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, f.params.layers[i].bias, *x, c.out.data);
+  linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, f.params.layers[i].bias, *x, c.out.data,
+                 {.precision = f.opts.precision});
   c.out.lengths = *lens;
 }
 
@@ -1056,7 +1057,7 @@ void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   const size_t w = weight_owner(b.spec, l, i);
   const bool need_dx = b.wants_grad(l.inputs[0]);
   linear_backward(b.params.layers[w].weight, x, b.cache.layers[i].grad_out, b.grads.layers[w].weight,
-                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr);
+                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr, {.precision = b.cache.precision});
   if (w != i) {
     // The head's gradient covers every row of the shared matrix: no longer sparse.
     std::vector<int32_t>& rows = b.grads.layers[w].rows;
@@ -1383,6 +1384,7 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
   const size_t n = spec.layers.size();
   if (params.layers.size() != n) throw ShapeError("model_forward: parameters do not match the spec's layers");
   cache.layers.resize(n);
+  cache.precision = opts.precision;
   // Which layers to compute: all, or what the wanted ones depend on.
   std::vector<bool> need(n, opts.wanted.empty());
   for (const auto& w : opts.wanted) {

@@ -52,10 +52,11 @@ inline void note_precision(const ModelSpec& spec, const TrainOptions& o, int64_t
     any = true;
   }
   if (any && ragged)
-    note("--precision bf16: a batch whose sequences differ in length trains in float32 (oneDNN's bf16 path runs "
-         "full-length sequences); the matrix products outside the recurrent layers are float32 throughout");
+    note("--precision bf16: a batch whose sequences differ in length trains its recurrent layers in float32 "
+         "(oneDNN's bf16 path runs full-length sequences); the linear layers' products are bfloat16 throughout");
   else if (any)
-    note("--precision bf16: the recurrent layers' products in bfloat16; the other layers' products in float32");
+    note("--precision bf16: the recurrent and linear layers' products in bfloat16; embeddings, attention and the "
+         "loss in float32");
 }
 
 // U(-s, s) for every weight of a task model's trainable parameters (--init-scale).

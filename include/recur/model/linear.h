@@ -8,14 +8,24 @@
 
 #include <type_traits>
 
+#include "recur/core/quantize.h"
 #include "recur/core/tensor.h"
 
 namespace recur {
 
+struct LinearOptions {
+  // bf16 (recur train --precision bf16): x, W and dy are rounded to bfloat16 for the products,
+  // which accumulate in float32 (oneDNN's AVX512-BF16 matmul); y and every gradient stay float32.
+  // Products too small to pay for the rounding, a double layer, and a build or processor without
+  // the kernels (blas.h gemm_bf16) multiply in float32.
+  Precision precision = Precision::f32;
+};
+
 // y = x W^T + b.
 //   weight [C, F]; bias [C] or empty (no bias); x [..., F]; y resized to [..., C], overwritten.
 template <typename T>
-void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor<T>& x, Tensor<T>& y);
+void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor<T>& x, Tensor<T>& y,
+                    const LinearOptions& opts = {});
 
 // Gradients of linear_forward given dy = dL/dy:
 //   grad_weight += dy^T x        grad_weight [C, F], accumulated
@@ -28,6 +38,7 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
 // The optional outputs take no part in deducing T, so nullptr can be passed for them.
 template <typename T>
 void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& grad_weight,
-                     std::type_identity_t<Tensor<T>>* grad_bias, std::type_identity_t<Tensor<T>>* grad_x);
+                     std::type_identity_t<Tensor<T>>* grad_bias, std::type_identity_t<Tensor<T>>* grad_x,
+                     const LinearOptions& opts = {});
 
 }  // namespace recur

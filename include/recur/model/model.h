@@ -284,6 +284,7 @@ struct ModelCache {
   std::vector<T> loss_mask;     // [N] or empty
   Tensor<T> scratch_dx, scratch_zeros;  // model_backward's per-layer input gradients, reused
   std::vector<int32_t> targets; // [N] (lm_step: all -1)
+  Precision precision = Precision::f32;  // the last forward's (ModelForwardOptions): backward's products follow it
 };
 
 struct ModelForwardOptions {
@@ -292,7 +293,8 @@ struct ModelForwardOptions {
   // The recurrent layers' implementation (rnn.h); callers that read LayerCache::rnn.dirs ask
   // for RnnBackend::reference, whose forward keeps the per-step record there.
   RnnBackend backend = RnnBackend::automatic;
-  // bf16: the recurrent layers' products in bfloat16 where they can (rnn.h ForwardOptions).
+  // bf16: the recurrent layers' products in bfloat16 where they can (rnn.h ForwardOptions), and
+  // the linear layers' (linear.h LinearOptions); the rest (embeddings, attention, losses) float32.
   Precision precision = Precision::f32;
   // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
   // of a decoder step without recomputing the encoder. (Last, so that designated initialisers
