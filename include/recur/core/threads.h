@@ -16,7 +16,7 @@
 // PTB-small shapes differ in the last bits at 8 and 16 threads; tests/test_threads.cpp).
 // set_deterministic(true), the CLI's --deterministic, runs the oneDNN primitives on one thread,
 // which makes every result the same bits at any count. Its cost is that the recurrent layers then
-// use one core (BENCHMARKS.md, "Threads").
+// use one core (BENCHMARKS.md, "Threads work again").
 #pragma once
 
 namespace recur {
