@@ -174,38 +174,41 @@ TEST(LinearBf16, RoundedOperandsSummedInFloat) {
     return;
   }
   auto r = [](float v) { return double(bf16_to_float(float_to_bf16(v))); };
-  double worst_y = 0, worst_gw = 0, worst_gx = 0, moved = 0;
+  // Over every di-th row i and dj-th column j of a product: |got(i, j) - (seed(j) + sum_p
+  // a(i, p) b(p, j))| relative to the sum's magnitude, the sum in double.
+  auto worst_error = [](int64_t I, int64_t di, int64_t J, int64_t dj, int64_t P, auto a, auto b, auto seed, auto got) {
+    double worst = 0;
+    for (int64_t i = 0; i < I; i += di)
+      for (int64_t j = 0; j < J; j += dj) {
+        double s = seed(j), mag = std::abs(s);
+        for (int64_t p = 0; p < P; ++p) {
+          const double term = a(i, p) * b(p, j);
+          s += term;
+          mag += std::abs(term);
+        }
+        worst = std::max(worst, std::abs(double(got(i, j)) - s) / mag);
+      }
+    return worst;
+  };
+  auto x16 = [&](int64_t n, int64_t f) { return r(x.data[size_t(n * F + f)]); };     // [N, F]
+  auto w16 = [&](int64_t c, int64_t f) { return r(w.data[size_t(c * F + f)]); };     // [C, F]
+  auto dy16 = [&](int64_t n, int64_t c) { return r(dy.data[size_t(n * C + c)]); };   // [N, C]
+  auto zero = [](int64_t) { return 0.0; };
+  // y [N, C] = b + x W^T
+  const double worst_y = worst_error(
+      N, 7, C, 3, F, x16, [&](int64_t f, int64_t c) { return w16(c, f); }, [&](int64_t c) { return double(b.data[size_t(c)]); },
+      [&](int64_t n, int64_t c) { return bf[0].y.data[size_t(n * C + c)]; });
+  // dW [C, F] = dy^T x
+  const double worst_gw = worst_error(
+      C, 11, F, 3, N, [&](int64_t c, int64_t n) { return dy16(n, c); }, x16, zero,
+      [&](int64_t c, int64_t f) { return bf[0].gw.data[size_t(c * F + f)]; });
+  // dx [N, F] = dy W
+  const double worst_gx = worst_error(N, 13, F, 3, C, dy16, w16, zero,
+                                      [&](int64_t n, int64_t f) { return bf[0].gx.data[size_t(n * F + f)]; });
+  double moved = 0;
   for (int64_t n = 0; n < N; n += 7)
-    for (int64_t c = 0; c < C; c += 3) {
-      double s = b.data[size_t(c)], mag = std::abs(s);
-      for (int64_t f = 0; f < F; ++f) {
-        const double term = r(x.data[size_t(n * F + f)]) * r(w.data[size_t(c * F + f)]);
-        s += term;
-        mag += std::abs(term);
-      }
-      worst_y = std::max(worst_y, std::abs(double(bf[0].y.data[size_t(n * C + c)]) - s) / mag);
+    for (int64_t c = 0; c < C; c += 3)
       moved = std::max(moved, std::abs(double(bf[0].y.data[size_t(n * C + c)]) - double(f32.y.data[size_t(n * C + c)])));
-    }
-  for (int64_t c = 0; c < C; c += 11)
-    for (int64_t f = 0; f < F; f += 3) {
-      double s = 0, mag = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const double term = r(dy.data[size_t(n * C + c)]) * r(x.data[size_t(n * F + f)]);
-        s += term;
-        mag += std::abs(term);
-      }
-      worst_gw = std::max(worst_gw, std::abs(double(bf[0].gw.data[size_t(c * F + f)]) - s) / mag);
-    }
-  for (int64_t n = 0; n < N; n += 13)
-    for (int64_t f = 0; f < F; f += 3) {
-      double s = 0, mag = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const double term = r(dy.data[size_t(n * C + c)]) * r(w.data[size_t(c * F + f)]);
-        s += term;
-        mag += std::abs(term);
-      }
-      worst_gx = std::max(worst_gx, std::abs(double(bf[0].gx.data[size_t(n * F + f)]) - s) / mag);
-    }
   EXPECT_LT(worst_y, 1e-5);
   EXPECT_LT(worst_gw, 1e-5);
   EXPECT_LT(worst_gx, 1e-5);

@@ -2,6 +2,8 @@
 // that results do not depend on the thread count (see blas.h).
 #include "blas.h"
 
+#include "pool_scope.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -28,7 +30,7 @@ int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 // OpenMP ones (threads.cpp keeps it so). This is all the pthread build of OpenBLAS needs. Its
 // OpenMP build, the one recur loads, implements it by calling omp_set_num_threads(1), which would
 // shrink the whole pool (oneDNN's primitives and recur's own loops ran on one thread at any
-// --threads until the pool's size was put back here), and it ignores it afterwards: see SerialCall.
+// --threads until the pool's size was put back here), and ignores it afterwards: see call().
 void single_threaded_openblas() {
   static const bool once = [] {
     const int pool = omp_get_max_threads();
@@ -42,25 +44,10 @@ void single_threaded_openblas() {
 // OpenBLAS's OpenMP build sizes its threads from omp_get_max_threads() at every call, unless the
 // call is inside an active parallel region (a tile's call is). A product past its threshold
 // (~262k multiply-adds) called outside one would be split by OpenBLAS, and its bits would depend
-// on the thread count, so for that call the calling thread's pool size is one.
-class SerialCall {
- public:
-  SerialCall() : saved_(omp_in_parallel() ? 1 : omp_get_max_threads()) {
-    if (saved_ > 1) omp_set_num_threads(1);
-  }
-  ~SerialCall() {
-    if (saved_ > 1) omp_set_num_threads(saved_);
-  }
-  SerialCall(const SerialCall&) = delete;
-  SerialCall& operator=(const SerialCall&) = delete;
-
- private:
-  int saved_;
-};
-
+// on the thread count, so each call outside one runs in a pool of one (pool_scope.h).
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  const SerialCall serial;
+  const detail::PoolOfOne serial(!omp_in_parallel());
   if ((m == 1 || n == 1) && k > 0) {
     const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
     cblas_sgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,
@@ -72,7 +59,7 @@ inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 }
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  const SerialCall serial;
+  const detail::PoolOfOne serial(!omp_in_parallel());
   if ((m == 1 || n == 1) && k > 0) {
     const Gemv v = as_gemv(ta, tb, m, n, k, lda, ldb, ldc);
     cblas_dgemv(CblasRowMajor, v.trans ? CblasTrans : CblasNoTrans, int(v.rows), int(v.cols), alpha, v.mat_is_a ? a : b,

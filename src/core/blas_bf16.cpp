@@ -5,9 +5,11 @@
 #include <tuple>
 
 #include "blas.h"
-#include "onednn_threads.h"
+#include "pool_scope.h"
 #include "recur/core/error.h"
 #include "recur/core/quantize.h"
+#include "recur/core/threads.h"
+#include "rnn_onednn.h"
 
 #ifdef RECUR_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -22,14 +24,8 @@ namespace {
 using dnnl::memory;
 using Dims = memory::dims;
 
-const dnnl::engine& engine() {
-  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-const dnnl::stream& stream() {  // per thread, as rnn_onednn.cpp's
-  static thread_local const dnnl::stream s(engine());
-  return s;
-}
+using detail::onednn::cpu_engine;
+using detail::onednn::cpu_stream;
 
 // A primitive per shape, transposes, leading dimensions and beta: a training run has a handful
 // (the output layer forward and its two backward products, the last batch's shapes).
@@ -54,9 +50,9 @@ Matmul make(const Key& key) {
     po.append_sum(1.0f);
     attr.set_post_ops(po);
   }
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine());
-  Matmul mm{dnnl::matmul(pd), memory(a_md, engine(), DNNL_MEMORY_NONE), memory(b_md, engine(), DNNL_MEMORY_NONE),
-            memory(c_md, engine(), DNNL_MEMORY_NONE)};
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, cpu_engine());
+  Matmul mm{dnnl::matmul(pd), memory(a_md, cpu_engine(), DNNL_MEMORY_NONE), memory(b_md, cpu_engine(), DNNL_MEMORY_NONE),
+            memory(c_md, cpu_engine(), DNNL_MEMORY_NONE)};
   const std::string impl = pd.impl_info_str();
   mm.usable = impl.find("ref") == std::string::npos;
   return mm;
@@ -83,9 +79,9 @@ bool gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t
   mm.a.set_data_handle(const_cast<uint16_t*>(a));
   mm.b.set_data_handle(const_cast<uint16_t*>(b));
   mm.c.set_data_handle(c);
-  const detail::OnednnThreadsScope threads;
+  const detail::PoolOfOne threads(deterministic());  // --deterministic: pool_scope.h
   try {
-    mm.prim.execute(stream(), {{DNNL_ARG_SRC, mm.a}, {DNNL_ARG_WEIGHTS, mm.b}, {DNNL_ARG_DST, mm.c}});
+    mm.prim.execute(cpu_stream(), {{DNNL_ARG_SRC, mm.a}, {DNNL_ARG_WEIGHTS, mm.b}, {DNNL_ARG_DST, mm.c}});
   } catch (const dnnl::error& e) {
     throw Error(std::string("gemm_bf16: oneDNN's matmul failed: ") + e.what());
   }

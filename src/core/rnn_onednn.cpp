@@ -23,8 +23,9 @@
 // goes to both b_ih and b_hh.
 #include "rnn_onednn.h"
 
-#include "onednn_threads.h"
+#include "pool_scope.h"
 #include "recur/core/quantize.h"
+#include "recur/core/threads.h"
 
 #include <algorithm>
 #include <array>
@@ -52,8 +53,8 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using Dims = memory::dims;
 
-// One engine and one stream for the process: the CPU engine is stateless and the stream runs
-// primitives synchronously in the calling thread.
+// One engine for the process: the CPU engine is stateless. (Declared in rnn_onednn.h: the bf16
+// matmul of blas_bf16.cpp uses them too.)
 const dnnl::engine& cpu_engine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -675,19 +676,18 @@ void translate_errors(const char* where, F&& f) {
   }
 }
 
-
 }  // namespace
 
 void onednn_forward(std::shared_ptr<OnednnRnn>& state, int64_t slots, const OnednnScan& s, const float* x,
                     const float* h0, const float* c0, float* y, int64_t ldy, float* hn, float* cn) {
-  const OnednnThreadsScope threads;
+  const PoolOfOne threads(deterministic());  // --deterministic: pool_scope.h
   translate_errors("rnn_forward", [&] { forward_impl(state, slots, s, x, h0, c0, y, ldy, hn, cn); });
 }
 
 void onednn_backward(OnednnRnn& rnn, const OnednnScan& s, const float* x, const float* dy, int64_t ldy,
                      const float* dhn, const float* dcn, DirectionParams<float>& grad, float* dx, float* dh0,
                      float* dc0) {
-  const OnednnThreadsScope threads;
+  const PoolOfOne threads(deterministic());  // --deterministic: pool_scope.h
   translate_errors("rnn_backward", [&] { backward_impl(rnn, s, x, dy, ldy, dhn, dcn, grad, dx, dh0, dc0); });
 }
 

@@ -20,7 +20,23 @@
 
 #include "recur/core/rnn.h"
 
+#ifdef RECUR_HAVE_ONEDNN
+namespace dnnl {
+struct engine;
+struct stream;
+}  // namespace dnnl
+#endif
+
 namespace recur::detail {
+
+#ifdef RECUR_HAVE_ONEDNN
+namespace onednn {
+// The process's CPU engine, and the calling thread's stream (primitives run synchronously in
+// it): every oneDNN call of recur's, the RNN primitives here and blas_bf16.cpp's matmul.
+const dnnl::engine& cpu_engine();
+const dnnl::stream& cpu_stream();
+}  // namespace onednn
+#endif
 
 // Whether this build links oneDNN (CMake found the `dnnl` package: RECUR_HAVE_ONEDNN).
 bool onednn_built();
