@@ -2,8 +2,11 @@
 //
 // Runs ONE case of bench/suite_cases.json per invocation and prints one JSON line on stdout.
 // The recurrent layers run on Intel oneDNN's RNN primitives (lstm, lbr_gru for PyTorch's GRU,
-// vanilla_rnn with tanh); everything around them (embedding lookup, linear head, softmax
-// cross-entropy, gradient clipping, Adam) is OpenBLAS plus plain loops. It deliberately does
+// vanilla_rnn with tanh); everything around them is oneDNN's sgemm for the linear head's three
+// products (OpenBLAS's GEMV for batch-1 generation) plus plain loops (embedding lookup, softmax
+// cross-entropy, gradient clipping, Adam). The head was OpenBLAS's sgemm until 4 Dec 2026, when
+// recur moved its float products to oneDNN's sgemm (twice OpenBLAS's speed on the suite's AMD
+// Zen 5); the anchor moved with it, so the comparison stays one of equal tools. It deliberately does
 // not link the recur library: it is the external reference recur is measured against, written
 // the way one would write a fast CPU trainer on oneDNN:
 //   * parameters live in oneDNN's plain user layouts (ldigo / ldgo); each primitive gets them in
@@ -478,8 +481,7 @@ class Model {
     const float* h = ptr(blocks_.back().dst);       // [N, DH]
     float* dh = ptr(blocks_.back().ddst);           // [N, DH]
     // head.weight grad [Vout, DH] = dlogits^T [Vout, N] * h [N, DH]
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vout_, DH_, N_, 1.f, dl, Vout_, h, DH_,
-                0.f, ghw_.data(), DH_);
+    dnnl_sgemm('T', 'N', Vout_, DH_, N_, 1.f, dl, Vout_, h, DH_, 0.f, ghw_.data(), DH_);
     // head.bias grad [Vout] = column sums of dlogits
     std::fill(ghb_.begin(), ghb_.end(), 0.f);
     for (int i = 0; i < N_; ++i) {
@@ -487,8 +489,7 @@ class Model {
       for (int j = 0; j < Vout_; ++j) ghb_[j] += row[j];
     }
     // d(rnn output) [N, DH] = dlogits [N, Vout] * W [Vout, DH]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N_, DH_, Vout_, 1.f, dl, Vout_,
-                hw_.data(), DH_, 0.f, dh, DH_);
+    dnnl_sgemm('N', 'N', N_, DH_, Vout_, 1.f, dl, Vout_, hw_.data(), DH_, 0.f, dh, DH_);
     // RNN backward, last block first; block i's diff src is block i-1's diff dst.
     for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
       for (auto& r : it->to_bwd) r.run(strm_);
@@ -752,8 +753,7 @@ class Model {
   double head_loss(bool with_grad) {
     const float* h = ptr(blocks_.back().dst);
     float* z = logits_.data();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N_, Vout_, DH_, 1.f, h, DH_, hw_.data(),
-                DH_, 0.f, z, Vout_);
+    dnnl_sgemm('N', 'T', N_, Vout_, DH_, 1.f, h, DH_, hw_.data(), DH_, 0.f, z, Vout_);
     const float invN = 1.f / float(N_);
     double loss = 0.0;
 #pragma omp parallel for reduction(+ : loss) schedule(static)
