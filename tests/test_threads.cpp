@@ -23,7 +23,7 @@ namespace {
 
 TEST(GemmTiles, FixedByTheShapeAndCoveringTheProduct) {
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 800, 200}, {20, 800, 200}, {6022, 200, 700},
-                         {3, 5, 7}, {1, 4000, 4000}, {257, 300, 100}, {100, 257, 100}}) {
+                         {3, 5, 7}, {1, 4000, 4000}, {257, 300, 100}, {100, 257, 100}, {400, 10000, 200}}) {
     const blas::GemmTiles t = blas::gemm_tiles(m, n, k);
     EXPECT_TRUE(t.row_tiles == 1 || t.col_tiles == 1);
     EXPECT_GE(t.row_tiles * t.tile_rows, m);
@@ -36,6 +36,8 @@ TEST(GemmTiles, FixedByTheShapeAndCoveringTheProduct) {
   EXPECT_GT(blas::gemm_tiles(700, 800, 200).row_tiles, 1);
   EXPECT_EQ(blas::gemm_tiles(20, 800, 200).count(), 1);      // a batch-20 LSTM step: too small to split
   EXPECT_GT(blas::gemm_tiles(32, 2048, 512).col_tiles, 1);   // a batch-32 512-unit LSTM step: by columns
+  EXPECT_EQ(blas::gemm_tiles(400, 10000, 200).col_tiles, 20);  // PTB's output layer: wide columns
+  EXPECT_EQ(blas::gemm_tiles(400, 200, 10000).row_tiles, 4);   // its input gradient: by rows
 }
 
 // The pool keeps its size through the process's first product. OpenBLAS's OpenMP build makes its
@@ -53,11 +55,11 @@ TEST(Gemm, TheFirstProductLeavesThePoolItsSize) {
   set_num_threads(1);
 }
 
-// C = op(A) op(B) + C at 1, 2 and 3 threads: the same bits, and the product itself (against a
-// double-precision loop), for every transpose and for tiles by rows and by columns.
+// C = op(A) op(B) + C at 1, 2, 3 and 8 threads: the same bits, and the product itself (against a
+// double-precision loop), for every transpose and for tiles by rows, by columns and by wide columns.
 TEST(Gemm, TheSameBitsAtAnyThreadCount) {
   Rng rng(5);
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 300, 150}, {32, 1200, 300}, {300, 37, 800}}) {
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 300, 150}, {32, 1200, 300}, {300, 37, 800}, {40, 2100, 120}}) {
     for (int tr = 0; tr < 4; ++tr) {
       const bool ta = tr & 1, tb = tr & 2;
       SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " ta " +
@@ -69,7 +71,7 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       for (float& x : b) x = float(rng.uniform(-1, 1));
       for (float& x : c0) x = float(rng.uniform(-1, 1));
       std::vector<std::vector<float>> out;
-      for (int threads : {1, 2, 3}) {
+      for (int threads : {1, 2, 3, 8}) {
         set_num_threads(threads);
         std::vector<float> c = c0;
         blas::gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c.data(), ldc);
@@ -78,6 +80,7 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       set_num_threads(1);
       EXPECT_EQ(out[0], out[1]);
       EXPECT_EQ(out[0], out[2]);
+      EXPECT_EQ(out[0], out[3]);
       double worst = 0;
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {

@@ -39,10 +39,14 @@ inline Gemv as_gemv(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t l
 // (row blocks, or column blocks for few rows; one tile for a small product), each tile one
 // single-threaded call, the tiles shared among the OpenMP threads. The same tiles are computed
 // at any thread count, so the bits are the same; inside a parallel region they run in turn.
+// Float products run on oneDNN's sgemm where recur is built with oneDNN (blas.cpp says why).
+//
+// seed (a row of n, or null): C = alpha * op(A) op(B) + seed in every row, beta unused; a linear
+// layer's bias, written tile by tile just before the tile's product instead of in a pass of its own.
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc);
+          int64_t ldb, float beta, float* c, int64_t ldc, const float* seed = nullptr);
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-          const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc, const double* seed = nullptr);
 
 // bfloat16 products (--precision bf16's linear layers, model/linear.h): C[m, n] = op(A) op(B) +
 // beta * C with A and B given as bfloat16 bits (floats_to_bf16, core/quantize.h) and C float32,

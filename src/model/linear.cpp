@@ -48,25 +48,27 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
   const detail::Rows rows = detail::as_rows("linear_forward: x", x.shape, "[N, F]");
   check_shape("linear_forward: x", x.shape, detail::with_last(x.shape, in_f));
 
-  // Seed y with the bias (or zeros) and let the GEMM add onto it (beta = 1): one pass over y
-  // instead of a separate bias pass, and correct even when F = 0 and the GEMM adds nothing.
   y.resize(detail::with_last(x.shape, out_f));
   T* yp = y.ptr();
-  if (!has_bias) {
-    y.zero();
-  } else {
+  // y starts as the bias (or zeros) and the product adds onto it (beta = 1): no separate bias
+  // pass. The float32 product seeds each of its tiles just before computing it (blas.h).
+  const auto seed_y = [&] {
+    if (!has_bias) return y.zero();
     for (int64_t n = 0; n < rows.n; ++n) std::copy_n(bias.ptr(), out_f, yp + n * out_f);
-  }
-  if (in_f == 0) return;
+  };
+  if (in_f == 0) return seed_y();  // the product adds nothing
   if constexpr (std::is_same_v<T, float>) {
     if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
+      seed_y();
       Bf16Operands& b = bf16_operands();
       const uint16_t* x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);        // [N, F]
       const uint16_t* w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);    // [C, F]
       if (blas::gemm_bf16(false, true, rows.n, out_f, in_f, x16, in_f, w16, in_f, 1.0f, yp, out_f)) return;
+      return blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f);
     }
   }
-  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f);
+  if (!has_bias) return blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(0), yp, out_f);
+  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f, bias.ptr());
 }
 
 template <typename T>
