@@ -87,6 +87,10 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                   "seq2seq: the decoder attends over the encoder's outputs (Luong et al. 2015): dot, general "
                   "(bilinear) or additive (Bahdanau); none = the encoder's final state only")
       ->check(CLI::IsMember({"none", "dot", "general", "additive"}))->capture_default_str()->group(g);
+  sub->add_option("--pool", o.pool,
+                  "classify: what the head reads: last = the rnn's final state (each direction's last step), max or "
+                  "mean = each feature's maximum or mean over the text's steps (Keras GlobalMaxPooling1D)")
+      ->check(CLI::IsMember({"last", "max", "mean"}))->capture_default_str()->group(g);
   sub->add_flag("--input-feed", o.input_feed,
                 "seq2seq with --attention: input feeding (Luong et al. 2015), each decoder step also reads the "
                 "attention's output of the step before, so it knows what it attended to")->group(g);

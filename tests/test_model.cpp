@@ -113,6 +113,89 @@ TEST(ModelGradients, FinalStateHeadOnBiGruAndUniRnn) {
   }
 }
 
+// Max and mean over time of a ragged bidirectional LSTM's outputs, into a classifier head.
+TEST(ModelGradients, PooledOverTimeRaggedBiLstm) {
+  for (PoolMode mode : {PoolMode::max, PoolMode::mean}) {
+    Problem p;
+    p.spec.tokens("words", 9);
+    p.spec.embedding("emb", "words", 3);
+    p.spec.rnn("rnn", "emb", cfg(CellType::lstm, 4, 1, true));
+    p.spec.pool("pool", "rnn", mode);
+    p.spec.linear("out", "pool", 3);
+    p.inputs["words"] = tokens(5, 3, 9, {5, 2, 4}, 5);
+    p.heads = {"out"};
+    p.check(std::string("pool ") + pool_mode_name(mode));
+  }
+}
+
+// The pooled values themselves, against loops over the rnn's outputs: only the steps before
+// each example's length count (the rnn writes zeros past it, which a max would otherwise see
+// when every real value is negative).
+TEST(ModelPool, MaxAndMeanOverEachExamplesOwnSteps) {
+  for (PoolMode mode : {PoolMode::max, PoolMode::mean}) {
+    ModelSpec spec;
+    spec.tokens("words", 9);
+    spec.embedding("emb", "words", 3);
+    spec.rnn("rnn", "emb", cfg(CellType::gru, 4, 1, false));
+    spec.pool("pool", "rnn", mode);
+    Rng rng(11);
+    const ModelParams<double> params = model_init_params<double>(spec, rng);
+    ModelInputs<double> in;
+    in["words"] = tokens(6, 3, 9, {6, 1, 3}, 8);
+    ModelCache<double> cache;
+    model_forward(spec, params, in, {}, cache);
+    const Tensor<double>& h = model_output(spec, cache, "rnn");  // [6, 3, 4]
+    const Tensor<double>& y = model_output(spec, cache, "pool");  // [3, 4]
+    ASSERT_EQ(y.shape, (Shape{3, 4}));
+    const int64_t lens[] = {6, 1, 3};
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t k = 0; k < 4; ++k) {
+        double want = mode == PoolMode::max ? -1e300 : 0;
+        for (int64_t t = 0; t < lens[b]; ++t) {
+          const double v = h.data[size_t((t * 3 + b) * 4 + k)];
+          want = mode == PoolMode::max ? std::max(want, v) : want + v / double(lens[b]);
+        }
+        EXPECT_NEAR(y.data[size_t(b * 4 + k)], want, 1e-15) << pool_mode_name(mode) << " b " << b << " k " << k;
+      }
+  }
+}
+
+TEST(ModelSpecJson, PoolRoundTripsAndIsChecked) {
+  ModelSpec s;
+  s.tokens("words", 9);
+  s.embedding("emb", "words", 3);
+  s.rnn("rnn", "emb", cfg(CellType::lstm, 4, 1, true));
+  s.pool("pool", "rnn", PoolMode::mean);
+  s.linear("out", "pool", 2);
+  s.validate();
+  const ModelSpec back = model_spec_from_json(model_spec_to_json(s), "t");
+  EXPECT_EQ(model_spec_to_json(back), model_spec_to_json(s));
+  EXPECT_EQ(back.layers[2].pool, PoolMode::mean);
+  EXPECT_FALSE(back.is_sequence("pool"));
+  EXPECT_EQ(back.width("pool"), 8);
+  EXPECT_NE(model_spec_summary(back).find("pool(pool mean)"), std::string::npos);
+  std::string bad = model_spec_to_json(s);
+  bad.replace(bad.find("\"mean\""), 6, "\"sum\"");
+  try {
+    model_spec_from_json(bad, "f.safetensors");
+    FAIL() << "a pool mode 'sum' was accepted";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("f.safetensors: model: layers[2]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mode"), std::string::npos) << e.what();
+  }
+  ModelSpec v;  // a vector cannot be pooled over time
+  v.tokens("words", 9);
+  v.embedding("emb", "words", 3);
+  v.rnn("rnn", "emb", cfg(CellType::lstm, 4, 1, false));
+  v.pool("pool", "rnn.final", PoolMode::max);
+  try {
+    v.validate();
+    FAIL() << "a pool over a vector was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("must be a sequence of features"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ModelGradients, CharacterFeaturesConcatenatedPerWord) {
   // words [T=3, B=2]; chars [Tc=4, N=T*B=6]: one character sequence per word position.
   Problem p;

@@ -264,6 +264,43 @@ TEST_F(CliTasks, ClassifyTrainPredictEvalResume) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 200);
 }
 
+// --pool max / mean: the head reads the rnn's outputs pooled over time. The model file says so,
+// classify and eval read it back, a resumed run keeps it, and the flag is refused where it has
+// no meaning.
+TEST_F(CliTasks, ClassifyPooledOverTime) {
+  const std::string data = write("train.tsv", classify_data(200, false));
+  for (const std::string mode : {"max", "mean"}) {
+    const std::string run_dir = path("pool_" + mode);
+    Result r = run("train " + data + " --task classify --bidirectional --pool " + mode + " --epochs 1 --out " + run_dir +
+                   " " + tiny());
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = run("info " + run_dir + "/last.safetensors");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("pool(pool " + mode + ")"), std::string::npos) << r.out;
+    r = run("classify " + run_dir + "/last.safetensors 'the movie was good'");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("neg=0."), std::string::npos) << r.out;
+    r = run("eval " + run_dir + "/last.safetensors " + data);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.out.find("accuracy"), std::string::npos) << r.out;
+    r = run("train " + data + " --resume --epochs 2 --out " + run_dir + " " + tiny());
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = run("info " + run_dir + "/last.safetensors");
+    EXPECT_NE(r.out.find("pool(pool " + mode + ")"), std::string::npos) << r.out;
+  }
+  // Without --pool the head reads the final state, as before.
+  Result r = run("train " + data + " --task classify --epochs 1 --out " + path("last") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("info " + path("last/last.safetensors"));
+  EXPECT_EQ(r.out.find("pool("), std::string::npos) << r.out;
+  expect_one_line_error("train " + write("t.txt", tag_data(20)) + " --task tag --pool max --out " + path("t"),
+                        "--pool: does not apply to --task tag");
+  expect_one_line_error("train " + data + " --task classify --pool sum --out " + path("s"), "--pool");
+  expect_one_line_error("train " + data + " --task classify --init-from " + path("last/last.safetensors") +
+                            " --pool max --out " + path("i"),
+                        "--pool: not with --init-from");
+}
+
 TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {
   const std::string data = write("train.txt", tag_data(120));
   Result r = run("train " + data + " --task tag --char-rnn --bidirectional --epochs 2 --out " + path("run") + " " + tiny());

@@ -80,6 +80,7 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
         diagnostics (True = every 100 steps, or N); plots [False] (needs gnuplot)
       tasks: char_rnn, char_embed [25], char_hidden [25], crf, tag_scheme ["auto"],
         attention ["none"; seq2seq: "dot", "general" or "additive"], input_feed [False],
+        pool ["last"; classify: "max" or "mean" over time],
         condition_every_step, binary,
         features, keep_case, embeddings (path), freeze_embeddings, embeddings_vocab, text_column [1],
         label_column [0], token_column [1], tag_column [0], header [-1]

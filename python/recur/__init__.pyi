@@ -79,6 +79,7 @@ def train(
     crf: bool = ...,
     tag_scheme: str = ...,
     attention: str = ...,
+    pool: str = ...,
     input_feed: bool = ...,
     condition_every_step: bool = ...,
     binary: bool = ...,

@@ -202,6 +202,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("crf", &TrainOptions::crf);
     str("tag_scheme", &TrainOptions::tag_scheme);
     str("attention", &TrainOptions::attention);
+    str("pool", &TrainOptions::pool);
     flag("input_feed", &TrainOptions::input_feed);
     i64("char_embed", &TrainOptions::char_embed);
     i64("char_hidden", &TrainOptions::char_hidden);

@@ -84,9 +84,12 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::onehot: return "onehot";
     case LayerKind::crf: return "crf";
     case LayerKind::attention: return "attention";
+    case LayerKind::pool: return "pool";
   }
   return "?";
 }
+
+const char* pool_mode_name(PoolMode mode) { return mode == PoolMode::max ? "max" : "mean"; }
 
 // ---------------------------------------------------------------- spec and builders
 
@@ -122,7 +125,8 @@ int64_t ModelSpec::width(std::string_view ref) const {
     case LayerKind::rnn: return l.rnn.output_size();
     case LayerKind::onehot: return inputs[size_t(resolve(*this, l.inputs.at(0)).input)].size;
     case LayerKind::dropout:
-    case LayerKind::crf: return width(l.inputs.at(0));
+    case LayerKind::crf:
+    case LayerKind::pool: return width(l.inputs.at(0));
     case LayerKind::bridge: return bridge_size(l);
     case LayerKind::concat: {
       int64_t w = 0;
@@ -142,7 +146,8 @@ bool ModelSpec::is_sequence(std::string_view ref) const {
   const LayerSpec& l = layers[size_t(r.layer)];
   switch (l.kind) {
     case LayerKind::rnn: return !r.final;
-    case LayerKind::bridge: return false;
+    case LayerKind::bridge:
+    case LayerKind::pool: return false;
     case LayerKind::concat:
       return std::any_of(l.inputs.begin(), l.inputs.end(), [&](const std::string& i) { return is_sequence(i); });
     default: return is_sequence(l.inputs.at(0));
@@ -193,6 +198,10 @@ std::string ModelSpec::onehot(const std::string& name, const std::string& input)
 }
 std::string ModelSpec::concat(const std::string& name, const std::vector<std::string>& ins) {
   add_layer(layers, name, LayerKind::concat, ins);
+  return name;
+}
+std::string ModelSpec::pool(const std::string& name, const std::string& input, PoolMode mode) {
+  add_layer(layers, name, LayerKind::pool, {input}).pool = mode;
   return name;
 }
 std::string ModelSpec::crf(const std::string& name, const std::string& input) {
@@ -294,6 +303,10 @@ void ModelSpec::validate() const {
         break;
       case LayerKind::concat:
       case LayerKind::bridge: break;
+      case LayerKind::pool:
+        if (!prefix.is_sequence(in0) || prefix.width(in0) < 1)
+          layer_error(l, "input " + quote_name(in0) + " must be a sequence of features");
+        break;
       case LayerKind::attention:
         if (l.size < 1) layer_error(l, "size (attention width) must be >= 1");
         for (const auto& i : l.inputs)
@@ -395,6 +408,7 @@ std::string model_spec_to_json(const ModelSpec& spec) {
       case LayerKind::onehot: break;
       case LayerKind::dropout: j["p"] = l.p; break;
       case LayerKind::crf: j["size"] = l.size; break;
+      case LayerKind::pool: j["mode"] = pool_mode_name(l.pool); break;
       case LayerKind::attention:
         j["size"] = l.size;
         j["score"] = attention_score_name(l.score);
@@ -473,6 +487,11 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
     } else if (kind == "crf") {
       l.kind = LayerKind::crf;
       l.size = g.integer("size", 1, int64_t(1) << 20);
+    } else if (kind == "pool") {
+      l.kind = LayerKind::pool;
+      const std::string mode = g.string("mode");
+      if (mode != "max" && mode != "mean") g.fail("mode", "\"max\" or \"mean\"");
+      l.pool = mode == "max" ? PoolMode::max : PoolMode::mean;
     } else if (kind == "attention") {
       l.kind = LayerKind::attention;
       l.size = g.integer("size", 1, int64_t(1) << 24);
@@ -486,8 +505,8 @@ ModelSpec model_spec_from_json(std::string_view json, std::string_view origin) {
       l.init = g.string("init");
       if (g.has("feed")) l.feed = g.string("feed");
     } else {
-      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\", \"crf\" or "
-                     "\"attention\"");
+      g.fail("kind", "\"embedding\", \"onehot\", \"rnn\", \"linear\", \"concat\", \"dropout\", \"bridge\", \"crf\", "
+                     "\"attention\" or \"pool\"");
     }
     g.finish();
     s.layers.push_back(l);
@@ -516,6 +535,8 @@ std::string model_spec_summary(const ModelSpec& spec) {
       if (!l.feed.empty()) s += " fed by " + l.feed;
     } else if (l.kind == LayerKind::attention) {
       s += std::string(" ") + attention_score_name(l.score) + " " + std::to_string(l.size);
+    } else if (l.kind == LayerKind::pool) {
+      s += std::string(" ") + pool_mode_name(l.pool);
     } else if (l.kind == LayerKind::embedding || l.kind == LayerKind::linear || l.kind == LayerKind::crf) {
       s += " " + std::to_string(l.size);
       if (l.frozen) s += " frozen";
@@ -1197,6 +1218,72 @@ void concat_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   }
 }
 
+// --- pool: x [T, B, F] -> y [B, F], the maximum or the mean of each feature over the steps
+// t < length of each example (steps past it are padding). Backward: the maximum's gradient goes
+// to the step it came from (the first such step on a tie), the mean's to every step / length.
+
+template <typename T>
+void pool_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
+  const auto [x, lens] = f.vals.get(l.inputs[0]);
+  const int64_t Tn = x->dim(0), B = x->dim(1), F = x->dim(2);
+  c.out.data.resize({B, F});
+  c.out.lengths.clear();
+  if (l.pool == PoolMode::max) c.argmax.assign(size_t(B * F), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = lens->empty() ? Tn : std::min((*lens)[size_t(b)], Tn);
+    T* y = c.out.data.ptr() + b * F;
+    if (len <= 0) {
+      std::fill(y, y + F, T(0));
+      continue;
+    }
+    const T* x0 = x->ptr() + b * F;  // step t of example b is at x0 + t * B * F
+    std::copy(x0, x0 + F, y);
+    if (l.pool == PoolMode::max) {
+      int64_t* arg = c.argmax.data() + b * F;
+      for (int64_t t = 1; t < len; ++t) {
+        const T* xt = x0 + t * B * F;
+        for (int64_t k = 0; k < F; ++k)
+          if (xt[k] > y[k]) {
+            y[k] = xt[k];
+            arg[k] = t;
+          }
+      }
+    } else {
+      for (int64_t t = 1; t < len; ++t) {
+        const T* xt = x0 + t * B * F;
+        for (int64_t k = 0; k < F; ++k) y[k] += xt[k];
+      }
+      const T inv = T(1) / T(len);
+      for (int64_t k = 0; k < F; ++k) y[k] *= inv;
+    }
+  }
+}
+
+template <typename T>
+void pool_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
+  if (!b.wants_grad(l.inputs[0])) return;
+  const LayerCache<T>& c = b.cache.layers[i];
+  const auto [x, lens] = b.vals.get(l.inputs[0]);
+  const int64_t Tn = x->dim(0), B = x->dim(1), F = x->dim(2);
+  b.dx.resize(x->shape);
+  b.dx.zero();
+  for (int64_t bb = 0; bb < B; ++bb) {
+    const int64_t len = lens->empty() ? Tn : std::min((*lens)[size_t(bb)], Tn);
+    const T* dy = c.grad_out.ptr() + bb * F;
+    T* d0 = b.dx.ptr() + bb * F;
+    if (len <= 0) continue;
+    if (l.pool == PoolMode::max) {
+      const int64_t* arg = c.argmax.data() + bb * F;
+      for (int64_t k = 0; k < F; ++k) d0[arg[k] * B * F + k] = dy[k];
+    } else {
+      const T inv = T(1) / T(len);
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t k = 0; k < F; ++k) d0[t * B * F + k] = dy[k] * inv;
+    }
+  }
+  b.route(l.inputs[0], b.dx);
+}
+
 // --- attention: query [Tq, B, Q] over memory [Ts, B, M] (the memory's lengths mask it) ->
 // [Tq, B, A] with the query's lengths (attention.h).
 
@@ -1429,6 +1516,7 @@ void model_forward(const ModelSpec& spec, const ModelParams<T>& params, const Mo
       case LayerKind::bridge: bridge_layer_forward(f, l, p, c); break;
       case LayerKind::concat: concat_layer_forward(f, l, c); break;
       case LayerKind::attention: attention_layer_forward(f, l, p, c); break;
+      case LayerKind::pool: pool_layer_forward(f, l, c); break;
     }
     c.done = true;
   }
@@ -1503,6 +1591,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
       case LayerKind::dropout:
       case LayerKind::crf:
       case LayerKind::concat:
+      case LayerKind::pool:
         for (const auto& in : l.inputs) b.wants[i] = b.wants[i] || b.wants_grad(in);
         break;
     }
@@ -1540,6 +1629,7 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
         case LayerKind::bridge: bridge_layer_backward(b, l, i); break;
         case LayerKind::concat: concat_layer_backward(b, l, i); break;
         case LayerKind::attention: attention_layer_backward(b, l, i); break;
+        case LayerKind::pool: pool_layer_backward(b, l, i); break;
       }
     }
     if (l.kind == LayerKind::rnn && !l.feed.empty()) hold_from = -1;

@@ -77,6 +77,7 @@ TaskModelOptions model_options_of(const TrainOptions& o) {
   m.char_hidden = o.char_hidden;
   m.freeze_embeddings = o.freeze_embeddings;
   if (o.attention != "none") m.attention = parse_attention_score(o.attention);
+  if (o.pool != "last") m.pool = o.pool == "max" ? PoolMode::max : PoolMode::mean;
   m.input_feed = o.input_feed;
   return m;
 }

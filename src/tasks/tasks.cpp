@@ -346,7 +346,9 @@ TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& c
         x = drop("emb_drop", x);
       }
       s.rnn("rnn", x, rc);
-      const std::string h = drop("rnn_drop", task.kind == TaskKind::classify ? "rnn.final" : "rnn");
+      std::string h = "rnn";
+      if (task.kind == TaskKind::classify) h = mo.pool ? s.pool("pool", "rnn", *mo.pool) : "rnn.final";
+      h = drop("rnn_drop", h);
       s.linear("out", h, task.kind == TaskKind::classify && task.binary ? 1 : int64_t(m.labels.size()));
       if (task.kind == TaskKind::tag && task.crf) s.crf("crf", "out");
       break;

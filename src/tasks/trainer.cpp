@@ -63,6 +63,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
       {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
+      {"--pool", {"classify"}, "how a classifier reads its rnn's outputs"},
       {"--input-feed", {"seq2seq"}, "a decoder reading its attention's previous output"},
       {"--extend-vocab", {"lm", "classify", "tag", "seq2seq", "generate"},
        "vocabularies grown for --init-from; the music encoding is fixed"},
@@ -119,7 +120,7 @@ void TrainOptions::validate() const {
                           "--bidirectional", "--dropout", "--init-scale", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
                           "--keep-case", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
-                          "--token-column", "--tag-column", "--attention", "--input-feed", "--tie-weights"})
+                          "--token-column", "--tag-column", "--attention", "--input-feed", "--tie-weights", "--pool"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
                     "; the architecture, vocabularies and data columns come from that model");
@@ -139,6 +140,7 @@ void TrainOptions::validate() const {
                 " (it predicts the next token, so it cannot read the future; --bidirectional is for tag, classify and "
                 "seq2seq)");
   if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
+  if (pool != "last" && pool != "max" && pool != "mean") bad("--pool", pool, "last, max or mean");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
   if (input_feed && attention == "none")
@@ -280,6 +282,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   if (o.crf) j["crf"] = true;
   if (o.embeddings_vocab) j["embeddings_vocab"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
+  if (o.pool != "last") j["pool"] = o.pool;
   if (o.input_feed) j["input_feed"] = true;
   if (o.extend_vocab) j["extend_vocab"] = true;
   if (o.warmup != 0) j["warmup"] = o.warmup;
@@ -389,6 +392,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     if (f.has("crf")) o.crf = f.boolean("crf");
     if (f.has("embeddings_vocab")) o.embeddings_vocab = f.boolean("embeddings_vocab");
     if (f.has("attention")) o.attention = f.string("attention");
+    if (f.has("pool")) o.pool = f.string("pool");
     if (f.has("input_feed")) o.input_feed = f.boolean("input_feed");
     if (f.has("extend_vocab")) o.extend_vocab = f.boolean("extend_vocab");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
@@ -510,7 +514,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
       RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),
-      RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed),
+      RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed), RECUR_FLAG("--pool", pool),
       RECUR_FLAG("--extend-vocab", extend_vocab)};
   return t;
 }

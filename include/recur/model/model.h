@@ -25,6 +25,7 @@
 // An attention layer (attention.h) reads two sequences, a decoder's outputs [Tq, B, Q] and an
 // encoder's [Ts, B, M] (masked by the encoder's lengths), and gives Luong's attentional states
 // [Tq, B, A]; its forward cache keeps the weights [Tq, B, Ts] (recur translate --show-attention).
+// A pool layer turns a sequence into per-example vectors [B, F] (max or mean over time).
 // Concatenation joins rows: sequences [T, B, F] with vectors of T*B rows (per-position
 // features), or with vectors of B rows, which are repeated at every step (a condition fed to
 // every step's input).
@@ -55,7 +56,11 @@
 namespace recur {
 
 enum class InputKind { tokens, features };
-enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot, crf, attention };
+enum class LayerKind { embedding, rnn, linear, concat, dropout, bridge, onehot, crf, attention, pool };
+
+// pool: how a sequence becomes one vector per example (ModelSpec::pool).
+enum class PoolMode { max, mean };
+const char* pool_mode_name(PoolMode mode);  // "max", "mean"
 
 const char* layer_kind_name(LayerKind kind);  // "embedding", "rnn", ...
 
@@ -85,6 +90,7 @@ struct LayerSpec {
   // then has only a bias; the shared matrix's gradient sums both uses.
   std::string tie;
   AttentionScore score = AttentionScore::general;  // attention (size = A)
+  PoolMode pool = PoolMode::max;  // pool
 };
 
 // The description of a model. The builder methods append a layer, infer its input width from
@@ -118,6 +124,11 @@ struct ModelSpec {
   // memory computed before it. Throws Error naming the layer otherwise.
   std::string attention(const std::string& name, const std::string& query, const std::string& memory,
                         AttentionScore score, int64_t size, bool feed = false);
+
+  // A sequence [T, B, F] as one vector per example [B, F]: the maximum or the mean of each
+  // feature over the example's steps t < length (Collobert et al. 2011's max over time; Keras's
+  // GlobalMaxPooling1D / GlobalAveragePooling1D with a mask). An example of length 0 gives zeros.
+  std::string pool(const std::string& name, const std::string& input, PoolMode mode);
 
   // Checks names, references, kinds and widths; throws Error "model layer '<name>': ...".
   void validate() const;
@@ -269,6 +280,7 @@ struct LayerCache {
   std::vector<RnnCache<T>> step_rnn;
   std::vector<AttentionCache<T>> step_attn;
   Tensor<T> mask;            // dropout mask, empty when not training
+  std::vector<int64_t> argmax;  // pool max: the step each output [B, F] element came from
   bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
   // backward scratch: gradients flowing into this layer's outputs
   Tensor<T> grad_out, grad_final;

@@ -76,6 +76,10 @@ struct TaskModelOptions {
   // seq2seq with attention: input feeding (Luong et al. 2015 section 3.3), the decoder reads the
   // attention's previous output beside each target embedding (LayerSpec::feed).
   bool input_feed = false;
+  // classify: the head reads the rnn's outputs pooled over time (layer "pool", model.h
+  // ModelSpec::pool) instead of its final state; none = the final state (last step of each
+  // direction).
+  std::optional<PoolMode> pool;
 };
 
 struct TaskModel {

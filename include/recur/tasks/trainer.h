@@ -126,6 +126,7 @@ struct TrainOptions {
   bool char_rnn = false;              // tag: a character BiLSTM per word
   bool crf = false;                   // tag: a CRF output layer (tasks.h TaskSpec::crf)
   std::string attention = "none";     // seq2seq: none, dot, general or additive (tasks.h TaskModelOptions)
+  std::string pool = "last";          // classify: last (the rnn's final state), max or mean over time
   bool input_feed = false;            // seq2seq with attention: the attention's output feeds the next step
   std::string tag_scheme = "auto";    // tag: the labels' scheme: auto (file's own; bioes with crf), iob1, bio, bioes
   int64_t char_embed = 25, char_hidden = 25;
