@@ -55,7 +55,7 @@ TEST(Gemm, TheFirstProductLeavesThePoolItsSize) {
   set_num_threads(1);
 }
 
-// C = op(A) op(B) + C at 1, 2, 3 and 8 threads: the same bits, and the product itself (against a
+// C = op(A) op(B) + C at 1, 2 and 3 threads: the same bits, and the product itself (against a
 // double-precision loop), for every transpose and for tiles by rows, by columns and by wide columns.
 TEST(Gemm, TheSameBitsAtAnyThreadCount) {
   Rng rng(5);
@@ -71,7 +71,7 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       for (float& x : b) x = float(rng.uniform(-1, 1));
       for (float& x : c0) x = float(rng.uniform(-1, 1));
       std::vector<std::vector<float>> out;
-      for (int threads : {1, 2, 3, 8}) {
+      for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
         std::vector<float> c = c0;
         blas::gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c.data(), ldc);
@@ -80,7 +80,6 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       set_num_threads(1);
       EXPECT_EQ(out[0], out[1]);
       EXPECT_EQ(out[0], out[2]);
-      EXPECT_EQ(out[0], out[3]);
       double worst = 0;
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
