@@ -50,13 +50,14 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
 
   y.resize(detail::with_last(x.shape, out_f));
   T* yp = y.ptr();
-  // y starts as the bias (or zeros) and the product adds onto it (beta = 1): no separate bias
-  // pass. The float32 product seeds each of its tiles just before computing it (blas.h).
+  // y is the bias (or zeros) plus the product. The float32 product writes the bias into each of
+  // its tiles just before computing it (blas.h's seed); the bf16 one adds onto y (beta = 1), so
+  // y is seeded first, as it is when there is no product at all (F = 0).
   const auto seed_y = [&] {
     if (!has_bias) return y.zero();
     for (int64_t n = 0; n < rows.n; ++n) std::copy_n(bias.ptr(), out_f, yp + n * out_f);
   };
-  if (in_f == 0) return seed_y();  // the product adds nothing
+  if (in_f == 0) return seed_y();
   if constexpr (std::is_same_v<T, float>) {
     if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
       seed_y();
@@ -64,11 +65,11 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
       const uint16_t* x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);        // [N, F]
       const uint16_t* w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);    // [C, F]
       if (blas::gemm_bf16(false, true, rows.n, out_f, in_f, x16, in_f, w16, in_f, 1.0f, yp, out_f)) return;
-      return blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f);
+      // no bf16 kernel for this shape: the float32 product below (which seeds y again)
     }
   }
-  if (!has_bias) return blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(0), yp, out_f);
-  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(1), yp, out_f, bias.ptr());
+  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(0), yp, out_f,
+             has_bias ? bias.ptr() : nullptr);
 }
 
 template <typename T>

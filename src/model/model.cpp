@@ -1222,6 +1222,11 @@ void concat_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
 // t < length of each example (steps past it are padding). Backward: the maximum's gradient goes
 // to the step it came from (the first such step on a tie), the mean's to every step / length.
 
+// Steps of example b that count: its length (capped at T), or T when the sequence has no lengths.
+int64_t pooled_steps(const std::vector<int64_t>& lens, int64_t b, int64_t Tn) {
+  return lens.empty() ? Tn : std::min(lens[size_t(b)], Tn);
+}
+
 template <typename T>
 void pool_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& c) {
   const auto [x, lens] = f.vals.get(l.inputs[0]);
@@ -1230,7 +1235,7 @@ void pool_layer_forward(const Forward<T>& f, const LayerSpec& l, LayerCache<T>& 
   c.out.lengths.clear();
   if (l.pool == PoolMode::max) c.argmax.assign(size_t(B * F), 0);
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t len = lens->empty() ? Tn : std::min((*lens)[size_t(b)], Tn);
+    const int64_t len = pooled_steps(*lens, b, Tn);
     T* y = c.out.data.ptr() + b * F;
     if (len <= 0) {
       std::fill(y, y + F, T(0));
@@ -1268,7 +1273,7 @@ void pool_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   b.dx.resize(x->shape);
   b.dx.zero();
   for (int64_t bb = 0; bb < B; ++bb) {
-    const int64_t len = lens->empty() ? Tn : std::min((*lens)[size_t(bb)], Tn);
+    const int64_t len = pooled_steps(*lens, bb, Tn);
     const T* dy = c.grad_out.ptr() + bb * F;
     T* d0 = b.dx.ptr() + bb * F;
     if (len <= 0) continue;
