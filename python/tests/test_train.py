@@ -148,6 +148,11 @@ def test_errors_carry_recur_messages(corpus, tmp_path):
         recur.train(corpus, out=out, binary=True)
     with pytest.raises(recur.Error, match=r"^--task music: not available from Python"):
         recur.train(corpus, out=out, task="music")
+    # A choice the CLI's parser would refuse reaches the options' own check from Python.
+    table = tmp_path / "reviews.tsv"
+    table.write_text("good film\t1\nbad film\t0\n")
+    with pytest.raises(recur.Error, match=r"^--pool: got sum, expected last, max or mean$"):
+        recur.train(str(table), out=out, task="classify", pool="sum")
     missing = str(tmp_path / "missing.txt")
     with pytest.raises(recur.Error, match="^" + missing):
         recur.train(missing, out=out, steps=1)
