@@ -50,10 +50,10 @@ void single_threaded_openblas() {
   (void)once;
 }
 
-// OpenBLAS's OpenMP build sizes its threads from omp_get_max_threads() at every call, unless the
-// call is inside an active parallel region (a tile's call is). A product past its threshold
-// (~262k multiply-adds) called outside one would be split by OpenBLAS, and its bits would depend
-// on the thread count, so each call outside one runs in a pool of one (pool_scope.h).
+// OpenBLAS's OpenMP build and oneDNN's sgemm size their threads from omp_get_max_threads() at
+// every call, unless the call is inside an active parallel region (a tile's call is). A product
+// called outside one would be split by them, and its bits would depend on the thread count, so
+// each call outside one runs in a pool of one (pool_scope.h).
 inline void call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const detail::PoolOfOne serial(!omp_in_parallel());

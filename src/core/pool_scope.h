@@ -12,8 +12,9 @@ namespace recur::detail {
 
 // While `when` held at construction, the calling thread's pool size (an ICV) is one for the
 // scope and put back after; otherwise nothing changes. Two users:
-//  - blas.cpp: an OpenBLAS call outside a parallel region, which OpenBLAS's OpenMP build would
-//    otherwise split by the pool's size (the bits would depend on the thread count);
+//  - blas.cpp: a product called outside a parallel region, which OpenBLAS's OpenMP build and
+//    oneDNN's sgemm would otherwise split by the pool's size (the bits would depend on the
+//    thread count);
 //  - --deterministic (core/threads.h): every oneDNN call, whose RNN backward orders its weight
 //    gradients' sums by the thread count past 7 threads.
 class PoolOfOne {
