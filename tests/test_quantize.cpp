@@ -7,6 +7,8 @@
 // The tiny-Shakespeare KL test uses ../shared/data and is skipped without it.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -74,6 +76,33 @@ TEST(Quantize, Bf16RoundsToNearestEven) {
   EXPECT_EQ(float_to_bf16(1.0f + 1.0f / 256), 0x3f80);       // tie, down to even
   EXPECT_EQ(float_to_bf16(1.0f + 3.0f / 256), 0x3f82);       // tie, up to even
   EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(std::nanf("")))));
+}
+
+// Arrays are rounded by a loop compiled for AVX2 or AVX-512 (the one this processor and
+// RECUR_ISA pick: this test runs under both) and split over threads when long: every element
+// must be the scalar rounding's, special values included, at any length and thread count.
+TEST(Quantize, ArrayRoundingIsTheScalarRoundingBitForBit) {
+  Rng rng(6);
+  const int64_t n = (int64_t(1) << 20) + 37;  // past the threading threshold, not a whole vector
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = float((rng.uniform() * 2 - 1) * std::ldexp(1.0, int(rng.below(280)) - 150));
+  const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, std::nanf(""), -std::nanf("1"), FLT_MAX, -FLT_MAX,
+                            FLT_MIN, FLT_TRUE_MIN, -FLT_TRUE_MIN, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256,
+                            std::bit_cast<float>(0x7f7fffffu), std::bit_cast<float>(0x7fc00001u),
+                            std::bit_cast<float>(0xff800001u), std::bit_cast<float>(0x007f8000u)};
+  for (size_t i = 0; i < std::size(specials); ++i) x[i * 97] = specials[i];
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t len : {n, int64_t(1), int64_t(15), int64_t(16), int64_t(17), int64_t(1000)}) {
+      std::vector<uint16_t> got(static_cast<size_t>(len));
+      floats_to_bf16(x.data(), got.data(), len);
+      for (int64_t i = 0; i < len; ++i)
+        ASSERT_EQ(got[size_t(i)], float_to_bf16(x[size_t(i)]))
+            << "element " << i << " of " << len << " (bits " << std::hex << std::bit_cast<uint32_t>(x[size_t(i)])
+            << ") at " << std::dec << threads << " threads";
+    }
+  }
+  set_num_threads(1);
 }
 
 TEST(Quantize, Int8RowsReconstructWithinHalfAStep) {

@@ -215,6 +215,52 @@ TEST(LinearBf16, RoundedOperandsSummedInFloat) {
   EXPECT_GT(moved, 1e-3) << "bf16 rounding changes the result: the bf16 kernel ran";
 }
 
+// A forward that keeps its rounded x and W (LinearOptions::bf16_cache, what a model's layer
+// cache does) gives the backward the same bits as rounding afresh; a cache that does not fit the
+// shapes is not used, and a float32 forward leaves it empty. The gradient here is wider than one
+// block of the fused rounding-and-bias-sum (2048 columns) and long enough to be split over
+// threads: its bias gradient is still float32's, at 1 and 2 threads.
+TEST(LinearBf16, OperandsKeptForBackwardGiveTheSameBits) {
+  const int64_t N = 200, F = 40, C = 6000;  // dy: 1.2M values; 48M multiply-adds
+  Rng rng(22);
+  Tensor<float> w({C, F}), b({C}), x({N, F}), dy({N, C});
+  for (Tensor<float>* t : {&w, &b, &x, &dy})
+    for (float& v : t->data) v = float(rng.uniform(-1, 1));
+  const LinearRun f32 = linear_run(w, b, x, dy, Precision::f32);
+  const LinearRun fresh = linear_run(w, b, x, dy, Precision::bf16);
+  const bool kernel = cpu_has_bf16() && rnn_onednn_available();
+  for (int t : {1, 2}) {
+    set_num_threads(t);
+    LinearBf16Cache kept;
+    LinearRun r;
+    linear_forward(w, b, x, r.y, {.precision = Precision::bf16, .bf16_cache = &kept});
+    EXPECT_EQ(kept.w.size(), kernel ? size_t(C * F) : size_t(0)) << t << " threads";
+    EXPECT_EQ(kept.x.size(), kernel ? size_t(N * F) : size_t(0)) << t << " threads";
+    r.gw = Tensor<float>(w.shape);
+    r.gb = Tensor<float>(b.shape);
+    linear_backward(w, x, dy, r.gw, &r.gb, &r.gx, {.precision = Precision::bf16, .bf16_cache = &kept});
+    EXPECT_EQ(r.y.data, fresh.y.data) << t << " threads";
+    EXPECT_EQ(r.gw.data, fresh.gw.data) << t << " threads";
+    EXPECT_EQ(r.gx.data, fresh.gx.data) << t << " threads";
+    EXPECT_EQ(r.gb.data, f32.gb.data) << t << " threads";
+
+    // Sizes that do not match this call's: rounded afresh, not read.
+    LinearBf16Cache stale{.x = std::vector<uint16_t>(7, 0x3f80), .w = std::vector<uint16_t>(5, 0x3f80)};
+    LinearRun s;
+    s.gw = Tensor<float>(w.shape);
+    s.gb = Tensor<float>(b.shape);
+    linear_backward(w, x, dy, s.gw, &s.gb, &s.gx, {.precision = Precision::bf16, .bf16_cache = &stale});
+    EXPECT_EQ(s.gw.data, fresh.gw.data) << t << " threads";
+    EXPECT_EQ(s.gx.data, fresh.gx.data) << t << " threads";
+
+    linear_forward(w, b, x, r.y, {.precision = Precision::f32, .bf16_cache = &kept});
+    EXPECT_TRUE(kept.x.empty() && kept.w.empty()) << "a float32 forward keeps nothing";
+    EXPECT_EQ(r.y.data, f32.y.data);
+  }
+  set_num_threads(1);
+  if (kernel) EXPECT_NE(fresh.gw.data, f32.gw.data) << "the bf16 kernel ran";
+}
+
 }  // namespace
 }  // namespace recur
 

@@ -56,8 +56,10 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const
 // shape oneDNN would only run on its reference code; the caller then multiplies in float32.
 // oneDNN splits the product among the pool's threads by output blocks, each block's sum in one
 // order at any count (tests/test_threads.cpp); under --deterministic it runs on one thread.
+// bias (a row of n float32, or null) is added to every row of the product by the kernel itself
+// (oneDNN's matmul bias), sparing a linear layer the pass that would seed C with it.
 bool gemm_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, float beta, float* c, int64_t ldc);
+               int64_t ldb, float beta, float* c, int64_t ldc, const float* bias = nullptr);
 
 // The tiling of a product (exposed for tests): C is cut into row_tiles x col_tiles tiles of
 // tile_rows x tile_cols (the last ones smaller), either row_tiles or col_tiles being 1.

@@ -1,5 +1,7 @@
 #include "recur/model/linear.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -35,6 +37,29 @@ const uint16_t* as_bf16(const T* src, int64_t n, std::vector<uint16_t>& out) {
   return out.data();
 }
 
+// dy [N, C] rounded into dy16 and its column sums added to db [C], in one pass over dy: the
+// sum reads each piece of a row just after its rounding, while it is still in cache (a PTB
+// output layer's dy is 4-7M floats, and a second pass over it from memory cost a fifth of the
+// rounding's time). Threads take blocks of columns, each column summed over rows in order, so
+// the sums are the same at any thread count.
+void round_and_sum_rows(const float* dy, int64_t N, int64_t C, std::vector<uint16_t>& dy16, float* db) {
+  dy16.resize(size_t(N * C));
+  uint16_t* out = dy16.data();
+  constexpr int64_t kCols = 2048;
+  const int64_t blocks = (C + kCols - 1) / kCols;
+  const bool parallel = N * C >= (int64_t(1) << 20) && blocks > 1 && !omp_in_parallel() && omp_get_max_threads() > 1;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kCols, w = std::min(kCols, C - c0);
+    float* sum = db + c0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = dy + n * C + c0;
+      floats_to_bf16(row, out + n * C + c0, w);
+      for (int64_t c = 0; c < w; ++c) sum[c] += row[c];
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -50,26 +75,36 @@ void linear_forward(const Tensor<T>& weight, const Tensor<T>& bias, const Tensor
 
   y.resize(detail::with_last(x.shape, out_f));
   T* yp = y.ptr();
-  // y is the bias (or zeros) plus the product. The float32 product writes the bias into each of
-  // its tiles just before computing it (blas.h's seed); the bf16 one adds onto y (beta = 1), so
-  // y is seeded first, as it is when there is no product at all (F = 0).
-  const auto seed_y = [&] {
-    if (!has_bias) return y.zero();
-    for (int64_t n = 0; n < rows.n; ++n) std::copy_n(bias.ptr(), out_f, yp + n * out_f);
+  const T* bp = has_bias ? bias.ptr() : nullptr;
+  // Whatever path is taken, the cache ends up holding this forward's operands or nothing.
+  // (Emptied only where it is not refilled: refilling a vector of the same size writes no zeros.)
+  const auto drop_cache = [&] {
+    if (!opts.bf16_cache) return;
+    opts.bf16_cache->x.clear();
+    opts.bf16_cache->w.clear();
   };
-  if (in_f == 0) return seed_y();
+  if (in_f == 0) {
+    drop_cache();
+    // No product at all: y is the bias, or zeros.
+    if (!has_bias) return y.zero();
+    for (int64_t n = 0; n < rows.n; ++n) std::copy_n(bp, out_f, yp + n * out_f);
+    return;
+  }
   if constexpr (std::is_same_v<T, float>) {
     if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
-      seed_y();
-      Bf16Operands& b = bf16_operands();
-      const uint16_t* x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);        // [N, F]
-      const uint16_t* w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);    // [C, F]
-      if (blas::gemm_bf16(false, true, rows.n, out_f, in_f, x16, in_f, w16, in_f, 1.0f, yp, out_f)) return;
-      // no bf16 kernel for this shape: the float32 product below (which seeds y again)
+      // Rounded into the caller's cache when there is one, so backward need not round again.
+      Bf16Operands& scratch = bf16_operands();
+      std::vector<uint16_t>& xs = opts.bf16_cache ? opts.bf16_cache->x : scratch.x;
+      std::vector<uint16_t>& ws = opts.bf16_cache ? opts.bf16_cache->w : scratch.w;
+      const uint16_t* x16 = as_bf16(x.ptr(), rows.n * in_f, xs);          // [N, F]
+      const uint16_t* w16 = as_bf16(weight.ptr(), out_f * in_f, ws);      // [C, F]
+      // The bias is added by the product itself (oneDNN's bias argument), not in a pass of its own.
+      if (blas::gemm_bf16(false, true, rows.n, out_f, in_f, x16, in_f, w16, in_f, 0.0f, yp, out_f, bp)) return;
+      // no bf16 kernel for this shape: the float32 product below, and nothing kept for backward
     }
   }
-  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(0), yp, out_f,
-             has_bias ? bias.ptr() : nullptr);
+  drop_cache();
+  blas::gemm(false, true, rows.n, out_f, in_f, T(1), x.ptr(), in_f, weight.ptr(), in_f, T(0), yp, out_f, bp);
 }
 
 template <typename T>
@@ -84,13 +119,24 @@ void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T
   check_shape("linear_backward: grad_weight", grad_weight.shape, {out_f, in_f});
   if (grad_bias) check_shape("linear_backward: grad_bias", grad_bias->shape, {out_f});
 
-  // bf16: dy, x and W rounded once for both products.
+  // bf16: dy, x and W rounded once for both products; x and W taken from the forward's cache
+  // when it holds them.
   const uint16_t *dy16 = nullptr, *x16 = nullptr, *w16 = nullptr;
+  bool bias_done = false;  // bf16: grad_bias summed while dy was rounded
   if (use_bf16<T>(opts, rows.n, out_f, in_f)) {
     Bf16Operands& b = bf16_operands();
-    dy16 = as_bf16(dy.ptr(), rows.n * out_f, b.dy);  // [N, C]
-    x16 = as_bf16(x.ptr(), rows.n * in_f, b.x);      // [N, F]
-    if (grad_x) w16 = as_bf16(weight.ptr(), out_f * in_f, b.w);  // [C, F]
+    const LinearBf16Cache* kept = opts.bf16_cache;
+    if constexpr (std::is_same_v<T, float>) {
+      if (grad_bias) {
+        round_and_sum_rows(dy.ptr(), rows.n, out_f, b.dy, grad_bias->ptr());  // [N, C]
+        bias_done = true;
+      }
+    }
+    dy16 = bias_done ? b.dy.data() : as_bf16(dy.ptr(), rows.n * out_f, b.dy);  // [N, C]
+    x16 = kept && int64_t(kept->x.size()) == rows.n * in_f ? kept->x.data() : as_bf16(x.ptr(), rows.n * in_f, b.x);  // [N, F]
+    if (grad_x)
+      w16 = kept && int64_t(kept->w.size()) == out_f * in_f ? kept->w.data()
+                                                            : as_bf16(weight.ptr(), out_f * in_f, b.w);  // [C, F]
   }
 
   // dW[C, F] += dy^T[C, N] x[N, F]
@@ -102,7 +148,7 @@ void linear_backward(const Tensor<T>& weight, const Tensor<T>& x, const Tensor<T
       blas::gemm(true, false, out_f, in_f, rows.n, T(1), dy.ptr(), out_f, x.ptr(), in_f, T(1), grad_weight.ptr(), in_f);
   }
 
-  if (grad_bias) {
+  if (grad_bias && !bias_done) {
     // Row-wise so dy is read once in memory order.
     T* db = grad_bias->ptr();
     for (int64_t n = 0; n < rows.n; ++n) {

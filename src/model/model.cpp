@@ -1068,7 +1068,7 @@ template <typename T>
 void linear_layer_forward(const Forward<T>& f, const LayerSpec& l, size_t i, LayerCache<T>& c) {
   const auto [x, lens] = f.vals.get(l.inputs[0]);
   linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, f.params.layers[i].bias, *x, c.out.data,
-                 {.precision = f.opts.precision});
+                 {.precision = f.opts.precision, .bf16_cache = &c.bf16});
   c.out.lengths = *lens;
 }
 
@@ -1078,7 +1078,8 @@ void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   const size_t w = weight_owner(b.spec, l, i);
   const bool need_dx = b.wants_grad(l.inputs[0]);
   linear_backward(b.params.layers[w].weight, x, b.cache.layers[i].grad_out, b.grads.layers[w].weight,
-                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr, {.precision = b.cache.precision});
+                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr,
+                  {.precision = b.cache.precision, .bf16_cache = &b.cache.layers[i].bf16});
   if (w != i) {
     // The head's gradient covers every row of the shared matrix: no longer sparse.
     std::vector<int32_t>& rows = b.grads.layers[w].rows;

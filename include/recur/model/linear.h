@@ -6,12 +6,22 @@
 // sequence [T, B, F] (N = T*B) and a final state [B, F] (N = B) go through the same call.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "recur/core/quantize.h"
 #include "recur/core/tensor.h"
 
 namespace recur {
+
+// The bfloat16 copies of x and W that a bf16 forward rounded, kept for its backward, which then
+// rounds only dy (a PTB output layer's W is 2M values: rounding it twice per step cost as much as
+// a tenth of its products' time). Both empty when the forward multiplied in float32.
+struct LinearBf16Cache {
+  std::vector<uint16_t> x;  // [N, F] bfloat16 bits
+  std::vector<uint16_t> w;  // [C, F] bfloat16 bits
+};
 
 struct LinearOptions {
   // bf16 (recur train --precision bf16): x, W and dy are rounded to bfloat16 for the products,
@@ -19,6 +29,11 @@ struct LinearOptions {
   // Products too small to pay for the rounding, a double layer, and a build or processor without
   // the kernels (blas.h gemm_bf16) multiply in float32.
   Precision precision = Precision::f32;
+  // bf16 only, optional: forward writes its rounded x and W here (or empties it), and backward
+  // uses them instead of rounding again. The caller promises that backward gets the same x and
+  // weight as the forward that filled it (a model's layer cache between one forward and its
+  // backward); sizes that do not match are rounded afresh.
+  LinearBf16Cache* bf16_cache = nullptr;
 };
 
 // y = x W^T + b.

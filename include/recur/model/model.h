@@ -52,6 +52,7 @@
 #include "recur/core/rnn.h"
 #include "recur/core/tensor.h"
 #include "recur/model/attention.h"
+#include "recur/model/linear.h"
 
 namespace recur {
 
@@ -281,6 +282,7 @@ struct LayerCache {
   std::vector<AttentionCache<T>> step_attn;
   Tensor<T> mask;            // dropout mask, empty when not training
   std::vector<int64_t> argmax;  // pool max: the step each output [B, F] element came from
+  LinearBf16Cache bf16;      // linear under bf16: x and W as the forward rounded them, for backward
   bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
   // backward scratch: gradients flowing into this layer's outputs
   Tensor<T> grad_out, grad_final;
