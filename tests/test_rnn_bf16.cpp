@@ -218,7 +218,7 @@ TEST(LinearBf16, RoundedOperandsSummedInFloat) {
 // A forward that keeps its rounded x and W (LinearOptions::bf16_cache, what a model's layer
 // cache does) gives the backward the same bits as rounding afresh; a cache that does not fit the
 // shapes is not used, and a float32 forward leaves it empty. The gradient here is wider than one
-// block of the fused rounding-and-bias-sum (2048 columns) and long enough to be split over
+// block of the fused rounding-and-bias-sum (512 columns) and long enough to be split over
 // threads: its bias gradient is still float32's, at 1 and 2 threads.
 TEST(LinearBf16, OperandsKeptForBackwardGiveTheSameBits) {
   const int64_t N = 200, F = 40, C = 6000;  // dy: 1.2M values; 48M multiply-adds
@@ -258,7 +258,9 @@ TEST(LinearBf16, OperandsKeptForBackwardGiveTheSameBits) {
     EXPECT_EQ(r.y.data, f32.y.data);
   }
   set_num_threads(1);
-  if (kernel) EXPECT_NE(fresh.gw.data, f32.gw.data) << "the bf16 kernel ran";
+  if (kernel) {
+    EXPECT_NE(fresh.gw.data, f32.gw.data) << "the bf16 kernel ran";
+  }
 }
 
 }  // namespace

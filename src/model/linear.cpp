@@ -45,7 +45,7 @@ const uint16_t* as_bf16(const T* src, int64_t n, std::vector<uint16_t>& out) {
 void round_and_sum_rows(const float* dy, int64_t N, int64_t C, std::vector<uint16_t>& dy16, float* db) {
   dy16.resize(size_t(N * C));
   uint16_t* out = dy16.data();
-  constexpr int64_t kCols = 2048;
+  constexpr int64_t kCols = 512;  // 20 blocks for a 10000-word vocabulary: even shares for 2 or 4 threads
   const int64_t blocks = (C + kCols - 1) / kCols;
   const bool parallel = N * C >= (int64_t(1) << 20) && blocks > 1 && !omp_in_parallel() && omp_get_max_threads() > 1;
 #pragma omp parallel for schedule(static) if (parallel)
