@@ -15,23 +15,29 @@
 #              needs only `build` (g++ ships AddressSanitizer and UBSan)
 #   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
 #              abcmidi (abc2midi: ABC folk tunes as training input), see docs/music.md
+#   all        every package of the targets above
 set -euo pipefail
 what="${1:-test}"
 pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-json3-dev
       libcli11-dev libgtest-dev googletest libbenchmark-dev fortunes-min fortunes libsmf-dev midicsv
       gnuplot-nox fonts-dejavu-core libdnnl-dev openmpi-bin libopenmpi-dev help2man)
+# The Python module (python/, RECUR_PYTHON) and its pytest suite, which ctest runs.
+test_pkgs=(python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv)
+torch_pkgs=(python3-torch python3-numpy)
+music_pkgs=(fluidsynth fluid-soundfont-gm abcmidi)
+browser_pkgs=(chromium)  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
+# -fsanitize=fuzzer links libclang-rt-14-dev's libclang_rt.fuzzer; libfuzzer-14-dev (a standalone
+# libFuzzer.a) is not needed.
+fuzz_pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev)
 case "$what" in
   build) ;;
-  # The Python module (python/, RECUR_PYTHON) and its pytest suite, which ctest runs.
-  test) pkgs+=(python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv) ;;
-  reference) pkgs+=(python3-torch python3-numpy) ;;
-  bench) pkgs+=(python3-torch python3-numpy libdnnl-dev) ;;
-  music) pkgs+=(fluidsynth fluid-soundfont-gm abcmidi) ;;
-  browser) pkgs+=(chromium) ;;  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
-  # -fsanitize=fuzzer links libclang-rt-14-dev's libclang_rt.fuzzer; libfuzzer-14-dev (a standalone
-  # libFuzzer.a) is not needed.
-  fuzz) pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
-  all) pkgs+=(python3-torch python3-numpy libdnnl-dev fluidsynth fluid-soundfont-gm abcmidi) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  reference) pkgs+=("${torch_pkgs[@]}") ;;
+  bench) pkgs+=("${torch_pkgs[@]}") ;;  # libdnnl-dev is in every target's list
+  music) pkgs+=("${music_pkgs[@]}") ;;
+  browser) pkgs+=("${browser_pkgs[@]}") ;;
+  fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
+  all) pkgs+=("${test_pkgs[@]}" "${torch_pkgs[@]}" "${music_pkgs[@]}" "${browser_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser, fuzz or all)" >&2; exit 2 ;;
 esac
 missing=()

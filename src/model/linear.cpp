@@ -39,9 +39,9 @@ const uint16_t* as_bf16(const T* src, int64_t n, std::vector<uint16_t>& out) {
 
 // dy [N, C] rounded into dy16 and its column sums added to db [C], in one pass over dy: the
 // sum reads each piece of a row just after its rounding, while it is still in cache (a PTB
-// output layer's dy is 4-7M floats, and a second pass over it from memory cost a fifth of the
-// rounding's time). Threads take blocks of columns, each column summed over rows in order, so
-// the sums are the same at any thread count.
+// output layer's dy is 4-7M floats, too many to read twice from memory). Threads take blocks of
+// columns, each column summed over rows in order, so the sums are the same at any thread count
+// and equal to the float32 path's row-by-row sum.
 void round_and_sum_rows(const float* dy, int64_t N, int64_t C, std::vector<uint16_t>& dy16, float* db) {
   dy16.resize(size_t(N * C));
   uint16_t* out = dy16.data();

@@ -16,8 +16,8 @@
 namespace recur {
 
 // The bfloat16 copies of x and W that a bf16 forward rounded, kept for its backward, which then
-// rounds only dy (a PTB output layer's W is 2M values: rounding it twice per step cost as much as
-// a tenth of its products' time). Both empty when the forward multiplied in float32.
+// rounds only dy (a PTB output layer's W is 2M values, which were rounded twice per step).
+// Both empty when the forward multiplied in float32.
 struct LinearBf16Cache {
   std::vector<uint16_t> x;  // [N, F] bfloat16 bits
   std::vector<uint16_t> w;  // [C, F] bfloat16 bits
