@@ -91,6 +91,11 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                   "classify: what the head reads: last = the rnn's final state (each direction's last step), max or "
                   "mean = each feature's maximum or mean over the text's steps (Keras GlobalMaxPooling1D)")
       ->check(CLI::IsMember({"last", "max", "mean"}))->capture_default_str()->group(g);
+  sub->add_option("--word-dropout", o.word_dropout,
+                  "classify, tag: probability with which a training occurrence of a word seen once in the training "
+                  "data is read as <unk> (singleton dropout, Lample et al. 2016), so the model learns to use the "
+                  "context and characters of words it has not seen")
+      ->capture_default_str()->group(g);
   sub->add_flag("--input-feed", o.input_feed,
                 "seq2seq with --attention: input feeding (Luong et al. 2015), each decoder step also reads the "
                 "attention's output of the step before, so it knows what it attended to")->group(g);

@@ -116,6 +116,50 @@ TEST(Bleu13a, NoReferencesIsAnError) {
   EXPECT_THROW(b.add("a b", {}), Error);
 }
 
+// Singleton word dropout's two steps: counting the training words, then replacing the positions
+// of words seen once, each with probability p; specials and other words are never touched.
+TEST(WordDropout, OnlyWordsSeenOnceBecomeUnknown) {
+  const int64_t V = 8;
+  std::vector<int64_t> counts;
+  TaskExample a, b;
+  a.words = {2, 3, 3, 4, 1};  // 1 = <eos>
+  b.words = {5, 4, 0, 6};     // 0 = <unk>
+  count_words(a, V, counts);
+  count_words(b, V, counts);
+  EXPECT_EQ(counts, (std::vector<int64_t>{1, 1, 1, 2, 2, 1, 1, 0}));
+  const std::vector<int32_t> ids{2, 3, 5, 1, 0, 6, 4, 7, 2};
+  Rng rng(3);
+  std::vector<int32_t> all = ids;
+  EXPECT_EQ(drop_singleton_words(all, counts, 1.0, rng), 4);
+  EXPECT_EQ(all, (std::vector<int32_t>{0, 3, 0, 1, 0, 0, 4, 7, 0}));
+  // p = 0 draws nothing: the generator is where it was.
+  std::vector<int32_t> none = ids;
+  Rng before = rng;
+  EXPECT_EQ(drop_singleton_words(none, counts, 0.0, rng), 0);
+  EXPECT_EQ(none, ids);
+  EXPECT_EQ(rng.uniform(), before.uniform());
+  // p = 0.3 over 10,000 singleton positions: the count is binomial (sd 46), and the same seed
+  // replaces the same positions.
+  std::vector<int32_t> many(10000, 2), again = many;
+  Rng r1(9), r2(9);
+  const int64_t n = drop_singleton_words(many, counts, 0.3, r1);
+  EXPECT_GT(n, 2800);
+  EXPECT_LT(n, 3200);
+  EXPECT_EQ(drop_singleton_words(again, counts, 0.3, r2), n);
+  EXPECT_EQ(many, again);
+  std::vector<int32_t> bad = ids;
+  EXPECT_THROW(drop_singleton_words(bad, counts, 1.5, rng), Error);
+  TaskExample c;
+  c.words = {9};
+  c.line = 7;
+  try {
+    count_words(c, V, counts);
+    FAIL() << "an id outside the vocabulary was counted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input line 7: word id 9 outside the vocabulary of 8"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SplitWords, FrenchSpacesAndPunctuation) {
   EXPECT_EQ(split_words("Cours\u202f!", true), (std::vector<std::string>{"cours", "!"}));
   EXPECT_EQ(split_words("Cours !", true), (std::vector<std::string>{"cours", "!"}));
@@ -299,6 +343,37 @@ TEST_F(CliTasks, ClassifyPooledOverTime) {
   expect_one_line_error("train " + data + " --task classify --init-from " + path("last/last.safetensors") +
                             " --pool max --out " + path("i"),
                         "--pool: not with --init-from");
+}
+
+// --word-dropout (singleton dropout): the words seen once are read as <unk> at some of their
+// training occurrences. It changes training, draws nothing when 0 (the same losses as without
+// the flag), resumes mid-epoch to the same losses as one run (its draws come from the saved
+// dropout generator), and is refused where it means nothing.
+TEST_F(CliTasks, WordDropoutReplacesSingletonsWhileTraining) {
+  std::string text = tag_data(120);
+  for (int i = 0; i < 20; ++i) text += "mr X O\nZorkov" + std::to_string(i) + " X B-PER\n\n";
+  const std::string data = write("train.txt", text);
+  const std::string opts =
+      " --task tag --valid-fraction 0 --dropout 0.2 --batch 16 --hidden 16 --embed 8 --threads 1 --log-every 5";
+  Result r = run("train " + data + opts + " --word-dropout 0.5 --steps 30 --out " + path("wd"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("--word-dropout 0.5: 20 words of the vocabulary's"), std::string::npos) << r.err;
+  ASSERT_EQ(run("train " + data + opts + " --quiet --steps 30 --out " + path("off")).rc, 0);
+  ASSERT_EQ(run("train " + data + opts + " --quiet --word-dropout 0 --steps 30 --out " + path("zero")).rc, 0);
+  auto losses = [&](const std::string& d) { return recur::test::metric_losses(d); };
+  ASSERT_EQ(losses(path("wd")).size(), 6u);
+  EXPECT_EQ(losses(path("off")), losses(path("zero")));
+  EXPECT_NE(losses(path("off")), losses(path("wd")));
+  ASSERT_EQ(run("train " + data + opts + " --quiet --word-dropout 0.5 --steps 12 --out " + path("two")).rc, 0);
+  r = run("train " + data + opts + " --quiet --steps 30 --resume --out " + path("two"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(losses(path("wd")), losses(path("two")));
+  expect_one_line_error("train " + data + " --task lm --word-dropout 0.5 --out " + path("lm"),
+                        "--word-dropout: does not apply to --task lm");
+  expect_one_line_error("train " + data + " --task tag --word-dropout 1.5 --out " + path("p"),
+                        "--word-dropout: got 1.5, expected a probability in [0, 1]");
+  expect_one_line_error("train " + data + " --task classify --features --word-dropout 0.5 --out " + path("f"),
+                        "--word-dropout: got 0.5, expected a word task on tokens, not --features");
 }
 
 TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {

@@ -81,6 +81,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
       tasks: char_rnn, char_embed [25], char_hidden [25], crf, tag_scheme ["auto"],
         attention ["none"; seq2seq: "dot", "general" or "additive"], input_feed [False],
         pool ["last"; classify: "max" or "mean" over time],
+        word_dropout [0; classify, tag: probability that a training occurrence of a word seen
+        once in the training data is read as <unk>],
         condition_every_step, binary,
         features, keep_case, embeddings (path), freeze_embeddings, embeddings_vocab, text_column [1],
         label_column [0], token_column [1], tag_column [0], header [-1]

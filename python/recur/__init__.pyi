@@ -80,6 +80,7 @@ def train(
     tag_scheme: str = ...,
     attention: str = ...,
     pool: str = ...,
+    word_dropout: float = ...,
     input_feed: bool = ...,
     condition_every_step: bool = ...,
     binary: bool = ...,

@@ -203,6 +203,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     str("tag_scheme", &TrainOptions::tag_scheme);
     str("attention", &TrainOptions::attention);
     str("pool", &TrainOptions::pool);
+    f64("word_dropout", &TrainOptions::word_dropout);
     flag("input_feed", &TrainOptions::input_feed);
     i64("char_embed", &TrainOptions::char_embed);
     i64("char_hidden", &TrainOptions::char_hidden);

@@ -153,6 +153,8 @@ def test_errors_carry_recur_messages(corpus, tmp_path):
     table.write_text("good film\t1\nbad film\t0\n")
     with pytest.raises(recur.Error, match=r"^--pool: got sum, expected last, max or mean$"):
         recur.train(str(table), out=out, task="classify", pool="sum")
+    with pytest.raises(recur.Error, match=r"^--word-dropout: got 1\.5, expected a probability in \[0, 1\]$"):
+        recur.train(str(table), out=out, task="classify", word_dropout=1.5)
     missing = str(tmp_path / "missing.txt")
     with pytest.raises(recur.Error, match="^" + missing):
         recur.train(missing, out=out, steps=1)

@@ -2,6 +2,7 @@
 // shuffled, length-bucketed padded batches of whole examples, validation with the task's metric.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "json_fields.h"
 #include "quote.h"
@@ -145,6 +146,7 @@ class ModelTask final : public TrainTask {
     raw_valid_.clear();
     raw_test_.clear();
     if (train_size() == 0) throw Error(o.data_path + ": no training examples left after the hold-out");
+    if (o.word_dropout > 0) count_training_words(note);
     grads_ = model_zero_grads<float>(model_.spec);
     refs_ = model_param_refs(model_.spec, model_.params, grads_);
     final_refs_ = final_refs_after_layer(model_.spec, refs_);
@@ -198,6 +200,7 @@ class ModelTask final : public TrainTask {
   }
   StepResult forward_backward(Rng& dropout, int64_t total_targets, const GradsReadyFn& ready) override {
     if (mine_.empty()) return {LossSum{}, 0};
+    if (!word_counts_.empty()) drop_singleton_words(batch_.inputs.at("words").ids, word_counts_, o_.word_dropout, dropout);
     const LossSum ls = task_forward_backward(model_, batch_, {.training = true, .rng = &dropout, .precision = o_.precision, .wanted = {}}, cache_,
                                              &grads_, total_targets, layer_done_for(ready, final_refs_));
     return {ls, int64_t(mine_.size())};
@@ -296,6 +299,28 @@ class ModelTask final : public TrainTask {
   }
 
   int64_t train_size() const { return prepared_ ? prepared_->size() : int64_t(train_.size()); }
+
+  // --word-dropout: how often each word id occurs in the training examples (a prepared corpus is
+  // read through once for it).
+  void count_training_words(const NoteFn& note) {
+    const int64_t V = model_.words.size();
+    word_counts_.assign(size_t(V), 0);
+    if (prepared_) {
+      for (int64_t i = 0; i < train_size(); ++i) {
+        const std::vector<RawExample> raw{read_prepared_example(i)};
+        for (const TaskExample& e : encode_task_examples(model_, raw, true, o_.data_path)) count_words(e, V, word_counts_);
+      }
+    } else {
+      for (const TaskExample& e : train_) count_words(e, V, word_counts_);
+    }
+    int64_t once = 0;
+    for (int64_t id = Vocab::num_special; id < V; ++id) once += word_counts_[size_t(id)] == 1;
+    char p[32];
+    std::snprintf(p, sizeof p, "%g", o_.word_dropout);
+    note("--word-dropout " + std::string(p) + ": " + std::to_string(once) + " words of the vocabulary's " +
+         std::to_string(V) + " occur once in the training data; each of their training occurrences is read as <unk> "
+         "with that probability");
+  }
 
   std::vector<std::vector<int64_t>> make_batches() const {
     if (prepared_)
@@ -429,6 +454,7 @@ class ModelTask final : public TrainTask {
   std::string valid_path_, valid_origin_;
   std::vector<RawExample> raw_train_, raw_valid_, raw_test_;
   std::vector<TaskExample> train_, valid_, test_;
+  std::vector<int64_t> word_counts_;  // [V] --word-dropout: occurrences in the training examples; empty: off
   std::vector<std::vector<int64_t>> batches_;
   int64_t epoch_ = 0, batch_in_epoch_ = 0;
   std::vector<size_t> final_refs_;  // final_refs_after_layer(model_.spec, refs_)

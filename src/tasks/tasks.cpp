@@ -491,6 +491,30 @@ void decoder_rows(std::span<const TaskExample* const> ex, ModelInput<float>& tgt
 
 }  // namespace
 
+void count_words(const TaskExample& e, int64_t vocab, std::vector<int64_t>& counts) {
+  if (int64_t(counts.size()) < vocab) counts.resize(size_t(vocab), 0);
+  for (const int32_t id : e.words) {
+    if (id < 0 || id >= vocab)
+      throw Error("count_words: input line " + std::to_string(e.line) + ": word id " + std::to_string(id) +
+                  " outside the vocabulary of " + std::to_string(vocab));
+    ++counts[size_t(id)];
+  }
+}
+
+int64_t drop_singleton_words(std::vector<int32_t>& ids, const std::vector<int64_t>& counts, double p, Rng& rng) {
+  if (!(p >= 0 && p <= 1)) throw Error("drop_singleton_words: p = " + std::to_string(p) + ", expected [0, 1]");
+  if (p == 0) return 0;  // no draws: a run without it keeps its dropout masks
+  int64_t dropped = 0;
+  for (int32_t& id : ids) {
+    if (id < Vocab::num_special || id >= int32_t(counts.size()) || counts[size_t(id)] != 1) continue;
+    if (rng.uniform() < p) {
+      id = Vocab::unk_id;
+      ++dropped;
+    }
+  }
+  return dropped;
+}
+
 TaskBatch make_task_batch(const TaskModel& m, std::span<const TaskExample* const> ex) {
   TaskBatch tb;
   const int64_t B = int64_t(ex.size());

@@ -64,6 +64,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
       {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
       {"--pool", {"classify"}, "how a classifier reads its rnn's outputs"},
+      {"--word-dropout", {"classify", "tag"}, "unknown words simulated while training a word classifier or tagger"},
       {"--input-feed", {"seq2seq"}, "a decoder reading its attention's previous output"},
       {"--extend-vocab", {"lm", "classify", "tag", "seq2seq", "generate"},
        "vocabularies grown for --init-from; the music encoding is fixed"},
@@ -141,6 +142,8 @@ void TrainOptions::validate() const {
                 "seq2seq)");
   if (is_model_task()) check_int("--embed", embed, 1, "a size >= 1 for a task model");
   if (pool != "last" && pool != "max" && pool != "mean") bad("--pool", pool, "last, max or mean");
+  check_real("--word-dropout", word_dropout, 0, 1, false, false, "a probability in [0, 1]");
+  if (word_dropout > 0 && features) bad("--word-dropout", num(word_dropout), "a word task on tokens, not --features");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
   if (input_feed && attention == "none")
@@ -283,6 +286,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   if (o.embeddings_vocab) j["embeddings_vocab"] = true;
   if (o.attention != "none") j["attention"] = o.attention;
   if (o.pool != "last") j["pool"] = o.pool;
+  if (o.word_dropout != 0) j["word_dropout"] = o.word_dropout;
   if (o.input_feed) j["input_feed"] = true;
   if (o.extend_vocab) j["extend_vocab"] = true;
   if (o.warmup != 0) j["warmup"] = o.warmup;
@@ -393,6 +397,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     if (f.has("embeddings_vocab")) o.embeddings_vocab = f.boolean("embeddings_vocab");
     if (f.has("attention")) o.attention = f.string("attention");
     if (f.has("pool")) o.pool = f.string("pool");
+    if (f.has("word_dropout")) o.word_dropout = f.number("word_dropout");
     if (f.has("input_feed")) o.input_feed = f.boolean("input_feed");
     if (f.has("extend_vocab")) o.extend_vocab = f.boolean("extend_vocab");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
@@ -515,7 +520,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--token-column", token_column), RECUR_FLAG("--tag-column", tag_column),
       RECUR_FLAG("--header", header), RECUR_FLAG("--crf", crf), RECUR_FLAG("--tag-scheme", tag_scheme),
       RECUR_FLAG("--attention", attention), RECUR_FLAG("--input-feed", input_feed), RECUR_FLAG("--pool", pool),
-      RECUR_FLAG("--extend-vocab", extend_vocab)};
+      RECUR_FLAG("--word-dropout", word_dropout), RECUR_FLAG("--extend-vocab", extend_vocab)};
   return t;
 }
 #undef RECUR_FLAG

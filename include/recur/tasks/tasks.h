@@ -207,6 +207,17 @@ struct TaskBatch {
 };
 TaskBatch make_task_batch(const TaskModel& model, std::span<const TaskExample* const> examples);
 
+// Singleton word dropout (recur train --word-dropout, Lample et al. 2016): a word seen once in
+// the training data is read as <unk> at some of its training occurrences, so the model learns
+// what to do with the unknown words of new text from the context and characters.
+//   count_words: adds each example's word ids into counts [V] (grown to V = vocab, the words
+//     vocabulary's size; ids outside [0, V) are refused).
+//   drop_singleton_words: each position of ids whose word has count 1 (never a special: <unk>,
+//     <eos>, padding) becomes <unk> with probability p, one draw of rng per such position, in
+//     order. Returns how many were replaced.
+void count_words(const TaskExample& example, int64_t vocab, std::vector<int64_t>& counts);
+int64_t drop_singleton_words(std::vector<int32_t>& ids, const std::vector<int64_t>& counts, double p, Rng& rng);
+
 // Loss of the head's output for a batch; grad_out (nullptr: none) is d(loss * grad_scale)/dout.
 // With a CRF (tag) the loss is the sequence NLL (crf_nll), count = the tagged tokens; the CRF's
 // own parameter gradients come only through task_forward_backward.

@@ -127,6 +127,11 @@ struct TrainOptions {
   bool crf = false;                   // tag: a CRF output layer (tasks.h TaskSpec::crf)
   std::string attention = "none";     // seq2seq: none, dot, general or additive (tasks.h TaskModelOptions)
   std::string pool = "last";          // classify: last (the rnn's final state), max or mean over time
+  // classify and tag on words: each training occurrence of a word seen once in the training
+  // examples is read as <unk> with this probability (Lample et al. 2016's singleton dropout), so
+  // the model learns what to make of words it has never seen; 0 = off. Drawn from the dropout
+  // generator (its state is saved), only in training batches.
+  double word_dropout = 0;
   bool input_feed = false;            // seq2seq with attention: the attention's output feeds the next step
   std::string tag_scheme = "auto";    // tag: the labels' scheme: auto (file's own; bioes with crf), iob1, bio, bioes
   int64_t char_embed = 25, char_hidden = 25;
