@@ -507,6 +507,11 @@ TEST_F(CliTasks, NumericFeatureSequences) {
   const std::string data = write("seq.csv", s);
   Result res = run("train " + data + " --task classify --features --epochs 2 --out " + path("run") + " " + tiny());
   ASSERT_EQ(res.rc, 0) << res.err;
+  // Fine-tuning it cannot drop words: it reads none (the flag check alone sees no --features).
+  expect_one_line_error("train " + data + " --task classify --init-from " + path("run/last.safetensors") +
+                            " --word-dropout 0.5 --epochs 1 --out " + path("wd") + " --batch 8 --threads 1 --quiet",
+                        "--word-dropout: " + path("run/last.safetensors") +
+                            " reads numeric feature sequences; expected a word task on tokens");
   res = run("eval " + path("run/last.safetensors") + " " + data);
   ASSERT_EQ(res.rc, 0) << res.err;
   EXPECT_NE(res.out.find("accuracy"), std::string::npos);

@@ -112,6 +112,9 @@ class ModelTask final : public TrainTask {
       if (task_kind_name(model_.task.kind) != o.task)
         throw Error("--init-from " + o.init_from + ": a " + task_kind_name(model_.task.kind) + " model; --task " + o.task +
                     " needs a " + o.task + " model");
+      // The options refuse --word-dropout with --features; a model fine-tuned here may read numbers.
+      if (o.word_dropout > 0 && model_.task.features)
+        throw Error("--word-dropout: " + o.init_from + " reads numeric feature sequences; expected a word task on tokens");
     }
     if (is_prepared_task_corpus(o.data_path)) {
       if (init && o.extend_vocab)
