@@ -14,6 +14,7 @@
 #include "recur/model/linear.h"
 #include "recur/core/loss.h"
 #include "recur/core/random.h"
+#include "recur/core/threads.h"
 
 namespace recur {
 namespace {
@@ -323,6 +324,110 @@ TEST(SoftmaxCrossEntropy, BadInputThrows) {
   Tensor<double> rank1({5});
   expect_throw_with<ShapeError>([&] { softmax_cross_entropy(rank1, ok, {}, nullptr, 1.0); },
                                 {"softmax_cross_entropy: logits", "[N, V]", "got [5]"});
+}
+
+// The output layer's bias taken into the loss (a fused head): the same loss and logit gradient
+// as the unfused loss of logits + bias, the logits left as logits + bias in every row (ignored
+// and masked ones too), and the bias gradient accumulated as the column sums of the logit
+// gradient; its own gradient checked by finite differences.
+TEST(SoftmaxCrossEntropy, WithBiasIsTheLossOfLogitsPlusBias) {
+  CeCase c = ce_case();
+  Rng rng(9);
+  Tensor<double> bias = randn({5}, rng, 1.5);
+  Tensor<double> biased = c.logits;  // [T, B, V]
+  for (size_t i = 0; i < biased.data.size(); ++i) biased.data[i] += bias.data[i % 5];
+  const double scale = 0.25;
+  Tensor<double> want_grad;
+  const LossSum want = softmax_cross_entropy(biased, c.targets, c.mask, &want_grad, scale);
+
+  Tensor<double> logits = c.logits, grad, grad_bias({5}, 0.5);  // accumulates onto 0.5
+  const LossSum got = softmax_cross_entropy_with_bias(logits, {.bias = &bias, .grad = &grad_bias}, c.targets, c.mask,
+                                                      &grad, scale);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_NEAR(got.sum, want.sum, 1e-13);
+  ASSERT_EQ(logits.shape, biased.shape);
+  EXPECT_EQ(logits.data, biased.data);  // every row, ignored ones included
+  ASSERT_EQ(grad.shape, want_grad.shape);
+  for (size_t i = 0; i < grad.data.size(); ++i) EXPECT_NEAR(grad.data[i], want_grad.data[i], 1e-15) << i;
+  for (int64_t v = 0; v < 5; ++v) {
+    double colsum = 0.5;
+    for (int64_t row = 0; row < 6; ++row) colsum += want_grad.data[size_t(row * 5 + v)];
+    EXPECT_NEAR(grad_bias.data[size_t(v)], colsum, 1e-15) << v;
+  }
+  // Without a bias gradient asked for, and without any gradient: the same loss, the bias untouched.
+  Tensor<double> again = c.logits;
+  EXPECT_NEAR(softmax_cross_entropy_with_bias(again, {.bias = &bias}, c.targets, c.mask, nullptr, 1.0).sum, want.sum, 1e-13);
+  EXPECT_EQ(again.data, biased.data);
+
+  grad_bias.zero();
+  softmax_cross_entropy_with_bias(logits = c.logits, {.bias = &bias, .grad = &grad_bias}, c.targets, c.mask, &grad, scale);
+  auto loss = [&] {
+    Tensor<double> l = c.logits;
+    return scale * softmax_cross_entropy_with_bias(l, {.bias = &bias}, c.targets, c.mask, nullptr, 1.0).sum;
+  };
+  EXPECT_GRADCHECK(loss, {{"bias", &bias, &grad_bias}});
+}
+
+TEST(SoftmaxCrossEntropy, WithBiasRefusesABiasOfTheWrongSize) {
+  CeCase c = ce_case();
+  Tensor<double> four({4}), five({5}), grad4({4});
+  expect_throw_with<ShapeError>([&] { softmax_cross_entropy_with_bias(c.logits, {.bias = &four}, c.targets, {}, nullptr, 1.0); },
+                                {"softmax_cross_entropy_with_bias: bias", "[5]", "got [4]"});
+  expect_throw_with<ShapeError>(
+      [&] { softmax_cross_entropy_with_bias(c.logits, {.bias = &five, .grad = &grad4}, c.targets, {}, nullptr, 1.0); },
+      {"softmax_cross_entropy_with_bias: bias gradient", "[5]", "got [4]"});
+  expect_throw_with<Error>([&] { softmax_cross_entropy_with_bias(c.logits, {}, c.targets, {}, nullptr, 1.0); },
+                           {"softmax_cross_entropy_with_bias", "no bias"});
+  const std::vector<int32_t> bad = {0, 1, 2, 3, 4, 5};
+  expect_throw_with<Error>([&] { softmax_cross_entropy_with_bias(c.logits, {.bias = &five}, bad, {}, nullptr, 1.0); },
+                           {"softmax_cross_entropy_with_bias", "targets[5] = 5", "[0, 5)"});
+}
+
+// float: the vector kernels (AVX-512 where the processor has it, AVX2 under RECUR_ISA=avx2, a
+// second ctest registration) against the double loss, and the same bits at 1, 2 and 3 threads:
+// rows wide enough to be split over threads, bias sums over row blocks added in a fixed order.
+TEST(SoftmaxCrossEntropy, FloatWithBiasMatchesDoubleAndIsTheSameAtAnyThreadCount) {
+  const int64_t N = 203, V = 1009;  // odd sizes: partial vectors and a partial block of rows
+  Rng rng(12);
+  const Tensor<double> orig_d = randn({N, V}, rng, 3.0), bias_d = randn({V}, rng, 2.0);
+  std::vector<int32_t> targets(static_cast<size_t>(N));
+  std::vector<float> mask_f(size_t(N), 1.0f);
+  std::vector<double> mask_d(size_t(N), 1.0);
+  for (int64_t i = 0; i < N; ++i) targets[size_t(i)] = i % 17 == 3 ? -1 : int32_t(rng.below(uint64_t(V)));
+  mask_f[7] = 0, mask_d[7] = 0;
+  Tensor<double> logits_d = orig_d, grad_d, grad_bias_d({V});
+  const LossSum want =
+      softmax_cross_entropy_with_bias(logits_d, {.bias = &bias_d, .grad = &grad_bias_d}, targets, mask_d, &grad_d, 1.0 / 190);
+  const Tensor<float> bias = tensor_cast<float>(bias_d);
+  std::vector<LossSum> losses;
+  std::vector<Tensor<float>> grads, grad_biases, outs;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    Tensor<float> logits = tensor_cast<float>(orig_d), grad, grad_bias({V});
+    losses.push_back(
+        softmax_cross_entropy_with_bias(logits, {.bias = &bias, .grad = &grad_bias}, targets, mask_f, &grad, 1.0 / 190));
+    grads.push_back(grad);
+    grad_biases.push_back(grad_bias);
+    outs.push_back(logits);
+  }
+  set_num_threads(1);
+  for (size_t k = 1; k < losses.size(); ++k) {
+    EXPECT_EQ(losses[k].sum, losses[0].sum) << k + 1 << " threads";
+    EXPECT_EQ(losses[k].count, losses[0].count);
+    EXPECT_EQ(grads[k].data, grads[0].data) << k + 1 << " threads";
+    EXPECT_EQ(grad_biases[k].data, grad_biases[0].data) << k + 1 << " threads";
+    EXPECT_EQ(outs[k].data, outs[0].data) << k + 1 << " threads";
+  }
+  EXPECT_EQ(losses[0].count, want.count);
+  EXPECT_NEAR(losses[0].sum, want.sum, 1e-6 * want.sum);
+  double worst = 0, worst_bias = 0;
+  for (size_t i = 0; i < grad_d.data.size(); ++i) worst = std::max(worst, std::abs(double(grads[0].data[i]) - grad_d.data[i]));
+  for (int64_t v = 0; v < V; ++v)
+    worst_bias = std::max(worst_bias, std::abs(double(grad_biases[0].data[size_t(v)]) - grad_bias_d.data[size_t(v)]));
+  EXPECT_LT(worst, 1e-7);
+  EXPECT_LT(worst_bias, 1e-6);
+  for (size_t i = 0; i < orig_d.data.size(); ++i)
+    ASSERT_EQ(outs[0].data[i], float(orig_d.data[i]) + bias.data[i % size_t(V)]) << i;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -282,6 +282,67 @@ TEST(LmLoss, PaddingNeverCountsAndSumIsMaskWeighted) {
   EXPECT_EQ(p.run(nullptr, false).sum, padded.sum);
 }
 
+// lm_forward_backward leaves the head's bias to the loss (ModelForwardOptions::bias_to_loss,
+// softmax_cross_entropy_with_bias). The option itself: the head's output without the bias and
+// its backward leaving the bias gradient alone, everything else as without it; and the fused
+// step equal to the unfused one (forward, loss, backward) in every output and gradient.
+TEST(LmLoss, TheHeadsBiasInTheLossIsTheUnfusedStep) {
+  LmProblem p = make_lm(CellType::lstm, 3, true, 0);
+  const std::string head = p.spec.layers.back().name;
+  const size_t h = p.spec.layers.size() - 1;
+  const Tensor<double>& bias = p.params.layers[h].bias;
+  ASSERT_EQ(bias.numel(), 7);
+
+  // Unfused: the graph with its bias, the plain loss, the graph's backward.
+  ModelCache<double> plain;
+  ModelInput<double>& in = plain.inputs[p.spec.inputs[0].name];
+  in.ids = p.input;
+  in.steps = p.T;
+  in.batch = p.B;
+  in.lengths = p.lengths;
+  const StateOverrides<double> carry{{"rnn", &p.state0}};
+  model_forward(p.spec, p.params, plain.inputs, {}, plain, carry);
+  ASSERT_FALSE(plain.layers.back().bias_to_loss);
+  Tensor<double> logits = model_output(p.spec, plain, head);  // [T, B, V]
+  logits.shape = {p.T * p.B, 7};
+  const std::vector<double> mask(p.mask.begin(), p.mask.end());
+  Tensor<double> glogits;
+  const LossSum want = softmax_cross_entropy(logits, p.target, mask, &glogits, 1.0);
+  glogits.shape = {p.T, p.B, 7};
+  ModelGrads<double> want_grads = model_zero_grads<double>(p.spec);
+  model_backward(p.spec, p.params, plain.inputs, plain, {{head, &glogits}}, want_grads);
+
+  // The option alone: output = logits - bias, and no bias gradient from the backward.
+  ModelCache<double> nobias;
+  nobias.inputs = plain.inputs;
+  model_forward(p.spec, p.params, nobias.inputs, {.bias_to_loss = true}, nobias, carry);
+  ASSERT_TRUE(nobias.layers.back().bias_to_loss);
+  const Tensor<double>& out = model_output(p.spec, nobias, head);
+  for (int64_t i = 0; i < out.numel(); ++i)
+    EXPECT_NEAR(out.data[size_t(i)] + bias.data[size_t(i % 7)], logits.data[size_t(i)], 1e-14) << i;
+  ModelGrads<double> g_nobias = model_zero_grads<double>(p.spec);
+  model_backward(p.spec, p.params, nobias.inputs, nobias, {{head, &glogits}}, g_nobias);
+  for (double v : g_nobias.layers[h].bias.data) EXPECT_EQ(v, 0.0);
+  for (size_t i = 0; i < g_nobias.layers[h].weight.data.size(); ++i)
+    EXPECT_EQ(g_nobias.layers[h].weight.data[i], want_grads.layers[h].weight.data[i]);
+
+  // Fused (lm_forward_backward): the same loss, logits and gradients.
+  ModelGrads<double> got_grads = model_zero_grads<double>(p.spec);
+  ModelCache<double> cache;
+  RnnState<double> state = p.state0;
+  const LossSum got = lm_forward_backward(p.spec, p.params, p.batch(), state, {}, cache, &got_grads, 1.0);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_NEAR(got.sum, want.sum, 1e-12);
+  const Tensor<double>& fused_logits = model_output(p.spec, cache, head);
+  for (int64_t i = 0; i < fused_logits.numel(); ++i) EXPECT_NEAR(fused_logits.data[size_t(i)], logits.data[size_t(i)], 1e-14);
+  std::vector<const Tensor<double>*> a, b;
+  model_for_each_param(p.spec, got_grads, [&](const std::string&, const Tensor<double>& g, bool) { a.push_back(&g); });
+  model_for_each_param(p.spec, want_grads, [&](const std::string&, const Tensor<double>& g, bool) { b.push_back(&g); });
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k)
+    for (size_t i = 0; i < a[k]->data.size(); ++i) EXPECT_NEAR(a[k]->data[i], b[k]->data[i], 1e-13) << k << " " << i;
+}
+
 TEST(LmStep, OneStepEqualsSequenceForward) {
   LmProblem p = make_lm(CellType::gru, 3, false, 0);
   // Full forward over T steps, then the same tokens one at a time through lm_step.

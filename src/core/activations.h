@@ -12,11 +12,11 @@
 
 namespace recur::act {
 
+// exp(x) for x already in [-87.3, 88.3] (or NaN), where 2^n below stays a normal float.
 #pragma omp declare simd notinbranch
-inline float exp_f(float x) {
+inline float exp_in_range_f(float x) {
   // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2; ln 2 split in two parts so
-  // n * ln2 is exact in float (Cody-Waite). The clamp keeps 2^n a normal float.
-  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  // n * ln2 is exact in float (Cody-Waite).
   // Round to nearest by adding and removing 1.5 * 2^23 (exact in IEEE float for |v| < 2^22):
   // std::floor would not vectorise, since GCC keeps floorf scalar unless -fno-trapping-math.
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -31,6 +31,14 @@ inline float exp_f(float x) {
   const int32_t e = (int32_t(n) + 127) << 23;
   return p * std::bit_cast<float>(e);
 }
+
+#pragma omp declare simd notinbranch
+inline float exp_f(float x) { return exp_in_range_f(x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x)); }
+
+// exp(x) for x <= 0 (a logit minus its row's maximum): exp_f's bits there, without the upper
+// clamp, which under AVX2 was a second blend in the softmax loop's critical path.
+#pragma omp declare simd notinbranch
+inline float exp_nonpos_f(float x) { return exp_in_range_f(x < -87.3f ? -87.3f : x); }
 
 #pragma omp declare simd notinbranch
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }

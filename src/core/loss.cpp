@@ -7,27 +7,66 @@
 #include <vector>
 
 #include "activations.h"
+#include "isa.h"
 #include "layer_checks.h"
 
 namespace recur {
 
 namespace {
 
-// Row maximum, the shift that keeps every exp() argument <= 0. -inf for an empty row.
+// The float kernels, twice (softmax_rows.inc).
+namespace rows_avx2 {
+#include "softmax_rows.inc"
+}  // namespace rows_avx2
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+namespace rows_avx512 {
+#include "softmax_rows.inc"
+}  // namespace rows_avx512
+#pragma GCC pop_options
+#else
+namespace rows_avx512 = rows_avx2;  // clang builds (the sanitizer and fuzzing trees): the baseline only
+#endif
+
+struct RowKernels {
+  float (*row_max)(const float*, int64_t);
+  float (*add_bias_max)(float*, const float*, int64_t);
+  double (*exp_shifted)(const float*, int64_t, float, float*);
+  void (*scale_row)(float*, int64_t, float);
+  void (*scale_row_sum)(float*, int64_t, float, float*);
+};
+const RowKernels& row_kernels() {
+  static const RowKernels k = detail::use_avx512()
+                                  ? RowKernels{rows_avx512::row_max, rows_avx512::add_bias_max, rows_avx512::exp_shifted,
+                                               rows_avx512::scale_row, rows_avx512::scale_row_sum}
+                                  : RowKernels{rows_avx2::row_max, rows_avx2::add_bias_max, rows_avx2::exp_shifted,
+                                               rows_avx2::scale_row, rows_avx2::scale_row_sum};
+  return k;
+}
+
+// The row helpers for any T: double's are plain loops with libm's exp, so the float64
+// verification path stays exact; float's are the vector kernels above.
+
+// Row maximum. -inf for an empty row.
 template <typename T>
 double row_max(const T* x, int64_t n) {
   double m = -std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < n; ++j) m = std::max(m, double(x[j]));
   return m;
 }
-// The same, vectorised. noinline: GCC 12 vectorised the out-of-line copy but not the one it
-// inlined into softmax_cross_entropy (perf showed scalar vmaxss there).
-[[gnu::noinline]] double row_max(const float* x, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+double row_max(const float* x, int64_t n) { return row_kernels().row_max(x, n); }
+
+// x[j] += b[j]; returns the new maximum.
+double add_bias_max(double* x, const double* b, int64_t n) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    x[j] += b[j];
+    m = std::max(m, x[j]);
+  }
   return m;
 }
+double add_bias_max(float* x, const float* b, int64_t n) { return row_kernels().add_bias_max(x, b, n); }
 
 // log(sum_j exp(x_j)), accumulated in double whatever T is.
 template <typename T>
@@ -40,8 +79,7 @@ double log_sum_exp(const T* x, int64_t n) {
 
 // sum_j exp(x_j - m), also writing each term to out[j] unless out is null. float: the
 // vectorised exp of activations.h (a few ulp) with the sum in double; at V = 10000 libm's
-// scalar exp cost as much as the output layer's GEMM. double: libm, so the float64
-// verification path stays exact.
+// scalar exp cost as much as the output layer's GEMM.
 double exp_shifted(const double* x, int64_t n, double m, double* out) {
   double s = 0;
   for (int64_t j = 0; j < n; ++j) {
@@ -51,36 +89,22 @@ double exp_shifted(const double* x, int64_t n, double m, double* out) {
   }
   return s;
 }
-[[gnu::noinline]] double exp_shifted(const float* x, int64_t n, double m, float* out) {
-  const float mf = float(m);  // m is the row's largest float, so exact
-  // Float partial sums of 256 terms (each <= 1) vectorise; a double accumulator in the same loop
-  // kept GCC 12 from vectorising the clamp inside exp_f. The blocks are summed in double.
-  double s = 0;
-  for (int64_t j0 = 0; j0 < n; j0 += 256) {
-    const int64_t j1 = std::min(n, j0 + 256);
-    float b = 0;
-    if (out) {
-#pragma omp simd reduction(+ : b)
-      for (int64_t j = j0; j < j1; ++j) {
-        const float e = act::exp_f(x[j] - mf);
-        out[j] = e;
-        b += e;
-      }
-    } else {
-#pragma omp simd reduction(+ : b)
-      for (int64_t j = j0; j < j1; ++j) b += act::exp_f(x[j] - mf);
-    }
-    s += double(b);
-  }
-  return s;
+double exp_shifted(const float* x, int64_t n, double m, float* out) {
+  return row_kernels().exp_shifted(x, n, float(m), out);  // m is the row's largest float, so exact
 }
 
-// g[0, n) *= k. Out of line: inside the OpenMP-outlined row loop GCC 12 left it scalar.
-template <typename T>
-[[gnu::noinline]] void scale_row(T* g, int64_t n, T k) {
-#pragma omp simd
+// g[0, n) *= k, and with part: part[j] += the scaled g[j].
+void scale_row(double* g, int64_t n, double k) {
   for (int64_t j = 0; j < n; ++j) g[j] *= k;
 }
+void scale_row(float* g, int64_t n, float k) { row_kernels().scale_row(g, n, k); }
+void scale_row_sum(double* g, int64_t n, double k, double* part) {
+  for (int64_t j = 0; j < n; ++j) {
+    g[j] *= k;
+    part[j] += g[j];
+  }
+}
+void scale_row_sum(float* g, int64_t n, float k, float* part) { row_kernels().scale_row_sum(g, n, k, part); }
 
 void check_mask_size(const char* fn, size_t mask_size, int64_t n) {
   if (mask_size != 0) detail::check_size(std::string(fn) + ": mask", int64_t(mask_size), n);
@@ -93,47 +117,59 @@ void check_mask_size(const char* fn, size_t mask_size, int64_t n) {
 // shifted exponentials are written to the gradient row while summing, then rescaled, so each
 // logit costs one exp().
 
-template <typename T>
-LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> targets, ValuesOf<T> mask,
-                              GradOut<T> grad_logits, double grad_scale) {
-  const char* fn = "softmax_cross_entropy";
-  const detail::Rows rows = detail::as_rows("softmax_cross_entropy: logits", logits.shape, "[N, V]");
-  const int64_t n_rows = rows.n, vocab = rows.f;
-  detail::check_size("softmax_cross_entropy: targets", int64_t(targets.size()), n_rows);
-  check_mask_size(fn, mask.size(), n_rows);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i] != -1 && (targets[i] < 0 || targets[i] >= vocab))
-      throw Error(std::string(fn) + ": targets[" + std::to_string(i) + "] = " + std::to_string(targets[i]) +
-                  " is out of range [0, " + std::to_string(vocab) + ") and not -1 (ignore)");
-  }
-  if (grad_logits) grad_logits->resize(logits.shape);
+namespace {
 
-  // Rows are independent: with several threads they are split among them (when the rows are
-  // wide enough to pay for it), each row's loss kept apart and the losses summed in row order
-  // afterwards, so the result does not depend on the thread count.
+// Rows per partial column sum of a fused bias's gradient: the partial sums are of fixed blocks
+// of rows, added up in block order, so the sum does not depend on how threads split the rows.
+constexpr int64_t kBiasRows = 16;
+
+// The shared body of both softmax_cross_entropy forms. logits may be written only when bias is
+// given (x += b in place); part: [ceil(N / kBiasRows), V] zeros, or null.
+template <typename T>
+LossSum softmax_xent(const char* fn, T* logits, const Shape& shape, std::span<const int32_t> targets,
+                     std::span<const T> mask, Tensor<T>* grad_logits, double grad_scale, const T* bias, T* part) {
+  const detail::Rows rows = detail::as_rows(std::string(fn) + ": logits", shape, "[N, V]");
+  const int64_t n_rows = rows.n, vocab = rows.f;
+  // Rows are independent: with several threads blocks of them are split among the threads
+  // (when the rows are wide enough to pay for it), each row's loss kept apart and the losses
+  // summed in row order afterwards, so the result does not depend on the thread count.
   // One buffer per calling thread; the OpenMP workers must write into the caller's, hence the
   // reference (inside the parallel region the name would mean each worker's own).
   thread_local std::vector<double> row_loss_buffer;
   std::vector<double>& row_loss = row_loss_buffer;  // [N] NaN = row ignored
   row_loss.resize(size_t(n_rows));
+  const int64_t blocks = (n_rows + kBiasRows - 1) / kBiasRows;
   const bool parallel = n_rows > 1 && n_rows * vocab >= (int64_t(1) << 16);
 #pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t i = 0; i < n_rows; ++i) {
-    const T* x = logits.ptr() + i * vocab;
-    const double w = mask.empty() ? 1.0 : double(mask[size_t(i)]);
-    const int32_t t = targets[size_t(i)];
-    T* g = grad_logits ? grad_logits->ptr() + i * vocab : nullptr;
-    if (t == -1 || w == 0) {
-      if (g) std::fill_n(g, vocab, T(0));
-      row_loss[size_t(i)] = std::numeric_limits<double>::quiet_NaN();
-      continue;
-    }
-    const double m = row_max(x, vocab);
-    const double s = exp_shifted(x, vocab, m, g);
-    row_loss[size_t(i)] = w * (m + std::log(s) - double(x[t]));
-    if (g) {
-      scale_row(g, vocab, T(grad_scale * w / s));
-      g[t] = T(double(g[t]) - grad_scale * w);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    T* bpart = part ? part + blk * vocab : nullptr;
+    for (int64_t i = blk * kBiasRows; i < std::min(n_rows, (blk + 1) * kBiasRows); ++i) {
+      T* x = logits + i * vocab;
+      const double w = mask.empty() ? 1.0 : double(mask[size_t(i)]);
+      const int32_t t = targets[size_t(i)];
+      T* g = grad_logits ? grad_logits->ptr() + i * vocab : nullptr;
+      // The bias goes into every row, also the ignored ones: the logits are read afterwards
+      // (sampling, scoring).
+      const double bm = bias ? double(add_bias_max(x, bias, vocab)) : 0.0;
+      if (t == -1 || w == 0) {
+        if (g) std::fill_n(g, vocab, T(0));
+        row_loss[size_t(i)] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
+      const double m = bias ? bm : row_max(x, vocab);
+      const double s = exp_shifted(x, vocab, m, g);
+      row_loss[size_t(i)] = w * (m + std::log(s) - double(x[t]));
+      if (g) {
+        const T k = T(grad_scale * w / s), at_t = T(grad_scale * w);
+        if (bpart) {
+          scale_row_sum(g, vocab, k, bpart);
+          g[t] -= at_t;
+          bpart[t] -= at_t;
+        } else {
+          scale_row(g, vocab, k);
+          g[t] = T(double(g[t]) - grad_scale * w);
+        }
+      }
     }
   }
   LossSum loss;
@@ -142,6 +178,64 @@ LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> 
     if (t == -1 || (!mask.empty() && double(mask[size_t(i)]) == 0)) continue;
     loss.sum += row_loss[size_t(i)];
     loss.count += 1;
+  }
+  return loss;
+}
+
+// The checks both forms share.
+template <typename T>
+void check_xent_args(const char* fn, const Shape& shape, std::span<const int32_t> targets, size_t mask_size) {
+  const detail::Rows rows = detail::as_rows(std::string(fn) + ": logits", shape, "[N, V]");
+  detail::check_size(std::string(fn) + ": targets", int64_t(targets.size()), rows.n);
+  check_mask_size(fn, mask_size, rows.n);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i] != -1 && (targets[i] < 0 || targets[i] >= rows.f))
+      throw Error(std::string(fn) + ": targets[" + std::to_string(i) + "] = " + std::to_string(targets[i]) +
+                  " is out of range [0, " + std::to_string(rows.f) + ") and not -1 (ignore)");
+  }
+}
+
+}  // namespace
+
+template <typename T>
+LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> targets, ValuesOf<T> mask,
+                              GradOut<T> grad_logits, double grad_scale) {
+  const char* fn = "softmax_cross_entropy";
+  check_xent_args<T>(fn, logits.shape, targets, mask.size());
+  if (grad_logits) grad_logits->resize(logits.shape);
+  // Without a bias the logits are only read.
+  return softmax_xent(fn, const_cast<T*>(logits.ptr()), logits.shape, targets, mask, grad_logits, grad_scale,
+                      static_cast<const T*>(nullptr), static_cast<T*>(nullptr));
+}
+
+template <typename T>
+LossSum softmax_cross_entropy_with_bias(Tensor<T>& logits, const LossBias<T>& bias, std::span<const int32_t> targets,
+                                        ValuesOf<T> mask, GradOut<T> grad_logits, double grad_scale) {
+  const char* fn = "softmax_cross_entropy_with_bias";
+  check_xent_args<T>(fn, logits.shape, targets, mask.size());
+  const int64_t vocab = logits.shape.back();
+  if (!bias.bias) throw Error(std::string(fn) + ": no bias given");
+  check_shape(std::string(fn) + ": bias", bias.bias->shape, {vocab});
+  if (bias.grad) check_shape(std::string(fn) + ": bias gradient", bias.grad->shape, {vocab});
+  if (grad_logits) grad_logits->resize(logits.shape);
+  const bool sums = bias.grad && grad_logits;
+  const int64_t n_rows = vocab > 0 ? logits.numel() / vocab : 0;
+  const int64_t blocks = (n_rows + kBiasRows - 1) / kBiasRows;
+  thread_local std::vector<T> part_buffer;
+  std::vector<T>& part = part_buffer;  // [blocks, V] partial column sums of the gradient
+  if (sums) part.assign(size_t(blocks * vocab), T(0));
+  const LossSum loss = softmax_xent(fn, logits.ptr(), logits.shape, targets, mask, grad_logits, grad_scale,
+                                    bias.bias->ptr(), sums ? part.data() : static_cast<T*>(nullptr));
+  if (sums) {
+    // grad_bias[v] += the block sums in block order: the same bits at any thread count.
+    T* db = bias.grad->ptr();
+    const T* p = part.data();
+#pragma omp parallel for schedule(static) if (blocks * vocab >= (int64_t(1) << 16))
+    for (int64_t v = 0; v < vocab; ++v) {
+      T s = T(0);
+      for (int64_t b = 0; b < blocks; ++b) s += p[b * vocab + v];
+      db[v] += s;
+    }
   }
   return loss;
 }
@@ -238,6 +332,8 @@ void log_softmax(const Tensor<T>& logits, Tensor<T>& out) {
 #define RECUR_INSTANTIATE_LOSS(T)                                                                                   \
   template LossSum softmax_cross_entropy<T>(const Tensor<T>&, std::span<const int32_t>, ValuesOf<T>, GradOut<T>,    \
                                             double);                                                                \
+  template LossSum softmax_cross_entropy_with_bias<T>(Tensor<T>&, const LossBias<T>&, std::span<const int32_t>,     \
+                                                      ValuesOf<T>, GradOut<T>, double);                             \
   template LossSum sigmoid_binary_cross_entropy<T>(const Tensor<T>&, ValuesOf<T>, ValuesOf<T>, GradOut<T>, double); \
   template void softmax<T>(std::span<const T>, std::span<T>);                                                       \
   template void log_softmax<T>(std::span<const T>, std::span<T>);                                                   \

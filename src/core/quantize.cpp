@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "recur/core/error.h"
+#include "isa.h"
 
 namespace recur {
 
@@ -73,11 +74,6 @@ bool detect_avx512() {
          __builtin_cpu_supports("avx512vnni");
 }
 
-bool use_avx512() {
-  static const bool yes = detect_avx512();
-  return yes;
-}
-
 // The same loop compiled twice: for the build's baseline (AVX2, 8 lanes) and for AVX-512 (16
 // lanes), taken where the processor has it. The rounding is integer arithmetic, so both give the
 // same bits; the wide one is faster where the data is in cache (a bf16 linear layer rounds its
@@ -90,6 +86,14 @@ void floats_to_bf16_loop(const float* x, uint16_t* out, int64_t n) {
 }
 
 }  // namespace
+
+namespace detail {
+bool use_avx512() {
+  static const bool yes = detect_avx512();
+  return yes;
+}
+}  // namespace detail
+using detail::use_avx512;
 
 void floats_to_bf16(const float* x, uint16_t* out, int64_t n) {
   const auto loop = use_avx512() ? floats_to_bf16_loop_avx512 : floats_to_bf16_loop;

@@ -91,7 +91,10 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
   in.batch = B;
   in.lengths = batch.lengths;
   const StateOverrides<T> carry{{"rnn", &state}};
-  model_forward(spec, params, cache.inputs, opts, cache, carry);
+  // The head's bias is added, and its gradient summed, inside the loss's pass over the logits.
+  ModelForwardOptions fwd = opts;
+  fwd.bias_to_loss = true;
+  model_forward(spec, params, cache.inputs, fwd, cache, carry);
   state = model_rnn_state_n(spec, cache, "rnn");
 
   // Loss on [T*B, V]. A zero mask weight removes a position from the sum and the count alike
@@ -102,8 +105,13 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
   Tensor<T>* grad_logits = backward ? &model_grad_slot(spec, cache, head) : nullptr;
   logits.shape = {Tn * B, V};
   cache.loss_mask.assign(batch.mask.begin(), batch.mask.end());
-  const LossSum loss = softmax_cross_entropy(logits, batch.target, std::span<const T>(cache.loss_mask),
-                                             grad_logits, grad_scale);
+  const std::span<const T> mask(cache.loss_mask);
+  const size_t h = spec.layers.size() - 1;
+  const LossSum loss =
+      cache.layers.back().bias_to_loss
+          ? softmax_cross_entropy_with_bias(logits, {.bias = &params.layers[h].bias, .grad = backward ? &grads->layers[h].bias : nullptr},
+                                            batch.target, mask, grad_logits, grad_scale)
+          : softmax_cross_entropy(logits, batch.target, mask, grad_logits, grad_scale);
   logits.shape = {Tn, B, V};
   if (!backward) return loss;
   grad_logits->shape = {Tn, B, V};

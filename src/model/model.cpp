@@ -1067,7 +1067,10 @@ void rnn_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
 template <typename T>
 void linear_layer_forward(const Forward<T>& f, const LayerSpec& l, size_t i, LayerCache<T>& c) {
   const auto [x, lens] = f.vals.get(l.inputs[0]);
-  linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, f.params.layers[i].bias, *x, c.out.data,
+  const Tensor<T>& bias = f.params.layers[i].bias;
+  c.bias_to_loss = f.opts.bias_to_loss && i + 1 == f.spec.layers.size() && !bias.data.empty();
+  static const Tensor<T> no_bias;
+  linear_forward(f.params.layers[weight_owner(f.spec, l, i)].weight, c.bias_to_loss ? no_bias : bias, *x, c.out.data,
                  {.precision = f.opts.precision, .bf16_cache = &c.bf16});
   c.out.lengths = *lens;
 }
@@ -1077,8 +1080,10 @@ void linear_layer_backward(Backward<T>& b, const LayerSpec& l, size_t i) {
   const Tensor<T>& x = *b.vals.get(l.inputs[0]).first;
   const size_t w = weight_owner(b.spec, l, i);
   const bool need_dx = b.wants_grad(l.inputs[0]);
+  // A bias left to the loss has its gradient from the loss too.
+  Tensor<T>* grad_bias = b.cache.layers[i].bias_to_loss ? nullptr : &b.grads.layers[i].bias;
   linear_backward(b.params.layers[w].weight, x, b.cache.layers[i].grad_out, b.grads.layers[w].weight,
-                  &b.grads.layers[i].bias, need_dx ? &b.dx : nullptr,
+                  grad_bias, need_dx ? &b.dx : nullptr,
                   {.precision = b.cache.precision, .bf16_cache = &b.cache.layers[i].bf16});
   if (w != i) {
     // The head's gradient covers every row of the shared matrix: no longer sparse.

@@ -53,6 +53,26 @@ template <typename T>
 LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> targets, ValuesOf<T> mask,
                               GradOut<T> grad_logits, double grad_scale);
 
+// The output layer's bias taken into the loss: a fused output layer and loss. The layer's
+// product wrote x W^T alone (a model forward with ModelForwardOptions::bias_to_loss); the loss
+// adds the bias to each row as it first reads it and sums the gradient's columns while it
+// scales them, so the [N, V] logits (7M values for a 10,000-word PTB head) are passed over
+// once, not three times (the bias written, the product reading it back, the column sums).
+template <typename T>
+struct LossBias {
+  const Tensor<T>* bias = nullptr;  // [V], required
+  Tensor<T>* grad = nullptr;        // [V], accumulated: += column sums of grad_logits; nullptr to skip
+};
+
+// softmax_cross_entropy of logits + bias (the bias broadcast over rows), with the logits
+// updated in place to logits + bias, every row (ignored ones too), so they are the layer's usual
+// output afterwards. The bias gradient is summed in fixed blocks of rows added in order: the
+// same bits at any thread count (not necessarily the bits of a plain row-by-row sum).
+// Throws as softmax_cross_entropy, and ShapeError when bias or its gradient is not [V].
+template <typename T>
+LossSum softmax_cross_entropy_with_bias(Tensor<T>& logits, const LossBias<T>& bias, std::span<const int32_t> targets,
+                                        ValuesOf<T> mask, GradOut<T> grad_logits, double grad_scale);
+
 // Sigmoid binary cross-entropy on logits (PyTorch's BCEWithLogitsLoss), element-wise:
 //   loss_i = max(x, 0) - x*y + log1p(exp(-|x|)), which never overflows.
 //   logits any shape, N = its element count ([N], [T, B] or [B, C] multi-label alike);

@@ -284,6 +284,7 @@ struct LayerCache {
   std::vector<int64_t> argmax;  // pool max: the step each output [B, F] element came from
   LinearBf16Cache bf16;      // linear under bf16: x and W as the forward rounded them, for backward
   bool identity = false;     // a dropout passing its input through: out is its input's (no copy)
+  bool bias_to_loss = false; // linear: the bias was left to the loss (ModelForwardOptions::bias_to_loss)
   // backward scratch: gradients flowing into this layer's outputs
   Tensor<T> grad_out, grad_final;
   RnnState<T> grad_state_n;
@@ -310,10 +311,15 @@ struct ModelForwardOptions {
   // bf16: the recurrent layers' products in bfloat16 where they can (rnn.h ForwardOptions), and
   // the linear layers' (linear.h LinearOptions); the rest (embeddings, attention, losses) float32.
   Precision precision = Precision::f32;
+  // The last layer, when it is a linear layer with a bias, leaves the bias out of its output
+  // and its backward leaves the bias gradient alone: the caller's loss adds both
+  // (softmax_cross_entropy_with_bias, a fused output layer and loss; lm_forward_backward).
+  // LayerCache::bias_to_loss says whether it did.
+  bool bias_to_loss = false;
   // Layers to compute (with what they depend on); empty = all. Decoding asks for the logits
   // of a decoder step without recomputing the encoder. (Last, so that designated initialisers
   // may leave it out.)
-  std::vector<std::string> wanted;
+  std::vector<std::string> wanted = {};
 };
 
 // Initial states given from outside (a decoding step, or the state carried between the chunks
