@@ -123,10 +123,11 @@ struct Key {
 // Weights in recur's layout (ldgoi over w_ih / w_hh) -> the primitive's layout. GRU first
 // copies the gate blocks into oneDNN's order in `staging`.
 //
-// The reorder is skipped when the weights equal those of the last load (kept in `last`):
-// inference reorders into oneDNN's packed layout, which from ldgoi took 5.5 ms per 512x1536
-// matrix, a tenth of a GRU 2x512 forward over 3,200 tokens; comparing costs one read that
-// stops at the first difference, as it does at once after every optimizer step.
+// Inference skips the reorder when the weights equal those of the last load (kept in `last`):
+// it reorders into oneDNN's packed layout, which from ldgoi took 5.5 ms per 512x1536 matrix, a
+// tenth of a GRU 2x512 forward over 3,200 tokens. Training does not remember: its weights
+// change after every step, so the comparison would always fail and the copy into `last` (a
+// read and a write of every weight per step) would be wasted.
 struct WeightIn {
   memory user;   // [1, 1, K, G, H] ldgoi: recur's tensor, or `staging` for GRU
   memory prim;   // the primitive's layout
@@ -141,11 +142,15 @@ struct WeightIn {
     if (permuted) staging.resize(user_md.get_size() / sizeof(float));
     last.clear();
   }
-  // src: recur's [G*H, K]
-  void run(const float* src, const std::array<int, 4>& perm, int64_t G, int64_t HK) {
+  // src: recur's [G*H, K]; remember: keep a copy to compare the next call's weights with.
+  void run(const float* src, const std::array<int, 4>& perm, int64_t G, int64_t HK, bool remember) {
     const size_t n = size_t(G * HK);
-    if (last.size() == n && std::memcmp(src, last.data(), n * sizeof(float)) == 0) return;
-    last.assign(src, src + n);
+    if (!remember) {
+      last.clear();
+    } else {
+      if (last.size() == n && std::memcmp(src, last.data(), n * sizeof(float)) == 0) return;
+      last.assign(src, src + n);
+    }
     if (staging.empty()) {
       point(user, src);
     } else {
@@ -508,9 +513,10 @@ void save_initial_state(Slot& slot, const Key& k, const float* h0, const float* 
 void run_forward(OnednnRnn& rnn, Entry& e, const Slot& slot, const DirectionParams<float>& p, bool bias, const float* x) {
   const Key& k = e.key;
   const int64_t G = k.G(), H = k.hidden, R = k.R(), nb = k.bias_gates();
-  e.w_layer.run(p.w_ih.ptr(), k.perm(), G, H * k.in);
-  e.w_iter.run(p.w_hh.ptr(), k.perm(), G, H * R);
-  if (k.proj > 0) e.w_proj.run(p.w_hr.ptr(), kIdentity, 1, k.proj * H);
+  const bool remember = !k.training;
+  e.w_layer.run(p.w_ih.ptr(), k.perm(), G, H * k.in, remember);
+  e.w_iter.run(p.w_hh.ptr(), k.perm(), G, H * R, remember);
+  if (k.proj > 0) e.w_proj.run(p.w_hr.ptr(), kIdentity, 1, k.proj * H, remember);
   if (k.peephole) point(e.peep, p.w_peep.ptr());
   // [nb, H] in oneDNN's gate order.
   float* b = fptr(e.bias);
@@ -587,9 +593,9 @@ void backward_impl(OnednnRnn& rnn, const OnednnScan& s, const float* x, const fl
   const int64_t T = k.steps, B = k.batch, R = k.R(), H = k.hidden, G = k.G(), I = k.in;
 
   // Weights in the backward's layouts where they differ from the forward's.
-  if (en.bw_layer.user) en.bw_layer.run(s.p.w_ih.ptr(), k.perm(), G, H * I);
-  if (en.bw_iter.user) en.bw_iter.run(s.p.w_hh.ptr(), k.perm(), G, H * R);
-  if (en.bw_proj.user) en.bw_proj.run(s.p.w_hr.ptr(), kIdentity, 1, k.proj * H);
+  if (en.bw_layer.user) en.bw_layer.run(s.p.w_ih.ptr(), k.perm(), G, H * I, false);
+  if (en.bw_iter.user) en.bw_iter.run(s.p.w_hh.ptr(), k.perm(), G, H * R, false);
+  if (en.bw_proj.user) en.bw_proj.run(s.p.w_hr.ptr(), kIdentity, 1, k.proj * H, false);
   if (k.peephole) point(en.peep, s.p.w_peep.ptr());
 
   // Gradients in.
