@@ -14,6 +14,7 @@
 #include "cli_run.h"
 #include "recur/core/random.h"
 #include "recur/core/threads.h"
+#include "step_kernels.h"
 #include "test_util.h"
 
 extern "C" int omp_get_max_threads();  // libgomp, linked through recur_core
@@ -93,6 +94,38 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       EXPECT_LT(worst, 1e-4);
       for (int64_t i = 0; i < m; ++i)  // the padding between rows of C is not written
         for (int64_t j = n; j < ldc; ++j) ASSERT_EQ(out[0][size_t(i * ldc + j)], c0[size_t(i * ldc + j)]);
+    }
+  }
+}
+
+// Batch-1 generation's products (step_kernels.cpp: eight rows at a time on AVX-512, OpenBLAS's
+// sgemv under RECUR_ISA=avx2, a second ctest registration): against double dot products, beta 0
+// never reading y, beta 1 adding to it, odd sizes for the row and lane tails, and the same bits
+// at 1, 2 and 3 threads (the rows split among threads, each dot product on one).
+TEST(StepProduct, BatchOneMatchesDoubleAndIsTheSameAtAnyThreadCount) {
+  Rng rng(21);
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{2053, 513}, {7, 5}, {67, 100}, {1024, 512}}) {
+    SCOPED_TRACE(std::to_string(N) + "x" + std::to_string(K));
+    std::vector<float> W(static_cast<size_t>(N * K)), x(static_cast<size_t>(K)), y0(static_cast<size_t>(N));
+    for (float& v : W) v = float(rng.uniform(-1, 1));
+    for (float& v : x) v = float(rng.uniform(-1, 1));
+    for (float& v : y0) v = float(rng.uniform(-1, 1));
+    for (float beta : {0.0f, 1.0f}) {
+      std::vector<std::vector<float>> out;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> y = beta == 0 ? std::vector<float>(size_t(N), std::nanf("")) : y0;
+        detail::step_product<float>(1, N, K, x.data(), W.data(), beta, y.data(), N);
+        out.push_back(y);
+      }
+      set_num_threads(1);
+      EXPECT_EQ(out[1], out[0]) << "beta " << beta;
+      EXPECT_EQ(out[2], out[0]) << "beta " << beta;
+      for (int64_t n = 0; n < N; ++n) {
+        double want = beta == 0 ? 0.0 : double(y0[size_t(n)]);
+        for (int64_t k = 0; k < K; ++k) want += double(W[size_t(n * K + k)]) * double(x[size_t(k)]);
+        ASSERT_NEAR(out[0][size_t(n)], want, 1e-5 * std::sqrt(double(K))) << "row " << n << " beta " << beta;
+      }
     }
   }
 }
