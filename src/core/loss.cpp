@@ -122,13 +122,14 @@ namespace {
 // Rows per partial column sum of a fused bias's gradient: the partial sums are of fixed blocks
 // of rows, added up in block order, so the sum does not depend on how threads split the rows.
 constexpr int64_t kBiasRows = 16;
+int64_t bias_blocks(int64_t n_rows) { return (n_rows + kBiasRows - 1) / kBiasRows; }
 
-// The shared body of both softmax_cross_entropy forms. logits may be written only when bias is
-// given (x += b in place); part: [ceil(N / kBiasRows), V] zeros, or null.
+// The shared body of both softmax_cross_entropy forms, on arguments check_xent_args passed.
+// logits [rows.n, rows.f] are written only when bias is given (x += b in place); part:
+// [bias_blocks(N), V] zeros, or null.
 template <typename T>
-LossSum softmax_xent(const char* fn, T* logits, const Shape& shape, std::span<const int32_t> targets,
-                     std::span<const T> mask, Tensor<T>* grad_logits, double grad_scale, const T* bias, T* part) {
-  const detail::Rows rows = detail::as_rows(std::string(fn) + ": logits", shape, "[N, V]");
+LossSum softmax_xent(detail::Rows rows, T* logits, std::span<const int32_t> targets, std::span<const T> mask,
+                     Tensor<T>* grad_logits, double grad_scale, const T* bias, T* part) {
   const int64_t n_rows = rows.n, vocab = rows.f;
   // Rows are independent: with several threads blocks of them are split among the threads
   // (when the rows are wide enough to pay for it), each row's loss kept apart and the losses
@@ -138,7 +139,7 @@ LossSum softmax_xent(const char* fn, T* logits, const Shape& shape, std::span<co
   thread_local std::vector<double> row_loss_buffer;
   std::vector<double>& row_loss = row_loss_buffer;  // [N] NaN = row ignored
   row_loss.resize(size_t(n_rows));
-  const int64_t blocks = (n_rows + kBiasRows - 1) / kBiasRows;
+  const int64_t blocks = bias_blocks(n_rows);
   const bool parallel = n_rows > 1 && n_rows * vocab >= (int64_t(1) << 16);
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -160,15 +161,11 @@ LossSum softmax_xent(const char* fn, T* logits, const Shape& shape, std::span<co
       const double s = exp_shifted(x, vocab, m, g);
       row_loss[size_t(i)] = w * (m + std::log(s) - double(x[t]));
       if (g) {
-        const T k = T(grad_scale * w / s), at_t = T(grad_scale * w);
-        if (bpart) {
-          scale_row_sum(g, vocab, k, bpart);
-          g[t] -= at_t;
-          bpart[t] -= at_t;
-        } else {
-          scale_row(g, vocab, k);
-          g[t] = T(double(g[t]) - grad_scale * w);
-        }
+        const T k = T(grad_scale * w / s);
+        if (bpart) scale_row_sum(g, vocab, k, bpart);
+        else scale_row(g, vocab, k);
+        g[t] = T(double(g[t]) - grad_scale * w);
+        if (bpart) bpart[t] -= T(grad_scale * w);
       }
     }
   }
@@ -182,9 +179,8 @@ LossSum softmax_xent(const char* fn, T* logits, const Shape& shape, std::span<co
   return loss;
 }
 
-// The checks both forms share.
-template <typename T>
-void check_xent_args(const char* fn, const Shape& shape, std::span<const int32_t> targets, size_t mask_size) {
+// The checks both forms share; returns the logits' [N, V].
+detail::Rows check_xent_args(const char* fn, const Shape& shape, std::span<const int32_t> targets, size_t mask_size) {
   const detail::Rows rows = detail::as_rows(std::string(fn) + ": logits", shape, "[N, V]");
   detail::check_size(std::string(fn) + ": targets", int64_t(targets.size()), rows.n);
   check_mask_size(fn, mask_size, rows.n);
@@ -193,6 +189,7 @@ void check_xent_args(const char* fn, const Shape& shape, std::span<const int32_t
       throw Error(std::string(fn) + ": targets[" + std::to_string(i) + "] = " + std::to_string(targets[i]) +
                   " is out of range [0, " + std::to_string(rows.f) + ") and not -1 (ignore)");
   }
+  return rows;
 }
 
 }  // namespace
@@ -201,10 +198,10 @@ template <typename T>
 LossSum softmax_cross_entropy(const Tensor<T>& logits, std::span<const int32_t> targets, ValuesOf<T> mask,
                               GradOut<T> grad_logits, double grad_scale) {
   const char* fn = "softmax_cross_entropy";
-  check_xent_args<T>(fn, logits.shape, targets, mask.size());
+  const detail::Rows rows = check_xent_args(fn, logits.shape, targets, mask.size());
   if (grad_logits) grad_logits->resize(logits.shape);
   // Without a bias the logits are only read.
-  return softmax_xent(fn, const_cast<T*>(logits.ptr()), logits.shape, targets, mask, grad_logits, grad_scale,
+  return softmax_xent(rows, const_cast<T*>(logits.ptr()), targets, mask, grad_logits, grad_scale,
                       static_cast<const T*>(nullptr), static_cast<T*>(nullptr));
 }
 
@@ -212,20 +209,18 @@ template <typename T>
 LossSum softmax_cross_entropy_with_bias(Tensor<T>& logits, const LossBias<T>& bias, std::span<const int32_t> targets,
                                         ValuesOf<T> mask, GradOut<T> grad_logits, double grad_scale) {
   const char* fn = "softmax_cross_entropy_with_bias";
-  check_xent_args<T>(fn, logits.shape, targets, mask.size());
-  const int64_t vocab = logits.shape.back();
+  const detail::Rows rows = check_xent_args(fn, logits.shape, targets, mask.size());
+  const int64_t vocab = rows.f, blocks = bias_blocks(rows.n);
   if (!bias.bias) throw Error(std::string(fn) + ": no bias given");
   check_shape(std::string(fn) + ": bias", bias.bias->shape, {vocab});
   if (bias.grad) check_shape(std::string(fn) + ": bias gradient", bias.grad->shape, {vocab});
   if (grad_logits) grad_logits->resize(logits.shape);
   const bool sums = bias.grad && grad_logits;
-  const int64_t n_rows = vocab > 0 ? logits.numel() / vocab : 0;
-  const int64_t blocks = (n_rows + kBiasRows - 1) / kBiasRows;
   thread_local std::vector<T> part_buffer;
   std::vector<T>& part = part_buffer;  // [blocks, V] partial column sums of the gradient
   if (sums) part.assign(size_t(blocks * vocab), T(0));
-  const LossSum loss = softmax_xent(fn, logits.ptr(), logits.shape, targets, mask, grad_logits, grad_scale,
-                                    bias.bias->ptr(), sums ? part.data() : static_cast<T*>(nullptr));
+  const LossSum loss = softmax_xent(rows, logits.ptr(), targets, mask, grad_logits, grad_scale, bias.bias->ptr(),
+                                    sums ? part.data() : static_cast<T*>(nullptr));
   if (sums) {
     // grad_bias[v] += the block sums in block order: the same bits at any thread count.
     T* db = bias.grad->ptr();

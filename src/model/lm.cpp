@@ -107,11 +107,10 @@ LossSum lm_forward_backward(const ModelSpec& spec, const ModelParams<T>& params,
   cache.loss_mask.assign(batch.mask.begin(), batch.mask.end());
   const std::span<const T> mask(cache.loss_mask);
   const size_t h = spec.layers.size() - 1;
-  const LossSum loss =
-      cache.layers.back().bias_to_loss
-          ? softmax_cross_entropy_with_bias(logits, {.bias = &params.layers[h].bias, .grad = backward ? &grads->layers[h].bias : nullptr},
-                                            batch.target, mask, grad_logits, grad_scale)
-          : softmax_cross_entropy(logits, batch.target, mask, grad_logits, grad_scale);
+  const LossBias<T> head_bias{.bias = &params.layers[h].bias, .grad = backward ? &grads->layers[h].bias : nullptr};
+  const LossSum loss = cache.layers.back().bias_to_loss
+                           ? softmax_cross_entropy_with_bias(logits, head_bias, batch.target, mask, grad_logits, grad_scale)
+                           : softmax_cross_entropy(logits, batch.target, mask, grad_logits, grad_scale);
   logits.shape = {Tn, B, V};
   if (!backward) return loss;
   grad_logits->shape = {Tn, B, V};
