@@ -110,6 +110,10 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                 "classify/tag/seq2seq: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step "
                 "(seq2seq: the target text in the last column of a sequence's first row)")->group(g);
   sub->add_flag("--keep-case", o.keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
+  sub->add_flag("--lower-words", o.lower_words,
+                "tag: the word embedding reads each word lower-cased (ASCII), as uncased vectors such as GloVe 6B "
+                "expect; the character RNN and the output keep the word as written")
+      ->group(g);
   sub->add_option("--embeddings", o.embeddings_path, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
   sub->add_flag("--freeze-embeddings", o.freeze_embeddings, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
   sub->add_flag("--embeddings-vocab", o.embeddings_vocab,

@@ -397,6 +397,22 @@ TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {
   r = run("tag " + path("run/last.safetensors") + " " + plain);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7);  // 5 tokens, 2 sentence ends
+  // --lower-words: the model file says so, the output keeps the words as written, and the flag
+  // is refused where it cannot apply.
+  r = run("train " + data + " --task tag --char-rnn --lower-words --epochs 1 --out " + path("lower") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(load_task_checkpoint(path("lower/last.safetensors")).model.task.lower_words);
+  const std::string cased = write("cased.txt", "Mr\nSMITH\n");
+  r = run("tag " + path("lower/last.safetensors") + " " + cased);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Mr ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nSMITH "), std::string::npos) << r.out;
+  r = run("train " + data + " --task classify --lower-words --out " + path("x") + " " + tiny());
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--lower-words: does not apply to --task classify"), std::string::npos) << r.err;
+  r = run("train " + data + " --task tag --init-from " + path("run/last.safetensors") + " --lower-words --out " + path("y"));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("--lower-words: not with --init-from"), std::string::npos) << r.err;
 }
 
 TEST_F(CliTasks, ResumeMidEpochLogsTheSameLossesAsOneRun) {
@@ -1126,6 +1142,73 @@ TEST(ExtendTaskVocab, TaggerGrowsWordsAndCharactersButNotTags) {
   const std::vector<TaskExample> unseen = encode_task_examples(m, {words_example("mr Zoë", "O B-ORG")}, true, "new.conll");
   EXPECT_TRUE(unseen.at(0).targets.empty());
   EXPECT_EQ(m.labels.size(), before.labels.size());
+}
+
+// --lower-words: one word row for every case of a word (the vocabulary counts them together),
+// while the characters still see the case; the choice travels in the model file, and a tagger
+// without it keeps the cases apart.
+TEST(LowerWords, OneWordRowForEveryCaseCharactersKeepTheCase) {
+  TaskSpec task;
+  task.kind = TaskKind::tag;
+  task.char_rnn = true;
+  task.lower_words = true;
+  const std::vector<RawExample> train = {words_example("Paris is in FRANCE", "B-LOC O O B-LOC"),
+                                         words_example("paris Ünï", "B-LOC O")};
+  TaskModelOptions mo;
+  mo.rnn = {.cell = CellType::lstm, .hidden_size = 5, .bidirectional = true};
+  mo.embed = 4;
+  mo.char_embed = 3;
+  mo.char_hidden = 3;
+  Rng rng(4);
+  const TaskModel m = build_task_model(task, train, {}, mo, 0, rng);
+  EXPECT_TRUE(m.words.contains("paris"));
+  EXPECT_TRUE(m.words.contains("france"));
+  EXPECT_FALSE(m.words.contains("Paris"));
+  EXPECT_FALSE(m.words.contains("FRANCE"));
+  EXPECT_TRUE(m.words.contains("Ünï"));  // ASCII letters only: Ü stays
+  {  // both cases counted as one word: "paris" is seen twice, each cased form once
+    Rng r(4);
+    const TaskModel twice = build_task_model(task, train, {.max_vocab = 0, .min_count = 2, .extra_words = {}}, mo, 0, r);
+    EXPECT_TRUE(twice.words.contains("paris"));
+    EXPECT_FALSE(twice.words.contains("france"));
+  }
+  {  // vector words join only in the form the vocabulary reads: "Berlin" would be a dead row
+    Rng r(4);
+    const TaskModel v = build_task_model(task, train, {.max_vocab = 0, .min_count = 1, .extra_words = {"Berlin", "berlin", "rome", "Paris"}}, mo, 0, r);
+    EXPECT_TRUE(v.words.contains("berlin"));
+    EXPECT_TRUE(v.words.contains("rome"));
+    EXPECT_FALSE(v.words.contains("Berlin"));
+    EXPECT_FALSE(v.words.contains("Paris"));
+    EXPECT_EQ(v.words.size(), m.words.size() + 2);
+  }
+  const std::vector<TaskExample> ex =
+      encode_task_examples(m, {words_example("Paris PARIS paris France", "B-LOC B-LOC B-LOC B-LOC")}, true, "t");
+  ASSERT_EQ(ex.at(0).words.size(), 4u);
+  const int32_t paris = m.words.id("paris");
+  EXPECT_EQ(ex[0].words, (std::vector<int32_t>{paris, paris, paris, m.words.id("france")}));
+  EXPECT_NE(ex[0].chars[0][0], ex[0].chars[2][0]);  // 'P' and 'p' are different characters
+  EXPECT_EQ(ex[0].chars[0][0], m.chars.id("P"));
+
+  const fs::path dir = fs::temp_directory_path() / ("recur_lower_words_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string file = (dir / "m.safetensors").string();
+  save_task_checkpoint(file, {.model = m, .train_state = {}, .tensors = {}});
+  const TaskModel back = load_task_checkpoint(file).model;
+  EXPECT_TRUE(back.task.lower_words);
+  EXPECT_EQ(encode_task_examples(back, {words_example("PARIS", "B-LOC")}, true, "t").at(0).words,
+            std::vector<int32_t>{paris});
+  fs::remove_all(dir);
+
+  task.lower_words = false;
+  Rng rng2(4);
+  const TaskModel cased = build_task_model(task, train, {}, mo, 0, rng2);
+  EXPECT_TRUE(cased.words.contains("Paris"));
+  EXPECT_NE(cased.words.id("Paris"), cased.words.id("paris"));
+  EXPECT_EQ(cased.words.id("PARIS"), Vocab::unk_id);
+  Rng rng3(4);
+  const TaskModel cased2 = build_task_model(task, train, {.max_vocab = 0, .min_count = 2, .extra_words = {}}, mo, 0, rng3);
+  EXPECT_FALSE(cased2.words.contains("paris"));
+  EXPECT_FALSE(cased2.words.contains("Paris"));
 }
 
 }  // namespace

@@ -84,7 +84,8 @@ def train(data, *, out, on_progress=None, on_log=None, on_note=_print_note, **op
         word_dropout [0; classify, tag: probability that a training occurrence of a word seen
         once in the training data is read as <unk>],
         condition_every_step, binary,
-        features, keep_case, embeddings (path), freeze_embeddings, embeddings_vocab, text_column [1],
+        features, keep_case, lower_words [tag: the word vocabulary reads words lower-cased],
+        embeddings (path), freeze_embeddings, embeddings_vocab, text_column [1],
         label_column [0], token_column [1], tag_column [0], header [-1]
       threads [0 = the libraries' defaults]; deterministic [False; True: the same bits at any
         thread count, oneDNN's recurrent layers on one thread]

@@ -86,6 +86,7 @@ def train(
     binary: bool = ...,
     features: bool = ...,
     keep_case: bool = ...,
+    lower_words: bool = ...,
     embeddings: PathLike = ...,
     freeze_embeddings: bool = ...,
     embeddings_vocab: bool = ...,

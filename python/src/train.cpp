@@ -211,6 +211,7 @@ const std::vector<std::pair<std::string, Setter>>& option_table() {
     flag("binary", &TrainOptions::binary);
     flag("features", &TrainOptions::features);
     flag("keep_case", &TrainOptions::keep_case);
+    flag("lower_words", &TrainOptions::lower_words);
     str("embeddings", &TrainOptions::embeddings_path);
     str("init_from", &TrainOptions::init_from);
     flag("extend_vocab", &TrainOptions::extend_vocab);

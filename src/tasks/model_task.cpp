@@ -47,6 +47,7 @@ TaskSpec task_spec_of(const TrainOptions& o) {
   t.condition_every_step = o.condition_every_step;
   t.features = o.features;
   t.lowercase = !o.keep_case;
+  t.lower_words = o.lower_words;
   auto col = [](int64_t c, const char* flag, bool last_ok) {
     if (c < 0 || (c == 0 && !last_ok))
       throw Error(std::string(flag) + ": got " + std::to_string(c) + ", expected a 1-based column" +
@@ -401,7 +402,7 @@ class ModelTask final : public TrainTask {
     TaskCounts c;
     const TaskTable& in = prepared_->inputs();
     for (size_t i = 0; i < in.strings.size(); ++i) {
-      c.words.add_token(in.strings[i], in.counts[i]);
+      c.words.add_token(task_word(task, in.strings[i]), in.counts[i]);
       if (task.kind == TaskKind::tag && task.char_rnn)
         for (const std::string& cp : code_points(in.strings[i])) c.chars.add_token(cp, in.counts[i]);
     }

@@ -16,6 +16,10 @@ namespace recur {
 // The characters (code points) of `s`, as the char vocabulary counts them.
 std::vector<std::string> code_points(std::string_view s);
 
+// The form of an input word the word vocabulary reads: the word itself, or (tag with
+// lower_words) its ASCII lower case. Counting and encoding both go through it.
+std::string task_word(const TaskSpec& task, std::string_view word);
+
 // One record of a task file as read_task_file turns it into an example (token input). `origin`
 // names the file in messages.
 RawExample raw_example_of(const TaskSpec& task, TaggedSentence&& s);

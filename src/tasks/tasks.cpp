@@ -65,6 +65,14 @@ std::vector<std::string> code_points(std::string_view s) {
   return out;
 }
 
+std::string task_word(const TaskSpec& task, std::string_view word) {
+  std::string w(word);
+  if (task.lower_words)
+    for (char& c : w)
+      if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return w;
+}
+
 RawExample raw_example_of(const TaskSpec& task, TaggedSentence&& s) {
   RawExample e;
   e.input = std::move(s.tokens);
@@ -255,7 +263,7 @@ TaskCounts count_task_examples(const TaskSpec& task, const std::vector<RawExampl
   c.targets = TokenCounter(task.kind == TaskKind::generate ? TokenLevel::chars : TokenLevel::words);
   for (const auto& e : train) {
     if (!task.features && task.kind != TaskKind::generate)
-      for (const auto& w : e.input) c.words.add_token(w);
+      for (const auto& w : e.input) c.words.add_token(task_word(task, w));
     if (task.kind == TaskKind::tag && task.char_rnn)
       for (const auto& w : e.input) c.chars.add_text(w);
     if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
@@ -309,8 +317,10 @@ TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& c
     if (!vo.extra_words.empty()) {
       std::vector<std::string> tokens(m.words.tokens().begin() + Vocab::num_special, m.words.tokens().end());
       std::set<std::string_view> added;  // a vectors file may repeat a word
+      // With lower_words a cased vector word could never be looked up: only the words already
+      // in the form the vocabulary reads join (a cased vectors file lends its lower-case rows).
       for (const std::string& w : vo.extra_words)
-        if (!m.words.contains(w) && added.insert(w).second) tokens.push_back(w);
+        if (task_word(task, w) == w && !m.words.contains(w) && added.insert(w).second) tokens.push_back(w);
       m.words = Vocab::from_tokens(TokenLevel::words, tokens);
     }
   }
@@ -422,7 +432,7 @@ std::vector<TaskExample> encode_task_examples(const TaskModel& m, const std::vec
       e.features = r.features;
       e.steps = r.steps;
     } else if (m.task.kind != TaskKind::generate) {
-      for (const auto& w : r.input) e.words.push_back(m.words.id(w));
+      for (const auto& w : r.input) e.words.push_back(m.words.id(task_word(m.task, w)));
       e.steps = int64_t(e.words.size());
       if (m.task.char_rnn)
         for (const auto& w : r.input) {
@@ -1043,6 +1053,7 @@ std::string task_json(const TaskModel& m) {
                               {"labels", m.labels}};
   // Written only for taggers that use them, so every other model file keeps its bytes.
   if (t.crf) j["crf"] = true;
+  if (t.lower_words) j["lower_words"] = true;
   if (t.file_scheme != TagScheme::none || t.train_scheme != TagScheme::none) {
     j["file_scheme"] = tag_scheme_name(t.file_scheme);
     j["train_scheme"] = tag_scheme_name(t.train_scheme);
@@ -1074,6 +1085,7 @@ void task_from_json(TaskModel& m, std::string_view json, const std::string& orig
   }
   // Absent in files from before CRFs and tag schemes: no CRF, tags as they are.
   if (f.has("crf")) t.crf = f.boolean("crf");
+  if (f.has("lower_words")) t.lower_words = f.boolean("lower_words");  // absent before issue 17's lowering
   auto scheme = [&](const char* name) {
     if (!f.has(name)) return TagScheme::none;
     const std::string v = f.string(name);

@@ -73,6 +73,7 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--binary", {"classify"}, "a two-class classifier's sigmoid output"},
       {"--features", {"classify", "tag", "seq2seq"}, "numeric input sequences of a task model"},
       {"--keep-case", {"classify", "seq2seq"}, "the lower-casing of classify and seq2seq text"},
+      {"--lower-words", {"tag"}, "a tagger's word vocabulary reading words lower-cased"},
       {"--embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
       {"--freeze-embeddings", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
       {"--embeddings-vocab", {"classify", "tag", "seq2seq"}, "pre-trained word vectors of a word task model"},
@@ -120,7 +121,7 @@ void TrainOptions::validate() const {
     for (const char* f : {"--cell", "--gru-reset", "--layers", "--hidden", "--embed", "--proj", "--peephole",
                           "--bidirectional", "--dropout", "--init-scale", "--char-rnn",
                           "--char-embed", "--char-hidden", "--condition-every-step", "--binary", "--features",
-                          "--keep-case", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
+                          "--keep-case", "--lower-words", "--embeddings", "--freeze-embeddings", "--embeddings-vocab", "--text-column", "--label-column",
                           "--token-column", "--tag-column", "--attention", "--input-feed", "--tie-weights", "--pool"})
       if (given.count(f))
         throw Error(std::string(f) + ": not with --init-from " + init_from +
@@ -144,6 +145,7 @@ void TrainOptions::validate() const {
   if (pool != "last" && pool != "max" && pool != "mean") bad("--pool", pool, "last, max or mean");
   check_real("--word-dropout", word_dropout, 0, 1, false, false, "a probability in [0, 1]");
   if (word_dropout > 0 && features) bad("--word-dropout", num(word_dropout), "a word task on tokens, not --features");
+  if (lower_words && features) bad("--lower-words", "true", "a tagger on words, not --features");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
   if (input_feed && attention == "none")
@@ -288,6 +290,7 @@ std::string train_options_to_json(const TrainOptions& o) {
   if (o.pool != "last") j["pool"] = o.pool;
   if (o.word_dropout != 0) j["word_dropout"] = o.word_dropout;
   if (o.input_feed) j["input_feed"] = true;
+  if (o.lower_words) j["lower_words"] = true;
   if (o.extend_vocab) j["extend_vocab"] = true;
   if (o.warmup != 0) j["warmup"] = o.warmup;
   if (o.tag_scheme != "auto") j["tag_scheme"] = o.tag_scheme;
@@ -399,6 +402,7 @@ TrainOptions options_from_fields(JsonFields& f) {
     if (f.has("pool")) o.pool = f.string("pool");
     if (f.has("word_dropout")) o.word_dropout = f.number("word_dropout");
     if (f.has("input_feed")) o.input_feed = f.boolean("input_feed");
+    if (f.has("lower_words")) o.lower_words = f.boolean("lower_words");
     if (f.has("extend_vocab")) o.extend_vocab = f.boolean("extend_vocab");
     if (f.has("tag_scheme")) o.tag_scheme = f.string("tag_scheme");
   }
@@ -514,6 +518,7 @@ const std::vector<std::pair<std::string, Copy>>& inherited_flags() {
       RECUR_FLAG("--char-rnn", char_rnn), RECUR_FLAG("--char-embed", char_embed),
       RECUR_FLAG("--char-hidden", char_hidden), RECUR_FLAG("--condition-every-step", condition_every_step),
       RECUR_FLAG("--binary", binary), RECUR_FLAG("--features", features), RECUR_FLAG("--keep-case", keep_case),
+      RECUR_FLAG("--lower-words", lower_words),
       RECUR_FLAG("--embeddings", embeddings_path), RECUR_FLAG("--freeze-embeddings", freeze_embeddings),
       RECUR_FLAG("--embeddings-vocab", embeddings_vocab),
       RECUR_FLAG("--text-column", text_column), RECUR_FLAG("--label-column", label_column),

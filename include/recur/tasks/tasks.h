@@ -47,6 +47,10 @@ struct TaskSpec {
   bool binary = false;     // classify with two labels: one sigmoid output (BCE) instead of softmax
   bool lowercase = true;   // classify / seq2seq text is lower-cased (ASCII) before splitting
   bool char_rnn = false;   // tag: a character BiLSTM per word feeds the word representation
+  // tag: the word vocabulary reads each word ASCII lower-cased ("Paris" and "paris" one row, as
+  // uncased vectors such as GloVe 6B expect); the character BiLSTM and the output keep the word
+  // as written, so the case is still seen (Lample et al. 2016, Ma and Hovy 2016).
+  bool lower_words = false;
   bool features = false;   // classify / tag / seq2seq (source side): numeric feature sequences instead of tokens
   bool condition_every_step = false;  // generate: the condition joins every step's input instead of
                                       // making the initial state

@@ -139,6 +139,7 @@ struct TrainOptions {
   bool binary = false;                // classify: one sigmoid output
   bool features = false;              // classify/tag/seq2seq: numeric CSV input
   bool keep_case = false;             // classify/seq2seq: no lower-casing
+  bool lower_words = false;           // tag: the word vocabulary reads words lower-cased (TaskSpec::lower_words)
   std::string embeddings_path;        // pre-trained word vectors
   bool embeddings_vocab = false;      // the vectors' words join the input vocabulary after the training words
   bool freeze_embeddings = false;
