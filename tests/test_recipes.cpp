@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "cli_run.h"
+#include "recur/tasks/tasks.h"
 
 namespace fs = std::filesystem;
 using recur::test::CliResult;
@@ -144,10 +145,14 @@ TEST(Recipes, WnutRecipeAddsTheVectorsWordsToTheVocabulary) {
   ASSERT_EQ(r.rc, 0) << r.err;
   const std::string last = last_line(r.out);
   EXPECT_TRUE(std::regex_match(last, std::regex(R"(wnut-ner: entity F1 [0-9.]+ on .*test\.conll)"))) << last;
-  // The tagger started from the learned vectors (here every word of these sentences has one).
+  // The tagger started from the learned vectors. It reads its words lower-cased and the vectors
+  // were learned from lower-cased text, so every vocabulary word has one (were only one side
+  // lower-cased, "John" or "john" would have none).
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.err, m, std::regex(R"(words\.vec: vectors for ([0-9]+) of ([0-9]+) words)"))) << r.err;
   EXPECT_GT(std::stoi(m[1]), 0);
+  EXPECT_EQ(m[1].str(), m[2].str()) << r.err;
+  EXPECT_TRUE(recur::load_task_checkpoint((d.dir / "run/best.safetensors").string()).model.task.lower_words);
 }
 
 // The default validation split of a task model: 200 examples, kept between 5% and 20% of the
