@@ -131,11 +131,6 @@ std::vector<Record> split_records(std::string_view s, char delim, const std::str
   return out;
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 int64_t column(int64_t c, size_t n) { return c < 0 ? int64_t(n) + c : c; }
 
 // A whole field as a float: a finite number within float's range. Checking only the double let
@@ -219,7 +214,7 @@ std::vector<TaggedSentence> read_conll(const std::string& file, const ConllOptio
 
 TableStream::TableStream(std::string origin, const TableOptions& opts) : origin_(std::move(origin)), opts_(opts) {
   delim_ = opts.delimiter;
-  if (delim_ == 0) delim_ = origin_.size() >= 4 && lower(origin_.substr(origin_.size() - 4)) == ".csv" ? ',' : '\t';
+  if (delim_ == 0) delim_ = origin_.size() >= 4 && ascii_lower(origin_.substr(origin_.size() - 4)) == ".csv" ? ',' : '\t';
 }
 
 void TableStream::feed(std::string_view text, std::vector<LabelledText>& out) {
@@ -256,7 +251,7 @@ void TableStream::take(std::vector<Record> records, std::vector<LabelledText>& o
       const int64_t htc = column(opts.text_column, f.size()), hlc = column(opts.label_column, f.size());
       if (opts.header < 0 && f.size() >= 2 && htc >= 0 && htc < int64_t(f.size()) && hlc >= 0 &&
           hlc < int64_t(f.size()) && hlc != htc) {
-        const std::string l = lower(f[size_t(hlc)]), t = lower(f[size_t(htc)]);
+        const std::string l = ascii_lower(f[size_t(hlc)]), t = ascii_lower(f[size_t(htc)]);
         header = l == "label" || l == "labels" || l == "class" || l == "sentiment" || l == "category" || l == "target" ||
                  t == "text" || t == "sentence";
       }
@@ -429,11 +424,18 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& file, int
   return out;
 }
 
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return out;
+}
+
 std::vector<std::string> split_words(std::string_view text, bool lc) {
   std::vector<std::string> out;
   std::string cur;
   auto flush = [&] {
-    if (!cur.empty()) out.push_back(lc ? lower(cur) : cur);
+    if (!cur.empty()) out.push_back(lc ? ascii_lower(cur) : cur);
     cur.clear();
   };
   for (size_t i = 0; i < text.size();) {

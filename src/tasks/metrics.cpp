@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "recur/core/error.h"
+#include "recur/data/task_data.h"
 
 namespace recur {
 
@@ -253,13 +254,6 @@ std::string pair_pass(const std::string& s, Match match, Emit emit) {
       out += s[i++];
     }
   }
-  return out;
-}
-
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
   return out;
 }
 

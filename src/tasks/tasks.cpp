@@ -66,11 +66,7 @@ std::vector<std::string> code_points(std::string_view s) {
 }
 
 std::string task_word(const TaskSpec& task, std::string_view word) {
-  std::string w(word);
-  if (task.lower_words)
-    for (char& c : w)
-      if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return w;
+  return task.lower_words ? ascii_lower(word) : std::string(word);
 }
 
 RawExample raw_example_of(const TaskSpec& task, TaggedSentence&& s) {

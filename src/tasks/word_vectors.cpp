@@ -96,10 +96,7 @@ std::vector<std::vector<std::string>> read_embedding_corpus(const std::vector<st
         size_t j = i;
         while (j < line.size() && !std::isspace(static_cast<unsigned char>(line[j]))) ++j;
         if (j > i) {
-          std::string t(line.substr(i, j - i));
-          if (lowercase)
-            for (char& ch : t) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-          tokens.push_back(std::move(t));
+          tokens.push_back(lowercase ? ascii_lower(line.substr(i, j - i)) : std::string(line.substr(i, j - i)));
           if (conll) break;  // the token column only
         }
         i = j;

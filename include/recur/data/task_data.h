@@ -148,6 +148,11 @@ std::vector<FeatureSequence> read_feature_sequences(const std::string& path, int
                                                     const FeatureFileOptions& opts = {});
 
 // ---- words ----
+// ASCII letters lower-cased, every other byte kept (UTF-8 stays valid, "Ünï" -> "Ünï"). The one
+// lower-casing of words: classifier and seq2seq text, a tagger's --lower-words, `recur embed
+// --lower` and BLEU's lowercase option, so they all agree on what a lower-cased word is.
+std::string ascii_lower(std::string_view s);
+
 // Lower-cases ASCII (optional) and splits on whitespace (ASCII, U+00A0, U+202F, U+2009) and
 // around punctuation, so "Cours !" and "Cours\u202f!" give the same tokens.
 std::vector<std::string> split_words(std::string_view text, bool lowercase);
