@@ -25,13 +25,20 @@ namespace {
 
 // ---- helpers -------------------------------------------------------------------------------
 
+// One folder per test process (ctest runs each test as its own process), removed when the
+// process exits so that runs do not pile folders up in /tmp.
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("recur_test_midi_" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
 fs::path temp_dir() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("recur_test_midi_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
+  static const TempDir dir;
+  return dir.path;
 }
 
 std::string vlq(uint32_t v) {
