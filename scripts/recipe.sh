@@ -19,8 +19,8 @@
 #   RECUR=PATH   the recur binary (default build/apps/recur, built if missing)
 #   THREADS=N    threads (default 0: all cores; results do not depend on it)
 #   UNLABELLED="FILE..."  conll-ner, wnut-ner, uci-sentiment: the unlabelled text word vectors are learned from besides
-#                the training tokens (default tiny Shakespeare, PTB train and Debian's fortunes;
-#                "" for the training tokens alone)
+#                the training tokens (default tiny Shakespeare, PTB train, Debian's fortunes and its
+#                gcide, wn and foldoc dictionaries; "" for the training tokens alone)
 # Extra arguments go to `recur train` and replace the recipe's own value of the same flag.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -104,13 +104,15 @@ train() {  # train TIME_DEFAULT ARGS...
 
 # Word vectors learned on this machine (issue 17: no downloaded vectors): `recur embed` skip-gram
 # over the training file's own tokens (its labels unused, never the test file's text) and the
-# unlabelled text the machine has - tiny Shakespeare, PTB's training text and Debian's fortunes
-# (installed by scripts/setup.sh; left out when missing). Writes $work/words.vec.
+# unlabelled text the machine has - tiny Shakespeare, PTB's training text, Debian's fortunes and
+# the English dictionaries of Debian's dict-gcide, dict-wn and dict-foldoc (installed by
+# scripts/setup.sh; each left out when missing). Writes $work/words.vec.
 learn_vectors() {  # learn_vectors conll|table TRAIN
   # A table's text (first column) is split and lower-cased as a classifier reads it (--task-words).
   # The taggers read their words lower-cased (--lower-words), so their vectors are learned from
-  # lower-cased text too (--lower).
-  local texts=("$work/train_tokens.txt") flags=(--lower)
+  # lower-cased text too (--lower), and running text is first split the way CoNLL files are
+  # (tokenize_text), so that "Germany's" gives "germany" and "'s", not a word no tagger reads.
+  local texts=("$work/train_tokens.txt") flags=(--lower) raw=() i=0
   if [ "$1" = conll ]; then
     awk 'NF == 0 { if (line != "") print line; line = ""; next } $1 != "-DOCSTART-" { line = line (line ? " " : "") $1 }
          END { if (line != "") print line }' "$2" >"$work/train_tokens.txt"
@@ -122,17 +124,43 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
     # shellcheck disable=SC2206
     local given=($UNLABELLED)
     for f in "${given[@]}"; do [ -r "$f" ] || { echo "recipe.sh: $name: cannot read '$f'" >&2; exit 2; }; done
-    texts+=("${given[@]}")
+    raw+=("${given[@]}")
   else
-    for f in "$data/tinyshakespeare/input.txt" "$data/ptb/ptb.train.txt"; do [ -r "$f" ] && texts+=("$f"); done
+    for f in "$data/tinyshakespeare/input.txt" "$data/ptb/ptb.train.txt"; do [ -r "$f" ] && raw+=("$f"); done
+    if [ -d /usr/share/games/fortunes ]; then
+      for f in /usr/share/games/fortunes/*; do case $f in *.dat|*.u8|*/art) ;; *) [ -f "$f" ] && cat "$f";; esac; done |
+        grep -v '^%$' | tr -d '\r' >"$work/fortunes.txt" || true
+      [ -s "$work/fortunes.txt" ] && raw+=("$work/fortunes.txt")
+    fi
+    # A dictionary entry becomes one line of its definitions, without the dictd markup
+    # (pronunciations \..\, [sources], {cross-references}, "n 1:" sense numbers).
+    for d in gcide wn foldoc; do
+      if [ ! -r "/usr/share/dictd/$d.dict.dz" ]; then
+        echo "recipe $name: /usr/share/dictd/$d.dict.dz is missing (scripts/setup.sh recipes installs it); learning the vectors without it" >&2
+        continue
+      fi
+      zcat "/usr/share/dictd/$d.dict.dz" | awk 'BEGIN { RS = "" } { gsub(/\n/, " "); print }' |
+        sed -E 's/\\[^\\]*\\//g; s/\[[^]]*\]//g; s/[{}]//g; s/(^| )(n|v|adj|adv) [0-9]+:/ /g; s/ [0-9]+: / /g' >"$work/dict_$d.txt"
+      raw+=("$work/dict_$d.txt")
+    done
   fi
-  if [ -z "${UNLABELLED+set}" ] && [ -d /usr/share/games/fortunes ]; then
-    for f in /usr/share/games/fortunes/*; do case $f in *.dat|*.u8|*/art) ;; *) [ -f "$f" ] && cat "$f";; esac; done |
-      grep -v '^%$' | tr -d '\r' >"$work/fortunes.txt" || true
-    [ -s "$work/fortunes.txt" ] && texts+=("$work/fortunes.txt")
-  fi
-  echo "recipe $name: learning word vectors from ${texts[*]}" >&2
+  for f in "${raw[@]}"; do
+    if [ "$1" = conll ]; then
+      i=$((i + 1)); tokenize_text <"$f" >"$work/unlabelled_$i.txt"; texts+=("$work/unlabelled_$i.txt")
+    else
+      texts+=("$f")
+    fi
+  done
+  echo "recipe $name: learning word vectors from ${raw[*]:-the training tokens alone}" >&2
   "$recur" embed "${texts[@]}" "${flags[@]}" --out "$work/words.vec" --min-count 2 --quiet
+}
+
+# Running text split as CoNLL-2003 and PTB split theirs: punctuation apart, a sentence's final
+# period apart (not an abbreviation's: "U.S." stays), "'s" and "n't" apart. Text that is already
+# split passes unchanged.
+tokenize_text() {
+  sed -E "s/([,;:!?()\"]|\[|\])/ \1 /g; s/([a-z]{2,}|[0-9])\.( |\$)/\1 .\2/g; s/([A-Za-z])'s( |\$)/\1 's\2/g;
+          s/([A-Za-z])n't( |\$)/\1 n't\2/g; s/ +/ /g; s/^ //"
 }
 
 case "$name" in
@@ -145,7 +173,9 @@ case "$name" in
     # (conlleval). BENCHMARKS.md "NER with word vectors from recur embed" measured this setting.
     # Words are looked up lower-cased, the characters keep the case (--lower-words; the vectors
     # are learned lower-cased too): BENCHMARKS.md "Lower-cased word lookup", split F1 +0.9,
-    # +0.4 and +1.1 on three seeds.
+    # +0.4 and +1.1 on three seeds. The vectors' text includes Debian's dictionaries and is split
+    # as CoNLL splits it: BENCHMARKS.md "Vectors from Debian's dictionaries", split F1 +0.9, +0.3
+    # and +0.6 on three seeds.
     pick_files 0 "$data/ner/conll2003/eng.train" "$data/ner/conll2003/eng.testa"
     [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.1)
     learn_vectors conll "$train_file"
@@ -167,7 +197,8 @@ case "$name" in
     # the dev set's entities are unseen words: "Singleton word dropout" there, split F1 +6.8 and
     # +14.2 on two seeds. Words looked up lower-cased (--lower-words): a name seen in another case
     # shares its row; BENCHMARKS.md "Lower-cased word lookup", split F1 +3.5, -0.1 and +1.6 on
-    # three seeds.
+    # three seeds. Vectors from text that includes Debian's dictionaries (BENCHMARKS.md "Vectors
+    # from Debian's dictionaries": split F1 +4.4, +5.7 and +2.6 on three seeds).
     pick_files 0 "$data/ner/wnut17/wnut17train.conll" "$data/ner/wnut17/emerging.dev.conll"
     [ ${#valid_args[@]} -gt 0 ] || valid_args=(--valid-fraction 0.1)
     learn_vectors conll "$train_file"
@@ -186,6 +217,8 @@ case "$name" in
     # "Sentiment with learned vectors": split accuracy 81.47 -> 82.87).
     # The head reads the BiLSTM's outputs max-pooled over time (--pool max; BENCHMARKS.md
     # "Pooling over time": split accuracy 83.04 -> 84.18, mean of three seeds' splits).
+    # The vectors' text includes Debian's dictionaries (BENCHMARKS.md "Vectors from Debian's
+    # dictionaries": split accuracy 84.18 -> 86.83, mean of three seeds' splits).
     learn_vectors table "$train_file"
     train 600 "$train_file" --task classify "${valid_args[@]}" --bidirectional --layers 1 --hidden 64 \
       --embeddings "$work/words.vec" --embeddings-vocab --pool max --dropout 0.5 --batch 16 --epochs 20 --patience 5

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian package recur needs, only when missing (idempotent; run as root
-# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|all]
+# on Debian 12). Usage: scripts/setup.sh [build|test|reference|bench|music|browser|fuzz|recipes|all]
 #   build      compiler, CMake, OpenBLAS (OpenMP build), nlohmann-json, CLI11, GoogleTest, Google Benchmark,
 #              oneDNN (the float recurrent core's fast path; optional for CMake), Open MPI
 #              (data-parallel training, docs/distributed.md; optional for CMake: RECUR_MPI),
@@ -13,6 +13,9 @@
 #   fuzz       build + clang 14 with its sanitizer and libFuzzer runtimes and LLVM's OpenMP
 #              (find_package(OpenMP) under clang), for scripts/fuzz.sh; scripts/sanitize.sh
 #              needs only `build` (g++ ships AddressSanitizer and UBSan)
+#   recipes    build + Debian's English dictionaries (dict-gcide, dict-wn, dict-foldoc: 10 M words of
+#              text), which scripts/recipe.sh's NER and sentiment recipes learn word vectors from
+#              besides fortunes, tiny Shakespeare and PTB; they pull in Debian's dictd server
 #   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
 #              abcmidi (abc2midi: ABC folk tunes as training input), see docs/music.md
 #   all        every package of the targets above
@@ -25,6 +28,7 @@ pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-jso
 test_pkgs=(python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv)
 torch_pkgs=(python3-torch python3-numpy)
 music_pkgs=(fluidsynth fluid-soundfont-gm abcmidi)
+recipes_pkgs=(dict-gcide dict-wn dict-foldoc)
 browser_pkgs=(chromium)  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
 # -fsanitize=fuzzer links libclang-rt-14-dev's libclang_rt.fuzzer; libfuzzer-14-dev (a standalone
 # libFuzzer.a) is not needed.
@@ -37,8 +41,9 @@ case "$what" in
   music) pkgs+=("${music_pkgs[@]}") ;;
   browser) pkgs+=("${browser_pkgs[@]}") ;;
   fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
-  all) pkgs+=("${test_pkgs[@]}" "${torch_pkgs[@]}" "${music_pkgs[@]}" "${browser_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
-  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser, fuzz or all)" >&2; exit 2 ;;
+  recipes) pkgs+=("${recipes_pkgs[@]}") ;;
+  all) pkgs+=("${test_pkgs[@]}" "${torch_pkgs[@]}" "${music_pkgs[@]}" "${browser_pkgs[@]}" "${fuzz_pkgs[@]}" "${recipes_pkgs[@]}") ;;
+  *) echo "setup.sh: unknown target '$what' (expected build, test, reference, bench, music, browser, fuzz, recipes or all)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -118,10 +120,21 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
   RecipeDir d("ner");
   const fs::path train = d.write("train.conll", conll_sentences(60, 0));
   const fs::path test = d.write("test.conll", conll_sentences(8, 1));
-  // Word vectors from the training tokens alone (UNLABELLED=''), so the test needs no corpus.
+  // Word vectors from the training tokens and one small file of running text (UNLABELLED), so
+  // the test needs no corpus.
+  const fs::path text = d.write("text.txt", "Germany's capital, Berlin, isn't small.\nGermany's capital, Berlin, isn't small.\n");
   const CliResult r = run_recipe("conll-ner --epochs 2 --hidden 8 --char-hidden 4 --char-embed 4", d.dir,
-                                 "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+                                 "UNLABELLED='" + text.string() + "' TRAIN='" + train.string() + "' TEST='" + test.string() +
+                                     "' TIME=20");
   ASSERT_EQ(r.rc, 0) << r.err;
+  // The running text was split as CoNLL files are before the vectors were learned: its words
+  // are the tagger's words ("germany" and "'s", never "germany's" or "berlin,").
+  std::set<std::string> vec_words;
+  std::istringstream vec(slurp(d.dir / "run/data/words.vec"));
+  for (std::string line; std::getline(vec, line);) vec_words.insert(line.substr(0, line.find(' ')));
+  for (const char* w : {"germany", "'s", "capital", ",", "berlin", "is", "n't", "small", "."})
+    EXPECT_TRUE(vec_words.count(w)) << w;
+  for (const char* w : {"germany's", "capital,", "berlin,", "isn't", "small."}) EXPECT_FALSE(vec_words.count(w)) << w;
   std::smatch m;
   const std::string last = last_line(r.out);
   ASSERT_TRUE(std::regex_match(last, m, std::regex(R"(conll-ner: entity F1 ([0-9.]+) on .*test\.conll)"))) << last;
