@@ -112,7 +112,7 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
   # The taggers read their words lower-cased (--lower-words), so their vectors are learned from
   # lower-cased text too (--lower), and running text is first split the way CoNLL files are
   # (tokenize_text), so that "Germany's" gives "germany" and "'s", not a word no tagger reads.
-  local texts=("$work/train_tokens.txt") flags=(--lower) raw=() i=0
+  local texts=("$work/train_tokens.txt") flags=(--lower) raw=() i=0 ptb="$data/ptb/ptb.train.txt"
   if [ "$1" = conll ]; then
     awk 'NF == 0 { if (line != "") print line; line = ""; next } $1 != "-DOCSTART-" { line = line (line ? " " : "") $1 }
          END { if (line != "") print line }' "$2" >"$work/train_tokens.txt"
@@ -126,7 +126,7 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
     for f in "${given[@]}"; do [ -r "$f" ] || { echo "recipe.sh: $name: cannot read '$f'" >&2; exit 2; }; done
     raw+=("${given[@]}")
   else
-    for f in "$data/tinyshakespeare/input.txt" "$data/ptb/ptb.train.txt"; do [ -r "$f" ] && raw+=("$f"); done
+    for f in "$data/tinyshakespeare/input.txt" "$ptb"; do [ -r "$f" ] && raw+=("$f"); done
     if [ -d /usr/share/games/fortunes ]; then
       for f in /usr/share/games/fortunes/*; do case $f in *.dat|*.u8|*/art) ;; *) [ -f "$f" ] && cat "$f";; esac; done |
         grep -v '^%$' | tr -d '\r' >"$work/fortunes.txt" || true
@@ -145,19 +145,21 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
     done
   fi
   for f in "${raw[@]}"; do
-    if [ "$1" = conll ]; then
+    # PTB's text is split already (and lower-cased: "mr." and "inc." keep their periods, which
+    # tokenize_text would split off), so it goes to recur embed as it is.
+    if [ "$1" = conll ] && [ "$f" != "$ptb" ]; then
       i=$((i + 1)); tokenize_text <"$f" >"$work/unlabelled_$i.txt"; texts+=("$work/unlabelled_$i.txt")
     else
       texts+=("$f")
     fi
   done
-  echo "recipe $name: learning word vectors from ${raw[*]:-the training tokens alone}" >&2
+  echo "recipe $name: learning word vectors from ${texts[*]}" >&2
   "$recur" embed "${texts[@]}" "${flags[@]}" --out "$work/words.vec" --min-count 2 --quiet
 }
 
-# Running text split as CoNLL-2003 and PTB split theirs: punctuation apart, a sentence's final
-# period apart (not an abbreviation's: "U.S." stays), "'s" and "n't" apart. Text that is already
-# split passes unchanged.
+# Running text split as CoNLL-2003 and PTB split theirs: punctuation apart, "'s" and "n't" apart,
+# a period at the end of a word of two or more small letters or after a digit apart ("U.S." and
+# "St." stay; "Mr." and "Inc." become "Mr ." and "Inc .", the rule's known misses).
 tokenize_text() {
   sed -E "s/([,;:!?()\"]|\[|\])/ \1 /g; s/([a-z]{2,}|[0-9])\.( |\$)/\1 .\2/g; s/([A-Za-z])'s( |\$)/\1 's\2/g;
           s/([A-Za-z])n't( |\$)/\1 n't\2/g; s/ +/ /g; s/^ //"
