@@ -159,7 +159,7 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
 
 # Running text split as CoNLL-2003 and PTB split theirs: punctuation apart, "'s" and "n't" apart,
 # a period at the end of a word of two or more small letters or after a digit apart ("U.S." and
-# "St." stay; "Mr." and "Inc." become "Mr ." and "Inc .", the rule's known misses).
+# "Mr." stay; "Mrs." and "Inc." become "Mrs ." and "Inc .", the rule's known misses).
 tokenize_text() {
   sed -E "s/([,;:!?()\"]|\[|\])/ \1 /g; s/([a-z]{2,}|[0-9])\.( |\$)/\1 .\2/g; s/([A-Za-z])'s( |\$)/\1 's\2/g;
           s/([A-Za-z])n't( |\$)/\1 n't\2/g; s/ +/ /g; s/^ //"
