@@ -13,7 +13,7 @@
 #   fuzz       build + clang 14 with its sanitizer and libFuzzer runtimes and LLVM's OpenMP
 #              (find_package(OpenMP) under clang), for scripts/fuzz.sh; scripts/sanitize.sh
 #              needs only `build` (g++ ships AddressSanitizer and UBSan)
-#   recipes    build + Debian's English dictionaries (dict-gcide, dict-wn, dict-foldoc: 10 M words of
+#   recipes    build + Debian's English dictionaries (dict-gcide, dict-wn, dict-foldoc: 8 M words of
 #              text), which scripts/recipe.sh's NER and sentiment recipes learn word vectors from
 #              besides fortunes, tiny Shakespeare and PTB; they pull in Debian's dictd server
 #   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
