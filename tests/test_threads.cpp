@@ -130,6 +130,46 @@ TEST(StepProduct, BatchOneMatchesDoubleAndIsTheSameAtAnyThreadCount) {
   }
 }
 
+// The float32 weights of batch-1 steps in panels of 16 rows (StepMatrix on AVX-512; the row
+// kernel above under RECUR_ISA=avx2, the second registration): row ranges that start on a panel
+// (GRU's [2H, 3H)) and that do not (H not a multiple of 16: the row kernel), partial last panels,
+// K not a multiple of 4, beta 0 and 1, against double dot products and the same bits at 1, 2
+// and 3 threads. Rows of y outside the range must not be written.
+TEST(StepProduct, PackedWeightsMatchDoubleAndAreTheSameAtAnyThreadCount) {
+  Rng rng(22);
+  struct Case { int64_t N, K, row0, n; };
+  for (const Case c : {Case{2048, 512, 0, 2048}, Case{3 * 200, 257, 400, 200}, Case{3 * 24, 7, 32, 24},
+                       Case{3 * 24, 7, 48, 24}, Case{37, 130, 0, 37}, Case{16, 1, 0, 16}, Case{1300, 515, 0, 1300}}) {
+    SCOPED_TRACE(std::to_string(c.N) + "x" + std::to_string(c.K) + " rows " + std::to_string(c.row0) + "+" +
+                 std::to_string(c.n));
+    std::vector<float> W(static_cast<size_t>(c.N * c.K)), x(static_cast<size_t>(c.K)), y0(static_cast<size_t>(c.n + 8));
+    for (float& v : W) v = float(rng.uniform(-1, 1));
+    for (float& v : x) v = float(rng.uniform(-1, 1));
+    for (float& v : y0) v = float(rng.uniform(-1, 1));
+    const detail::StepMatrix<float> m(W.data(), c.N, c.K, Precision::f32);
+    for (float beta : {0.0f, 1.0f}) {
+      std::vector<std::vector<float>> out;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> y = y0;
+        if (beta == 0)
+          for (int64_t n = 0; n < c.n; ++n) y[size_t(n)] = std::nanf("");
+        m.product(1, c.row0, c.n, x.data(), beta, y.data(), c.n);
+        out.push_back(y);
+      }
+      set_num_threads(1);
+      EXPECT_EQ(out[1], out[0]) << "beta " << beta;
+      EXPECT_EQ(out[2], out[0]) << "beta " << beta;
+      for (int64_t n = 0; n < c.n; ++n) {
+        double want = beta == 0 ? 0.0 : double(y0[size_t(n)]);
+        for (int64_t k = 0; k < c.K; ++k) want += double(W[size_t((c.row0 + n) * c.K + k)]) * double(x[size_t(k)]);
+        ASSERT_NEAR(out[0][size_t(n)], want, 1e-5 * std::sqrt(double(c.K))) << "row " << n << " beta " << beta;
+      }
+      for (int64_t n = c.n; n < c.n + 8; ++n) ASSERT_EQ(out[0][size_t(n)], y0[size_t(n)]) << "row " << n << " written";
+    }
+  }
+}
+
 class ThreadCountTest : public test::TempDirTest {
  protected:
   test::CliResult run(const std::string& args) { return test::run_recur(args, dir_, "cd '" + dir_.string() + "' &&"); }

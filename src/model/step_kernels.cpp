@@ -69,6 +69,37 @@ void gemv_rows(int64_t lo, int64_t hi, int64_t N, int64_t K, const T* x, const T
   if (hi > lo) blas::gemm(false, true, 1, hi - lo, K, T(1), x, K, W + lo * K, K, beta, y + lo, N);
 }
 
+// The packed layout of a float W [N, K] for batch-1 products: panels of 16 rows, each stored
+// column by column, panel[p][k][j] = W[16p + j][k] (the last panel padded with zeros), so a
+// panel's product reads one contiguous stream and keeps 16 outputs in one register: no
+// horizontal sums, and one stream where the row kernel above runs eight. Measured on a 2x512
+// LSTM's 4 MiB matrices: about 2.5x the row kernel's bandwidth (BENCHMARKS.md "Packed panels").
+constexpr int64_t kPanel = 16;
+
+// y[16p + j] (j < 16, rows below `rows` only) = beta * y + panel p . x, for panels [p0, p1).
+// Four accumulators over k mod 4 (the FMA's latency), summed in a fixed order: every output's
+// bits depend on K alone, never on which thread ran its panel.
+[[gnu::target("avx512f")]] void gemv_panels_avx512(int64_t p0, int64_t p1, int64_t rows, int64_t K, const float* x,
+                                                    const float* P, float beta, float* y) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* w = P + p * K * kPanel;  // [K, 16]
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k * kPanel), _mm512_set1_ps(x[k]), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (k + 1) * kPanel), _mm512_set1_ps(x[k + 1]), a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (k + 2) * kPanel), _mm512_set1_ps(x[k + 2]), a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (k + 3) * kPanel), _mm512_set1_ps(x[k + 3]), a3);
+    }
+    for (; k < K; ++k) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k * kPanel), _mm512_set1_ps(x[k]), a0);
+    __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    const int64_t left = rows - p * kPanel;
+    const __mmask16 m = left >= kPanel ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    if (beta != 0.0f) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, y + p * kPanel));
+    _mm512_mask_storeu_ps(y + p * kPanel, m, acc);
+  }
+}
+
 }  // namespace
 
 // At B = 1 this is a matrix-vector product, which runs on one thread: with several threads the
@@ -95,6 +126,18 @@ void step_product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T bet
 
 template <typename T>
 StepMatrix<T>::StepMatrix(const T* w_, int64_t N, int64_t K, Precision p) : w(w_), rows(N), cols(K) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (p == Precision::f32 && use_avx512() && N >= kPanel && K >= 1) {
+      // A copy of W in panels (see gemv_panels_avx512), 64-byte aligned inside `packed` (the
+      // kernel reads it unaligned, so a copied StepMatrix stays correct).
+      const int64_t panels = (N + kPanel - 1) / kPanel;
+      packed.assign(size_t(panels * K * kPanel + 16), 0.0f);
+      packed_off = size_t((64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64 / sizeof(float));
+      float* P = packed.data() + packed_off;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k) P[((n / kPanel) * K + k) * kPanel + n % kPanel] = w[n * K + k];
+    }
+  }
   if (p == Precision::f32) return;
   if constexpr (std::is_same_v<T, float>) {
     q.push_back(quantize_matrix(w, N, K, p));
@@ -107,6 +150,20 @@ template <typename T>
 void StepMatrix<T>::product(int64_t B, int64_t row0, int64_t n, const T* x, T beta, T* y, int64_t ldy) const {
   if constexpr (std::is_same_v<T, float>) {
     if (!q.empty()) return quantized_product(B, x, q[0], row0, n, beta, y, ldy);
+    if (B == 1 && !packed.empty() && row0 % kPanel == 0 && (beta == 0.0f || beta == 1.0f)) {
+      // The panels of rows [row0, row0 + n): whole panels per thread, on the threads when W is
+      // large enough to pay for the fork (step_product's rule).
+      const float* P = packed.data() + packed_off + (row0 / kPanel) * cols * kPanel;
+      const int64_t panels = (n + kPanel - 1) / kPanel;
+      const int threads = omp_get_max_threads();
+      if (threads < 2 || n * cols < (int64_t(1) << 18) || n < 64) return gemv_panels_avx512(0, panels, n, cols, x, P, beta, y);
+#pragma omp parallel num_threads(threads)
+      {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        gemv_panels_avx512(panels * t / nt, panels * (t + 1) / nt, n, cols, x, P, beta, y);
+      }
+      return;
+    }
   }
   step_product(B, n, cols, x, w + row0 * cols, beta, y, ldy);
 }

@@ -30,6 +30,11 @@ struct StepMatrix {
   const T* w = nullptr;             // [N, K] the float weights (the parameters themselves)
   int64_t rows = 0, cols = 0;       // N, K
   std::vector<QuantizedMatrix> q;   // its compressed copy (one, or none for f32)
+  // f32 on AVX-512: a copy of W in panels of 16 rows, column by column ([ceil(N/16), K, 16],
+  // zero-padded), starting packed_off floats in (64-byte aligned), read by batch-1 products;
+  // empty otherwise.
+  std::vector<T> packed;
+  size_t packed_off = 0;
 
   // precision f32 keeps W; bf16 and int8 (T = float only, Error otherwise) compress it.
   StepMatrix(const T* w, int64_t N, int64_t K, Precision p);
