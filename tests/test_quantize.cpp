@@ -167,13 +167,15 @@ std::vector<float> int8_reference(int64_t B, const std::vector<float>& x, const 
   return y;
 }
 
-// Sizes around the kernels' widths (16 for AVX2, 64 for VNNI) and tails, one long enough to split.
+// Sizes around the kernels' widths (16 for AVX2, 64 for VNNI; VNNI panels of 16 rows by 4 columns
+// from an aligned first row, the row kernel otherwise) and tails, one long enough to split.
 struct ProductCase {
   int64_t B, N, K, row0, n;
 };
 const std::vector<ProductCase> kProductCases{{1, 5, 1, 0, 5},       {1, 9, 15, 2, 7},        {2, 33, 64, 0, 33},
                                              {3, 40, 65, 8, 32},    {1, 70, 130, 3, 60},     {1, 2048, 512, 0, 2048},
-                                             {1, 1536, 512, 1024, 512}, {4, 300, 200, 0, 300}};
+                                             {1, 1536, 512, 1024, 512}, {4, 300, 200, 0, 300},
+                                             {1, 20, 70001, 0, 20}};  // K past the int32 blocks (kBlock)
 
 TEST(Quantize, Int8ProductsEqualTheIntegerDefinitionExactly) {
   Rng rng(11);

@@ -144,6 +144,13 @@ QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision 
     }
     m.q_sum[size_t(n)] = sum;
   }
+  if (use_avx512() && N > 0 && K > 0) {
+    const int64_t K4 = (K + 3) / 4;
+    m.q_panels.assign(size_t((N + 15) / 16 * K4 * 64), 0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k)
+        m.q_panels[size_t(((n / 16) * K4 + k / 4) * 64 + (n % 16) * 4 + k % 4)] = m.q[size_t(n * K + k)];
+  }
   return m;
 }
 
@@ -287,6 +294,41 @@ RECUR_AVX512 void dot_bf16_avx512(const uint16_t* w, int64_t K, const float* x, 
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
+// Panels [p0, p1) of W's q_panels (rows 16p.. of the matrix) against one input row xu (K
+// rounded up to a multiple of 4 bytes; the padding meets zero weights): dot[16 (p - p0) + j]
+// = sum_k xu[k] q[16p + j, k]. Four accumulators over the groups of k (vpdpbusd's latency);
+// integer sums are exact, so this is the row kernel's result to the bit.
+// Input bytes 4g..4g+3 in every lane.
+RECUR_AVX512 inline __m512i x4_avx512(const uint8_t* xu, int64_t g) {
+  int32_t v;
+  std::memcpy(&v, xu + g * 4, 4);
+  return _mm512_set1_epi32(v);
+}
+
+RECUR_AVX512 void dot_u8i8_panels_avx512(const int8_t* P, int64_t K, int64_t p0, int64_t p1, const uint8_t* xu,
+                                         int64_t* dot) {
+  const int64_t K4 = (K + 3) / 4;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* w = P + p * K4 * 64;  // [K4, 16, 4]
+    int64_t* out = dot + (p - p0) * 16;
+    for (int j = 0; j < 16; ++j) out[j] = 0;
+    for (int64_t g0 = 0; g0 < K4; g0 += kBlock / 4) {  // int32 sums stay below 2^31 within a block
+      const int64_t g1 = std::min(K4, g0 + kBlock / 4);
+      __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+      int64_t g = g0;
+      for (; g + 4 <= g1; g += 4) {
+        a0 = _mm512_dpbusd_epi32(a0, x4_avx512(xu, g), _mm512_loadu_si512(w + g * 64));
+        a1 = _mm512_dpbusd_epi32(a1, x4_avx512(xu, g + 1), _mm512_loadu_si512(w + (g + 1) * 64));
+        a2 = _mm512_dpbusd_epi32(a2, x4_avx512(xu, g + 2), _mm512_loadu_si512(w + (g + 2) * 64));
+        a3 = _mm512_dpbusd_epi32(a3, x4_avx512(xu, g + 3), _mm512_loadu_si512(w + (g + 3) * 64));
+      }
+      for (; g < g1; ++g) a0 = _mm512_dpbusd_epi32(a0, x4_avx512(xu, g), _mm512_loadu_si512(w + g * 64));
+      alignas(64) int32_t lane[16];
+      _mm512_store_si512(lane, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
+      for (int j = 0; j < 16; ++j) out[j] += lane[j];
+    }
+  }
+}
 #pragma GCC diagnostic pop
 
 // Rows [lo, hi) of W (relative to row0) against every input row.
@@ -306,7 +348,23 @@ void product_rows(const Inputs& in, const QuantizedMatrix& W, int64_t row0, int6
   const int64_t K = in.K;
   for (int64_t b = 0; b < in.B; ++b) {
     float* yb = y + b * ldy;
-    for (int64_t j = lo; j < hi;) {
+    int64_t j = lo;
+    if (W.precision == Precision::int8 && avx512 && !W.q_panels.empty() && (row0 + lo) % 16 == 0) {
+      // The whole panels inside [lo, hi); a partial last panel goes to the row kernel below.
+      const int64_t p0 = (row0 + lo) / 16, p1 = (row0 + hi) / 16;
+      int64_t dot[16 * 8];
+      for (int64_t p = p0; p < p1; p += 8) {
+        const int64_t pe = std::min(p1, p + 8);
+        dot_u8i8_panels_avx512(W.q_panels.data(), K, p, pe, in.xu + b * K, dot);
+        for (int64_t r = 0; r < (pe - p) * 16; ++r) {
+          const int64_t n = p * 16 + r;  // row of W
+          const int64_t d = dot[r] - 128 * int64_t(W.q_sum[size_t(n)]);
+          store(yb + (n - row0), beta, (W.scale[size_t(n)] * in.sx[b]) * float(d));
+        }
+      }
+      j = p1 * 16 - row0;
+    }
+    for (; j < hi;) {
       const int64_t n = row0 + j;
       const int rows = hi - j >= kRows ? kRows : 1;
       if (W.precision == Precision::int8) {
@@ -368,7 +426,7 @@ void quantized_product(int64_t B, const float* x, const QuantizedMatrix& W, int6
   Inputs in{.B = B, .K = K, .x = x, .xq = nullptr, .xu = nullptr, .sx = nullptr};
   if (W.precision == Precision::int8) {
     xq.resize(size_t(B * K));
-    xu.resize(size_t(B * K));
+    xu.resize(size_t(B * K + 4));  // + 4: the panel kernel reads the last row's K up to a multiple of 4
     sx.resize(size_t(B));
     for (int64_t b = 0; b < B; ++b) sx[size_t(b)] = quantize_row(x + b * K, K, xq.data() + b * K, xu.data() + b * K);
     in.xq = xq.data();

@@ -42,6 +42,10 @@ struct QuantizedMatrix {
   std::vector<float> scale;    // [N] int8 row scales
   std::vector<int32_t> q_sum;  // [N] sum_k q[n, k] (the VNNI kernel's correction for its unsigned input)
   std::vector<uint16_t> bf16;  // [N, K] bfloat16 bits
+  // int8 on AVX-512 VNNI: q again in panels of 16 rows, [ceil(N/16), ceil(K/4), 16, 4] (row j's
+  // four values of a group of k side by side, zero-padded), so that one vpdpbusd takes 64
+  // weights from one contiguous stream; empty where the processor lacks VNNI.
+  std::vector<int8_t> q_panels;
 };
 
 // W [N, K] row-major (leading dimension K) -> its compressed copy. Error for f32 or a
