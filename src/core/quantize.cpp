@@ -294,10 +294,6 @@ RECUR_AVX512 void dot_bf16_avx512(const uint16_t* w, int64_t K, const float* x, 
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
-// Panels [p0, p1) of W's q_panels (rows 16p.. of the matrix) against one input row xu (K
-// rounded up to a multiple of 4 bytes; the padding meets zero weights): dot[16 (p - p0) + j]
-// = sum_k xu[k] q[16p + j, k]. Four accumulators over the groups of k (vpdpbusd's latency);
-// integer sums are exact, so this is the row kernel's result to the bit.
 // Input bytes 4g..4g+3 in every lane.
 RECUR_AVX512 inline __m512i x4_avx512(const uint8_t* xu, int64_t g) {
   int32_t v;
@@ -305,6 +301,10 @@ RECUR_AVX512 inline __m512i x4_avx512(const uint8_t* xu, int64_t g) {
   return _mm512_set1_epi32(v);
 }
 
+// Panels [p0, p1) of W's q_panels (rows 16p.. of the matrix) against one input row xu (K
+// rounded up to a multiple of 4 bytes; the padding meets zero weights): dot[16 (p - p0) + j]
+// = sum_k xu[k] q[16p + j, k]. Four accumulators over the groups of k (vpdpbusd's latency);
+// integer sums are exact, so this is the row kernel's result to the bit.
 RECUR_AVX512 void dot_u8i8_panels_avx512(const int8_t* P, int64_t K, int64_t p0, int64_t p1, const uint8_t* xu,
                                          int64_t* dot) {
   const int64_t K4 = (K + 3) / 4;

@@ -100,19 +100,25 @@ constexpr int64_t kPanel = 16;
   }
 }
 
+// The threads a batch-1 product of N rows of K splits its rows among: one, unless W is large
+// enough to pay for the fork (4 MiB per layer of a 2x512 LSTM is split; a 1x128 model's
+// 256 KiB stays on one thread). The row kernel and the panel kernel both follow it.
+int batch1_threads(int64_t N, int64_t K) {
+  const int threads = omp_get_max_threads();
+  return threads < 2 || N * K < (int64_t(1) << 18) || N < 64 ? 1 : threads;
+}
+
 }  // namespace
 
-// At B = 1 this is a matrix-vector product, which runs on one thread: with several threads the
-// rows of W are split among them, once W is large enough to pay for the fork (4 MiB per layer
-// of a 2x512 LSTM; a 1x128 model's 256 KiB stays on one thread).
+// At B = 1 this is a matrix-vector product, on the threads batch1_threads gives.
 template <typename T>
 void step_product(int64_t B, int64_t N, int64_t K, const T* x, const T* W, T beta, T* y, int64_t ldy) {
   if (B != 1) {
     blas::gemm(false, true, B, N, K, T(1), x, K, W, K, beta, y, ldy);
     return;
   }
-  const int threads = omp_get_max_threads();
-  if (threads < 2 || N * K < (int64_t(1) << 18) || N < 64) {
+  const int threads = batch1_threads(N, K);
+  if (threads == 1) {
     gemv_rows(0, N, N, K, x, W, beta, y);
     return;
   }
@@ -151,12 +157,11 @@ void StepMatrix<T>::product(int64_t B, int64_t row0, int64_t n, const T* x, T be
   if constexpr (std::is_same_v<T, float>) {
     if (!q.empty()) return quantized_product(B, x, q[0], row0, n, beta, y, ldy);
     if (B == 1 && !packed.empty() && row0 % kPanel == 0 && (beta == 0.0f || beta == 1.0f)) {
-      // The panels of rows [row0, row0 + n): whole panels per thread, on the threads when W is
-      // large enough to pay for the fork (step_product's rule).
+      // The panels of rows [row0, row0 + n): whole panels per thread (batch1_threads).
       const float* P = packed.data() + packed_off + (row0 / kPanel) * cols * kPanel;
       const int64_t panels = (n + kPanel - 1) / kPanel;
-      const int threads = omp_get_max_threads();
-      if (threads < 2 || n * cols < (int64_t(1) << 18) || n < 64) return gemv_panels_avx512(0, panels, n, cols, x, P, beta, y);
+      const int threads = batch1_threads(n, cols);
+      if (threads == 1) return gemv_panels_avx512(0, panels, n, cols, x, P, beta, y);
 #pragma omp parallel num_threads(threads)
       {
         const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
