@@ -110,7 +110,15 @@ struct Key {
   int64_t steps, batch, in, hidden, proj;  // T, B, I, H, P (0 = none)
   bool peephole, reverse, training;
   bool bf16;  // products in bfloat16: inputs, h and weights bf16; c, bias and every gradient f32
+  // Row stride of the caller's output y and its gradient dy (2R for one direction of a
+  // bidirectional layer). A float inference writes straight into y's columns and the final
+  // state (direct()); training keeps dst_layer and dst_iter in memories of its own, since
+  // backward reads them again and the caller may change its output first (dropout in place
+  // between layers). Backward reads dy's columns in place, at this stride.
+  int64_t ldy;
   bool operator==(const Key&) const = default;
+
+  bool direct() const { return !training && !bf16; }
 
   int64_t R() const { return proj > 0 ? proj : hidden; }
   int64_t G() const { return gate_count(cell); }
@@ -206,8 +214,8 @@ struct Entry {
   memory peep;                             // [1, 1, 3, H] ldgo: recur's w_peep in place
   memory src_layer;                        // [T, B, I] tnc: the layer input in place
   memory src_iter, src_iter_c;             // [1, 1, B, R|H]: the slot's saved initial state
-  memory dst_layer;                        // [T, B, R] tnc: owned, copied to the strided output
-  memory dst_iter, dst_iter_c;             // [1, 1, B, R|H]: owned, copied to state_n
+  memory dst_layer;                        // [T, B, R]: y's columns (direct()), else owned and copied
+  memory dst_iter, dst_iter_c;             // [1, 1, B, R|H]: state_n (direct()), else owned and copied
   memory workspace;                        // training only: what backward reads
   memory fwd_scratch;                      // user scratchpad: handle = OnednnRnn::scratch
 
@@ -217,8 +225,7 @@ struct Entry {
   WeightIn bw_layer, bw_iter, bw_proj;     // weights again, in the backward's layouts
   WeightOut dw_layer, dw_iter, dw_proj;
   memory dbias, dpeep;                     // ldgo, zeroed before each backward
-  memory diff_dst_layer;                   // [T, B, R]: dy in place when dense, else this copy
-  std::vector<float> dy_dense;             // [T, B, R]
+  memory diff_dst_layer;                   // [T, B, R] rows ldy apart: dy's columns in place
   memory diff_dst_iter, diff_dst_iter_c;   // [1, 1, B, R|H]: dhn/dcn in place, or zeros
   std::vector<float> zeros;                // [B * max(R, H)]
   memory diff_src_layer;                   // [T, B, I] owned, added into dx
@@ -284,13 +291,16 @@ void with_desc(const Key& k, bool backward, F&& f) {
   // bf16 (oneDNN 2.6's mixed-precision RNN): the layer input, h and the weights in bf16, c and
   // the bias in f32; backward takes every gradient in f32 (it refuses bf16 ones).
   const memory::data_type data = k.bf16 ? memory::data_type::bf16 : memory::data_type::f32;
-  const memory::desc src_layer = md({T, B, I}, tag::tnc, data), dst_layer = md({T, B, R}, tag::tnc, data);
+  const memory::desc src_layer = md({T, B, I}, tag::tnc, data);
+  const memory::desc dst_layer =
+      k.direct() ? memory::desc({T, B, R}, data, Dims{B * k.ldy, k.ldy, 1}) : md({T, B, R}, tag::tnc, data);
   const memory::desc iter = md({1, 1, B, R}, tag::ldnc, data), iter_c = md({1, 1, B, H}, tag::ldnc);
   const memory::desc w_layer = md({1, 1, I, G, H}, tag::any, data), w_iter = md({1, 1, R, G, H}, tag::any, data);
   const memory::desc bias = md({1, 1, k.bias_gates(), H}, tag::ldgo);
   const memory::desc peep = k.peephole ? md({1, 1, 3, H}, tag::ldgo) : memory::desc();
   const memory::desc proj = k.proj > 0 ? md({1, 1, H, k.proj}, tag::any, data) : memory::desc();
-  const memory::desc d_src_layer = md({T, B, I}, tag::tnc), d_dst_layer = md({T, B, R}, tag::tnc);
+  const memory::desc d_src_layer = md({T, B, I}, tag::tnc);
+  const memory::desc d_dst_layer = memory::desc({T, B, R}, memory::data_type::f32, Dims{B * k.ldy, k.ldy, 1});
   const memory::desc d_iter = md({1, 1, B, R}, tag::ldnc);
   const memory::desc d_w_layer = md({1, 1, I, G, H}, tag::any), d_w_iter = md({1, 1, R, G, H}, tag::any);
   const memory::desc d_proj = k.proj > 0 ? md({1, 1, H, k.proj}, tag::any) : memory::desc();
@@ -358,11 +368,13 @@ std::unique_ptr<Entry> make_entry(const Key& k, Slot& slot) {
   // bf16: the input and h0 are converted into memories of their own at each forward.
   e->src_layer = k.bf16 ? owned(arg_md(pd, DNNL_ARG_SRC_LAYER)) : view(arg_md(pd, DNNL_ARG_SRC_LAYER));
   e->src_iter = k.bf16 ? owned(arg_md(pd, DNNL_ARG_SRC_ITER)) : view(arg_md(pd, DNNL_ARG_SRC_ITER));
-  e->dst_layer = owned(arg_md(pd, DNNL_ARG_DST_LAYER));
-  e->dst_iter = owned(arg_md(pd, DNNL_ARG_DST_ITER));
+  // direct(): pointed at the caller's output and final state at each forward.
+  auto out = [&](int arg) { return k.direct() ? view(arg_md(pd, arg)) : owned(arg_md(pd, arg)); };
+  e->dst_layer = out(DNNL_ARG_DST_LAYER);
+  e->dst_iter = out(DNNL_ARG_DST_ITER);
   if (k.lstm()) {
     e->src_iter_c = view(arg_md(pd, DNNL_ARG_SRC_ITER_C));
-    e->dst_iter_c = owned(arg_md(pd, DNNL_ARG_DST_ITER_C));
+    e->dst_iter_c = out(DNNL_ARG_DST_ITER_C);
   }
   if (k.training) e->workspace = owned(arg_md(pd, DNNL_ARG_WORKSPACE));
   e->fwd_scratch = view(pd.scratchpad_desc());
@@ -457,11 +469,12 @@ void make_backward(Entry& e) {
   e.has_bwd = true;
 }
 
-Key key_of(const OnednnScan& s, bool training) {
+Key key_of(const OnednnScan& s, bool training, int64_t ldy) {
   const RnnConfig& c = s.cfg;
-  return Key{c.cell,   c.gru_reset, s.steps, s.batch,   s.in_size, c.hidden_size,
-             c.cell == CellType::lstm ? c.proj_size : 0,      c.cell == CellType::lstm && c.peephole,
-             s.reverse, training, s.bf16};
+  Key k{c.cell,   c.gru_reset, s.steps, s.batch,   s.in_size, c.hidden_size,
+        c.cell == CellType::lstm ? c.proj_size : 0,      c.cell == CellType::lstm && c.peephole,
+        s.reverse, training, s.bf16, ldy};
+  return k;
 }
 
 uint16_t* bf16_ptr(const memory& m) { return static_cast<uint16_t*>(m.get_data_handle()); }
@@ -548,11 +561,17 @@ void forward_impl(std::shared_ptr<OnednnRnn>& state, int64_t slots, const Onednn
   prepare(state, slots);
   OnednnRnn& rnn = *state;
   Slot& slot = rnn.slots[size_t(s.index)];
-  const Key k = key_of(s, s.training);
+  const Key k = key_of(s, s.training, ldy);
   save_initial_state(slot, k, h0, c0);
   Entry& e = entry_for(slot, k);
+  if (k.direct()) {  // the primitive writes y's columns, hn and cn itself
+    point(e.dst_layer, y);
+    point(e.dst_iter, hn);
+    if (k.lstm()) point(e.dst_iter_c, cn);
+  }
   run_forward(rnn, e, slot, s.p, s.cfg.bias, x);
   slot.last = &e;
+  if (k.direct()) return;
 
   // Outputs: this direction's columns of y, and the final state.
   const int64_t T = k.steps, B = k.batch, R = k.R(), H = k.hidden;
@@ -598,15 +617,10 @@ void backward_impl(OnednnRnn& rnn, const OnednnScan& s, const float* x, const fl
   if (en.bw_proj.user) en.bw_proj.run(s.p.w_hr.ptr(), kIdentity, 1, k.proj * H, false);
   if (k.peephole) point(en.peep, s.p.w_peep.ptr());
 
-  // Gradients in.
-  if (ldy == R) {
-    point(en.diff_dst_layer, dy);
-  } else {
-    en.dy_dense.resize(size_t(T * B * R));
-    for (int64_t row = 0; row < T * B; ++row)
-      std::memcpy(en.dy_dense.data() + row * R, dy + row * ldy, size_t(R) * sizeof(float));
-    point(en.diff_dst_layer, en.dy_dense.data());
-  }
+  // Gradients in: dy's columns in place (the primitive was built for stride k.ldy).
+  if (ldy != k.ldy)
+    throw Error("rnn_backward: dy's row stride " + std::to_string(ldy) + " is not the forward's " + std::to_string(k.ldy));
+  point(en.diff_dst_layer, dy);
   point(en.diff_dst_iter, dhn ? dhn : en.zeros.data());
   point(en.diff_src_iter, dh0 ? dh0 : en.dstate_scratch.data());
   if (k.lstm()) {
