@@ -79,10 +79,10 @@ SampleCli& sample_cli() {
 
 void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   const std::string g = "Tasks (--task classify|tag|seq2seq|generate)";
-  sub->add_flag("--char-rnn", o.char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
+  sub->add_flag("--char-rnn,!--no-char-rnn", o.char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
   sub->add_option("--char-embed", o.char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
   sub->add_option("--char-hidden", o.char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
-  sub->add_flag("--crf", o.crf, "tag: a linear-chain CRF output layer (sequence loss, Viterbi decoding under the tag scheme's constraints)")->group(g);
+  sub->add_flag("--crf,!--no-crf", o.crf, "tag: a linear-chain CRF output layer (sequence loss, Viterbi decoding under the tag scheme's constraints)")->group(g);
   sub->add_option("--attention", o.attention,
                   "seq2seq: the decoder attends over the encoder's outputs (Luong et al. 2015): dot, general "
                   "(bilinear) or additive (Bahdanau); none = the encoder's final state only")
@@ -96,7 +96,7 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                   "data is read as <unk> (singleton dropout, Lample et al. 2016), so the model learns to use the "
                   "context and characters of words it has not seen")
       ->capture_default_str()->group(g);
-  sub->add_flag("--input-feed", o.input_feed,
+  sub->add_flag("--input-feed,!--no-input-feed", o.input_feed,
                 "seq2seq with --attention: input feeding (Luong et al. 2015), each decoder step also reads the "
                 "attention's output of the step before, so it knows what it attended to")->group(g);
   sub->add_option("--tag-scheme", o.tag_scheme,
@@ -110,13 +110,13 @@ void add_task_train_options(CLI::App* sub, TrainOptions& o) {
                 "classify/tag/seq2seq: DATA is numeric CSV 'sequence_id,f1,...,fF,label', one row per step "
                 "(seq2seq: the target text in the last column of a sequence's first row)")->group(g);
   sub->add_flag("--keep-case", o.keep_case, "classify/seq2seq: do not lower-case the text")->group(g);
-  sub->add_flag("--lower-words", o.lower_words,
+  sub->add_flag("--lower-words,!--no-lower-words", o.lower_words,
                 "tag: the word embedding reads each word lower-cased (ASCII), as uncased vectors such as GloVe 6B "
                 "expect; the character RNN and the output keep the word as written")
       ->group(g);
   sub->add_option("--embeddings", o.embeddings_path, "Pre-trained word vectors (GloVe / word2vec text); --embed follows them")->group(g);
-  sub->add_flag("--freeze-embeddings", o.freeze_embeddings, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
-  sub->add_flag("--embeddings-vocab", o.embeddings_vocab,
+  sub->add_flag("--freeze-embeddings,!--no-freeze-embeddings", o.freeze_embeddings, "Keep --embeddings fixed instead of fine-tuning them")->group(g);
+  sub->add_flag("--embeddings-vocab,!--no-embeddings-vocab", o.embeddings_vocab,
                 "The --embeddings file's words join the vocabulary after the training words, so a word the training "
                 "data lacks keeps its vector instead of becoming <unk>")
       ->group(g);

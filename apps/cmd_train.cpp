@@ -223,11 +223,11 @@ void add_train(CLI::App& app) {
   sub->add_option("--embed", o.embed, "Embedding size (-1: one-hot for chars, = hidden for words; 0: one-hot)")
                ->capture_default_str()->group(m);
   sub->add_option("--proj", o.proj, "LSTM projection size (0 = none)")->capture_default_str()->group(m);
-  sub->add_flag("--peephole", o.peephole, "LSTM peephole connections")->group(m);
-  sub->add_flag("--tie-weights", o.tie_weights,
+  sub->add_flag("--peephole,!--no-peephole", o.peephole, "LSTM peephole connections")->group(m);
+  sub->add_flag("--tie-weights,!--no-tie-weights", o.tie_weights,
                 "Language model: the decoder's weight is the input embedding (needs --embed = --hidden, or --proj)")
       ->group(m);
-  sub->add_flag("--bidirectional", o.bidirectional, "Refused: a language model cannot read the future")->group(m);
+  sub->add_flag("--bidirectional,!--no-bidirectional", o.bidirectional, "Refused: a language model cannot read the future")->group(m);
   sub->add_option("--dropout", o.dropout, "Dropout on embeddings, between layers and on the output")
                ->capture_default_str()->group(m);
   sub->add_option("--init-scale", o.init_scale, "Init every weight U(-s, s) (0 = PyTorch's default scheme)")

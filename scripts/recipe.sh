@@ -21,7 +21,8 @@
 #   UNLABELLED="FILE..."  conll-ner, wnut-ner, uci-sentiment: the unlabelled text word vectors are learned from besides
 #                the training tokens (default tiny Shakespeare, PTB train, Debian's fortunes and its
 #                gcide, wn and foldoc dictionaries; "" for the training tokens alone)
-# Extra arguments go to `recur train` and replace the recipe's own value of the same flag.
+# Extra arguments go to `recur train` and replace the recipe's own value of the same flag;
+# --no-FLAG turns off a switch the recipe sets (--no-crf, --no-lower-words, --no-embeddings-vocab).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 names="conll-ner wnut-ner uci-sentiment emojify eng-fra ptb-small jsb-music"
@@ -92,7 +93,11 @@ train() {  # train TIME_DEFAULT ARGS...
   local secs="${TIME:-$1}"; shift
   local -A given=()
   local a kept=() skip=0
-  for a in "${extra[@]}"; do [[ "$a" == --* ]] && given["${a%%=*}"]=1; done
+  for a in "${extra[@]}"; do
+    [[ "$a" == --* ]] || continue
+    given["${a%%=*}"]=1
+    [[ "$a" == --no-* ]] && given["--${a#--no-}"]=1  # --no-crf replaces the recipe's --crf
+  done
   for a in "$@"; do
     if [ "$skip" = 1 ]; then skip=0; [[ "$a" != --* ]] && continue; fi
     if [[ "$a" == --* && -n "${given[${a%%=*}]:-}" ]]; then [[ "$a" != *=* ]] && skip=1; continue; fi
@@ -113,6 +118,8 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
   # lower-cased text too (--lower), and running text is first split the way CoNLL files are
   # (tokenize_text), so that "Germany's" gives "germany" and "'s", not a word no tagger reads.
   local texts=("$work/train_tokens.txt") flags=(--lower) raw=() i=0 ptb="$data/ptb/ptb.train.txt"
+  # A tagger told --no-lower-words reads words as written: its vectors keep the case too.
+  if [ "$1" = conll ] && [[ " ${extra[*]} " == *" --no-lower-words "* ]]; then flags=(); fi
   if [ "$1" = conll ]; then
     awk 'NF == 0 { if (line != "") print line; line = ""; next } $1 != "-DOCSTART-" { line = line (line ? " " : "") $1 }
          END { if (line != "") print line }' "$2" >"$work/train_tokens.txt"

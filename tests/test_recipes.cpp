@@ -168,6 +168,23 @@ TEST(Recipes, WnutRecipeAddsTheVectorsWordsToTheVocabulary) {
   EXPECT_TRUE(recur::load_task_checkpoint((d.dir / "run/best.safetensors").string()).model.task.lower_words);
 }
 
+// --no-FLAG turns off a switch the recipe sets: the tagger reads words as written, and its
+// vectors are learned from the text as written too.
+TEST(Recipes, NoFlagTurnsOffARecipesSwitch) {
+  RecipeDir d("wnut_no");
+  const fs::path train = d.write("train.conll", conll_sentences(60, 0));
+  const fs::path test = d.write("test.conll", conll_sentences(8, 1));
+  const CliResult r = run_recipe("wnut-ner --epochs 1 --hidden 8 --char-hidden 4 --char-embed 4 --no-lower-words", d.dir,
+                                 "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_FALSE(recur::load_task_checkpoint((d.dir / "run/best.safetensors").string()).model.task.lower_words);
+  std::set<std::string> vec_words;
+  std::istringstream vec(slurp(d.dir / "run/data/words.vec"));
+  for (std::string line; std::getline(vec, line);) vec_words.insert(line.substr(0, line.find(' ')));
+  EXPECT_TRUE(vec_words.count("John"));
+  EXPECT_FALSE(vec_words.count("john"));
+}
+
 // The default validation split of a task model: 200 examples, kept between 5% and 20% of the
 // file (a 100-line file validates on about 20, not 5; a 10,000-line one on about 500, not 2,000).
 // eng-fra: an attention model (recur info shows the layer), beam 5 with unk replacement, BLEU on
