@@ -188,6 +188,14 @@ TEST(Quantize, Int8ProductsEqualTheIntegerDefinitionExactly) {
       quantized_product(c.B, x.data(), m, c.row0, c.n, beta, y.data(), c.n);
       const std::vector<float> want = int8_reference(c.B, x, m, c.row0, c.n, beta, y0);
       ASSERT_EQ(y, want) << "B " << c.B << " N " << c.N << " K " << c.K << " beta " << beta;
+      // Without panels (an export's copy) the same values, and the row kernel's same bits.
+      const QuantizedMatrix rows = quantize_matrix(w.data(), c.N, c.K, Precision::int8, {.panels = false});
+      ASSERT_TRUE(rows.q_panels.empty());
+      ASSERT_EQ(rows.q, m.q);
+      ASSERT_EQ(rows.scale, m.scale);
+      std::vector<float> y_rows = y0;
+      quantized_product(c.B, x.data(), rows, c.row0, c.n, beta, y_rows.data(), c.n);
+      ASSERT_EQ(y_rows, want);
       // And close to the float product: per-row errors of half a step in W and in x.
       for (int64_t b = 0; b < c.B; ++b)
         for (int64_t j = 0; j < c.n; ++j) {

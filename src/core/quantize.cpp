@@ -111,7 +111,7 @@ void bf16_to_floats(const uint16_t* x, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = from_bf16(x[i]);
 }
 
-QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p) {
+QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p, QuantizeOptions o) {
   if (N < 0 || K < 0) throw ShapeError("quantize_matrix: negative size [" + std::to_string(N) + ", " + std::to_string(K) + "]");
   if (p == Precision::f32) throw Error("quantize_matrix: f32 is not a compressed precision");
   QuantizedMatrix m;
@@ -144,7 +144,7 @@ QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision 
     }
     m.q_sum[size_t(n)] = sum;
   }
-  if (use_avx512() && N > 0 && K > 0) {
+  if (o.panels && use_avx512() && N > 0 && K > 0) {
     const int64_t K4 = (K + 3) / 4;
     m.q_panels.assign(size_t((N + 15) / 16 * K4 * 64), 0);
     for (int64_t n = 0; n < N; ++n)

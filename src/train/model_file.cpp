@@ -88,7 +88,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   const std::set<std::string> compressed = compressed_weights(file.spec, file.params, file.precision);
   model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) {
     if (!compressed.count(n)) return w.add(n, t);
-    const QuantizedMatrix q = quantize_matrix(t.ptr(), t.dim(0), t.dim(1), file.precision);
+    const QuantizedMatrix q = quantize_matrix(t.ptr(), t.dim(0), t.dim(1), file.precision, {.panels = false});
     if (q.precision == Precision::bf16) {
       w.add_bytes(n, DType::bf16, t.shape, std::string(reinterpret_cast<const char*>(q.bf16.data()), q.bf16.size() * 2));
     } else {

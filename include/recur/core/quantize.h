@@ -48,9 +48,15 @@ struct QuantizedMatrix {
   std::vector<int8_t> q_panels;
 };
 
+struct QuantizeOptions {
+  // Build q_panels where the processor reads them; off for a copy that is only written to a
+  // file (`recur export`), which stores q and scale alone.
+  bool panels = true;
+};
+
 // W [N, K] row-major (leading dimension K) -> its compressed copy. Error for f32 or a
 // non-finite weight; ShapeError for a negative size.
-QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p);
+QuantizedMatrix quantize_matrix(const float* W, int64_t N, int64_t K, Precision p, QuantizeOptions o = {});
 // The float32 values the compressed matrix stands for, [N, K].
 std::vector<float> dequantize_matrix(const QuantizedMatrix& m);
 
