@@ -471,10 +471,9 @@ void make_backward(Entry& e) {
 
 Key key_of(const OnednnScan& s, bool training, int64_t ldy) {
   const RnnConfig& c = s.cfg;
-  Key k{c.cell,   c.gru_reset, s.steps, s.batch,   s.in_size, c.hidden_size,
-        c.cell == CellType::lstm ? c.proj_size : 0,      c.cell == CellType::lstm && c.peephole,
-        s.reverse, training, s.bf16, ldy};
-  return k;
+  return Key{c.cell,   c.gru_reset, s.steps, s.batch,   s.in_size, c.hidden_size,
+             c.cell == CellType::lstm ? c.proj_size : 0,      c.cell == CellType::lstm && c.peephole,
+             s.reverse, training, s.bf16, ldy};
 }
 
 uint16_t* bf16_ptr(const memory& m) { return static_cast<uint16_t*>(m.get_data_handle()); }
