@@ -65,6 +65,14 @@ std::string labelled_lines(int n, int offset) {
   return s;
 }
 
+// The words of a GloVe text file (the first field of each line), as the recipes' vectors hold them.
+std::set<std::string> vector_words(const fs::path& path) {
+  std::set<std::string> words;
+  std::istringstream vec(slurp(path));
+  for (std::string line; std::getline(vec, line);) words.insert(line.substr(0, line.find(' ')));
+  return words;
+}
+
 std::string conll_sentences(int n, int offset) {
   std::string s;
   const char* names[] = {"John", "Mary", "Paris", "Berlin"};
@@ -129,9 +137,7 @@ TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
   ASSERT_EQ(r.rc, 0) << r.err;
   // The running text was split as CoNLL files are before the vectors were learned: its words
   // are the tagger's words ("germany" and "'s", never "germany's" or "berlin,").
-  std::set<std::string> vec_words;
-  std::istringstream vec(slurp(d.dir / "run/data/words.vec"));
-  for (std::string line; std::getline(vec, line);) vec_words.insert(line.substr(0, line.find(' ')));
+  const std::set<std::string> vec_words = vector_words(d.dir / "run/data/words.vec");
   for (const char* w : {"germany", "'s", "capital", ",", "berlin", "is", "n't", "small", "."})
     EXPECT_TRUE(vec_words.count(w)) << w;
   for (const char* w : {"germany's", "capital,", "berlin,", "isn't", "small."}) EXPECT_FALSE(vec_words.count(w)) << w;
@@ -178,9 +184,7 @@ TEST(Recipes, NoFlagTurnsOffARecipesSwitch) {
                                  "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=20");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_FALSE(recur::load_task_checkpoint((d.dir / "run/best.safetensors").string()).model.task.lower_words);
-  std::set<std::string> vec_words;
-  std::istringstream vec(slurp(d.dir / "run/data/words.vec"));
-  for (std::string line; std::getline(vec, line);) vec_words.insert(line.substr(0, line.find(' ')));
+  const std::set<std::string> vec_words = vector_words(d.dir / "run/data/words.vec");
   EXPECT_TRUE(vec_words.count("John"));
   EXPECT_FALSE(vec_words.count("john"));
 }
