@@ -60,6 +60,7 @@ struct EvalCli {
   bool replace_unk = false;
   int64_t batch = 64;
   ColumnCli columns;
+  std::vector<std::string> ensemble;  // classify: more members averaged with MODEL
 };
 EvalCli& eval_cli() {
   static EvalCli e;
@@ -140,7 +141,39 @@ void add_task_eval_options(CLI::App* sub) {
   sub->add_flag("--replace-unk", e.replace_unk,
                 "seq2seq with --attention: score the outputs with each <unk> replaced by the most attended source word")
       ->group(g);
+  add_ensemble_option(sub, e.ensemble);
   add_task_column_options(sub, e.columns, true, true, true);
+}
+
+void add_ensemble_option(CLI::App* sub, std::vector<std::string>& members) {
+  // One model per occurrence (or a comma-separated list), so that MODEL and FILE after it stay
+  // positionals.
+  sub->add_option("--ensemble", members,
+                  "classify: more classify models of the same labels (other seeds or splits); the class "
+                  "probabilities of MODEL and these are averaged, each reading the text through its own vocabulary. "
+                  "Repeat the flag or separate the files with commas")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',')
+      ->group("Task models");
+}
+
+std::vector<TaskModel> load_ensemble(const TaskModel& first, const std::string& first_path,
+                                     const std::vector<std::string>& members, const TaskColumnOverrides& cols) {
+  std::vector<TaskModel> models{first};
+  std::vector<std::string> names{first_path};
+  for (const std::string& path : members) {
+    if (!is_task_checkpoint(path)) {
+      (void)read_file_format(path);  // not a model file at all: its own error
+      throw FormatError("--ensemble: members must be classify models; " + path + " is a language or music model");
+    }
+    models.push_back(load_task_checkpoint(path).model);
+    apply_column_overrides(models.back().task, cols);
+    names.push_back(path);
+  }
+  check_ensemble(models, names);
+  return models;
 }
 
 bool is_task_model(const std::string& path) { return is_task_checkpoint(path); }
@@ -182,11 +215,24 @@ void run_task_eval(const std::string& path, const std::string& file, int threads
   o.replace_unk = eval_cli().replace_unk;
   if (o.replace_unk && m.task.kind != TaskKind::seq2seq)
     throw Error("--replace-unk: for seq2seq models with attention; " + path + " is a " + task_kind_name(m.task.kind) + " model");
-  const TaskEvalResult r = evaluate_task(m, ex, o);
+  const std::vector<std::string>& members = eval_cli().ensemble;
+  if (!members.empty() && m.task.kind != TaskKind::classify)
+    throw Error("--ensemble: for classify models; " + path + " is a " + task_kind_name(m.task.kind) + " model");
+  TaskEvalResult r;
+  if (members.empty()) {
+    r = evaluate_task(m, ex, o);
+  } else {
+    // Every member reads the same raw examples (the file is read once: it may be stdin).
+    const std::vector<TaskModel> models = load_ensemble(m, path, members, eval_cli().columns.overrides());
+    std::vector<std::vector<TaskExample>> per_member{ex};
+    for (size_t k = 1; k < models.size(); ++k) per_member.push_back(encode_task_examples(models[k], raw, true, name));
+    r = evaluate_ensemble(models, per_member, o);
+  }
   if (json) {
     nlohmann::ordered_json j = {{"file", name},
                                 {"kind", task_kind_name(m.task.kind)},
                                 {"model", task_model_summary(m)},
+                                {"ensemble", int64_t(members.size() + 1)},
                                 {"examples", int64_t(ex.size())},
                                 {"targets", r.loss.count},
                                 {"loss", json_number(r.loss.mean())},
@@ -194,7 +240,10 @@ void run_task_eval(const std::string& path, const std::string& file, int threads
                                 {"value", json_number(r.metric)}};
     return write_result(out, json_line(j), "the evaluation");
   }
-  write_result(out, "file        " + name + "\nmodel       " + task_model_summary(m) + "\n" + r.report, "the evaluation");
+  std::string head = "file        " + name + "\nmodel       " + task_model_summary(m) + "\n";
+  if (!members.empty())
+    head += "ensemble    " + std::to_string(members.size() + 1) + " models, their probabilities averaged\n";
+  write_result(out, head + r.report, "the evaluation");
 }
 
 // ---------------------------------------------------------------- info
@@ -305,6 +354,7 @@ struct PredictArgs {
   bool json = false;
   int threads = 0;
   std::string precision;  // translate: --precision, empty = the file's
+  std::vector<std::string> ensemble;  // classify: more members averaged with MODEL
 };
 
 // One classified example: the best label then every label's probability, or a JSON line.
@@ -327,6 +377,16 @@ std::string classified(const TaskModel& m, const std::vector<double>& p, const n
   return line + "\n";
 }
 
+// MODEL's class probabilities [N][C] of raw, or with --ensemble the members' averaged.
+std::vector<std::vector<double>> class_probabilities(const TaskModel& m, const PredictArgs& a,
+                                                     const std::vector<RawExample>& raw, const std::string& origin) {
+  if (a.ensemble.empty()) return classify_probabilities(m, encode_task_examples(m, raw, false, origin));
+  const std::vector<TaskModel> models = load_ensemble(m, a.model, a.ensemble, a.columns.overrides());
+  std::vector<std::vector<TaskExample>> per_member;
+  for (const TaskModel& member : models) per_member.push_back(encode_task_examples(member, raw, false, origin));
+  return ensemble_probabilities(models, per_member);
+}
+
 void run_classify(const PredictArgs& a) {
   apply_threads(a.threads);
   TaskModel m = load_task(a.model, TaskKind::classify, "classify needs a classify model (recur train --task classify)");
@@ -339,7 +399,7 @@ void run_classify(const PredictArgs& a) {
     if (!a.texts.empty()) throw Error("TEXT: " + std::string(m.task.features ? "a features model reads --file" : "the column options read --file") + "; expected --file FILE or standard input");
     const std::string file = a.file.empty() ? "-" : a.file;
     const auto raw = read_task_file(m, file, false);
-    const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, input_name(file)));
+    const auto probs = class_probabilities(m, a, raw, input_name(file));
     for (size_t i = 0; i < probs.size(); ++i) {
       nlohmann::ordered_json key = m.task.features ? nlohmann::ordered_json{{"id", raw[i].id}} : nlohmann::ordered_json{{"line", raw[i].line}};
       text += classified(m, probs[i], key, a.json);
@@ -349,7 +409,7 @@ void run_classify(const PredictArgs& a) {
   const std::string origin = !a.texts.empty() ? "TEXT" : input_name(a.file.empty() ? "-" : a.file);
   const auto texts = gather_texts(a.texts, a.file);
   const auto raw = raw_examples_from_texts(m, texts, origin);
-  const auto probs = classify_probabilities(m, encode_task_examples(m, raw, false, origin));
+  const auto probs = class_probabilities(m, a, raw, origin);
   for (size_t i = 0; i < probs.size(); ++i) {
     const std::string src = texts[i].substr(0, texts[i].find('\t'));
     text += classified(m, probs[i], {{"text", src}}, a.json);
@@ -448,6 +508,7 @@ void add_classify(CLI::App& app) {
   sub->add_option("--file", a->file, "One text per line ('-' = stdin); a tab ends the text; with a column option a TSV/CSV table");
   add_output_option(sub, a->out, "the labels");
   add_json_flag(sub, a->json, "JSON Lines, one {text|line|id, label, probabilities} object per text");
+  add_ensemble_option(sub, a->ensemble);
   add_task_column_options(sub, a->columns, true, false, false);
   add_threads_option(sub, a->threads);
   sub->callback([a] { run_classify(*a); });

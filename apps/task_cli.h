@@ -29,6 +29,13 @@ struct ColumnCli {
 // --tag-column with labels).
 void add_task_column_options(CLI::App* sub, ColumnCli& c, bool table, bool conll, bool labels);
 
+// --ensemble MODEL (eval, classify): more classify models whose probabilities are averaged
+// with MODEL's; load_ensemble reads them (the column overrides applied to each) and checks them
+// with MODEL (check_ensemble, tasks.h), MODEL first in the result.
+void add_ensemble_option(CLI::App* sub, std::vector<std::string>& members);
+std::vector<TaskModel> load_ensemble(const TaskModel& first, const std::string& first_path,
+                                     const std::vector<std::string>& members, const TaskColumnOverrides& cols);
+
 // `recur eval MODEL FILE` on a task model: the task's metrics (options: --beam, columns, ...).
 void add_task_eval_options(CLI::App* eval);
 bool is_task_model(const std::string& path);

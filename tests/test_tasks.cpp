@@ -308,6 +308,104 @@ TEST_F(CliTasks, ClassifyTrainPredictEvalResume) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 200);
 }
 
+// recur classify / eval --ensemble: the members' class probabilities averaged, each member
+// reading the text through its own vocabulary (B knows words A lacks, C is a sigmoid model);
+// the ensemble's loss is that of the averaged distribution, and one model alone scores as
+// evaluate_task scores it; members that cannot be averaged are refused naming the file.
+TEST_F(CliTasks, ClassifyEnsembleAveragesItsMembers) {
+  const std::string data = write("train.tsv", classify_data(200, false));
+  const std::string more = write("more.tsv", classify_data(200, false) + "a superb plot\tpos\nsuperb\tpos\n"
+                                                                            "dreadful\tneg\nthe dreadful movie\tneg\n");
+  ASSERT_EQ(run("train " + data + " --task classify --epochs 1 --out " + path("a") + " " + tiny()).rc, 0);
+  ASSERT_EQ(run("train " + more + " --task classify --bidirectional --pool max --epochs 1 --seed 2 --out " +
+                path("b") + " " + tiny()).rc, 0);
+  ASSERT_EQ(run("train " + data + " --task classify --binary --epochs 1 --seed 3 --out " + path("c") + " " + tiny()).rc, 0);
+  const std::string A = path("a/last.safetensors"), B = path("b/last.safetensors"), C = path("c/last.safetensors");
+  const std::string texts = " 'a superb plot' 'very bad' 'the dreadful movie was good'";
+  // [text][label] probabilities and labels of `recur classify ARGS --json`.
+  auto classify = [&](const std::string& args, std::vector<std::string>* labels = nullptr) {
+    const Result r = run("classify " + args + " --json");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    std::vector<std::vector<double>> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      out.push_back({j.at("probabilities").at("neg").get<double>(), j.at("probabilities").at("pos").get<double>()});
+      if (labels) labels->push_back(j.at("label").get<std::string>());
+    }
+    return out;
+  };
+  const auto pa = classify(A + texts), pb = classify(B + texts), pc = classify(C + texts);
+  std::vector<std::string> labels;
+  const auto pe = classify(A + " --ensemble " + B + " --ensemble " + C + texts, &labels);
+  ASSERT_EQ(pe.size(), 3u);
+  ASSERT_EQ(pa.size(), 3u);
+  ASSERT_EQ(pb.size(), 3u);
+  ASSERT_EQ(pc.size(), 3u);
+  bool members_differ = false;
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t c = 0; c < 2; ++c) {
+      EXPECT_NEAR(pe[i][c], (pa[i][c] + pb[i][c] + pc[i][c]) / 3, 1e-12) << "text " << i << " label " << c;
+      members_differ |= std::abs(pa[i][c] - pb[i][c]) > 1e-3;
+    }
+    EXPECT_EQ(labels[i], pe[i][1] > pe[i][0] ? "pos" : "neg");
+  }
+  EXPECT_TRUE(members_differ) << "the members should be different models";
+  // A comma-separated list is the same ensemble.
+  EXPECT_EQ(classify(A + " --ensemble " + B + "," + C + texts), pe);
+
+  // eval: accuracy and loss of the averaged probabilities of the file's texts.
+  const auto pf = classify(A + " --ensemble " + B + "," + C + " --file " + data);
+  std::vector<std::string> gold;
+  {
+    std::istringstream in(classify_data(200, false));
+    for (std::string line; std::getline(in, line);) gold.push_back(line.substr(line.find('\t') + 1));
+  }
+  ASSERT_EQ(pf.size(), gold.size());
+  double loss = 0;
+  int64_t right = 0;
+  for (size_t i = 0; i < gold.size(); ++i) {
+    const size_t g = gold[i] == "pos" ? 1 : 0;
+    loss -= std::log(pf[i][g]);
+    right += (pf[i][1] > pf[i][0]) == (g == 1);
+  }
+  Result r = run("eval " + A + " " + data + " --json --ensemble " + B + " --ensemble " + C);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("ensemble").get<int64_t>(), 3);
+  EXPECT_NEAR(j.at("value").get<double>(), double(right) / double(gold.size()), 1e-12);
+  EXPECT_NEAR(j.at("loss").get<double>(), loss / double(gold.size()), 1e-9);
+  r = run("eval " + A + " " + data + " --ensemble " + B);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("ensemble    2 models"), std::string::npos) << r.out;
+
+  // One model as an ensemble scores as the model itself (the loss in double from float logits).
+  const TaskModel a = load_task_checkpoint(A).model;
+  const auto ex = encode_task_examples(a, read_task_file(a, data, true), true, data);
+  const TaskEvalResult single = evaluate_task(a, ex, {});
+  const std::vector<TaskModel> one{a};
+  const std::vector<std::vector<TaskExample>> one_ex{ex};
+  const TaskEvalResult as_ensemble = evaluate_ensemble(one, one_ex, {});
+  EXPECT_NEAR(as_ensemble.loss.mean(), single.loss.mean(), 1e-5 * single.loss.mean());
+  EXPECT_EQ(as_ensemble.loss.count, single.loss.count);
+  EXPECT_EQ(as_ensemble.metric, single.metric);
+
+  // Members that cannot be averaged.
+  const std::string three = write("three.tsv", classify_data(60, false) + "so so\tmixed\n");
+  ASSERT_EQ(run("train " + three + " --task classify --epochs 1 --out " + path("d") + " " + tiny()).rc, 0);
+  expect_one_line_error("classify " + A + " --ensemble " + path("d/last.safetensors") + " 'good'",
+                        path("d/last.safetensors") + " has the labels [mixed neg pos]");
+  ASSERT_EQ(run("train " + write("tags.txt", tag_data(20)) + " --task tag --epochs 1 --out " + path("t") + " " + tiny()).rc, 0);
+  expect_one_line_error("eval " + A + " " + data + " --ensemble " + path("t/last.safetensors"),
+                        "members must be classify models; " + path("t/last.safetensors") + " is a tag model");
+  expect_one_line_error("eval " + path("t/last.safetensors") + " " + path("tags.txt") + " --ensemble " + A,
+                        "--ensemble: for classify models");
+  expect_one_line_error("classify " + A + " --ensemble " + data + " 'good'", "train.tsv");
+  ASSERT_EQ(run("train " + data + " --task classify --keep-case --epochs 1 --out " + path("k") + " " + tiny()).rc, 0);
+  expect_one_line_error("classify " + A + " --ensemble " + path("k/last.safetensors") + " 'good'",
+                        "reads its input otherwise than");
+}
+
 // --pool max / mean: the head reads the rnn's outputs pooled over time. The model file says so,
 // classify and eval read it back, a resumed run keeps it, and the flag is refused where it has
 // no meaning.

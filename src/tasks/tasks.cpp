@@ -724,6 +724,57 @@ std::vector<std::vector<double>> classify_probabilities(const TaskModel& m, cons
   return out;
 }
 
+void check_ensemble(std::span<const TaskModel> models, std::span<const std::string> names) {
+  if (models.empty()) throw Error("an ensemble needs at least one model");
+  if (names.size() != models.size()) throw Error("check_ensemble: one name per model expected");
+  const TaskModel& first = models[0];
+  for (size_t k = 0; k < models.size(); ++k) {
+    const TaskModel& m = models[k];
+    if (m.task.kind != TaskKind::classify)
+      throw Error("--ensemble: members must be classify models; " + names[k] + " is a " + task_kind_name(m.task.kind) +
+                  " model");
+    if (m.task.features != first.task.features || m.task.lowercase != first.task.lowercase)
+      throw Error("--ensemble: " + names[k] + " reads its input otherwise than " + names[0] +
+                  " (numeric features or lower-casing); expected members that read the same text alike");
+    if (m.labels != first.labels) {
+      auto list = [](const std::vector<std::string>& l) {
+        std::string s;
+        for (const std::string& x : l) s += (s.empty() ? "" : " ") + x;
+        return s;
+      };
+      throw Error("--ensemble: " + names[k] + " has the labels [" + list(m.labels) + "], " + names[0] + " [" +
+                  list(first.labels) + "]; expected the same labels in the same order");
+    }
+  }
+}
+
+std::vector<std::vector<double>> ensemble_probabilities(std::span<const TaskModel> models,
+                                                        std::span<const std::vector<TaskExample>> examples,
+                                                        int64_t batch) {
+  std::vector<std::string> names;
+  for (size_t k = 0; k < models.size(); ++k) names.push_back("member " + std::to_string(k + 1));
+  check_ensemble(models, names);
+  if (examples.size() != models.size()) throw Error("ensemble_probabilities: one example list per member expected");
+  const size_t n = examples[0].size();
+  std::vector<std::vector<double>> sum;
+  for (size_t k = 0; k < models.size(); ++k) {
+    if (examples[k].size() != n)
+      throw Error("ensemble_probabilities: " + names[k] + " has " + std::to_string(examples[k].size()) +
+                  " examples, member 1 " + std::to_string(n));
+    auto p = classify_probabilities(models[k], examples[k], batch);  // [N][C]
+    if (k == 0) {
+      sum = std::move(p);
+      continue;
+    }
+    for (size_t i = 0; i < n; ++i)
+      for (size_t c = 0; c < sum[i].size(); ++c) sum[i][c] += p[i][c];
+  }
+  const double inv = 1.0 / double(models.size());
+  for (auto& row : sum)
+    for (double& v : row) v *= inv;
+  return sum;
+}
+
 std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& m, const std::vector<TaskExample>& ex, int64_t batch) {
   std::vector<std::vector<int32_t>> out(ex.size());
   ModelCache<float> cache;
@@ -917,7 +968,38 @@ std::string scoring_text(const TaskModel& m, const std::vector<int32_t>& ids, co
   return s;
 }
 
+// Accuracy, macro-F1 and the confusion matrix of the probabilities' arg-max [N][C] into r.
+void add_class_metrics(const std::vector<std::string>& labels, const std::vector<TaskExample>& ex,
+                       const std::vector<std::vector<double>>& probs, TaskEvalResult& r) {
+  ClassEval ce(labels);
+  for (size_t i = 0; i < ex.size(); ++i)
+    ce.add(ex[i].label, int64_t(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin()));
+  r.metric = ce.accuracy();
+  r.metric_name = "accuracy";
+  r.report += ce.report();
+}
+
 }  // namespace
+
+TaskEvalResult evaluate_ensemble(std::span<const TaskModel> models, std::span<const std::vector<TaskExample>> examples,
+                                 const TaskEvalOptions& opts) {
+  const auto probs = ensemble_probabilities(models, examples, opts.batch);  // checks the members
+  const std::vector<TaskExample>& ex = examples[0];
+  TaskEvalResult r;
+  // The ensemble's loss is that of its averaged distribution (not the mean of the members'
+  // losses): what a user of the averaged probabilities is scored by.
+  for (size_t i = 0; i < ex.size(); ++i) {
+    if (ex[i].label < 0 || size_t(ex[i].label) >= probs[i].size())
+      throw Error("evaluate_ensemble: example " + std::to_string(i + 1) + " has no label");
+    r.loss += LossSum{-std::log(std::max(probs[i][size_t(ex[i].label)], 1e-300)), 1};
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "loss        %.6f (%lld targets; the members' averaged probabilities)\n",
+                r.loss.mean(), (long long)r.loss.count);
+  r.report = buf;
+  add_class_metrics(models[0].labels, ex, probs, r);
+  return r;
+}
 
 TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>& ex, const TaskEvalOptions& opts) {
   TaskEvalResult r;
@@ -930,16 +1012,9 @@ TaskEvalResult evaluate_task(const TaskModel& m, const std::vector<TaskExample>&
   std::snprintf(buf, sizeof buf, "loss        %.6f (%lld targets)\n", r.loss.mean(), (long long)r.loss.count);
   r.report = buf;
   switch (m.task.kind) {
-    case TaskKind::classify: {
-      const auto probs = classify_probabilities(m, ex, opts.batch);
-      ClassEval ce(m.labels);
-      for (size_t i = 0; i < ex.size(); ++i)
-        ce.add(ex[i].label, int64_t(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin()));
-      r.metric = ce.accuracy();
-      r.metric_name = "accuracy";
-      r.report += ce.report();
+    case TaskKind::classify:
+      add_class_metrics(m.labels, ex, classify_probabilities(m, ex, opts.batch), r);
       break;
-    }
     case TaskKind::tag: {
       const auto pred = tag_predictions(m, ex, opts.batch);
       TagEval te;

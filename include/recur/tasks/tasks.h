@@ -242,6 +242,19 @@ LossSum task_forward_backward(const TaskModel& model, const TaskBatch& batch, co
 // classify: class probabilities [C] per example.
 std::vector<std::vector<double>> classify_probabilities(const TaskModel& model, const std::vector<TaskExample>& examples,
                                                         int64_t batch = 64);
+// classify ensembles (recur eval / classify --ensemble): classifiers trained apart (other seeds,
+// other validation splits) on the same labels, whose class probabilities are averaged per
+// example, the standard remedy for the seed-to-seed spread of a small data set. Each member
+// reads the text through its own vocabulary, so the examples come per member:
+// examples[k] = encode_task_examples(models[k], raw, ...) of the same raw examples [N].
+// check_ensemble: an Error naming names[k] when a member is not a classify model, reads text
+// otherwise than the first (lower-casing, features) or has other labels (names or order).
+void check_ensemble(std::span<const TaskModel> models, std::span<const std::string> names);
+// The averaged probabilities [N][C]; checks as check_ensemble ("member k" for names) and that
+// every member has N examples.
+std::vector<std::vector<double>> ensemble_probabilities(std::span<const TaskModel> models,
+                                                        std::span<const std::vector<TaskExample>> examples,
+                                                        int64_t batch = 64);
 // tag: the most likely tag id per token (labels in the train scheme): the arg-max of each
 // token's scores, or with a CRF the best allowed sequence (Viterbi).
 std::vector<std::vector<int32_t>> tag_predictions(const TaskModel& model, const std::vector<TaskExample>& examples,
@@ -323,6 +336,12 @@ struct TaskEvalResult {
 };
 TaskEvalResult evaluate_task(const TaskModel& model, const std::vector<TaskExample>& examples,
                              const TaskEvalOptions& opts);
+
+// A classify ensemble's metrics, as evaluate_task's for one classifier: the loss is the mean of
+// -log(averaged probability of the gold label), then accuracy, macro-F1 and the confusion matrix
+// of the averaged probabilities' arg-max. examples as for ensemble_probabilities, with targets.
+TaskEvalResult evaluate_ensemble(std::span<const TaskModel> models, std::span<const std::vector<TaskExample>> examples,
+                                 const TaskEvalOptions& opts);
 
 // ---- checkpoints ----
 inline constexpr std::string_view kTaskCheckpointFormat = "recur-model";
