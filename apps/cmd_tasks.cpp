@@ -164,11 +164,7 @@ std::vector<TaskModel> load_ensemble(const TaskModel& first, const std::string& 
   std::vector<TaskModel> models{first};
   std::vector<std::string> names{first_path};
   for (const std::string& path : members) {
-    if (!is_task_checkpoint(path)) {
-      (void)read_file_format(path);  // not a model file at all: its own error
-      throw FormatError("--ensemble: members must be classify models; " + path + " is a language or music model");
-    }
-    models.push_back(load_task_checkpoint(path).model);
+    models.push_back(load_task(path, TaskKind::classify, "--ensemble: members must be classify models"));
     apply_column_overrides(models.back().task, cols);
     names.push_back(path);
   }
