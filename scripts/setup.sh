@@ -15,7 +15,8 @@
 #              needs only `build` (g++ ships AddressSanitizer and UBSan)
 #   recipes    build + Debian's English dictionaries (dict-gcide, dict-wn, dict-foldoc: 8 M words of
 #              text), which scripts/recipe.sh's NER and sentiment recipes learn word vectors from
-#              besides fortunes, tiny Shakespeare and PTB; they pull in Debian's dictd server
+#              besides fortunes, tiny Shakespeare and PTB (they pull in Debian's dictd server), and
+#              Debian's English thesaurus (mythes-en-us), which the sentiment recipe adds
 #   music      build + FluidSynth and its General MIDI soundfont (recur sample --wav-out) and
 #              abcmidi (abc2midi: ABC folk tunes as training input), see docs/music.md
 #   all        every package of the targets above
@@ -28,7 +29,7 @@ pkgs=(g++ cmake make pkg-config libopenblas-dev libopenblas0-openmp nlohmann-jso
 test_pkgs=(python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv)
 torch_pkgs=(python3-torch python3-numpy)
 music_pkgs=(fluidsynth fluid-soundfont-gm abcmidi)
-recipes_pkgs=(dict-gcide dict-wn dict-foldoc)
+recipes_pkgs=(dict-gcide dict-wn dict-foldoc mythes-en-us)
 browser_pkgs=(chromium)  # headless Chromium: the `recur show` page test (tests/test_cli_diag.cpp)
 # -fsanitize=fuzzer links libclang-rt-14-dev's libclang_rt.fuzzer; libfuzzer-14-dev (a standalone
 # libFuzzer.a) is not needed.
