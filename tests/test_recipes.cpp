@@ -122,6 +122,37 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
   ASSERT_TRUE(std::regex_search(r.err, v, std::regex(R"(words\.vec: vectors for ([0-9]+) of ([0-9]+) words)"))) << r.err;
   EXPECT_GT(std::stoi(v[1]), 0);
   EXPECT_EQ(v[1], v[2]);
+  // Five members, seeds 1-5, each trained again on all 200 lines for its best epoch count (the
+  // user's --epochs 3 bounds the first training only), and the last line is their ensemble.
+  size_t retrained = 0;
+  for (size_t at = 0; (at = r.err.find("200 training and 0 validation examples", at)) != std::string::npos; ++at)
+    ++retrained;
+  EXPECT_EQ(retrained, 5u) << r.err;
+  EXPECT_NE(r.err.find("member 4 (seed 5): best epoch"), std::string::npos) << r.err;
+  std::string members;
+  for (int k = 1; k < 5; ++k) members += (k > 1 ? "," : "") + (d.dir / "run" / ("all" + std::to_string(k)) / "last.safetensors").string();
+  const CliResult e = recur::test::run_recur(
+      "eval '" + (d.dir / "run/all0/last.safetensors").string() + "' '" + test.string() + "' --ensemble '" + members + "' --json", d.dir);
+  ASSERT_EQ(e.rc, 0) << e.err;
+  std::smatch ev;
+  ASSERT_TRUE(std::regex_search(e.out, ev, std::regex(R"("value":([0-9.eE+-]+))"))) << e.out;
+  EXPECT_NEAR(std::stod(ev[1]) * 100, acc, 0.006);
+}
+
+TEST(Recipes, ClassificationRecipeTakesItsSeedAndMemberCount) {
+  RecipeDir d("uci_members");
+  const fs::path train = d.write("train.txt", labelled_lines(100, 0));
+  const fs::path test = d.write("test.txt", labelled_lines(20, 1000));
+  const std::string files = "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=8";
+  CliResult r = run_recipe("uci-sentiment --epochs 2 --seed 7", d.dir, "MEMBERS=2 " + files);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("member 0 (seed 7)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("member 1 (seed 8)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("member 2"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::regex_search(last_line(r.out), std::regex(R"(^uci-sentiment: accuracy [0-9.]+% on )"))) << r.out;
+  r = run_recipe("uci-sentiment", d.dir, "MEMBERS=none " + files);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("MEMBERS='none'"), std::string::npos) << r.err;
 }
 
 TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
