@@ -112,7 +112,8 @@ train() {  # train TIME_DEFAULT ARGS...
 # over the training file's own tokens (its labels unused, never the test file's text) and the
 # unlabelled text the machine has - tiny Shakespeare, PTB's training text, Debian's fortunes and
 # the English dictionaries of Debian's dict-gcide, dict-wn and dict-foldoc (installed by
-# scripts/setup.sh; each left out when missing). Writes $work/words.vec.
+# scripts/setup.sh; each left out when missing). Writes $work/words.vec (and words2.vec, ... for
+# more vector_seeds).
 learn_vectors() {  # learn_vectors conll|table TRAIN
   # A table's text (first column) is split and lower-cased as a classifier reads it (--task-words).
   # The taggers read their words lower-cased (--lower-words), so their vectors are learned from
@@ -176,8 +177,17 @@ learn_vectors() {  # learn_vectors conll|table TRAIN
     fi
   done
   echo "recipe $name: learning word vectors from ${texts[*]}" >&2
-  "$recur" embed "${texts[@]}" "${flags[@]}" --out "$work/words.vec" --min-count 2 --quiet
+  # One set per seed of vector_seeds (words.vec, words2.vec, ...), learned side by side: recur
+  # embed runs on one core.
+  local k pids=()
+  for k in "${!vector_seeds[@]}"; do
+    "$recur" embed "${texts[@]}" "${flags[@]}" --out "$(vectors_file "$k")" --min-count 2 --seed "${vector_seeds[$k]}" --quiet &
+    pids+=($!)
+  done
+  for k in "${pids[@]}"; do wait "$k" || { echo "recipe.sh: $name: recur embed failed" >&2; exit 1; }; done
 }
+vector_seeds=(1)
+vectors_file() { if [ "$1" = 0 ]; then echo "$work/words.vec"; else echo "$work/words$(($1 + 1)).vec"; fi; }
 
 # Running text split as CoNLL-2003 and PTB split theirs: punctuation apart, "'s" and "n't" apart,
 # a period at the end of a word of two or more small letters or after a digit apart ("U.S." and
@@ -252,13 +262,17 @@ case "$name" in
     # 128 units per direction (BENCHMARKS.md "Learning rate halved on a plateau": split accuracy
     # 86.83 -> 87.76, mean of three seeds' splits), and GRU cells (BENCHMARKS.md "GRU cells for
     # sentiment": split accuracy 87.75 -> 88.24, mean of five seeds' splits, ahead or tied on each).
-    # Five members (--seed S..S+4, S from --seed, default 1), each first trained with its own
-    # seeded 15% of the training lines held out to find its best epoch, then trained again on
-    # all the lines for that many epochs (no hold-out); the test metric is `recur eval
+    # Ten members: two sets of vectors (recur embed --seed 1 and 2, the same text) and five
+    # members on each (--seed S..S+4, S from --seed, default 1). Each member is first trained with
+    # its own seeded 15% of the training lines held out to find its best epoch, then trained again
+    # on all the lines for that many epochs (no hold-out); the test metric is `recur eval
     # --ensemble` over the retrained members (class probabilities averaged). Chosen on a dev
-    # split (every 7th training line) against one member with the best checkpoint, five such
-    # members, and the thesaurus left out: BENCHMARKS.md "Ensembles and richer vectors for
-    # sentiment". MEMBERS=N changes the count; each of the 2N trainings gets TIME/(2N) seconds.
+    # split (every 7th training line) against one member with its best checkpoint, five members
+    # on one set of vectors, LSTM cells and the thesaurus left out: BENCHMARKS.md "Ensembles and
+    # richer vectors for sentiment", "Retrained members" and "Two sets of vectors" (dev 86.50
+    # against 85.40 for five members on one set). MEMBERS=N changes the count per set of
+    # vectors; each of the 4N trainings gets TIME/(4N) seconds.
+    vector_seeds=(1 2)
     learn_vectors table "$train_file"
     members="${MEMBERS:-5}"
     [[ "$members" =~ ^[1-9][0-9]*$ ]] || { echo "recipe.sh: $name: MEMBERS='$members', expected a positive count" >&2; exit 2; }
@@ -269,34 +283,37 @@ case "$name" in
     done
     [[ "$seed" =~ ^[0-9]+$ ]] || { echo "recipe.sh: $name: --seed '$seed', expected a non-negative integer" >&2; exit 2; }
     extra=("${kept_extra[@]}")
-    per_run=$(( ${TIME:-2000} / (2 * members) ))
-    common=(--task classify --bidirectional --layers 1 --hidden 128 --cell gru --embeddings "$work/words.vec"
-            --embeddings-vocab --pool max --dropout 0.5 --batch 16)
+    runs=$((2 * members * ${#vector_seeds[@]}))
+    per_run=$(( ${TIME:-2400} / runs ))
     ensemble=()
-    for ((k = 0; k < members; k++)); do
-      s=$((seed + k))
-      TIME=$per_run out="$out/member$k" train 0 "$train_file" "${common[@]}" "${valid_args[@]}" --epochs 20 --patience 5 --seed "$s"
-      # The epoch of the first best validation accuracy in the member's metrics.
-      ep=$(awk '/"type":"valid"/ { match($0, /"accuracy":[0-9.eE+-]+/); a = substr($0, RSTART + 11, RLENGTH - 11) + 0
-                match($0, /"epoch":[0-9.eE+-]+/); e = substr($0, RSTART + 8, RLENGTH - 8) + 0
-                if (!seen || a > best) { best = a; ep = e; seen = 1 } } END { printf "%d", ep + 0.5 }' "$out/member$k/metrics.jsonl")
-      [ "$ep" -ge 1 ] || ep=1
-      # The retraining takes only the recipe's and the user's model options: its epochs and the
-      # absence of validation are the recipe's.
-      extra_sel=("${extra[@]}"); kept_extra=(); prev=""
-      for a in "${extra_sel[@]}"; do
-        if [ -n "$prev" ]; then prev=""; [[ "$a" != --* ]] && continue; fi
-        case "$a" in --epochs|--patience|--valid|--valid-fraction) prev=1 ;; --epochs=*|--patience=*|--valid=*|--valid-fraction=*) ;;
-                     *) kept_extra+=("$a") ;; esac
+    for v in "${!vector_seeds[@]}"; do
+      common=(--task classify --bidirectional --layers 1 --hidden 128 --cell gru --embeddings "$(vectors_file "$v")"
+              --embeddings-vocab --pool max --dropout 0.5 --batch 16)
+      for ((k = 0; k < members; k++)); do
+        s=$((seed + k)); m=$((v * members + k))
+        TIME=$per_run out="$out/member$m" train 0 "$train_file" "${common[@]}" "${valid_args[@]}" --epochs 20 --patience 5 --seed "$s"
+        # The epoch of the first best validation accuracy in the member's metrics.
+        ep=$(awk '/"type":"valid"/ { match($0, /"accuracy":[0-9.eE+-]+/); a = substr($0, RSTART + 11, RLENGTH - 11) + 0
+                  match($0, /"epoch":[0-9.eE+-]+/); e = substr($0, RSTART + 8, RLENGTH - 8) + 0
+                  if (!seen || a > best) { best = a; ep = e; seen = 1 } } END { printf "%d", ep + 0.5 }' "$out/member$m/metrics.jsonl")
+        [ "$ep" -ge 1 ] || ep=1
+        # The retraining takes only the recipe's and the user's model options: its epochs and the
+        # absence of validation are the recipe's.
+        extra_sel=("${extra[@]}"); kept_extra=(); prev=""
+        for a in "${extra_sel[@]}"; do
+          if [ -n "$prev" ]; then prev=""; [[ "$a" != --* ]] && continue; fi
+          case "$a" in --epochs|--patience|--valid|--valid-fraction) prev=1 ;; --epochs=*|--patience=*|--valid=*|--valid-fraction=*) ;;
+                       *) kept_extra+=("$a") ;; esac
+        done
+        extra=("${kept_extra[@]}")
+        TIME=$per_run out="$out/all$m" train 0 "$train_file" "${common[@]}" --valid-fraction 0 --epochs "$ep" --seed "$s"
+        extra=("${extra_sel[@]}")
+        echo "recipe $name: member $m (vectors $((v + 1)), seed $s): best epoch $ep, retrained on all training lines" >&2
+        ensemble+=("$out/all$m/last.safetensors")
       done
-      extra=("${kept_extra[@]}")
-      TIME=$per_run out="$out/all$k" train 0 "$train_file" "${common[@]}" --valid-fraction 0 --epochs "$ep" --seed "$s"
-      extra=("${extra_sel[@]}")
-      echo "recipe $name: member $k (seed $s): best epoch $ep, retrained on all training lines" >&2
-      ensemble+=("$out/all$k/last.safetensors")
     done
     ens_args=()
-    [ "$members" -gt 1 ] && ens_args=(--ensemble "$(IFS=,; echo "${ensemble[*]:1}")")
+    [ ${#ensemble[@]} -gt 1 ] && ens_args=(--ensemble "$(IFS=,; echo "${ensemble[*]:1}")")
     res=$("$recur" eval "${ensemble[0]}" "$test_file" "${ens_args[@]}" --json --threads "$threads")
     echo "$name: accuracy $(awk -v v="$(metric "$res")" 'BEGIN { printf "%.2f%%", 100 * v }') on ${TEST:-every 5th line of the training files}"
     ;;

@@ -122,15 +122,17 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
   ASSERT_TRUE(std::regex_search(r.err, v, std::regex(R"(words\.vec: vectors for ([0-9]+) of ([0-9]+) words)"))) << r.err;
   EXPECT_GT(std::stoi(v[1]), 0);
   EXPECT_EQ(v[1], v[2]);
-  // Five members, seeds 1-5, each trained again on all 200 lines for its best epoch count (the
-  // user's --epochs 3 bounds the first training only), and the last line is their ensemble.
+  // Ten members, seeds 1-5 on each of two sets of vectors, each trained again on all 200 lines
+  // for its best epoch count (the user's --epochs 3 bounds the first training only), and the
+  // last line is their ensemble.
   size_t retrained = 0;
   for (size_t at = 0; (at = r.err.find("200 training and 0 validation examples", at)) != std::string::npos; ++at)
     ++retrained;
-  EXPECT_EQ(retrained, 5u) << r.err;
-  EXPECT_NE(r.err.find("member 4 (seed 5): best epoch"), std::string::npos) << r.err;
+  EXPECT_EQ(retrained, 10u) << r.err;
+  EXPECT_NE(r.err.find("member 9 (vectors 2, seed 5): best epoch"), std::string::npos) << r.err;
+  EXPECT_NE(slurp(d.dir / "run/data/words.vec"), slurp(d.dir / "run/data/words2.vec"));
   std::string members;
-  for (int k = 1; k < 5; ++k) members += (k > 1 ? "," : "") + (d.dir / "run" / ("all" + std::to_string(k)) / "last.safetensors").string();
+  for (int k = 1; k < 10; ++k) members += (k > 1 ? "," : "") + (d.dir / "run" / ("all" + std::to_string(k)) / "last.safetensors").string();
   const CliResult e = recur::test::run_recur(
       "eval '" + (d.dir / "run/all0/last.safetensors").string() + "' '" + test.string() + "' --ensemble '" + members + "' --json", d.dir);
   ASSERT_EQ(e.rc, 0) << e.err;
@@ -146,9 +148,10 @@ TEST(Recipes, ClassificationRecipeTakesItsSeedAndMemberCount) {
   const std::string files = "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=8";
   CliResult r = run_recipe("uci-sentiment --epochs 2 --seed 7", d.dir, "MEMBERS=2 " + files);
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(r.err.find("member 0 (seed 7)"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("member 1 (seed 8)"), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find("member 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("member 0 (vectors 1, seed 7)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("member 1 (vectors 1, seed 8)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("member 3 (vectors 2, seed 8)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("member 4"), std::string::npos) << r.err;
   EXPECT_TRUE(std::regex_search(last_line(r.out), std::regex(R"(^uci-sentiment: accuracy [0-9.]+% on )"))) << r.out;
   r = run_recipe("uci-sentiment", d.dir, "MEMBERS=none " + files);
   EXPECT_EQ(r.rc, 2);
