@@ -104,8 +104,25 @@ train() {  # train TIME_DEFAULT ARGS...
     kept+=("$a")
   done
   echo "recipe $name: training for at most ${secs}s into $out" >&2
-  mkdir -p "$out"
   "$recur" train "${kept[@]}" "${extra[@]}" --out "$out" --force --time "$secs" --threads "$threads" --quiet
+}
+
+# EXTRA less each FLAG and its value, into the array `rest`; `taken` is the value the first FLAG
+# was last given ("" when absent; a FLAG given without a value is kept in `rest` for recur
+# train to refuse by name).
+extra_without() {  # extra_without FLAG...
+  rest=(); taken=""
+  local a f i n=${#extra[@]}
+  for ((i = 0; i < n; i++)); do
+    a="${extra[$i]}"
+    for f in "$@"; do
+      if [[ "$a" == "$f="* ]]; then [ "$f" = "$1" ] && taken="${a#*=}"; continue 2; fi
+      if [ "$a" = "$f" ] && ((i + 1 < n)) && [[ "${extra[$((i + 1))]}" != --* ]]; then
+        [ "$f" = "$1" ] && taken="${extra[$((i + 1))]}"; i=$((i + 1)); continue 2
+      fi
+    done
+    rest+=("$a")
+  done
 }
 
 # Word vectors learned on this machine (issue 17: no downloaded vectors): `recur embed` skip-gram
@@ -276,13 +293,14 @@ case "$name" in
     learn_vectors table "$train_file"
     members="${MEMBERS:-5}"
     [[ "$members" =~ ^[1-9][0-9]*$ ]] || { echo "recipe.sh: $name: MEMBERS='$members', expected a positive count" >&2; exit 2; }
-    seed=1; kept_extra=(); prev=""
-    for a in "${extra[@]}"; do  # --seed is the recipe's: member k gets S + k
-      if [ "$prev" = --seed ]; then seed="$a"; prev=""; continue; fi
-      case "$a" in --seed) prev=--seed ;; --seed=*) seed="${a#--seed=}" ;; *) kept_extra+=("$a") ;; esac
-    done
+    extra_without --seed  # the recipe's: member k gets S + k
+    seed="${taken:-1}"
     [[ "$seed" =~ ^[0-9]+$ ]] || { echo "recipe.sh: $name: --seed '$seed', expected a non-negative integer" >&2; exit 2; }
-    extra=("${kept_extra[@]}")
+    extra=("${rest[@]}"); select_extra=("${rest[@]}")
+    # The retraining takes only the recipe's and the user's model options: its epochs and the
+    # absence of validation are the recipe's.
+    extra_without --epochs --patience --valid --valid-fraction
+    retrain_extra=("${rest[@]}")
     runs=$((2 * members * ${#vector_seeds[@]}))
     per_run=$(( ${TIME:-2400} / runs ))
     ensemble=()
@@ -297,17 +315,9 @@ case "$name" in
                   match($0, /"epoch":[0-9.eE+-]+/); e = substr($0, RSTART + 8, RLENGTH - 8) + 0
                   if (!seen || a > best) { best = a; ep = e; seen = 1 } } END { printf "%d", ep + 0.5 }' "$out/member$m/metrics.jsonl")
         [ "$ep" -ge 1 ] || ep=1
-        # The retraining takes only the recipe's and the user's model options: its epochs and the
-        # absence of validation are the recipe's.
-        extra_sel=("${extra[@]}"); kept_extra=(); prev=""
-        for a in "${extra_sel[@]}"; do
-          if [ -n "$prev" ]; then prev=""; [[ "$a" != --* ]] && continue; fi
-          case "$a" in --epochs|--patience|--valid|--valid-fraction) prev=1 ;; --epochs=*|--patience=*|--valid=*|--valid-fraction=*) ;;
-                       *) kept_extra+=("$a") ;; esac
-        done
-        extra=("${kept_extra[@]}")
+        extra=("${retrain_extra[@]}")
         TIME=$per_run out="$out/all$m" train 0 "$train_file" "${common[@]}" --valid-fraction 0 --epochs "$ep" --seed "$s"
-        extra=("${extra_sel[@]}")
+        extra=("${select_extra[@]}")
         echo "recipe $name: member $m (vectors $((v + 1)), seed $s): best epoch $ep, retrained on all training lines" >&2
         ensemble+=("$out/all$m/last.safetensors")
       done

@@ -156,6 +156,13 @@ TEST(Recipes, ClassificationRecipeTakesItsSeedAndMemberCount) {
   r = run_recipe("uci-sentiment", d.dir, "MEMBERS=none " + files);
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("MEMBERS='none'"), std::string::npos) << r.err;
+  r = run_recipe("uci-sentiment --seed=x", d.dir, "MEMBERS=1 " + files);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--seed 'x', expected a non-negative integer"), std::string::npos) << r.err;
+  // --seed=S reads as --seed S.
+  r = run_recipe("uci-sentiment --seed=9 --epochs=1", d.dir, "MEMBERS=1 " + files);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("member 1 (vectors 2, seed 9)"), std::string::npos) << r.err;
 }
 
 TEST(Recipes, TaggingRecipeReportsEntityF1OnTheGivenTest) {
