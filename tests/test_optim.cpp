@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -370,6 +371,65 @@ TEST(Optimizer, ZeroGradAndStateLayout) {
   for (double v : ada.state_tensors().at(0).second->data) EXPECT_EQ(v, 0.25);
   c = {};  // plain SGD keeps no state at all, like torch's momentum_buffer = None
   EXPECT_TRUE(Optimizer<double>(c, {param_ref("w", a, ga)}).state_tensors().empty());
+}
+
+
+// Adam leaves alone the stretches of a parameter whose state and gradient are all zero (an
+// embedding table's rows of words no batch has held). Checked against torch's update rule in
+// long double on a 20,000-value parameter: stretches that never get a gradient keep their
+// bits, a stretch whose gradient stops keeps moving on its momentum, one whose gradient starts
+// late starts moving then, and an optimizer restored from another's state mid-run (as from a
+// checkpoint) continues exactly as the original, momentum of gradient-free stretches included.
+TEST(Optimizer, AdamSkipsOnlyWhatCannotMove) {
+  const int64_t n = 20000;
+  OptimizerConfig c;
+  c.type = OptimizerType::adam;
+  c.lr = 0.01;
+  Tensor<double> w({n}), g({n}), w2({n}), g2({n});
+  for (int64_t j = 0; j < n; ++j) w.data[size_t(j)] = std::sin(double(j)) * 0.5;
+  const std::vector<double> w0 = w.data;
+  Optimizer<double> opt(c, {param_ref("w", w, g)});
+  // Gradients: [100, 110) for steps 1-3 only, [15000, 15010) from step 5 on; zero elsewhere.
+  auto grad_at = [](int64_t step, int64_t j) {
+    if (j >= 100 && j < 110 && step <= 3) return 0.1 * double(j - 99) * (step % 2 ? 1.0 : -0.5);
+    if (j >= 15000 && j < 15010 && step >= 5) return -0.2 + 0.01 * double(j - 15000 + step);
+    return 0.0;
+  };
+  std::vector<long double> rw(w0.begin(), w0.end()), m(size_t(n), 0.0L), v(size_t(n), 0.0L);
+  std::unique_ptr<Optimizer<double>> restored;
+  for (int64_t step = 1; step <= 7; ++step) {
+    for (int64_t j = 0; j < n; ++j) g.data[size_t(j)] = g2.data[size_t(j)] = grad_at(step, j);
+    opt.step();
+    if (restored) restored->step();
+    const long double bc1 = 1 - std::pow(0.9L, step), bc2 = 1 - std::pow(0.999L, step);
+    for (size_t j = 0; j < size_t(n); ++j) {
+      const long double gj = grad_at(step, int64_t(j));
+      m[j] = m[j] * 0.9L + 0.1L * gj;
+      v[j] = v[j] * 0.999L + 0.001L * gj * gj;
+      rw[j] -= 0.01L / bc1 * m[j] / (std::sqrt(v[j]) / std::sqrt(bc2) + 1e-8L);
+    }
+    double err = 0;
+    for (size_t j = 0; j < size_t(n); ++j) err = std::max(err, double(std::abs(w.data[j] - rw[j])));
+    EXPECT_LT(err, 1e-12) << "step " << step;
+    if (restored) {
+      EXPECT_EQ(w2.data, w.data) << "the restored optimizer, step " << step;
+    } else if (step == 3) {
+      // A fresh optimizer given this one's values, state and step count, as a checkpoint would.
+      w2.data = w.data;
+      restored = std::make_unique<Optimizer<double>>(c, std::vector<ParamRef<double>>{param_ref("w", w2, g2)});
+      auto from = opt.state_tensors(), to = restored->state_tensors();
+      ASSERT_EQ(from.size(), to.size());
+      for (size_t k = 0; k < from.size(); ++k) to[k].second->data = from[k].second->data;
+      restored->set_steps(opt.steps());
+    }
+  }
+  // Momentum moved [100, 110) after its gradient stopped; nothing else outside the two
+  // stretches moved at all.
+  for (int64_t j = 0; j < n; ++j) {
+    const bool touched = (j >= 100 && j < 110) || (j >= 15000 && j < 15010);
+    if (!touched) ASSERT_EQ(w.data[size_t(j)], w0[size_t(j)]) << j;
+    else EXPECT_NE(w.data[size_t(j)], w0[size_t(j)]) << j;
+  }
 }
 
 }  // namespace

@@ -104,6 +104,11 @@ class Optimizer {
     Tensor<T> buf1;  // momentum_buffer (SGD) | exp_avg (Adam) | sum (Adagrad) | square_avg (RMSprop)
     Tensor<T> buf2;  // exp_avg_sq (Adam) | momentum_buffer (RMSprop)
     Tensor<T> buf3;  // max_exp_avg_sq (Adam amsgrad) | grad_avg (RMSprop centered)
+    // Adam: one flag per kSkipChunk values, set once the chunk's exp_avg/exp_avg_sq may be
+    // nonzero. A chunk whose state and gradient are all zero is left as it is: its update is
+    // exactly nothing (see step_adam), and an embedding table's rows of words that no batch
+    // has held are most of a large vocabulary.
+    std::vector<uint8_t> live;
   };
 
   void step_sgd(const ParamRef<T>& p, State& s);
@@ -111,10 +116,15 @@ class Optimizer {
   void step_adagrad(const ParamRef<T>& p, State& s);
   void step_rmsprop(const ParamRef<T>& p, State& s);
 
+  // Recomputes every State::live from the state buffers (after they were handed out by
+  // state_tensors() or the step count was set, e.g. by a checkpoint's restore).
+  void refresh_live();
+
   OptimizerConfig config_;
   std::vector<ParamRef<T>> params_;
   std::vector<State> state_;
   int64_t steps_ = 0;
+  bool live_stale_ = false;  // state buffers may have been written from outside
 };
 
 // Global L2 norm of all gradients together, accumulated in double.
