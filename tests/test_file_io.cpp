@@ -50,6 +50,18 @@ TEST_F(FileIo, WritesAndReplacesWholeFiles) {
   EXPECT_EQ(entries(), 2u);  // no temporaries left
 }
 
+// A file of pieces (a checkpoint's header and tensors) is their concatenation, empty pieces
+// included, and still leaves no temporary behind.
+TEST_F(FileIo, WritesPiecesInOrder) {
+  const std::string big(300000, 'x');
+  const std::vector<std::string_view> pieces{"head", "", big, "tail"};
+  write_file_atomic(path("p.bin"), pieces);
+  EXPECT_EQ(recur::test::slurp(path("p.bin")), "head" + big + "tail");
+  write_file_atomic(path("p.bin"), std::span<const std::string_view>());
+  EXPECT_EQ(recur::test::slurp(path("p.bin")), "");
+  EXPECT_EQ(entries(), 1u);
+}
+
 TEST_F(FileIo, FailureKeepsTheOldFileAndNamesThePath) {
   write_file_atomic(path("a.txt"), "old");
   // A file-size limit in a child (SIGXFSZ ignored, as the CLI does): the write fails with EFBIG.

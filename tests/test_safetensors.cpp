@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 
 namespace recur {
@@ -109,6 +110,12 @@ TEST(Safetensors, RoundTripFloatDoubleIntMetadata) {
   w.set_metadata("note", "line \"quoted\" \xc3\xa9");
   w.write(path);
   EXPECT_EQ(dir.entries(), 1u) << "temporary file left behind";
+  {
+    // write() sends the header and each tensor to the file without joining them: the same bytes.
+    std::ifstream in(path, std::ios::binary);
+    const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(file, w.serialize());
+  }
 
   const auto r = SafetensorsReader::open(path);
   EXPECT_EQ(r.origin(), path);

@@ -100,19 +100,25 @@ std::string temporary_path(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes, const std::string& what) {
+  write_file_atomic(path, std::span<const std::string_view>(&bytes, 1), what);
+}
+
+void write_file_atomic(const std::string& path, std::span<const std::string_view> pieces, const std::string& what) {
   const std::string tmp = temporary_path(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, tmp, what, errno);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      fail(path, tmp, what, err);
+  for (const std::string_view bytes : pieces) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        fail(path, tmp, what, err);
+      }
+      done += size_t(n);
     }
-    done += size_t(n);
   }
   // Without fsync a crash after the rename can leave an empty file under the final name.
   if (::fsync(fd) != 0) {

@@ -431,7 +431,7 @@ void SafetensorsWriter::add_bytes(const std::string& name, DType dtype, const Sh
   entries_[name] = Entry{dtype, shape, std::move(bytes)};
 }
 
-std::string SafetensorsWriter::serialize() const {
+std::string SafetensorsWriter::header_bytes() const {
   // ordered_json keeps the conventional field order (dtype, shape, data_offsets) so the header
   // reads like one written by the reference implementation.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -457,14 +457,27 @@ std::string SafetensorsWriter::serialize() const {
   text.append((8 - text.size() % 8) % 8, ' ');
 
   std::string out;
-  out.reserve(8 + text.size() + offset);
   const uint64_t n = text.size();
   out.append(reinterpret_cast<const char*>(&n), 8);
   out += text;
+  return out;
+}
+
+std::string SafetensorsWriter::serialize() const {
+  size_t size = 0;
+  for (const auto& [name, e] : entries_) size += e.bytes.size();
+  std::string out = header_bytes();
+  out.reserve(out.size() + size);
   for (const auto& [name, e] : entries_) out += e.bytes;
   return out;
 }
 
-void SafetensorsWriter::write(const std::string& path) const { write_file_atomic(path, serialize(), "the safetensors file"); }
+// The header and each tensor's bytes go to the file as they are: no joined copy of the whole.
+void SafetensorsWriter::write(const std::string& path) const {
+  const std::string header = header_bytes();
+  std::vector<std::string_view> pieces{header};
+  for (const auto& [name, e] : entries_) pieces.emplace_back(e.bytes);
+  write_file_atomic(path, pieces, "the safetensors file");
+}
 
 }  // namespace recur

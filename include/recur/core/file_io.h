@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,10 @@ std::string read_input(const std::string& path, const ReadLimits& limits = {});
 // (for example "run/last.safetensors: cannot write the checkpoint: File too large" under a
 // file-size limit) and leaves no temporary behind.
 void write_file_atomic(const std::string& path, std::string_view bytes, const std::string& what = "the file");
+// The same for a file made of `pieces` one after the other, written without joining them first
+// (a checkpoint's tensors are hundreds of megabytes; a joined copy would double them).
+void write_file_atomic(const std::string& path, std::span<const std::string_view> pieces,
+                       const std::string& what = "the file");
 
 // A fresh temporary name next to `path` for writers that create the file themselves (libsmf,
 // gnuplot); hand it to commit_temporary afterwards.

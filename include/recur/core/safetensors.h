@@ -83,6 +83,8 @@ class SafetensorsWriter {
   void write(const std::string& path) const;
 
  private:
+  // The 8-byte header length and the header, padded: what comes before the tensors' bytes.
+  std::string header_bytes() const;
   struct Entry {
     DType dtype;
     Shape shape;
