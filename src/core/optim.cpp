@@ -319,12 +319,13 @@ void Optimizer<T>::step_adam(const ParamRef<T>& p, State& s) {
   // correctly rounded, so the result is the scalar loop's, bit for bit.
   if (!c.amsgrad) {
     const AdamCoefficients<T> k{decay, wd, beta1, beta2, one_minus_beta1, one_minus_beta2, bc2_sqrt, eps, neg_step_size};
-    // Without weight decay and with eps > 0, a chunk whose exp_avg, exp_avg_sq and gradient are
-    // all zero keeps them zero, and its values get value + (-step_size * 0) / (0 + eps) = value
-    // exactly: it is skipped, after one read of its gradient instead of seven passes over four
-    // arrays. That is most of an embedding table whose vocabulary holds words the training data
-    // lacks (--embeddings-vocab); the result is the dense loop's, bit for bit.
-    if (!decay && c.adam_eps > 0) {
+    // Without weight decay and with eps > 0 (in T: a double eps can round to a float 0), a chunk
+    // whose exp_avg, exp_avg_sq and gradient are all zero keeps them zero, and its values get
+    // value + (-step_size * 0) / (0 + eps) = value exactly: it is skipped, after one read of its
+    // gradient instead of seven passes over four arrays. That is most of an embedding table
+    // whose vocabulary holds words the training data lacks (--embeddings-vocab); the result is
+    // the dense loop's, bit for bit.
+    if (!decay && eps > T(0)) {
       uint8_t* live = s.live.data();
       const int64_t chunks = int64_t(s.live.size());
 #pragma omp parallel for schedule(static) if (p.size >= kParallelMin && omp_get_max_threads() > 1)
