@@ -373,7 +373,6 @@ TEST(Optimizer, ZeroGradAndStateLayout) {
   EXPECT_TRUE(Optimizer<double>(c, {param_ref("w", a, ga)}).state_tensors().empty());
 }
 
-
 // Adam leaves alone the stretches of a parameter whose state and gradient are all zero (an
 // embedding table's rows of words no batch has held). Checked against torch's update rule in
 // long double on a 20,000-value parameter: stretches that never get a gradient keep their

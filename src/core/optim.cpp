@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <bit>
-#include <type_traits>
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
