@@ -35,10 +35,11 @@ struct RecipeDir {
   }
 };
 
-// Runs `TRAIN=.. TEST=.. [VALID=..] TIME=SECS RECUR=<built recur> bash scripts/recipe.sh ARGS`.
+// Runs `TRAIN=.. TEST=.. [VALID=..] TIME=SECS RECUR=<built recur> bash scripts/recipe.sh ARGS`,
+// on one thread unless ENV says THREADS=.
 CliResult run_recipe(const std::string& args, const fs::path& dir, const std::string& env) {
   const std::string out = (dir / "stdout.txt").string(), err = (dir / "stderr.txt").string();
-  const std::string cmd = env + " OUT='" + (dir / "run").string() + "' RECUR='" + RECUR_CLI + "' THREADS=1 bash '" +
+  const std::string cmd = "THREADS=1 " + env + " OUT='" + (dir / "run").string() + "' RECUR='" + RECUR_CLI + "' bash '" +
                           RECUR_SOURCE_DIR + "/scripts/recipe.sh' " + args + " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
@@ -153,6 +154,26 @@ TEST(Recipes, ClassificationRecipeTakesItsSeedAndMemberCount) {
   EXPECT_NE(r.err.find("member 3 (vectors 2, seed 8)"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("member 4"), std::string::npos) << r.err;
   EXPECT_TRUE(std::regex_search(last_line(r.out), std::regex(R"(^uci-sentiment: accuracy [0-9.]+% on )"))) << r.out;
+  // Two threads train two members side by side, one thread each: the same members, so the same
+  // ensemble to the last digit of its loss (a generous TIME: no member may be cut short).
+  const std::string slow = "UNLABELLED='' TRAIN='" + train.string() + "' TEST='" + test.string() + "' TIME=240";
+  const auto ensemble_eval = [&] {
+    const fs::path run = d.dir / "run";
+    return recur::test::run_recur("eval '" + (run / "all0/last.safetensors").string() + "' '" + test.string() +
+                                      "' --ensemble '" + (run / "all1/last.safetensors").string() + "," +
+                                      (run / "all2/last.safetensors").string() + "," +
+                                      (run / "all3/last.safetensors").string() + "' --json",
+                                  d.dir);
+  };
+  r = run_recipe("uci-sentiment --epochs 2 --seed 7", d.dir, "MEMBERS=2 " + slow);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const CliResult one = ensemble_eval();
+  r = run_recipe("uci-sentiment --epochs 2 --seed 7", d.dir, "MEMBERS=2 THREADS=2 " + slow);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const CliResult two = ensemble_eval();
+  ASSERT_EQ(one.rc, 0) << one.err;
+  EXPECT_NE(one.out.find("\"loss\":"), std::string::npos) << one.out;
+  EXPECT_EQ(one.out, two.out);
   r = run_recipe("uci-sentiment", d.dir, "MEMBERS=none " + files);
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("MEMBERS='none'"), std::string::npos) << r.err;
