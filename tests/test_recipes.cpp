@@ -131,6 +131,10 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
     ++retrained;
   EXPECT_EQ(retrained, 10u) << r.err;
   EXPECT_NE(r.err.find("member 9 (vectors 2, seed 5): best epoch"), std::string::npos) << r.err;
+  // A first training leaves its metrics (the epoch was read from them), not its checkpoints.
+  EXPECT_TRUE(fs::exists(d.dir / "run/member9/metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(d.dir / "run/member9/best.safetensors"));
+  EXPECT_FALSE(fs::exists(d.dir / "run/member9/last.safetensors"));
   EXPECT_NE(slurp(d.dir / "run/data/words.vec"), slurp(d.dir / "run/data/words2.vec"));
   std::string members;
   for (int k = 1; k < 10; ++k) members += (k > 1 ? "," : "") + (d.dir / "run" / ("all" + std::to_string(k)) / "last.safetensors").string();
