@@ -289,8 +289,12 @@ TEST(CrfModel, LayerRoundTripsThroughJsonAndCountsItsParameters) {
   std::vector<std::string> names;
   model_for_each_param(back, p, [&](const std::string& n, const Tensor<float>& t, bool) {
     names.push_back(n);
-    if (n == "crf.transitions") EXPECT_EQ(t.shape, (Shape{5, 5}));
-    if (n == "crf.start_end") EXPECT_EQ(t.shape, (Shape{2, 5}));
+    if (n == "crf.transitions") {
+      EXPECT_EQ(t.shape, (Shape{5, 5}));
+    }
+    if (n == "crf.start_end") {
+      EXPECT_EQ(t.shape, (Shape{2, 5}));
+    }
   });
   EXPECT_NE(std::find(names.begin(), names.end(), "crf.transitions"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "crf.start_end"), names.end());

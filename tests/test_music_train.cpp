@@ -135,8 +135,12 @@ TEST_F(MusicCli, SampledNotesStayWithinTheDatasLongestNoteAndPolyphony) {
     // Every NOTE_OFF ends a sounding note and no NOTE_ON re-strikes one.
     std::set<std::string> sounding;
     for (const std::string& t : held.tokens) {
-      if (t.rfind("NOTE_ON_", 0) == 0) EXPECT_TRUE(sounding.insert(t.substr(8)).second) << t;
-      if (t.rfind("NOTE_OFF_", 0) == 0) EXPECT_EQ(sounding.erase(t.substr(9)), 1u) << t;
+      if (t.rfind("NOTE_ON_", 0) == 0) {
+        EXPECT_TRUE(sounding.insert(t.substr(8)).second) << t;
+      }
+      if (t.rfind("NOTE_OFF_", 0) == 0) {
+        EXPECT_EQ(sounding.erase(t.substr(9)), 1u) << t;
+      }
     }
   }
   EXPECT_GT(held_notes, 30u);
@@ -366,7 +370,7 @@ TEST_F(MusicCli, PreparedMusicTrainsBitIdenticallyAlsoResumed) {
     EXPECT_EQ(lines_of(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("music.json"), std::string::npos) << flag << ": " << r.err;
   }
-  for (const std::string args : {"prepare --task music '" + path("corpus") + "' --out '" + path("y") + "' --tag-column 2",
+  for (const std::string& args : {"prepare --task music '" + path("corpus") + "' --out '" + path("y") + "' --tag-column 2",
                                  "prepare --task tag '" + path("corpus") + "' --out '" + path("y") + "' --encoding event",
                                  "prepare '" + path("corpus") + "' --out '" + path("y") + "' --transpose 2"}) {
     const Result r = run(args);
@@ -556,7 +560,9 @@ TEST(MusicLib, TrainOptionsFromTheCommandLineAndTheResumedRun) {
   saved.transpose_max = 4;
   saved.tokens.keep_drums = true;
   saved.channels = {1, 3};
-  const MusicDataOptions resumed = music_data_options({.seed = 9}, saved.to_json(), "ck");
+  MusicTrainRequest request;
+  request.seed = 9;
+  const MusicDataOptions resumed = music_data_options(request, saved.to_json(), "ck");
   EXPECT_EQ(resumed.encoding, MusicEncoding::mono);
   EXPECT_EQ(resumed.transpose_min, -2);
   EXPECT_EQ(resumed.transpose_max, 4);
