@@ -10,6 +10,7 @@
 #include <exception>
 #include <new>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "commands.h"
@@ -45,6 +46,23 @@ namespace {
 
 constexpr int kExitError = 1, kExitUsage = 2;
 
+// CLI11 2.1 writes a flag with a --no- form as "--crf,--no-crf{false}": the braces are its
+// notation for the value the negated name stores, and read like a value to type. Both names
+// are the whole story.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    std::string name = CLI::Formatter::make_option_name(opt, is_positional);
+    if (is_positional) return name;
+    for (size_t open; (open = name.find('{')) != std::string::npos;) {
+      const size_t close = name.find('}', open);
+      if (close == std::string::npos) break;
+      name.erase(open, close - open + 1);
+    }
+    return name;
+  }
+};
+
 // What the command printed must have reached standard output: a full disk or a closed pipe is
 // an error, not a success with a truncated result (recur info MODEL > /dev/full exited 0).
 int check_stdout(int status) {
@@ -79,6 +97,7 @@ int main(int argc, char** argv) {
   CLI::App app{"recur: recurrent sequence models (RNN, GRU, LSTM) trained by backpropagation through time", "recur"};
   app.set_version_flag("--version", "recur " RECUR_VERSION_STRING);
   app.require_subcommand(1);
+  app.formatter(std::make_shared<HelpFormatter>());  // before the subcommands, which copy it
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("recur: error: ") + e.what() + " (run with --help for usage)\n";
   });
