@@ -84,8 +84,12 @@ TEST(RnnBf16, EveryCellVariantAgreesWithFloatAndDouble) {
       const Outcome<double> exact = run<double>(cfg, 12, 8, Precision::f32, 5);
       const std::string where = v.name + (bidir ? " bi" : " uni");
       EXPECT_EQ(low.bf16, why.empty()) << where << ": " << why;
-      if ((v.peephole || v.projection) && bf16_here()) EXPECT_NE(why.find("peepholes or a projection"), std::string::npos) << where;
-      if (isa && std::string(isa) == "avx2") EXPECT_NE(why.find("AVX512-BF16"), std::string::npos) << where;
+      if ((v.peephole || v.projection) && bf16_here()) {
+        EXPECT_NE(why.find("peepholes or a projection"), std::string::npos) << where;
+      }
+      if (isa && std::string(isa) == "avx2") {
+        EXPECT_NE(why.find("AVX512-BF16"), std::string::npos) << where;
+      }
       if (!low.bf16) {  // the documented fallback: exactly the float32 call
         EXPECT_EQ(low.y.data, f32.y.data) << where;
         EXPECT_EQ(low.dx.data, f32.dx.data) << where;
@@ -302,7 +306,9 @@ TEST_F(TrainBf16, NotesTracksFloatAndResumes) {
   for (size_t i = 0; i < a.size(); ++i) {
     const double la = std::stod(a[i].substr(a[i].find(':') + 1)), lb = std::stod(b[i].substr(b[i].find(':') + 1));
     EXPECT_NEAR(lb, la, 0.02 * la) << "step " << i + 1;  // bf16 rounding, not another run
-    if (!here) EXPECT_EQ(a[i], b[i]) << "the float32 fallback is the float32 run";
+    if (!here) {
+      EXPECT_EQ(a[i], b[i]) << "the float32 fallback is the float32 run";
+    }
   }
   EXPECT_NE(test::slurp(std::filesystem::path(path("bf16")) / "metrics.jsonl").size(), 0u);
   r = run("train '" + data + "' --out '" + path("i8") + "' --steps 1 --precision int8" + common);

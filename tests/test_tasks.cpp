@@ -904,7 +904,7 @@ TEST_F(CliTasks, Seq2seqAttentionShowsAlignmentsAndReplacesUnknownWords) {
   std::istringstream tables(slurp(path("align.tsv")));
   std::istringstream outs(r.out);
   std::string line, out;
-  for (const std::vector<std::string> src : {std::vector<std::string>{"one", "two", "three"}, {"four"}}) {
+  for (const std::vector<std::string>& src : {std::vector<std::string>{"one", "two", "three"}, {"four"}}) {
     ASSERT_TRUE(std::getline(outs, out));
     ASSERT_TRUE(std::getline(tables, line));
     std::string want;
