@@ -246,7 +246,9 @@ void dot_bf16_avx2(const uint16_t* w, int64_t K, const float* x, float* out) {
 // GCC 12's AVX-512 reduction intrinsics start from _mm512_undefined and warn about it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // clang has no such group, and says so
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define RECUR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // Sums of (x + 128) * w: the caller subtracts 128 * sum(w), precomputed per row.
