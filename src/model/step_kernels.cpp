@@ -20,7 +20,9 @@ namespace {
 // GCC 12's AVX-512 reduction intrinsics start from _mm512_undefined and warn about it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // clang has no such group, and says so
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // out[r] = dot(W row r, x) for R rows of W [R, K], 16 lanes at a time: R rows stream at once and
 // share each load of x.
