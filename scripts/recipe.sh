@@ -309,10 +309,11 @@ case "$name" in
     [ "$parallel" -gt 0 ] || parallel=$(nproc 2>/dev/null || echo 1)
     runs=$((2 * members * ${#vector_seeds[@]}))
     per_run=$(( ${TIME:-2400} * parallel / runs ))
-    # member V K: member K on vectors V, trained twice (in a subshell: its own threads and extra).
+    # member V K M: member K on vectors V, trained twice into member$M and all$M (in a subshell:
+    # its own threads and extra).
     member() {
-      local v="$1" k="$2" s m ep
-      s=$((seed + k)); m=$((v * members + k)); threads=1
+      local v="$1" k="$2" m="$3" s ep
+      s=$((seed + k)); threads=1
       common=(--task classify --bidirectional --layers 1 --hidden 128 --cell gru --embeddings "$(vectors_file "$v")"
               --embeddings-vocab --pool max --dropout 0.5 --batch 16)
       TIME=$per_run out="$out/member$m" train 0 "$train_file" "${common[@]}" "${valid_args[@]}" --epochs 20 --patience 5 --seed "$s"
@@ -338,9 +339,10 @@ case "$name" in
           wait -n || member_failed
           running=$((running - 1))
         fi
-        (member "$v" "$k") &
+        m=$((v * members + k))
+        (member "$v" "$k" "$m") &
         running=$((running + 1))
-        ensemble+=("$out/all$((v * members + k))/last.safetensors")
+        ensemble+=("$out/all$m/last.safetensors")
       done
     done
     while [ "$running" -gt 0 ]; do

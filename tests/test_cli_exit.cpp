@@ -38,10 +38,7 @@ class CliExit : public ::testing::Test {
   // Runs `recur ARGS > /dev/full` (stderr to a file) and returns the exit status and stderr.
   recur::test::CliResult run_to_full_disk(const std::string& args) {
     const std::string err = (dir_ / "stderr.txt").string();
-    // Appended piece by piece: g++ 12's -Wrestrict misreads "'" + std::string(...) (GCC bug 105329).
-    std::string cmd = "'";
-    cmd += RECUR_CLI;
-    cmd += "' " + args + " >/dev/full 2>'" + err + "'";
+    const std::string cmd = "'" + std::string(RECUR_CLI) + "' " + args + " >/dev/full 2>'" + err + "'";
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, "", recur::test::slurp(err)};
   }
