@@ -80,9 +80,9 @@ SampleCli& sample_cli() {
 
 void add_task_train_options(CLI::App* sub, TrainOptions& o) {
   const std::string g = "Tasks (--task classify|tag|seq2seq|generate)";
-  sub->add_flag("--char-rnn,!--no-char-rnn", o.char_rnn, "tag: a character BiLSTM per word feeds the tagger (unknown words)")->group(g);
-  sub->add_option("--char-embed", o.char_embed, "tag --char-rnn: character embedding size")->capture_default_str()->group(g);
-  sub->add_option("--char-hidden", o.char_hidden, "tag --char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
+  sub->add_flag("--char-rnn,!--no-char-rnn", o.char_rnn, "classify, tag: a character BiLSTM per word joins its word embedding (unknown and misspelt words)")->group(g);
+  sub->add_option("--char-embed", o.char_embed, "--char-rnn: character embedding size")->capture_default_str()->group(g);
+  sub->add_option("--char-hidden", o.char_hidden, "--char-rnn: character LSTM size per direction")->capture_default_str()->group(g);
   sub->add_flag("--crf,!--no-crf", o.crf, "tag: a linear-chain CRF output layer (sequence loss, Viterbi decoding under the tag scheme's constraints)")->group(g);
   sub->add_option("--attention", o.attention,
                   "seq2seq: the decoder attends over the encoder's outputs (Luong et al. 2015): dot, general "

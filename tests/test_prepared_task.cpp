@@ -202,6 +202,13 @@ TEST_F(PreparedTaskTest, ClassifierLossesAreBitIdenticalAlsoResumedMidShard) {
   expect_identical("classify", "train.csv", "valid.csv", " --keep-case", "");
 }
 
+TEST_F(PreparedTaskTest, ClassifierWithCharactersLossesAreBitIdenticalAlsoResumedMidShard) {
+  // Lower-cased text (the classifier's default): the characters are counted from the words as read.
+  write("train.csv", csv_text(90, 13));
+  write("valid.csv", csv_text(20, 14));
+  expect_identical("classify", "train.csv", "valid.csv", "", " --char-rnn --char-embed 4 --char-hidden 4");
+}
+
 TEST_F(PreparedTaskTest, TranslationWithAttentionLossesAreBitIdenticalAlsoResumedMidShard) {
   write("train.txt", pairs_text(90, 11));
   write("valid.txt", pairs_text(20, 12));

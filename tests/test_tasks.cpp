@@ -19,9 +19,11 @@
 #include "recur/core/error.h"
 #include "recur/tasks/metrics.h"
 #include "recur/tasks/tasks.h"
+#include "recur/train/model_file.h"
 #include "recur/data/task_data.h"
 
 #include "cli_run.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -511,6 +513,57 @@ TEST_F(CliTasks, TagTrainPredictEvalWithCharacters) {
   r = run("train " + data + " --task tag --init-from " + path("run/last.safetensors") + " --lower-words --out " + path("y"));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("--lower-words: not with --init-from"), std::string::npos) << r.err;
+}
+
+// --char-rnn for a classifier: each word's characters (a BiLSTM over them) join its embedding,
+// so two words the vocabulary does not know read differently when spelt differently; the model
+// file says so, classify, eval, a resumed run and an ensemble with a word-only member read it
+// back, and it is refused with --features and in a model file of a task that has no words.
+TEST_F(CliTasks, ClassifyWithCharacters) {
+  const std::string data = write("train.tsv", classify_data(200, false));
+  Result r = run("train " + data + " --task classify --char-rnn --char-embed 4 --char-hidden 4 --bidirectional --pool max "
+                 "--epochs 2 --out " + path("chr") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_EQ(run("train " + data + " --task classify --bidirectional --pool max --epochs 2 --out " + path("wrd") + " " +
+                tiny()).rc, 0);
+  const std::string C = path("chr/last.safetensors"), W = path("wrd/last.safetensors");
+  r = run("info " + C);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("char_rnn(rnn lstm 1x4 bi)"), std::string::npos) << r.out;
+  EXPECT_TRUE(load_task_checkpoint(C).model.task.char_rnn);
+  EXPECT_GT(load_task_checkpoint(C).model.chars.size(), 10);
+  // Neither "goodish" nor "badish" is a training word: both are <unk> to the word vocabulary.
+  auto probs = [&](const std::string& model, const std::string& text) {
+    const Result c = run("classify " + model + " '" + text + "' --json");
+    EXPECT_EQ(c.rc, 0) << c.err;
+    const size_t at = c.out.find("\"probabilities\"");
+    EXPECT_NE(at, std::string::npos) << c.out;
+    return at == std::string::npos ? c.out : c.out.substr(at);
+  };
+  EXPECT_NE(probs(C, "the movie was goodish"), probs(C, "the movie was badish"));
+  EXPECT_EQ(probs(W, "the movie was goodish"), probs(W, "the movie was badish"));
+  r = run("eval " + C + " " + data + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("\"metric\":\"accuracy\""), std::string::npos) << r.out;
+  r = run("eval " + C + " " + data + " --ensemble " + W + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ensemble\":2"), std::string::npos) << r.out;
+  r = run("train " + data + " --resume --epochs 3 --out " + path("chr") + " " + tiny());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(load_task_checkpoint(C).model.task.char_rnn);
+  const std::string feats = write("f.csv", "0.5,1\n0.25,0\n");
+  expect_one_line_error("train " + feats + " --task classify --features --char-rnn --out " + path("f"),
+                        "--char-rnn: got true, expected a word task on tokens (classify, tag), not --features");
+  // A translation model whose file claims characters: refused by name, not read with an input it lacks.
+  ASSERT_EQ(run("train " + write("pairs.txt", pair_data(60)) + " --task seq2seq --epochs 1 --out " + path("s2s") + " " +
+                tiny()).rc, 0);
+  ModelFile f = load_model_file(path("s2s/last.safetensors"));
+  const size_t at = f.task.find("\"char_rnn\":false");
+  ASSERT_NE(at, std::string::npos) << f.task;
+  f.task.replace(at, 16, "\"char_rnn\":true");
+  save_model_file(path("s2s_chars.safetensors"), f);
+  test::expect_one_line_error<FormatError>([&] { load_task_checkpoint(path("s2s_chars.safetensors")); },
+                                           {"s2s_chars.safetensors", "\"char_rnn\"", "false for a seq2seq model"});
 }
 
 TEST_F(CliTasks, ResumeMidEpochLogsTheSameLossesAsOneRun) {
@@ -1247,6 +1300,31 @@ TEST(ExtendTaskVocab, TaggerGrowsWordsAndCharactersButNotTags) {
   const std::vector<TaskExample> unseen = encode_task_examples(m, {words_example("mr Zoë", "O B-ORG")}, true, "new.conll");
   EXPECT_TRUE(unseen.at(0).targets.empty());
   EXPECT_EQ(m.labels.size(), before.labels.size());
+}
+
+// A classifier with characters grows them as the tagger does, and reads its old texts as before.
+TEST(ExtendTaskVocab, ClassifierGrowsWordsAndCharacters) {
+  TaskSpec task;
+  task.kind = TaskKind::classify;
+  task.char_rnn = true;
+  auto text = [](const std::string& words, const std::string& label) {
+    RawExample e = words_example(words, "");
+    e.label = label;
+    return e;
+  };
+  const std::vector<RawExample> a = {text("good film", "pos"), text("bad plot", "neg")};
+  const TaskModelOptions mo = small_char_tagger();
+  Rng rng(4);
+  TaskModel m = build_task_model(task, a, {}, mo, 0, rng);
+  EXPECT_EQ(m.chars.size(), Vocab::num_special + 11);  // g o d f i l m b a p t
+  const TaskModel before = m;
+  Rng g(5);
+  const VocabGrowth vg = extend_task_vocab(m, {text("zany film", "pos")}, {}, g);
+  EXPECT_EQ(vg.words, 1);
+  EXPECT_EQ(vg.chars, 3);  // z, n, y
+  EXPECT_TRUE(m.chars.contains("z"));
+  EXPECT_EQ(m.labels, before.labels);
+  expect_same_leading_columns(head_outputs(before, a), head_outputs(m, a), "classifier");
 }
 
 // --lower-words: one word row for every case of a word (the vocabulary counts them together),

@@ -403,7 +403,7 @@ class ModelTask final : public TrainTask {
     const TaskTable& in = prepared_->inputs();
     for (size_t i = 0; i < in.strings.size(); ++i) {
       c.words.add_token(task_word(task, in.strings[i]), in.counts[i]);
-      if (task.kind == TaskKind::tag && task.char_rnn)
+      if (task.char_rnn)
         for (const std::string& cp : code_points(in.strings[i])) c.chars.add_token(cp, in.counts[i]);
     }
     const TaskTable& out = prepared_->outputs();

@@ -260,7 +260,7 @@ TaskCounts count_task_examples(const TaskSpec& task, const std::vector<RawExampl
   for (const auto& e : train) {
     if (!task.features && task.kind != TaskKind::generate)
       for (const auto& w : e.input) c.words.add_token(task_word(task, w));
-    if (task.kind == TaskKind::tag && task.char_rnn)
+    if (task.char_rnn)
       for (const auto& w : e.input) c.chars.add_text(w);
     if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
       for (const auto& w : e.output) c.targets.add_token(w);
@@ -284,7 +284,7 @@ VocabGrowth extend_task_vocab(TaskModel& m, const std::vector<RawExample>& train
     g.words = grow(m.words, counts.words, vopts);
     model_grow_tokens(m.spec, m.params, k == TaskKind::seq2seq ? "src" : "words", m.words.size(), rng);
   }
-  if (k == TaskKind::tag && m.task.char_rnn) {
+  if (m.task.char_rnn) {
     g.chars = grow(m.chars, counts.chars, {});
     model_grow_tokens(m.spec, m.params, "chars", m.chars.size(), rng);
   }
@@ -320,7 +320,7 @@ TaskModel build_task_model_from_counts(const TaskSpec& task, const TaskCounts& c
       m.words = Vocab::from_tokens(TokenLevel::words, tokens);
     }
   }
-  if (task.kind == TaskKind::tag && task.char_rnn) m.chars = Vocab::build(counts.chars, {});
+  if (task.char_rnn) m.chars = Vocab::build(counts.chars, {});
   if (task.kind == TaskKind::seq2seq || task.kind == TaskKind::generate)
     m.targets = Vocab::build(counts.targets, task.kind == TaskKind::generate ? VocabOptions{} : vopts);
   m.labels.assign(counts.labels.begin(), counts.labels.end());
@@ -1143,6 +1143,9 @@ void task_from_json(TaskModel& m, std::string_view json, const std::string& orig
   t.char_rnn = f.boolean("char_rnn");
   t.features = f.boolean("features");
   t.condition_every_step = f.boolean("condition_every_step");
+  // Characters are read per word of a word classifier or tagger; any other task has no words to spell.
+  if (t.char_rnn && (t.features || (t.kind != TaskKind::tag && t.kind != TaskKind::classify)))
+    f.fail("char_rnn", "false for a " + kind + (t.features ? " model on --features" : " model"));
   t.max_word_chars = f.integer("max_word_chars", 1, 1 << 20);
   t.conll.token_column = f.integer("token_column", 0, 1 << 20);
   t.conll.tag_column = f.integer("tag_column", -(1 << 20), 1 << 20);

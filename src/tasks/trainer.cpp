@@ -58,9 +58,9 @@ const std::vector<FlagScope>& flag_scopes() {
       {"--min-count", {"lm", "classify", "tag", "seq2seq"},
        "a word vocabulary cut; the music encoding and a generator's characters are kept whole"},
       {"--tie-weights", {"lm", "music"}, "a language model's decoder sharing its input embedding"},
-      {"--char-rnn", {"tag"}, "a character BiLSTM per word of a tagger"},
-      {"--char-embed", {"tag"}, "the character embedding of --char-rnn"},
-      {"--char-hidden", {"tag"}, "the character LSTM of --char-rnn"},
+      {"--char-rnn", {"classify", "tag"}, "a character BiLSTM per word of a classifier or tagger"},
+      {"--char-embed", {"classify", "tag"}, "the character embedding of --char-rnn"},
+      {"--char-hidden", {"classify", "tag"}, "the character LSTM of --char-rnn"},
       {"--crf", {"tag"}, "a CRF output layer over a tagger's tag sequence"},
       {"--attention", {"seq2seq"}, "attention of a decoder over its encoder's outputs"},
       {"--pool", {"classify"}, "how a classifier reads its rnn's outputs"},
@@ -146,6 +146,7 @@ void TrainOptions::validate() const {
   check_real("--word-dropout", word_dropout, 0, 1, false, false, "a probability in [0, 1]");
   if (word_dropout > 0 && features) bad("--word-dropout", num(word_dropout), "a word task on tokens, not --features");
   if (lower_words && features) bad("--lower-words", "true", "a tagger on words, not --features");
+  if (char_rnn && features) bad("--char-rnn", "true", "a word task on tokens (classify, tag), not --features");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
   if (input_feed && attention == "none")

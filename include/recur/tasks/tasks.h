@@ -3,7 +3,7 @@
 // sequence-to-sequence (encoder-decoder) and conditioned generation (one-to-many).
 //
 // A TaskModel is a ModelSpec with fixed layer and input names that the task code relies on:
-//   inputs  "words" [T, B] | "features" [T, B, F]; "chars" [Tc, T*B] (tagger with --char-rnn);
+//   inputs  "words" [T, B] | "features" [T, B, F]; "chars" [Tc, T*B] (--char-rnn);
 //           "src" [Ts, B] and "tgt" [Tt, B] (seq2seq; with features "src" is [Ts, B, F]);
 //           "cond" [B] and "tgt" (generate)
 //           (generate with condition_every_step: "cond" is concatenated to every step's input)
@@ -46,7 +46,7 @@ struct TaskSpec {
   TaskKind kind = TaskKind::classify;
   bool binary = false;     // classify with two labels: one sigmoid output (BCE) instead of softmax
   bool lowercase = true;   // classify / seq2seq text is lower-cased (ASCII) before splitting
-  bool char_rnn = false;   // tag: a character BiLSTM per word feeds the word representation
+  bool char_rnn = false;   // classify, tag on words: a character BiLSTM per word joins the word's embedding
   // tag: the word vocabulary reads each word ASCII lower-cased ("Paris" and "paris" one row, as
   // uncased vectors such as GloVe 6B expect); the character BiLSTM and the output keep the word
   // as written, so the case is still seen (Lample et al. 2016, Ma and Hovy 2016).
@@ -54,7 +54,7 @@ struct TaskSpec {
   bool features = false;   // classify / tag / seq2seq (source side): numeric feature sequences instead of tokens
   bool condition_every_step = false;  // generate: the condition joins every step's input instead of
                                       // making the initial state
-  int64_t max_word_chars = 30;  // tag with char_rnn: longer words are cut
+  int64_t max_word_chars = 30;  // with char_rnn: longer words are cut
   // tag: a linear-chain CRF (layer "crf" after "out", model/crf.h) scores whole tag sequences
   // and decodes with Viterbi under the train scheme's constraints.
   bool crf = false;
@@ -72,7 +72,7 @@ struct TaskModelOptions {
   RnnConfig rnn;                 // cell, hidden_size, num_layers, bidirectional, proj_size, peephole, dropout
   int64_t embed = 100;           // word / token embedding width
   double dropout = 0.0;          // on embeddings and before the head
-  int64_t char_embed = 25, char_hidden = 25;  // tag with char_rnn
+  int64_t char_embed = 25, char_hidden = 25;  // with char_rnn
   bool freeze_embeddings = false;             // pre-trained vectors stay as loaded
   // seq2seq: Luong attention of the decoder over the encoder's outputs (layer "attn" between
   // "dec" and "out", width R; attention.h); none = the decoder reads only its initial state.
@@ -91,7 +91,7 @@ struct TaskModel {
   ModelSpec spec;
   ModelParams<float> params;
   Vocab words{TokenLevel::words};    // input tokens (classify, tag, seq2seq source)
-  Vocab chars{TokenLevel::chars};    // tag with char_rnn
+  Vocab chars{TokenLevel::chars};    // with char_rnn
   Vocab targets{TokenLevel::words};  // seq2seq target words; generate: characters
   std::vector<std::string> labels;   // classes, tags or conditions
   // The precision generation and translation step in (stepper.h): the file's own (an export's
@@ -105,7 +105,7 @@ struct TaskModel {
 // One example as the model reads it.
 struct TaskExample {
   std::vector<int32_t> words;                // [T] input ids (tokens input)
-  std::vector<std::vector<int32_t>> chars;   // [T][characters] (tag with char_rnn)
+  std::vector<std::vector<int32_t>> chars;   // [T][characters] (with char_rnn)
   std::vector<float> features;               // [T, F] (features input)
   int64_t steps = 0;                         // T
   std::vector<int32_t> targets;              // tag: [T] label ids; seq2seq / generate: output ids without <eos>

@@ -123,7 +123,7 @@ struct TrainOptions {
   int64_t diagnostics_every = 0;
 
   // Task models (classify, tag, seq2seq, generate; see tasks.h and docs/tasks.md).
-  bool char_rnn = false;              // tag: a character BiLSTM per word
+  bool char_rnn = false;              // classify, tag: a character BiLSTM per word
   bool crf = false;                   // tag: a CRF output layer (tasks.h TaskSpec::crf)
   std::string attention = "none";     // seq2seq: none, dot, general or additive (tasks.h TaskModelOptions)
   std::string pool = "last";          // classify: last (the rnn's final state), max or mean over time
