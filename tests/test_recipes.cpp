@@ -144,6 +144,10 @@ TEST(Recipes, ClassificationRecipeSelectsOnTrainAndReportsTest) {
   std::smatch ev;
   ASSERT_TRUE(std::regex_search(e.out, ev, std::regex(R"("value":([0-9.eE+-]+))"))) << e.out;
   EXPECT_NEAR(std::stod(ev[1]) * 100, acc, 0.006);
+  // The members read each word's characters too (--char-rnn).
+  const CliResult info = recur::test::run_recur("info '" + (d.dir / "run/all0/last.safetensors").string() + "'", d.dir);
+  ASSERT_EQ(info.rc, 0) << info.err;
+  EXPECT_NE(info.out.find("char_rnn(rnn lstm 1x25 bi)"), std::string::npos) << info.out;
 }
 
 TEST(Recipes, ClassificationRecipeTakesItsSeedAndMemberCount) {
