@@ -530,8 +530,11 @@ TEST_F(CliTasks, ClassifyWithCharacters) {
   r = run("info " + C);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("char_rnn(rnn lstm 1x4 bi)"), std::string::npos) << r.out;
-  EXPECT_TRUE(load_task_checkpoint(C).model.task.char_rnn);
-  EXPECT_GT(load_task_checkpoint(C).model.chars.size(), 10);
+  {
+    const TaskCheckpoint ck = load_task_checkpoint(C);
+    EXPECT_TRUE(ck.model.task.char_rnn);
+    EXPECT_GT(ck.model.chars.size(), 10);
+  }
   // Neither "goodish" nor "badish" is a training word: both are <unk> to the word vocabulary.
   auto probs = [&](const std::string& model, const std::string& text) {
     const Result c = run("classify " + model + " '" + text + "' --json");
@@ -554,13 +557,21 @@ TEST_F(CliTasks, ClassifyWithCharacters) {
   const std::string feats = write("f.csv", "0.5,1\n0.25,0\n");
   expect_one_line_error("train " + feats + " --task classify --features --char-rnn --out " + path("f"),
                         "--char-rnn: got true, expected a word task on tokens (classify, tag), not --features");
+  for (const std::string task : {"classify", "tag"}) {
+    const std::string file = task == "tag" ? write("t.txt", tag_data(20)) : data;
+    expect_one_line_error("train " + file + " --task " + task + " --char-embed 4 --out " + path("e" + task),
+                          "--char-embed: got 4, expected with --char-rnn");
+    expect_one_line_error("train " + file + " --task " + task + " --char-hidden 6 --out " + path("h" + task),
+                          "--char-hidden: got 6, expected with --char-rnn");
+  }
   // A translation model whose file claims characters: refused by name, not read with an input it lacks.
   ASSERT_EQ(run("train " + write("pairs.txt", pair_data(60)) + " --task seq2seq --epochs 1 --out " + path("s2s") + " " +
                 tiny()).rc, 0);
   ModelFile f = load_model_file(path("s2s/last.safetensors"));
-  const size_t at = f.task.find("\"char_rnn\":false");
+  const std::string no_chars = "\"char_rnn\":false";
+  const size_t at = f.task.find(no_chars);
   ASSERT_NE(at, std::string::npos) << f.task;
-  f.task.replace(at, 16, "\"char_rnn\":true");
+  f.task.replace(at, no_chars.size(), "\"char_rnn\":true");
   save_model_file(path("s2s_chars.safetensors"), f);
   test::expect_one_line_error<FormatError>([&] { load_task_checkpoint(path("s2s_chars.safetensors")); },
                                            {"s2s_chars.safetensors", "\"char_rnn\"", "false for a seq2seq model"});

@@ -147,6 +147,9 @@ void TrainOptions::validate() const {
   if (word_dropout > 0 && features) bad("--word-dropout", num(word_dropout), "a word task on tokens, not --features");
   if (lower_words && features) bad("--lower-words", "true", "a tagger on words, not --features");
   if (char_rnn && features) bad("--char-rnn", "true", "a word task on tokens (classify, tag), not --features");
+  // Their sizes shape the character BiLSTM only: without it they would be silently ignored.
+  if (!char_rnn && given.count("--char-embed")) bad("--char-embed", std::to_string(char_embed), "with --char-rnn");
+  if (!char_rnn && given.count("--char-hidden")) bad("--char-hidden", std::to_string(char_hidden), "with --char-rnn");
   if (attention != "none" && attention != "dot" && attention != "general" && attention != "additive")
     bad("--attention", attention, "none, dot, general or additive");
   if (input_feed && attention == "none")
