@@ -271,6 +271,55 @@ TEST(LmGradients, EmbeddingRowsAreTheBatchsIds) {
   EXPECT_TRUE(g.layers[size_t(p.spec.layer_index("encoder"))].rows.empty());
 }
 
+// model_param_refs_sparse and model_zero_touched: training steps (zero, forward and backward,
+// clip, Adam) give the dense path's bits, with the table's unused rows untouched, a tied matrix
+// (every row listed) too; and model_zero_touched leaves every gradient zero.
+TEST(LmGradients, SparseRowTrainingStepsAreTheDenseOnesBits) {
+  for (const bool tied : {false, true}) {
+    LmProblem dense = tied ? make_tied_lm(CellType::gru) : make_lm(CellType::lstm, 3, false, 0);
+    if (!tied)
+      for (auto& id : dense.input) id = id % 4;  // ids 4..6 never occur: their rows stay unlisted
+    LmProblem sparse = dense;
+    ModelGrads<double> gd = model_zero_grads<double>(dense.spec), gs = model_zero_grads<double>(sparse.spec);
+    const std::vector<ParamRef<double>> rd = model_param_refs(dense.spec, dense.params, gd);
+    const std::vector<ParamRef<double>> rs = model_param_refs_sparse(sparse.spec, sparse.params, gs);
+    const size_t enc = size_t(dense.spec.layer_index("encoder"));
+    int hinted = 0;
+    for (const ParamRef<double>& r : rs)
+      if (r.rows) {
+        ++hinted;
+        EXPECT_EQ(r.rows, &gs.layers[enc].rows);
+        EXPECT_EQ(r.row_size, 3);
+      }
+    EXPECT_EQ(hinted, 1) << "the embedding's table, and nothing else";
+    OptimizerConfig c;
+    c.type = OptimizerType::adam;
+    c.lr = 0.05;
+    Optimizer<double> od(c, rd), os(c, rs);
+    for (int step = 0; step < 4; ++step) {
+      gd.zero();
+      model_zero_touched(sparse.spec, gs);
+      for (const ParamRef<double>& r : rs)
+        for (int64_t j = 0; j < r.size; ++j) ASSERT_EQ(r.grad[j], 0.0) << r.name << " after model_zero_touched";
+      dense.run(&gd, false);
+      sparse.run(&gs, false);
+      std::vector<int32_t> ids(dense.input.begin(), dense.input.end());
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      EXPECT_EQ(gs.layers[enc].rows.size(), tied ? size_t(dense.cfg.vocab_size) : ids.size());
+      if (!tied) {
+        EXPECT_LT(ids.size(), size_t(dense.cfg.vocab_size));
+      }
+      EXPECT_EQ(clip_grad_norm(rd, 0.1), clip_grad_norm(rs, 0.1)) << "step " << step;
+      od.step();
+      os.step();
+      for (size_t i = 0; i < rd.size(); ++i)
+        for (int64_t j = 0; j < rd[i].size; ++j)
+          ASSERT_EQ(rd[i].value[j], rs[i].value[j]) << rd[i].name << "[" << j << "], tied " << tied << ", step " << step;
+    }
+  }
+}
+
 TEST(LmLoss, PaddingNeverCountsAndSumIsMaskWeighted) {
   LmProblem p = make_lm(CellType::lstm, 3, true, 0);
   const LossSum padded = p.run(nullptr, false);

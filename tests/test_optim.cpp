@@ -431,5 +431,61 @@ TEST(Optimizer, AdamSkipsOnlyWhatCannotMove) {
   }
 }
 
+// ParamRef::rows, the sparse rows of an embedding table's gradient: grad_norm, clip_grad_norm and
+// Adam give the dense passes' bits, step after step, as rows come and go (a row across a chunk
+// border, a listed row whose gradient is exactly zero), and the hint is really used: a value
+// outside the listed rows is not read.
+TEST(Optimizer, RowHintsGiveTheDensePassesBits) {
+  const int64_t V = 3001, E = 50, n = V * E;  // 150,050 values: several chunks of each pass
+  OptimizerConfig c;
+  c.type = OptimizerType::adam;
+  c.lr = 0.01;
+  Tensor<float> wd({V, E}), gd({V, E}), ws({V, E}), gs({V, E});
+  for (int64_t j = 0; j < n; ++j) wd.data[size_t(j)] = ws.data[size_t(j)] = float(std::sin(double(j)) * 0.5);
+  std::vector<int32_t> rows;
+  ParamRef<float> dense = param_ref("table", wd, gd), sparse = param_ref("table", ws, gs);
+  sparse.rows = &rows;
+  sparse.row_size = E;
+  Optimizer<float> od(c, {dense}), os(c, {sparse});
+  const std::vector<std::vector<int32_t>> steps = {
+      {0, 81, 82, 655}, {81, 2000, 3000}, {7}, {655, 1310, 2621}, {}, {81, 3000}};
+  for (size_t step = 0; step < steps.size(); ++step) {
+    rows = steps[step];
+    gd.zero();
+    gs.zero();
+    for (const int32_t r : rows)
+      for (int64_t e = 0; e < E; ++e) {
+        // Row 2000's gradient is exactly zero: listed, yet nothing to move.
+        const float g = r == 2000 ? 0.0f : float(0.3 * std::cos(double(r * E + e + int64_t(step))));
+        gd.data[size_t(r * E + e)] = gs.data[size_t(r * E + e)] = g;
+      }
+    const std::vector<ParamRef<float>> rd{dense}, rs{sparse};
+    const double nd = grad_norm(rd), ns = grad_norm(rs);
+    EXPECT_EQ(nd, ns) << "step " << step;
+    // A clip that scales (the norm is about 1-6 here).
+    EXPECT_EQ(clip_grad_norm(rd, 0.5), clip_grad_norm(rs, 0.5)) << "step " << step;
+    ASSERT_EQ(gd.data, gs.data) << "clipped gradients, step " << step;
+    od.step();
+    os.step();
+    ASSERT_EQ(wd.data, ws.data) << "weights after step " << step;
+    if (step == 0) {
+      EXPECT_NE(wd.data[0], 0.0f);  // row 0 had a gradient and moved from sin(0) * 0.5
+    }
+  }
+  // The hint is read: a value planted outside the listed rows is left out of the norm.
+  rows = {5};
+  gs.zero();
+  gs.data[size_t(5 * E)] = 3.0f;
+  gs.data[size_t(2500 * E)] = 4.0f;  // not listed: breaks the promise on purpose
+  EXPECT_EQ(grad_norm(std::vector<ParamRef<float>>{sparse}), 3.0);
+  EXPECT_EQ(grad_norm(std::vector<ParamRef<float>>{param_ref("t", ws, gs)}), 5.0);  // the dense pass sees both
+  // A row outside the table and rows that do not tile the tensor are refused.
+  rows = {int32_t(V)};
+  EXPECT_THROW(grad_norm(std::vector<ParamRef<float>>{sparse}), Error);
+  ParamRef<float> odd = sparse;
+  odd.row_size = 7;
+  EXPECT_THROW(Optimizer<float>(c, {odd}), Error);
+}
+
 }  // namespace
 }  // namespace recur

@@ -78,6 +78,20 @@ template <typename T>
   return any == 0;
 }
 
+// For a gradient with ParamRef::rows: which chunks of `chunk` values hold a listed row (1) and
+// so may be nonzero; every other chunk is all zeros. Empty when the gradient is dense.
+template <typename T>
+void chunks_with_rows(const ParamRef<T>& p, int64_t chunk, std::vector<uint8_t>& out) {
+  out.clear();
+  if (!p.rows) return;
+  out.assign(size_t((p.size + chunk - 1) / chunk), 0);
+  for (const int32_t r : *p.rows) {
+    const int64_t lo = int64_t(r) * p.row_size, hi = std::min(p.size, lo + p.row_size);
+    if (r < 0 || lo >= hi) throw Error("optimizer: parameter " + p.name + ": row " + std::to_string(r) + " outside it");
+    for (int64_t c = lo / chunk; c <= (hi - 1) / chunk; ++c) out[size_t(c)] = 1;
+  }
+}
+
 template <typename T>
 [[gnu::noinline]] void scale_range(int64_t lo, int64_t hi, T scale, T* g) {
 #pragma omp simd
@@ -171,6 +185,9 @@ Optimizer<T>::Optimizer(OptimizerConfig config, std::vector<ParamRef<T>> params)
     if (p.size < 0) throw Error("optimizer: parameter '" + p.name + "' has negative size " + std::to_string(p.size));
     if (p.size > 0 && (p.value == nullptr || p.grad == nullptr))
       throw Error("optimizer: parameter '" + p.name + "' has a null value or grad pointer");
+    if (p.rows && (p.row_size <= 0 || p.size % p.row_size != 0))
+      throw Error("optimizer: parameter '" + p.name + "': rows of " + std::to_string(p.row_size) +
+                  " values do not tile its " + std::to_string(p.size));
   }
   // Buffers PyTorch creates lazily on the first step are created here, so step() never allocates.
   const OptimizerConfig& c = config_;
@@ -328,11 +345,15 @@ void Optimizer<T>::step_adam(const ParamRef<T>& p, State& s) {
     if (!decay && eps > T(0)) {
       uint8_t* live = s.live.data();
       const int64_t chunks = int64_t(s.live.size());
+      // With ParamRef::rows, a chunk no listed row falls in is known to be zero unread.
+      thread_local std::vector<uint8_t> with_rows_buffer;
+      chunks_with_rows(p, kSkipChunk, with_rows_buffer);
+      const uint8_t* with_rows = with_rows_buffer.empty() ? nullptr : with_rows_buffer.data();
 #pragma omp parallel for schedule(static) if (p.size >= kParallelMin && omp_get_max_threads() > 1)
       for (int64_t ch = 0; ch < chunks; ++ch) {
         const int64_t lo = ch * kSkipChunk, hi = std::min(p.size, lo + kSkipChunk);
         if (!live[ch]) {
-          if (all_zero(p.grad, lo, hi)) continue;
+          if ((with_rows && !with_rows[ch]) || all_zero(p.grad, lo, hi)) continue;
           live[ch] = 1;
         }
         adam_range(k, lo, hi, p.grad, p.value, exp_avg, exp_avg_sq);
@@ -411,12 +432,17 @@ double grad_norm(std::span<const ParamRef<T>> params) {
   // whatever the thread count.
   thread_local std::vector<double> partial_buffer;  // per calling thread; the workers write
   std::vector<double>& partial = partial_buffer;    // into the caller's through this reference
+  thread_local std::vector<uint8_t> with_rows_buffer;
   for (const ParamRef<T>& p : params) {
     const T* g = p.grad;
     const int64_t chunks = (p.size + kParallelMin - 1) / kParallelMin;
     partial.assign(size_t(chunks), 0.0);
+    // ParamRef::rows: a chunk without a listed row is zeros, whose sum is the +0 it starts at.
+    chunks_with_rows(p, kParallelMin, with_rows_buffer);
+    const uint8_t* with_rows = with_rows_buffer.empty() ? nullptr : with_rows_buffer.data();
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int64_t c = 0; c < chunks; ++c) {
+      if (with_rows && !with_rows[c]) continue;
       const int64_t lo = c * kParallelMin, hi = std::min(p.size, lo + kParallelMin);
       double s = 0;
 #pragma omp simd reduction(+ : s)
@@ -439,6 +465,13 @@ double clip_grad_norm(std::span<const ParamRef<T>> params, double max_norm) {
   if (coef < 1) {
     const T scale = T(coef);
     for (const ParamRef<T>& p : params) {
+      if (p.rows) {  // only the listed rows can be nonzero; a zero scaled is itself
+        for (const int32_t r : *p.rows) {
+          const int64_t lo = int64_t(r) * p.row_size;
+          scale_range(lo, std::min(p.size, lo + p.row_size), scale, p.grad);
+        }
+        continue;
+      }
       for_ranges(p.size, [&](int64_t lo, int64_t hi) { scale_range(lo, hi, scale, p.grad); });
     }
   }

@@ -804,6 +804,44 @@ std::vector<ParamRef<T>> model_param_refs(const ModelSpec& spec, ModelParams<T>&
   return refs;
 }
 
+template <typename T>
+std::vector<ParamRef<T>> model_param_refs_sparse(const ModelSpec& spec, ModelParams<T>& params, ModelGrads<T>& grads) {
+  std::vector<ParamRef<T>> refs = model_param_refs(spec, params, grads);
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    if (l.kind != LayerKind::embedding || l.frozen) continue;
+    LayerGrads<T>& g = grads.layers[i];
+    for (ParamRef<T>& r : refs)
+      if (r.grad == g.weight.ptr() && r.size > 0) {
+        r.rows = &g.rows;
+        r.row_size = g.weight.dim(1);
+      }
+  }
+  return refs;
+}
+
+template <typename T>
+void model_zero_touched(const ModelSpec& spec, ModelGrads<T>& grads) {
+  if (grads.layers.size() != spec.layers.size())
+    throw ShapeError("model_zero_touched: gradients do not match the spec (make them with model_zero_grads)");
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    LayerGrads<T>& l = grads.layers[i];
+    if (spec.layers[i].kind == LayerKind::embedding && l.weight.rank() == 2) {
+      const int64_t width = l.weight.dim(1), vocab = l.weight.dim(0);
+      for (const int32_t r : l.rows) {
+        if (r < 0 || r >= vocab) throw Error("model_zero_touched: row " + std::to_string(r) + " outside the table");
+        std::fill_n(l.weight.ptr() + int64_t(r) * width, width, T(0));
+      }
+    } else {
+      l.weight.zero();
+    }
+    l.bias.zero();
+    l.rnn.zero();
+    for (auto& t : l.score) t.zero();
+    l.rows.clear();
+  }
+}
+
 // ---------------------------------------------------------------- forward and backward
 
 namespace {
@@ -1657,6 +1695,8 @@ void model_backward(const ModelSpec& spec, const ModelParams<T>& params, const M
   template ModelGrads<T> model_zero_grads<T>(const ModelSpec&);                                                     \
   template void model_check_params<T>(const ModelSpec&, const ModelParams<T>&);                                     \
   template std::vector<ParamRef<T>> model_param_refs<T>(const ModelSpec&, ModelParams<T>&, ModelGrads<T>&);         \
+  template std::vector<ParamRef<T>> model_param_refs_sparse<T>(const ModelSpec&, ModelParams<T>&, ModelGrads<T>&);  \
+  template void model_zero_touched<T>(const ModelSpec&, ModelGrads<T>&);                                            \
   template void model_forward<T>(const ModelSpec&, const ModelParams<T>&, const ModelInputs<T>&,                    \
                                  const ModelForwardOptions&, ModelCache<T>&, const StateOverrides<T>&);             \
   template const Tensor<T>& model_output<T>(const ModelSpec&, const ModelCache<T>&, std::string_view);              \

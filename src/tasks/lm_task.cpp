@@ -112,7 +112,8 @@ class LmTask final : public TrainTask {
     make_batches();
     graph_ = model_.graph();
     grads_ = model_zero_grads<float>(graph_);
-    refs_ = model_param_refs(graph_, model_.params, grads_);
+    // Sparse embedding gradients (model.h), dense once they are summed over ranks (set_shard).
+    refs_ = model_param_refs_sparse(graph_, model_.params, grads_);
     final_refs_ = final_refs_after_layer(graph_, refs_);
     if (train_oov_.oov > 0 || (o.level == TokenLevel::words && train_oov_.unk > 0))
       note("training data: " + train_oov_.summary());
@@ -130,7 +131,10 @@ class LmTask final : public TrainTask {
     if (!ok) carry_ = RnnState<float>();
     return ok;
   }
-  void zero_grads() override { grads_.zero(); }
+  void zero_grads() override {
+    if (ranks_ > 1) grads_.zero();  // the sum over ranks filled rows backward did not list
+    else model_zero_touched(graph_, grads_);
+  }
   void set_shard(int rank, int size) override {
     if (o_.batch < size)
       throw Error("--batch " + std::to_string(o_.batch) + " is smaller than the " + std::to_string(size) +

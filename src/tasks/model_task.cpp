@@ -152,7 +152,8 @@ class ModelTask final : public TrainTask {
     if (train_size() == 0) throw Error(o.data_path + ": no training examples left after the hold-out");
     if (o.word_dropout > 0) count_training_words(note);
     grads_ = model_zero_grads<float>(model_.spec);
-    refs_ = model_param_refs(model_.spec, model_.params, grads_);
+    // Sparse embedding gradients (model.h), dense once they are summed over ranks (set_shard).
+    refs_ = model_param_refs_sparse(model_.spec, model_.params, grads_);
     final_refs_ = final_refs_after_layer(model_.spec, refs_);
     batches_ = make_batches();
     if (!resuming)
@@ -175,7 +176,10 @@ class ModelTask final : public TrainTask {
     ++batch_in_epoch_;
     return true;
   }
-  void zero_grads() override { grads_.zero(); }
+  void zero_grads() override {
+    if (ranks_ > 1) grads_.zero();  // the sum over ranks filled rows backward did not list
+    else model_zero_touched(model_.spec, grads_);
+  }
   void set_shard(int rank, int size) override {
     if (o_.batch < size)
       throw Error("--batch " + std::to_string(o_.batch) + " is smaller than the " + std::to_string(size) +

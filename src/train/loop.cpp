@@ -157,11 +157,20 @@ ParsedState state_from_json(std::string_view json, std::string_view origin) {
   return p;
 }
 
+// A task's parameters, without ParamRef::rows when the gradients are summed over ranks: the
+// sum fills rows this process's backward did not touch (TrainTask::zero_grads knows it too).
+std::vector<ParamRef<float>> dense_if(std::vector<ParamRef<float>> refs, bool distributed) {
+  if (distributed)
+    for (ParamRef<float>& r : refs) r.rows = nullptr;
+  return refs;
+}
+
 class Loop {
  public:
   Loop(TrainTask& task, const LoopOptions& o, const TrainObserver& obs, const std::atomic<bool>* stop)
       : task_(task), o_(o), obs_(obs), stop_(stop), comm_(o.comm ? *o.comm : Communicator::world()),
-        refs_(task.params()), optimizer_(o.optimizer, refs_), dropout_(dropout_seed(o.seed, 0)) {
+        refs_(dense_if(task.params(), comm_.distributed())), optimizer_(o.optimizer, refs_),
+        dropout_(dropout_seed(o.seed, 0)) {
     task_.set_shard(comm_.rank(), comm_.size());
     if (comm_.distributed()) plan_buckets();
     sched_.opts = o.schedule;

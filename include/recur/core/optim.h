@@ -30,6 +30,14 @@ struct ParamRef {
   T* value = nullptr;
   T* grad = nullptr;
   int64_t size = 0;
+  // Optional, for an embedding table's gradient: it is zero outside these rows of `row_size`
+  // values (ascending and distinct, as LayerGrads::rows in model/model.h), so grad_norm,
+  // clip_grad_norm and Adam pass only over the stretches those rows fall in and take the rest
+  // for the zeros it is: the bits of the dense pass, without reading a 160,000-word table every
+  // step. nullptr: dense. Whoever sets it keeps the promise until the step: nothing else may
+  // write there (gradients summed over ranks break it; model_sparse_row_refs in model.h).
+  const std::vector<int32_t>* rows = nullptr;
+  int64_t row_size = 0;
 };
 
 // Throws ShapeError unless value and grad have the same shape.

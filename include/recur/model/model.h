@@ -248,6 +248,19 @@ void model_for_each_param(const ModelSpec& spec, P& p, F&& f) {
 template <typename T>
 std::vector<ParamRef<T>> model_param_refs(const ModelSpec& spec, ModelParams<T>& params, ModelGrads<T>& grads);
 
+// Sparse embedding gradients, for a training loop whose gradients only model_backward writes
+// between two zeroings (not once they are summed over ranks, which fills every row). A trained
+// embedding's table gets a gradient in the rows of its tokens only (LayerGrads::rows), a few
+// thousand of a learned vocabulary's 160,000; these two then touch only those rows' stretches,
+// with the bits of the dense passes:
+//  - model_param_refs_sparse: model_param_refs with each trained embedding's ParamRef::rows
+//    pointing at its LayerGrads::rows (grad_norm, clip_grad_norm and Adam read it, optim.h);
+//  - model_zero_touched: ModelGrads::zero, but an embedding's table zeroed in its listed rows only.
+template <typename T>
+std::vector<ParamRef<T>> model_param_refs_sparse(const ModelSpec& spec, ModelParams<T>& params, ModelGrads<T>& grads);
+template <typename T>
+void model_zero_touched(const ModelSpec& spec, ModelGrads<T>& grads);
+
 // One model input of a batch.
 template <typename T>
 struct ModelInput {
