@@ -401,6 +401,30 @@ TEST(SafetensorsMalformed, HostileNameStaysOneLine) {
 
 // --- Writer errors ---------------------------------------------------------------------------
 
+// add_view writes the caller's values without copying them: the same bytes as add, read when
+// the file is written (a change before write() shows), and the same checks.
+TEST(SafetensorsWriter, ViewsWriteTheSameBytesAsCopies) {
+  Tensor<float> big({3, 5}), none({0});
+  for (size_t i = 0; i < big.data.size(); ++i) big.data[i] = 0.25f * float(i) - 1.0f;
+  SafetensorsWriter copied, viewed;
+  copied.add("big", big);
+  copied.add("none", none);
+  copied.add("d", Tensor<double>({2}, 3.0));
+  viewed.add_view("big", big);
+  viewed.add_view("none", none);
+  viewed.add("d", Tensor<double>({2}, 3.0));
+  EXPECT_EQ(viewed.serialize(), copied.serialize());
+  big.data[7] = 42.0f;  // a view reads at write time, a copy kept the old value
+  EXPECT_NE(viewed.serialize(), copied.serialize());
+  TempDir dir;
+  viewed.write(dir.file("v.safetensors"));
+  EXPECT_EQ(SafetensorsReader::open(dir.file("v.safetensors")).get<float>("big").data, big.data);
+  EXPECT_THROW(viewed.add_view("big", big), Error);
+  Tensor<float> bad({2, 2});
+  bad.data.pop_back();
+  EXPECT_THROW(viewed.add_view("bad", bad), ShapeError);
+}
+
 TEST(SafetensorsWriter, RejectsBadInput) {
   SafetensorsWriter w;
   w.add("a", Tensor<float>({1}));

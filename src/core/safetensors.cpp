@@ -408,19 +408,28 @@ void check_data(const std::string& name, const std::vector<V>& data, const Shape
 void SafetensorsWriter::add(const std::string& name, const Tensor<float>& t) {
   check_new_name(name, entries_.count(name));
   check_data(name, t.data, t.shape);
-  entries_[name] = Entry{DType::f32, t.shape, raw_bytes(t.data)};
+  entries_[name] = Entry{DType::f32, t.shape, raw_bytes(t.data), {}};
+}
+
+void SafetensorsWriter::add_view(const std::string& name, const Tensor<float>& t) {
+  check_new_name(name, entries_.count(name));
+  check_data(name, t.data, t.shape);
+  // A view of no values still needs a non-null pointer to be told from an owned entry.
+  static const char kNone = 0;
+  const char* p = t.data.empty() ? &kNone : reinterpret_cast<const char*>(t.data.data());
+  entries_[name] = Entry{DType::f32, t.shape, {}, std::string_view(p, t.data.size() * sizeof(float))};
 }
 
 void SafetensorsWriter::add(const std::string& name, const Tensor<double>& t) {
   check_new_name(name, entries_.count(name));
   check_data(name, t.data, t.shape);
-  entries_[name] = Entry{DType::f64, t.shape, raw_bytes(t.data)};
+  entries_[name] = Entry{DType::f64, t.shape, raw_bytes(t.data), {}};
 }
 
 void SafetensorsWriter::add_int(const std::string& name, const std::vector<int64_t>& values, const Shape& shape) {
   check_new_name(name, entries_.count(name));
   check_data(name, values, shape);
-  entries_[name] = Entry{DType::i64, shape, raw_bytes(values)};
+  entries_[name] = Entry{DType::i64, shape, raw_bytes(values), {}};
 }
 
 void SafetensorsWriter::add_bytes(const std::string& name, DType dtype, const Shape& shape, std::string bytes) {
@@ -428,7 +437,7 @@ void SafetensorsWriter::add_bytes(const std::string& name, DType dtype, const Sh
   if (int64_t(bytes.size()) != shape_numel(shape) * dtype_size(dtype))
     throw ShapeError("safetensors: tensor \"" + name + "\": " + std::to_string(bytes.size()) + " bytes for shape " +
                      shape_str(shape) + " of " + std::string(dtype_name(dtype)));
-  entries_[name] = Entry{dtype, shape, std::move(bytes)};
+  entries_[name] = Entry{dtype, shape, std::move(bytes), {}};
 }
 
 std::string SafetensorsWriter::header_bytes() const {
@@ -444,8 +453,8 @@ std::string SafetensorsWriter::header_bytes() const {
     auto& j = header[name];
     j["dtype"] = dtype_name(e.dtype);
     j["shape"] = e.shape;
-    j["data_offsets"] = {offset, offset + e.bytes.size()};
-    offset += e.bytes.size();
+    j["data_offsets"] = {offset, offset + e.bytes().size()};
+    offset += e.bytes().size();
   }
   std::string text;
   try {
@@ -465,10 +474,10 @@ std::string SafetensorsWriter::header_bytes() const {
 
 std::string SafetensorsWriter::serialize() const {
   size_t size = 0;
-  for (const auto& [name, e] : entries_) size += e.bytes.size();
+  for (const auto& [name, e] : entries_) size += e.bytes().size();
   std::string out = header_bytes();
   out.reserve(out.size() + size);
-  for (const auto& [name, e] : entries_) out += e.bytes;
+  for (const auto& [name, e] : entries_) out += e.bytes();
   return out;
 }
 
@@ -476,7 +485,7 @@ std::string SafetensorsWriter::serialize() const {
 void SafetensorsWriter::write(const std::string& path) const {
   const std::string header = header_bytes();
   std::vector<std::string_view> pieces{header};
-  for (const auto& [name, e] : entries_) pieces.emplace_back(e.bytes);
+  for (const auto& [name, e] : entries_) pieces.emplace_back(e.bytes());
   write_file_atomic(path, pieces, "the safetensors file");
 }
 

@@ -258,11 +258,7 @@ class ModelTask final : public TrainTask {
   }
   void write_checkpoint(const std::string& path, const std::string& train_state,
                         std::map<std::string, Tensor<float>> tensors) override {
-    TaskCheckpoint c;
-    c.model = model_;
-    c.train_state = train_state;
-    c.tensors = std::move(tensors);
-    save_task_checkpoint(path, c);
+    save_task_checkpoint(path, model_, train_state, tensors);  // from the live model, no copy
   }
   void restore_tensors(std::map<std::string, Tensor<float>>&, const std::string&) override {}
   std::string diagnostics_json(const DiagContext& c) override {

@@ -1230,18 +1230,19 @@ std::string task_model_summary(const TaskModel& m) {
 }
 
 void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck) {
-  const TaskModel& m = ck.model;
+  save_task_checkpoint(path, ck.model, ck.train_state, ck.tensors);
+}
+
+void save_task_checkpoint(const std::string& path, const TaskModel& m, const std::string& train_state,
+                          const std::map<std::string, Tensor<float>>& tensors) {
   model_check_params(m.spec, m.params);
   check_task_structure(m, path);
-  ModelFile f;
-  f.task = task_json(m);
-  f.spec = m.spec;
-  f.params = m.params;
-  if (m.words.size() > Vocab::num_special) f.vocabs.emplace("words", m.words);
-  if (m.chars.size() > Vocab::num_special) f.vocabs.emplace("chars", m.chars);
-  if (m.targets.size() > Vocab::num_special) f.vocabs.emplace("targets", m.targets);
-  f.train_state = ck.train_state;
-  f.tensors = ck.tensors;
+  const std::string task = task_json(m);
+  ModelFileView f{.task = task, .spec = m.spec, .params = m.params, .vocabs = {}, .train_state = train_state,
+                  .tensors = tensors};
+  if (m.words.size() > Vocab::num_special) f.vocabs.emplace("words", &m.words);
+  if (m.chars.size() > Vocab::num_special) f.vocabs.emplace("chars", &m.chars);
+  if (m.targets.size() > Vocab::num_special) f.vocabs.emplace("targets", &m.targets);
   save_model_file(path, f);
 }
 

@@ -62,6 +62,13 @@ FileFormat read_file_format(const std::string& path) { return file_format_of(Saf
 FileFormat read_file_format(const SafetensorsReader& file) { return file_format_of(file); }
 
 void save_model_file(const std::string& path, const ModelFile& file) {
+  ModelFileView view{.task = file.task, .spec = file.spec, .params = file.params, .vocabs = {},
+                     .train_state = file.train_state, .tensors = file.tensors, .precision = file.precision};
+  for (const auto& [name, vocab] : file.vocabs) view.vocabs.emplace(name, &vocab);
+  save_model_file(path, view);
+}
+
+void save_model_file(const std::string& path, const ModelFileView& file) {
   file.spec.validate();
   model_check_params(file.spec, file.params);
   bool finite = true;
@@ -76,7 +83,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   w.set_metadata("model", model_spec_to_json(file.spec));
   for (const auto& [name, vocab] : file.vocabs) {
     if (!is_vocab_name(name)) throw Error(path + ": vocabulary " + quote_name(name) + " has no place in a model file");
-    w.set_metadata("vocab." + name, vocab.to_json());
+    w.set_metadata("vocab." + name, vocab->to_json());
   }
   if (!file.train_state.empty()) w.set_metadata("train_state", file.train_state);
   if (file.precision != Precision::f32) {
@@ -87,7 +94,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   }
   const std::set<std::string> compressed = compressed_weights(file.spec, file.params, file.precision);
   model_for_each_param(file.spec, file.params, [&](const std::string& n, const Tensor<float>& t, bool) {
-    if (!compressed.count(n)) return w.add(n, t);
+    if (!compressed.count(n)) return w.add_view(n, t);  // `file` outlives w.write
     const QuantizedMatrix q = quantize_matrix(t.ptr(), t.dim(0), t.dim(1), file.precision, {.panels = false});
     if (q.precision == Precision::bf16) {
       w.add_bytes(n, DType::bf16, t.shape, std::string(reinterpret_cast<const char*>(q.bf16.data()), q.bf16.size() * 2));
@@ -101,7 +108,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   for (const auto& [name, t] : file.tensors) {
     if (name.rfind("optim.", 0) != 0 && name.rfind("train.", 0) != 0)
       throw Error(path + ": training tensor " + quote_name(name) + " must be named optim.* or train.*");
-    w.add(name, t);
+    w.add_view(name, t);
   }
   w.write(path);
 }

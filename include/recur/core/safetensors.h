@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "recur/core/tensor.h"
@@ -73,6 +74,10 @@ class SafetensorsWriter {
   // if data does not match shape, Error if the name is "__metadata__" or was already added.
   void add(const std::string& name, const Tensor<float>& t);
   void add(const std::string& name, const Tensor<double>& t);
+  // add without the copy: the writer keeps a pointer to t's values, which must stay alive and
+  // unchanged until the last write() or serialize() (a checkpoint's few hundred MB go to the
+  // file straight from the model's and the optimizer's buffers).
+  void add_view(const std::string& name, const Tensor<float>& t);
   void add_int(const std::string& name, const std::vector<int64_t>& values, const Shape& shape);  // I64
   // Little-endian bytes already in `dtype` (I8 and BF16 weights of an export, quantize.h).
   // ShapeError unless bytes.size() == numel(shape) * dtype_size(dtype).
@@ -88,7 +93,9 @@ class SafetensorsWriter {
   struct Entry {
     DType dtype;
     Shape shape;
-    std::string bytes;
+    std::string owned;      // the bytes, unless `view` points at the caller's
+    std::string_view view;  // add_view's; empty data() otherwise
+    std::string_view bytes() const { return view.data() ? view : std::string_view(owned); }
   };
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::string> metadata_;

@@ -351,6 +351,10 @@ struct TaskCheckpoint {
   std::map<std::string, Tensor<float>> tensors;   // "optim.*"
 };
 void save_task_checkpoint(const std::string& path, const TaskCheckpoint& ck);
+// The same file from the parts by reference: a training loop's checkpoint of its live model
+// and optimizer state, written without copying them into a TaskCheckpoint first.
+void save_task_checkpoint(const std::string& path, const TaskModel& model, const std::string& train_state,
+                          const std::map<std::string, Tensor<float>>& tensors);
 TaskCheckpoint load_task_checkpoint(const std::string& path);
 // True when `path` is a safetensors file whose metadata format is "recur-model".
 bool is_task_checkpoint(const std::string& path);

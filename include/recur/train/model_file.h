@@ -73,6 +73,20 @@ struct ModelFile {
 // if the file has training state). Throws Error naming the path.
 void save_model_file(const std::string& path, const ModelFile& file);
 
+// A ModelFile's parts by reference, for save_model_file to write a training checkpoint (the
+// weights and Adam's two moments, 200 MB for a 160,000-word table) straight from the buffers
+// they live in, without a copy of each first. Everything referred to must outlive the call.
+struct ModelFileView {
+  const std::string& task;
+  const ModelSpec& spec;
+  const ModelParams<float>& params;
+  std::map<std::string, const Vocab*> vocabs;
+  const std::string& train_state;
+  const std::map<std::string, Tensor<float>>& tensors;
+  Precision precision = Precision::f32;
+};
+void save_model_file(const std::string& path, const ModelFileView& file);
+
 // Reads "recur-model" versions 1 and 2; anything else is refused by name ("written by a newer
 // recur" for a higher version). Throws FormatError naming the path and the field or tensor.
 ModelFile load_model_file(const std::string& path);
