@@ -414,10 +414,9 @@ void SafetensorsWriter::add(const std::string& name, const Tensor<float>& t) {
 void SafetensorsWriter::add_view(const std::string& name, const Tensor<float>& t) {
   check_new_name(name, entries_.count(name));
   check_data(name, t.data, t.shape);
-  // A view of no values still needs a non-null pointer to be told from an owned entry.
-  static const char kNone = 0;
-  const char* p = t.data.empty() ? &kNone : reinterpret_cast<const char*>(t.data.data());
-  entries_[name] = Entry{DType::f32, t.shape, {}, std::string_view(p, t.data.size() * sizeof(float))};
+  // No values: the view may have no pointer, and Entry::bytes() gives the empty owned string.
+  entries_[name] = Entry{DType::f32, t.shape, {},
+                         std::string_view(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float))};
 }
 
 void SafetensorsWriter::add(const std::string& name, const Tensor<double>& t) {

@@ -581,14 +581,23 @@ int64_t model_param_count(const ModelSpec& spec) {
 
 // ---------------------------------------------------------------- parameters
 
+// Every gradient of a layer but `weight`, and its touched rows: ModelGrads::zero and
+// model_zero_touched differ only in how they zero the weight.
+namespace {
+template <typename T>
+void zero_all_but_weight(LayerGrads<T>& l) {
+  l.bias.zero();
+  l.rnn.zero();
+  for (auto& t : l.score) t.zero();
+  l.rows.clear();
+}
+}  // namespace
+
 template <typename T>
 void ModelGrads<T>::zero() {
   for (auto& l : layers) {
     l.weight.zero();
-    l.bias.zero();
-    l.rnn.zero();
-    for (auto& t : l.score) t.zero();
-    l.rows.clear();
+    zero_all_but_weight(l);
   }
 }
 
@@ -835,10 +844,7 @@ void model_zero_touched(const ModelSpec& spec, ModelGrads<T>& grads) {
     } else {
       l.weight.zero();
     }
-    l.bias.zero();
-    l.rnn.zero();
-    for (auto& t : l.score) t.zero();
-    l.rows.clear();
+    zero_all_but_weight(l);
   }
 }
 

@@ -35,7 +35,7 @@ struct ParamRef {
   // clip_grad_norm and Adam pass only over the stretches those rows fall in and take the rest
   // for the zeros it is: the bits of the dense pass, without reading a 160,000-word table every
   // step. nullptr: dense. Whoever sets it keeps the promise until the step: nothing else may
-  // write there (gradients summed over ranks break it; model_sparse_row_refs in model.h).
+  // write there (gradients summed over ranks break it; model_param_refs_sparse in model.h).
   const std::vector<int32_t>* rows = nullptr;
   int64_t row_size = 0;
 };
