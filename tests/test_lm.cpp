@@ -320,6 +320,28 @@ TEST(LmGradients, SparseRowTrainingStepsAreTheDenseOnesBits) {
   }
 }
 
+// model_zero_touched refuses gradients of another graph and a listed row outside the table.
+TEST(LmGradients, ZeroTouchedRefusesWhatDoesNotFit) {
+  LmProblem p = make_lm(CellType::lstm, 3, false, 0);
+  ModelGrads<double> g = model_zero_grads<double>(p.spec);
+  ModelGrads<double> short_grads = g;
+  short_grads.layers.pop_back();
+  auto message = [](const auto& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_THROW(model_zero_touched(p.spec, short_grads), ShapeError);
+  EXPECT_NE(message([&] { model_zero_touched(p.spec, short_grads); }).find("model_zero_touched: gradients do not match the spec"),
+            std::string::npos);
+  g.layers[size_t(p.spec.layer_index("encoder"))].rows = {int32_t(p.cfg.vocab_size)};
+  EXPECT_NE(message([&] { model_zero_touched(p.spec, g); }).find("model_zero_touched: row 7 outside the table"),
+            std::string::npos);
+}
+
 TEST(LmLoss, PaddingNeverCountsAndSumIsMaskWeighted) {
   LmProblem p = make_lm(CellType::lstm, 3, true, 0);
   const LossSum padded = p.run(nullptr, false);
