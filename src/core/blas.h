@@ -70,3 +70,31 @@ struct GemmTiles {
 GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k);
 
 }  // namespace recur::blas
+
+namespace recur::blas {
+
+// A float product whose B operand stays the same over many calls: a recurrent layer's W_hh, used
+// once per step for T steps. op(B) is reordered once (pack) into the blocked layout of oneDNN's
+// matmul kernels, so the steps stream it without repacking it each time as sgemm does; each step
+// then runs C[m, n] = A[m, k] op(B)[k, n] (+ C when accumulate). pack returns false, and the
+// caller multiplies with gemm, where there is no such kernel (no oneDNN in the build, or only its
+// reference code for the shape). oneDNN splits each product among the pool's threads by blocks
+// of C, each block's sum over k in one order at any count, so the bits do not depend on the
+// thread count (tests/test_threads.cpp); --deterministic runs it on one thread.
+class PackedProduct {
+ public:
+  PackedProduct();
+  ~PackedProduct();
+  PackedProduct(const PackedProduct&) = delete;
+  PackedProduct& operator=(const PackedProduct&) = delete;
+  // B stored [k, n] (rows ldb apart), or [n, k] read transposed when tb; A's rows lda apart, C's ldc.
+  bool pack(bool tb, int64_t m, int64_t n, int64_t k, const float* b, int64_t ldb, int64_t lda, int64_t ldc,
+            bool accumulate);
+  void run(const float* a, float* c) const;  // after a successful pack
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace recur::blas

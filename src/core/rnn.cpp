@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 #include "recur/core/dropout.h"
 #include "activations.h"
@@ -55,6 +56,59 @@ struct Scan {
   int64_t step_delta() const { return reverse ? -1 : 1; }
   bool active(int64_t t, int64_t b) const { return t < lengths[b]; }
 };
+
+// A product made at every step with the same weight matrix W: C[m, n] (+)= A[m, k] op(W)[k, n]
+// (the recurrent h W_hh^T, its backward dg W_hh, an LSTM's projection). For float, a W of at
+// least kPackWeights values (1 MiB: an LSTM of H = 256) is packed once per scan (blas.h,
+// PackedProduct), so the T steps stream it in the kernel's layout instead of sgemm repacking it
+// at every step: an LSTM of H = 512 at B = 32 steps its [32, 512] x [512, 2048] product at 193
+// GFLOP/s instead of 140 on one thread. Smaller W ran slower packed (H = 32-128, the packing and
+// the matmul's per-call cost), so they stay on blas::gemm, as do batches below kPackRows rows (a
+// single row is a GEMV there) and double. BENCHMARKS.md has the measurements.
+constexpr int64_t kPackRows = 4, kPackWeights = int64_t(1) << 18;
+
+template <typename T>
+class RecurrentProduct {
+ public:
+  // tw: W stored [n, k] and read transposed; else stored [k, n]. beta 0 or 1.
+  RecurrentProduct(bool tw, int64_t m, int64_t n, int64_t k, const T* w, int64_t ldw, int64_t lda, int64_t ldc, T beta)
+      : tw_(tw), m_(m), n_(n), k_(k), w_(w), ldw_(ldw), lda_(lda), ldc_(ldc), beta_(beta) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (m >= kPackRows && n * k >= kPackWeights) packed_ = product_.pack(tw, m, n, k, w, ldw, lda, ldc, beta != T(0));
+    }
+  }
+  void operator()(const T* a, T* c) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed_) return product_.run(a, c);
+    }
+    blas::gemm(false, tw_, m_, n_, k_, T(1), a, lda_, w_, ldw_, beta_, c, ldc_);
+  }
+
+ private:
+  bool tw_;
+  int64_t m_, n_, k_;
+  const T* w_;
+  int64_t ldw_, lda_, ldc_;
+  T beta_;
+  blas::PackedProduct product_;
+  bool packed_ = false;
+};
+
+// Element-wise loops over the B rows of one step, split among the pool's threads when the step
+// has at least kSplitGates gate values (an LSTM of H = 256 at B = 32; at H = 128 the fork and
+// join cost more than half the loop saves); each row is computed the same way at any count.
+// (A region with a false if clause still costs libgomp a team of one per step, which small
+// layers felt: the rows then run in a plain loop.)
+constexpr int64_t kSplitGates = int64_t(1) << 15;
+template <typename F>
+void for_rows(int64_t rows, int64_t row_work, F&& row) {
+  if (rows < 2 || rows * row_work < kSplitGates || omp_get_max_threads() < 2 || omp_in_parallel()) {
+    for (int64_t b = 0; b < rows; ++b) row(b);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < rows; ++b) row(b);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Forward of one direction.
@@ -105,6 +159,15 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   const T* b_hn = (gru && !gru_before && s.cfg.bias) ? p.b_hh.ptr() + 2 * H : zeros;
 
   // 2. The time loop.
+  // Its products use the same weights at every step (RecurrentProduct), each [B, n] into rows GH
+  // (or R) apart:
+  //   rec   RNN, LSTM: g += h_prev W_hh^T;  GRU after: hp = h_prev W_hh^T;
+  //         GRU before: hp[:, :2H] = h_prev W_hh[:2H]^T (r and z)
+  //   rec2  GRU before: g[:, 2H:] += (r * h_prev) W_hh[2H:]^T;  LSTM projection: h = h~ W_hr^T
+  const RecurrentProduct<T> rec(true, B, gru_before ? 2 * H : GH, R, p.w_hh.ptr(), R, R, GH, gru ? T(0) : T(1));
+  std::optional<RecurrentProduct<T>> rec2;
+  if (gru_before) rec2.emplace(true, B, H, H, p.w_hh.ptr() + 2 * H * H, H, H, GH, T(1));
+  if (proj) rec2.emplace(true, B, R, H, p.w_hr.ptr(), H, H, R, T(0));
   for (int64_t i = 0, t = s.first_step(); i < Tn; ++i, t += s.step_delta()) {
     const T* h_prev = cache.h.ptr() + s.prev_slot(t) * B * R;  // [B, R]
     T* h_next = cache.h.ptr() + s.next_slot(t) * B * R;        // [B, R]
@@ -112,15 +175,15 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
     T* aux = (gru || proj) ? cache.aux.ptr() + t * B * H : nullptr;  // [B, H]
 
     if (cell == CellType::rnn_tanh || cell == CellType::rnn_relu) {
-      blas::gemm(false, true, B, H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
+      rec(h_prev, g);
       const bool relu = cell == CellType::rnn_relu;
-      for (int64_t b = 0; b < B; ++b) {
+      for_rows(B, H, [&](int64_t b) {
         T* gb = g + b * H;
         T* hb = h_next + b * R;
         if (!s.active(t, b)) {
           std::fill(gb, gb + H, T(0));
           std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
-          continue;
+          return;
         }
         if (relu) {
 #pragma omp simd
@@ -129,10 +192,10 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
 #pragma omp simd
           for (int64_t j = 0; j < H; ++j) gb[j] = hb[j] = act::tanh(gb[j]);
         }
-      }
+      });
     } else if (gru && !gru_before) {
-      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp, GH);
-      for (int64_t b = 0; b < B; ++b) {
+      rec(h_prev, hp);
+      for_rows(B, GH, [&](int64_t b) {
         T* gb = g + b * GH;
         T* ab = aux + b * H;
         T* hb = h_next + b * R;
@@ -142,7 +205,7 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::fill(gb, gb + GH, T(0));
           std::fill(ab, ab + H, T(0));
           std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
-          continue;
+          return;
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -156,20 +219,20 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           ab[j] = a;
           hb[j] = (T(1) - z) * n + z * hprev_b[j];
         }
-      }
+      });
     } else if (gru_before) {
       // r and z from h_prev, then the candidate's product from r * h_prev.
-      blas::gemm(false, true, B, 2 * H, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(0), hp, GH);
-      for (int64_t b = 0; b < B; ++b) {
+      rec(h_prev, hp);
+      for_rows(B, GH, [&](int64_t b) {
         T* gb = g + b * GH;
         const T* hpb = hp + b * GH;
 #pragma omp simd
         for (int64_t j = 0; j < 2 * H; ++j) gb[j] = sigmoid(gb[j] + hpb[j]);
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) aux[b * H + j] = gb[j] * h_prev[b * R + j];
-      }
-      blas::gemm(false, true, B, H, H, T(1), aux, H, p.w_hh.ptr() + 2 * H * H, H, T(1), g + 2 * H, GH);
-      for (int64_t b = 0; b < B; ++b) {
+      });
+      (*rec2)(aux, g + 2 * H);
+      for_rows(B, GH, [&](int64_t b) {
         T* gb = g + b * GH;
         T* hb = h_next + b * R;
         const T* hprev_b = h_prev + b * R;
@@ -177,7 +240,7 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::fill(gb, gb + GH, T(0));
           std::fill(aux + b * H, aux + (b + 1) * H, T(0));
           std::memcpy(hb, hprev_b, size_t(R) * sizeof(T));
-          continue;
+          return;
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -186,9 +249,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           gb[2 * H + j] = n;
           hb[j] = (T(1) - z) * n + z * hprev_b[j];
         }
-      }
+      });
     } else {  // LSTM
-      blas::gemm(false, true, B, GH, R, T(1), h_prev, R, p.w_hh.ptr(), R, T(1), g, GH);
+      rec(h_prev, g);
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
       T* c_next = cache.c.ptr() + s.next_slot(t) * B * H;        // [B, H]
       const T* wci = peep ? p.w_peep.ptr() : zeros;
@@ -198,7 +261,7 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       // the projection below makes the state.
       T* htil = proj ? aux : h_next;
       const int64_t ld_htil = proj ? H : R;
-      for (int64_t b = 0; b < B; ++b) {
+      for_rows(B, GH, [&](int64_t b) {
         T* gb = g + b * GH;
         const T* cp = c_prev + b * H;
         T* cn_b = c_next + b * H;
@@ -208,7 +271,7 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           std::memcpy(cn_b, cp, size_t(H) * sizeof(T));
           if (proj) std::fill(hb, hb + H, T(0));
           else std::memcpy(hb, h_prev + b * R, size_t(R) * sizeof(T));
-          continue;
+          return;
         }
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -224,9 +287,9 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
           cn_b[j] = c;
           hb[j] = o_g * act::tanh(c);
         }
-      }
+      });
       if (proj) {
-        blas::gemm(false, true, B, R, H, T(1), aux, H, p.w_hr.ptr(), H, T(0), h_next, R);
+        (*rec2)(aux, h_next);
         for (int64_t b = 0; b < B; ++b)
           if (!s.active(t, b)) std::memcpy(h_next + b * R, h_prev + b * R, size_t(R) * sizeof(T));
       }
@@ -273,7 +336,7 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
   const size_t n_gh = gru && !gru_before ? size_t(Tn * B * GH) : 0, n_proj = proj ? size_t(Tn * B * R) : 0;
   const size_t n_peep = lstm ? size_t(3 * H) : 0;
   work.reserve(size_t(Tn * B * GH) + n_gh + n_proj + size_t(2 * B * R) + size_t(B * H) * (proj + lstm + gru_before) +
-               2 * n_peep);
+               n_peep * size_t(B + 1));
   T* dgx = work.take(size_t(Tn * B * GH));         // [T, B, G*H]
   T* dgh = work.take(n_gh);                        // [T, B, G*H] GRU after: hidden side
   T* dproj = work.take(n_proj);                    // [T, B, P] dLoss/dh (projected)
@@ -285,7 +348,7 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
   // Without peepholes the peephole terms read zeros and write to scratch, so the LSTM loop
   // below has no branches and vectorises.
   T* peep_zeros = work.take(n_peep);
-  T* peep_scratch = work.take(n_peep);
+  T* peep_scratch = work.take(n_peep * size_t(B));  // [B, 3 * H]
   std::fill(peep_zeros, peep_zeros + n_peep, T(0));
   if (dhn) std::memcpy(dh, dhn, size_t(B * R) * sizeof(T));
   else std::fill(dh, dh + B * R, T(0));
@@ -293,11 +356,16 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
     if (dcn) std::memcpy(dc, dcn, size_t(B * H) * sizeof(T));
     else std::fill(dc, dc + B * H, T(0));
   }
-  T* dwci = peep ? grad.w_peep.ptr() : peep_scratch;
-  T* dwcf = dwci + H;
-  T* dwco = dwci + 2 * H;
+  T* dwc = peep ? grad.w_peep.ptr() : nullptr;  // [3 * H] peephole gradients i, f, o
 
   // Backward visits the steps in the opposite order of the forward scan.
+  // Its products, as in scan_forward, each [B, n] from gradients GH apart:
+  //   rec   RNN, LSTM: dh = dg W_hh;  GRU after: dh += dgh W_hh;  GRU before: dh += dg[:, :2H] W_hh[:2H]
+  //   rec2  GRU before: daux = dg[:, 2H:] W_hh[2H:];  LSTM projection: dh~ = dh W_hr
+  const RecurrentProduct<T> rec(false, B, R, gru_before ? 2 * H : GH, p.w_hh.ptr(), R, GH, R, gru ? T(1) : T(0));
+  std::optional<RecurrentProduct<T>> rec2;
+  if (gru_before) rec2.emplace(false, B, H, H, p.w_hh.ptr() + 2 * H * H, H, GH, H, T(0));
+  if (proj) rec2.emplace(false, B, H, R, p.w_hr.ptr(), H, R, H, T(0));
   for (int64_t i = 0, t = s.reverse ? 0 : Tn - 1; i < Tn; ++i, t -= s.step_delta()) {
     const T* h_prev = cache.h.ptr() + s.prev_slot(t) * B * R;  // [B, R]
     const T* g = cache.gates.ptr() + t * B * GH;               // [B, G*H]
@@ -311,30 +379,30 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
 
     if (cell == CellType::rnn_tanh || cell == CellType::rnn_relu) {
       const bool relu = cell == CellType::rnn_relu;
-      for (int64_t b = 0; b < B; ++b) {
+      for_rows(B, H, [&](int64_t b) {
         T* dgb = dg + b * H;
         if (!s.active(t, b)) {
           std::fill(dgb, dgb + H, T(0));
-          continue;
+          return;
         }
         for (int64_t j = 0; j < H; ++j) {
           const T hv = g[b * H + j];
           const T d = dht[b * R + j];
           dgb[j] = relu ? (hv > T(0) ? d : T(0)) : d * (T(1) - hv * hv);
         }
-      }
-      blas::gemm(false, false, B, R, H, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh, R);
+      });
+      rec(dg, dh);
     } else if (gru) {
       const T* aux = cache.aux.ptr() + t * B * H;  // [B, H]
       T* dgh_t = gru_before ? nullptr : dgh + t * B * GH;
       // dh (to step t-1) starts with the direct path z * dh'; the products are added below.
-      for (int64_t b = 0; b < B; ++b) {
+      for_rows(B, GH, [&](int64_t b) {
         T* dgb = dg + b * GH;
         if (!s.active(t, b)) {
           std::fill(dgb, dgb + GH, T(0));
           if (dgh_t) std::fill(dgh_t + b * GH, dgh_t + (b + 1) * GH, T(0));
           for (int64_t j = 0; j < R; ++j) dh[b * R + j] = dht[b * R + j];
-          continue;
+          return;
         }
         for (int64_t j = 0; j < H; ++j) {
           const T r = g[b * GH + j], z = g[b * GH + H + j], n = g[b * GH + 2 * H + j];
@@ -352,22 +420,22 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
             dgh_t[b * GH + 2 * H + j] = dn_pre * r;
           }
         }
-      }
+      });
       if (!gru_before) {
-        blas::gemm(false, false, B, R, GH, T(1), dgh_t, GH, p.w_hh.ptr(), R, T(1), dh, R);
+        rec(dgh_t, dh);
       } else {
         // d(r * h) = dn_pre W_hn, then r's gradient and the direct r * d(r * h) path.
-        blas::gemm(false, false, B, H, H, T(1), dg + 2 * H, GH, p.w_hh.ptr() + 2 * H * H, H, T(0), daux, H);
-        for (int64_t b = 0; b < B; ++b) {
-          if (!s.active(t, b)) continue;
+        (*rec2)(dg + 2 * H, daux);
+        for_rows(B, H, [&](int64_t b) {
+          if (!s.active(t, b)) return;
           for (int64_t j = 0; j < H; ++j) {
             const T r = g[b * GH + j];
             const T da = daux[b * H + j];
             dg[b * GH + j] = da * h_prev[b * R + j] * r * (T(1) - r);
             dh[b * R + j] += da * r;
           }
-        }
-        blas::gemm(false, false, B, R, 2 * H, T(1), dg, GH, p.w_hh.ptr(), R, T(1), dh, R);
+        });
+        rec(dg, dh);
       }
     } else {  // LSTM
       const T* c_prev = cache.c.ptr() + s.prev_slot(t) * B * H;  // [B, H]
@@ -381,21 +449,25 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
         T* dp = dproj + t * B * R;
         for (int64_t b = 0; b < B; ++b)
           for (int64_t j = 0; j < R; ++j) dp[b * R + j] = s.active(t, b) ? dht[b * R + j] : T(0);
-        blas::gemm(false, false, B, H, R, T(1), dht, R, p.w_hr.ptr(), H, T(0), dhtil, H);
+        (*rec2)(dht, dhtil);
         dhtil_p = dhtil;
         ld_dhtil = H;
       }
-      for (int64_t b = 0; b < B; ++b) {
+      // Peephole gradients are sums over the rows: then the rows stay on one thread, in order.
+      for_rows(B, peep ? 0 : GH, [&](int64_t b) {
         T* dgb = dg + b * GH;
         if (!s.active(t, b)) {
           std::fill(dgb, dgb + GH, T(0));
-          continue;  // dc passes through unchanged
+          return;  // dc passes through unchanged
         }
         const T* gb = g + b * GH;
         const T* dhb = dhtil_p + b * ld_dhtil;
         T* dcb = dc + b * H;
         const T* cnb = c_next + b * H;
         const T* cpb = c_prev + b * H;
+        T* dwci = peep ? dwc : peep_scratch + b * 3 * H;  // without peepholes a row's own scratch
+        T* dwcf = dwci + H;
+        T* dwco = dwci + 2 * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T i_g = gb[j], f_g = gb[H + j], g_g = gb[2 * H + j], o_g = gb[3 * H + j];
@@ -416,8 +488,8 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
           dgb[2 * H + j] = dg_pre;
           dgb[3 * H + j] = do_pre;
         }
-      }
-      blas::gemm(false, false, B, R, GH, T(1), dg, GH, p.w_hh.ptr(), R, T(0), dh, R);
+      });
+      rec(dg, dh);
     }
 
     // Rows past their length: the gradient passes to the earlier state unchanged.
