@@ -146,11 +146,13 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
       const bool hidden_bias_inside_reset = gru && !gru_before && k >= 2 * H;
       bias[k] = p.b_ih.data[size_t(k)] + (hidden_bias_inside_reset ? T(0) : p.b_hh.data[size_t(k)]);
     }
-    for (int64_t row = 0; row < Tn * B; ++row) std::memcpy(gates + row * GH, bias, size_t(GH) * sizeof(T));
   } else {
     cache.gates.zero();
   }
-  blas::gemm(false, true, Tn * B, GH, s.in_size, T(1), x, s.in_size, p.w_ih.ptr(), s.in_size, T(1), gates, GH);
+  // The bias seeds each tile of the product just before the tile is computed (blas.h), instead of
+  // a pass of its own over all T * B rows; the same sums either way.
+  blas::gemm(false, true, Tn * B, GH, s.in_size, T(1), x, s.in_size, p.w_ih.ptr(), s.in_size, T(1), gates, GH,
+             s.cfg.bias ? bias : nullptr);
 
   const int64_t init = s.reverse ? Tn : 0;
   std::memcpy(cache.h.ptr() + init * B * R, h0, size_t(B * R) * sizeof(T));
@@ -308,11 +310,34 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   if (lstm) std::memcpy(cn, cache.c.ptr() + fin * B * H, size_t(B * H) * sizeof(T));
 }
 
-// Column sums of a [rows, cols] matrix added into out [cols].
+// Column sums of a [rows, cols] matrix added into out [cols], and into out2 when given (the
+// same additions in the same order: b_ih and b_hh share their gradient but for GRU-after's). Each
+// column is summed down the rows in order by one thread; blocks of columns are shared among the
+// threads when the matrix is large, so the bits do not depend on the thread count.
 template <typename T>
-void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[c] += m[r * ld + c];
+void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out, T* out2 = nullptr) {
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (cols + kBlock - 1) / kBlock;
+  const auto block = [&](int64_t k) {
+    const int64_t c0 = k * kBlock, n = std::min(kBlock, cols - c0);
+    T* o = out + c0;
+    T* o2 = out2 ? out2 + c0 : nullptr;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* mr = m + r * ld + c0;
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) o[c] += mr[c];
+      if (o2) {
+#pragma omp simd
+        for (int64_t c = 0; c < n; ++c) o2[c] += mr[c];
+      }
+    }
+  };
+  if (blocks < 2 || rows * cols < kSplitGates * 8 || omp_get_max_threads() < 2 || omp_in_parallel()) {
+    for (int64_t k = 0; k < blocks; ++k) block(k);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < blocks; ++k) block(k);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,8 +537,12 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
     blas::gemm(true, false, GH, R, TB, T(1), dgx, GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
   }
   if (s.cfg.bias) {
-    add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr());
-    add_colsum(gru && !gru_before ? dgh : dgx, TB, GH, GH, grad.b_hh.ptr());
+    if (gru && !gru_before) {
+      add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr());
+      add_colsum(dgh, TB, GH, GH, grad.b_hh.ptr());
+    } else {
+      add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr(), grad.b_hh.ptr());
+    }
   }
   if (proj) blas::gemm(true, false, R, H, TB, T(1), dproj, R, cache.aux.ptr(), H, T(1), grad.w_hr.ptr(), H);
   if (dx) blas::gemm(false, false, TB, I, GH, T(1), dgx, GH, p.w_ih.ptr(), I, T(1), dx, I);
