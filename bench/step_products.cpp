@@ -14,16 +14,19 @@
 //             dx = dg W_ih        [TB, GH] x [GH, I]     once (l > 0)  blas::gemm
 // and the output layer: logits [TB, H] x [H, V], its dW [V, TB] x [TB, H] and dh [TB, V] x [V, H].
 // A per-step product counts at the faster of its two ways. FLOPs are counted as the suite counts
-// them (bench/suite_table.py: 3x the forward's, the embedding's dx included).
+// them (bench/suite_table.py: 3x the forward's, the embedding's dx included). --precision bf16
+// times every product through blas::gemm_bf16 instead (oneDNN's bf16 matmul, float32 sums; the
+// operands' rounding to bf16 not timed): the products' share of what bf16 training could gain.
 //
 //   build-bench/bench/step_products [--hidden 512] [--layers 2] [--embed 64] [--vocab 65]
-//                                   [--batch 32] [--steps 100] [--rounds 5]
+//                                   [--batch 32] [--steps 100] [--rounds 5] [--precision f32|bf16]
 //   (OMP_NUM_THREADS=N sets the threads; recur_suite --peak --threads N gives the peak to divide by)
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -65,8 +68,26 @@ struct Total {
   }
 };
 
+bool g_bf16 = false;  // --precision bf16
+
+// C [m, n] += op(A) op(B) in bf16 (operands rounded beforehand).
+double time_gemm_bf16(int rounds, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  std::vector<uint16_t> a(size_t(m * k), 0x3c24), b(size_t(k * n), 0x3ca4);  // 0.01, 0.02
+  std::vector<float> c(size_t(m * n), 0.0f);
+  const auto call = [&] {
+    return recur::blas::gemm_bf16(ta, tb, m, n, k, a.data(), ta ? m : k, b.data(), tb ? k : n, 1.0f, c.data(), n);
+  };
+  if (!call()) {
+    std::fprintf(stderr, "step_products: no bf16 kernel for [%lld, %lld] x [%lld, %lld] on this machine\n", (long long)m,
+                 (long long)k, (long long)k, (long long)n);
+    std::exit(1);
+  }
+  return best_seconds(rounds, [&] { call(); });
+}
+
 // C [m, n] += op(A) op(B) with buffers of the right sizes.
 double time_gemm(int rounds, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  if (g_bf16) return time_gemm_bf16(rounds, ta, tb, m, n, k);
   std::vector<float> a(size_t(m * k), 0.01f), b(size_t(k * n), 0.02f), c(size_t(m * n), 0.0f);
   return best_seconds(rounds, [&] {
     gemm(ta, tb, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), tb ? k : n, 1.0f, c.data(), n);
@@ -75,6 +96,11 @@ double time_gemm(int rounds, bool ta, bool tb, int64_t m, int64_t n, int64_t k) 
 
 // A per-step product, W packed once (not timed: once per scan) or through gemm; the faster.
 double time_step(int rounds, bool tw, int64_t m, int64_t n, int64_t k, const char* name, bool* packed_won) {
+  if (g_bf16) {
+    const double s = time_gemm_bf16(rounds, false, tw, m, n, k);
+    std::printf("  %-32s bf16 matmul %.3f ms\n", name, s * 1e3);
+    return s;
+  }
   std::vector<float> a(size_t(m * k), 0.01f), w(size_t(k * n), 0.02f), c(size_t(m * n), 0.0f);
   const double plain = best_seconds(rounds, [&] {
     gemm(false, tw, m, n, k, 1.0f, a.data(), k, w.data(), tw ? k : n, 1.0f, c.data(), n);
@@ -92,9 +118,27 @@ double time_step(int rounds, bool tw, int64_t m, int64_t n, int64_t k, const cha
 int main(int argc, char** argv) {
   int64_t H = 512, L = 2, E = 64, V = 65, B = 32, T = 100;
   int rounds = 5;
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "step_products: %s: expected a value after it\n", argv[argc - 1]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    const int64_t v = std::atoll(argv[i + 1]);
+    if (a == "--precision") {
+      const std::string p = argv[i + 1];
+      if (p != "f32" && p != "bf16") {
+        std::fprintf(stderr, "step_products: --precision: expected f32 or bf16, got %s\n", p.c_str());
+        return 2;
+      }
+      g_bf16 = p == "bf16";
+      continue;
+    }
+    char* end = nullptr;
+    const long long v = std::strtoll(argv[i + 1], &end, 10);
+    if (end == argv[i + 1] || *end != '\0' || v < 1) {
+      std::fprintf(stderr, "step_products: %s: expected a whole number >= 1, got %s\n", a.c_str(), argv[i + 1]);
+      return 2;
+    }
     if (a == "--hidden") H = v;
     else if (a == "--layers") L = v;
     else if (a == "--embed") E = v;
@@ -109,8 +153,8 @@ int main(int argc, char** argv) {
   }
   recur::set_num_threads(omp_get_max_threads());
   const int64_t GH = 4 * H, TB = T * B;
-  std::printf("LSTM %lldx%lld, E %lld, V %lld, B %lld, T %lld, %d thread(s)\n", (long long)L, (long long)H, (long long)E,
-              (long long)V, (long long)B, (long long)T, omp_get_max_threads());
+  std::printf("LSTM %lldx%lld, E %lld, V %lld, B %lld, T %lld, %d thread(s), %s\n", (long long)L, (long long)H,
+              (long long)E, (long long)V, (long long)B, (long long)T, omp_get_max_threads(), g_bf16 ? "bf16" : "f32");
   Total total;
   bool packed_won = false;
   const double rec_f = time_step(rounds, true, B, GH, H, "h W_hh^T [B,H]x[H,GH]", &packed_won);
