@@ -310,34 +310,11 @@ void scan_forward(const Scan<T>& s, const T* x, const T* h0, const T* c0, T* y, 
   if (lstm) std::memcpy(cn, cache.c.ptr() + fin * B * H, size_t(B * H) * sizeof(T));
 }
 
-// Column sums of a [rows, cols] matrix added into out [cols], and into out2 when given (the
-// same additions in the same order: b_ih and b_hh share their gradient but for GRU-after's). Each
-// column is summed down the rows in order by one thread; blocks of columns are shared among the
-// threads when the matrix is large, so the bits do not depend on the thread count.
+// Column sums of a [rows, cols] matrix added into out [cols].
 template <typename T>
-void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out, T* out2 = nullptr) {
-  constexpr int64_t kBlock = 256;
-  const int64_t blocks = (cols + kBlock - 1) / kBlock;
-  const auto block = [&](int64_t k) {
-    const int64_t c0 = k * kBlock, n = std::min(kBlock, cols - c0);
-    T* o = out + c0;
-    T* o2 = out2 ? out2 + c0 : nullptr;
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* mr = m + r * ld + c0;
-#pragma omp simd
-      for (int64_t c = 0; c < n; ++c) o[c] += mr[c];
-      if (o2) {
-#pragma omp simd
-        for (int64_t c = 0; c < n; ++c) o2[c] += mr[c];
-      }
-    }
-  };
-  if (blocks < 2 || rows * cols < kSplitGates * 8 || omp_get_max_threads() < 2 || omp_in_parallel()) {
-    for (int64_t k = 0; k < blocks; ++k) block(k);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < blocks; ++k) block(k);
+void add_colsum(const T* m, int64_t rows, int64_t cols, int64_t ld, T* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c] += m[r * ld + c];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,12 +514,8 @@ void scan_backward(const Scan<T>& s, const T* x, const DirectionCache<T>& cache,
     blas::gemm(true, false, GH, R, TB, T(1), dgx, GH, hprev_all, R, T(1), grad.w_hh.ptr(), R);
   }
   if (s.cfg.bias) {
-    if (gru && !gru_before) {
-      add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr());
-      add_colsum(dgh, TB, GH, GH, grad.b_hh.ptr());
-    } else {
-      add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr(), grad.b_hh.ptr());
-    }
+    add_colsum(dgx, TB, GH, GH, grad.b_ih.ptr());
+    add_colsum(gru && !gru_before ? dgh : dgx, TB, GH, GH, grad.b_hh.ptr());
   }
   if (proj) blas::gemm(true, false, R, H, TB, T(1), dproj, R, cache.aux.ptr(), H, T(1), grad.w_hr.ptr(), H);
   if (dx) blas::gemm(false, false, TB, I, GH, T(1), dgx, GH, p.w_ih.ptr(), I, T(1), dx, I);
