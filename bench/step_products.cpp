@@ -95,7 +95,7 @@ double time_gemm(int rounds, bool ta, bool tb, int64_t m, int64_t n, int64_t k) 
 }
 
 // A per-step product, W packed once (not timed: once per scan) or through gemm; the faster.
-double time_step(int rounds, bool tw, int64_t m, int64_t n, int64_t k, const char* name, bool* packed_won) {
+double time_step(int rounds, bool tw, int64_t m, int64_t n, int64_t k, const char* name) {
   if (g_bf16) {
     const double s = time_gemm_bf16(rounds, false, tw, m, n, k);
     std::printf("  %-32s bf16 matmul %.3f ms\n", name, s * 1e3);
@@ -109,7 +109,6 @@ double time_step(int rounds, bool tw, int64_t m, int64_t n, int64_t k, const cha
   double packed = 1e30;
   if (p.pack(tw, m, n, k, w.data(), tw ? k : n, k, n, true)) packed = best_seconds(rounds, [&] { p.run(a.data(), c.data()); });
   std::printf("  %-32s gemm %.3f ms, packed %.3f ms\n", name, plain * 1e3, packed * 1e3);
-  *packed_won = packed < plain;
   return std::min(plain, packed);
 }
 
@@ -156,9 +155,8 @@ int main(int argc, char** argv) {
   std::printf("LSTM %lldx%lld, E %lld, V %lld, B %lld, T %lld, %d thread(s), %s\n", (long long)L, (long long)H,
               (long long)E, (long long)V, (long long)B, (long long)T, omp_get_max_threads(), g_bf16 ? "bf16" : "f32");
   Total total;
-  bool packed_won = false;
-  const double rec_f = time_step(rounds, true, B, GH, H, "h W_hh^T [B,H]x[H,GH]", &packed_won);
-  const double rec_b = time_step(rounds, false, B, H, GH, "dg W_hh [B,GH]x[GH,H]", &packed_won);
+  const double rec_f = time_step(rounds, true, B, GH, H, "h W_hh^T [B,H]x[H,GH]");
+  const double rec_b = time_step(rounds, false, B, H, GH, "dg W_hh [B,GH]x[GH,H]");
   for (int64_t l = 0; l < L; ++l) {
     const int64_t I = l == 0 ? E : H;
     std::printf("layer %lld (I = %lld)\n", (long long)l, (long long)I);

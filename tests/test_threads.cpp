@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -22,6 +23,12 @@ extern "C" int omp_get_max_threads();  // libgomp, linked through recur_core
 
 namespace recur {
 namespace {
+
+// Each vector in turn, every value drawn uniformly from [-1, 1).
+void fill_uniform(Rng& rng, std::initializer_list<std::vector<float>*> vectors) {
+  for (std::vector<float>* v : vectors)
+    for (float& x : *v) x = float(rng.uniform(-1, 1));
+}
 
 TEST(GemmTiles, FixedByTheShapeAndCoveringTheProduct) {
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{700, 800, 200}, {20, 800, 200}, {6022, 200, 700},
@@ -69,9 +76,7 @@ TEST(Gemm, TheSameBitsAtAnyThreadCount) {
       // Stored shapes with padded leading dimensions, so tile offsets into A and B are exercised.
       const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
       std::vector<float> a(size_t((ta ? k : m) * lda)), b(size_t((tb ? n : k) * ldb)), c0(size_t(m * ldc));
-      for (float& x : a) x = float(rng.uniform(-1, 1));
-      for (float& x : b) x = float(rng.uniform(-1, 1));
-      for (float& x : c0) x = float(rng.uniform(-1, 1));
+      fill_uniform(rng, {&a, &b, &c0});
       std::vector<std::vector<float>> out;
       for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
@@ -114,9 +119,7 @@ TEST(PackedProduct, MatchesDoubleAndIsTheSameAtAnyThreadCount) {
                  std::to_string(c.tw) + " acc " + std::to_string(c.acc));
     const int64_t ldw = (c.tw ? c.k : c.n) + 3, lda = c.k + 5, ldc = c.n + 2;
     std::vector<float> w(size_t((c.tw ? c.n : c.k) * ldw)), a(size_t(c.m * lda)), c0(size_t(c.m * ldc));
-    for (float& x : w) x = float(rng.uniform(-1, 1));
-    for (float& x : a) x = float(rng.uniform(-1, 1));
-    for (float& x : c0) x = float(rng.uniform(-1, 1));
+    fill_uniform(rng, {&w, &a, &c0});
     std::vector<std::vector<float>> out;
     for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
@@ -159,9 +162,7 @@ TEST(StepProduct, BatchOneMatchesDoubleAndIsTheSameAtAnyThreadCount) {
   for (auto [N, K] : {std::pair<int64_t, int64_t>{2053, 513}, {7, 5}, {67, 100}, {1024, 512}}) {
     SCOPED_TRACE(std::to_string(N) + "x" + std::to_string(K));
     std::vector<float> W(static_cast<size_t>(N * K)), x(static_cast<size_t>(K)), y0(static_cast<size_t>(N));
-    for (float& v : W) v = float(rng.uniform(-1, 1));
-    for (float& v : x) v = float(rng.uniform(-1, 1));
-    for (float& v : y0) v = float(rng.uniform(-1, 1));
+    fill_uniform(rng, {&W, &x, &y0});
     for (float beta : {0.0f, 1.0f}) {
       std::vector<std::vector<float>> out;
       for (int threads : {1, 2, 3}) {
@@ -195,9 +196,7 @@ TEST(StepProduct, PackedWeightsMatchDoubleAndAreTheSameAtAnyThreadCount) {
     SCOPED_TRACE(std::to_string(c.N) + "x" + std::to_string(c.K) + " rows " + std::to_string(c.row0) + "+" +
                  std::to_string(c.n));
     std::vector<float> W(static_cast<size_t>(c.N * c.K)), x(static_cast<size_t>(c.K)), y0(static_cast<size_t>(c.n + 8));
-    for (float& v : W) v = float(rng.uniform(-1, 1));
-    for (float& v : x) v = float(rng.uniform(-1, 1));
-    for (float& v : y0) v = float(rng.uniform(-1, 1));
+    fill_uniform(rng, {&W, &x, &y0});
     const detail::StepMatrix<float> m(W.data(), c.N, c.K, Precision::f32);
     for (float beta : {0.0f, 1.0f}) {
       std::vector<std::vector<float>> out;

@@ -69,10 +69,6 @@ struct GemmTiles {
 };
 GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k);
 
-}  // namespace recur::blas
-
-namespace recur::blas {
-
 // A float product whose B operand stays the same over many calls: a recurrent layer's W_hh, used
 // once per step for T steps. op(B) is reordered once (pack) into the blocked layout of oneDNN's
 // matmul kernels, so the steps stream it without repacking it each time as sgemm does; each step
